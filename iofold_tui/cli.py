@@ -1,0 +1,188 @@
+"""Command line: ``iofold-tui SOURCE`` opens the TUI; subcommands are headless and sit on the same core.
+
+Bad input never shows a traceback: SourceError (and the few other expected failures) become one line
+on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from iofold_tui import __version__
+from iofold_tui.data.errors import SourceError
+
+EXIT_BAD_INPUT = 2
+
+
+class DefaultOpenGroup(click.Group):
+    """``iofold-tui db.sqlite`` and ``iofold-tui --demo`` mean ``iofold-tui open …``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not any(a in ("--help", "-h", "--version") for a in args[:1]):
+            if not args or args[0] not in self.commands:
+                args = ["open", *args]
+        return super().parse_args(ctx, args)
+
+
+def fail(message: str) -> None:
+    click.echo(f"iofold-tui: {message}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn expected failures into one line + exit 2."""
+    import functools
+    import sqlite3
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SourceError as exc:
+            fail(str(exc))
+        except ValueError as exc:
+            fail(str(exc))
+        except sqlite3.DatabaseError as exc:
+            fail(f"database error: {exc}")
+        except OSError as exc:
+            fail(f"{getattr(exc, 'filename', '') or ''}: {exc.strerror or exc}")
+        except KeyboardInterrupt:
+            fail("interrupted")
+
+    return wrapper
+
+
+def _progress_printer(label: str) -> Callable[[int, int], None] | None:
+    if not sys.stderr.isatty():
+        return None
+    state = {"last": -1}
+
+    def show(done: int, total: int) -> None:
+        pct = int(100 * done / total) if total else 0
+        if pct != state["last"]:
+            state["last"] = pct
+            click.echo(f"\r{label} {pct:3d}% ({done / 1e6:,.0f} of {total / 1e6:,.0f} MB)", err=True, nl=pct >= 100)
+
+    return show
+
+
+def open_any(source: str | None, *, demo: bool = False, read_only: bool = False):  # noqa: ANN201
+    from iofold_tui.data.sources import open_source
+
+    return open_source(source, demo=demo, read_only=read_only, progress=_progress_printer("loading D1 export"))
+
+
+@click.group(cls=DefaultOpenGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="iofold-tui")
+def main() -> None:
+    """Browse, label and evaluate an iofold database: a SQLite file, a `wrangler d1 export` .sql file,
+    or a wrangler project directory. `iofold-tui --demo` opens a built-in demo."""
+
+
+@main.command("open")
+@click.argument("source", required=False)
+@click.option("--demo", is_flag=True, help="Open a fresh demo database built from schema/.")
+@click.option("--read-only", is_flag=True, help="Never write to the database (labels are disabled).")
+@click.option("--pane", default="traces", help="Pane to start in.")
+@click.option("--review", is_flag=True, help="Start in review (labelling) mode.")
+@click.option("--eval-set", "eval_set", help="Eval set name or id to start with.")
+@click.option("--select", help="Trace id to focus.")
+@guarded
+def open_cmd(source: str | None, demo: bool, read_only: bool, pane: str, review: bool, eval_set: str | None,
+             select: str | None) -> None:
+    """Open SOURCE in the terminal UI (the default command)."""
+    if not source and not demo:
+        fail("no source given: iofold-tui DB.sqlite | EXPORT.sql | WRANGLER_DIR, or iofold-tui --demo")
+    opened = open_any(source, demo=demo, read_only=read_only)
+    from iofold_tui.ui.app import IofoldApp
+
+    app = IofoldApp(opened, pane="review" if review else pane, eval_set=eval_set, select=select)
+    app.run()
+
+
+@main.command()
+@click.argument("source")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@guarded
+def info(source: str, as_json: bool) -> None:
+    """Schema generation, tables with row counts, warnings."""
+    from iofold_tui.data.info import source_info
+
+    opened = open_any(source)
+    report = source_info(opened)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"source:     {report['source']} ({report['kind']})")
+    click.echo(f"database:   {report['database']}")
+    click.echo(f"generation: {report['generation']}   view eval_comparison: {report['view']}")
+    click.echo(f"writable:   {'no — ' + report['read_only_reason'] if report['read_only_reason'] else 'yes'}")
+    click.echo("tables:")
+    for name, count in report["tables"].items():
+        click.echo(f"  {name:<24} {count:>12,}")
+    for warning in report["warnings"]:
+        click.echo(f"warning: {warning}")
+
+
+@main.command("demo-db")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--traces", default=10_000, show_default=True, type=click.IntRange(1))
+@click.option("--eval-sets", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--versions", default=2, show_default=True, type=click.IntRange(1))
+@click.option("--workspaces", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--step-bytes", default=1500, show_default=True, type=click.IntRange(100))
+@click.option("--hostile", is_flag=True, help="Add traces with hostile text (markup, escapes, invalid JSON, 5 MB steps).")
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+@guarded
+def demo_db(out: Path, traces: int, eval_sets: int, versions: int, workspaces: int, seed: int, step_bytes: int,
+            hostile: bool, force: bool) -> None:
+    """Write a deterministic synthetic iofold database of any size."""
+    from iofold_tui.data.synth import generate
+
+    if out.exists():
+        if not force:
+            fail(f"{out}: exists (use --force to overwrite)")
+        out.unlink()
+    show = _progress_printer("generating") if traces >= 10_000 else None
+    report = generate(out, traces=traces, eval_sets=eval_sets, versions=versions, seed=seed,
+                      workspaces=workspaces, step_bytes=step_bytes, hostile=hostile,
+                      progress=(lambda d, t: show(d * 1_000_000, t * 1_000_000)) if show else None)
+    click.echo(f"wrote {out}: {report}")
+
+
+@main.command()
+@click.argument("source", required=False)
+@click.option("--demo", is_flag=True, help="Use the built-in demo database.")
+@click.option("--pane", default="traces", show_default=True, help="traces, trace, or any pane name.")
+@click.option("--select", help="Trace (or eval, for the evals pane) id to select.")
+@click.option("--eval-set", "eval_set", help="Eval set name or id.")
+@click.option("--diff", "diff_with", help="Evals pane: the other version to diff against.")
+@click.option("--size", default="120x40", show_default=True, help="Terminal size COLSxROWS.")
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@guarded
+def screenshot(source: str | None, demo: bool, pane: str, select: str | None, eval_set: str | None, diff_with: str | None, size: str,
+               output: Path) -> None:
+    """Render a pane headlessly to an SVG (Textual's own screenshot)."""
+    from iofold_tui.ui.screenshot import take_screenshot
+
+    try:
+        cols, rows = (int(x) for x in size.lower().split("x"))
+    except ValueError:
+        fail(f"--size {size!r}: use COLSxROWS, e.g. 120x40")
+    if not source and not demo:
+        fail("screenshot needs SOURCE or --demo")
+    opened = open_any(source, demo=demo)
+    take_screenshot(opened, pane=pane, select=select, eval_set=eval_set, diff_with=diff_with,
+                    size=(cols, rows), output=output)
+    click.echo(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()

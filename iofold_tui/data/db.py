@@ -1,0 +1,119 @@
+"""SQLite connections for one opened source.
+
+Every thread gets its own connection (sqlite3 connections must not be shared between the UI's thread
+workers). Writes go through ``write()``: BEGIN IMMEDIATE with a busy timeout and bounded retries, so a
+second writer (wrangler dev, a script) delays a label instead of failing it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, TypeVar
+
+from iofold_tui.data.errors import ReadOnlyError
+
+T = TypeVar("T")
+BUSY_TIMEOUT_MS = 5000
+WRITE_RETRIES = 5
+
+
+def connect(path: Path, *, read_only: bool = False, immutable: bool = False) -> sqlite3.Connection:
+    """Open ``path`` (read-only through a URI so SQLite itself refuses writes)."""
+    if read_only or immutable:
+        flags = "mode=ro&immutable=1" if immutable else "mode=ro"
+        uri = f"{Path(path).resolve().as_uri()}?{flags}"
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+    else:
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return conn
+
+
+class Database:
+    """An opened iofold database: per-thread connections plus a safe write path."""
+
+    def __init__(self, path: Path, *, read_only_reason: str | None = None, immutable: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only_reason = read_only_reason
+        self.immutable = immutable
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    @property
+    def read_only(self) -> bool:
+        return self.read_only_reason is not None
+
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (created on first use)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, read_only=self.read_only, immutable=self.immutable)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def fresh(self) -> Iterator[sqlite3.Connection]:
+        """A private connection, e.g. for a query the user may interrupt."""
+        conn = connect(self.path, read_only=self.read_only, immutable=self.immutable)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        return self.conn().execute(sql, params).fetchall()
+
+    def query_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
+        return self.conn().execute(sql, params).fetchone()
+
+    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one committed transaction; retry when another process holds the lock."""
+        if self.read_only_reason:
+            raise ReadOnlyError(self.read_only_reason)
+        conn = self.conn()
+        delay = 0.05
+        for attempt in range(WRITE_RETRIES):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    if attempt == WRITE_RETRIES - 1:
+                        raise
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                raise
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+                return result
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        raise sqlite3.OperationalError("database is locked")
+
+    def data_version(self) -> int:
+        """Changes by *other* connections bump this; used to refresh views when the file changed underneath."""
+        return int(self.conn().execute("PRAGMA data_version").fetchone()[0])
+
+    def interrupt_all(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.interrupt()
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                with suppress(sqlite3.ProgrammingError):
+                    conn.close()
+            self._all.clear()
+        self._local = threading.local()

@@ -1,0 +1,121 @@
+"""Recognise which iofold schema generation a database holds and what is missing from v1.0."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from iofold_tui.data.errors import SourceError
+
+# Columns iofold-tui reads, per v1.0 table. Extra tables/columns are fine.
+V1_COLUMNS: dict[str, tuple[str, ...]] = {
+    "workspaces": ("id", "name"),
+    "users": ("id", "email"),
+    "workspace_members": ("workspace_id", "user_id", "role"),
+    "integrations": ("id", "workspace_id", "platform", "name", "status"),
+    "traces": ("id", "workspace_id", "trace_id", "source", "timestamp", "steps", "input_preview",
+               "output_preview", "step_count", "has_errors"),
+    "eval_sets": ("id", "workspace_id", "name", "minimum_examples"),
+    "feedback": ("id", "eval_set_id", "trace_id", "rating", "notes"),
+    "evals": ("id", "eval_set_id", "name", "version", "parent_eval_id", "code", "status"),
+    "eval_executions": ("id", "eval_id", "trace_id", "result", "reason", "error"),
+    "jobs": ("id", "workspace_id", "type", "status"),
+}
+# Without these the app has nothing to show; the others only disable a pane.
+CORE_TABLES = ("traces", "eval_sets", "feedback")
+VIEW_COLUMNS = (
+    "execution_id", "eval_id", "trace_id", "predicted_result", "predicted_reason", "execution_time_ms",
+    "execution_error", "executed_at", "feedback_id", "human_rating", "feedback_notes", "eval_set_id",
+    "is_contradiction",
+)
+
+
+@dataclass
+class SchemaInfo:
+    generation: str
+    tables: dict[str, list[str]]
+    missing: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    view: str = "standard"  # "standard" | "missing" | "customised"
+
+    def has(self, table: str, column: str | None = None) -> bool:
+        cols = self.tables.get(table)
+        return cols is not None and (column is None or column in cols)
+
+
+def _tables(conn: sqlite3.Connection) -> tuple[dict[str, list[str]], dict[str, str]]:
+    tables: dict[str, list[str]] = {}
+    views: dict[str, str] = {}
+    for row in conn.execute("SELECT name, type, sql FROM sqlite_master WHERE type IN ('table', 'view')"):
+        name, kind, sql = row[0], row[1], row[2]
+        if kind == "view":
+            views[name] = sql or ""
+            continue
+        if name.startswith("sqlite_"):
+            continue
+        cols = [r[1] for r in conn.execute(f'PRAGMA table_info("{name}")')]
+        tables[name] = cols
+    return tables, views
+
+
+def _normalise_sql(sql: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"--[^\n]*", "", sql)).strip().lower()
+
+
+def _view_state(conn: sqlite3.Connection, views: dict[str, str]) -> str:
+    if "eval_comparison" not in views:
+        return "missing"
+    try:
+        cols = tuple(r[1] for r in conn.execute('PRAGMA table_info("eval_comparison")'))
+    except sqlite3.DatabaseError:
+        return "customised"
+    if cols != VIEW_COLUMNS:
+        return "customised"
+    sql = _normalise_sql(views["eval_comparison"])
+    # The defining traits of iofold's view: executions LEFT JOIN feedback on trace id only.
+    if "left join feedback" not in sql or "eval_executions" not in sql:
+        return "customised"
+    return "standard"
+
+
+def detect(conn: sqlite3.Connection, path: Path | str | None = None) -> SchemaInfo:
+    """Classify the database; raise SourceError when it is empty or not a v1.0 iofold database."""
+    tables, views = _tables(conn)
+    if not tables and not views:
+        raise SourceError(path, "empty database (no tables)")
+    names = set(tables)
+    if "agents" in names or "feedback" in names and "agent_id" in tables["feedback"] and "eval_set_id" not in tables["feedback"]:
+        generation = "v2 (agents, Dec 2025 or later)"
+    elif "traces" in names and ("external_id" in tables["traces"] or "trace_data" in tables["traces"]):
+        generation = "legacy (external_id/trace_data)"
+    elif names & set(V1_COLUMNS):
+        generation = "v1.0"
+    else:
+        shown = ", ".join(sorted(names)[:6]) + ("…" if len(names) > 6 else "")
+        raise SourceError(path, f"unknown schema: no iofold tables (found {shown})")
+
+    missing: list[str] = []
+    for table, cols in V1_COLUMNS.items():
+        if table not in tables:
+            missing.append(f"table {table}")
+            continue
+        missing.extend(f"column {table}.{c}" for c in cols if c not in tables[table])
+    core_missing = [m for m in missing if any(m in (f"table {t}",) or m.startswith(f"column {t}.") for t in CORE_TABLES)]
+    if core_missing:
+        raise SourceError(
+            path,
+            f"schema generation {generation} is not supported (iofold-tui reads v1.0); missing: "
+            + ", ".join(core_missing[:8]) + ("…" if len(core_missing) > 8 else ""),
+        )
+    info = SchemaInfo(generation=generation, tables=tables, missing=missing, view=_view_state(conn, views))
+    if missing:
+        info.warnings.append("missing from v1.0: " + ", ".join(missing))
+    if info.view == "missing":
+        info.warnings.append("view eval_comparison is missing: the same rows are computed from the tables")
+    elif info.view == "customised":
+        info.warnings.append("view eval_comparison differs from iofold's: the matrix uses the equivalent query")
+    if "jobs" in tables and "metadata" in tables["jobs"]:
+        info.generation = "v1.0 (+ jobs.metadata)"
+    return info

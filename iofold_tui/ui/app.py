@@ -1,0 +1,194 @@
+"""The Textual app: panes as modes, the shared state, the database-change watcher."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+
+from iofold_tui.data import catalog
+from iofold_tui.data.catalog import EvalSet, Workspace
+from iofold_tui.data.sources import OpenedSource
+from iofold_tui.ui.keymap import load_keymap
+from iofold_tui.ui.pane import Pane
+from iofold_tui.ui.panes import PANES, PaneSpec
+from iofold_tui.ui.state import AppState
+from iofold_tui.ui.widgets import PickOne
+
+
+class CatalogLoaded(Message):
+    def __init__(self, workspaces: list[Workspace], eval_sets: list[EvalSet]) -> None:
+        super().__init__()
+        self.workspaces = workspaces
+        self.eval_sets = eval_sets
+
+
+class DatabaseChanged(Message):
+    """Another connection or process changed the database (``PRAGMA data_version`` moved)."""
+
+
+class IofoldApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "iofold-tui"
+    BINDINGS = [
+        *[Binding(p.key, f"pane('{p.mode}')", p.title, id=f"pane.{p.mode}") for p in PANES],
+        Binding("v", "pick_eval_set", "Eval set", id="app.eval_set"),
+        Binding("w", "pick_workspace", "Workspace", id="app.workspace", show=False),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    def __init__(
+        self,
+        source: OpenedSource,
+        *,
+        pane: str = "traces",
+        eval_set: str | None = None,
+        select: str | None = None,
+        watch_interval: float = 1.0,
+    ) -> None:
+        self.source = source
+        self.state = AppState()
+        self.start_pane = pane
+        self.start_eval_set = eval_set
+        self.start_select = select
+        self.watch_interval = watch_interval
+        super().__init__()
+        for spec in PANES:
+            self.add_mode(spec.mode, lambda spec=spec: spec.load()())
+        self._data_version: int | None = None
+
+    @property
+    def db(self):  # noqa: ANN201 - Database; a property so panes read it one way
+        return self.source.db
+
+    def on_mount(self) -> None:
+        keymap, problem = load_keymap()
+        if keymap:
+            self.set_keymap(keymap)
+        if problem:
+            self.notify(problem, severity="warning", timeout=8)
+        for note in self.source.notes[:6]:
+            self.notify(note, title="source", timeout=6)
+        self.load_catalog()
+        if self.watch_interval > 0:
+            self.set_interval(self.watch_interval, self.watch_database)
+
+    @work(thread=True, exclusive=True, group="catalog")
+    def load_catalog(self) -> None:
+        conn = self.db.conn()
+        spaces = catalog.workspaces(conn)
+        sets = catalog.eval_sets(conn, None)
+        self.post_message(CatalogLoaded(spaces, sets))
+
+    def on_catalog_loaded(self, message: CatalogLoaded) -> None:
+        first = self.state.workspaces == []
+        self.state.workspaces = message.workspaces
+        self._all_eval_sets = message.eval_sets
+        if self.state.workspace_id not in {w.id for w in message.workspaces}:
+            self.state.workspace_id = message.workspaces[0].id if message.workspaces else None
+        wanted = self.start_eval_set if first else self.state.eval_set_id
+        self._apply_workspace(wanted)
+        if first:
+            self.switch_mode(self.start_pane if self.start_pane in {p.mode for p in PANES} else "traces")
+        else:
+            self.refresh_panes()
+
+    def _apply_workspace(self, wanted_eval_set: str | None) -> None:
+        ws = self.state.workspace_id
+        sets = [es for es in self._all_eval_sets if ws is None or es.workspace_id == ws or len(self.state.workspaces) <= 1]
+        self.state.eval_sets = sets
+        match = next((es for es in sets if wanted_eval_set in (es.id, es.name)), None) if wanted_eval_set else None
+        if wanted_eval_set and match is None and self.start_eval_set == wanted_eval_set:
+            self.notify(f"no eval set {wanted_eval_set!r}; showing {sets[0].name if sets else 'none'}", severity="warning")
+        self.state.eval_set_id = (match or (sets[0] if sets else None)).id if (match or sets) else None
+
+    # -- panes -------------------------------------------------------------------------------------
+    def action_pane(self, mode: str) -> None:
+        if self.current_mode != mode:
+            self.switch_mode(mode)
+
+    def refresh_panes(self) -> None:
+        """Workspace / eval set / data changed: reload the visible pane, mark the others stale."""
+        for mode in self._screen_stacks:
+            for screen in self._screen_stacks[mode]:
+                if isinstance(screen, Pane):
+                    screen.stale = True
+        current = self.screen
+        if isinstance(current, Pane) and current.is_mounted:
+            current.stale = False
+            current.set_status()
+            current.reload()
+
+    def action_pick_eval_set(self) -> None:
+        options = [(es.id, f"{es.name}  (min {es.minimum_examples})") for es in self.state.eval_sets]
+        if not options:
+            self.notify("this workspace has no eval sets", severity="warning")
+            return
+
+        def chosen(value: str | None) -> None:
+            if value and value != self.state.eval_set_id:
+                self.state.eval_set_id = value
+                self.refresh_panes()
+
+        self.push_screen(PickOne("Eval set", options, self.state.eval_set_id), chosen)
+
+    def action_pick_workspace(self) -> None:
+        if len(self.state.workspaces) <= 1:
+            self.notify("this database has one workspace")
+            return
+
+        def chosen(value: str | None) -> None:
+            if value and value != self.state.workspace_id:
+                self.state.workspace_id = value
+                self._apply_workspace(None)
+                self.state.trace_filter = self.state.trace_filter.cleared()
+                self.refresh_panes()
+
+        options = [(w.id, w.name) for w in self.state.workspaces]
+        self.push_screen(PickOne("Workspace", options, self.state.workspace_id), chosen)
+
+    def set_trace_filter(self, **changes: object) -> None:
+        self.state.trace_filter = replace(self.state.trace_filter, **changes)  # type: ignore[arg-type]
+
+    # -- database changes underneath ------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="watch")
+    def watch_database(self) -> None:
+        version = self.db.data_version()
+        if self._data_version is not None and version != self._data_version:
+            self.post_message(DatabaseChanged())
+        self._data_version = version
+
+    def on_database_changed(self, _: DatabaseChanged) -> None:
+        self.load_catalog()
+
+    # -- command palette ------------------------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for spec in PANES:
+            yield SystemCommand(f"Pane: {spec.title}", spec.help, lambda m=spec.mode: self.action_pane(m))
+        yield SystemCommand("Switch eval set", "Choose whose labels the panes show", self.action_pick_eval_set)
+        if len(self.state.workspaces) > 1:
+            yield SystemCommand("Switch workspace", "Scope every pane to one workspace", self.action_pick_workspace)
+        for es in self.state.eval_sets[:50]:
+            yield SystemCommand(f"Eval set: {es.name}", f"Show labels of {es.name}",
+                                lambda es=es: self._choose_eval_set(es.id))
+
+    def _choose_eval_set(self, eval_set_id: str) -> None:
+        self.state.eval_set_id = eval_set_id
+        self.refresh_panes()
+
+    def pane_spec(self, mode: str) -> PaneSpec | None:
+        return next((p for p in PANES if p.mode == mode), None)
+
+    def on_unmount(self) -> None:
+        self.db.close()
+
+
+def css_path() -> Path:
+    return Path(__file__).with_name("app.tcss")

@@ -1,0 +1,57 @@
+"""Base class of every pane: a screen with the shared header, the footer, and data-refresh hooks."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from iofold_tui.ui.widgets import PaneHeader
+
+
+class Pane(Screen[None]):
+    """Subclasses implement ``compose_body`` and ``reload``; the app calls ``reload`` when the workspace,
+    eval set or the database underneath changes (flagged stale while the pane is hidden)."""
+
+    pane_title = "Pane"
+    stale = False
+
+    def compose(self) -> ComposeResult:
+        yield PaneHeader(id="pane-header")
+        yield from self.compose_body()
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    @property
+    def iofold(self):  # noqa: ANN201 - the app type is circular to import here
+        return self.app
+
+    def context_parts(self) -> list[str]:
+        app = self.iofold
+        state = app.state
+        parts = [app.source.label]
+        if len(state.workspaces) > 1 and state.workspace:
+            parts.append(f"ws: {state.workspace.name}")
+        parts.append(f"eval set: {state.eval_set.name}" if state.eval_set else "no eval set")
+        if app.source.read_only_reason:
+            parts.append("READ-ONLY")
+        return parts
+
+    def set_status(self, status: Text | str = "") -> None:
+        self.query_one(PaneHeader).show(self.pane_title, self.context_parts(), status)
+
+    def reload(self) -> None:
+        """Re-query what the pane shows (runs its workers)."""
+
+    def on_mount(self) -> None:
+        self.set_status()
+        self.reload()
+
+    def on_screen_resume(self) -> None:
+        if self.stale:
+            self.stale = False
+            self.set_status()
+            self.reload()

@@ -1,0 +1,343 @@
+"""The trace list: page through SQL, filter, search previews and full steps, jump to a trace."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Literal
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import Input, Static
+from textual.worker import get_current_worker
+
+from iofold_tui.data import catalog
+from iofold_tui.data.traces import TraceFilter, TracePage, TraceQuery, TraceRow, scan_steps, total_traces
+from iofold_tui.ui.pane import Pane
+from iofold_tui.ui.paged_table import Direction, PagedTable
+from iofold_tui.ui.text import cell, rating_text
+from iofold_tui.ui.widgets import Prompt
+
+PAGE_SIZE = 100
+
+
+class PageLoaded(Message):
+    def __init__(self, page: TracePage, direction: Direction | Literal["around", "same"], generation: int) -> None:
+        super().__init__()
+        self.page = page
+        self.direction = direction
+        self.generation = generation
+
+
+class CountLoaded(Message):
+    def __init__(self, matching: int, total: int, generation: int) -> None:
+        super().__init__()
+        self.matching = matching
+        self.total = total
+        self.generation = generation
+
+
+class StepScanProgress(Message):
+    def __init__(self, done: int, total: int, found: int, finished: bool, rowids: list[int] | None, complete: bool) -> None:
+        super().__init__()
+        self.done, self.total, self.found = done, total, found
+        self.finished, self.rowids, self.complete = finished, rowids, complete
+
+
+class TracesPane(Pane):
+    pane_title = "Traces"
+    BINDINGS = [
+        Binding("slash", "search", "Search", id="traces.search"),
+        Binding("g", "grep_steps", "Search steps", id="traces.grep"),
+        Binding("f", "filters", "Filter", id="traces.filter"),
+        Binding("c", "clear_filters", "Clear", id="traces.clear"),
+        Binding("o", "toggle_order", "Order", id="traces.order"),
+        Binding("colon", "goto", "Go to id", id="traces.goto"),
+        Binding("escape", "cancel_scan", "Stop search", id="traces.cancel", show=False, priority=True),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.page: TracePage | None = None
+        self.first_index: int | None = 0  # index of the page's first row among the matches, when known
+        self.matching: int | None = None
+        self.total: int | None = None
+        self.generation = 0  # bumps when the filter changes; late results of old filters are dropped
+        self.scan_note = ""
+        self._last_filter: TraceFilter | None = None
+
+    def compose_body(self) -> ComposeResult:
+        yield Input(placeholder="search input/output previews (Enter keeps, Esc clears)", id="search-bar")
+        table = PagedTable(id="traces")
+        table.add_column("time", width=19)
+        table.add_column("source", width=10)
+        table.add_column("input", width=44)
+        table.add_column("output", width=44)
+        table.add_column("steps", width=5)
+        table.add_column("err", width=3)
+        table.add_column("rating", width=6)
+        yield table
+        yield Static(id="progress-line")
+
+    @property
+    def table(self) -> PagedTable:
+        return self.query_one("#traces", PagedTable)
+
+    def current_filter(self) -> TraceFilter:
+        return self.iofold.state.scoped_filter()
+
+    # -- loading ---------------------------------------------------------------------------------------
+    def reload(self, focus_id: str | None = None) -> None:
+        flt = self.current_filter()
+        if focus_id is None and flt == self._last_filter and self.page is not None:
+            focus_id = self.table.cursor_key  # same filter (data changed underneath): stay put
+        self._last_filter = flt
+        self.generation += 1
+        self.matching = None
+        self.page = None
+        if focus_id:
+            self.load_page("around", focus_id=focus_id)
+        else:
+            self.load_page("first")
+        self.load_count()
+        self.table.focus()
+
+    def load_page(self, direction: Direction | Literal["around"], focus_id: str | None = None) -> None:
+        """Compute the cursor key here (UI thread), query in a worker."""
+        key = None
+        if direction == "after" and self.page and self.page.rows:
+            key = self.page.rows[-1].key
+        elif direction == "before" and self.page and self.page.rows:
+            key = self.page.rows[0].key
+        elif direction in ("after", "before"):
+            direction = "first"
+        self._fetch(direction, key, focus_id, self.generation, self.current_filter())
+
+    @work(thread=True, exclusive=True, group="page")
+    def _fetch(self, direction: Direction | Literal["around"], key: tuple[str, int] | None, focus_id: str | None,
+               generation: int, flt: TraceFilter) -> None:
+        query = TraceQuery(self.iofold.db.conn(), flt)
+        page: TracePage | None = None
+        if direction == "around" and focus_id:
+            page = query.around(focus_id, PAGE_SIZE)
+            if page is None:
+                self.app.call_from_thread(self.notify, f"trace {focus_id} is not in the list with the current filters",
+                                          severity="warning")
+                return
+        elif direction == "last":
+            page = query.last_page(PAGE_SIZE)
+        elif direction == "after" and key:
+            page = query.page_after(key, PAGE_SIZE)
+        elif direction == "before" and key:
+            page = query.page_before(key, PAGE_SIZE)
+        else:
+            page = query.first_page(PAGE_SIZE)
+        self.post_message(PageLoaded(page, direction, generation))
+
+    @work(thread=True, exclusive=True, group="count")
+    def load_count(self) -> None:
+        generation = self.generation
+        conn = self.iofold.db.conn()
+        flt = self.current_filter()
+        total = total_traces(conn, flt.workspace_id)
+        matching = total if flt == flt.cleared() and flt.step_rowids is None else TraceQuery(conn, flt).count()
+        self.post_message(CountLoaded(matching, total, generation))
+
+    def on_page_loaded(self, message: PageLoaded) -> None:
+        if message.generation != self.generation:
+            return
+        page, previous = message.page, self.page
+        if message.direction == "first":
+            self.first_index = 0
+        elif message.direction == "after" and previous is not None and self.first_index is not None:
+            self.first_index += len(previous.rows)
+        elif message.direction == "before" and self.first_index is not None:
+            self.first_index = max(0, self.first_index - len(page.rows))
+        elif message.direction == "last":
+            self.first_index = None if self.matching is None else max(0, self.matching - len(page.rows))
+        elif message.direction == "around":
+            self.first_index = None
+        self.page = page
+        cursor: int | Literal["first", "last"] = "last" if message.direction in ("before", "last") else "first"
+        if page.focus_id:
+            cursor = next((i for i, r in enumerate(page.rows) if r.id == page.focus_id), 0)
+        self.table.show_page(((r.id, self._cells(r)) for r in page.rows), has_before=page.has_before,
+                             has_after=page.has_after, cursor=cursor)
+        self.update_status()
+
+    def on_count_loaded(self, message: CountLoaded) -> None:
+        if message.generation != self.generation:
+            return
+        self.matching, self.total = message.matching, message.total
+        if self.first_index is None and self.page and not self.page.has_after:
+            self.first_index = max(0, self.matching - len(self.page.rows))
+        self.update_status()
+
+    @staticmethod
+    def _cells(row: TraceRow) -> list[Text | str]:
+        return [
+            cell(row.timestamp.replace("T", " ")[:19], 19),
+            cell(row.source, 10),
+            cell(row.input_preview, 200),
+            cell(row.output_preview, 200),
+            Text(str(row.step_count), justify="right"),
+            Text("✗", style="bold red") if row.has_errors else Text(""),
+            rating_text(row.rating),
+        ]
+
+    def update_status(self) -> None:
+        flt = self.current_filter()
+        status = Text()
+        rows = len(self.page.rows) if self.page else 0
+        if self.matching is None:
+            status.append("counting… ", style="dim")
+        else:
+            shown = f"{self.first_index + 1:,}–{self.first_index + rows:,}" if self.first_index is not None and rows else ("—" if not rows else "page")
+            status.append(f"{shown} of {self.matching:,}", style="bold")
+            if self.total is not None and self.matching != self.total:
+                status.append(f" matching (of {self.total:,} traces)")
+            else:
+                status.append(" traces")
+        parts = flt.describe()
+        status.append("  ·  " + ("filters: " + " · ".join(parts) if parts else "no filters"), style="cyan" if parts else "dim")
+        status.append(f"  ·  {'newest' if flt.newest_first else 'oldest'} first")
+        if self.page is not None:
+            status.append(f"  ·  {self.page.query_ms:.1f} ms", style="dim")
+        if self.scan_note:
+            status.append(f"  ·  {self.scan_note}", style="yellow")
+        self.set_status(status)
+
+    # -- paging ----------------------------------------------------------------------------------------
+    @on(PagedTable.Boundary)
+    def _boundary(self, event: PagedTable.Boundary) -> None:
+        self.load_page(event.direction)
+
+    @on(PagedTable.RowSelected)
+    def _open(self, event: PagedTable.RowSelected) -> None:
+        if event.row_key.value:
+            self.open_trace(str(event.row_key.value))
+
+    def open_trace(self, trace_id: str) -> None:
+        from iofold_tui.ui.panes.trace_detail import TraceDetailScreen
+
+        self.app.push_screen(TraceDetailScreen(trace_id))
+
+    # -- filters ---------------------------------------------------------------------------------------
+    def apply_filter(self, **changes: object) -> None:
+        self.iofold.set_trace_filter(**changes)
+        self.reload()
+
+    def action_search(self) -> None:
+        bar = self.query_one("#search-bar", Input)
+        bar.value = self.iofold.state.trace_filter.text
+        bar.add_class("visible")
+        bar.focus()
+
+    @on(Input.Changed, "#search-bar")
+    def _search_changed(self, event: Input.Changed) -> None:
+        if event.value != self.iofold.state.trace_filter.text:
+            self.iofold.set_trace_filter(text=event.value)
+            self.generation += 1
+            self.matching = None
+            self.load_page("first")
+            self.load_count()
+
+    @on(Input.Submitted, "#search-bar")
+    def _search_done(self, _: Input.Submitted) -> None:
+        self.table.focus()
+        if not self.iofold.state.trace_filter.text:
+            self.query_one("#search-bar", Input).remove_class("visible")
+
+
+    def action_clear_filters(self) -> None:
+        self.query_one("#search-bar", Input).remove_class("visible")
+        self.scan_note = ""
+        self.iofold.state.trace_filter = self.iofold.state.trace_filter.cleared()
+        self.reload()
+
+    def action_toggle_order(self) -> None:
+        self.apply_filter(newest_first=not self.iofold.state.trace_filter.newest_first)
+
+    def action_goto(self) -> None:
+        def go(value: str | None) -> None:
+            if value and value.strip():
+                self.generation += 1
+                self.load_page("around", focus_id=value.strip())
+
+        self.app.push_screen(Prompt("Go to trace (id or external trace_id)"), go)
+
+    def action_filters(self) -> None:
+        from iofold_tui.ui.panes.trace_filters import TraceFilterScreen
+
+        def done(result: TraceFilter | None) -> None:
+            if result is not None:
+                self.iofold.state.trace_filter = result
+                self.reload()
+
+        self.load_sources_then(lambda sources: self.app.push_screen(
+            TraceFilterScreen(self.iofold.state.trace_filter, sources), done))
+
+    @work(thread=True, group="sources")
+    def load_sources_then(self, callback: object) -> None:
+        sources = catalog.sources(self.iofold.db.conn(), self.current_filter().workspace_id)
+        self.app.call_from_thread(callback, sources)  # type: ignore[arg-type]
+
+    # -- full step search ------------------------------------------------------------------------------
+    def action_grep_steps(self) -> None:
+        def go(value: str | None) -> None:
+            if value is None:
+                return
+            if not value:
+                self.scan_note = ""
+                self.apply_filter(step_text="", step_rowids=None)
+                return
+            self.iofold.set_trace_filter(step_text=value, step_rowids=None)
+            self.scan_note = f'searching steps for "{value}"… (Esc stops)'
+            self.update_status()
+            self.scan(value)
+
+        self.app.push_screen(Prompt("Search full step content (case-insensitive; empty clears)",
+                                    self.iofold.state.trace_filter.step_text), go)
+
+    @work(thread=True, exclusive=True, group="scan")
+    def scan(self, needle: str) -> None:
+        worker = get_current_worker()
+        last = [0.0]
+
+        def progress(done: int, total: int, found: int) -> None:
+            if done - last[0] > total / 50 or done >= total:
+                last[0] = done
+                self.post_message(StepScanProgress(done, total, found, False, None, False))
+
+        # A private connection so the scan never blocks the list's own queries.
+        with self.iofold.db.fresh() as conn:
+            rowids, complete = scan_steps(conn, needle, self.current_filter(), progress=progress,
+                                          cancelled=lambda: worker.is_cancelled)
+        self.post_message(StepScanProgress(0, 0, len(rowids), True, rowids, complete))
+
+    def on_step_scan_progress(self, message: StepScanProgress) -> None:
+        line = self.query_one("#progress-line", Static)
+        if not message.finished:
+            line.add_class("visible")
+            pct = 100 * message.done / max(message.total, 1)
+            bar = "█" * int(pct / 4) + "░" * (25 - int(pct / 4))
+            line.update(Text(f" steps search {bar} {pct:5.1f}%  {message.found:,} found  (Esc stops)", style="yellow"))
+            return
+        line.remove_class("visible")
+        flt = self.iofold.state.trace_filter
+        self.scan_note = "" if message.complete else f"step search stopped early: first {message.found:,} matches"
+        self.iofold.state.trace_filter = replace(flt, step_rowids=tuple(message.rowids or ()))
+        self.reload()
+
+    def action_cancel_scan(self) -> None:
+        bar = self.query_one("#search-bar", Input)
+        if bar.has_focus:  # Esc in the search bar clears it
+            bar.value = ""
+            bar.remove_class("visible")
+            self.table.focus()
+            return
+        for worker in self.workers:
+            if worker.group == "scan" and worker.is_running:
+                worker.cancel()

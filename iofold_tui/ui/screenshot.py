@@ -1,0 +1,63 @@
+"""Headless screenshots of any pane (``iofold-tui screenshot``), through Textual's own SVG export."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from iofold_tui.data.sources import OpenedSource
+from iofold_tui.ui.app import IofoldApp
+from iofold_tui.ui.panes import PANES
+
+
+async def settle(app: IofoldApp, pilot: object, rounds: int = 40) -> None:
+    """Wait until no worker runs and the message queues are drained (no sleeps)."""
+    for _ in range(rounds):
+        await pilot.pause()  # type: ignore[attr-defined]
+        await app.workers.wait_for_complete()
+        await pilot.pause()  # type: ignore[attr-defined]
+        if not any(w.is_running for w in app.workers):
+            break
+
+
+async def _render(app: IofoldApp, pane: str, select: str | None, size: tuple[int, int]) -> str:
+    async with app.run_test(headless=True, size=size) as pilot:
+        await settle(app, pilot)
+        if pane == "trace":
+            from iofold_tui.ui.panes.trace_detail import TraceDetailScreen
+
+            trace_id = select or _first_trace(app)
+            await app.push_screen(TraceDetailScreen(trace_id))
+            await settle(app, pilot)
+        elif select and hasattr(app.screen, "select_item"):
+            app.screen.select_item(select)  # type: ignore[attr-defined]
+            await settle(app, pilot)
+        return app.export_screenshot(title=f"iofold-tui {pane}")
+
+
+def _first_trace(app: IofoldApp) -> str:
+    row = app.db.query_one("SELECT id FROM traces ORDER BY timestamp DESC LIMIT 1")
+    if row is None:
+        raise ValueError("the database has no traces")
+    return str(row[0])
+
+
+def take_screenshot(
+    opened: OpenedSource,
+    *,
+    pane: str,
+    select: str | None,
+    eval_set: str | None,
+    diff_with: str | None,
+    size: tuple[int, int],
+    output: Path,
+) -> None:
+    modes = {p.mode for p in PANES}
+    if pane != "trace" and pane not in modes:
+        raise ValueError(f"unknown pane {pane!r} (choose from: trace, {', '.join(sorted(modes))})")
+    start = "traces" if pane == "trace" else pane
+    app = IofoldApp(opened, pane=start, eval_set=eval_set, select=select, watch_interval=0)
+    app.screenshot_options = {"diff_with": diff_with}
+    svg = asyncio.run(_render(app, pane, select, size))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(svg, encoding="utf-8")

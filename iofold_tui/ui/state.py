@@ -1,0 +1,30 @@
+"""What the user is looking at, shared by all panes (workspace, eval set, trace filter)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from iofold_tui.data.catalog import EvalSet, Workspace
+from iofold_tui.data.traces import TraceFilter
+
+
+@dataclass
+class AppState:
+    workspaces: list[Workspace] = field(default_factory=list)
+    eval_sets: list[EvalSet] = field(default_factory=list)  # of the current workspace
+    workspace_id: str | None = None
+    eval_set_id: str | None = None
+    trace_filter: TraceFilter = field(default_factory=TraceFilter)
+
+    @property
+    def eval_set(self) -> EvalSet | None:
+        return next((es for es in self.eval_sets if es.id == self.eval_set_id), None)
+
+    @property
+    def workspace(self) -> Workspace | None:
+        return next((w for w in self.workspaces if w.id == self.workspace_id), None)
+
+    def scoped_filter(self) -> TraceFilter:
+        """The trace filter with the current workspace and eval set applied."""
+        ws = self.workspace_id if len(self.workspaces) > 1 else None
+        return replace(self.trace_filter, workspace_id=ws, eval_set_id=self.eval_set_id)

@@ -1,0 +1,128 @@
+"""Small shared widgets: the pane header and the modal pickers/prompts every pane uses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from iofold_tui.data.sanitize import one_line
+
+
+class PaneHeader(Static):
+    """One or two lines: where you are (source, workspace, eval set) and the pane's own status."""
+
+    DEFAULT_CSS = """
+    PaneHeader { height: auto; max-height: 3; background: $panel; color: $text; padding: 0 1; }
+    """
+
+    def show(self, title: str, context: Sequence[str], status: Text | str = "") -> None:
+        line = Text()
+        line.append(f" {title} ", style="bold reverse")
+        for part in context:
+            if part:
+                line.append("  ")
+                line.append(one_line(part, 60), style="bold")
+        if status:
+            line.append("\n")
+            line.append(status if isinstance(status, Text) else Text(status))
+        self.update(line)
+
+
+class PickOne(ModalScreen[str | None]):
+    """Choose one value from a list (eval set, workspace, filter values). Esc cancels."""
+
+    BINDINGS = [Binding("escape", "dismiss_none", "Cancel", id="modal.cancel")]
+    DEFAULT_CSS = """
+    PickOne { align: center middle; }
+    PickOne > Vertical { width: 70; height: auto; max-height: 80%; border: thick $accent; background: $surface; padding: 0 1; }
+    PickOne OptionList { height: auto; max-height: 30; }
+    """
+
+    def __init__(self, title: str, options: Sequence[tuple[str, str]], current: str | None = None) -> None:
+        super().__init__()
+        self.title_text = title
+        self.options = list(options)
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(self.title_text, style="bold"))
+            yield OptionList(*[Option(Text(one_line(label, 100)), id=value) for value, label in self.options])
+
+    def on_mount(self) -> None:
+        ol = self.query_one(OptionList)
+        for index, (value, _) in enumerate(self.options):
+            if value == self.current:
+                ol.highlighted = index
+        ol.focus()
+
+    @on(OptionList.OptionSelected)
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+
+class Prompt(ModalScreen[str | None]):
+    """Ask for one line of text. Enter accepts, Esc cancels."""
+
+    BINDINGS = [Binding("escape", "dismiss_none", "Cancel", id="modal.cancel")]
+    DEFAULT_CSS = """
+    Prompt { align: center middle; }
+    Prompt > Vertical { width: 70; height: auto; border: thick $accent; background: $surface; padding: 0 1; }
+    """
+
+    def __init__(self, title: str, value: str = "", placeholder: str = "") -> None:
+        super().__init__()
+        self.title_text = title
+        self.value = value
+        self.placeholder = placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(self.title_text, style="bold"))
+            yield Input(value=self.value, placeholder=self.placeholder)
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+
+class Confirm(ModalScreen[bool]):
+    """Yes/no question; y/Enter confirm, n/Esc cancel."""
+
+    BINDINGS = [
+        Binding("y,enter", "answer(True)", "Yes", id="modal.yes"),
+        Binding("n,escape", "answer(False)", "No", id="modal.no"),
+    ]
+    DEFAULT_CSS = """
+    Confirm { align: center middle; }
+    Confirm > Vertical { width: 70; height: auto; border: thick $warning; background: $surface; padding: 1 2; }
+    """
+
+    def __init__(self, question: Text | str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(self.question if isinstance(self.question, Text) else Text(self.question))
+            yield Static(Text("y / Enter = yes     n / Esc = no", style="dim"))
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
