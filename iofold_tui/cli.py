@@ -7,6 +7,7 @@ on stderr and exit code 2.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +55,10 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(f"{getattr(exc, 'filename', '') or ''}: {exc.strerror or exc}")
         except KeyboardInterrupt:
             fail("interrupted")
+        except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback (IOFOLD_TUI_DEBUG=1 shows it)
+            if os.environ.get("IOFOLD_TUI_DEBUG"):
+                raise
+            fail(f"unexpected error: {type(exc).__name__}: {exc} (set IOFOLD_TUI_DEBUG=1 for details)")
 
     return wrapper
 
@@ -72,8 +77,17 @@ def _progress_printer(label: str) -> Callable[[int, int], None] | None:
     return show
 
 
+def source_argument(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """SOURCE (optional when --demo is given) for every command that opens a database."""
+    fn = click.option("--demo", is_flag=True, help="Use the built-in demo database instead of SOURCE.")(fn)
+    return click.argument("source", required=False)(fn)
+
+
 def open_any(source: str | None, *, demo: bool = False, read_only: bool = False):  # noqa: ANN201
     from iofold_tui.data.sources import open_source
+
+    if not source and not demo:
+        fail("no source given: a .sqlite file, a wrangler d1 export .sql, a wrangler project dir, or --demo")
 
     return open_source(source, demo=demo, read_only=read_only, progress=_progress_printer("loading D1 export"))
 
@@ -86,8 +100,7 @@ def main() -> None:
 
 
 @main.command("open")
-@click.argument("source", required=False)
-@click.option("--demo", is_flag=True, help="Open a fresh demo database built from schema/.")
+@source_argument
 @click.option("--read-only", is_flag=True, help="Never write to the database (labels are disabled).")
 @click.option("--pane", default="traces", help="Pane to start in.")
 @click.option("--review", is_flag=True, help="Start in review (labelling) mode.")
@@ -97,8 +110,6 @@ def main() -> None:
 def open_cmd(source: str | None, demo: bool, read_only: bool, pane: str, review: bool, eval_set: str | None,
              select: str | None) -> None:
     """Open SOURCE in the terminal UI (the default command)."""
-    if not source and not demo:
-        fail("no source given: iofold-tui DB.sqlite | EXPORT.sql | WRANGLER_DIR, or iofold-tui --demo")
     opened = open_any(source, demo=demo, read_only=read_only)
     from iofold_tui.ui.app import IofoldApp
 
@@ -107,14 +118,14 @@ def open_cmd(source: str | None, demo: bool, read_only: bool, pane: str, review:
 
 
 @main.command()
-@click.argument("source")
+@source_argument
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @guarded
-def info(source: str, as_json: bool) -> None:
+def info(source: str | None, demo: bool, as_json: bool) -> None:
     """Schema generation, tables with row counts, warnings."""
     from iofold_tui.data.info import source_info
 
-    opened = open_any(source)
+    opened = open_any(source, demo=demo)
     report = source_info(opened)
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -158,8 +169,7 @@ def demo_db(out: Path, traces: int, eval_sets: int, versions: int, workspaces: i
 
 
 @main.command()
-@click.argument("source", required=False)
-@click.option("--demo", is_flag=True, help="Use the built-in demo database.")
+@source_argument
 @click.option("--pane", default="traces", show_default=True, help="traces, trace, or any pane name.")
 @click.option("--select", help="Trace (or eval, for the evals pane) id to select.")
 @click.option("--eval-set", "eval_set", help="Eval set name or id.")
@@ -176,8 +186,6 @@ def screenshot(source: str | None, demo: bool, pane: str, select: str | None, ev
         cols, rows = (int(x) for x in size.lower().split("x"))
     except ValueError:
         fail(f"--size {size!r}: use COLSxROWS, e.g. 120x40")
-    if not source and not demo:
-        fail("screenshot needs SOURCE or --demo")
     opened = open_any(source, demo=demo)
     take_screenshot(opened, pane=pane, select=select, eval_set=eval_set, diff_with=diff_with,
                     size=(cols, rows), output=output)

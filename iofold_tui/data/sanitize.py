@@ -28,7 +28,7 @@ def _build_table(keep_newlines: bool) -> dict[int, str]:
         table[0x0A] = "\n"
         table[0x0D] = "␍"
     else:
-        table[0x0A] = "⏎ "
+        table[0x0A] = "⏎"
         table[0x0D] = ""
     return table
 

@@ -42,14 +42,14 @@ class TraceFilterScreen(ModalScreen[TraceFilter | None]):
         with Vertical():
             yield Label(Text("Filter traces (Enter in a field or ctrl+s applies, Esc cancels)", style="bold"))
             yield Label("Rating in the current eval set")
-            yield Select([(r, r) for r in RATING_STATES], value=flt.rating or Select.BLANK, id="rating", prompt="any")
+            yield Select([(r, r) for r in RATING_STATES], value=flt.rating or Select.NULL, id="rating", prompt="any")
             yield Label("Errors")
             yield Select([("with errors", "yes"), ("without errors", "no")],
-                         value={True: "yes", False: "no"}.get(flt.has_errors, Select.BLANK) if flt.has_errors is not None else Select.BLANK,
+                         value=Select.NULL if flt.has_errors is None else ("yes" if flt.has_errors else "no"),
                          id="errors", prompt="any")
             yield Label("Source")
             yield Select([(one_line(s, 40), s) for s in self.sources],
-                         value=flt.sources[0] if flt.sources and flt.sources[0] in self.sources else Select.BLANK,
+                         value=flt.sources[0] if flt.sources and flt.sources[0] in self.sources else Select.NULL,
                          id="source", prompt="any")
             yield Label("Date range (YYYY-MM-DD, inclusive)")
             with Horizontal():
@@ -62,7 +62,7 @@ class TraceFilterScreen(ModalScreen[TraceFilter | None]):
 
     def _value(self, selector: str) -> str | None:
         value = self.query_one(selector, Select).value
-        return None if value is Select.BLANK or value is None else str(value)
+        return None if value is Select.NULL or value is None else str(value)
 
     def action_apply(self) -> None:
         date_from = self.query_one("#date-from", Input).value.strip() or None

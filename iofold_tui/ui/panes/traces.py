@@ -71,15 +71,25 @@ class TracesPane(Pane):
     def compose_body(self) -> ComposeResult:
         yield Input(placeholder="search input/output previews (Enter keeps, Esc clears)", id="search-bar")
         table = PagedTable(id="traces")
-        table.add_column("time", width=19)
-        table.add_column("source", width=10)
-        table.add_column("input", width=44)
-        table.add_column("output", width=44)
-        table.add_column("steps", width=5)
-        table.add_column("err", width=3)
-        table.add_column("rating", width=6)
+        table.add_column("time", width=19, key="time")
+        table.add_column("source", width=10, key="source")
+        table.add_column("input", width=40, key="input")
+        table.add_column("output", width=40, key="output")
+        table.add_column("steps", width=5, key="steps")
+        table.add_column("err", width=3, key="err")
+        table.add_column("rating", width=6, key="rating")
         yield table
         yield Static(id="progress-line")
+
+    def on_resize(self) -> None:
+        """Give the two preview columns whatever width the fixed columns leave."""
+        table = self.table
+        fixed = sum(c.width for k, c in table.columns.items() if k.value not in ("input", "output"))
+        spare = max(20, table.size.width - fixed - 2 * len(table.columns) - 2)
+        for key in ("input", "output"):
+            table.columns[key].width = spare // 2  # type: ignore[index]
+        table.refresh(layout=True)
+        table._require_update_dimensions = True
 
     @property
     def table(self) -> PagedTable:

@@ -1,0 +1,139 @@
+"""Pieces of review mode: how one trace reads for a labeller, the status lines, the key help modal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from iofold_tui.data.labels import FeedbackRow, SessionStats
+from iofold_tui.data.review_queue import balance_warning
+from iofold_tui.data.sanitize import clean, one_line
+from iofold_tui.data.trace_detail import TraceDetail
+from iofold_tui.ui.text import RATING_STYLE
+from iofold_tui.ui.trace_render import step_text, summary, verdict
+
+STEPS_BUDGET = 40_000  # characters of full steps rendered inline; Enter opens the full trace view
+
+
+def contradicts(rating: str | None, result: int | None, error: str | None) -> bool:
+    """Scoped rule (spec §2): errors and neutral labels are never contradictions."""
+    if error or result is None or rating not in ("positive", "negative"):
+        return False
+    return (rating == "positive") != bool(result)
+
+
+def trace_text(detail: TraceDetail, eval_set_id: str, label: FeedbackRow | None, *, blind: bool) -> Text:
+    """Summary up front (request, answer, tools, errors, other sets' labels), then this set's evals."""
+    others = [fb for fb in detail.feedback if fb.eval_set_id != eval_set_id]
+    out = summary(replace(detail, feedback=others, executions=[]))
+    mine = [ex for ex in detail.executions if ex.eval_set_id == eval_set_id]
+    rest = [ex for ex in detail.executions if ex.eval_set_id != eval_set_id]
+    if blind and label is None:
+        out.append("EVALS    ", style="bold")
+        out.append(f"{len(mine)} verdict(s) hidden: blind mode, label first\n", style="dim")
+        return out
+    for ex in mine[:12]:
+        out.append("EVAL     ", style="bold")
+        out.append(f"{one_line(ex.eval_name, 30)} v{ex.version}: ")
+        out.append(verdict(ex.result, ex.error))
+        if contradicts(label.rating if label else None, ex.result, ex.error):
+            out.append("  ⚠ contradicts your label", style="bold magenta")
+        out.append(f"  {one_line(ex.error or ex.reason, 110)}\n", style="dim")
+    if rest:
+        out.append(f"         + {len(rest)} execution(s) of other eval sets' evals\n", style="dim")
+    return out
+
+
+def steps_text(detail: TraceDetail, budget: int = STEPS_BUDGET) -> Text:
+    """All steps in full, up to ``budget`` characters (built in a worker; it is the slow part)."""
+    out = Text()
+    steps = detail.steps.steps
+    out.append(f"── {len(steps)} step(s) ──  PgUp/PgDn scroll · Enter opens the step tree / raw JSON\n",
+               style="bold")
+    used = 0
+    for index, step in enumerate(steps):
+        if used > budget:
+            out.append(f"… {len(steps) - index} more step(s): press Enter for the full trace view\n", style="dim")
+            break
+        part = step_text(step, limit=max(2_000, budget - used))
+        used += len(part)
+        out.append(f"[{index + 1}] ", style="bold cyan")
+        out.append(part)
+        out.append("\n")
+    if not steps and detail.steps_raw:
+        out.append(clean(detail.steps_raw, 4_000), style="dim")
+    return out
+
+
+def label_line(label: FeedbackRow | None, draft: str | None) -> Text:
+    out = Text("THIS SET ", style="bold")
+    if label is None:
+        out.append("unlabelled", style="dim")
+    else:
+        out.append(label.rating.upper(), style=RATING_STYLE.get(label.rating, "bold"))
+        if label.notes:
+            out.append(f'  "{one_line(label.notes, 100)}"', style="italic")
+    if draft:
+        out.append(f'  note draft: "{one_line(draft, 60)}" (saved with the label)', style="yellow")
+    return out
+
+
+def progress_text(counts: dict[str, int], minimum: int, stats: SessionStats | None, left: int | None) -> Text:
+    """"k of minimum_examples labelled (pos / neg / neutral)", balance warning, session speed."""
+    pos, neg, neu = counts.get("positive", 0), counts.get("negative", 0), counts.get("neutral", 0)
+    total = pos + neg + neu
+    out = Text()
+    out.append(f"{total:,} of {minimum:,} labelled", style="bold green" if total >= minimum else "bold")
+    out.append(" (")
+    out.append(f"{pos:,} pos", style=RATING_STYLE["positive"])
+    out.append(" / ")
+    out.append(f"{neg:,} neg", style=RATING_STYLE["negative"])
+    out.append(" / ")
+    out.append(f"{neu:,} neutral", style=RATING_STYLE["neutral"])
+    out.append(")")
+    warning = balance_warning(counts)
+    if warning:
+        out.append(f"  ⚠ {warning}", style="bold yellow")
+    if left is not None:
+        out.append(f"  ·  {left:,} unlabelled left", style="dim")
+    if stats is not None:
+        median = "—" if stats.median_seconds is None else f"{stats.median_seconds:.1f} s"
+        out.append(f"  ·  session: {stats.labels} labels, {stats.labels_per_hour:.0f}/h, median {median}/trace",
+                   style="cyan")
+    return out
+
+
+class KeyHelp(ModalScreen[None]):
+    """``?``: every key of the pane with what it does (after the user's keymap)."""
+
+    BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close")]
+    DEFAULT_CSS = """
+    KeyHelp { align: center middle; }
+    KeyHelp > Vertical { width: 76; height: auto; max-height: 90%; border: thick $accent; background: $surface; padding: 0 1; }
+    KeyHelp VerticalScroll { height: auto; max-height: 40; }
+    """
+
+    def __init__(self, title: str, rows: Sequence[tuple[str, str]], notes: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.title_text = title
+        self.rows = list(rows)
+        self.notes = list(notes)
+
+    def compose(self) -> ComposeResult:
+        body = Text()
+        for keys, description in self.rows:
+            body.append(f"{keys:<22}", style="bold cyan")
+            body.append(description + "\n")
+        for note in self.notes:
+            body.append("\n" + note, style="dim")
+        with Vertical():
+            yield Static(Text(self.title_text + "   (Esc closes)", style="bold"))
+            with VerticalScroll():
+                yield Static(body)
