@@ -25,9 +25,9 @@ class DefaultOpenGroup(click.Group):
     """``iofold-tui db.sqlite`` and ``iofold-tui --demo`` mean ``iofold-tui open …``."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not any(a in ("--help", "-h", "--version") for a in args[:1]):
-            if not args or args[0] not in self.commands:
-                args = ["open", *args]
+        asks_for_help = bool(args) and args[0] in ("--help", "-h", "--version")
+        if not asks_for_help and (not args or args[0] not in self.commands):
+            args = ["open", *args]
         return super().parse_args(ctx, args)
 
 
@@ -190,6 +190,41 @@ def screenshot(source: str | None, demo: bool, pane: str, select: str | None, ev
     take_screenshot(opened, pane=pane, select=select, eval_set=eval_set, diff_with=diff_with,
                     size=(cols, rows), output=output)
     click.echo(f"wrote {output}")
+
+
+@main.command("export-labels")
+@source_argument
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-", show_default=True,
+              help="Where to write the patch ('-' for stdout).")
+@click.option("--since", help="Only changes after this time (ISO-8601, e.g. 2025-11-01 or 2025-11-01T12:00).")
+@click.option("--format", "fmt", type=click.Choice(["sql", "csv", "jsonl"]), default="sql", show_default=True)
+@guarded
+def export_labels(source: str | None, demo: bool, output: str, since: str | None, fmt: str) -> None:
+    """Every label change made with iofold-tui, as a D1 patch (apply with `wrangler d1 execute DB --file F`),
+    or as CSV / JSON lines."""
+    from datetime import datetime
+
+    from iofold_tui.data.label_patch import write_changes
+    from iofold_tui.data.labels import LabelStore
+
+    since_dt = None
+    if since:
+        try:
+            since_dt = datetime.fromisoformat(since)
+        except ValueError:
+            fail(f"--since {since!r}: not an ISO-8601 date/time")
+    opened = open_any(source, demo=demo, read_only=True)
+    store = LabelStore(opened.db.path, history_path=opened.history_path, read_only_reason=opened.read_only_reason)
+    try:
+        if output == "-":
+            summary = write_changes(store, sys.stdout, since=since_dt, fmt=fmt)
+        else:
+            with open(output, "w", encoding="utf-8", newline="") as fh:
+                summary = write_changes(store, fh, since=since_dt, fmt=fmt)
+    finally:
+        store.close()
+    click.echo(f"{summary.count} label changes ({summary.upserts} upserts, {summary.deletes} deletions)"
+               + ("" if output == "-" else f" written to {output}"), err=True)
 
 
 if __name__ == "__main__":

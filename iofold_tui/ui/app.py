@@ -39,7 +39,8 @@ class IofoldApp(App[None]):
     BINDINGS = [
         *[Binding(p.key, f"pane('{p.mode}')", p.title, id=f"pane.{p.mode}") for p in PANES],
         Binding("v", "pick_eval_set", "Eval set", id="app.eval_set"),
-        Binding("w", "pick_workspace", "Workspace", id="app.workspace", show=False),
+        Binding("w", "pick_workspace", "Workspace", id="app.workspace"),
+        Binding("question_mark", "toggle_help", "Help", id="app.help"),
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
 
@@ -89,6 +90,7 @@ class IofoldApp(App[None]):
     def on_catalog_loaded(self, message: CatalogLoaded) -> None:
         first = self.state.workspaces == []
         self.state.workspaces = message.workspaces
+        self.refresh_bindings()
         self._all_eval_sets = message.eval_sets
         if self.state.workspace_id not in {w.id for w in message.workspaces}:
             self.state.workspace_id = message.workspaces[0].id if message.workspaces else None
@@ -107,6 +109,18 @@ class IofoldApp(App[None]):
         if wanted_eval_set and match is None and self.start_eval_set == wanted_eval_set:
             self.notify(f"no eval set {wanted_eval_set!r}; showing {sets[0].name if sets else 'none'}", severity="warning")
         self.state.eval_set_id = (match or (sets[0] if sets else None)).id if (match or sets) else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pick_workspace":  # only offered when there is a choice
+            return len(self.state.workspaces) > 1
+        return True
+
+    def action_toggle_help(self) -> None:
+        """The keys of the current pane, with their descriptions (Textual's help panel)."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
 
     # -- panes -------------------------------------------------------------------------------------
     def action_pane(self, mode: str) -> None:

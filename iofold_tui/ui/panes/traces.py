@@ -14,13 +14,17 @@ from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
 from iofold_tui.data import catalog
+from iofold_tui.data.labels import Step
 from iofold_tui.data.traces import TraceFilter, TracePage, TraceQuery, TraceRow, scan_steps, total_traces
+from iofold_tui.ui import labeling
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.paged_table import Direction, PagedTable
 from iofold_tui.ui.text import cell, rating_text
-from iofold_tui.ui.widgets import Prompt
+from iofold_tui.ui.widgets import Confirm, Prompt
 
 PAGE_SIZE = 100
+SELECT_CHUNK = 2_000  # ids resolved per keyset page when selecting everything that matches
+BULK_LIMIT = 100_000  # one undo step of at most this many labels; narrow the filter beyond
 
 
 class PageLoaded(Message):
@@ -46,6 +50,18 @@ class StepScanProgress(Message):
         self.finished, self.rowids, self.complete = finished, rowids, complete
 
 
+class SelectionResolved(Message):
+    def __init__(self, ids: list[str] | None, matching: int) -> None:
+        super().__init__()
+        self.ids, self.matching = ids, matching  # ids None: more than BULK_LIMIT matched
+
+
+class BulkDone(Message):
+    def __init__(self, step: Step | None, rating: str, error: str | None) -> None:
+        super().__init__()
+        self.step, self.rating, self.error = step, rating, error
+
+
 class TracesPane(Pane):
     pane_title = "Traces"
     BINDINGS = [
@@ -56,6 +72,10 @@ class TracesPane(Pane):
         Binding("o", "toggle_order", "Order", id="traces.order"),
         Binding("colon", "goto", "Go to id", id="traces.goto"),
         Binding("escape", "cancel_scan", "Stop search", id="traces.cancel", show=False, priority=True),
+        Binding("space", "toggle_select", "Select", id="traces.select"),
+        Binding("asterisk", "select_all", "Select all/none", id="traces.select_all"),
+        *labeling.label_bindings("traces", digits=False),
+        *labeling.undo_bindings("traces"),
     ]
 
     def __init__(self) -> None:
@@ -67,10 +87,12 @@ class TracesPane(Pane):
         self.generation = 0  # bumps when the filter changes; late results of old filters are dropped
         self.scan_note = ""
         self._last_filter: TraceFilter | None = None
+        self.selected: set[str] = set()  # trace ids for bulk labelling; survive paging and filters
 
     def compose_body(self) -> ComposeResult:
         yield Input(placeholder="search input/output previews (Enter keeps, Esc clears)", id="search-bar")
         table = PagedTable(id="traces")
+        table.add_column("", width=1, key="sel")
         table.add_column("time", width=19, key="time")
         table.add_column("source", width=10, key="source")
         table.add_column("input", width=40, key="input")
@@ -185,9 +207,9 @@ class TracesPane(Pane):
             self.first_index = max(0, self.matching - len(self.page.rows))
         self.update_status()
 
-    @staticmethod
-    def _cells(row: TraceRow) -> list[Text | str]:
+    def _cells(self, row: TraceRow) -> list[Text | str]:
         return [
+            self._marker(row.id),
             cell(row.timestamp.replace("T", " ")[:19], 19),
             cell(row.source, 10),
             cell(row.input_preview, 200),
@@ -214,9 +236,11 @@ class TracesPane(Pane):
         status.append("  ·  " + ("filters: " + " · ".join(parts) if parts else "no filters"), style="cyan" if parts else "dim")
         status.append(f"  ·  {'newest' if flt.newest_first else 'oldest'} first")
         if self.page is not None:
-            status.append(f"  ·  {self.page.query_ms:.1f} ms", style="dim")
+            status.append(f"  ·  query {self.page.query_ms:.1f} ms", style="dim")
         if self.scan_note:
             status.append(f"  ·  {self.scan_note}", style="yellow")
+        if self.selected:
+            status.append(f"  ·  {len(self.selected):,} selected (a/x/n label them, * clears)", style="bold magenta")
         self.set_status(status)
 
     # -- paging ----------------------------------------------------------------------------------------
@@ -351,3 +375,112 @@ class TracesPane(Pane):
         for worker in self.workers:
             if worker.group == "scan" and worker.is_running:
                 worker.cancel()
+
+    # -- labelling and bulk selection (one LabelStore per app: ui/labeling.py) --------------------------
+    def _marker(self, trace_id: str) -> Text:
+        return Text("●", style="bold magenta") if trace_id in self.selected else Text(" ")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("label", "undo", "redo") and (self.iofold.state.eval_set_id is None
+                                                     or labeling.disabled_reason(self.app)):
+            return None  # greyed out in the footer; pressing it explains why
+        return True
+
+    def action_toggle_select(self) -> None:
+        key = self.table.cursor_key
+        if key is None:
+            return
+        self.selected.symmetric_difference_update({key})
+        self.table.update_cell(key, "sel", self._marker(key))
+        self.table.action_cursor_down()
+        self.update_status()
+
+    def action_select_all(self) -> None:
+        if self.selected:
+            self._set_selection(set())
+            return
+        self.notify("selecting every trace that matches the filter…")
+        self._resolve_selection(self.current_filter())
+
+    @work(thread=True, exclusive=True, group="select")
+    def _resolve_selection(self, flt: TraceFilter) -> None:
+        worker = get_current_worker()
+        ids: list[str] = []
+        with self.iofold.db.fresh() as conn:  # keyset pages, so memory holds ids only
+            query = TraceQuery(conn, flt)
+            page = query.first_page(SELECT_CHUNK)
+            while True:
+                ids.extend(r.id for r in page.rows)
+                if len(ids) > BULK_LIMIT:
+                    self.post_message(SelectionResolved(None, len(ids)))
+                    return
+                if not page.has_after or not page.rows or worker.is_cancelled:
+                    break
+                page = query.page_after(page.rows[-1].key, SELECT_CHUNK)
+        self.post_message(SelectionResolved(ids, len(ids)))
+
+    def on_selection_resolved(self, message: SelectionResolved) -> None:
+        if message.ids is None:
+            self.notify(f"more than {BULK_LIMIT:,} traces match: narrow the filter to label them in one step",
+                        severity="warning")
+            return
+        self._set_selection(set(message.ids))
+
+    def _set_selection(self, ids: set[str]) -> None:
+        self.selected = ids
+        for row_key in list(self.table.rows):
+            self.table.update_cell(row_key, "sel", self._marker(str(row_key.value)))
+        self.update_status()
+
+    def action_label(self, rating: str) -> None:
+        app, eval_set = self.iofold, self.iofold.state.eval_set
+        reason = labeling.disabled_reason(app)
+        if reason or eval_set is None:
+            self.notify(f"labelling disabled: {reason}" if reason else "pick an eval set first (v)", severity="warning")
+            return
+        if not self.selected:
+            key = self.table.cursor_key
+            if key is None:
+                return
+            try:
+                change = labeling.write_label(labeling.label_store(app), eval_set.id, key, rating)
+            except labeling.LabelActionError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.table.update_cell(key, "rating", rating_text(change.new.rating if change.new else None))
+            self.table.action_cursor_down()
+            return
+        ids = sorted(self.selected)
+        question = Text(f"Label {len(ids):,} selected trace(s) {rating} in eval set ")
+        question.append(cell(eval_set.name, 40), style="bold")
+        question.append("?\nOne undo step (u) reverts all of them.")
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._apply_bulk(eval_set.id, ids, rating)
+
+        self.app.push_screen(Confirm(question), confirmed)
+
+    @work(thread=True, exclusive=True, group="bulk")
+    def _apply_bulk(self, eval_set_id: str, ids: list[str], rating: str) -> None:
+        try:
+            step = labeling.write_bulk(labeling.label_store(self.app), eval_set_id, ids, rating)
+        except labeling.LabelActionError as exc:
+            self.post_message(BulkDone(None, rating, str(exc)))
+            return
+        self.post_message(BulkDone(step, rating, None))
+
+    def on_bulk_done(self, message: BulkDone) -> None:
+        if message.error:
+            self.notify(message.error, severity="error")
+            return
+        changed = len(message.step.changes) if message.step else 0
+        self.notify(f"{changed:,} label(s) set to {message.rating} as one step (u undoes it)")
+        self._set_selection(set())
+        self.reload()
+
+    def action_undo(self) -> None:
+        labeling.undo_redo(self.app, undo=True, done=lambda _step: self.reload())
+
+    def action_redo(self) -> None:
+        labeling.undo_redo(self.app, undo=False, done=lambda _step: self.reload())

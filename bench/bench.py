@@ -1,0 +1,114 @@
+"""iofold-tui benchmark (not a timed test): figures for README, measured next to peers in the same run.
+
+    python bench/bench.py --sizes 10000,100000,1000000
+
+Builds (or reuses) synthetic databases with ``iofold-tui demo-db`` into bench/out/, then per size:
+launch → rows on screen for the real app under tmux against a minimal Textual app showing 100 rows (the
+floor), peak RSS, and trace-list query times (first page, page down, end, jump to id, count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = HERE / "out"
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from tui_probe import launch  # noqa: E402
+
+from iofold_tui.data.traces import TraceFilter, TraceQuery  # noqa: E402
+
+
+def ensure_db(traces: int) -> Path:
+    path = OUT / f"bench_{traces}.sqlite"
+    if not path.exists():
+        OUT.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "iofold_tui", "demo-db", str(path), "--traces", str(traces)],
+                       check=True, cwd=ROOT)
+        print(f"  built {path.name} in {time.perf_counter() - t0:.0f} s ({path.stat().st_size / 1e9:.2f} GB)")
+    return path
+
+
+def timed(fn, repeat: int = 20) -> tuple[float, float]:  # noqa: ANN001
+    """(median ms, p95 ms) over ``repeat`` calls."""
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[min(len(samples) - 1, int(0.95 * len(samples)))]
+
+
+def query_figures(path: Path) -> dict[str, tuple[float, float]]:
+    conn = sqlite3.connect(path)
+    es = conn.execute("SELECT id FROM eval_sets ORDER BY id LIMIT 1").fetchone()
+    q = TraceQuery(conn, TraceFilter(eval_set_id=es[0] if es else None))
+    first = q.first_page(100)
+    max_rowid = conn.execute("SELECT max(rowid) FROM traces").fetchone()[0]
+    rng = random.Random(1)
+    ids = [conn.execute("SELECT id FROM traces WHERE rowid = ?", (rng.randint(1, max_rowid),)).fetchone()[0] for _ in range(20)]
+    pages = iter(range(10**9))
+    state = {"page": first}
+
+    def page_down() -> None:
+        next(pages)
+        state["page"] = q.page_after(state["page"].rows[-1].key, 100)
+
+    jumps = iter(ids * 100)
+    return {
+        "first page": timed(lambda: q.first_page(100)),
+        "page down": timed(page_down),
+        "end": timed(lambda: q.last_page(100)),
+        "jump to id": timed(lambda: q.around(next(jumps), 100)),
+        "count (worker)": timed(q.count, repeat=3),
+    }
+
+
+def launch_figures(path: Path, runs: int) -> dict[str, float]:
+    app, floor = [], []
+    for _ in range(runs):
+        floor.append(launch([sys.executable, str(HERE / "minimal_app.py"), str(path)], "MINIMAL-READY", cwd=ROOT))
+        app.append(launch([sys.executable, "-m", "iofold_tui", str(path)], "query ", cwd=ROOT))
+    med = lambda xs: statistics.median(xs)  # noqa: E731
+    return {
+        "app_s": med([r.seconds for r in app]), "app_rss_mb": max(r.peak_rss_mb for r in app),
+        "floor_s": med([r.seconds for r in floor]), "floor_rss_mb": max(r.peak_rss_mb for r in floor),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--runs", type=int, default=3, help="launches per measurement (median)")
+    args = parser.parse_args()
+    results: dict[str, dict] = {}
+    for size in (int(s) for s in args.sizes.split(",")):
+        print(f"== {size:,} traces")
+        path = ensure_db(size)
+        launch_res = launch_figures(path, args.runs)
+        queries = query_figures(path)
+        results[str(size)] = {"launch": launch_res, "queries": queries, "file_gb": path.stat().st_size / 1e9}
+        print(f"  launch → rows: app {launch_res['app_s']:.2f} s ({launch_res['app_rss_mb']:.0f} MB peak RSS), "
+              f"minimal Textual app {launch_res['floor_s']:.2f} s ({launch_res['floor_rss_mb']:.0f} MB) "
+              f"→ {launch_res['app_s'] / launch_res['floor_s']:.2f}× the floor")
+        for name, (med, p95) in queries.items():
+            print(f"  {name:<16} median {med:7.2f} ms   p95 {p95:7.2f} ms")
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "results.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""The label history sidecar: every label change made with iofold-tui, for undo/redo and the D1 patch.
+
+It lives in its own SQLite file (never in the user's tables). One row in ``steps`` per user action
+(a label, a note edit, a bulk label), its rows in ``changes`` with the exact feedback row before and
+after. A step's ``status`` drives undo/redo and crash recovery:
+
+    pending  -> written before the feedback transaction commits (see labels.py for the write order)
+    applied  -> the feedback rows hold the step's "new" state; undo pops the highest applied id
+    undoing  -> an undo is in flight;  undone -> on the redo stack (redo pops the lowest undone id)
+    redoing  -> a redo is in flight;   discarded -> was undone, then a new change cleared the redo stack
+
+Invariant kept by the stack discipline: every undone id is greater than every applied id.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+FORMAT_VERSION = "1"
+PENDING, APPLIED, UNDOING, UNDONE, REDOING, DISCARDED = (
+    "pending", "applied", "undoing", "undone", "redoing", "discarded")
+IN_FLIGHT = (PENDING, UNDOING, REDOING)
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS steps (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  created_at TEXT NOT NULL,          -- UTC, 'YYYY-MM-DD HH:MM:SS.ffffff'
+  kind TEXT NOT NULL,                -- label | bulk | note
+  status TEXT NOT NULL,
+  status_at TEXT NOT NULL,           -- when status last changed (undo/redo time)
+  session TEXT NOT NULL,             -- the LabelStore instance that made it
+  n_changes INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS steps_status ON steps(status, id);
+CREATE INDEX IF NOT EXISTS steps_status_at ON steps(status_at);
+CREATE TABLE IF NOT EXISTS changes (
+  step_id INTEGER NOT NULL REFERENCES steps(id) ON DELETE CASCADE,
+  seq INTEGER NOT NULL,
+  eval_set_id TEXT NOT NULL, trace_id TEXT NOT NULL,
+  old_id TEXT, old_rating TEXT, old_notes TEXT, old_created_at TEXT, old_updated_at TEXT,
+  new_id TEXT, new_rating TEXT, new_notes TEXT, new_created_at TEXT, new_updated_at TEXT,
+  seconds_spent REAL,
+  PRIMARY KEY (step_id, seq)
+);
+CREATE INDEX IF NOT EXISTS changes_key ON changes(eval_set_id, trace_id, step_id);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRow:
+    """One ``feedback`` row as iofold stores it (the columns iofold-tui reads and restores)."""
+
+    id: str
+    rating: str
+    notes: str | None
+    created_at: str | None
+    updated_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LabelChange:
+    """The state of one (eval set, trace) before and after a change; ``None`` means no feedback row."""
+
+    eval_set_id: str
+    trace_id: str
+    old: FeedbackRow | None
+    new: FeedbackRow | None
+    seconds_spent: float | None = None
+    step_id: int | None = None  # None when the call changed nothing
+
+    @property
+    def changed(self) -> bool:
+        return self.old != self.new
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One undoable user action."""
+
+    id: int
+    at: str
+    kind: str
+    status: str
+    changes: tuple[LabelChange, ...]
+
+
+def utc_stamp(moment: datetime | None = None) -> str:
+    """A sortable UTC text stamp with microseconds, used for every history time."""
+    moment = moment or datetime.now(UTC)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _row(values: tuple[str | None, ...]) -> FeedbackRow | None:
+    fid, rating, notes, created, updated = values
+    if fid is None or rating is None:
+        return None
+    return FeedbackRow(fid, rating, notes, created, updated)
+
+
+def _cols(row: FeedbackRow | None) -> tuple[str | None, ...]:
+    if row is None:
+        return (None, None, None, None, None)
+    return (row.id, row.rating, row.notes, row.created_at, row.updated_at)
+
+
+_CHANGE_COLS = ("eval_set_id, trace_id, old_id, old_rating, old_notes, old_created_at, old_updated_at, "
+                "new_id, new_rating, new_notes, new_created_at, new_updated_at, seconds_spent")
+
+
+def change_from_row(row: sqlite3.Row | tuple, step_id: int | None = None) -> LabelChange:
+    """Build a LabelChange from a row selected with ``_CHANGE_COLS`` (in that order)."""
+    return LabelChange(row[0], row[1], _row(tuple(row[2:7])), _row(tuple(row[7:12])), row[12], step_id)
+
+
+class LabelHistory:
+    """The sidecar file. Each method is its own committed transaction (the crash-safety protocol needs that)."""
+
+    def __init__(self, path: Path, *, busy_timeout_s: float = 10.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout_s,
+                                    check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")  # a returned label must survive power loss too
+        self.conn.execute("PRAGMA cache_size=-32000")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        with self._txn():
+            for statement in _DDL.split(";"):
+                if statement.strip():
+                    self.conn.execute(statement)
+            self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('format_version', ?)", (FORMAT_VERSION,))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _txn(self) -> _Txn:
+        return _Txn(self.conn)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._txn():
+            self.conn.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                              (key, value))
+
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    def add_pending(self, kind: str, session: str, changes: list[LabelChange]) -> tuple[int, str]:
+        """Record a step as pending (committed) before its feedback transaction commits."""
+        now = utc_stamp()
+        with self._txn():
+            cur = self.conn.execute(
+                "INSERT INTO steps (created_at, kind, status, status_at, session, n_changes) VALUES (?,?,?,?,?,?)",
+                (now, kind, PENDING, now, session, len(changes)))
+            step_id = int(cur.lastrowid or 0)
+            self.conn.executemany(
+                f"INSERT INTO changes (step_id, seq, {_CHANGE_COLS}) VALUES ({','.join('?' * 15)})",
+                ((step_id, seq, c.eval_set_id, c.trace_id, *_cols(c.old), *_cols(c.new), c.seconds_spent)
+                 for seq, c in enumerate(changes)))
+        return step_id, now
+
+    def set_status(self, step_id: int, status: str) -> None:
+        """Move a step to ``status``; a newly applied step (from pending) clears the redo stack.
+
+        In-flight marks (undoing/redoing) are fsynced; settling marks (applied/undone) are not: if power
+        loss drops one, the step is back in flight and reconciliation settles it again from the rows.
+        """
+        self.conn.execute(f"PRAGMA synchronous={'FULL' if status in IN_FLIGHT else 'NORMAL'}")
+        try:
+            self._set_status(step_id, status)
+        finally:
+            self.conn.execute("PRAGMA synchronous=FULL")
+
+    def _set_status(self, step_id: int, status: str) -> None:
+        with self._txn():
+            previous = self.conn.execute("SELECT status FROM steps WHERE id = ?", (step_id,)).fetchone()
+            now = utc_stamp()
+            self.conn.execute("UPDATE steps SET status = ?, status_at = ? WHERE id = ?", (status, now, step_id))
+            if status == APPLIED and previous is not None and previous[0] == PENDING:
+                self.conn.execute("UPDATE steps SET status = ?, status_at = ? WHERE status = ? AND id < ?",
+                                  (DISCARDED, now, UNDONE, step_id))
+
+    def drop(self, step_id: int) -> None:
+        """Forget a pending step whose feedback transaction never committed."""
+        with self._txn():
+            self.conn.execute("DELETE FROM steps WHERE id = ?", (step_id,))
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def in_flight(self) -> list[tuple[int, str]]:
+        marks = ",".join("?" * len(IN_FLIGHT))
+        rows = self.conn.execute(f"SELECT id, status FROM steps WHERE status IN ({marks}) ORDER BY id", IN_FLIGHT)
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def top_applied(self) -> int | None:
+        row = self.conn.execute("SELECT max(id) FROM steps WHERE status = ?", (APPLIED,)).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def next_redo(self) -> int | None:
+        row = self.conn.execute("SELECT min(id) FROM steps WHERE status = ?", (UNDONE,)).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def count(self, status: str) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM steps WHERE status = ?", (status,)).fetchone()[0])
+
+    def iter_changes(self, step_id: int) -> Iterator[LabelChange]:
+        cur = self.conn.execute(f"SELECT {_CHANGE_COLS} FROM changes WHERE step_id = ? ORDER BY seq", (step_id,))
+        for row in cur:
+            yield change_from_row(row, step_id)
+
+    def load(self, step_id: int) -> Step | None:
+        row = self.conn.execute("SELECT id, created_at, kind, status FROM steps WHERE id = ?", (step_id,)).fetchone()
+        if row is None:
+            return None
+        return Step(int(row[0]), row[1], row[2], row[3], tuple(self.iter_changes(step_id)))
+
+    def recent(self, limit: int = 50) -> list[Step]:
+        """The latest steps (not discarded), newest first."""
+        ids = [int(r[0]) for r in self.conn.execute(
+            "SELECT id FROM steps WHERE status != ? ORDER BY id DESC LIMIT ?", (DISCARDED, limit))]
+        return [s for s in (self.load(i) for i in ids) if s is not None]
+
+    def session_changes(self, session: str) -> list[tuple[str, float | None]]:
+        """(step created_at, seconds_spent) for single labels of a session that are still applied."""
+        rows = self.conn.execute(
+            "SELECT s.created_at, c.seconds_spent FROM steps s JOIN changes c ON c.step_id = s.id "
+            "WHERE s.session = ? AND s.kind = 'label' AND s.status = ? AND c.new_rating IS NOT NULL "
+            "ORDER BY s.id", (session, APPLIED))
+        return [(r[0], r[1]) for r in rows]
+
+    def iter_key_histories(self, since: str | None) -> Iterator[list[tuple[str, str, LabelChange]]]:
+        """Per (eval set, trace) touched by a settled step created or undone/redone at/after ``since``:
+        the (status, status_at, change) of every settled step touching it, oldest first. Streams."""
+        marks = ",".join("?" * len(IN_FLIGHT))
+        window = "" if since is None else "AND (s.created_at >= ? OR s.status_at >= ?)"
+        cols = ", ".join("c." + c for c in _CHANGE_COLS.split(", "))
+        sql = (f"WITH touched AS (SELECT DISTINCT c.eval_set_id, c.trace_id FROM changes c "
+               f"JOIN steps s ON s.id = c.step_id WHERE s.status NOT IN ({marks}) {window}) "
+               f"SELECT s.status, s.status_at, s.id, {cols} FROM touched t "
+               f"JOIN changes c ON c.eval_set_id = t.eval_set_id AND c.trace_id = t.trace_id "
+               f"JOIN steps s ON s.id = c.step_id WHERE s.status NOT IN ({marks}) "
+               f"ORDER BY c.eval_set_id, c.trace_id, s.id, c.seq")
+        params = (*IN_FLIGHT, *(() if since is None else (since, since)), *IN_FLIGHT)
+        group: list[tuple[str, str, LabelChange]] = []
+        for r in self.conn.execute(sql, params):
+            change = change_from_row(tuple(r[3:]), int(r[2]))
+            if group and (group[-1][2].eval_set_id, group[-1][2].trace_id) != (change.eval_set_id, change.trace_id):
+                yield group
+                group = []
+            group.append((r[0], r[1], change))
+        if group:
+            yield group
+
+
+class _Txn:
+    """BEGIN IMMEDIATE ... COMMIT on the sidecar, retried briefly if another iofold-tui holds it."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        for attempt in range(50):
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if attempt == 49 or exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    raise
+                time.sleep(min(0.01 * 2 ** attempt, 0.5))
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        elif self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+
+def iter_chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

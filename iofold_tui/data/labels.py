@@ -1,0 +1,500 @@
+"""Label writes that survive anything: upsert/relabel/clear, bulk, notes, persistent undo/redo.
+
+Write order (crash safety). Every write runs as:
+  1. ``BEGIN IMMEDIATE`` on the user's database (busy timeout + bounded retries with backoff), then read
+     the current feedback rows, so the recorded "old" state is exactly what we overwrite;
+  2. write the history step to the sidecar, *committed*, as ``pending`` (or mark an undo/redo in flight);
+  3. write the feedback rows and ``COMMIT`` the user's database;
+  4. mark the step ``applied`` (``undone`` for an undo) in the sidecar.
+A ``kill -9`` between 2 and 4 leaves an in-flight step. On open, ``_reconcile`` takes the database's
+write lock (so no live writer is mid-way) and compares the rows with the step: rows at the step's "new"
+state -> the transaction committed -> keep it (applied); still at "old" -> it never committed -> drop
+it. So the database and the history agree after any crash, and every call that returned is in both.
+The sidecar is a separate file because transactions spanning two WAL databases are not atomic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from iofold_tui.data.errors import ReadOnlyError, SourceError
+from iofold_tui.data.label_history import (
+    APPLIED,
+    PENDING,
+    REDOING,
+    UNDOING,
+    UNDONE,
+    FeedbackRow,
+    LabelChange,
+    LabelHistory,
+    Step,
+    iter_chunks,
+)
+from iofold_tui.data.sanitize import one_line
+
+__all__ = ["RATINGS", "FeedbackRow", "LabelChange", "LabelStore", "LabelWriteError", "NoLabelError",
+           "Rating", "SessionStats", "Step", "UndoConflictError", "UNCHANGED"]
+
+Rating = Literal["positive", "negative", "neutral"]
+RATINGS: frozenset[str] = frozenset({"positive", "negative", "neutral"})
+_CHUNK = 500  # ids per IN (...) query; far below SQLite's variable limit
+_REQUIRED = {"id", "eval_set_id", "trace_id", "rating", "notes", "created_at", "updated_at"}
+
+
+class _Unchanged:
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED = _Unchanged()
+
+
+class LabelWriteError(Exception):
+    """A label could not be written (database locked too long, or a row it needs does not exist)."""
+
+
+class NoLabelError(ValueError):
+    """A note was set on a trace that has no label in this eval set (feedback.rating is NOT NULL)."""
+
+
+class UndoConflictError(Exception):
+    """The rows a step would restore were changed by someone else since; ``force=True`` overwrites."""
+
+    def __init__(self, message: str, step: Step, conflicts: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.step = step
+        self.conflicts = conflicts
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStats:
+    labels: int  # single labels of this session still applied (bulk steps excluded)
+    elapsed_s: float  # since the store was opened
+    labels_per_hour: float  # labels / max(elapsed, 60 s)
+    median_seconds: float | None  # median seconds_spent per label, None before any timed label
+
+
+@dataclass
+class _Plan:
+    """What one write transaction does: the rows to write, and how to settle the history afterwards."""
+
+    writes: list[tuple[str, str, FeedbackRow | None, FeedbackRow | None]]  # es, trace, current, target
+    on_commit: Callable[[], None]
+    on_abort: Callable[[], None]
+    result: object = field(default=None)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_feedback_id() -> str:
+    """iofold's own style: the web app creates ``fb_${crypto.randomUUID()}``."""
+    return f"fb_{uuid.uuid4()}"
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _is_readonly(exc: sqlite3.Error) -> bool:
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_READONLY
+
+
+class LabelStore:
+    """Labels of one database. Thread-safe (one lock); each write is committed before it returns."""
+
+    def __init__(self, db_path: Path, *, history_path: Path, read_only_reason: str | None = None,
+                 busy_timeout_s: float = 5.0, max_wait_s: float = 30.0,
+                 clock: Callable[[], datetime] = _utc_now) -> None:
+        self.db_path = Path(db_path)
+        if not self.db_path.is_file():
+            raise SourceError(self.db_path, "no such database file")
+        self.max_wait_s = max_wait_s
+        self._clock = clock
+        self._lock = threading.RLock()
+        self.read_only_reason = read_only_reason or self._writability()
+        self._conn = self._connect(busy_timeout_s)
+        self.read_only_reason = self.read_only_reason or self._schema_problem()
+        self.history = LabelHistory(history_path)
+        self.history.set_meta("source_db", str(self.db_path.resolve()))
+        self.session = uuid.uuid4().hex
+        self.session_start = clock()
+        self._data_version = self._read_data_version()
+        self._reconcile()
+
+    # -- opening -------------------------------------------------------------------------------------
+
+    def _writability(self) -> str | None:
+        if not os.access(self.db_path, os.W_OK):
+            return f"{self.db_path.name} is not writable (file permissions)"
+        if not os.access(self.db_path.parent, os.W_OK):
+            return f"the folder of {self.db_path.name} is not writable (SQLite needs it for its journal)"
+        return None
+
+    def _connect(self, busy_timeout_s: float) -> sqlite3.Connection:
+        uri = self.db_path.resolve().as_uri()
+        modes = ["mode=ro", "mode=ro&immutable=1"] if self.read_only_reason else ["mode=rw"]
+        for i, mode in enumerate(modes):
+            try:
+                conn = sqlite3.connect(f"{uri}?{mode}", uri=True, isolation_level=None,
+                                       timeout=busy_timeout_s, check_same_thread=False)
+                conn.execute("PRAGMA foreign_keys=ON")  # a label on a missing trace fails here, not on D1
+                conn.execute("PRAGMA cache_size=-32000")  # per connection: bulk steps touch many index pages
+                conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+                return conn
+            except sqlite3.OperationalError as exc:
+                # A WAL file in a read-only folder cannot get its -shm: fall back to immutable.
+                if i + 1 == len(modes):
+                    raise SourceError(self.db_path, f"cannot open for labelling: {exc}") from None
+        raise AssertionError("unreachable")
+
+    def _schema_problem(self) -> str | None:
+        cols = {r[1] for r in self._conn.execute("PRAGMA table_info(feedback)")}
+        if not cols:
+            return "this database has no feedback table, so labels cannot be stored"
+        missing = sorted(_REQUIRED - cols)
+        if missing:
+            return f"its feedback table lacks {', '.join(missing)} (not iofold schema v1.0): labelling disabled"
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+            self.history.close()
+
+    def __enter__(self) -> LabelStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def read_only(self) -> bool:
+        return self.read_only_reason is not None
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def get(self, eval_set_id: str, trace_id: str) -> FeedbackRow | None:
+        with self._lock:
+            return _read_rows(self._conn, eval_set_id, [trace_id]).get(trace_id)
+
+    def changed_since_last_check(self) -> bool:
+        """True when another connection/process committed to the database since the previous call."""
+        with self._lock:
+            version = self._read_data_version()
+            changed, self._data_version = version != self._data_version, version
+            return changed
+
+    def _read_data_version(self) -> int:
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def can_undo(self) -> bool:
+        with self._lock:
+            return self.history.top_applied() is not None
+
+    def can_redo(self) -> bool:
+        with self._lock:
+            return self.history.next_redo() is not None
+
+    def peek_undo(self) -> Step | None:
+        """The step ``undo()`` would revert (for a "u: undo <what>" hint)."""
+        with self._lock:
+            step_id = self.history.top_applied()
+            return None if step_id is None else self.history.load(step_id)
+
+    def peek_redo(self) -> Step | None:
+        with self._lock:
+            step_id = self.history.next_redo()
+            return None if step_id is None else self.history.load(step_id)
+
+    def recent_steps(self, limit: int = 50) -> list[Step]:
+        with self._lock:
+            return self.history.recent(limit)
+
+    def session_stats(self) -> SessionStats:
+        with self._lock:
+            rows = self.history.session_changes(self.session)
+        elapsed = max((self._clock() - self.session_start).total_seconds(), 0.0)
+        timed = [s for _, s in rows if s is not None]
+        return SessionStats(
+            labels=len(rows), elapsed_s=elapsed,
+            labels_per_hour=len(rows) * 3600.0 / max(elapsed, 60.0),
+            median_seconds=statistics.median(timed) if timed else None)
+
+    # -- label writes --------------------------------------------------------------------------------
+
+    def set_label(self, eval_set_id: str, trace_id: str, rating: Rating | None,
+                  note: str | None | _Unchanged = UNCHANGED, seconds_spent: float | None = None) -> LabelChange:
+        """Label (or relabel, or clear with ``rating=None``) one trace; committed when this returns.
+
+        ``note``: UNCHANGED keeps the stored note, a string replaces it, None/"" clears it.
+        A call that changes nothing writes nothing and returns a change with ``step_id=None``.
+        """
+        _check_rating(rating)
+
+        def build(conn: sqlite3.Connection) -> list[LabelChange]:
+            current = _read_rows(conn, eval_set_id, [trace_id]).get(trace_id)
+            new = self._target(current, rating, note)
+            return [LabelChange(eval_set_id, trace_id, current, new, seconds_spent)]
+
+        return self._single("label", eval_set_id, trace_id, build)
+
+    def set_note(self, eval_set_id: str, trace_id: str, note: str | None,
+                 seconds_spent: float | None = None) -> LabelChange:
+        """Replace the note of an existing label (raises NoLabelError when the trace is unlabelled)."""
+
+        def build(conn: sqlite3.Connection) -> list[LabelChange]:
+            current = _read_rows(conn, eval_set_id, [trace_id]).get(trace_id)
+            if current is None:
+                raise NoLabelError("label the trace before adding a note (iofold requires a rating)")
+            return [LabelChange(eval_set_id, trace_id, current, self._target(current, current.rating, note),
+                                seconds_spent)]
+
+        return self._single("note", eval_set_id, trace_id, build)
+
+    def set_labels(self, eval_set_id: str, trace_ids: Iterable[str], rating: Rating | None) -> Step | None:
+        """Label (or clear) many traces as ONE transaction and ONE undo step; None when nothing changed."""
+        _check_rating(rating)
+        ids = list(dict.fromkeys(trace_ids))
+
+        def build(conn: sqlite3.Connection) -> list[LabelChange]:
+            changes: list[LabelChange] = []
+            now = self._stamp()
+            for chunk in iter_chunks(ids, _CHUNK):
+                current = _read_rows(conn, eval_set_id, chunk)
+                for tid in chunk:
+                    old = current.get(tid)
+                    new = self._target(old, rating, UNCHANGED, now)
+                    if new != old:
+                        changes.append(LabelChange(eval_set_id, tid, old, new))
+            return changes
+
+        plan = self._write(lambda conn: self._plan_new_step("bulk", build(conn)))
+        return None if plan is None else plan.result  # type: ignore[return-value]
+
+    def _stamp(self) -> str:
+        """``feedback`` timestamps: 'YYYY-MM-DD HH:MM:SS' UTC, as SQLite's CURRENT_TIMESTAMP writes them."""
+        return self._clock().astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+    def _target(self, current: FeedbackRow | None, rating: str | None,
+                note: str | None | _Unchanged, now: str | None = None) -> FeedbackRow | None:
+        if rating is None:
+            return None
+        notes = (current.notes if current else None) if isinstance(note, _Unchanged) else (note or None)
+        if current is not None and (current.rating, current.notes) == (rating, notes):
+            return current
+        now = now or self._stamp()
+        if current is None:
+            return FeedbackRow(new_feedback_id(), rating, notes, now, now)
+        return replace(current, rating=rating, notes=notes, updated_at=now)
+
+    def _single(self, kind: str, eval_set_id: str, trace_id: str,
+                build: Callable[[sqlite3.Connection], list[LabelChange]]) -> LabelChange:
+        seen: list[LabelChange] = []
+
+        def prepare(conn: sqlite3.Connection) -> _Plan | None:
+            changes = build(conn)
+            seen.extend(changes)
+            return self._plan_new_step(kind, [c for c in changes if c.changed])
+
+        plan = self._write(prepare)
+        if plan is None:
+            return seen[0] if seen else LabelChange(eval_set_id, trace_id, None, None)
+        step: Step = plan.result  # type: ignore[assignment]
+        return step.changes[0]
+
+    def _plan_new_step(self, kind: str, changes: list[LabelChange]) -> _Plan | None:
+        if not changes:
+            return None
+        step_id, at = self.history.add_pending(kind, self.session, changes)
+        # Direct construction: dataclasses.replace costs seconds on a 100k-trace bulk step.
+        step = Step(step_id, at, kind, APPLIED, tuple(
+            LabelChange(c.eval_set_id, c.trace_id, c.old, c.new, c.seconds_spent, step_id) for c in changes))
+        return _Plan(writes=[(c.eval_set_id, c.trace_id, c.old, c.new) for c in changes],
+                     on_commit=lambda: self.history.set_status(step_id, APPLIED),
+                     on_abort=lambda: self.history.drop(step_id), result=step)
+
+    # -- undo / redo ---------------------------------------------------------------------------------
+
+    def undo(self, *, force: bool = False) -> Step | None:
+        """Restore the rows before the latest applied step (exactly: same id, created_at, updated_at)."""
+        return self._travel(undo=True, force=force)
+
+    def redo(self, *, force: bool = False) -> Step | None:
+        """Re-apply the most recently undone step; a new change clears the redo stack."""
+        return self._travel(undo=False, force=force)
+
+    def _travel(self, *, undo: bool, force: bool) -> Step | None:
+        def prepare(conn: sqlite3.Connection) -> _Plan | None:
+            step_id = self.history.top_applied() if undo else self.history.next_redo()
+            step = None if step_id is None else self.history.load(step_id)
+            if step is None:
+                return None
+            current = _current_rows(conn, step.changes)
+            writes, conflicts = [], []
+            for c in step.changes:
+                here = current.get((c.eval_set_id, c.trace_id))
+                expected, target = (c.new, c.old) if undo else (c.old, c.new)
+                if here != expected:
+                    conflicts.append((c.eval_set_id, c.trace_id))
+                if here != target:
+                    writes.append((c.eval_set_id, c.trace_id, here, target))
+            if conflicts and not force:
+                es, tid = conflicts[0]
+                raise UndoConflictError(
+                    f"{'undo' if undo else 'redo'} refused: {len(conflicts)} label(s) were changed outside "
+                    f"iofold-tui since (e.g. trace {one_line(tid, 60)} in eval set {one_line(es, 60)}); "
+                    f"force it to overwrite them", step, conflicts)
+            self.history.set_status(step.id, UNDOING if undo else REDOING)
+            before, after = (APPLIED, UNDONE) if undo else (UNDONE, APPLIED)
+            return _Plan(writes=writes, on_commit=lambda: self.history.set_status(step.id, after),
+                         on_abort=lambda: self.history.set_status(step.id, before),
+                         result=replace(step, status=after))
+
+        plan = self._write(prepare)
+        return None if plan is None else plan.result  # type: ignore[return-value]
+
+    # -- the one write path --------------------------------------------------------------------------
+
+    def _write(self, prepare: Callable[[sqlite3.Connection], _Plan | None]) -> _Plan | None:
+        if self.read_only_reason:
+            raise ReadOnlyError(self.read_only_reason)
+        with self._lock:
+            deadline = time.monotonic() + self.max_wait_s
+            self._begin_immediate(deadline)
+            plan: _Plan | None = None
+            committed = False
+            try:
+                plan = prepare(self._conn)
+                if plan is None:
+                    return None
+                _apply_writes(self._conn, plan.writes)
+                self._commit(deadline)
+                committed = True
+            except sqlite3.IntegrityError as exc:
+                raise LabelWriteError(f"label not saved: {exc} (does the trace / eval set exist?)") from None
+            except sqlite3.OperationalError as exc:
+                if _is_readonly(exc):
+                    raise ReadOnlyError(f"the database refused the write: {exc}") from None
+                raise
+            finally:
+                if not committed:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    if plan is not None:
+                        with contextlib.suppress(sqlite3.Error):
+                            plan.on_abort()  # if this fails too, _reconcile settles it on the next open
+            plan.on_commit()
+            return plan
+
+    def _begin_immediate(self, deadline: float) -> None:
+        delay = 0.02
+        while True:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if _is_readonly(exc):
+                    raise ReadOnlyError(f"the database refused the write: {exc}") from None
+                self._wait_or_fail(exc, deadline, delay)
+                delay = min(delay * 2, 0.5)
+
+    def _commit(self, deadline: float) -> None:
+        delay = 0.02
+        while True:
+            try:
+                self._conn.execute("COMMIT")
+                return
+            except sqlite3.OperationalError as exc:
+                self._wait_or_fail(exc, deadline, delay)
+                delay = min(delay * 2, 0.5)
+
+    def _wait_or_fail(self, exc: sqlite3.OperationalError, deadline: float, delay: float) -> None:
+        if not _is_busy(exc):
+            raise exc
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise LabelWriteError(
+                f"label not saved: another process kept {self.db_path.name} locked for over "
+                f"{self.max_wait_s:g} s (wrangler dev or a script?); try again") from None
+        time.sleep(min(delay, left))
+
+    def _reconcile(self) -> None:
+        """Settle steps left in flight by a crash (see the module docstring)."""
+        in_flight = self.history.in_flight()
+        if not in_flight:
+            return
+        with self._lock:
+            if self.read_only_reason:
+                self._conn.execute("BEGIN")
+            else:
+                self._begin_immediate(time.monotonic() + self.max_wait_s)
+            try:
+                for step_id, status in in_flight:
+                    step = self.history.load(step_id)
+                    if step is None:
+                        continue
+                    current = _current_rows(self._conn, step.changes)
+                    at_old = all(current.get((c.eval_set_id, c.trace_id)) == c.old for c in step.changes)
+                    at_new = all(current.get((c.eval_set_id, c.trace_id)) == c.new for c in step.changes)
+                    if status == PENDING and at_old and not at_new:
+                        self.history.drop(step_id)  # its feedback transaction never committed
+                    elif status == PENDING:
+                        self.history.set_status(step_id, APPLIED)
+                    elif status == UNDOING:
+                        self.history.set_status(step_id, UNDONE if at_old else APPLIED)
+                    elif status == REDOING:
+                        self.history.set_status(step_id, APPLIED if at_new else UNDONE)
+            finally:
+                self._conn.execute("ROLLBACK")
+
+
+def _check_rating(rating: str | None) -> None:
+    if rating is not None and rating not in RATINGS:
+        raise ValueError(f"rating must be one of positive/negative/neutral or None, not {rating!r}")
+
+
+def _read_rows(conn: sqlite3.Connection, eval_set_id: str, trace_ids: list[str]) -> dict[str, FeedbackRow]:
+    found: dict[str, FeedbackRow] = {}
+    for chunk in iter_chunks(trace_ids, _CHUNK):
+        marks = ",".join("?" * len(chunk))
+        for r in conn.execute(
+                f"SELECT trace_id, id, rating, notes, created_at, updated_at FROM feedback "
+                f"WHERE eval_set_id = ? AND trace_id IN ({marks})", (eval_set_id, *chunk)):
+            found[r[0]] = FeedbackRow(r[1], r[2], r[3], r[4], r[5])
+    return found
+
+
+def _current_rows(conn: sqlite3.Connection,
+                  changes: Iterable[LabelChange]) -> dict[tuple[str, str], FeedbackRow]:
+    by_set: dict[str, list[str]] = {}
+    for c in changes:
+        by_set.setdefault(c.eval_set_id, []).append(c.trace_id)
+    return {(es, tid): row for es, tids in by_set.items() for tid, row in _read_rows(conn, es, tids).items()}
+
+
+def _apply_writes(conn: sqlite3.Connection,
+                  writes: list[tuple[str, str, FeedbackRow | None, FeedbackRow | None]]) -> None:
+    """Move each row from its current state to its target; current is known (read under the write lock)."""
+    deletes = [(es, tid) for es, tid, cur, new in writes if new is None and cur is not None]
+    inserts = [(new.id, es, tid, new.rating, new.notes, new.created_at, new.updated_at)
+               for es, tid, cur, new in writes if new is not None and cur is None]
+    updates = [(new.id, new.rating, new.notes, new.created_at, new.updated_at, es, tid)
+               for es, tid, cur, new in writes if new is not None and cur is not None]
+    conn.executemany("DELETE FROM feedback WHERE eval_set_id = ? AND trace_id = ?", deletes)
+    conn.executemany("UPDATE feedback SET id = ?, rating = ?, notes = ?, created_at = ?, updated_at = ? "
+                     "WHERE eval_set_id = ? AND trace_id = ?", updates)
+    conn.executemany("INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes, created_at, updated_at) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)", inserts)
