@@ -192,6 +192,21 @@ def screenshot(source: str | None, demo: bool, pane: str, select: str | None, ev
     click.echo(f"wrote {output}")
 
 
+@main.command()
+@source_argument
+@click.option("--eval-set", "eval_set", help="Eval set name or id (default: all eval sets).")
+@click.option("--workspace", help="Workspace id, when the database holds several.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys named after the metrics).")
+@guarded
+def stats(source: str | None, demo: bool, eval_set: str | None, workspace: str | None, as_json: bool) -> None:
+    """Per-version contradiction statistics, scoped to each eval's own eval set (errors are not fails)."""
+    from iofold_tui.data.matrix import format_stats_text, stats_report
+
+    opened = open_any(source, demo=demo, read_only=True)
+    report = stats_report(opened.db.conn(), eval_set, workspace_id=workspace)
+    click.echo(json.dumps(report, indent=2) if as_json else format_stats_text(report))
+
+
 @main.command("export-labels")
 @source_argument
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-", show_default=True,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,24 +59,12 @@ def _tables(conn: sqlite3.Connection) -> tuple[dict[str, list[str]], dict[str, s
     return tables, views
 
 
-def _normalise_sql(sql: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"--[^\n]*", "", sql)).strip().lower()
+def _view_state(conn: sqlite3.Connection) -> str:
+    """One definition of "the standard view" for the whole app: the matrix's (see matrix_stats)."""
+    from iofold_tui.data.matrix_stats import SOURCE_MISSING, SOURCE_VIEW, comparison_source
 
-
-def _view_state(conn: sqlite3.Connection, views: dict[str, str]) -> str:
-    if "eval_comparison" not in views:
-        return "missing"
-    try:
-        cols = tuple(r[1] for r in conn.execute('PRAGMA table_info("eval_comparison")'))
-    except sqlite3.DatabaseError:
-        return "customised"
-    if cols != VIEW_COLUMNS:
-        return "customised"
-    sql = _normalise_sql(views["eval_comparison"])
-    # The defining traits of iofold's view: executions LEFT JOIN feedback on trace id only.
-    if "left join feedback" not in sql or "eval_executions" not in sql:
-        return "customised"
-    return "standard"
+    source = comparison_source(conn)
+    return "standard" if source == SOURCE_VIEW else "missing" if source == SOURCE_MISSING else "customised"
 
 
 def detect(conn: sqlite3.Connection, path: Path | str | None = None) -> SchemaInfo:
@@ -109,7 +96,7 @@ def detect(conn: sqlite3.Connection, path: Path | str | None = None) -> SchemaIn
             f"schema generation {generation} is not supported (iofold-tui reads v1.0); missing: "
             + ", ".join(core_missing[:8]) + ("…" if len(core_missing) > 8 else ""),
         )
-    info = SchemaInfo(generation=generation, tables=tables, missing=missing, view=_view_state(conn, views))
+    info = SchemaInfo(generation=generation, tables=tables, missing=missing, view=_view_state(conn))
     if missing:
         info.warnings.append("missing from v1.0: " + ", ".join(missing))
     if info.view == "missing":

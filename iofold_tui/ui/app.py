@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -14,8 +15,11 @@ from textual.screen import Screen
 
 from iofold_tui.data import catalog
 from iofold_tui.data.catalog import EvalSet, Workspace
+from iofold_tui.data.prefs import load_prefs, save_prefs
 from iofold_tui.data.sources import OpenedSource
+from iofold_tui.data.traces import TraceFilter
 from iofold_tui.ui.keymap import load_keymap
+from iofold_tui.ui.palette import EvalProvider, FilterProvider, TraceIdProvider
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes import PANES, PaneSpec
 from iofold_tui.ui.state import AppState
@@ -36,6 +40,9 @@ class DatabaseChanged(Message):
 class IofoldApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "iofold-tui"
+    COMMANDS = App.COMMANDS | {TraceIdProvider, EvalProvider, FilterProvider}
+    # Trace filter fields worth restoring on the next launch (not one-off sets like step-search hits).
+    REMEMBERED_FILTER = ("sources", "has_errors", "date_from", "date_to", "rating", "text", "newest_first")
     BINDINGS = [
         *[Binding(p.key, f"pane('{p.mode}')", p.title, id=f"pane.{p.mode}") for p in PANES],
         Binding("v", "pick_eval_set", "Eval set", id="app.eval_set"),
@@ -56,6 +63,7 @@ class IofoldApp(App[None]):
         self.source = source
         self.state = AppState()
         self.start_pane = pane
+        self.explicit_start = pane != "traces" or eval_set is not None or select is not None
         self.start_eval_set = eval_set
         self.start_select = select
         self.watch_interval = watch_interval
@@ -91,6 +99,8 @@ class IofoldApp(App[None]):
         first = self.state.workspaces == []
         self.state.workspaces = message.workspaces
         self.refresh_bindings()
+        if first and not self.explicit_start:
+            self._restore_prefs()
         self._all_eval_sets = message.eval_sets
         if self.state.workspace_id not in {w.id for w in message.workspaces}:
             self.state.workspace_id = message.workspaces[0].id if message.workspaces else None
@@ -121,6 +131,56 @@ class IofoldApp(App[None]):
             self.action_hide_help_panel()
         else:
             self.action_show_help_panel()
+
+    # -- remembered per database ------------------------------------------------------------------------
+    def _restore_prefs(self) -> None:
+        prefs = load_prefs(self.db.path)
+        if prefs.get("pane") in {p.mode for p in PANES}:
+            self.start_pane = prefs["pane"]
+        if isinstance(prefs.get("eval_set_id"), str):
+            self.start_eval_set = prefs["eval_set_id"]
+        if isinstance(prefs.get("workspace_id"), str) and prefs["workspace_id"] in {w.id for w in self.state.workspaces}:
+            self.state.workspace_id = prefs["workspace_id"]
+        saved = prefs.get("trace_filter")
+        if isinstance(saved, dict):
+            changes = {k: saved[k] for k in self.REMEMBERED_FILTER if k in saved}
+            if isinstance(changes.get("sources"), list):
+                changes["sources"] = tuple(str(x) for x in changes["sources"])
+            with contextlib.suppress(TypeError):
+                self.state.trace_filter = replace(TraceFilter(), **changes)
+        if isinstance(prefs.get("theme"), str) and prefs["theme"] in self.available_themes:
+            self.theme = prefs["theme"]
+
+    def save_prefs(self) -> None:
+        flt = self.state.trace_filter
+        save_prefs(self.db.path, {
+            "pane": self.current_mode if self.current_mode in {p.mode for p in PANES} else "traces",
+            "eval_set_id": self.state.eval_set_id,
+            "workspace_id": self.state.workspace_id,
+            "trace_filter": {k: getattr(flt, k) for k in self.REMEMBERED_FILTER},
+            "theme": self.theme,
+        })
+
+    # -- jumps used by the palette and by panes ---------------------------------------------------------
+    def open_trace(self, trace_id: str) -> None:
+        from iofold_tui.ui.panes.trace_detail import TraceDetailScreen
+
+        self.push_screen(TraceDetailScreen(trace_id))
+
+    def open_eval(self, eval_id: str) -> None:
+        if self.pane_spec("evals") is None:
+            return
+        self.switch_mode("evals")
+        self.call_after_refresh(lambda: getattr(self.screen, "select_item", lambda _: None)(eval_id))
+
+    def apply_trace_filter(self, changes: dict[str, object] | None) -> None:
+        if changes is None:
+            self.state.trace_filter = self.state.trace_filter.cleared()
+        else:
+            self.set_trace_filter(**changes)
+        if self.current_mode != "traces":
+            self.switch_mode("traces")
+        self.refresh_panes()
 
     # -- panes -------------------------------------------------------------------------------------
     def action_pane(self, mode: str) -> None:
@@ -201,6 +261,8 @@ class IofoldApp(App[None]):
         return next((p for p in PANES if p.mode == mode), None)
 
     def on_unmount(self) -> None:
+        if self.state.workspaces:  # only once the catalog was read: never overwrite prefs with a half-start
+            self.save_prefs()
         self.db.close()
 
 

@@ -1,0 +1,55 @@
+"""Small SQL helpers shared by the inspection modules (overview, checks, jobs, integrations, presets).
+
+Jump-to-rows queries are shown to the user and run in the SQL console, so values such as a workspace
+id are written into them as quoted literals rather than bound parameters.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+
+def literal(value: str | int | float | None) -> str:
+    """An SQL literal: strings single-quoted with '' escaping (safe for any text), NULL for None."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def schema_columns(conn: sqlite3.Connection) -> dict[str, set[str]]:
+    """Tables and views with their columns (PRAGMA reads only; a broken view maps to an empty set)."""
+    found: dict[str, set[str]] = {}
+    for row in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"):
+        name = row[0]
+        if name.startswith("sqlite_"):
+            continue
+        try:
+            found[name] = {r[1] for r in conn.execute(f"PRAGMA table_info({literal(name)})")}
+        except sqlite3.DatabaseError:
+            found[name] = set()  # a view over a missing table: present but unusable
+    return found
+
+
+def has_columns(schema: dict[str, set[str]], table: str, *columns: str) -> bool:
+    cols = schema.get(table)
+    return cols is not None and all(c in cols for c in columns)
+
+
+def ws_cond(column: str, workspace_id: str | None) -> str | None:
+    """``column = 'ws'``, or None when every workspace is in scope."""
+    return None if workspace_id is None else f"{column} = {literal(workspace_id)}"
+
+
+def where(*conditions: str | None) -> str:
+    """`` WHERE a AND b`` from the conditions that are not None ("" when none are)."""
+    conds = [c for c in conditions if c]
+    return f" WHERE {' AND '.join(conds)}" if conds else ""
+
+
+def scalar(conn: sqlite3.Connection, sql: str, params: tuple[object, ...] = ()) -> int:
+    row = conn.execute(sql, params).fetchone()
+    return int(row[0] or 0) if row is not None else 0
