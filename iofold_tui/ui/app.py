@@ -99,7 +99,7 @@ class IofoldApp(App[None]):
         first = self.state.workspaces == []
         self.state.workspaces = message.workspaces
         self.refresh_bindings()
-        if first and not self.explicit_start:
+        if first and not self.explicit_start and self.source.kind != "demo":  # the demo starts fresh
             self._restore_prefs()
         self._all_eval_sets = message.eval_sets
         if self.state.workspace_id not in {w.id for w in message.workspaces}:
