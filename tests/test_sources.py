@@ -10,11 +10,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import SCHEMA, build_db
 
 from iofold_tui.data.errors import SourceError
 from iofold_tui.data.sources import open_source
-
-from conftest import SCHEMA, build_db
 
 
 def test_sqlite_file_by_header_not_extension(tmp_path: Path) -> None:

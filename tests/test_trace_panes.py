@@ -6,6 +6,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from _hostile import make_hostile_db
+from conftest import build_db
 from rich.text import Text
 from textual.widgets import Input, Static, Tree
 
@@ -15,9 +17,6 @@ from iofold_tui.ui.paged_table import PagedTable
 from iofold_tui.ui.panes.trace_detail import TraceDetailScreen
 from iofold_tui.ui.panes.traces import TracesPane
 from iofold_tui.ui.screenshot import settle
-
-from _hostile import make_hostile_db
-from conftest import build_db
 
 
 def _app(path: Path, **kwargs: object) -> IofoldApp:

@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import build_db
 
 from iofold_tui.data.sanitize import clean, one_line
 from iofold_tui.data.steps import parse_steps
 from iofold_tui.data.traces import TraceFilter, TraceQuery, scan_steps, total_traces
-
-from conftest import build_db
 
 
 @pytest.fixture(scope="module")

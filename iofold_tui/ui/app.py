@@ -261,8 +261,11 @@ class IofoldApp(App[None]):
         return next((p for p in PANES if p.mode == mode), None)
 
     def on_unmount(self) -> None:
+        from iofold_tui.ui.labeling import close_label_store
+
         if self.state.workspaces:  # only once the catalog was read: never overwrite prefs with a half-start
             self.save_prefs()
+        close_label_store(self)
         self.db.close()
 
 

@@ -30,8 +30,8 @@ from iofold_tui.ui.widgets import Confirm
 
 # rating, main key, digit key (iofold v1.0 review page: 1 positive, 2 neutral, 3 negative), footer text
 RATING_KEYS: tuple[tuple[str, str, str, str], ...] = (
-    ("positive", "a", "1", "Positive"),
-    ("negative", "x", "3", "Negative"),
+    ("positive", "a", "1", "Pos"),
+    ("negative", "x", "3", "Neg"),
     ("neutral", "n", "2", "Neutral"),
 )
 _ATTR = "_iofold_label_store"

@@ -15,11 +15,11 @@ from textual.widgets import Static
 from iofold_tui.data.labels import FeedbackRow, SessionStats
 from iofold_tui.data.review_queue import balance_warning
 from iofold_tui.data.sanitize import clean, one_line
-from iofold_tui.data.trace_detail import TraceDetail
+from iofold_tui.data.trace_detail import FeedbackEntry, TraceDetail
 from iofold_tui.ui.text import RATING_STYLE
 from iofold_tui.ui.trace_render import step_text, summary, verdict
 
-STEPS_BUDGET = 40_000  # characters of full steps rendered inline; Enter opens the full trace view
+STEPS_BUDGET = 16_000  # characters of full steps rendered inline; Enter opens the full trace view
 
 
 def contradicts(rating: str | None, result: int | None, error: str | None) -> bool:
@@ -29,10 +29,14 @@ def contradicts(rating: str | None, result: int | None, error: str | None) -> bo
     return (rating == "positive") != bool(result)
 
 
-def trace_text(detail: TraceDetail, eval_set_id: str, label: FeedbackRow | None, *, blind: bool) -> Text:
-    """Summary up front (request, answer, tools, errors, other sets' labels), then this set's evals."""
-    others = [fb for fb in detail.feedback if fb.eval_set_id != eval_set_id]
-    out = summary(replace(detail, feedback=others, executions=[]))
+def trace_text(detail: TraceDetail, eval_set_id: str, eval_set_name: str, label: FeedbackRow | None, *,
+               blind: bool) -> Text:
+    """Summary up front (request, answer, tools, errors, labels), then this set's eval verdicts.
+    ``label`` is the live label of this set (the loaded detail may predate the last key press)."""
+    feedback = [fb for fb in detail.feedback if fb.eval_set_id != eval_set_id]
+    if label is not None:
+        feedback.insert(0, FeedbackEntry(eval_set_id, eval_set_name, label.rating, label.notes, label.updated_at))
+    out = summary(replace(detail, feedback=feedback, executions=[]))
     mine = [ex for ex in detail.executions if ex.eval_set_id == eval_set_id]
     rest = [ex for ex in detail.executions if ex.eval_set_id != eval_set_id]
     if blind and label is None:

@@ -17,8 +17,8 @@ from iofold_tui.data import catalog
 from iofold_tui.data.labels import Step
 from iofold_tui.data.traces import TraceFilter, TracePage, TraceQuery, TraceRow, scan_steps, total_traces
 from iofold_tui.ui import labeling
-from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.paged_table import Direction, PagedTable
+from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.text import cell, rating_text
 from iofold_tui.ui.widgets import Confirm, Prompt
 
@@ -452,7 +452,7 @@ class TracesPane(Pane):
             return
         ids = sorted(self.selected)
         question = Text(f"Label {len(ids):,} selected trace(s) {rating} in eval set ")
-        question.append(cell(eval_set.name, 40), style="bold")
+        question.append(cell(eval_set.name, 40, style="bold"))
         question.append("?\nOne undo step (u) reverts all of them.")
 
         def confirmed(yes: bool | None) -> None:

@@ -1,0 +1,662 @@
+"""Review mode: one trace at a time, one key per label, each label committed before the next trace shows.
+
+The queue is paged through SQL (``data.review_queue``): a small buffer of upcoming items is fetched in a
+worker and refilled before it runs dry, and the next traces' details are prefetched, so a label key is a
+synchronous commit (milliseconds) followed by rendering an already-loaded trace. ``k`` walks back through
+the traces seen this session (not the queue order: a labelled trace leaves the "unlabelled" tier).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections import OrderedDict, deque
+from typing import Literal
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.events import DescendantBlur
+from textual.message import Message
+from textual.widgets import Static, TextArea
+
+from iofold_tui.data.catalog import EvalSet
+from iofold_tui.data.errors import SourceError
+from iofold_tui.data.labels import UNCHANGED, FeedbackRow, LabelStore, Step
+from iofold_tui.data.review_queue import (
+    ORDER_TITLES,
+    ORDERS,
+    QueueItem,
+    QueueKey,
+    QueueSpec,
+    label_counts,
+    next_unlabelled,
+    page_after,
+    unlabelled_count,
+)
+from iofold_tui.data.sanitize import one_line
+from iofold_tui.data.trace_detail import TraceDetail, load_trace
+from iofold_tui.data.traces import total_traces
+from iofold_tui.ui import labeling
+from iofold_tui.ui.pane import Pane
+from iofold_tui.ui.panes.review_widgets import KeyHelp, label_line, progress_text, steps_text, trace_text
+
+AHEAD = 30  # queue items fetched per page
+REFILL_AT = 8  # fetch the next page when fewer items than this are buffered
+PREFETCH = 2  # upcoming traces whose details are loaded in advance
+CACHE = 16  # trace details kept in memory
+_TIER_TITLES = {"unlabelled": "unlabelled", "labelled": "labelled", "contradicted": "contradicted by an eval",
+                "labelled_plain": "labelled"}
+_WRITE_ACTIONS = {"label", "edit_note", "undo", "redo"}
+
+
+class QueueFilled(Message):
+    def __init__(self, items: list[QueueItem], generation: int, exhausted: bool, error: str | None = None) -> None:
+        super().__init__()
+        self.items, self.generation, self.exhausted, self.error = items, generation, exhausted, error
+
+
+class DetailLoaded(Message):
+    def __init__(self, trace_id: str, detail: TraceDetail | None, steps: Text | None, generation: int) -> None:
+        super().__init__()
+        self.trace_id, self.detail, self.steps, self.generation = trace_id, detail, steps, generation
+
+
+class StatsLoaded(Message):
+    def __init__(self, counts: dict[str, int], total: int | None, left: int | None, external: bool,
+                 generation: int) -> None:
+        super().__init__()
+        self.counts, self.total, self.left, self.external, self.generation = counts, total, left, external, generation
+
+
+class JumpFound(Message):
+    def __init__(self, item: QueueItem | None, generation: int) -> None:
+        super().__init__()
+        self.item, self.generation = item, generation
+
+
+class _Body(VerticalScroll, can_focus=False):
+    """Never takes focus, so the arrows stay next/previous; PgUp/PgDn/Home/End and the wheel scroll it."""
+
+
+class ReviewPane(Pane):
+    pane_title = "Review"
+    AUTO_FOCUS = ""  # nothing focused: the pane's keys work at once (None would mean the app default)
+    BINDINGS = [
+        *labeling.label_bindings("review"),
+        Binding("s", "skip", "Skip", id="review.skip"),
+        Binding("j,down", "next", "Next", id="review.next"),
+        Binding("k,up", "previous", "Prev", id="review.previous"),
+        Binding("right_square_bracket", "next_unlabelled", "Unlabelled", id="review.next_unlabelled"),
+        Binding("e", "edit_note", "Note", id="review.note"),
+        *labeling.undo_bindings("review"),
+        Binding("b", "toggle_blind", "Blind", id="review.blind"),
+        Binding("t", "toggle_auto", "Auto", id="review.auto_advance"),
+        Binding("o", "cycle_order", "Order", id="review.order"),
+        Binding("f", "toggle_filter", "Filter", id="review.filter"),
+        Binding("c", "new_eval_set", "New set", id="review.new_eval_set"),
+        Binding("enter", "open_trace", "Full", id="review.open"),
+        Binding("pageup", "scroll('up')", "Scroll up", id="review.scroll_up", show=False),
+        Binding("pagedown,space", "scroll('down')", "Scroll down", id="review.scroll_down", show=False),
+        Binding("home", "scroll('home')", "Top", id="review.scroll_home", show=False),
+        Binding("end", "scroll('end')", "Bottom", id="review.scroll_end", show=False),
+        Binding("question_mark", "help", "Help", id="review.help"),
+        Binding("escape", "leave_note", "Done (note)", id="review.leave_note"),
+    ]
+    DEFAULT_CSS = """
+    ReviewPane #review-bar { height: auto; max-height: 4; padding: 0 1; background: $boost; }
+    ReviewPane #review-body { height: 1fr; padding: 0 1; }
+    ReviewPane #review-steps { margin-top: 1; }
+    ReviewPane #review-note { height: 8; display: none; border: tall $warning; }
+    ReviewPane #review-note.editing { display: block; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.generation = 0
+        self.context: tuple[object, ...] | None = None
+        self.spec: QueueSpec | None = None
+        self.eval_set: EvalSet | None = None
+        self.visited: list[QueueItem] = []  # this session's traces, in the order shown
+        self.pos = -1
+        self.ahead: deque[QueueItem] = deque()
+        self.queue_key: QueueKey | None = None  # last queue position handed out
+        self.frontier: QueueKey | None = None  # last position fetched into `ahead`
+        self.exhausted = False
+        self.fetching = False
+        self.want_next = False
+        self.cache: OrderedDict[str, tuple[TraceDetail | None, Text | None]] = OrderedDict()
+        self.requested: set[str] = set()
+        self.label: FeedbackRow | None = None  # the current trace's label in this eval set
+        self.drafts: dict[str, str] = {}  # notes typed on unlabelled traces: saved with the label
+        self.editing_for: str | None = None
+        self.counts: dict[str, int] | None = None
+        self.total: int | None = None
+        self.left: int | None = None
+        self.blind = False
+        self.auto_advance = True
+        self.order = ORDERS[0]
+        self.use_filter = False
+        self.shown_at = time.monotonic()
+        self.pending_t0: float | None = None
+        self.latencies: deque[float] = deque(maxlen=10_000)  # ms: label key -> committed -> next trace shown
+        self.commit_ms: deque[float] = deque(maxlen=10_000)  # ms: label key -> committed (both files)
+        self._resumed = False
+        self.steps_for: str | None = None  # the trace whose steps the steps widget holds
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(id="review-bar")
+        with _Body(id="review-body"):
+            yield Static(Text("loading…", style="dim"), id="review-summary")
+            yield Static(id="review-steps")
+        yield TextArea(id="review-note", soft_wrap=True, show_line_numbers=False)
+
+    # -- state helpers -------------------------------------------------------------------------------
+    @property
+    def current(self) -> QueueItem | None:
+        return self.visited[self.pos] if 0 <= self.pos < len(self.visited) else None
+
+    def store(self) -> LabelStore | None:
+        try:
+            return labeling.label_store(self.app)
+        except SourceError:
+            return None
+
+    def labels_off(self) -> str | None:
+        return labeling.disabled_reason(self.app)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave_note":
+            return self.editing_for is not None
+        if action in _WRITE_ACTIONS and (self.labels_off() or self.eval_set is None):
+            return None  # shown greyed out; the reason is on screen
+        return True
+
+    def set_status(self, status: Text | str = "") -> None:
+        if not status and self.eval_set is not None:
+            stats = None
+            store = self.store()
+            if store is not None:
+                stats = store.session_stats()
+            status = (progress_text(self.counts, self.eval_set.minimum_examples, stats, self.left)
+                      if self.counts is not None else Text("counting labels…", style="dim"))
+        super().set_status(status)
+
+    # -- loading -------------------------------------------------------------------------------------
+    def on_screen_resume(self) -> None:
+        self._resumed = self.stale
+        super().on_screen_resume()
+
+    def reload(self) -> None:
+        state = self.iofold.state
+        self.eval_set = state.eval_set
+        if self.eval_set is None:
+            self.context = None
+            self._message(Text("No eval set in this workspace: press c to create one, v to pick another.",
+                               style="bold yellow"))
+            self.refresh_bindings()
+            return
+        flt = state.scoped_filter() if self.use_filter else None
+        context = (self.eval_set.id, self.order, flt, state.trace_filter.newest_first)
+        if context != self.context:
+            self.context = context
+            self._reset(QueueSpec(self.eval_set.id, self.eval_set.workspace_id, self.order, flt,
+                                  state.trace_filter.newest_first))
+        else:
+            if self._resumed:  # other panes may have labelled traces that are still buffered
+                self._refetch()
+            self._refresh_label()
+        self._resumed = False
+        assert self.spec is not None
+        self._load_stats(self.generation, self.spec, self.total is None)
+        self.refresh_bindings()
+
+    def _reset(self, spec: QueueSpec) -> None:
+        self.generation += 1
+        self.spec = spec
+        self.visited, self.pos = [], -1
+        self.ahead.clear()
+        self.queue_key = self.frontier = None
+        self.exhausted = self.fetching = False
+        self.cache.clear()
+        self.requested.clear()
+        self.counts = self.total = self.left = None
+        self.want_next = True
+        self._message(Text("loading the queue…", style="dim"))
+        self._fill_more()
+
+    def _refetch(self) -> None:
+        """Drop buffered queue items and details (the database changed) and fetch again from here."""
+        self.ahead.clear()
+        self.cache.clear()
+        self.requested.clear()
+        self.frontier = self.queue_key
+        self.exhausted = False
+        self.generation += 1  # results of fetches in flight describe the old data
+        self.fetching = False
+        self._fill_more()
+        if self.current is not None:
+            self._show_current()
+
+    def _fill_more(self) -> None:
+        if self.fetching or self.exhausted or self.spec is None:
+            return
+        self.fetching = True
+        self._fill(self.generation, self.spec, self.frontier)
+
+    @work(thread=True, group="review-queue")
+    def _fill(self, generation: int, spec: QueueSpec, after: QueueKey | None) -> None:
+        with contextlib.suppress(SourceError):
+            labeling.label_store(self.app)  # open (and crash-reconcile) the store off the UI thread
+        try:
+            items = page_after(self.iofold.db.conn(), spec, after, AHEAD)
+        except sqlite3.OperationalError as exc:
+            self.post_message(QueueFilled([], generation, True, one_line(str(exc), 160)))
+            return
+        self.post_message(QueueFilled(items, generation, len(items) < AHEAD))
+
+    def on_queue_filled(self, message: QueueFilled) -> None:
+        if message.generation != self.generation:
+            return
+        self.fetching = False
+        if message.error:
+            self.notify(f"queue query failed: {message.error}", severity="error")
+        self.ahead.extend(message.items)
+        if message.items:
+            self.frontier = message.items[-1].key
+        self.exhausted = message.exhausted
+        if self.want_next:
+            self.want_next = False
+            self._advance()
+        elif self.current is None and not self.ahead:
+            self._message(Text("No trace matches this queue.", style="bold yellow"))
+        self._prefetch()
+
+    @work(thread=True, group="review-detail")
+    def _load_details(self, trace_ids: list[str], generation: int) -> None:
+        conn = self.iofold.db.conn()
+        for trace_id in trace_ids:
+            detail = load_trace(conn, trace_id)
+            self.post_message(DetailLoaded(trace_id, detail, steps_text(detail) if detail else None, generation))
+
+    def on_detail_loaded(self, message: DetailLoaded) -> None:
+        if message.generation != self.generation:
+            return
+        self.requested.discard(message.trace_id)
+        self.cache[message.trace_id] = (message.detail, message.steps)
+        while len(self.cache) > CACHE:
+            self.cache.popitem(last=False)
+        if self.current is not None and self.current.trace_id == message.trace_id:
+            self._render_current()
+
+    def _request(self, trace_ids: list[str]) -> None:
+        wanted = [t for t in trace_ids if t not in self.cache and t not in self.requested]
+        if wanted:
+            self.requested.update(wanted)
+            self._load_details(wanted, self.generation)
+
+    def _prefetch(self) -> None:
+        upcoming = self.visited[self.pos + 1:self.pos + 1 + PREFETCH]
+        upcoming += list(self.ahead)[:PREFETCH - len(upcoming)]
+        self._request([item.trace_id for item in upcoming])
+
+    @work(thread=True, exclusive=True, group="review-stats")
+    def _load_stats(self, generation: int, spec: QueueSpec, need_total: bool) -> None:
+        conn = self.iofold.db.conn()
+        store = self.store()
+        external = store.changed_since_last_check() if store is not None else False
+        counts = label_counts(conn, spec.eval_set_id)
+        total = left = None
+        if spec.flt is None and (need_total or external):
+            total = total_traces(conn, spec.workspace_id)
+        elif spec.flt is not None and (need_total or external):
+            left = unlabelled_count(conn, spec)
+        self.post_message(StatsLoaded(counts, total, left, external, generation))
+
+    def on_stats_loaded(self, message: StatsLoaded) -> None:
+        if message.generation != self.generation:
+            return
+        self.counts = message.counts
+        if message.total is not None:
+            self.total = message.total
+        if self.total is not None:
+            self.left = max(0, self.total - sum(self.counts.values()))
+        elif message.left is not None:
+            self.left = message.left
+        if message.external:
+            self._refetch()
+        self.set_status()
+
+    # -- showing ---------------------------------------------------------------------------------------
+    def _message(self, text: Text) -> None:
+        self.steps_for = None
+        self.query_one("#review-summary", Static).update(text)
+        self.query_one("#review-steps", Static).update("")
+        self._update_bar()
+
+    def _advance(self) -> None:
+        if self.pos < len(self.visited) - 1:
+            self.pos += 1
+        elif self.ahead:
+            item = self.ahead.popleft()
+            self.visited.append(item)
+            self.pos = len(self.visited) - 1
+            self.queue_key = item.key
+        elif not self.exhausted:
+            self.want_next = True
+            self._fill_more()
+            self._update_bar(Text("fetching the next traces…", style="dim"))
+            return
+        else:
+            self.pending_t0 = None
+            self.notify("End of the queue: every trace in it has been shown (o changes the order).")
+            self._update_bar()
+            return
+        if len(self.ahead) < REFILL_AT:
+            self._fill_more()
+        self._show_current()
+
+    def _show_current(self) -> None:
+        item = self.current
+        if item is None:
+            return
+        self.shown_at = time.monotonic()
+        self._refresh_label(render=False)
+        self.query_one(_Body).scroll_home(animate=False)
+        if item.trace_id in self.cache:
+            self.cache.move_to_end(item.trace_id)
+            self._render_current()
+        else:
+            self.query_one("#review-summary", Static).update(Text(f"loading {item.trace_id}…", style="dim"))
+            self.steps_for = None
+            self.query_one("#review-steps", Static).update("")
+            self._update_bar()
+            self._request([item.trace_id])
+        self._prefetch()
+
+    def _refresh_label(self, render: bool = True) -> None:
+        item, store = self.current, self.store()
+        if item is None or self.eval_set is None or store is None:
+            self.label = None
+        else:
+            self.label = store.get(self.eval_set.id, item.trace_id)
+        if render and item is not None and item.trace_id in self.cache:
+            self._render_current()
+
+    def _render_current(self) -> None:
+        item = self.current
+        if item is None or self.eval_set is None:
+            return
+        detail, steps = self.cache.get(item.trace_id, (None, None))
+        summary = self.query_one("#review-summary", Static)
+        if detail is None:
+            summary.update(Text(f"trace {one_line(item.trace_id, 60)} no longer exists", style="bold red"))
+            self.steps_for = None
+            self.query_one("#review-steps", Static).update("")
+        else:
+            summary.update(trace_text(detail, self.eval_set.id, self.eval_set.name, self.label, blind=self.blind))
+            if self.steps_for != item.trace_id:  # a re-render of the same trace keeps the scroll position
+                self.steps_for = None
+                self.query_one("#review-steps", Static).update("")
+                # The full steps (below the fold) follow one frame later: the summary paints without
+                # waiting for the layout of tens of KB of step text.
+                self.call_after_refresh(self._show_steps, item.trace_id, steps)
+        self._update_bar()
+        if self.pending_t0 is not None:
+            t0, self.pending_t0 = self.pending_t0, None
+            self.call_after_refresh(lambda: self.latencies.append((time.perf_counter() - t0) * 1000))
+
+    def _show_steps(self, trace_id: str, steps: Text | None) -> None:
+        if self.current is not None and self.current.trace_id == trace_id:
+            self.steps_for = trace_id
+            self.query_one("#review-steps", Static).update(steps or "")
+
+    def _update_bar(self, extra: Text | None = None) -> None:
+        bar = Text()
+        item = self.current
+        if item is not None:
+            tiers = self.spec.tiers() if self.spec else ()
+            tier = _TIER_TITLES.get(tiers[item.tier], "") if 0 <= item.tier < len(tiers) else "jumped to"
+            bar.append(f"#{self.pos + 1} this session", style="bold")
+            bar.append(f"  {one_line(item.trace_id, 50)}  ({tier})", style="dim")
+        bar.append(f"  ·  queue: {ORDER_TITLES[self.order]}")
+        bar.append(f"{' + trace filter' if self.use_filter else ''}", style="cyan")
+        bar.append(f"  ·  auto-advance {'on' if self.auto_advance else 'off'}")
+        if self.blind:
+            bar.append("  ·  BLIND", style="bold magenta")
+        if extra is not None:
+            bar.append("  ")
+            bar.append(extra)
+        if item is not None:
+            bar.append("\n")
+            bar.append(label_line(self.label, self.drafts.get(item.trace_id)))
+        reason = self.labels_off()
+        if reason:
+            bar.append(f"\nlabelling disabled: {one_line(reason, 160)}", style="bold red")
+        self.query_one("#review-bar", Static).update(bar)
+
+    def select_item(self, trace_id: str) -> None:
+        """Show one trace (screenshots, links from other panes)."""
+        self._jump_to(QueueItem(trace_id, -1, "", 0, None))
+
+    def _jump_to(self, item: QueueItem) -> None:
+        for index in range(len(self.visited) - 1, -1, -1):
+            if self.visited[index].trace_id == item.trace_id:
+                self.pos = index
+                break
+        else:
+            self.visited.append(item)
+            self.pos = len(self.visited) - 1
+        self._show_current()
+
+    # -- labelling -----------------------------------------------------------------------------------
+    def action_label(self, rating: str) -> None:
+        t0 = time.perf_counter()
+        item, store, es = self.current, self.store(), self.eval_set
+        reason = self.labels_off()
+        if reason or store is None or es is None or item is None:
+            self.notify(f"labelling disabled: {reason}" if reason else "no trace to label", severity="warning")
+            return
+        draft = self.drafts.get(item.trace_id)
+        try:
+            change = labeling.write_label(store, es.id, item.trace_id, rating,
+                                          note=UNCHANGED if draft is None else draft,
+                                          seconds=time.monotonic() - self.shown_at)
+        except labeling.LabelActionError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.commit_ms.append((time.perf_counter() - t0) * 1000)
+        self.drafts.pop(item.trace_id, None)
+        self._apply_deltas([change] if change.changed else [])
+        self.label = change.new
+        self.pending_t0 = t0
+        if self.auto_advance:
+            self._advance()
+        else:
+            self._render_current()
+
+    def _apply_deltas(self, changes: list, reverse: bool = False) -> None:
+        if self.counts is None or self.eval_set is None:
+            return
+        mine = [c for c in changes if c.eval_set_id == self.eval_set.id]
+        for rating, delta in labeling.rating_deltas(mine, reverse=reverse).items():
+            self.counts[rating] = max(0, self.counts.get(rating, 0) + delta)
+        if self.total is not None:
+            self.left = max(0, self.total - sum(self.counts.values()))
+        self.set_status()
+
+    def action_undo(self) -> None:
+        labeling.undo_redo(self.app, undo=True, done=lambda step: self._after_travel(step, undo=True))
+
+    def action_redo(self) -> None:
+        labeling.undo_redo(self.app, undo=False, done=lambda step: self._after_travel(step, undo=False))
+
+    def _after_travel(self, step: Step | None, *, undo: bool) -> None:
+        if step is None or self.eval_set is None:
+            return
+        self._apply_deltas(list(step.changes), reverse=undo)
+        touched = {c.trace_id for c in step.changes if c.eval_set_id == self.eval_set.id}
+        if len(touched) == 1:
+            self._jump_to(QueueItem(next(iter(touched)), -1, "", 0, None))  # show what was reverted
+        else:
+            self._refresh_label()
+
+    # -- notes ---------------------------------------------------------------------------------------
+    def action_edit_note(self) -> None:
+        item = self.current
+        if item is None or self.editing_for is not None:
+            return
+        area = self.query_one("#review-note", TextArea)
+        area.text = self.drafts.get(item.trace_id, self.label.notes if self.label and self.label.notes else "")
+        area.border_title = "note (Esc saves and leaves; Enter is a new line)"
+        area.add_class("editing")
+        self.editing_for = item.trace_id
+        self.refresh_bindings()
+
+        def focus() -> None:  # after the refresh that displays it: a hidden widget cannot take focus
+            area.focus()
+            area.move_cursor(area.document.end)
+
+        self.call_after_refresh(focus)
+
+    def action_leave_note(self) -> None:
+        self._finish_note()
+
+    @on(DescendantBlur, "#review-note")
+    def _note_blurred(self) -> None:
+        self._finish_note()  # clicking away must not lose the text either
+
+    def _finish_note(self) -> None:
+        trace_id, self.editing_for = self.editing_for, None
+        if trace_id is None or self.eval_set is None:
+            return
+        area = self.query_one("#review-note", TextArea)
+        text = area.text if area.text.strip() else ""
+        area.remove_class("editing")
+        self.set_focus(None)
+        self.refresh_bindings()
+        store = self.store()
+        label = store.get(self.eval_set.id, trace_id) if store is not None else None
+        if (text or None) == (label.notes if label else None):
+            self.drafts.pop(trace_id, None)
+        elif label is None:
+            self.drafts[trace_id] = text
+            self.notify("Note kept: it is saved with this trace's label.")
+        else:
+            try:
+                change = labeling.write_note(store, self.eval_set.id, trace_id, text or None)  # type: ignore[arg-type]
+            except labeling.LabelActionError as exc:
+                self.drafts[trace_id] = text  # keep the text; it is retried with the next label
+                self.notify(f"note not saved: {exc}", severity="error")
+            else:
+                self.drafts.pop(trace_id, None)
+                if self.current is not None and self.current.trace_id == trace_id:
+                    self.label = change.new
+        self._update_bar()
+
+    # -- navigation and toggles ---------------------------------------------------------------------
+    def action_next(self) -> None:
+        self._advance()
+
+    def action_skip(self) -> None:
+        self._advance()
+
+    def action_previous(self) -> None:
+        if self.pos > 0:
+            self.pos -= 1
+            self._show_current()
+        else:
+            self.notify("This is the first trace of this session.")
+
+    def action_next_unlabelled(self) -> None:
+        if self.spec is None:
+            return
+        item = self.current
+        after = (item.timestamp, item.rowid) if item is not None and item.timestamp else None
+        self._find_unlabelled(self.generation, self.spec, after, item.trace_id if item else None)
+
+    @work(thread=True, exclusive=True, group="review-jump")
+    def _find_unlabelled(self, generation: int, spec: QueueSpec, after: tuple[str, int] | None,
+                         exclude: str | None) -> None:
+        self.post_message(JumpFound(next_unlabelled(self.iofold.db.conn(), spec, after, exclude), generation))
+
+    def on_jump_found(self, message: JumpFound) -> None:
+        if message.generation != self.generation:
+            return
+        if message.item is None:
+            self.notify("No unlabelled trace left in this queue.")
+            return
+        self.visited.append(message.item)
+        self.pos = len(self.visited) - 1
+        self.queue_key = message.item.key  # continue the queue from here
+        self.ahead.clear()
+        self.frontier, self.exhausted = self.queue_key, False
+        self.generation += 1
+        self.fetching = False
+        self._fill_more()
+        self._show_current()
+
+    def action_toggle_blind(self) -> None:
+        self.blind = not self.blind
+        self._render_current()
+        self.notify(f"blind mode {'on: eval verdicts hidden until you label' if self.blind else 'off'}")
+
+    def action_toggle_auto(self) -> None:
+        self.auto_advance = not self.auto_advance
+        self._update_bar()
+
+    def action_cycle_order(self) -> None:
+        self.order = ORDERS[(ORDERS.index(self.order) + 1) % len(ORDERS)]
+        self.notify(f"queue: {ORDER_TITLES[self.order]}")
+        self.reload()
+
+    def action_toggle_filter(self) -> None:
+        self.use_filter = not self.use_filter
+        parts = self.iofold.state.trace_filter.describe()
+        if self.use_filter and not parts:
+            self.notify("the trace list has no filter yet (T, then f or /)", severity="warning")
+        self.reload()
+
+    def action_scroll(self, where: Literal["up", "down", "home", "end"]) -> None:
+        body = self.query_one(_Body)
+        {"up": body.scroll_page_up, "down": body.scroll_page_down,
+         "home": body.scroll_home, "end": body.scroll_end}[where](animate=False)
+
+    def action_open_trace(self) -> None:
+        from iofold_tui.ui.panes.trace_detail import TraceDetailScreen
+
+        if self.current is not None:
+            self.app.push_screen(TraceDetailScreen(self.current.trace_id))
+
+    def action_new_eval_set(self) -> None:
+        from iofold_tui.ui.eval_set_form import EvalSetForm
+
+        app = self.iofold
+        workspace = app.state.workspace_id or (self.eval_set.workspace_id if self.eval_set else None)
+        name = app.state.workspace.name if app.state.workspace else (workspace or "")
+
+        def created(eval_set_id: str | None) -> None:
+            if eval_set_id:
+                app.state.eval_set_id = eval_set_id
+                app.load_catalog()  # picks the new set up and refreshes the panes
+                self.notify("eval set created; label away")
+
+        if app.source.read_only_reason:
+            self.notify(f"cannot create an eval set: {app.source.read_only_reason}", severity="warning")
+            return
+        app.push_screen(EvalSetForm(workspace, name), created)
+
+    def action_help(self) -> None:
+        rows: dict[str, tuple[list[str], str]] = {}
+        for active in self.active_bindings.values():
+            binding = active.binding
+            name = binding.id or binding.action
+            keys, _ = rows.setdefault(name, ([], binding.description or binding.action))
+            keys.append(self.app.get_key_display(binding))
+        notes = ["Labels are committed before the next trace shows; undo/redo survive restarts.",
+                 "Blind mode hides eval verdicts until the trace has a label in this eval set.",
+                 "Keys are remappable by id in keymap.toml, e.g. \"review.positive\" = \"a,1,p\"."]
+        self.app.push_screen(KeyHelp("Review mode keys", [(" / ".join(k), d) for k, d in rows.values()], notes))
