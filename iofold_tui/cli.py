@@ -242,5 +242,15 @@ def export_labels(source: str | None, demo: bool, output: str, since: str | None
                + ("" if output == "-" else f" written to {output}"), err=True)
 
 
+from iofold_tui.cli_inspect import overview_cmd, sql_cmd  # noqa: E402 - they reuse the helpers above
+
+main.add_command(overview_cmd)
+main.add_command(sql_cmd)
+
+from iofold_tui.cli_eval import run_eval_cmd, undo_run_cmd  # noqa: E402 - they reuse the helpers above
+
+main.add_command(run_eval_cmd)
+main.add_command(undo_run_cmd)
+
 if __name__ == "__main__":
     main()

@@ -33,6 +33,7 @@ class TraceFilter:
     step_text: str = ""  # substring of the full steps; matched rowids come from scan_steps()
     step_rowids: tuple[int, ...] | None = None
     trace_ids: tuple[str, ...] | None = None  # an explicit set (drill-down, review queue)
+    executed_by_eval: str | None = None  # traces this eval has an execution for
     newest_first: bool = True
 
     def describe(self) -> list[str]:
@@ -52,6 +53,8 @@ class TraceFilter:
             parts.append(f'steps∋"{self.step_text}"')
         if self.trace_ids is not None:
             parts.append(f"{len(self.trace_ids):,} selected traces")
+        if self.executed_by_eval:
+            parts.append(f"executed by {self.executed_by_eval}")
         return parts
 
     def cleared(self) -> TraceFilter:
@@ -125,6 +128,8 @@ def _where(flt: TraceFilter, drive_from_feedback: bool = False) -> _Sql:
         sql.add("t.rowid IN (SELECT value FROM json_each(?))", json.dumps(list(flt.step_rowids)))
     if flt.trace_ids is not None:
         sql.add("t.id IN (SELECT value FROM json_each(?))", json.dumps(list(flt.trace_ids)))
+    if flt.executed_by_eval:  # the (eval_id, trace_id) index answers this per row
+        sql.add("EXISTS (SELECT 1 FROM eval_executions x WHERE x.eval_id = ? AND x.trace_id = t.id)", flt.executed_by_eval)
     return sql
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from textual.worker import WorkerCancelled
+
 from iofold_tui.data.sources import OpenedSource
 from iofold_tui.ui.app import IofoldApp
 from iofold_tui.ui.panes import PANES
@@ -14,7 +16,10 @@ async def settle(app: IofoldApp, pilot: object, rounds: int = 40) -> None:
     """Wait until no worker runs and the message queues are drained (no sleeps)."""
     for _ in range(rounds):
         await pilot.pause()  # type: ignore[attr-defined]
-        await app.workers.wait_for_complete()
+        try:
+            await app.workers.wait_for_complete()
+        except WorkerCancelled:  # an exclusive worker replaced by a newer one: keep waiting for that
+            continue
         await pilot.pause()  # type: ignore[attr-defined]
         if not any(w.is_running for w in app.workers):
             break

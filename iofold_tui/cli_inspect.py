@@ -1,0 +1,124 @@
+"""Headless inspection commands: ``iofold-tui overview`` and ``iofold-tui sql`` (registered in cli.py)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+import click
+
+from iofold_tui.cli import fail, guarded, open_any, source_argument
+
+
+def _overview_json(figures: Any) -> dict[str, Any]:  # noqa: ANN401 - an Overview
+    data = asdict(figures)
+    for item, es in zip(data["eval_sets"], figures.eval_sets, strict=True):
+        item.update(total=es.total, progress=es.progress, ready=es.ready)
+    for item, jt in zip(data["job_types"], figures.job_types, strict=True):
+        item["failure_rate"] = jt.failure_rate
+    return data
+
+
+def _print_overview(figures: Any) -> None:  # noqa: ANN401 - an Overview
+    from iofold_tui.data.sanitize import one_line
+
+    scope = figures.workspace_id or "all workspaces"
+    click.echo(f"scope: {one_line(scope, 80)}")
+    click.echo("rows per table:")
+    for t in figures.tables:
+        click.echo(f"  {t.table:<20} {t.count:>12,}")
+    click.echo("eval sets (labels toward minimum_examples):")
+    for es in figures.eval_sets:
+        click.echo(f"  {one_line(es.name or es.id, 30):<30} pos {es.positive:>8,}  neg {es.negative:>8,}  "
+                   f"neu {es.neutral:>8,}  {es.total:,}/{es.minimum_examples:,} {'ready' if es.ready else 'short'}")
+    click.echo("evals by accuracy:")
+    for b in figures.accuracy:
+        click.echo(f"  {b.bucket:<7} {b.label:<12} {b.count:>8,}")
+    click.echo("integrations:")
+    for it in figures.integrations:
+        traces = "—" if it.trace_count is None else f"{it.trace_count:,}"
+        click.echo(f"  {one_line(it.name, 24):<24} {one_line(it.platform, 10):<10} {one_line(it.status, 8):<8} "
+                   f"key {it.api_key:<5} last sync {one_line(it.last_synced_at or 'never', 24):<24} traces {traces}"
+                   + (f"  error: {one_line(it.error_message, 120)}" if it.error_message else ""))
+    click.echo("jobs by type:")
+    for jt in figures.job_types:
+        rate = "—" if jt.failure_rate is None else f"{jt.failure_rate * 100:.0f} %"
+        avg = "—" if jt.avg_duration_s is None else f"{jt.avg_duration_s:.1f} s"
+        statuses = ", ".join(f"{one_line(k, 12)} {v:,}" for k, v in jt.by_status.items())
+        click.echo(f"  {one_line(jt.type, 10):<10} {jt.total:>6,}  ({statuses})  failure rate {rate}  avg {avg}")
+    for w in figures.warnings:
+        click.echo(f"warning: {w.kind}: {w.message}")
+    for note in figures.notes:
+        click.echo(f"note: {note}")
+
+
+@click.command("overview")
+@source_argument
+@click.option("--workspace", help="Workspace id to scope to (default: every workspace).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (each figure with its SQL).")
+@click.option("--no-warnings", is_flag=True, help="Skip the data checks (seconds on big databases).")
+@guarded
+def overview_cmd(source: str | None, demo: bool, workspace: str | None, as_json: bool, no_warnings: bool) -> None:
+    """Row counts, label progress, accuracy buckets, integrations, jobs and data warnings."""
+    from iofold_tui.data.inspect import overview
+
+    opened = open_any(source, demo=demo, read_only=True)
+    conn = opened.db.conn()
+    if workspace is not None and conn.execute("SELECT 1 FROM workspaces WHERE id = ?", (workspace,)).fetchone() is None:
+        fail(f"--workspace {workspace!r}: no such workspace")
+    figures = overview(conn, workspace, warnings=not no_warnings)
+    if as_json:
+        click.echo(json.dumps(_overview_json(figures), indent=2, ensure_ascii=False))
+    else:
+        _print_overview(figures)
+
+
+def _print_rows(columns: list[str], rows: list[tuple[str | None, ...]], width: int = 40) -> None:
+    shown = [[("NULL" if v is None else v)[:width] for v in row] for row in rows]
+    widths = [min(width, max([len(c)] + [len(r[i]) for r in shown])) for i, c in enumerate(columns)]
+    click.echo("  ".join(c[:width].ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for r in shown:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+@click.command("sql")
+@source_argument
+@click.argument("query", required=False)
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1), help="Rows to print at most.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@guarded
+def sql_cmd(source: str | None, demo: bool, query: str | None, limit: int, as_json: bool) -> None:
+    """Run one read-only SQL statement on SOURCE (writes are refused; use the TUI's console to write)."""
+    from iofold_tui.data.inspect import SqlConsole
+
+    if query is None and demo and source is not None:
+        source, query = None, source  # `iofold-tui sql --demo "SELECT …"`
+    if not query:
+        fail("no QUERY given")
+    opened = open_any(source, demo=demo, read_only=True)
+    console = SqlConsole(opened.db.path, immutable=opened.db.immutable, writes_blocked="the sql command is read-only")
+    console.write_hint = "the sql command never writes"
+    try:
+        result = console.execute(query)
+        rows: list[tuple[str | None, ...]] = []
+        more = False
+        if result.ok and result.columns:
+            page = result.fetch_page(limit + 1)  # one more tells whether rows were left out
+            if page.error:
+                fail(page.error)
+            rows = page.rows[:limit]
+            more = len(page.rows) > limit
+        if not result.ok:
+            fail(result.message)
+    finally:
+        console.close()
+    if as_json:
+        click.echo(json.dumps({"columns": result.columns, "rows": [list(r) for r in rows], "truncated": more,
+                               "message": result.message}, indent=2, ensure_ascii=False))
+        return
+    if result.columns:
+        _print_rows(result.columns, rows)
+        click.echo(f"({len(rows):,} row(s){'; more not shown, raise --limit' if more else ''})", err=True)
+    else:
+        click.echo(result.message)

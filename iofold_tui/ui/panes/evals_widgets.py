@@ -1,0 +1,524 @@
+"""Line-API viewers of the evals pane: highlighted code and diffs, lazily highlighted, searchable.
+
+Highlighting a 10k-line eval with pygments takes seconds, so it never runs on the UI thread and never
+runs ahead of need: a ``Highlighter`` keeps pygments' token generator and a worker advances it only to a
+little past the lowest line the viewer has shown. Lines not highlighted yet are drawn plain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
+from rich.syntax import Syntax
+from rich.text import Text
+from textual.cache import LRUCache
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from iofold_tui.data.evals import (
+    ChainLink,
+    EvalCounts,
+    EvalDetail,
+    EvalSummary,
+    FieldDiff,
+    TestRow,
+    TrainingTrace,
+    accuracy_band,
+    split_lines,
+)
+from iofold_tui.data.sanitize import clean, one_line
+from iofold_tui.ui.text import cell, code, rating_text, safe
+
+HIGHLIGHT_MAX_LINES = 20_000  # beyond this lines stay plain (lexing to line N costs all lines before it)
+LOOKAHEAD = 120  # lines highlighted past the lowest line shown
+MATCH = Style(bgcolor="yellow", color="black")
+CURRENT = Style(bgcolor="dark_orange", color="black", bold=True)
+DIFF_BG = {"add": Style(bgcolor="#12361a"), "del": Style(bgcolor="#451818"), "replace": Style(bgcolor="#2c2c10")}
+SIGN = {"add": "+", "del": "-", "equal": " "}
+DIM = Style(dim=True)
+
+
+class Highlighter:
+    """Per-line highlighted ``Text`` of one source, produced on demand from a background worker."""
+
+    def __init__(self, source: str, max_lines: int | None = None) -> None:
+        cleaned = clean(source, limit=None)
+        self.plain = split_lines(cleaned)
+        self.lines: list[Text] = []
+        self.limit = min(len(self.plain), HIGHLIGHT_MAX_LINES if max_lines is None else max_lines)
+        self.target = 0
+        self.running = False
+        syntax = code(cleaned)  # the app's one pygments setup (lexer options, theme)
+        self._theme = Syntax.get_theme("monokai")
+        lexer = syntax.lexer
+        self._tokens: Iterator[tuple[object, str]] | None = iter(lexer.get_tokens(cleaned)) if lexer else None
+        self._styles: dict[object, Style] = {}
+        self._current = Text()
+
+    @property
+    def capped(self) -> bool:
+        return self.limit < len(self.plain)
+
+    @property
+    def pending(self) -> bool:
+        return self._tokens is not None and len(self.lines) < min(self.target, self.limit)
+
+    def want(self, line: int) -> None:
+        self.target = max(self.target, min(line + LOOKAHEAD, self.limit))
+
+    def run(self, cancelled: Callable[[], bool], progress: Callable[[], None], step: int = 100) -> None:
+        """Advance the lexer until ``target`` (which may grow meanwhile); called from one worker at a time."""
+        next_report = len(self.lines) + step
+        while self.pending and not cancelled():
+            try:
+                ttype, value = next(self._tokens)  # type: ignore[arg-type]
+            except StopIteration:
+                self._finish_line()
+                self._tokens = None
+                break
+            style = self._styles.get(ttype)
+            if style is None:
+                themed = self._theme.get_style_for_token(ttype)  # type: ignore[arg-type]
+                # Foreground only: the theme's background would paint blocks over the app's own theme.
+                style = self._styles[ttype] = Style(color=themed.color, bold=themed.bold, italic=themed.italic,
+                                                    underline=themed.underline)
+            parts = value.split("\n")
+            for index, part in enumerate(parts):
+                if index:
+                    self._finish_line()
+                if part:
+                    self._current.append(part, style)
+            if len(self.lines) >= next_report:
+                next_report += step
+                progress()
+        progress()
+
+    def _finish_line(self) -> None:
+        index = len(self.lines)
+        if index < len(self.plain):
+            line = self._current
+            # pygments must reproduce the text exactly; if it did not, show that line plain.
+            self.lines.append(line if line.plain == self.plain[index] else Text(self.plain[index]))
+        self._current = Text()
+
+    def line(self, index: int) -> Text:
+        return self.lines[index] if index < len(self.lines) else Text(self.plain[index])
+
+
+class LinesView(ScrollView, can_focus=True):
+    """A read-only, scrollable list of lines with a fixed gutter and case-insensitive search."""
+
+    DEFAULT_CSS = "LinesView { height: 1fr; } LinesView:focus { border-left: outer $accent; }"
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id)
+        self.search_text = ""
+        self.matches: list[int] = []  # line indexes holding the query
+        self.current = -1  # index into matches
+        self.placeholder = ""
+        self._cache: LRUCache[tuple[int, int, int], Strip] = LRUCache(1024)
+        self.on_need: Callable[[Highlighter], None] | None = None
+
+    # -- what subclasses provide -------------------------------------------------------------------
+    @property
+    def line_count(self) -> int:
+        return 0
+
+    def plain_line(self, index: int) -> str:
+        return ""
+
+    def render_row(self, index: int, scroll_x: int, width: int) -> Strip:
+        return Strip.blank(width)
+
+    def highlighters(self) -> list[Highlighter]:
+        return []
+
+    # -- shared ------------------------------------------------------------------------------------
+    def reset(self, width: int, keep_scroll: bool = False) -> None:
+        self._cache.clear()
+        self.virtual_size = Size(width, max(self.line_count, 1))
+        if not keep_scroll:
+            self.scroll_to(0, 0, animate=False)
+        if self.search_text:
+            self.search(self.search_text, jump=False)
+        self.refresh()
+        self.call_after_refresh(self.request_highlight)
+
+    def invalidate(self) -> None:
+        self._cache.clear()
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        index, width = scroll_y + y, self.size.width
+        if self.line_count == 0:
+            return Strip(list(Text(self.placeholder if y == 0 else "", style="dim italic").render(self.app.console))
+                         ).crop_extend(0, width, None)
+        if index >= self.line_count:
+            return Strip.blank(width, self.rich_style)
+        key = (index, scroll_x, width)
+        strip = self._cache.get(key)
+        if strip is None:
+            # The widget's style as the base: token styles carry no background of their own.
+            strip = self._cache[key] = self.render_row(index, scroll_x, width).apply_style(self.rich_style)
+        return strip.apply_offsets(scroll_x, index)
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self.request_highlight()
+
+    def on_resize(self) -> None:
+        self._cache.clear()
+        self.request_highlight()
+
+    def request_highlight(self) -> None:
+        bottom = int(self.scroll_y) + max(self.size.height, 40)
+        for hl in self.highlighters():
+            hl.want(bottom)
+            if hl.pending and not hl.running and self.on_need is not None:
+                self.on_need(hl)
+
+    def mark(self, text: Text, index: int) -> Text:
+        """Highlight the query inside one line's text (the current match stronger)."""
+        if not self.search_text:
+            return text
+        plain, needle = text.plain.lower(), self.search_text.lower()
+        style = CURRENT if self.current >= 0 and self.matches[self.current] == index else MATCH
+        start = plain.find(needle)
+        if start < 0:
+            return text
+        text = text.copy()
+        while start >= 0:
+            text.stylize(style, start, start + len(needle))
+            start = plain.find(needle, start + len(needle))
+        return text
+
+    def search(self, query: str, *, jump: bool = True) -> int:
+        """Find every line holding ``query``; jump to the first at or after the top of the view."""
+        self.search_text = query
+        needle = query.lower()
+        self.matches = [i for i in range(self.line_count) if needle and needle in self.plain_line(i).lower()] if needle else []
+        self.current = -1
+        if self.matches and jump:
+            top = int(self.scroll_y)
+            self.current = next((k for k, i in enumerate(self.matches) if i >= top), 0)
+            self._show_current()
+        self.invalidate()
+        return len(self.matches)
+
+    def next_match(self, forward: bool = True) -> int | None:
+        if not self.matches:
+            return None
+        self.current = (self.current + (1 if forward else -1)) % len(self.matches) if self.current >= 0 else 0
+        self._show_current()
+        self.invalidate()
+        return self.matches[self.current]
+
+    def _show_current(self) -> None:
+        line = self.matches[self.current]
+        self.scroll_to(y=max(0, line - self.size.height // 3), animate=False)
+        self.request_highlight()
+
+
+def _render(text: Text, console: object) -> list[Segment]:
+    return list(text.render(console))  # type: ignore[arg-type]
+
+
+def _width(lines: list[str]) -> int:
+    return max((len(x) if x.isascii() else cell_len(x) for x in lines), default=0)
+
+
+class CodeView(LinesView):
+    """Highlighted code with line numbers."""
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
+        super().__init__(id=id)
+        self.hl: Highlighter | None = None
+
+    def set_code(self, hl: Highlighter | None, placeholder: str = "", keep_scroll: bool = False) -> None:
+        """Show ``hl``'s source; ``keep_scroll`` when it is the same eval re-read (the database changed)."""
+        self.hl, self.placeholder = hl, placeholder
+        lines = hl.plain if hl else []
+        self.reset(len(str(len(lines))) + 2 + _width(lines), keep_scroll)
+
+    @property
+    def line_count(self) -> int:
+        return len(self.hl.plain) if self.hl else 0
+
+    def plain_line(self, index: int) -> str:
+        return self.hl.plain[index] if self.hl else ""
+
+    def highlighters(self) -> list[Highlighter]:
+        return [self.hl] if self.hl else []
+
+    def render_row(self, index: int, scroll_x: int, width: int) -> Strip:
+        assert self.hl is not None
+        digits = len(str(self.line_count))
+        is_current = self.current >= 0 and self.matches[self.current] == index
+        gutter = Text(f"{index + 1:>{digits}}{'▶' if is_current else ' '} ", style="bold yellow" if is_current else "dim")
+        body = self.mark(self.hl.line(index), index)
+        left = Strip(_render(gutter, self.app.console))
+        right = Strip(_render(body, self.app.console)).crop_extend(scroll_x, scroll_x + max(width - left.cell_length, 0),
+                                                                    self.rich_style)
+        return Strip.join([left, right])
+
+
+@dataclass(frozen=True)
+class _Row:
+    kind: str  # title / hunk / equal / add / del / replace
+    field: str
+    text: str = ""  # title, hunk header or unified text
+    old_no: int | None = None
+    new_no: int | None = None
+    old_text: str | None = None
+    new_text: str | None = None
+
+
+class DiffView(LinesView):
+    """Code, prompt and instructions diffs: unified or side by side, code lines syntax-highlighted."""
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
+        super().__init__(id=id)
+        self.rows: list[_Row] = []
+        self.side_by_side = False
+        self.old_hl: Highlighter | None = None
+        self.new_hl: Highlighter | None = None
+        self.digits = 1
+
+    def set_diff(self, sections: list[FieldDiff] | None, old_hl: Highlighter | None, new_hl: Highlighter | None,
+             side_by_side: bool, placeholder: str = "") -> None:
+        self.old_hl, self.new_hl, self.side_by_side, self.placeholder = old_hl, new_hl, side_by_side, placeholder
+        self.rows = []
+        widest, biggest = 0, 1
+        for sec in sections or []:
+            change = "identical" if sec.identical else f"+{sec.added} −{sec.removed}"
+            self.rows.append(_Row("title", sec.field, f"── {sec.label}: {change} "))
+            if side_by_side:
+                for r in sec.side:
+                    self.rows.append(_Row(r.kind, sec.field, (r.old_text or "") if r.kind == "hunk" else "", r.old_no,
+                                          r.new_no, r.old_text, r.new_text))
+            else:
+                self.rows += [_Row(d.kind, sec.field, d.text, d.old_no, d.new_no) for d in sec.unified]
+        for row in self.rows:
+            biggest = max(biggest, row.old_no or 0, row.new_no or 0)
+            widest = max(widest, _width([row.text, row.old_text or "", row.new_text or ""]))
+        self.digits = len(str(biggest))
+        self.reset((2 * (widest + self.digits + 2) + 1) if side_by_side else widest + 2 * self.digits + 4)
+
+    @property
+    def line_count(self) -> int:
+        return len(self.rows)
+
+    def plain_line(self, index: int) -> str:
+        row = self.rows[index]
+        return row.text if not self.side_by_side or row.kind in ("title", "hunk") else f"{row.old_text or ''}\n{row.new_text or ''}"
+
+    def highlighters(self) -> list[Highlighter]:
+        return [h for h in (self.old_hl, self.new_hl) if h is not None]
+
+    def _content(self, row: _Row, side: str) -> Text:
+        number, raw = (row.old_no, row.old_text) if side == "old" else (row.new_no, row.new_text)
+        if not self.side_by_side:
+            number, raw = (row.old_no, row.text) if row.kind == "del" else (row.new_no, row.text)
+        hl = self.old_hl if (side == "old" or row.kind == "del") else self.new_hl
+        if row.field == "code" and hl is not None and number is not None and number <= len(hl.plain):
+            return hl.line(number - 1)
+        return Text(clean(raw or "", limit=None).replace("\n", "⏎"))
+
+    def render_row(self, index: int, scroll_x: int, width: int) -> Strip:
+        row, console = self.rows[index], self.app.console
+        is_current = self.current >= 0 and self.matches[self.current] == index
+        if row.kind in ("title", "hunk"):
+            style = "bold reverse" if row.kind == "title" else "cyan"
+            text = self.mark(Text(clean(row.text, limit=None), style=style), index)
+            return Strip(_render(text, console)).crop_extend(0, width, self.rich_style)
+        if not self.side_by_side:
+            digits, bg = self.digits, DIFF_BG.get(row.kind)
+            nums = f"{row.old_no or '':>{digits}} {row.new_no or '':>{digits}}{'▶' if is_current else ' '}"
+            gutter = Text(nums, style="bold yellow" if is_current else "dim")
+            gutter.append(SIGN.get(row.kind, " ") + " ", style=Style(bold=True) + (bg or Style()))
+            body = self.mark(self._content(row, "new"), index)
+            if bg:
+                body = body.copy()
+                body.stylize(bg)
+            left = Strip(_render(gutter, console))
+            right = Strip(_render(body, console)).crop_extend(scroll_x, scroll_x + max(width - left.cell_length, 0), bg)
+            return Strip.join([left, right])
+        half = max((width - 1) // 2, 4)
+        parts: list[Strip] = []
+        for side in ("old", "new"):
+            number = row.old_no if side == "old" else row.new_no
+            present = (row.old_text if side == "old" else row.new_text) is not None
+            changed = row.kind in ("del" if side == "old" else "add", "replace")
+            bg = DIFF_BG["del" if side == "old" else "add"] if changed else None
+            gutter = Text(f"{number or '':>{self.digits}}{'▶' if is_current else ' '}",
+                          style="bold yellow" if is_current else "dim")
+            body = self.mark(self._content(row, side), index) if present else Text("")
+            if bg and present:
+                body = body.copy()
+                body.stylize(bg)
+            g = Strip(_render(gutter, console))
+            cw = max(half - g.cell_length, 0)
+            parts += [g, Strip(_render(body, console)).crop_extend(scroll_x, scroll_x + cw, bg if present else None)]
+            if side == "old":
+                parts.append(Strip([Segment("│", DIM)]))
+        return Strip.join(parts).crop_extend(0, width, self.rich_style)
+
+
+# ---------------------------------------------------------------- cells and texts of the pane
+
+BAND_STYLE = {"high": "bold green", "mid": "bold yellow", "low": "bold red", "none": "dim"}
+STATUS_STYLE = {"active": "bold green", "draft": "cyan", "archived": "dim"}
+DISAGREE = "bold black on yellow"
+
+
+def _num(value: int | None, style: str = "") -> Text:
+    return Text("—" if value is None else f"{value:,}", style=style if value is not None else "dim", justify="right")
+
+
+def _acc(value: float | None) -> Text:
+    return Text("—" if value is None else f"{value:.2f}", style=BAND_STYLE[accuracy_band(value)], justify="right")
+
+
+def list_cells(s: EvalSummary, link: ChainLink, counts: EvalCounts | None, counted: bool) -> list[Text]:
+    """One row of the eval list: stored counters beside recomputed ones, disagreement highlighted."""
+    label = f"{'  ' * min(link.depth - 1, 6)}└ v{s.version}" if link.depth else f"{one_line(s.name, 60)} v{s.version}"
+    name = Text("⚠ " if link.note else "", style="yellow")
+    name.append(cell(label, 70, style="" if link.depth else "bold"))
+    pending = Text("…" if not counted else "?", style="dim", justify="right")
+    cells = [name, cell(s.status, 12, STATUS_STYLE.get(s.status, "yellow")), cell(s.model_used, 40), _acc(s.accuracy)]
+    if counts is None:
+        return [*cells, pending, _num(s.execution_count), pending, _num(s.contradiction_count), pending, pending,
+                cell(s.created_at[:10], 10)]
+    exec_differs = s.execution_count != counts.execution_count
+    contra_differs = s.contradiction_count != counts.contradictions
+    return [*cells, _acc(counts.accuracy),
+            _num(s.execution_count, DISAGREE if exec_differs else ""),
+            _num(counts.execution_count, "bold yellow" if exec_differs else ""),
+            _num(s.contradiction_count, DISAGREE if contra_differs else ""),
+            _num(counts.contradictions, "bold yellow" if contra_differs else ""),
+            _num(counts.errors, "red" if counts.errors else "dim"), cell(s.created_at[:10], 10)]
+
+
+def note_text(detail: EvalDetail, link: ChainLink | None, hl: Highlighter | None) -> Text:
+    """One or two lines under the list: what is wrong with the selected eval, or that it is fine."""
+    text = Text()
+    problems = ([link.note] if link and link.note else []) + detail.problems
+    if detail.check.ok and not detail.check.note:
+        text.append(f"✓ valid Python · calls {one_line(detail.check.entry, 40)}()", style="green")
+    for problem in problems:
+        text.append("  ⚠ " if text else "⚠ ", style="yellow")
+        text.append(one_line(problem, 160), style="yellow")
+    lines = len(hl.plain) if hl else 0
+    text.append(f"  ·  {lines:,} lines", style="dim")
+    if hl is not None and hl.capped:
+        text.append(f" (highlighted up to line {hl.limit:,}; the rest is plain)", style="yellow")
+    return text
+
+
+def _section(text: Text, title: str, body: str, empty: str = "(none)") -> None:
+    text.append(f"\n{title}\n", style="bold underline")
+    text.append_text(safe(body) if body.strip() else Text(empty, style="dim"))
+    text.append("\n")
+
+
+def details_text(detail: EvalDetail, link: ChainLink | None, counts: EvalCounts | None,
+                 lineage: list[EvalSummary], counting: bool) -> Text:
+    s = detail.summary
+    text = Text()
+    text.append(f"{one_line(s.name, 80)} v{s.version}", style="bold")
+    text.append(f"  ·  {one_line(s.status, 20)}  ·  {one_line(s.model_used, 60)}  ·  created {one_line(s.created_at, 30)}"
+                f"  ·  updated {one_line(detail.updated_at, 30)}\n", style="")
+    chain = " ← ".join(f"v{e.version}" for e in lineage) or f"v{s.version}"
+    text.append("version chain: ", style="bold")
+    text.append(chain + (" (parent by version order)" if link and link.inferred else ""))
+    if link and link.note:
+        text.append(f"  ⚠ {one_line(link.note, 160)}", style="yellow")
+    text.append("\n\nstored vs recomputed", style="bold underline")
+    text.append("  (recomputed: labels of this eval set only; errored runs are neither pass nor fail)\n", style="dim")
+    rows = [("accuracy", s.accuracy, None if counts is None else counts.accuracy),
+            ("execution_count", s.execution_count, None if counts is None else counts.execution_count),
+            ("contradiction_count", s.contradiction_count, None if counts is None else counts.contradictions)]
+    for label, stored, live in rows:
+        shown_live = "computing…" if counting else "—" if live is None else (
+            f"{live:.3f}" if isinstance(live, float) else f"{live:,}")
+        shown_stored = "—" if stored is None else f"{stored:.3f}" if isinstance(stored, float) else f"{stored:,}"
+        differs = label != "accuracy" and counts is not None and stored != live
+        text.append(f"  {label:<20} stored {shown_stored:>10}   recomputed {shown_live:>10}",
+                    style=DISAGREE if differs else "")
+        if label == "accuracy":
+            text.append("   (stored: generation test set; recomputed: executions)", style="dim")
+        text.append("\n")
+    if counts is not None:
+        text.append(f"  {'errored executions':<20} {counts.errors:>17,}\n", style="red" if counts.errors else "dim")
+        if s.contradiction_count is not None and s.contradiction_count > counts.contradictions:
+            text.append("  the stored contradiction_count is higher: it was likely taken from the unscoped "
+                        "eval_comparison view (other sets' labels, errors counted as fails)\n", style="yellow")
+    _section(text, "description", detail.description)
+    _section(text, "generation prompt", detail.generation_prompt)
+    _section(text, "custom instructions", detail.custom_instructions)
+    text.append("\ncode\n", style="bold underline")
+    text.append(f"{len(split_lines(detail.code)):,} lines, {len(detail.code):,} characters  ·  ")
+    text.append(one_line(detail.check.note, 200) if detail.check.note else f"calls {detail.check.entry}()",
+                style="yellow" if detail.check.note else "green")
+    text.append("\n")
+    text.append_text(tests_summary(detail))
+    text.append_text(training_summary(detail, None))
+    return text
+
+
+def tests_summary(detail: EvalDetail) -> Text:
+    results = detail.test_results
+    text = Text("\ntest results: ", style="bold")
+    if not results.rows and not results.summary and not results.problems:
+        text.append("none stored\n", style="dim")
+        return text
+    text.append(f"{results.total_rows:,} rows ({results.shape})")
+    if results.summary:
+        text.append("  ·  stored summary: " + ", ".join(f"{k} {one_line(v, 12)}" for k, v in results.summary.items()))
+    text.append(f"  ·  {results.mismatches:,} mismatches", style="bold red" if results.mismatches else "green")
+    text.append("  ·  Enter opens the trace\n", style="dim")
+    for problem in results.problems:
+        text.append(f"⚠ {one_line(problem, 200)}\n", style="yellow")
+    return text
+
+
+def training_summary(detail: EvalDetail, training: list[TrainingTrace] | None) -> Text:
+    text = Text("\ntraining traces: ", style="bold")
+    text.append(f"{len(detail.training_ids):,}")
+    if training is not None:
+        missing = sum(1 for t in training if not t.exists)
+        if missing:
+            text.append(f"  ·  {missing:,} not in the database", style="bold red")
+        if len(detail.training_ids) > len(training):
+            text.append(f"  ·  showing the first {len(training):,}", style="yellow")
+        text.append("  ·  Enter opens the trace", style="dim")
+    text.append("\n")
+    if detail.training_problem:
+        text.append(f"⚠ {one_line(detail.training_problem, 200)}\n", style="yellow")
+    return text
+
+
+def _verdict(value: bool | None, raw: str) -> Text:
+    if value is None:
+        return cell(raw or "—", 12, "dim")
+    return Text("✓ pass", style="green") if value else Text("✗ fail", style="red")
+
+
+def test_cells(row: TestRow) -> list[Text]:
+    bad = row.match is False
+    match = Text("✓", style="green") if row.match else Text("✗", style="bold red") if bad else Text("?", style="dim")
+    reason = cell(row.error, 300, "red") if row.error else cell(row.reason, 300, "bold red" if bad else "")
+    time = Text("" if row.time_ms is None else f"{row.time_ms:,.0f} ms", justify="right")
+    return [cell(row.trace_id, 60, "bold red" if bad else ""), _verdict(row.expected, row.expected_text),
+            _verdict(row.predicted, row.predicted_text), match, reason, time]
+
+
+def training_cells(trace: TrainingTrace) -> list[Text]:
+    return [cell(trace.id, 60), Text("yes", style="green") if trace.exists else Text("MISSING", style="bold red"),
+            rating_text(trace.rating) if trace.exists else Text(""), cell(trace.preview, 200)]
