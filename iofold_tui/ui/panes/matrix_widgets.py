@@ -1,0 +1,430 @@
+"""Pieces of the matrix pane: cell rendering, the per-version statistics table and its notes, the
+version picker, the source/date dialog and the cell drill-down screen."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.console import RenderableType
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, DataTable, Footer, Input, Label, Select, SelectionList, Static
+
+from iofold_tui.data.evals import EvalDetail, load_eval
+from iofold_tui.data.matrix import Cell, MatrixRow, MatrixStats
+from iofold_tui.data.matrix_stats import SOURCE_VIEW
+from iofold_tui.data.sanitize import one_line
+from iofold_tui.data.trace_detail import TraceDetail, load_trace
+from iofold_tui.ui.text import code, rating_text, safe
+from iofold_tui.ui.trace_render import summary, verdict
+from iofold_tui.ui.widgets import PaneHeader
+
+# Symbols carry the state without colour; "≠" marks a contradiction.
+STATE_SYMBOL = {"pass": "✓ pass", "fail": "✗ fail", "error": "⚠ error", "not_run": "· —"}
+AGREEMENT_STYLE = {"agreement": "green", "contradiction": "bold red", "error": "bold yellow",
+                   "unlabelled": "dim", "neutral": "dim", "not_run": "dim"}
+FILTER_TITLES = {
+    "all": "all traces", "contradictions": "contradictions", "agreements": "agreements only",
+    "errors": "errors", "unlabelled": "unlabelled", "neutral": "neutral labels",
+    "versions_disagree": "versions disagree",
+}
+# Stats table columns: key, header, which confusion cell Enter opens (None = not drillable).
+STAT_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
+    ("n", "n", None), ("TP", "TP", "TP"), ("FN", "FN", "FN"), ("FP", "FP", "FP"), ("TN", "TN", "TN"),
+    ("accuracy", "acc", None), ("precision", "prec", None), ("recall", "rec", None), ("f1", "F1", None),
+    ("specificity", "spec", None), ("cohens_kappa", "κ", None), ("contradictions", "≠", None),
+    ("contradiction_rate", "≠rate", None), ("error", "err", "error"), ("neutral", "neu", "neutral"),
+    ("unlabelled", "unlab", "unlabelled"), ("not_run", "n/run", "not_run"),
+)
+CONFUSION_TITLES = {"TP": "TP (human positive, eval pass)", "FN": "FN (human positive, eval fail)",
+                    "FP": "FP (human negative, eval pass)", "TN": "TN (human negative, eval fail)",
+                    "error": "errored executions", "neutral": "neutral labels", "unlabelled": "unlabelled, run",
+                    "not_run": "labelled, not run"}
+HIGHLIGHT_LIMIT = 200_000  # characters of eval code still syntax-highlighted
+
+
+def matrix_cell(c: Cell) -> Text:
+    text = STATE_SYMBOL.get(c.state, "?") + (" ≠" if c.agreement == "contradiction" else "")
+    return Text(text, style=AGREEMENT_STYLE.get(c.agreement, ""), no_wrap=True)
+
+
+def contradiction_mark(row: MatrixRow) -> Text:
+    n = row.contradictions
+    return Text(str(n), style="bold red", justify="right") if n else Text("")
+
+
+def version_title(s: MatrixStats | None, eval_id: str, same_name: bool) -> str:
+    if s is None:
+        return one_line(eval_id, 14)
+    return f"v{s.version}" if same_name else f"{one_line(s.name, 10)} v{s.version}"
+
+
+def _count(value: int) -> Text:
+    return Text(f"{value:,}", justify="right")
+
+
+def stat_cells(s: MatrixStats) -> list[Text]:
+    """One row of the statistics table (unpadded; ``StatsTable`` right-aligns them)."""
+    return _stat_values(s)
+
+
+def _stat_values(s: MatrixStats) -> list[Text]:
+    """Undefined metrics read "n/a*" (the reason is in the notes)."""
+    metrics = s.metrics()
+    differs = s.differs
+    out: list[Text] = []
+    for key, _, _ in STAT_COLUMNS:
+        if key in metrics:
+            m = metrics[key]
+            if m.value is None:
+                out.append(Text("n/a*", style="dim", justify="right"))
+                continue
+            t = Text(f"{m.value:.3f}", justify="right")
+            if key == "accuracy" and differs["accuracy"]:
+                t.append("≠", style="bold yellow")
+            out.append(t)
+        elif key == "contradictions":
+            t = Text(f"{s.contradictions:,}", style="red" if s.contradictions else "", justify="right")
+            if differs["contradiction_count"]:
+                t.append("≠", style="bold yellow")
+            out.append(t)
+        elif key == "n":
+            out.append(Text(f"{s.n:,}", style="bold", justify="right"))
+        elif key in ("TP", "TN"):
+            out.append(Text(f"{getattr(s, key.lower()):,}", style="green", justify="right"))
+        elif key in ("FP", "FN"):
+            value = getattr(s, key.lower())
+            out.append(Text(f"{value:,}", style="bold red" if value else "", justify="right"))
+        else:
+            out.append(_count(s.excluded["errors" if key == "error" else key]))
+    return out
+
+
+def stats_notes(stats: Sequence[MatrixStats], titles: dict[str, str], *, computing: bool, cached: bool,
+                view_pending: bool, relabelled: bool) -> Text:
+    """What the numbers mean, stored counters that disagree, undefined metrics and the raw view's say."""
+    out = Text()
+    source = stats[0].source if stats else None
+    if source == SOURCE_VIEW:
+        out.append("source: eval_comparison view, ", style="bold")
+    elif source:
+        out.append(f"source: {source} (the same join on the base tables), ", style="bold yellow")
+    out.append("scoped to each eval's own set; errors, neutral, unlabelled and not-run traces excluded from n. "
+               "Positive class = human positive, predicted = pass.", style="dim")
+    if computing:
+        out.append("  computing statistics…", style="yellow")
+    elif cached and not relabelled:
+        out.append("  (from cache: file unchanged)", style="dim")
+    if relabelled:
+        out.append("  updated incrementally after relabels", style="cyan")
+    for s in stats:
+        title = titles.get(s.eval_id, s.eval_id)
+        parts: list[Text] = []
+        differs = s.differs
+        if differs["accuracy"]:
+            parts.append(Text(f"stored accuracy {s.stored_accuracy:.3f} ≠ recomputed {s.accuracy.text()}",
+                              style="bold yellow"))
+        if differs["contradiction_count"]:
+            parts.append(Text(f"stored contradiction_count {s.stored_contradictions:,} ≠ recomputed "
+                              f"{s.contradictions:,}", style="bold yellow"))
+        for name, m in s.metrics().items():
+            if m.value is None:
+                parts.append(Text(f"{name.replace('_', ' ')}* {m.reason}", style="dim"))
+        if view_pending:
+            parts.append(Text("unscoped view: counting…", style="dim"))
+        elif s.view_contradictions is not None:
+            parts.append(Text(f"the raw unscoped view would say {s.view_contradictions:,} contradictions over "
+                              f"{s.view_rows or 0:,} rows{' (before your relabels)' if relabelled else ''}",
+                              style="magenta"))
+        if parts:
+            out.append("\n")
+            out.append(f"{one_line(title, 30)}: ", style="bold")
+            out.append(Text("  ·  ").join(parts))
+    if any(s.view_contradictions is not None for s in stats) and not view_pending:
+        out.append("\nThe raw view is inflated: it joins labels from every eval set and counts errors as fails.",
+                   style="dim")
+    return out
+
+
+class StatsTable(DataTable[Text | str]):
+    """Versions × numbers; Enter on a confusion (or excluded) count opens exactly those traces."""
+
+    class Drill(Message):
+        def __init__(self, eval_id: str, cell: str) -> None:
+            super().__init__()
+            self.eval_id, self.cell = eval_id, cell
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(cursor_type="cell", zebra_stripes=False, cell_padding=0, **kwargs)  # type: ignore[arg-type]
+        self.rows_shown = 0
+        self.content_width = 0
+
+    def show(self, stats: Sequence[MatrixStats], titles: dict[str, str]) -> None:
+        """Rebuild the rows; every column is as wide as its widest value plus one space, numbers right-aligned
+        by hand (DataTable's padding would cost two cells per column: too wide for 140 columns at 1M traces)."""
+        coordinate = self.cursor_coordinate
+        rows = [[Text(one_line(titles.get(s.eval_id, s.eval_id), 24), style="bold"), *stat_cells(s)] for s in stats]
+        headers = [Text("version", style="bold"), *[Text(header, style="bold") for _, header, _ in STAT_COLUMNS]]
+        widths = [max([h.cell_len, *(r[i].cell_len for r in rows)]) + 1 for i, h in enumerate(headers)]
+        self.clear(columns=True)
+        self.add_column(_fit(headers[0], widths[0], left=True), key="version", width=widths[0])
+        for (key, _, _), header, width in zip(STAT_COLUMNS, headers[1:], widths[1:], strict=True):
+            self.add_column(_fit(header, width), key=key, width=width)
+        for s, row in zip(stats, rows, strict=True):
+            self.add_row(_fit(row[0], widths[0], left=True), *[_fit(c, w) for c, w in zip(row[1:], widths[1:],
+                                                                                             strict=True)],
+                         key=s.eval_id)
+        self.content_width = sum(widths)
+        self.rows_shown = min(len(stats), 8)
+        self.fit()
+        if self.row_count:
+            self.move_cursor(row=min(coordinate.row, self.row_count - 1), column=coordinate.column, animate=False)
+
+    def fit(self) -> None:
+        """Exactly the rows (height auto would keep max-height), plus the scrollbar when too wide."""
+        wide = self.content_width > self.size.width > 0
+        self.styles.height = self.rows_shown + 2 + (1 if wide else 0)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.fit)
+
+    @on(DataTable.CellSelected)
+    def _selected(self, event: DataTable.CellSelected) -> None:
+        event.stop()
+        column = str(event.cell_key.column_key.value)
+        target = next((drill for key, _, drill in STAT_COLUMNS if key == column), None)
+        if target is None:
+            self.notify("Enter on TP / FN / FP / TN (or err, neutral, unlab, not run) lists those traces")
+            return
+        self.post_message(self.Drill(str(event.cell_key.row_key.value), target))
+
+
+def _fit(text: Text, width: int, *, left: bool = False) -> Text:
+    out = text.copy()
+    if left:
+        out.pad_right(width - out.cell_len)
+    else:
+        out.pad_left(width - out.cell_len)
+    return out
+
+
+class VersionPicker(ModalScreen[tuple[str, ...] | None]):
+    """Tick the eval versions shown as columns (space toggles, Enter applies, Esc cancels)."""
+
+    BINDINGS = [
+        Binding("enter", "apply", "Apply", id="matrix.versions.apply", priority=True),
+        Binding("escape", "cancel", "Cancel", id="matrix.versions.cancel"),
+    ]
+    DEFAULT_CSS = """
+    VersionPicker { align: center middle; }
+    VersionPicker > Vertical { width: 64; height: auto; max-height: 80%; border: thick $accent; background: $surface; padding: 0 1; }
+    VersionPicker SelectionList { height: auto; max-height: 24; }
+    """
+
+    def __init__(self, options: Sequence[tuple[str, str]], chosen: Sequence[str]) -> None:
+        super().__init__()
+        self.options, self.chosen = list(options), set(chosen)
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text("Eval versions shown as columns (space toggles, Enter applies, Esc cancels)", style="bold"))
+            yield SelectionList[str](*[(Text(one_line(label, 56)), value, value in self.chosen)
+                                       for value, label in self.options])
+
+    def on_mount(self) -> None:
+        self.query_one(SelectionList).focus()
+
+    def action_apply(self) -> None:
+        picked = self.query_one(SelectionList).selected
+        if not picked:
+            self.notify("pick at least one version", severity="warning")
+            return
+        order = [value for value, _ in self.options]
+        self.dismiss(tuple(sorted(picked, key=order.index)))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class SourceDate:
+    sources: tuple[str, ...]
+    date_from: str | None
+    date_to: str | None
+
+
+class SourceDateScreen(ModalScreen[SourceDate | None]):
+    """Source and date range of the matrix rows (the trace list's dialog, minus what the filters cover)."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="matrix.filters.cancel"),
+        Binding("ctrl+s", "apply", "Apply", id="matrix.filters.apply"),
+    ]
+    DEFAULT_CSS = """
+    SourceDateScreen { align: center middle; }
+    SourceDateScreen > Vertical { width: 72; height: auto; border: thick $accent; background: $surface; padding: 0 1; }
+    SourceDateScreen Horizontal { height: auto; }
+    SourceDateScreen Label { margin-top: 1; }
+    SourceDateScreen #error { color: $error; height: auto; }
+    """
+
+    def __init__(self, current: SourceDate, sources: list[str]) -> None:
+        super().__init__()
+        self.current, self.sources = current, sources
+
+    def compose(self) -> ComposeResult:
+        cur = self.current
+        with Vertical():
+            yield Label(Text("Matrix rows: source and date (Enter or ctrl+s applies, Esc cancels)", style="bold"))
+            yield Label("Source")
+            yield Select([(one_line(s, 40), s) for s in self.sources],
+                         value=cur.sources[0] if cur.sources and cur.sources[0] in self.sources else Select.NULL,
+                         id="source", prompt="any")
+            yield Label("Date range (YYYY-MM-DD, inclusive)")
+            with Horizontal():
+                yield Input(cur.date_from or "", placeholder="from", id="date-from")
+                yield Input(cur.date_to or "", placeholder="to", id="date-to")
+            yield Label("", id="error")
+            with Horizontal():
+                yield Button("Apply", variant="primary", id="apply")
+                yield Button("Cancel", id="cancel")
+
+    def action_apply(self) -> None:
+        dates = [self.query_one(f"#{w}", Input).value.strip() or None for w in ("date-from", "date-to")]
+        for value in dates:
+            if value and not _DATE.match(value):
+                self.query_one("#error", Label).update(Text(f"not a date: {one_line(value, 30)} (use YYYY-MM-DD)"))
+                return
+        source = self.query_one("#source", Select).value
+        picked = () if source is Select.NULL or source is None else (str(source),)
+        self.dismiss(SourceDate(picked, dates[0], dates[1]))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#apply")
+    def _apply(self) -> None:
+        self.action_apply()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.action_cancel()
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_apply()
+
+
+class CellLoaded(Message):
+    def __init__(self, detail: TraceDetail | None, evaluation: EvalDetail | None) -> None:
+        super().__init__()
+        self.detail, self.evaluation = detail, evaluation
+
+
+class CellDetailScreen(Screen[None]):
+    """One matrix cell: the verdict and reason, errors, stdout/stderr, the code that ran, the human
+    label and note, then the trace summary (``t`` opens the full trace)."""
+
+    BINDINGS = [
+        Binding("escape,backspace", "app.pop_screen", "Back", id="matrix.cell.back"),
+        Binding("t", "full_trace", "Full trace", id="matrix.cell.trace"),
+    ]
+    DEFAULT_CSS = """
+    CellDetailScreen #cell-body { height: 1fr; padding: 0 1; }
+    CellDetailScreen .cell-title { text-style: bold; color: $accent; margin-top: 1; }
+    """
+
+    def __init__(self, trace_id: str, eval_id: str, eval_set_id: str, agreement: str | None = None) -> None:
+        super().__init__()
+        self.trace_id, self.eval_id, self.eval_set_id, self.agreement = trace_id, eval_id, eval_set_id, agreement
+
+    def compose(self) -> ComposeResult:
+        yield PaneHeader()
+        with VerticalScroll(id="cell-body"):
+            yield Static(Text("loading…", style="dim"), id="cell-verdict")
+            yield Static(Text("Code that ran", style="bold"), classes="cell-title")
+            yield Static(id="cell-code")
+            yield Static(Text("Trace", style="bold"), classes="cell-title")
+            yield Static(id="cell-trace")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(PaneHeader).show("Matrix cell", [self.trace_id, self.eval_id])
+        self.load()
+
+    @work(thread=True, exclusive=True, group="matrix-cell")
+    def load(self) -> None:
+        conn = self.app.db.conn()  # type: ignore[attr-defined]
+        self.post_message(CellLoaded(load_trace(conn, self.trace_id), load_eval(conn, self.eval_id)))
+
+    def on_cell_loaded(self, message: CellLoaded) -> None:
+        detail, ev = message.detail, message.evaluation
+        if detail is None:
+            self.query_one("#cell-verdict", Static).update(Text(f"trace {self.trace_id} not found", style="bold red"))
+            return
+        title = f"{ev.summary.name} v{ev.summary.version}" if ev else self.eval_id
+        self.query_one(PaneHeader).show("Matrix cell", [detail.id, title])
+        self.query_one("#cell-verdict", Static).update(self._verdict(detail, title))
+        code_view: RenderableType
+        if ev is None:
+            code_view = Text(f"eval {self.eval_id} not found", style="bold red")
+        elif len(ev.code) > HIGHLIGHT_LIMIT:
+            code_view = safe(ev.code, limit=None)
+        else:
+            code_view = code(ev.code)
+        self.query_one("#cell-code", Static).update(code_view)
+        self.query_one("#cell-trace", Static).update(summary(detail))
+
+    def _verdict(self, detail: TraceDetail, title: str) -> Text:
+        ex = next((e for e in detail.executions if e.eval_id == self.eval_id), None)
+        out = Text()
+        out.append(f"{one_line(title, 40)}: ", style="bold")
+        if ex is None:
+            out.append("not run on this trace", style="dim")
+        else:
+            out.append(verdict(ex.result, ex.error))
+            if self.agreement == "contradiction":
+                out.append("  ≠ contradicts the human label", style="bold red")
+            elif self.agreement == "agreement":
+                out.append("  = agrees with the human label", style="green")
+            if ex.execution_time_ms is not None:
+                out.append(f"  ·  {ex.execution_time_ms} ms", style="dim")
+            if ex.executed_at:
+                out.append(f"  ·  {one_line(ex.executed_at, 30)}", style="dim")
+        label = next((f for f in detail.feedback if f.eval_set_id == self.eval_set_id), None)
+        out.append("\nhuman:   ", style="bold")
+        out.append(rating_text(label.rating if label else None))
+        if label and label.notes:
+            out.append(_section("note", label.notes, "italic"))
+        if ex is not None:
+            out.append(_section("reason", ex.reason))
+            for name, value, style in (("error", ex.error, "red"), ("stdout", ex.stdout, ""),
+                                       ("stderr", ex.stderr, "yellow")):
+                if value:
+                    out.append(_section(name, value, style))
+        return out
+
+    def action_full_trace(self) -> None:
+        from iofold_tui.ui.panes.trace_detail import TraceDetailScreen
+
+        self.app.push_screen(TraceDetailScreen(self.trace_id))
+
+
+def _section(title: str, body: str, style: str = "") -> Text:
+    out = Text(f"\n{title}: ", style="bold")
+    out.append(safe(body, style, limit=20_000))
+    return out
+
+
+__all__ = ["CellDetailScreen", "SourceDate", "SourceDateScreen", "StatsTable", "VersionPicker",
+           "contradiction_mark", "matrix_cell", "stats_notes", "version_title"]
