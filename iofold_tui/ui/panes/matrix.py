@@ -237,6 +237,7 @@ class MatrixPane(Pane):
         self.stats_cached = False
         self.stats_ms: float | None = None
         self.stats_dirty = False  # labels changed while the statistics were being computed
+        self.executions_changed = False  # a local eval run rewrote executions: recompute on the next reload
         self.view_pending = False
         self.relabelled = False
         self.relabels_in_flight = 0
@@ -345,6 +346,7 @@ class MatrixPane(Pane):
     def on_eval_results_applied(self) -> None:
         """A batch of a local run was written: redraw the visible cells now; the statistics are
         recomputed when the run ends (the app reloads the pane then)."""
+        self.executions_changed = True  # updates in place: the cheap signature check cannot see them
         if self.page is not None:
             self.generation += 1
             self._load_page("around", focus_id=self.grid.cursor_key)
@@ -353,7 +355,11 @@ class MatrixPane(Pane):
         """Data may have changed underneath: the page around the cursor again, and the stats if needed."""
         self.generation += 1
         self._load_page("around", focus_id=self.grid.cursor_key)
-        self._start_check()
+        if self.executions_changed:
+            self.executions_changed = False
+            self._load_stats()
+        else:
+            self._start_check()
 
     def _start_check(self) -> None:
         if self.stats and self.set_id is not None:
