@@ -102,7 +102,7 @@ def main() -> None:
 @main.command("open")
 @source_argument
 @click.option("--read-only", is_flag=True, help="Never write to the database (labels are disabled).")
-@click.option("--pane", default="traces", help="Pane to start in.")
+@click.option("--pane", default=None, help="Pane to start in (default: the last one used on this database).")
 @click.option("--review", is_flag=True, help="Start in review (labelling) mode.")
 @click.option("--eval-set", "eval_set", help="Eval set name or id to start with.")
 @click.option("--select", help="Trace id to focus.")
@@ -113,7 +113,7 @@ def open_cmd(source: str | None, demo: bool, read_only: bool, pane: str, review:
     opened = open_any(source, demo=demo, read_only=read_only)
     from iofold_tui.ui.app import IofoldApp
 
-    app = IofoldApp(opened, pane="review" if review else pane, eval_set=eval_set, select=select)
+    app = IofoldApp(opened, pane="review" if review else pane, eval_set=eval_set, select=select)  # type: ignore[arg-type]
     app.run()
 
 

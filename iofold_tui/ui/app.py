@@ -55,15 +55,15 @@ class IofoldApp(App[None]):
         self,
         source: OpenedSource,
         *,
-        pane: str = "traces",
+        pane: str | None = None,  # None: the pane remembered for this database, else the trace list
         eval_set: str | None = None,
         select: str | None = None,
         watch_interval: float = 1.0,
     ) -> None:
         self.source = source
         self.state = AppState()
-        self.start_pane = pane
-        self.explicit_start = pane != "traces" or eval_set is not None or select is not None
+        self.start_pane = pane or "traces"
+        self.explicit_start = pane is not None or eval_set is not None or select is not None
         self.start_eval_set = eval_set
         self.start_select = select
         self.watch_interval = watch_interval
