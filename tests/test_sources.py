@@ -30,8 +30,8 @@ def test_sqlite_file_by_header_not_extension(tmp_path: Path) -> None:
     ("content", "message"),
     [
         (b"", "empty file"),
-        (b"hello world, not a database\n", "not a SQLite database"),
-        (b"\x00\x01\x02binary junk" * 50, "not a SQLite database"),
+        (b"hello world, not a database\n", "not a D1/SQL export"),
+        (b"\x00\x01\x02binary junk" * 50, "binary data"),
     ],
 )
 def test_bad_files(tmp_path: Path, content: bytes, message: str) -> None:
@@ -175,7 +175,7 @@ def test_concurrent_writer_does_not_fail_a_write(tmp_path: Path) -> None:
     ("make", "expected"),
     [
         (lambda p: p / "missing.sqlite", "no such file"),
-        (lambda p: (p / "junk.bin").write_bytes(b"junk" * 10) and p / "junk.bin", "not a SQLite"),
+        (lambda p: (p / "junk.bin").write_bytes(b"junk" * 10) and p / "junk.bin", "not a D1/SQL export"),
     ],
 )
 def test_cli_errors_are_one_line_exit_2(tmp_path: Path, make, expected: str) -> None:  # noqa: ANN001
@@ -190,3 +190,39 @@ def test_cli_errors_are_one_line_exit_2(tmp_path: Path, make, expected: str) -> 
 
 def test_schema_sql_matches_migration() -> None:
     assert SCHEMA.read_text() == (SCHEMA.parent / "migrations" / "001_initial_schema.sql").read_text()
+
+
+def _export_text() -> str:
+    """schema + seed in the shape of a `wrangler d1 export` file (first line, no BEGIN/COMMIT)."""
+    return "PRAGMA defer_foreign_keys=TRUE;\n" + SCHEMA.read_text() + "\n" + (SCHEMA.parent / "seed.sql").read_text()
+
+
+def test_d1_export_opens_as_a_cached_working_copy(tmp_path: Path) -> None:
+    import hashlib
+
+    export = tmp_path / "db.sql"
+    export.write_text(_export_text())
+    digest = hashlib.sha256(export.read_bytes()).hexdigest()
+    opened = open_source(export)
+    assert opened.kind == "d1-export"
+    assert opened.db.path != export and opened.db.query_one("SELECT count(*) FROM traces")[0] == 5
+    assert opened.read_only_reason is None
+    assert opened.history_path.parent == opened.db.path.parent  # the label history lives beside the copy
+    assert opened.db.query_one("PRAGMA journal_mode")[0] == "wal"
+    first_inode = opened.db.path.stat().st_ino
+    again = open_source(export)
+    assert again.db.path == opened.db.path and again.db.path.stat().st_ino == first_inode  # no reload
+    assert hashlib.sha256(export.read_bytes()).hexdigest() == digest  # the export is never modified
+
+
+def test_wrangler_project_directory(tmp_path: Path) -> None:
+    folder = tmp_path / "proj" / ".wrangler" / "state" / "v3" / "d1" / "miniflare-D1DatabaseObject"
+    folder.mkdir(parents=True)
+    build_db(folder / ("ab" * 32 + ".sqlite"))
+    opened = open_source(tmp_path / "proj")
+    assert opened.kind == "wrangler-dir"
+    assert opened.db.query_one("SELECT count(*) FROM traces")[0] == 5
+    empty = tmp_path / "empty-dir"
+    empty.mkdir()
+    with pytest.raises(SourceError, match="no D1 database|no .*database"):
+        open_source(empty)
