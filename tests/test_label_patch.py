@@ -53,13 +53,30 @@ def test_sql_patch_reproduces_rows_and_is_idempotent(pair: tuple[Path, Path]) ->
         label_session(store)
         sql = export_changes(store)
     assert "BEGIN" not in sql.upper().replace("BEGIN/COMMIT", "") and "COMMIT;" not in sql.upper()
-    statements = [line for line in sql.splitlines() if not line.startswith("--")]
+    statements = [line for line in sql.splitlines() if not line.startswith("--") and "eval_sets" not in line]
     assert len(statements) == 14  # 1 + 1 + 1 (delete) + 1 + 10 bulk; tx_00001 left out
     assert sum(s.startswith("DELETE") for s in statements) == 1
     assert "-- changes: 14 (13 upserts, 1 deletions)" in sql
     assert f"-- source: {db.resolve()}" in sql
     apply(sql, original)
     assert feedback_rows(original) == feedback_rows(db)
+    apply(sql, original)
+    assert feedback_rows(original) == feedback_rows(db)
+
+
+def test_patch_creates_an_eval_set_made_in_the_app(pair: tuple[Path, Path]) -> None:
+    """A set created in iofold-tui is not in D1: the patch must bring it, or the labels' foreign key fails."""
+    db, original = pair
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO eval_sets (id, workspace_id, name, minimum_examples) "
+                 "SELECT 'set_new', workspace_id, 'made-in-tui', 3 FROM eval_sets LIMIT 1")
+    conn.commit()
+    conn.close()
+    with open_store(db) as store:
+        store.set_label("set_new", "trace_001", "positive")
+        sql = export_changes(store)
+    assert sql.count("INSERT INTO eval_sets") == 1
+    apply(sql, original)  # foreign keys on: fails if the eval set were missing
     apply(sql, original)
     assert feedback_rows(original) == feedback_rows(db)
 

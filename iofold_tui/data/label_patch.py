@@ -22,6 +22,7 @@ import csv
 import io
 import json
 import re
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -138,7 +139,9 @@ def write_changes(source: LabelStore | Path, out: TextIO, *, since: datetime | N
         history.close()
     summary = ExportSummary(sum(n.final is not None for n in net), sum(n.final is None for n in net))
     if fmt == "sql":
-        _write_sql(out, net, summary, db, since)
+        sets = _eval_set_rows(source.db_path, {n.eval_set_id for n in net if n.final is not None}) \
+            if isinstance(source, LabelStore) else []
+        _write_sql(out, net, summary, db, since, sets)
     elif fmt == "csv":
         writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
@@ -149,8 +152,31 @@ def write_changes(source: LabelStore | Path, out: TextIO, *, since: datetime | N
     return summary
 
 
+def _eval_set_rows(db_path: Path, ids: set[str]) -> list[tuple[object, ...]]:
+    """The eval sets the upserts need, read from the labelled database (a set created in iofold-tui
+    does not exist in D1 yet, and the feedback rows' foreign key would fail without it)."""
+    if not ids:
+        return []
+    conn = sqlite3.connect(f"{Path(db_path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return conn.execute(
+            "SELECT id, workspace_id, name, description, minimum_examples, created_at, updated_at FROM eval_sets "
+            "WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id", (json.dumps(sorted(ids)),)).fetchall()
+    except sqlite3.Error:
+        return []
+    finally:
+        conn.close()
+
+
+def _eval_set_insert(row: tuple[object, ...]) -> str:
+    values = ", ".join(sql_literal(v) for v in row)  # type: ignore[arg-type]
+    # No conflict target: an eval set D1 already has (same id, or same workspace + name) is left alone.
+    return ("INSERT INTO eval_sets (id, workspace_id, name, description, minimum_examples, created_at, updated_at) "
+            f"VALUES ({values}) ON CONFLICT DO NOTHING;")
+
+
 def _write_sql(out: TextIO, net: list[NetChange], summary: ExportSummary, db: str | None,
-               since: datetime | None) -> None:
+               since: datetime | None, eval_sets: list[tuple[object, ...]]) -> None:
     # Header values go through one_line: a path or time holding a newline must not end the comment.
     out.write("-- iofold-tui label patch (idempotent; no BEGIN/COMMIT, as D1 requires)\n")
     out.write(f"-- source: {one_line(db or 'unknown', None)}\n")
@@ -159,6 +185,8 @@ def _write_sql(out: TextIO, net: list[NetChange], summary: ExportSummary, db: st
         out.write(f"-- since: {_since_stamp(since)} UTC\n")
     out.write(f"-- changes: {summary.count} ({summary.upserts} upserts, {summary.deletes} deletions)\n")
     out.write("-- apply: wrangler d1 execute <DATABASE> --remote --file <this file>\n")
+    for row in eval_sets:
+        out.write(_eval_set_insert(row) + "\n")
     for n in net:
         out.write((_upsert(n) if n.final is not None else _delete(n)) + "\n")
     if not net:  # wrangler rejects a file without statements ("SQL code did not contain a statement")
