@@ -37,10 +37,7 @@ def test_hostile_trace_snapshot(tmp_path: Path, snap_compare) -> None:  # noqa: 
     assert snap_compare(app, terminal_size=SIZE, run_before=_detail(app, "hostile_1"))
 
 
-def test_evals_pane_snapshot(seed_db: Path, snap_compare) -> None:  # noqa: ANN001
-    app = IofoldApp(open_source(seed_db), pane="evals", watch_interval=0)
-
-    async def run_before(pilot: Pilot) -> None:
-        await settle(app, pilot)
-
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+def test_raw_json_view_snapshot(seed_db: Path, snap_compare) -> None:  # noqa: ANN001
+    """The pygments-highlighted raw steps of a span-shaped trace."""
+    app = IofoldApp(open_source(seed_db), pane="traces", watch_interval=0)
+    assert snap_compare(app, press=["r"], terminal_size=SIZE, run_before=_detail(app, "trace_002"))
