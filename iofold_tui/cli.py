@@ -55,6 +55,8 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(f"{getattr(exc, 'filename', '') or ''}: {exc.strerror or exc}")
         except KeyboardInterrupt:
             fail("interrupted")
+        except BrokenPipeError:  # `iofold-tui info db | head`: the reader left, nothing to report
+            os._exit(0)
         except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback (IOFOLD_TUI_DEBUG=1 shows it)
             if os.environ.get("IOFOLD_TUI_DEBUG"):
                 raise

@@ -87,6 +87,8 @@ class TracesPane(Pane):
         self.generation = 0  # bumps when the filter changes; late results of old filters are dropped
         self.scan_note = ""
         self._last_filter: TraceFilter | None = None
+        # (direction, edge key) -> (generation, page) read ahead in the background; at most two pages.
+        self.prefetched: dict[tuple[str, tuple[str, int]], tuple[int, TracePage]] = {}
         self.selected: set[str] = set()  # trace ids for bulk labelling; survive paging and filters
 
     def compose_body(self) -> ComposeResult:
@@ -145,7 +147,27 @@ class TracesPane(Pane):
             key = self.page.rows[0].key
         elif direction in ("after", "before"):
             direction = "first"
+        ready = self.prefetched.get((direction, key)) if key is not None else None
+        if ready is not None and ready[0] == self.generation:
+            # The neighbour page was read while the user looked at this one: no query on the key press.
+            self.post_message(PageLoaded(ready[1], direction, self.generation))
+            return
         self._fetch(direction, key, focus_id, self.generation, self.current_filter())
+
+    @work(thread=True, group="prefetch")
+    def _prefetch(self, keys: list[tuple[str, tuple[str, int]]], generation: int, flt: TraceFilter) -> None:
+        """Read the pages before and after the visible one (a 6 GB file is mostly cold on disk: a page
+        costs ~100 random reads), so crossing a page edge shows rows without waiting for the disk."""
+        query = TraceQuery(self.iofold.db.conn(), flt)
+        found = {}
+        for direction, key in keys:
+            fetch = query.page_after if direction == "after" else query.page_before
+            found[(direction, key)] = (generation, fetch(key, PAGE_SIZE))
+        self.app.call_from_thread(self._store_prefetched, found, generation)
+
+    def _store_prefetched(self, found: dict, generation: int) -> None:  # type: ignore[type-arg]
+        if generation == self.generation:
+            self.prefetched = found
 
     @work(thread=True, exclusive=True, group="page")
     def _fetch(self, direction: Direction | Literal["around"], key: tuple[str, int] | None, focus_id: str | None,
@@ -198,6 +220,14 @@ class TracesPane(Pane):
         self.table.show_page(((r.id, self._cells(r)) for r in page.rows), has_before=page.has_before,
                              has_after=page.has_after, cursor=cursor)
         self.update_status()
+        self.prefetched = {}
+        keys = []
+        if page.rows and page.has_after:
+            keys.append(("after", page.rows[-1].key))
+        if page.rows and page.has_before:
+            keys.append(("before", page.rows[0].key))
+        if keys:
+            self._prefetch(keys, self.generation, self.current_filter())
 
     def on_count_loaded(self, message: CountLoaded) -> None:
         if message.generation != self.generation:
