@@ -84,7 +84,10 @@ class IofoldApp(App[None]):
             self.notify(problem, severity="warning", timeout=8)
         for note in self.source.notes[:6]:
             self.notify(note, title="source", timeout=6)
-        self.load_catalog()
+        # The first catalog read is two tiny tables (workspaces, eval sets): done here so the first
+        # pane mounts without waiting for a worker round trip. Later refreshes go through the worker.
+        conn = self.db.conn()
+        self.on_catalog_loaded(CatalogLoaded(catalog.workspaces(conn), catalog.eval_sets(conn, None)))
         if self.watch_interval > 0:
             self.set_interval(self.watch_interval, self.watch_database)
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from rich.syntax import Syntax
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 
 from iofold_tui.data.sanitize import DEFAULT_LIMIT, clean, one_line
+
+if TYPE_CHECKING:
+    from rich.syntax import Syntax
 
 RATING_STYLE = {"positive": "bold green", "negative": "bold red", "neutral": "yellow"}
 RATING_SYMBOL = {"positive": "✓ pos", "negative": "✗ neg", "neutral": "○ neu", None: "· —"}
@@ -27,5 +31,6 @@ def rating_text(rating: str | None) -> Text:
 
 def code(source: object, language: str = "python", *, line_numbers: bool = True, start_line: int = 1) -> Syntax:
     """Pygments-highlighted code (through rich's Syntax); control characters made visible first."""
+    from rich.syntax import Syntax  # pygments costs ~40 ms at start-up: load it when code is first shown
     return Syntax(clean(source, limit=None), language, line_numbers=line_numbers, start_line=start_line,
                   word_wrap=False, theme="monokai", background_color="default")
