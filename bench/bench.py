@@ -93,6 +93,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--runs", type=int, default=3, help="launches per measurement (median)")
+    parser.add_argument("--full", action="store_true",
+                        help="also run bench_app, bench_matrix, bench_d1export and bench_sandbox on the largest size")
     args = parser.parse_args()
     results: dict[str, dict] = {}
     for size in (int(s) for s in args.sizes.split(",")):
@@ -108,6 +110,12 @@ def main() -> None:
             print(f"  {name:<16} median {med:7.2f} ms   p95 {p95:7.2f} ms")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
+    if args.full:
+        largest = ensure_db(max(int(s) for s in args.sizes.split(",")))
+        for script, extra in (("bench_app.py", [str(largest)]), ("bench_matrix.py", [str(largest)]),
+                              ("bench_d1export.py", ["--mb", "1000"]), ("bench_sandbox.py", [])):
+            print(f"== {script} {' '.join(extra)}", flush=True)
+            subprocess.run([sys.executable, str(HERE / script), *extra], check=False, cwd=ROOT)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -63,6 +64,7 @@ from iofold_tui.ui.panes.matrix_widgets import (
     VersionPicker,
     contradiction_mark,
     matrix_cell,
+    patch_row,
     stats_notes,
     version_title,
 )
@@ -138,9 +140,11 @@ class Refreshed:
 
 
 class Relabelled(Message):
-    def __init__(self, items: list[Refreshed], token: int | None, generation: int, error: str | None = None) -> None:
+    def __init__(self, items: list[Refreshed], token: int | None, generation: int, error: str | None = None,
+                 t0: float | None = None) -> None:
         super().__init__()
         self.items, self.token, self.generation, self.error = items, token, generation, error
+        self.t0 = t0  # perf_counter() of the label key, for ``relabel_ms``
 
 
 class DrillReady(Message):
@@ -248,6 +252,10 @@ class MatrixPane(Pane):
         # the grid's own connection (TEMP tables are per connection)
         self._gconn: sqlite3.Connection | None = None
         self._glock = threading.Lock()
+        self._notes_key: tuple[object, ...] | None = None
+        self._status_key: tuple[object, ...] | None = None
+        # ms from a label key to the statistics updated by it being on screen (the bench reads it)
+        self.relabel_ms: deque[float] = deque(maxlen=10_000)
 
     def compose_body(self) -> ComposeResult:
         yield Input(placeholder="search input/output previews (Enter keeps, Esc clears)", id="search-bar")
@@ -562,7 +570,12 @@ class MatrixPane(Pane):
     # -- status ------------------------------------------------------------------------------------------
     def set_status(self, status: Text | str = "") -> None:
         """The app calls this with no text on a refresh: keep showing the matrix's own status line."""
-        super().set_status(status or (self.status_text() if self.set_id else ""))
+        shown = status or (self.status_text() if self.set_id else "")
+        text = shown if isinstance(shown, Text) else Text(shown)
+        key = (text.plain, tuple(text.spans), str(text.style), tuple(self.context_parts()))
+        if key != self._status_key:  # the same header again would only cost a layout pass
+            self._status_key = key
+            super().set_status(shown)
 
     def update_status(self) -> None:
         self.set_status(self.status_text())
@@ -692,15 +705,17 @@ class MatrixPane(Pane):
     def _show_stats(self) -> None:
         shown, titles = self.shown_stats(), self.titles()
         self.stats_table.show(shown, titles)
-        notes = self.query_one("#mx-notes", Static)
         if self.stats is None:
-            notes.update(Text("computing statistics… (the grid is usable meanwhile)", style="yellow"))
+            text = Text("computing statistics… (the grid is usable meanwhile)", style="yellow")
         elif not self.stats:
-            notes.update(Text("This eval set has no eval versions yet: the grid shows its labelled traces.",
-                              style="yellow"))
+            text = Text("This eval set has no eval versions yet: the grid shows its labelled traces.", style="yellow")
         else:
-            notes.update(stats_notes(shown, titles, computing=False, cached=self.stats_cached,
-                                     view_pending=self.view_pending, relabelled=self.relabelled))
+            text = stats_notes(shown, titles, computing=False, cached=self.stats_cached,
+                               view_pending=self.view_pending, relabelled=self.relabelled)
+        key = (text.plain, tuple(text.spans), str(text.style))
+        if key != self._notes_key:  # an unchanged note costs no layout pass (it would delay the repaint)
+            self._notes_key = key
+            self.query_one("#mx-notes", Static).update(text)
 
     # -- filters and sort --------------------------------------------------------------------------------
     def _requery(self, direction: Direction = "first") -> None:
@@ -907,6 +922,7 @@ class MatrixPane(Pane):
         return True
 
     def action_label(self, rating: str) -> None:
+        t0 = time.perf_counter()
         reason = labeling.disabled_reason(self.app)
         trace_id = self.grid.cursor_key
         if reason or self.set_id is None:
@@ -922,7 +938,7 @@ class MatrixPane(Pane):
         old = change.old.rating if change.old else None
         new = change.new.rating if change.new else None
         if old != new:
-            self._apply_transitions([(trace_id, old, new)])
+            self._apply_transitions([(trace_id, old, new)], t0)
 
     def action_undo(self) -> None:
         labeling.undo_redo(self.app, undo=True, done=lambda step: self._after_travel(step, undo=True))
@@ -944,7 +960,7 @@ class MatrixPane(Pane):
         elif moves:
             self._apply_transitions(moves)
 
-    def _apply_transitions(self, moves: list[tuple[str, str | None, str | None]]) -> None:
+    def _apply_transitions(self, moves: list[tuple[str, str | None, str | None]], t0: float | None = None) -> None:
         """Labels moved (committed already): patch the grid's TEMP table, the rows and the statistics."""
         if self.set_id is None:
             return
@@ -975,7 +991,7 @@ class MatrixPane(Pane):
                     items.append(Refreshed(trace_id, old, new, row, states))
             except sqlite3.Error as exc:  # still answer, so the in-flight count and the stats stay right
                 return Relabelled([], None, gen, one_line(str(exc), 200))
-            return Relabelled(items, token, gen)
+            return Relabelled(items, token, gen, t0=t0)
 
         self._relabel_job(job)
 
@@ -992,6 +1008,9 @@ class MatrixPane(Pane):
                     for s in self.stats:
                         s.relabel(item.old, item.new, item.states.get(s.eval_id, "not_run"))
                 self.relabelled = True
+                if message.t0 is not None:  # measured once the updated statistics are painted
+                    t0 = message.t0
+                    self.call_after_refresh(lambda: self.relabel_ms.append((time.perf_counter() - t0) * 1000))
             except ValueError:  # the statistics did not match the database: recompute them
                 self._load_stats()
         if message.generation == self.generation and self.page is not None:
@@ -1014,8 +1033,7 @@ class MatrixPane(Pane):
             return  # the versions changed meanwhile; the next page load shows the row
         self.page.rows[index] = row
         keys = [str(k.value) for k in self.grid.columns]
-        for key, value in zip(keys, self._cells(row), strict=True):
-            self.grid.update_cell(row.trace_id, key, value)
+        patch_row(self.grid, row.trace_id, dict(zip(keys, self._cells(row), strict=True)))
 
     # -- teardown -------------------------------------------------------------------------------------------
     def on_unmount(self) -> None:

@@ -16,6 +16,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Select, SelectionList, Static
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from iofold_tui.data.evals import EvalDetail, load_eval
 from iofold_tui.data.matrix import Cell, MatrixRow, MatrixStats
@@ -48,6 +49,49 @@ CONFUSION_TITLES = {"TP": "TP (human positive, eval pass)", "FN": "FN (human pos
                     "error": "errored executions", "neutral": "neutral labels", "unlabelled": "unlabelled, run",
                     "not_run": "labelled, not run"}
 HIGHLIGHT_LIMIT = 200_000  # characters of eval code still syntax-highlighted
+
+
+def _same(a: object, b: object) -> bool:
+    """Text equality that also sees the base style (rich's ``==`` compares only plain text and spans)."""
+    if isinstance(a, Text) and isinstance(b, Text):
+        return (a.plain, str(a.style), a.spans, a.justify) == (b.plain, str(b.style), b.spans, b.justify)
+    return a == b
+
+
+def patch_row(table: DataTable[Text | str], row_key: str, values: dict[str, Text | str]) -> int:
+    """Put new values in one row's cells and repaint that row only; returns how many cells changed.
+
+    ``DataTable.update_cell`` bumps a table-wide counter that is part of every render-cache key, so one
+    changed cell makes the next frame re-render every visible cell (~100 ms for a 20-row matrix page).
+    Here only the row's own cache entries are dropped. Columns keep their width (the callers' columns
+    have fixed widths)."""
+    rk = RowKey(row_key)
+    data = table._data.get(rk)
+    if data is None:
+        return 0
+    changed: set[ColumnKey] = set()
+    for key, value in values.items():
+        ck = ColumnKey(key)
+        if ck in data and not _same(data[ck], value):
+            data[ck] = value
+            changed.add(ck)
+    if not changed:
+        return 0
+    cells = table._cell_render_cache  # keyed (row, column, ...): the unchanged cells stay rendered
+    for cache_key in [k for k in cells.keys() if k[0] == rk and k[1] in changed]:  # noqa: SIM118 - not a dict
+        cells.discard(cache_key)
+    rows = table._row_render_cache  # keyed (row, ...)
+    for cache_key in [k for k in rows.keys() if k[0] == rk]:  # noqa: SIM118 - not a dict
+        rows.discard(cache_key)
+    lines = table._line_cache
+    for cache_key in list(lines.keys()):
+        try:
+            if table._get_offsets(cache_key[0])[0] == rk:
+                lines.discard(cache_key)
+        except LookupError:
+            lines.discard(cache_key)
+    table.refresh_row(table.get_row_index(rk))
+    return len(changed)
 
 
 def matrix_cell(c: Cell) -> Text:
@@ -165,6 +209,7 @@ class StatsTable(DataTable[Text | str]):
         super().__init__(cursor_type="cell", zebra_stripes=False, cell_padding=0, **kwargs)  # type: ignore[arg-type]
         self.rows_shown = 0
         self.content_width = 0
+        self.shape: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())  # row keys and column widths shown
 
     def show(self, stats: Sequence[MatrixStats], titles: dict[str, str]) -> None:
         """Rebuild the rows; every column is as wide as its widest value plus one space, numbers right-aligned
@@ -173,6 +218,15 @@ class StatsTable(DataTable[Text | str]):
         rows = [[Text(one_line(titles.get(s.eval_id, s.eval_id), 24), style="bold"), *stat_cells(s)] for s in stats]
         headers = [Text("version", style="bold"), *[Text(header, style="bold") for _, header, _ in STAT_COLUMNS]]
         widths = [max([h.cell_len, *(r[i].cell_len for r in rows)]) + 1 for i, h in enumerate(headers)]
+        shape = (tuple(s.eval_id for s in stats), tuple(widths))
+        if shape == self.shape and self.row_count == len(stats) and len(self.columns) == len(widths):
+            # Same rows, same widths (the usual relabel): patch the changed numbers, repaint those rows only.
+            keys = ["version", *(key for key, _, _ in STAT_COLUMNS)]
+            for s, row in zip(stats, rows, strict=True):
+                patch_row(self, s.eval_id, {key: _fit(c, w, left=key == "version")
+                                            for key, c, w in zip(keys, row, widths, strict=True)})
+            return
+        self.shape = shape
         self.clear(columns=True)
         self.add_column(_fit(headers[0], widths[0], left=True), key="version", width=widths[0])
         for (key, _, _), header, width in zip(STAT_COLUMNS, headers[1:], widths[1:], strict=True):

@@ -12,8 +12,10 @@ import contextlib
 import sqlite3
 import time
 from collections import OrderedDict, deque
+from dataclasses import dataclass
 from typing import Literal
 
+from rich.segment import Segment
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -42,7 +44,15 @@ from iofold_tui.data.trace_detail import TraceDetail, load_trace
 from iofold_tui.data.traces import total_traces
 from iofold_tui.ui import labeling
 from iofold_tui.ui.pane import Pane
-from iofold_tui.ui.panes.review_widgets import KeyHelp, label_line, progress_text, steps_text, trace_text
+from iofold_tui.ui.panes.review_widgets import (
+    KeyHelp,
+    StepsView,
+    label_line,
+    progress_text,
+    steps_text,
+    trace_text,
+    wrap_lines,
+)
 
 AHEAD = 30  # queue items fetched per page
 REFILL_AT = 8  # fetch the next page when fewer items than this are buffered
@@ -59,10 +69,19 @@ class QueueFilled(Message):
         self.items, self.generation, self.exhausted, self.error = items, generation, exhausted, error
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A trace ready to show: its detail, the full steps text and that text wrapped for ``width`` cells."""
+    detail: TraceDetail | None
+    steps: Text | None
+    lines: list[list[Segment]]
+    width: int
+
+
 class DetailLoaded(Message):
-    def __init__(self, trace_id: str, detail: TraceDetail | None, steps: Text | None, generation: int) -> None:
+    def __init__(self, trace_id: str, prepared: Prepared, generation: int) -> None:
         super().__init__()
-        self.trace_id, self.detail, self.steps, self.generation = trace_id, detail, steps, generation
+        self.trace_id, self.prepared, self.generation = trace_id, prepared, generation
 
 
 class StatsLoaded(Message):
@@ -108,7 +127,7 @@ class ReviewPane(Pane):
     ]
     DEFAULT_CSS = """
     ReviewPane #review-bar { height: auto; max-height: 4; padding: 0 1; background: $boost; }
-    ReviewPane #review-body { height: 1fr; padding: 0 1; }
+    ReviewPane #review-body { height: 1fr; padding: 0 1; scrollbar-gutter: stable; }
     ReviewPane #review-steps { margin-top: 1; }
     ReviewPane #review-note { height: 8; display: none; border: tall $warning; }
     ReviewPane #review-note.editing { display: block; }
@@ -128,7 +147,7 @@ class ReviewPane(Pane):
         self.exhausted = False
         self.fetching = False
         self.want_next = False
-        self.cache: OrderedDict[str, tuple[TraceDetail | None, Text | None]] = OrderedDict()
+        self.cache: OrderedDict[str, Prepared] = OrderedDict()
         self.requested: set[str] = set()
         self.label: FeedbackRow | None = None  # the current trace's label in this eval set
         self.drafts: dict[str, str] = {}  # notes typed on unlabelled traces: saved with the label
@@ -151,7 +170,7 @@ class ReviewPane(Pane):
         yield Static(id="review-bar")
         with _Body(id="review-body"):
             yield Static(Text("loading…", style="dim"), id="review-summary")
-            yield Static(id="review-steps")
+            yield StepsView(id="review-steps")
         yield TextArea(id="review-note", soft_wrap=True, show_line_numbers=False)
 
     # -- state helpers -------------------------------------------------------------------------------
@@ -276,17 +295,20 @@ class ReviewPane(Pane):
         self._prefetch()
 
     @work(thread=True, group="review-detail")
-    def _load_details(self, trace_ids: list[str], generation: int) -> None:
+    def _load_details(self, trace_ids: list[str], generation: int, width: int) -> None:
+        """Load, render and wrap upcoming traces here, so a label key only swaps prepared lines in."""
         conn = self.iofold.db.conn()
         for trace_id in trace_ids:
             detail = load_trace(conn, trace_id)
-            self.post_message(DetailLoaded(trace_id, detail, steps_text(detail) if detail else None, generation))
+            steps = steps_text(detail) if detail else None
+            lines = wrap_lines(steps, width) if steps is not None else []
+            self.post_message(DetailLoaded(trace_id, Prepared(detail, steps, lines, width), generation))
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
         if message.generation != self.generation:
             return
         self.requested.discard(message.trace_id)
-        self.cache[message.trace_id] = (message.detail, message.steps)
+        self.cache[message.trace_id] = message.prepared
         while len(self.cache) > CACHE:
             self.cache.popitem(last=False)
         if self.current is not None and self.current.trace_id == message.trace_id:
@@ -296,7 +318,7 @@ class ReviewPane(Pane):
         wanted = [t for t in trace_ids if t not in self.cache and t not in self.requested]
         if wanted:
             self.requested.update(wanted)
-            self._load_details(wanted, self.generation)
+            self._load_details(wanted, self.generation, self.query_one(StepsView).size.width)
 
     def _prefetch(self) -> None:
         upcoming = self.visited[self.pos + 1:self.pos + 1 + PREFETCH]
@@ -334,7 +356,7 @@ class ReviewPane(Pane):
     def _message(self, text: Text) -> None:
         self.steps_for = None
         self.query_one("#review-summary", Static).update(text)
-        self.query_one("#review-steps", Static).update("")
+        self.query_one(StepsView).show(None)
         self._update_bar()
 
     def _advance(self) -> None:
@@ -356,7 +378,7 @@ class ReviewPane(Pane):
             self._update_bar()
             return
         if len(self.ahead) < REFILL_AT:
-            self._fill_more()
+            self.call_after_refresh(self._fill_more)  # after the paint, like the prefetch
         self._show_current()
 
     def _show_current(self) -> None:
@@ -372,10 +394,11 @@ class ReviewPane(Pane):
         else:
             self.query_one("#review-summary", Static).update(Text(f"loading {item.trace_id}…", style="dim"))
             self.steps_for = None
-            self.query_one("#review-steps", Static).update("")
+            self.query_one(StepsView).show(None)
             self._update_bar()
             self._request([item.trace_id])
-        self._prefetch()
+        # After this trace is painted: the prefetch worker's rendering would compete for the GIL with it.
+        self.call_after_refresh(self._prefetch)
 
     def _refresh_label(self, render: bool = True) -> None:
         item, store = self.current, self.store()
@@ -390,29 +413,23 @@ class ReviewPane(Pane):
         item = self.current
         if item is None or self.eval_set is None:
             return
-        detail, steps = self.cache.get(item.trace_id, (None, None))
+        prepared = self.cache.get(item.trace_id)
         summary = self.query_one("#review-summary", Static)
-        if detail is None:
+        if prepared is None or prepared.detail is None:
             summary.update(Text(f"trace {one_line(item.trace_id, 60)} no longer exists", style="bold red"))
             self.steps_for = None
-            self.query_one("#review-steps", Static).update("")
+            self.query_one(StepsView).show(None)
         else:
-            summary.update(trace_text(detail, self.eval_set.id, self.eval_set.name, self.label, blind=self.blind))
+            summary.update(trace_text(prepared.detail, self.eval_set.id, self.eval_set.name, self.label,
+                                      blind=self.blind))
             if self.steps_for != item.trace_id:  # a re-render of the same trace keeps the scroll position
-                self.steps_for = None
-                self.query_one("#review-steps", Static).update("")
-                # The full steps (below the fold) follow one frame later: the summary paints without
-                # waiting for the layout of tens of KB of step text.
-                self.call_after_refresh(self._show_steps, item.trace_id, steps)
+                self.steps_for = item.trace_id
+                # Pre-wrapped in the worker: the view paints only the lines on screen, in this same frame.
+                self.query_one(StepsView).show(prepared.steps, prepared.lines, prepared.width)
         self._update_bar()
         if self.pending_t0 is not None:
             t0, self.pending_t0 = self.pending_t0, None
             self.call_after_refresh(lambda: self.latencies.append((time.perf_counter() - t0) * 1000))
-
-    def _show_steps(self, trace_id: str, steps: Text | None) -> None:
-        if self.current is not None and self.current.trace_id == trace_id:
-            self.steps_for = trace_id
-            self.query_one("#review-steps", Static).update(steps or "")
 
     def _update_bar(self, extra: Text | None = None) -> None:
         bar = Text()

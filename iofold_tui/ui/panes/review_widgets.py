@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 
+from rich.console import Console
+from rich.segment import Segment
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.geometry import Size
 from textual.screen import ModalScreen
+from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import Static
 
 from iofold_tui.data.labels import FeedbackRow, SessionStats
@@ -74,6 +80,70 @@ def steps_text(detail: TraceDetail, budget: int = STEPS_BUDGET) -> Text:
     if not steps and detail.steps_raw:
         out.append(clean(detail.steps_raw, 4_000), style="dim")
     return out
+
+
+_local = threading.local()
+
+
+def wrap_lines(text: Text, width: int) -> list[list[Segment]]:
+    """``text`` wrapped to ``width`` cells as ready-to-paint lines. Thread-safe (one Console per thread):
+    the review pane calls it in the worker that prefetches the next traces, so showing one is a swap."""
+    console: Console | None = getattr(_local, "console", None)
+    if console is None:  # never writes anywhere: it only lays text out
+        console = _local.console = Console(width=max(width, 1), color_system="truecolor", force_terminal=True,
+                                           markup=False, highlight=False, emoji=False, legacy_windows=False)
+    if width < 1 or not text:
+        return []
+    options = console.options.update(width=width, min_width=width, max_width=width, height=None, no_wrap=False,
+                                     overflow="fold")
+    # Segments, not Strips: a Strip carries several caches, and thousands of them per prefetched trace
+    # surviving into the oldest GC generation made full collections (100+ ms pauses) frequent.
+    return console.render_lines(text, options, pad=True)
+
+
+class StepsView(Widget):
+    """Pre-wrapped lines (``wrap_lines``) inside the scrolling review body: its height is the line count
+    and a frame paints only the lines on screen, where a Static would lay out and render all of its tens
+    of KB of text on every trace change."""
+
+    DEFAULT_CSS = "StepsView { height: auto; }"
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id)
+        self.lines: list[list[Segment]] = []
+        self.text: Text | None = None  # the source, re-wrapped on a width change
+        self.width_wrapped = 0
+
+    def show(self, text: Text | None, lines: list[list[Segment]] | None = None, width: int = 0) -> None:
+        """``lines`` wrapped for ``width``; re-wrapped here (synchronously) if this widget is not that wide."""
+        self.text = text
+        if text is None:
+            lines, width = [], self.size.width
+        elif lines is None or width != self.size.width or width == 0:
+            width = self.size.width
+            lines = wrap_lines(text, width)
+        self.lines, self.width_wrapped = lines, width
+        self.refresh(layout=True)
+
+    @property
+    def plain(self) -> str:
+        return self.text.plain if self.text is not None else ""
+
+    def on_resize(self) -> None:
+        if self.text is not None and self.size.width != self.width_wrapped:
+            self.show(self.text)
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self.lines)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if y >= len(self.lines):
+            return Strip.blank(width, self.rich_style)
+        line = Strip(self.lines[y], self.width_wrapped)
+        if self.width_wrapped != width:
+            line = line.crop_extend(0, width, self.rich_style)
+        return line.apply_style(self.rich_style)
 
 
 def label_line(label: FeedbackRow | None, draft: str | None) -> Text:
