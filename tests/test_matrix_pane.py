@@ -272,10 +272,17 @@ async def test_enter_on_a_confusion_cell_lists_exactly_those_traces(db: Path) ->
         stats.move_cursor(row=0, column=[str(k.value) for k in stats.columns].index("FP"))
         await pilot.press("enter")
         await settle(app, pilot)
-        assert app.current_mode == "traces"
+        assert app.current_mode == "review"  # as a review queue
         flt = app.state.trace_filter
         assert sorted(flt.trace_ids or ()) == ["t03", "t13"] and flt.text == "" and flt.sources == ()
-        assert [str(k.value) for k in app.screen.query_one("#traces").rows] == ["t13", "t03"]
+        review = app.screen
+        assert review.use_filter and review.current is not None and review.current.trace_id in ("t03", "t13")
+        await pilot.press("s")  # skip: the queue holds exactly the two traces
+        await settle(app, pilot)
+        assert review.current is not None and review.current.trace_id in ("t03", "t13")
+        await pilot.press("T")
+        await settle(app, pilot)
+        assert sorted(str(k.value) for k in app.screen.query_one("#traces").rows) == ["t03", "t13"]
     labeling.close_label_store(app)
 
 

@@ -72,6 +72,7 @@ class IofoldApp(App[None]):
         for spec in PANES:
             self.add_mode(spec.mode, lambda spec=spec: spec.load()())
         self._data_version: int | None = None
+        self.review_with_filter = False  # set by open_review_queue, consumed by the review pane
 
     @property
     def db(self):  # noqa: ANN201 - Database; a property so panes read it one way
@@ -181,6 +182,17 @@ class IofoldApp(App[None]):
             return
         self.switch_mode("evals")
         self.call_after_refresh(lambda: getattr(self.screen, "select_item", lambda _: None)(eval_id))
+
+    def open_review_queue(self, trace_ids: tuple[str, ...]) -> None:
+        """Review exactly these traces (a confusion-matrix cell, a selection): review mode with the trace
+        filter set to them, so the queue pages through SQL like any other."""
+        self.state.trace_filter = replace(self.state.trace_filter.cleared(), trace_ids=tuple(trace_ids))
+        self.review_with_filter = True
+        for stack in self._screen_stacks.values():
+            for screen in stack:
+                if isinstance(screen, Pane):
+                    screen.stale = True
+        self.switch_mode("review")
 
     def apply_trace_filter(self, changes: dict[str, object] | None) -> None:
         if changes is None:

@@ -907,12 +907,10 @@ class MatrixPane(Pane):
             self.notify(f"no traces in {message.title}", severity="warning")
             return
         app = self.iofold
-        # Exactly those traces: drop every other trace-list filter first.
-        app.state.trace_filter = app.state.trace_filter.cleared()
-        app.apply_trace_filter({"trace_ids": tuple(message.ids)})
+        app.open_review_queue(tuple(message.ids))  # exactly those traces: other trace filters are dropped
         capped = f" (the first {len(message.ids):,} by trace id)" if message.more else ""
-        app.notify(f"{len(message.ids):,} traces: {message.title}{capped}. Label them here, or R then f to "
-                   "review them one by one; c clears the filter.", timeout=10)
+        app.notify(f"review queue: {len(message.ids):,} traces, {message.title}{capped}. "
+                   "f in review mode (or c in the trace list) drops it.", timeout=10)
 
     # -- relabelling ---------------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -211,6 +211,9 @@ class ReviewPane(Pane):
 
     def reload(self) -> None:
         state = self.iofold.state
+        if getattr(self.app, "review_with_filter", False):  # a queue handed over by another pane
+            self.app.review_with_filter = False  # type: ignore[attr-defined]
+            self.use_filter = True
         self.eval_set = state.eval_set
         if self.eval_set is None:
             self.context = None
