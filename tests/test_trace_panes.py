@@ -168,3 +168,18 @@ async def test_hostile_traces_render_safely(tmp_path: Path) -> None:
             await settle(app, pilot)
         svg = app.export_screenshot()
         assert "\x1b" not in svg
+
+
+async def test_gc_freeze_timer_runs_without_error(seed_db: Path) -> None:
+    """The start-up timer that freezes long-lived objects (review latency) must fire cleanly."""
+    import gc
+    import time
+
+    gc.unfreeze()
+    app = _app(seed_db)
+    async with app.run_test(size=(120, 30)) as pilot:
+        deadline = time.monotonic() + 10
+        while gc.get_freeze_count() == 0 and time.monotonic() < deadline:
+            await pilot.pause()
+        assert gc.get_freeze_count() > 0
+    gc.unfreeze()

@@ -95,8 +95,11 @@ class IofoldApp(App[None]):
         # Full garbage collections over Textual's long-lived caches (~100k objects) took 60-200 ms and
         # landed on key presses. Objects alive after start-up are moved out of the collector's reach,
         # and again now and then; cyclic garbage made later is still collected as usual.
-        self.set_timer(1.0, gc.freeze)
-        self.set_interval(30.0, gc.freeze)
+        self.set_timer(1.0, self._freeze_gc)
+        self.set_interval(30.0, self._freeze_gc)
+
+    def _freeze_gc(self) -> None:
+        gc.freeze()
 
     @work(thread=True, exclusive=True, group="catalog")
     def load_catalog(self) -> None:
