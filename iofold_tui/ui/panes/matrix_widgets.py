@@ -3,7 +3,6 @@ version picker, the source/date dialog and the cell drill-down screen."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -12,10 +11,10 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DataTable, Footer, Input, Label, Select, SelectionList, Static
+from textual.widgets import DataTable, Footer, Label, SelectionList, Static
 from textual.widgets.data_table import ColumnKey, RowKey
 
 from iofold_tui.data.evals import EvalDetail, load_eval
@@ -23,6 +22,8 @@ from iofold_tui.data.matrix import Cell, MatrixRow, MatrixStats
 from iofold_tui.data.matrix_stats import SOURCE_VIEW
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.trace_detail import TraceDetail, load_trace
+from iofold_tui.data.traces import TraceFilter
+from iofold_tui.ui.panes.trace_filters import TraceFilterScreen
 from iofold_tui.ui.text import code, rating_text, safe
 from iofold_tui.ui.trace_render import summary, verdict
 from iofold_tui.ui.widgets import PaneHeader
@@ -307,9 +308,6 @@ class VersionPicker(ModalScreen[tuple[str, ...] | None]):
         self.dismiss(None)
 
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
 @dataclass(frozen=True)
 class SourceDate:
     sources: tuple[str, ...]
@@ -317,66 +315,22 @@ class SourceDate:
     date_to: str | None
 
 
-class SourceDateScreen(ModalScreen[SourceDate | None]):
-    """Source and date range of the matrix rows (the trace list's dialog, minus what the filters cover)."""
+class SourceDateScreen(TraceFilterScreen):
+    """Source and date range of the matrix rows: the trace list's dialog without rating and errors
+    (the matrix filters cover those)."""
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="matrix.filters.cancel"),
         Binding("ctrl+s", "apply", "Apply", id="matrix.filters.apply"),
     ]
-    DEFAULT_CSS = """
-    SourceDateScreen { align: center middle; }
-    SourceDateScreen > Vertical { width: 72; height: auto; border: thick $accent; background: $surface; padding: 0 1; }
-    SourceDateScreen Horizontal { height: auto; }
-    SourceDateScreen Label { margin-top: 1; }
-    SourceDateScreen #error { color: $error; height: auto; }
-    """
+    TITLE = "Matrix rows: source and date (Enter or ctrl+s applies, Esc cancels)"
 
     def __init__(self, current: SourceDate, sources: list[str]) -> None:
-        super().__init__()
-        self.current, self.sources = current, sources
+        flt = TraceFilter(sources=current.sources, date_from=current.date_from, date_to=current.date_to)
+        super().__init__(flt, sources, rating_and_errors=False)
 
-    def compose(self) -> ComposeResult:
-        cur = self.current
-        with Vertical():
-            yield Label(Text("Matrix rows: source and date (Enter or ctrl+s applies, Esc cancels)", style="bold"))
-            yield Label("Source")
-            yield Select([(one_line(s, 40), s) for s in self.sources],
-                         value=cur.sources[0] if cur.sources and cur.sources[0] in self.sources else Select.NULL,
-                         id="source", prompt="any")
-            yield Label("Date range (YYYY-MM-DD, inclusive)")
-            with Horizontal():
-                yield Input(cur.date_from or "", placeholder="from", id="date-from")
-                yield Input(cur.date_to or "", placeholder="to", id="date-to")
-            yield Label("", id="error")
-            with Horizontal():
-                yield Button("Apply", variant="primary", id="apply")
-                yield Button("Cancel", id="cancel")
-
-    def action_apply(self) -> None:
-        dates = [self.query_one(f"#{w}", Input).value.strip() or None for w in ("date-from", "date-to")]
-        for value in dates:
-            if value and not _DATE.match(value):
-                self.query_one("#error", Label).update(Text(f"not a date: {one_line(value, 30)} (use YYYY-MM-DD)"))
-                return
-        source = self.query_one("#source", Select).value
-        picked = () if source is Select.NULL or source is None else (str(source),)
-        self.dismiss(SourceDate(picked, dates[0], dates[1]))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    @on(Button.Pressed, "#apply")
-    def _apply(self) -> None:
-        self.action_apply()
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel(self) -> None:
-        self.action_cancel()
-
-    @on(Input.Submitted)
-    def _submitted(self) -> None:
-        self.action_apply()
+    def result(self, flt: TraceFilter) -> SourceDate:
+        return SourceDate(flt.sources, flt.date_from, flt.date_to)
 
 
 class CellLoaded(Message):

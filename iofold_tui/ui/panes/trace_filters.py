@@ -32,35 +32,47 @@ class TraceFilterScreen(ModalScreen[TraceFilter | None]):
     TraceFilterScreen #error { color: $error; height: auto; }
     """
 
-    def __init__(self, current: TraceFilter, sources: list[str]) -> None:
+    TITLE = "Filter traces (Enter in a field or ctrl+s applies, Esc cancels)"
+
+    def __init__(self, current: TraceFilter, sources: list[str], *, rating_and_errors: bool = True) -> None:
         super().__init__()
         self.current = current
         self.sources = sources
+        self.rating_and_errors = rating_and_errors
 
     def compose(self) -> ComposeResult:
         flt = self.current
         with Vertical():
-            yield Label(Text("Filter traces (Enter in a field or ctrl+s applies, Esc cancels)", style="bold"))
-            yield Label("Rating in the current eval set")
-            yield Select([(r, r) for r in RATING_STATES], value=flt.rating or Select.NULL, id="rating", prompt="any")
-            yield Label("Errors")
-            yield Select([("with errors", "yes"), ("without errors", "no")],
-                         value=Select.NULL if flt.has_errors is None else ("yes" if flt.has_errors else "no"),
-                         id="errors", prompt="any")
-            yield Label("Source")
-            yield Select([(one_line(s, 40), s) for s in self.sources],
-                         value=flt.sources[0] if flt.sources and flt.sources[0] in self.sources else Select.NULL,
-                         id="source", prompt="any")
-            yield Label("Date range (YYYY-MM-DD, inclusive)")
-            with Horizontal():
-                yield Input(flt.date_from or "", placeholder="from", id="date-from")
-                yield Input(flt.date_to or "", placeholder="to", id="date-to")
+            yield Label(Text(self.TITLE, style="bold"))
+            if self.rating_and_errors:
+                yield from self._compose_rating_and_errors(flt)
+            yield from self._compose_source_and_dates(flt)
             yield Label("", id="error")
             with Horizontal():
                 yield Button("Apply", variant="primary", id="apply")
                 yield Button("Cancel", id="cancel")
 
+    def _compose_rating_and_errors(self, flt: TraceFilter) -> ComposeResult:
+        yield Label("Rating in the current eval set")
+        yield Select([(r, r) for r in RATING_STATES], value=flt.rating or Select.NULL, id="rating", prompt="any")
+        yield Label("Errors")
+        yield Select([("with errors", "yes"), ("without errors", "no")],
+                     value=Select.NULL if flt.has_errors is None else ("yes" if flt.has_errors else "no"),
+                     id="errors", prompt="any")
+
+    def _compose_source_and_dates(self, flt: TraceFilter) -> ComposeResult:
+        yield Label("Source")
+        yield Select([(one_line(s, 40), s) for s in self.sources],
+                     value=flt.sources[0] if flt.sources and flt.sources[0] in self.sources else Select.NULL,
+                     id="source", prompt="any")
+        yield Label("Date range (YYYY-MM-DD, inclusive)")
+        with Horizontal():
+            yield Input(flt.date_from or "", placeholder="from", id="date-from")
+            yield Input(flt.date_to or "", placeholder="to", id="date-to")
+
     def _value(self, selector: str) -> str | None:
+        if not self.query(selector):
+            return None
         value = self.query_one(selector, Select).value
         return None if value is Select.NULL or value is None else str(value)
 
@@ -73,14 +85,14 @@ class TraceFilterScreen(ModalScreen[TraceFilter | None]):
                 return
         errors = self._value("#errors")
         source = self._value("#source")
-        self.dismiss(replace(
-            self.current,
-            rating=self._value("#rating"),
-            has_errors=None if errors is None else errors == "yes",
-            sources=(source,) if source else (),
-            date_from=date_from,
-            date_to=date_to,
-        ))
+        changes: dict[str, object] = {"sources": (source,) if source else (), "date_from": date_from, "date_to": date_to}
+        if self.rating_and_errors:
+            changes |= {"rating": self._value("#rating"), "has_errors": None if errors is None else errors == "yes"}
+        self.dismiss(self.result(replace(self.current, **changes)))  # type: ignore[arg-type]
+
+    def result(self, flt: TraceFilter) -> object:
+        """What the dialog returns; subclasses that filter something else translate the TraceFilter."""
+        return flt
 
     def action_cancel(self) -> None:
         self.dismiss(None)
