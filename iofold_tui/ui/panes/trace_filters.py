@@ -28,6 +28,7 @@ class TraceFilterScreen(ModalScreen[TraceFilter | None]):
     TraceFilterScreen { align: center middle; }
     TraceFilterScreen > Vertical { width: 72; height: auto; border: thick $accent; background: $surface; padding: 0 1; }
     TraceFilterScreen Horizontal { height: auto; }
+    TraceFilterScreen Horizontal Input { width: 1fr; }
     TraceFilterScreen Label { margin-top: 1; }
     TraceFilterScreen #error { color: $error; height: auto; }
     """
