@@ -23,6 +23,9 @@ from iofold_tui.ui.text import cell, rating_text
 from iofold_tui.ui.widgets import Confirm, Prompt
 
 PAGE_SIZE = 100
+# Previews are cut before they reach the table: measuring and cropping 200-character cells for every
+# row of a page was a visible part of start-up. Wider than any preview column on a 250-column terminal.
+PREVIEW_CHARS = 100
 SELECT_CHUNK = 2_000  # ids resolved per keyset page when selecting everything that matches
 BULK_LIMIT = 100_000  # one undo step of at most this many labels; narrow the filter beyond
 
@@ -242,8 +245,8 @@ class TracesPane(Pane):
             self._marker(row.id),
             cell(row.timestamp.replace("T", " ")[:19], 19),
             cell(row.source, 10),
-            cell(row.input_preview, 200),
-            cell(row.output_preview, 200),
+            cell(row.input_preview, PREVIEW_CHARS),
+            cell(row.output_preview, PREVIEW_CHARS),
             Text(str(row.step_count), justify="right"),
             Text("✗", style="bold red") if row.has_errors else Text(""),
             rating_text(row.rating),
