@@ -81,7 +81,7 @@ def launch_figures(path: Path, runs: int) -> dict[str, float]:
     app, floor = [], []
     for _ in range(runs):
         floor.append(launch([sys.executable, str(HERE / "minimal_app.py"), str(path)], "MINIMAL-READY", cwd=ROOT))
-        app.append(launch([sys.executable, "-m", "iofold_tui", str(path)], "query ", cwd=ROOT))
+        app.append(launch([sys.executable, "-m", "iofold_tui", str(path), "--pane", "traces"], "query ", cwd=ROOT))
     med = lambda xs: statistics.median(xs)  # noqa: E731
     return {
         "app_s": med([r.seconds for r in app]), "app_rss_mb": max(r.peak_rss_mb for r in app),
