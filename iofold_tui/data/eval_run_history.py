@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from iofold_tui.data.errors import ReadOnlyError
-from iofold_tui.data.label_history import _Txn as _SidecarTxn
-from iofold_tui.data.label_history import utc_stamp
+from iofold_tui.data.label_history import SidecarTxn as _SidecarTxn
+from iofold_tui.data.label_history import open_sidecar, utc_stamp
 from iofold_tui.data.matrix_stats import recomputed_counts
 
 FORMAT_VERSION = "1"
@@ -104,17 +104,9 @@ class RunHistory:
 
     def __init__(self, path: Path, *, busy_timeout_s: float = 10.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._key = str(self.path.resolve())
-        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout_s,
-                                    check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")  # prev rows must be on disk before the user's commit
-        with _SidecarTxn(self.conn):
-            for statement in _DDL.split(";"):
-                if statement.strip():
-                    self.conn.execute(statement)
-            self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('format_version', ?)", (FORMAT_VERSION,))
+        # Previous rows must be on disk before the user's commit: open_sidecar fsyncs every commit.
+        self.conn = open_sidecar(self.path, _DDL, FORMAT_VERSION, busy_timeout_s=busy_timeout_s)
 
     def close(self) -> None:
         self.conn.close()

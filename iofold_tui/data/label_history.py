@@ -125,24 +125,15 @@ class LabelHistory:
 
     def __init__(self, path: Path, *, busy_timeout_s: float = 10.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout_s,
-                                    check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")  # a returned label must survive power loss too
+        self.conn = open_sidecar(self.path, _DDL, FORMAT_VERSION, busy_timeout_s=busy_timeout_s)
         self.conn.execute("PRAGMA cache_size=-32000")
         self.conn.execute("PRAGMA foreign_keys=ON")
-        with self._txn():
-            for statement in _DDL.split(";"):
-                if statement.strip():
-                    self.conn.execute(statement)
-            self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('format_version', ?)", (FORMAT_VERSION,))
 
     def close(self) -> None:
         self.conn.close()
 
-    def _txn(self) -> _Txn:
-        return _Txn(self.conn)
+    def _txn(self) -> SidecarTxn:
+        return SidecarTxn(self.conn)
 
     def set_meta(self, key: str, value: str) -> None:
         with self._txn():
@@ -262,7 +253,22 @@ class LabelHistory:
             yield group
 
 
-class _Txn:
+def open_sidecar(path: Path, ddl: str, format_version: str, *, busy_timeout_s: float = 10.0) -> sqlite3.Connection:
+    """Open (creating) one of iofold-tui's own history files: WAL, fsynced commits (an entry must be on disk
+    before the user's database commits), schema ``ddl`` and a ``meta`` format version."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    with SidecarTxn(conn):
+        for statement in ddl.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('format_version', ?)", (format_version,))
+    return conn
+
+
+class SidecarTxn:
     """BEGIN IMMEDIATE ... COMMIT on the sidecar, retried briefly if another iofold-tui holds it."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:

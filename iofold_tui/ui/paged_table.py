@@ -90,12 +90,18 @@ class PagedTable(DataTable[Text | str]):
         has_before: bool,
         has_after: bool,
         cursor: int | Literal["first", "last"] = "first",
+        focus_key: str | None = None,
     ) -> None:
-        """Replace the rows (keyed by id) and place the cursor."""
+        """Replace the rows (keyed by id) and place the cursor: on ``focus_key`` when that row is
+        shown (a jump), else at ``cursor``."""
         self.clear()
+        keys = []
         for key, cells in rows:
             self.add_row(*cells, key=key)
+            keys.append(key)
         self.has_before, self.has_after = has_before, has_after
+        if focus_key is not None and focus_key in keys:
+            cursor = keys.index(focus_key)
         if self.row_count:
             index = 0 if cursor == "first" else self.row_count - 1 if cursor == "last" else min(cursor, self.row_count - 1)
             self.move_cursor(row=index, animate=False)

@@ -480,11 +480,9 @@ class MatrixPane(Pane):
         if page.eval_ids != self.column_ids or not self.grid.columns:
             self._build_columns(page.eval_ids)
         self.page = page
-        cursor: int | Literal["first", "last"] = "last" if message.direction in ("before", "last") else "first"
-        if page.focus_id:
-            cursor = next((i for i, r in enumerate(page.rows) if r.trace_id == page.focus_id), 0)
         self.grid.show_page(((r.trace_id, self._cells(r)) for r in page.rows), has_before=page.has_before,
-                            has_after=page.has_after, cursor=cursor)
+                            has_after=page.has_after, focus_key=page.focus_id,
+                            cursor="last" if message.direction in ("before", "last") else "first")
         self._place_column(column)
         if self.stats is not None:
             self._show_stats()

@@ -217,11 +217,9 @@ class TracesPane(Pane):
         elif message.direction == "around":
             self.first_index = None
         self.page = page
-        cursor: int | Literal["first", "last"] = "last" if message.direction in ("before", "last") else "first"
-        if page.focus_id:
-            cursor = next((i for i, r in enumerate(page.rows) if r.id == page.focus_id), 0)
         self.table.show_page(((r.id, self._cells(r)) for r in page.rows), has_before=page.has_before,
-                             has_after=page.has_after, cursor=cursor)
+                             has_after=page.has_after, focus_key=page.focus_id,
+                             cursor="last" if message.direction in ("before", "last") else "first")
         self.update_status()
         self.prefetched = {}
         keys = []
