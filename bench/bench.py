@@ -25,7 +25,7 @@ OUT = HERE / "out"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from tui_probe import launch  # noqa: E402
+from tui_probe import Session, launch  # noqa: E402
 
 from iofold_tui.data.traces import TraceFilter, TraceQuery  # noqa: E402
 
@@ -89,10 +89,43 @@ def launch_figures(path: Path, runs: int) -> dict[str, float]:
     }
 
 
+def review_figures(path: Path, labels: int, think_s: float) -> dict[str, float]:
+    """Label key → committed → next trace on screen, in a real terminal (bench/review_probe.py times each
+    key from the moment Textual parsed it to the frame handed to the terminal). Keys are sent by tmux
+    ``think_s`` apart (a fast labeller); the labels are undone with ``u`` afterwards."""
+    out = OUT / "review_samples.jsonl"
+    out.unlink(missing_ok=True)
+    with Session([sys.executable, str(HERE / "review_probe.py"), str(path), str(out)], cwd=ROOT) as tui:
+        tui.wait_for("THIS SET")
+        time.sleep(2.0)  # start-up workers (stats, queue, prefetch) done: the steady state a labeller is in
+        for i in range(labels + 1):  # the first key is a warm-up (first store open)
+            tui.keys("a" if i % 3 else "x")
+            time.sleep(think_s)
+        deadline = time.perf_counter() + 30
+        while (len(out.read_text().splitlines()) if out.exists() else 0) < labels + 1:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"only some label keys were measured; screen:\n{tui.screen()}")
+            time.sleep(0.1)
+        for _ in range(labels + 1):
+            tui.keys("u")
+            time.sleep(0.05)
+        time.sleep(1.0)
+        tui.keys("q")
+        time.sleep(0.5)
+    rows = [json.loads(line) for line in out.read_text().splitlines()][1:]
+    shown = sorted(r["ms"] for r in rows)
+    committed = sorted(r["commit_ms"] for r in rows)
+    p95 = lambda xs: xs[min(len(xs) - 1, int(0.95 * len(xs)))]  # noqa: E731
+    return {"p50_ms": statistics.median(shown), "p95_ms": p95(shown), "max_ms": shown[-1],
+            "commit_p50_ms": statistics.median(committed), "commit_p95_ms": p95(committed), "n": len(rows)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--runs", type=int, default=3, help="launches per measurement (median)")
+    parser.add_argument("--labels", type=int, default=100, help="label keys timed in review mode (largest size)")
+    parser.add_argument("--think-ms", type=float, default=300, help="pause between label keys")
     parser.add_argument("--full", action="store_true",
                         help="also run bench_app, bench_matrix, bench_d1export and bench_sandbox on the largest size")
     args = parser.parse_args()
@@ -108,10 +141,15 @@ def main() -> None:
               f"→ {launch_res['app_s'] / launch_res['floor_s']:.2f}× the floor")
         for name, (med, p95) in queries.items():
             print(f"  {name:<16} median {med:7.2f} ms   p95 {p95:7.2f} ms")
+    largest = ensure_db(max(int(s) for s in args.sizes.split(",")))
+    review = review_figures(largest, args.labels, args.think_ms / 1000)
+    results["review"] = review
+    print(f"== review mode on {largest.name}, in a terminal, keys {args.think_ms:.0f} ms apart: label key → committed → "
+          f"next trace on screen p50 {review['p50_ms']:.1f} ms, p95 {review['p95_ms']:.1f} ms, max {review['max_ms']:.1f} ms "
+          f"(key → committed p50 {review['commit_p50_ms']:.1f} ms, p95 {review['commit_p95_ms']:.1f} ms; n={review['n']})")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     if args.full:
-        largest = ensure_db(max(int(s) for s in args.sizes.split(",")))
         for script, extra in (("bench_app.py", [str(largest)]), ("bench_matrix.py", [str(largest)]),
                               ("bench_d1export.py", ["--mb", "1000"]), ("bench_sandbox.py", [])):
             print(f"== {script} {' '.join(extra)}", flush=True)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from textual import events  # noqa: E402
+
 from iofold_tui.data.sources import open_source  # noqa: E402
 from iofold_tui.ui.app import IofoldApp  # noqa: E402
 from iofold_tui.ui.screenshot import settle  # noqa: E402
@@ -45,23 +47,35 @@ async def until(pilot: object, condition, timeout: float = 120.0) -> None:  # no
         await pilot.pause()  # type: ignore[attr-defined]
 
 
-async def review_latency(db: Path, labels: int) -> dict[str, float]:
+async def review_latency(db: Path, labels: int, think_ms: float) -> dict[str, float]:
+    """Keys go in through the driver, as a terminal's bytes would (not Pilot.press: it also queues a callback
+    on every widget and waits for them, work a real session never does). Latency is the key's send time to
+    the pane's call_after_refresh once the next trace is painted. ``think_ms`` is the pause between keys (a
+    person reads before pressing); 0 presses as soon as the previous trace is shown."""
     app = IofoldApp(open_source(db), pane="review", watch_interval=0)
     async with app.run_test(size=(140, 40)) as pilot:
         await settle(app, pilot)
         pane = app.screen
         await pilot.press("a")  # warm-up (first store open, first page of the queue)
-        await until(pilot, lambda: len(pane.latencies) >= 1)
-        pane.latencies.clear()
+        await until(pilot, lambda: len(pane.shown_perf) >= 1)
+        await settle(app, pilot)
         pane.commit_ms.clear()
+        shown: list[float] = []
         for i in range(labels):
-            await pilot.press("a" if i % 3 else "x")
-            await until(pilot, lambda i=i: len(pane.latencies) >= i + 1)
-        shown, committed = list(pane.latencies), list(pane.commit_ms)
+            before = len(pane.shown_perf)
+            key = "a" if i % 3 else "x"
+            sent = time.perf_counter()
+            app._driver.send_message(events.Key(key, key))  # type: ignore[union-attr]
+            while len(pane.shown_perf) == before:
+                await asyncio.sleep(0.0005)
+            shown.append((pane.shown_perf[-1] - sent) * 1000)
+            if think_ms:
+                await asyncio.sleep(think_ms / 1000)
+        committed = list(pane.commit_ms)
         for _ in range(labels + 1):
             await pilot.press("u")
             await settle(app, pilot)
-    return {"p50_ms": statistics.median(shown), "p95_ms": pct(shown, 0.95),
+    return {"p50_ms": statistics.median(shown), "p95_ms": pct(shown, 0.95), "max_ms": max(shown),
             "commit_p50_ms": statistics.median(committed), "commit_p95_ms": pct(committed, 0.95), "n": len(shown)}
 
 
@@ -117,11 +131,14 @@ def main() -> None:
     parser.add_argument("db", type=Path)
     parser.add_argument("--labels", type=int, default=60)
     parser.add_argument("--pages", type=int, default=300)
+    parser.add_argument("--think-ms", type=float, default=300.0, help="pause between label keys (default 300 ms)")
     parser.add_argument("--skip-matrix", action="store_true")
     args = parser.parse_args()
-    rev = asyncio.run(review_latency(args.db, args.labels))
-    print(f"review: label key → committed → next trace shown: p50 {rev['p50_ms']:.1f} ms, p95 {rev['p95_ms']:.1f} ms "
-          f"(key → committed p50 {rev['commit_p50_ms']:.1f} ms, p95 {rev['commit_p95_ms']:.1f} ms; n={rev['n']})")
+    for think in (args.think_ms, 0.0):
+        rev = asyncio.run(review_latency(args.db, args.labels, think))
+        print(f"review (next key {think:.0f} ms after a trace is shown): label key → committed → next trace shown: "
+              f"p50 {rev['p50_ms']:.1f} ms, p95 {rev['p95_ms']:.1f} ms, max {rev['max_ms']:.1f} ms "
+              f"(key → committed p50 {rev['commit_p50_ms']:.1f} ms, p95 {rev['commit_p95_ms']:.1f} ms; n={rev['n']})")
     for name in ("traces", "matrix"):
         if name == "matrix" and args.skip_matrix:
             continue

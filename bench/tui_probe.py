@@ -76,3 +76,36 @@ def launch(command: list[str], marker: str, *, timeout: float = 60.0, size: tupl
             time.sleep(0.01)
     finally:
         _tmux("kill-session", "-t", session)
+
+
+class Session:
+    """A real process in a tmux session, driven with ``send-keys`` (what a user's terminal would send)."""
+
+    def __init__(self, command: list[str], *, size: tuple[int, int] = (140, 40), cwd: Path | None = None) -> None:
+        self.name = f"bench-{uuid.uuid4().hex[:8]}"
+        shell_cmd = (f"cd {shlex.quote(str(cwd))} && " if cwd else "") + "exec " + shlex.join(command)
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(size[0]), "-y", str(size[1]),
+                        shell_cmd], check=True)
+
+    def screen(self) -> str:
+        return _tmux("capture-pane", "-t", self.name, "-p")
+
+    def wait_for(self, marker: str, timeout: float = 120.0) -> str:
+        deadline = time.perf_counter() + timeout
+        while marker not in (screen := self.screen()):
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"{marker!r} did not appear within {timeout}s; screen:\n{screen}")
+            time.sleep(0.05)
+        return screen
+
+    def keys(self, *keys: str) -> None:
+        _tmux("send-keys", "-t", self.name, *keys)
+
+    def close(self) -> None:
+        _tmux("kill-session", "-t", self.name)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

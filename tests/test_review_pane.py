@@ -12,6 +12,7 @@ from textual.widgets import Static, TextArea
 from iofold_tui.data.review_queue import QueueSpec, next_unlabelled, page_after
 from iofold_tui.ui.app import DatabaseChanged
 from iofold_tui.ui.panes.review import ReviewPane
+from iofold_tui.ui.panes.review_widgets import ReviewDocument
 from iofold_tui.ui.screenshot import settle
 
 
@@ -23,6 +24,12 @@ def db(seed_db: Path) -> Path:
 
 def text_of(app: object, selector: str) -> str:
     return str(app.screen.query_one(selector, Static).content)  # type: ignore[attr-defined]
+
+
+def summary_of(app: object) -> str:
+    """The summary part of the review document, as painted lines (not the source Text)."""
+    document = app.screen.query_one(ReviewDocument)  # type: ignore[attr-defined]
+    return "\n".join(document.render_line(y).text for y in range(document.size.height))
 
 
 def pane(app: object) -> ReviewPane:
@@ -171,11 +178,11 @@ async def test_contradicted_first_and_blind_mode(db: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         await pilot.press("b")  # blind: ux_000 is unlabelled, its verdict is hidden
-        assert "PASS" not in text_of(app, "#review-summary")
-        assert "hidden: blind mode" in text_of(app, "#review-summary")
+        assert "PASS" not in summary_of(app)
+        assert "hidden: blind mode" in summary_of(app)
         await pilot.press("t", "x")  # stay, label: the verdict shows and contradicts the label
         await settle(app, pilot)
-        summary = text_of(app, "#review-summary")
+        summary = summary_of(app)
         assert "PASS" in summary and "contradicts your label" in summary
         await pilot.press("u")
         await pilot.press("o")  # contradicted by an eval first
@@ -237,3 +244,32 @@ def test_queue_pages_across_tiers(db: Path) -> None:
     assert next_unlabelled(conn, spec, (first[-1].timestamp, first[-1].rowid)).trace_id == "ux_003"
     assert next_unlabelled(conn, spec, (rest[0].timestamp, rest[0].rowid), exclude="ux_003").trace_id == "ux_000"
     conn.close()
+
+
+def thumb_rows(document: ReviewDocument) -> list[int]:
+    """Rows whose last cell (the position column) has the thumb's colour, as painted in the last frame."""
+    colours = [list(document.render_line(y))[-1].style.bgcolor for y in range(document.size.height)]
+    track = max(set(colours), key=colours.count)
+    return [y for y, colour in enumerate(colours) if colour != track]
+
+
+async def test_document_scrolls_and_draws_its_position(db: Path) -> None:
+    app = make_app(db)
+    async with app.run_test(size=(100, 13)) as pilot:
+        await settle(app, pilot)
+        document = app.screen.query_one(ReviewDocument)
+        height = document.size.height
+        assert document.virtual_size.height > height  # the trace is longer than the window
+        rows = thumb_rows(document)
+        assert rows and rows[0] == 0 and len(rows) < height
+        await pilot.press("pagedown")
+        await settle(app, pilot)
+        assert document.scroll_offset.y == height  # one page, and the arrows stayed next/previous
+        assert thumb_rows(document)[0] > 0
+        await pilot.press("end")
+        await settle(app, pilot)
+        assert document.scroll_offset.y == document.max_scroll_y
+        assert thumb_rows(document)[-1] == height - 1
+        await pilot.press("j")  # the next trace starts at its top
+        await settle(app, pilot)
+        assert document.scroll_offset.y == 0 and thumb_rows(document)[0] == 0

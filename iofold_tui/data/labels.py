@@ -197,6 +197,11 @@ class LabelStore:
             changed, self._data_version = version != self._data_version, version
             return changed
 
+    def others_version(self) -> int:
+        """Moves only when another connection or process commits (this store's own writes leave it alone)."""
+        with self._lock:
+            return self._read_data_version()
+
     def _read_data_version(self) -> int:
         return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 

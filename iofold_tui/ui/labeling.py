@@ -58,6 +58,11 @@ def label_store(app: Any) -> LabelStore:
     return store
 
 
+def open_label_store(app: Any) -> LabelStore | None:
+    """The app's LabelStore if something already opened it (never opens one)."""
+    return getattr(app, _ATTR, None)
+
+
 def close_label_store(app: Any) -> None:
     """For the app's unmount (and tests that restart an app on the same files)."""
     store = getattr(app, _ATTR, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -16,7 +17,30 @@ from textual.widgets.option_list import Option
 from iofold_tui.data.sanitize import one_line
 
 
-class PaneHeader(Static):
+class SteadyStatic(Static):
+    """A Static that re-lays out the screen only when its height changes. Static.update always asks for a
+    layout, and these lines (pane header, review bar) change on every key while their height rarely does."""
+
+    def __init__(self, content: Text | str = "", *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__(content, id=id)
+        self._height = -1
+
+    def set_text(self, text: Text) -> None:
+        width = self.size.width
+        self.update(text, layout=False)
+        lines = text.plain.split("\n")
+        if not width:
+            height = -1
+        elif max(map(cell_len, lines)) <= width:  # nothing wraps: the common case, without a trial render
+            height = len(lines)
+        else:
+            height = self.visual.get_height(self.styles, width)
+        if height != self._height or height < 0:
+            self.refresh(layout=True)
+        self._height = height
+
+
+class PaneHeader(SteadyStatic):
     """One or two lines: where you are (source, workspace, eval set) and the pane's own status."""
 
     DEFAULT_CSS = """
@@ -33,7 +57,7 @@ class PaneHeader(Static):
         if status:
             line.append("\n")
             line.append(status if isinstance(status, Text) else Text(status))
-        self.update(line)
+        self.set_text(line)
 
 
 class PickOne(ModalScreen[str | None]):

@@ -12,7 +12,7 @@ import contextlib
 import sqlite3
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from rich.segment import Segment
@@ -20,10 +20,9 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.events import DescendantBlur
 from textual.message import Message
-from textual.widgets import Static, TextArea
+from textual.widgets import TextArea
 
 from iofold_tui.data.catalog import EvalSet
 from iofold_tui.data.errors import SourceError
@@ -46,13 +45,14 @@ from iofold_tui.ui import labeling
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes.review_widgets import (
     KeyHelp,
-    StepsView,
+    ReviewDocument,
     label_line,
     progress_text,
     steps_text,
     trace_text,
     wrap_lines,
 )
+from iofold_tui.ui.widgets import SteadyStatic
 
 AHEAD = 30  # queue items fetched per page
 REFILL_AT = 8  # fetch the next page when fewer items than this are buffered
@@ -71,11 +71,26 @@ class QueueFilled(Message):
 
 @dataclass(frozen=True)
 class Prepared:
-    """A trace ready to show: its detail, the full steps text and that text wrapped for ``width`` cells."""
+    """A trace ready to show: its detail, the full steps text and that text wrapped for ``width`` cells,
+    and its summary as it reads for ``summary_key`` (eval set, blind mode, this set's label when loaded)."""
     detail: TraceDetail | None
     steps: Text | None
     lines: list[list[Segment]]
     width: int
+    summary_key: tuple[object, ...] = ()
+    summary: Text | None = None
+    summary_lines: list[list[Segment]] | None = None
+
+
+def _summary_key(eval_set_id: str, blind: bool, label: FeedbackRow | None) -> tuple[object, ...]:
+    return (eval_set_id, blind, None if label is None else (label.rating, label.notes, label.updated_at))
+
+
+def _label_in(detail: TraceDetail, eval_set_id: str) -> FeedbackRow | None:
+    for fb in detail.feedback:
+        if fb.eval_set_id == eval_set_id:
+            return FeedbackRow("", fb.rating, fb.notes, fb.updated_at, fb.updated_at)
+    return None
 
 
 class DetailLoaded(Message):
@@ -95,10 +110,6 @@ class JumpFound(Message):
     def __init__(self, item: QueueItem | None, generation: int) -> None:
         super().__init__()
         self.item, self.generation = item, generation
-
-
-class _Body(VerticalScroll, can_focus=False):
-    """Never takes focus, so the arrows stay next/previous; PgUp/PgDn/Home/End and the wheel scroll it."""
 
 
 class ReviewPane(Pane):
@@ -127,8 +138,6 @@ class ReviewPane(Pane):
     ]
     DEFAULT_CSS = """
     ReviewPane #review-bar { height: auto; max-height: 4; padding: 0 1; background: $boost; }
-    ReviewPane #review-body { height: 1fr; padding: 0 1; scrollbar-gutter: stable; }
-    ReviewPane #review-steps { margin-top: 1; }
     ReviewPane #review-note { height: 8; display: none; border: tall $warning; }
     ReviewPane #review-note.editing { display: block; }
     """
@@ -163,14 +172,13 @@ class ReviewPane(Pane):
         self.pending_t0: float | None = None
         self.latencies: deque[float] = deque(maxlen=10_000)  # ms: label key -> committed -> next trace shown
         self.commit_ms: deque[float] = deque(maxlen=10_000)  # ms: label key -> committed (both files)
+        self.shown_perf: deque[float] = deque(maxlen=10_000)  # perf_counter() when each labelled-to trace was painted
         self._resumed = False
         self.steps_for: str | None = None  # the trace whose steps the steps widget holds
 
     def compose_body(self) -> ComposeResult:
-        yield Static(id="review-bar")
-        with _Body(id="review-body"):
-            yield Static(Text("loading…", style="dim"), id="review-summary")
-            yield StepsView(id="review-steps")
+        yield SteadyStatic(id="review-bar")
+        yield ReviewDocument(id="review-body")
         yield TextArea(id="review-note", soft_wrap=True, show_line_numbers=False)
 
     # -- state helpers -------------------------------------------------------------------------------
@@ -298,14 +306,22 @@ class ReviewPane(Pane):
         self._prefetch()
 
     @work(thread=True, group="review-detail")
-    def _load_details(self, trace_ids: list[str], generation: int, width: int) -> None:
+    def _load_details(self, trace_ids: list[str], generation: int, width: int, eval_set: EvalSet | None,
+                      blind: bool) -> None:
         """Load, render and wrap upcoming traces here, so a label key only swaps prepared lines in."""
         conn = self.iofold.db.conn()
         for trace_id in trace_ids:
             detail = load_trace(conn, trace_id)
-            steps = steps_text(detail) if detail else None
-            lines = wrap_lines(steps, width) if steps is not None else []
-            self.post_message(DetailLoaded(trace_id, Prepared(detail, steps, lines, width), generation))
+            prepared = Prepared(detail, None, [], width)
+            if detail is not None:
+                steps = steps_text(detail)
+                prepared = replace(prepared, steps=steps, lines=wrap_lines(steps, width))
+                if eval_set is not None:  # as it will read unless the label changes before it is shown
+                    label = _label_in(detail, eval_set.id)
+                    summary = trace_text(detail, eval_set.id, eval_set.name, label, blind=blind)
+                    prepared = replace(prepared, summary_key=_summary_key(eval_set.id, blind, label),
+                                       summary=summary, summary_lines=wrap_lines(summary, width))
+            self.post_message(DetailLoaded(trace_id, prepared, generation))
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
         if message.generation != self.generation:
@@ -321,7 +337,8 @@ class ReviewPane(Pane):
         wanted = [t for t in trace_ids if t not in self.cache and t not in self.requested]
         if wanted:
             self.requested.update(wanted)
-            self._load_details(wanted, self.generation, self.query_one(StepsView).size.width)
+            self._load_details(wanted, self.generation, self.query_one(ReviewDocument).wrap_width, self.eval_set,
+                              self.blind)
 
     def _prefetch(self) -> None:
         upcoming = self.visited[self.pos + 1:self.pos + 1 + PREFETCH]
@@ -358,8 +375,7 @@ class ReviewPane(Pane):
     # -- showing ---------------------------------------------------------------------------------------
     def _message(self, text: Text) -> None:
         self.steps_for = None
-        self.query_one("#review-summary", Static).update(text)
-        self.query_one(StepsView).show(None)
+        self.query_one(ReviewDocument).show(text)
         self._update_bar()
 
     def _advance(self) -> None:
@@ -390,14 +406,12 @@ class ReviewPane(Pane):
             return
         self.shown_at = time.monotonic()
         self._refresh_label(render=False)
-        self.query_one(_Body).scroll_home(animate=False)
         if item.trace_id in self.cache:
             self.cache.move_to_end(item.trace_id)
             self._render_current()
         else:
-            self.query_one("#review-summary", Static).update(Text(f"loading {item.trace_id}…", style="dim"))
             self.steps_for = None
-            self.query_one(StepsView).show(None)
+            self.query_one(ReviewDocument).show(Text(f"loading {item.trace_id}…", style="dim"))
             self._update_bar()
             self._request([item.trace_id])
         # After this trace is painted: the prefetch worker's rendering would compete for the GIL with it.
@@ -417,22 +431,30 @@ class ReviewPane(Pane):
         if item is None or self.eval_set is None:
             return
         prepared = self.cache.get(item.trace_id)
-        summary = self.query_one("#review-summary", Static)
+        document = self.query_one(ReviewDocument)
         if prepared is None or prepared.detail is None:
-            summary.update(Text(f"trace {one_line(item.trace_id, 60)} no longer exists", style="bold red"))
             self.steps_for = None
-            self.query_one(StepsView).show(None)
+            document.show(Text(f"trace {one_line(item.trace_id, 60)} no longer exists", style="bold red"))
         else:
-            summary.update(trace_text(prepared.detail, self.eval_set.id, self.eval_set.name, self.label,
-                                      blind=self.blind))
-            if self.steps_for != item.trace_id:  # a re-render of the same trace keeps the scroll position
+            summary, summary_lines = prepared.summary, prepared.summary_lines
+            if summary is None or prepared.summary_key != _summary_key(self.eval_set.id, self.blind, self.label):
+                summary, summary_lines = trace_text(prepared.detail, self.eval_set.id, self.eval_set.name,
+                                                    self.label, blind=self.blind), None
+            if self.steps_for == item.trace_id:  # a re-render of the same trace keeps the scroll position
+                document.set_summary(summary, summary_lines if prepared.width == document.wrap_width else None)
+            else:
                 self.steps_for = item.trace_id
-                # Pre-wrapped in the worker: the view paints only the lines on screen, in this same frame.
-                self.query_one(StepsView).show(prepared.steps, prepared.lines, prepared.width)
+                # Wrapped in the worker: the view swaps the lines in and paints only those on screen.
+                document.show(summary, prepared.steps, prepared.lines, prepared.width, summary_lines)
         self._update_bar()
         if self.pending_t0 is not None:
             t0, self.pending_t0 = self.pending_t0, None
-            self.call_after_refresh(lambda: self.latencies.append((time.perf_counter() - t0) * 1000))
+            self.call_after_refresh(self._painted, t0)
+
+    def _painted(self, t0: float) -> None:
+        now = time.perf_counter()
+        self.shown_perf.append(now)
+        self.latencies.append((now - t0) * 1000)
 
     def _update_bar(self, extra: Text | None = None) -> None:
         bar = Text()
@@ -456,7 +478,7 @@ class ReviewPane(Pane):
         reason = self.labels_off()
         if reason:
             bar.append(f"\nlabelling disabled: {one_line(reason, 160)}", style="bold red")
-        self.query_one("#review-bar", Static).update(bar)
+        self.query_one("#review-bar", SteadyStatic).set_text(bar)
 
     def select_item(self, trace_id: str) -> None:
         """Show one trace (screenshots, links from other panes)."""
@@ -475,6 +497,7 @@ class ReviewPane(Pane):
     # -- labelling -----------------------------------------------------------------------------------
     def action_label(self, rating: str) -> None:
         t0 = time.perf_counter()
+        self.iofold.hold_gc()
         item, store, es = self.current, self.store(), self.eval_set
         reason = self.labels_off()
         if reason or store is None or es is None or item is None:
@@ -641,7 +664,7 @@ class ReviewPane(Pane):
         self.reload()
 
     def action_scroll(self, where: Literal["up", "down", "home", "end"]) -> None:
-        body = self.query_one(_Body)
+        body = self.query_one(ReviewDocument)
         {"up": body.scroll_page_up, "down": body.scroll_page_down,
          "home": body.scroll_home, "end": body.scroll_end}[where](animate=False)
 

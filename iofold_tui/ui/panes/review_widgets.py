@@ -8,14 +8,15 @@ from dataclasses import replace
 
 from rich.console import Console
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.screen import ModalScreen
+from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.widget import Widget
 from textual.widgets import Static
 
 from iofold_tui.data.labels import FeedbackRow, SessionStats
@@ -101,49 +102,108 @@ def wrap_lines(text: Text, width: int) -> list[list[Segment]]:
     return console.render_lines(text, options, pad=True)
 
 
-class StepsView(Widget):
-    """Pre-wrapped lines (``wrap_lines``) inside the scrolling review body: its height is the line count
-    and a frame paints only the lines on screen, where a Static would lay out and render all of its tens
-    of KB of text on every trace change."""
+class ReviewDocument(ScrollView, can_focus=False):
+    """The trace being reviewed: its summary, then its steps, as pre-wrapped lines (``wrap_lines``) in one
+    line-API scroller. A trace change swaps the lines in and repaints only the rows on screen; a Static
+    would lay out and render all of its text (and its container re-arrange) on every label key.
+    Never takes focus, so the arrows stay next/previous; PgUp/PgDn/Home/End and the wheel scroll it.
 
-    DEFAULT_CSS = "StepsView { height: auto; }"
+    The scroll position is drawn in the last column of the lines themselves: Textual's ScrollBar widget
+    cost as much to repaint on each trace change (~3 ms) as all of the text."""
+
+    DEFAULT_CSS = "ReviewDocument { height: 1fr; padding: 0 0 0 1; overflow-y: hidden; overflow-x: hidden; }"
+    THUMB_GAP = 2  # cells right of the text: a space and the position column
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
         super().__init__(id=id)
-        self.lines: list[list[Segment]] = []
-        self.text: Text | None = None  # the source, re-wrapped on a width change
-        self.width_wrapped = 0
+        self.summary = Text()
+        self.steps: Text | None = None  # the sources, re-wrapped on a width change
+        self._summary_lines: list[list[Segment]] = []
+        self._steps_lines: list[list[Segment]] = []
+        self._wrapped_for = 0
+        self._line_style = Style()
+        self._thumb = range(0)
+        self._thumb_cells = (Segment(" "), Segment(" "))  # (track, thumb)
 
-    def show(self, text: Text | None, lines: list[list[Segment]] | None = None, width: int = 0) -> None:
-        """``lines`` wrapped for ``width``; re-wrapped here (synchronously) if this widget is not that wide."""
-        self.text = text
-        if text is None:
-            lines, width = [], self.size.width
-        elif lines is None or width != self.size.width or width == 0:
-            width = self.size.width
-            lines = wrap_lines(text, width)
-        self.lines, self.width_wrapped = lines, width
-        self.refresh(layout=True)
+    @property
+    def allow_vertical_scroll(self) -> bool:  # overflow is hidden: no ScrollBar widget, but it scrolls
+        return self.max_scroll_y > 0
+
+    @property
+    def wrap_width(self) -> int:
+        """Cells of text per line: the content width less the position column."""
+        return max(self.size.width - self.THUMB_GAP, 0)
 
     @property
     def plain(self) -> str:
-        return self.text.plain if self.text is not None else ""
+        return self.summary.plain + ("\n" + self.steps.plain if self.steps is not None else "")
+
+    def show(self, summary: Text, steps: Text | None = None, lines: list[list[Segment]] | None = None,
+             width: int = 0, summary_lines: list[list[Segment]] | None = None) -> None:
+        """A new trace, from the top. ``lines`` / ``summary_lines`` are ``steps`` / ``summary`` wrapped for
+        ``width`` (in a worker); whatever is missing or was wrapped for another width is wrapped here."""
+        self.steps = steps
+        width_now = self.wrap_width
+        if steps is None:
+            lines = []
+        elif lines is None or width != width_now or width == 0:
+            lines = wrap_lines(steps, width_now)
+        self._steps_lines = lines
+        self.scroll_to(y=0, animate=False, immediate=True)
+        self.set_summary(summary, summary_lines if width == width_now else None)
+
+    def set_summary(self, summary: Text, lines: list[list[Segment]] | None = None) -> None:
+        """Replace the summary only (a label, blind mode): the steps and the scroll position stay."""
+        self.summary = summary
+        self._wrapped_for = self.wrap_width
+        self._summary_lines = lines if lines is not None else wrap_lines(summary, self._wrapped_for)
+        height = len(self._summary_lines) + (1 + len(self._steps_lines) if self._steps_lines else 0)
+        size = Size(self._wrapped_for, height)
+        if size != self.virtual_size:
+            # Our region never depends on the content (1fr), so skip the whole-screen re-layout that
+            # assigning virtual_size requests: only the scroll limit changes.
+            self.set_reactive(ReviewDocument.virtual_size, size)
+            self.scroll_y = self.validate_scroll_y(self.scroll_y)
+        self.refresh()
 
     def on_resize(self) -> None:
-        if self.text is not None and self.size.width != self.width_wrapped:
-            self.show(self.text)
+        if self.wrap_width != self._wrapped_for:
+            width = self.wrap_width
+            self._steps_lines = wrap_lines(self.steps, width) if self.steps is not None else []
+            self.set_summary(self.summary)
 
-    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        return len(self.lines)
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Once per frame, not once per line: the base style, and where the position thumb sits.
+        self._line_style = self.rich_style
+        window, total = self.size.height, self.virtual_size.height
+        if 0 < window < total:
+            length = max(1, window * window // total)
+            top = round(self.scroll_offset.y * (window - length) / (total - window))
+            self._thumb = range(top, top + length)
+        else:
+            self._thumb = range(0)
+        styles = self.styles
+        track = self.background_colors[0] + styles.scrollbar_background
+        thumb = track + styles.scrollbar_color
+        self._thumb_cells = (Segment(" ", Style(bgcolor=track.rich_color)),
+                             Segment(" ", Style(bgcolor=thumb.rich_color)))
+        return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
-        if y >= len(self.lines):
-            return Strip.blank(width, self.rich_style)
-        line = Strip(self.lines[y], self.width_wrapped)
-        if self.width_wrapped != width:
-            line = line.crop_extend(0, width, self.rich_style)
-        return line.apply_style(self.rich_style)
+        index = y + self.scroll_offset.y
+        width, style = self.wrap_width, self._line_style
+        summary = self._summary_lines
+        if index < len(summary):
+            segments = summary[index]
+        elif self._steps_lines and len(summary) < index <= len(summary) + len(self._steps_lines):
+            segments = self._steps_lines[index - len(summary) - 1]
+        else:
+            segments = []
+        body = Strip(segments, self._wrapped_for if segments else 0)
+        if body.cell_length != width:
+            body = body.crop_extend(0, width, style)
+        cell = self._thumb_cells[y in self._thumb]
+        return Strip([*body.apply_style(style), Segment(" ", style), cell], width + self.THUMB_GAP)
 
 
 def label_line(label: FeedbackRow | None, draft: str | None) -> Text:
