@@ -233,6 +233,29 @@ async def test_refresh_when_the_database_changes_underneath(db: Path) -> None:
     finish(app)
 
 
+async def test_watcher_ignores_our_own_labels_but_not_other_writers(db: Path) -> None:
+    seen: list[int] = []
+    app = make_app(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.load_catalog = lambda: seen.append(1)  # type: ignore[method-assign]  # what a change triggers
+        app.watch_database()  # baseline
+        await settle(app, pilot)
+        await pilot.press("a", "x")  # two labels through our own connection
+        await settle(app, pilot)
+        app.watch_database()
+        await settle(app, pilot)
+        assert seen == [] and feedback_count(db) == 7
+        conn = sqlite3.connect(db)
+        with conn:
+            conn.execute("UPDATE feedback SET notes = 'from a script' WHERE trace_id = 'trace_001'")
+        conn.close()
+        app.watch_database()
+        await settle(app, pilot)
+        assert len(seen) == 1
+    finish(app)
+
+
 def test_queue_pages_across_tiers(db: Path) -> None:
     conn = sqlite3.connect(db)
     spec = QueueSpec(ES, "ws_demo")

@@ -171,6 +171,23 @@ def test_concurrent_writer_does_not_fail_a_write(tmp_path: Path) -> None:
     assert opened.db.query_one("SELECT count(*) FROM feedback WHERE notes = 'x'")[0] == 1
 
 
+def test_data_version_is_comparable_across_worker_threads(tmp_path: Path) -> None:
+    """The watcher runs on whichever pool thread is free: the version must come from one connection."""
+    opened = open_source(build_db(tmp_path / "watch.sqlite"))
+    seen: list[int] = []
+    for _ in range(3):  # three threads, each with its own conn(): no change, so no movement
+        thread = threading.Thread(target=lambda: seen.append(opened.db.data_version()))
+        thread.start()
+        thread.join()
+    assert len(set(seen)) == 1
+    other = sqlite3.connect(opened.db.path)
+    with other:
+        other.execute("UPDATE feedback SET notes = 'other process' WHERE id = (SELECT min(id) FROM feedback)")
+    other.close()
+    assert opened.db.data_version() != seen[0]
+    opened.db.close()
+
+
 @pytest.mark.parametrize(
     ("make", "expected"),
     [

@@ -45,6 +45,7 @@ class Database:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._watch: sqlite3.Connection | None = None
 
     @property
     def read_only(self) -> bool:
@@ -102,8 +103,14 @@ class Database:
         raise sqlite3.OperationalError("database is locked")
 
     def data_version(self) -> int:
-        """Changes by *other* connections bump this; used to refresh views when the file changed underneath."""
-        return int(self.conn().execute("PRAGMA data_version").fetchone()[0])
+        """Changes by *other* connections bump this; used to refresh views when the file changed underneath.
+        Always read on one dedicated connection: the value is local to a connection, and thread workers run
+        on whichever pool thread is free (each with its own ``conn()``)."""
+        with self._lock:
+            if self._watch is None:
+                self._watch = connect(self.path, read_only=self.read_only, immutable=self.immutable)
+                self._all.append(self._watch)
+            return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
 
     def interrupt_all(self) -> None:
         with self._lock:
@@ -116,4 +123,5 @@ class Database:
                 with suppress(sqlite3.ProgrammingError):
                     conn.close()
             self._all.clear()
+            self._watch = None
         self._local = threading.local()
