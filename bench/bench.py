@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sqlite3
 import statistics
 import subprocess
@@ -77,11 +78,20 @@ def query_figures(path: Path) -> dict[str, tuple[float, float]]:
     }
 
 
+ROW = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def rows_on_screen(screen: str) -> bool:
+    """The same test for both apps: 30 trace rows (lines with a timestamp) are on the terminal."""
+    return sum(1 for line in screen.splitlines() if ROW.search(line)) >= 30
+
+
 def launch_figures(path: Path, runs: int) -> dict[str, float]:
     app, floor = [], []
     for _ in range(runs):
-        floor.append(launch([sys.executable, str(HERE / "minimal_app.py"), str(path)], "MINIMAL-READY", cwd=ROOT))
-        app.append(launch([sys.executable, "-m", "iofold_tui", str(path), "--pane", "traces"], "query ", cwd=ROOT))
+        floor.append(launch([sys.executable, str(HERE / "minimal_app.py"), str(path)], rows_on_screen, cwd=ROOT))
+        app.append(launch([sys.executable, "-m", "iofold_tui", str(path), "--pane", "traces"], rows_on_screen,
+                          cwd=ROOT))
     med = lambda xs: statistics.median(xs)  # noqa: E731
     return {
         "app_s": med([r.seconds for r in app]), "app_rss_mb": max(r.peak_rss_mb for r in app),
@@ -129,6 +139,18 @@ def main() -> None:
     parser.add_argument("--full", action="store_true",
                         help="also run bench_app, bench_matrix, bench_d1export and bench_sandbox on the largest size")
     args = parser.parse_args()
+    # As pip does when it installs the package: byte-compiled modules (an editable checkout, or
+    # PYTHONDONTWRITEBYTECODE, would otherwise make every launch compile iofold_tui from source).
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "iofold_tui")], check=True)
+    # One tmux server for the whole run: without it each launch would also start (and time) a server.
+    subprocess.run(["tmux", "new-session", "-d", "-s", "bench-keeper"], check=False)
+    try:
+        run(args)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", "bench-keeper"], check=False)
+
+
+def run(args: argparse.Namespace) -> None:
     results: dict[str, dict] = {}
     for size in (int(s) for s in args.sizes.split(",")):
         print(f"== {size:,} traces")

@@ -9,6 +9,7 @@ import shlex
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,9 +52,11 @@ def _tree_rss_mb(root: int) -> float:
     return best
 
 
-def launch(command: list[str], marker: str, *, timeout: float = 60.0, size: tuple[int, int] = (140, 40),
-           cwd: Path | None = None) -> LaunchResult:
-    """Start ``command`` in a fresh tmux session; time until ``marker`` appears on screen."""
+def launch(command: list[str], marker: str | Callable[[str], bool], *, timeout: float = 60.0,
+           size: tuple[int, int] = (140, 40), cwd: Path | None = None) -> LaunchResult:
+    """Start ``command`` in a fresh tmux session; time until ``marker`` (a string, or a test of the
+    captured screen) is on screen."""
+    ready = marker if callable(marker) else (lambda screen: marker in screen)
     session = f"bench-{uuid.uuid4().hex[:8]}"
     shell_cmd = (f"cd {shlex.quote(str(cwd))} && " if cwd else "") + "exec " + shlex.join(command)
     start = time.perf_counter()
@@ -66,7 +69,7 @@ def launch(command: list[str], marker: str, *, timeout: float = 60.0, size: tupl
             screen = _tmux("capture-pane", "-t", session, "-p")
             if pid:
                 peak = max(peak, _tree_rss_mb(pid))
-            if marker in screen:
+            if ready(screen):
                 elapsed = time.perf_counter() - start
                 if pid:
                     peak = max(peak, _tree_rss_mb(pid))

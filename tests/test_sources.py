@@ -171,6 +171,27 @@ def test_concurrent_writer_does_not_fail_a_write(tmp_path: Path) -> None:
     assert opened.db.query_one("SELECT count(*) FROM feedback WHERE notes = 'x'")[0] == 1
 
 
+def test_close_while_a_worker_queries_interrupts_instead_of_crashing(tmp_path: Path) -> None:
+    """The app quits while a worker still reads: its query is interrupted, the process does not crash."""
+    opened = open_source(build_db(tmp_path / "close.sqlite"))
+    running, outcome = threading.Event(), []
+
+    def worker() -> None:
+        conn = opened.db.conn()
+        conn.set_progress_handler(lambda: running.set() or 0, 1000)  # the query is executing
+        try:
+            conn.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n").fetchone()
+        except sqlite3.OperationalError as exc:
+            outcome.append(str(exc))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    assert running.wait(10)
+    opened.db.close()  # must not pull the connection from under the running query
+    thread.join(10)
+    assert not thread.is_alive() and outcome == ["interrupted"]
+
+
 def test_data_version_is_comparable_across_worker_threads(tmp_path: Path) -> None:
     """The watcher runs on whichever pool thread is free: the version must come from one connection."""
     opened = open_source(build_db(tmp_path / "watch.sqlite"))

@@ -59,6 +59,21 @@ async def test_list_shows_rows_and_honest_counts(seed_db: Path) -> None:
         assert "oldest first" in _status(app)
 
 
+async def test_first_frame_has_rows_and_header_lists_pane_keys(many_db: Path) -> None:
+    """The unfiltered first page is on screen before any worker ran; a filter goes through the worker."""
+    app = _app(many_db, pane="traces")
+    async with app.run_test(size=(140, 40)):
+        assert isinstance(app.screen, TracesPane)
+        assert len(_ids(app)) == 100 and _ids(app)[:2] == ["trace_005", "trace_004"]  # no settle needed
+        assert not [w for w in app.workers if w.group == "page"]
+        assert "panes: T R E M O J I S · ? keys" in _status(app)
+    app = _app(many_db, pane="traces")
+    app.state.trace_filter = app.state.trace_filter.__class__(text="question 7")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(app, pilot)
+        assert _ids(app) == [f"bulk_{i:03d}" for i in (*range(79, 69, -1), 7)]  # newest first
+
+
 async def test_search_filters_instantly_and_escape_clears(seed_db: Path) -> None:
     app = _app(seed_db)
     async with app.run_test(size=(140, 40)) as pilot:

@@ -118,10 +118,17 @@ class Database:
                 conn.interrupt()
 
     def close(self) -> None:
+        """Close this thread's connection and the watcher's; let go of the others. Closing a connection
+        another thread is running a query on crashes the sqlite3 module (a worker still reading when the
+        app quits): those are interrupted, and closed when that thread lets go of them."""
+        mine = getattr(self._local, "conn", None)
         with self._lock:
             for conn in self._all:
-                with suppress(sqlite3.ProgrammingError):
-                    conn.close()
+                if conn is mine or conn is self._watch:
+                    with suppress(sqlite3.ProgrammingError):
+                        conn.close()
+                else:
+                    conn.interrupt()
             self._all.clear()
             self._watch = None
-        self._local = threading.local()
+        self._local = threading.local()  # the other threads' references go with it

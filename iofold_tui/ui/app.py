@@ -46,7 +46,8 @@ class IofoldApp(App[None]):
     # Trace filter fields worth restoring on the next launch (not one-off sets like step-search hits).
     REMEMBERED_FILTER = ("sources", "has_errors", "date_from", "date_to", "rating", "text", "newest_first")
     BINDINGS = [
-        *[Binding(p.key, f"pane('{p.mode}')", p.title, id=f"pane.{p.mode}") for p in PANES],
+        # Not in the footer (it has no room for them after a pane's own keys): the header lists them.
+        *[Binding(p.key, f"pane('{p.mode}')", p.title, id=f"pane.{p.mode}", show=False) for p in PANES],
         Binding("v", "pick_eval_set", "Eval set", id="app.eval_set"),
         Binding("w", "pick_workspace", "Workspace", id="app.workspace"),
         Binding("question_mark", "toggle_help", "Help", id="app.help"),
@@ -72,6 +73,7 @@ class IofoldApp(App[None]):
         super().__init__()
         for spec in PANES:
             self.add_mode(spec.mode, lambda spec=spec: spec.load()())
+        self.user_keymap: dict[str, str] = {}  # binding id -> keys, from the user's keymap file
         self._data_version: int | None = None
         self._others_version: int | None = None
         self.review_with_filter = False  # set by open_review_queue, consumed by the review pane
@@ -82,6 +84,7 @@ class IofoldApp(App[None]):
 
     def on_mount(self) -> None:
         keymap, problem = load_keymap()
+        self.user_keymap = keymap
         if keymap:
             self.set_keymap(keymap)
         if problem:

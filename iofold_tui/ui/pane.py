@@ -5,9 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer
 
-from iofold_tui.ui.widgets import PaneHeader
+from iofold_tui.ui.widgets import KeyFooter, PaneHeader
 
 
 class Pane(Screen[None]):
@@ -20,7 +19,7 @@ class Pane(Screen[None]):
     def compose(self) -> ComposeResult:
         yield PaneHeader(id="pane-header")
         yield from self.compose_body()
-        yield Footer()
+        yield KeyFooter()
 
     def compose_body(self) -> ComposeResult:
         yield from ()
@@ -41,7 +40,14 @@ class Pane(Screen[None]):
         return parts
 
     def set_status(self, status: Text | str = "") -> None:
-        self.query_one(PaneHeader).show(self.pane_title, self.context_parts(), status)
+        self.query_one(PaneHeader).show(self.pane_title, self.context_parts(), status, self.pane_keys())
+
+    def pane_keys(self) -> str:
+        """The pane-switching keys as the user's keymap has them, e.g. "T R E M O J I S"."""
+        from iofold_tui.ui.panes import PANES  # the registry imports the panes, which import this module
+
+        keymap = getattr(self.app, "user_keymap", {})
+        return " ".join(keymap.get(f"pane.{p.mode}", p.key).split(",")[0].strip() for p in PANES)
 
     def reload(self) -> None:
         """Re-query what the pane shows (runs its workers)."""

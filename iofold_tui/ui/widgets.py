@@ -10,8 +10,8 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Input, Label, OptionList, Static
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from iofold_tui.data.sanitize import one_line
@@ -40,6 +40,37 @@ class SteadyStatic(Static):
         self._height = height
 
 
+class KeyFooter(Footer):
+    """A Footer that rebuilds its keys only when what it shows changed. Textual's rebuilds all of them (~25
+    FooterKey widgets, each styled) on every focus, screen-stack and bindings signal: six times while the
+    trace list starts, and again on every pane reload."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shown: tuple[object, ...] | None = None
+        self._queued = False
+
+    def _signature(self) -> tuple[object, ...]:
+        keys = tuple((b.key, b.action, b.description, enabled, tooltip, self.app.get_key_display(b))
+                     for (_, b, enabled, tooltip) in self.screen.active_bindings.values() if b.show)
+        return (self.show_command_palette, self.compact, keys)
+
+    def bindings_changed(self, screen: Screen) -> None:
+        self._bindings_ready = True
+        if not screen.app.app_focus:
+            return
+        if self.is_attached and screen is self.screen and not self._queued:
+            self._queued = True  # many signals in one burst: one check after the refresh
+            self.call_after_refresh(self._rebuild)
+
+    async def _rebuild(self) -> None:
+        self._queued = False
+        signature = self._signature()
+        if signature != self._shown:
+            self._shown = signature
+            await self.recompose()
+
+
 class PaneHeader(SteadyStatic):
     """One or two lines: where you are (source, workspace, eval set) and the pane's own status."""
 
@@ -47,13 +78,15 @@ class PaneHeader(SteadyStatic):
     PaneHeader { height: auto; max-height: 3; background: $panel; color: $text; padding: 0 1; }
     """
 
-    def show(self, title: str, context: Sequence[str], status: Text | str = "") -> None:
+    def show(self, title: str, context: Sequence[str], status: Text | str = "", pane_keys: str = "") -> None:
         line = Text()
         line.append(f" {title} ", style="bold reverse")
         for part in context:
             if part:
                 line.append("  ")
                 line.append(one_line(part, 60), style="bold")
+        if pane_keys:
+            line.append(f"   panes: {pane_keys} · ? keys", style="dim")
         if status:
             line.append("\n")
             line.append(status if isinstance(status, Text) else Text(status))
