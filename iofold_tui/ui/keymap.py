@@ -9,7 +9,6 @@ Every ``Binding`` in iofold-tui has an ``id`` so this works for all of them (``A
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 
 import platformdirs
@@ -27,6 +26,8 @@ def load_keymap(path: Path | None = None) -> tuple[dict[str, str], str | None]:
     path = path or keymap_path()
     if not path.is_file():
         return {}, None
+    import tomllib  # only when there is a file: start-up does not pay for the parser otherwise
+
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:

@@ -10,10 +10,11 @@ from textual.worker import WorkerCancelled
 from iofold_tui.data.sources import OpenedSource
 from iofold_tui.ui.app import IofoldApp
 from iofold_tui.ui.panes import PANES
+from iofold_tui.ui.widgets import KeyFooter
 
 
 async def settle(app: IofoldApp, pilot: object, rounds: int = 40) -> None:
-    """Wait until no worker runs and the message queues are drained (no sleeps)."""
+    """Wait until no worker runs, the message queues are drained and the footer's keys are built."""
     for _ in range(rounds):
         await pilot.pause()  # type: ignore[attr-defined]
         try:
@@ -23,6 +24,10 @@ async def settle(app: IofoldApp, pilot: object, rounds: int = 40) -> None:
         await pilot.pause()  # type: ignore[attr-defined]
         if not any(w.is_running for w in app.workers):
             break
+    for _ in range(100):  # the first build of a footer waits for a timer (after the pane's first frame)
+        if all(footer.ready for footer in app.screen.query(KeyFooter)):
+            break
+        await pilot.pause(0.02)  # type: ignore[attr-defined]
 
 
 async def _render(app: IofoldApp, pane: str, select: str | None, size: tuple[int, int]) -> str:

@@ -40,6 +40,9 @@ class SteadyStatic(Static):
         self._height = height
 
 
+FIRST_BUILD_DELAY_S = 0.12
+
+
 class KeyFooter(Footer):
     """A Footer that rebuilds its keys only when what it shows changed. Textual's rebuilds all of them (~25
     FooterKey widgets, each styled) on every focus, screen-stack and bindings signal: six times while the
@@ -55,13 +58,22 @@ class KeyFooter(Footer):
                      for (_, b, enabled, tooltip) in self.screen.active_bindings.values() if b.show)
         return (self.show_command_palette, self.compact, keys)
 
+    @property
+    def ready(self) -> bool:
+        """The keys are built (the first build waits for the pane's first frame)."""
+        return self._shown is not None
+
     def bindings_changed(self, screen: Screen) -> None:
         self._bindings_ready = True
         if not screen.app.app_focus:
             return
         if self.is_attached and screen is self.screen and not self._queued:
             self._queued = True  # many signals in one burst: one check after the refresh
-            self.call_after_refresh(self._rebuild)
+            if self._shown is None:
+                # Styling ~20 keys costs ~50 ms: built just after the pane's first frame, not before it.
+                self.set_timer(FIRST_BUILD_DELAY_S, self._rebuild)
+            else:
+                self.call_after_refresh(self._rebuild)
 
     async def _rebuild(self) -> None:
         self._queued = False
