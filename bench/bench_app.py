@@ -1,10 +1,11 @@
 """In-process figures of the real panes, driven by key presses through Textual's Pilot (headless):
 
-* review mode: label key → committed → next trace shown (p50 / p95), and key → committed;
 * matrix: relabel key → committed → statistics updated incrementally and painted;
 * memory while paging through the trace list and the matrix (RSS sampled as pages go by).
 
-    python bench/bench_app.py DB [--labels 60] [--pages 300]
+    python bench/bench_app.py DB [--pages 300]
+
+(Review mode's label key → next trace is measured in a real terminal by bench/bench.py.)
 
 Labels written by the run are undone at the end (through the same undo path), so DB keeps its content.
 """
@@ -19,8 +20,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from textual import events  # noqa: E402
 
 from iofold_tui.data.sources import open_source  # noqa: E402
 from iofold_tui.ui.app import IofoldApp  # noqa: E402
@@ -47,67 +46,63 @@ async def until(pilot: object, condition, timeout: float = 120.0) -> None:  # no
         await pilot.pause()  # type: ignore[attr-defined]
 
 
-async def review_latency(db: Path, labels: int, think_ms: float) -> dict[str, float]:
-    """Keys go in through the driver, as a terminal's bytes would (not Pilot.press: it also queues a callback
-    on every widget and waits for them, work a real session never does). Latency is the key's send time to
-    the pane's call_after_refresh once the next trace is painted. ``think_ms`` is the pause between keys (a
-    person reads before pressing); 0 presses as soon as the previous trace is shown."""
-    app = IofoldApp(open_source(db), pane="review", watch_interval=0)
-    async with app.run_test(size=(140, 40)) as pilot:
-        await settle(app, pilot)
-        pane = app.screen
-        await pilot.press("a")  # warm-up (first store open, first page of the queue)
-        await until(pilot, lambda: len(pane.shown_perf) >= 1)
-        await settle(app, pilot)
-        pane.commit_ms.clear()
-        shown: list[float] = []
-        for i in range(labels):
-            before = len(pane.shown_perf)
-            key = "a" if i % 3 else "x"
-            sent = time.perf_counter()
-            app._driver.send_message(events.Key(key, key))  # type: ignore[union-attr]
-            while len(pane.shown_perf) == before:
-                await asyncio.sleep(0.0005)
-            shown.append((pane.shown_perf[-1] - sent) * 1000)
-            if think_ms:
-                await asyncio.sleep(think_ms / 1000)
-        committed = list(pane.commit_ms)
-        for _ in range(labels + 1):
-            await pilot.press("u")
-            await settle(app, pilot)
-    return {"p50_ms": statistics.median(shown), "p95_ms": pct(shown, 0.95), "max_ms": max(shown),
-            "commit_p50_ms": statistics.median(committed), "commit_p95_ms": pct(committed, 0.95), "n": len(shown)}
+FRAMES: list[float] = []  # perf_counter() of every frame the compositor hands to the driver
 
 
-async def matrix_relabel(db: Path, repeats: int = 20) -> dict[str, float]:
-    """Relabel key → committed → statistics updated and painted, measured in the pane (``relabel_ms``: the
-    key's perf_counter to a call_after_refresh once the patched statistics are on screen), like review mode.
-    ``pilot_*`` is the wall time of Pilot's round trip for comparison: it includes Pilot's own idle waits
-    (two 20 ms polls of process CPU per key press), so it cannot go below ~40 ms."""
+def _record_frames() -> None:
+    original = IofoldApp._display
+
+    def display(self: IofoldApp, screen: object, renderable: object) -> None:
+        original(self, screen, renderable)
+        if renderable is not None:
+            FRAMES.append(time.perf_counter())
+
+    IofoldApp._display = display  # type: ignore[method-assign]
+
+
+async def matrix_relabel(db: Path, repeats: int = 40) -> dict[str, float]:
+    """Relabel key → committed → statistics patched → the frame that shows them: from just before the key
+    is sent (Pilot) to the first frame rendered after the pane applied the patched statistics."""
+    from iofold_tui.ui.panes.matrix import MatrixPane
+
+    patched: list[float] = []
+    original = MatrixPane.on_relabelled
+
+    def on_relabelled(self: MatrixPane, message: object) -> None:
+        original(self, message)
+        patched.append(time.perf_counter())
+
+    MatrixPane.on_relabelled = on_relabelled  # type: ignore[method-assign]
     app = IofoldApp(open_source(db), pane="matrix", watch_interval=0)
-    walls: list[float] = []
+    samples: list[float] = []
+    split: list[tuple[float, float]] = []
     async with app.run_test(size=(140, 40)) as pilot:
         await until(pilot, lambda: app.current_mode == "matrix")
         pane = app.screen
         await until(pilot, lambda: getattr(pane, "stats", None) is not None, timeout=900)
         await settle(app, pilot)
-        pane.relabel_ms.clear()
-        for i in range(repeats):
+        for i in range(repeats + 1):  # the first one warms up (first write, first patch): not counted
             pane.relabelled = False
             row = app.db.query_one("SELECT rating FROM feedback WHERE eval_set_id = ? AND trace_id = ?",
                                    (pane.set_id, pane.grid.cursor_key))
             key = "x" if row is None or row[0] != "negative" else "a"  # always a real change
+            done = len(patched)
             t0 = time.perf_counter()
             await pilot.press(key)
-            await until(pilot, lambda i=i: pane.relabelled and len(pane.relabel_ms) >= i + 1)
-            walls.append((time.perf_counter() - t0) * 1000)
+            await until(pilot, lambda done=done: len(patched) > done and pane.relabelled
+                        and FRAMES and FRAMES[-1] > patched[-1])
+            frame = next(f for f in FRAMES if f > patched[-1])
+            if i:
+                samples.append((frame - t0) * 1000)
+                split.append(((patched[-1] - t0) * 1000, (frame - patched[-1]) * 1000))
             await pilot.press("down")
-        samples = list(pane.relabel_ms)
-        for _ in range(repeats):
+            await settle(app, pilot)
+        for _ in range(repeats + 1):
             await pilot.press("u")
             await settle(app, pilot)
-    return {"p50_ms": statistics.median(samples), "p95_ms": pct(samples, 0.95),
-            "pilot_p50_ms": statistics.median(walls), "pilot_p95_ms": pct(walls, 0.95), "n": len(samples)}
+    MatrixPane.on_relabelled = original  # type: ignore[method-assign]
+    print("  (key → statistics patched, patched → frame) ms:", " ".join(f"{a:.0f}/{b:.0f}" for a, b in split))
+    return {"p50_ms": statistics.median(samples), "p95_ms": pct(samples, 0.95), "n": len(samples)}
 
 
 async def scroll_memory(db: Path, pane_name: str, pages: int) -> list[tuple[int, float]]:
@@ -129,16 +124,10 @@ async def scroll_memory(db: Path, pane_name: str, pages: int) -> list[tuple[int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("db", type=Path)
-    parser.add_argument("--labels", type=int, default=60)
     parser.add_argument("--pages", type=int, default=300)
-    parser.add_argument("--think-ms", type=float, default=300.0, help="pause between label keys (default 300 ms)")
     parser.add_argument("--skip-matrix", action="store_true")
     args = parser.parse_args()
-    for think in (args.think_ms, 0.0):
-        rev = asyncio.run(review_latency(args.db, args.labels, think))
-        print(f"review (next key {think:.0f} ms after a trace is shown): label key → committed → next trace shown: "
-              f"p50 {rev['p50_ms']:.1f} ms, p95 {rev['p95_ms']:.1f} ms, max {rev['max_ms']:.1f} ms "
-              f"(key → committed p50 {rev['commit_p50_ms']:.1f} ms, p95 {rev['commit_p95_ms']:.1f} ms; n={rev['n']})")
+    _record_frames()
     for name in ("traces", "matrix"):
         if name == "matrix" and args.skip_matrix:
             continue
@@ -147,8 +136,7 @@ def main() -> None:
     if not args.skip_matrix:
         mx = asyncio.run(matrix_relabel(args.db))
         print(f"matrix: relabel key → committed → statistics updated on screen: p50 {mx['p50_ms']:.1f} ms, "
-              f"p95 {mx['p95_ms']:.1f} ms (Pilot round trip incl. its idle polling: p50 {mx['pilot_p50_ms']:.1f} ms, "
-              f"p95 {mx['pilot_p95_ms']:.1f} ms; n={mx['n']})")
+              f"p95 {mx['p95_ms']:.1f} ms (n={mx['n']}; from before Pilot sends the key to the frame)")
 
 
 if __name__ == "__main__":
