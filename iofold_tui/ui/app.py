@@ -19,7 +19,6 @@ from iofold_tui.data.catalog import EvalSet, Workspace
 from iofold_tui.data.prefs import load_prefs, save_prefs
 from iofold_tui.data.sources import OpenedSource
 from iofold_tui.data.traces import TraceFilter
-from iofold_tui.ui import labeling
 from iofold_tui.ui.keymap import load_keymap
 from iofold_tui.ui.palette import EvalProvider, FilterProvider, TraceIdProvider
 from iofold_tui.ui.pane import Pane
@@ -104,6 +103,8 @@ class IofoldApp(App[None]):
         self.set_interval(30.0, self._freeze_gc)
 
     def _freeze_gc(self) -> None:
+        # Collect first: cyclic garbage alive at the moment of a freeze would never be freed.
+        gc.collect()
         gc.freeze()
 
     def hold_gc(self) -> None:
@@ -272,7 +273,9 @@ class IofoldApp(App[None]):
         version = self.db.data_version()
         # Our own label writes move the version too (another connection): they need no reload, and one
         # per label (a catalog read, every pane's counts) would compete with the next label key.
-        store = labeling.open_label_store(self)
+        from iofold_tui.ui.labeling import open_label_store
+
+        store = open_label_store(self)
         others = store.others_version() if store is not None else None
         moved = self._data_version is not None and version != self._data_version
         if moved and (others is None or others != self._others_version):

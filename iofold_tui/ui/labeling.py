@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from rich.text import Text
-from textual.binding import Binding
 
 from iofold_tui.data.errors import ReadOnlyError, SourceError
 from iofold_tui.data.labels import (
@@ -26,14 +25,10 @@ from iofold_tui.data.labels import (
     UndoConflictError,
 )
 from iofold_tui.data.sanitize import one_line
+from iofold_tui.ui.label_keys import RATING_KEYS, label_bindings, undo_bindings  # noqa: F401 - re-exported
 from iofold_tui.ui.widgets import Confirm
 
 # rating, main key, digit key (iofold v1.0 review page: 1 positive, 2 neutral, 3 negative), footer text
-RATING_KEYS: tuple[tuple[str, str, str, str], ...] = (
-    ("positive", "a", "1", "Pos"),
-    ("negative", "x", "3", "Neg"),
-    ("neutral", "n", "2", "Neutral"),
-)
 _ATTR = "_iofold_label_store"
 _create_lock = threading.Lock()
 
@@ -79,16 +74,6 @@ def disabled_reason(app: Any) -> str | None:
         return label_store(app).read_only_reason
     except SourceError as exc:
         return str(exc)
-
-
-def label_bindings(pane: str, *, digits: bool = True, show: bool = True) -> list[Binding]:
-    """The a/x/n (and 1/3/2) label keys as bindings with ids ``<pane>.positive`` etc."""
-    return [Binding(f"{key},{digit}" if digits else key, f"label('{rating}')", title, id=f"{pane}.{rating}", show=show)
-            for rating, key, digit, title in RATING_KEYS]
-
-
-def undo_bindings(pane: str) -> list[Binding]:
-    return [Binding("u", "undo", "Undo", id=f"{pane}.undo"), Binding("U", "redo", "Redo", id=f"{pane}.redo")]
 
 
 def _wrap(fn: Callable[[], Any]) -> Any:

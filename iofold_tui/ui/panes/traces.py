@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from rich.text import Text
 from textual import on, work
@@ -14,13 +14,15 @@ from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
 from iofold_tui.data import catalog
-from iofold_tui.data.labels import Step
 from iofold_tui.data.traces import TraceFilter, TracePage, TraceQuery, TraceRow, scan_steps, total_traces
-from iofold_tui.ui import labeling
+from iofold_tui.ui import label_keys
 from iofold_tui.ui.paged_table import Direction, PagedTable
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.text import cell, rating_text
 from iofold_tui.ui.widgets import Confirm, Prompt
+
+if TYPE_CHECKING:
+    from iofold_tui.data.labels import Step
 
 PAGE_SIZE = 100
 # Previews are cut before they reach the table: measuring and cropping 200-character cells for every
@@ -59,6 +61,12 @@ class SelectionResolved(Message):
         self.ids, self.matching = ids, matching  # ids None: more than BULK_LIMIT matched
 
 
+def _labeling():  # noqa: ANN202 - the module; the label store and its history load on first use
+    from iofold_tui.ui import labeling
+
+    return labeling
+
+
 class BulkDone(Message):
     def __init__(self, step: Step | None, rating: str, error: str | None) -> None:
         super().__init__()
@@ -77,8 +85,8 @@ class TracesPane(Pane):
         Binding("escape", "cancel_scan", "Stop search", id="traces.cancel", show=False, priority=True),
         Binding("space", "toggle_select", "Select", id="traces.select"),
         Binding("asterisk", "select_all", "Select all/none", id="traces.select_all"),
-        *labeling.label_bindings("traces", digits=False),
-        *labeling.undo_bindings("traces"),
+        *label_keys.label_bindings("traces", digits=False),
+        *label_keys.undo_bindings("traces"),
     ]
 
     def __init__(self) -> None:
@@ -421,7 +429,7 @@ class TracesPane(Pane):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("label", "undo", "redo") and (self.iofold.state.eval_set_id is None
-                                                     or labeling.disabled_reason(self.app)):
+                                                     or _labeling().disabled_reason(self.app)):
             return None  # greyed out in the footer; pressing it explains why
         return True
 
@@ -473,7 +481,7 @@ class TracesPane(Pane):
 
     def action_label(self, rating: str) -> None:
         app, eval_set = self.iofold, self.iofold.state.eval_set
-        reason = labeling.disabled_reason(app)
+        reason = _labeling().disabled_reason(app)
         if reason or eval_set is None:
             self.notify(f"labelling disabled: {reason}" if reason else "pick an eval set first (v)", severity="warning")
             return
@@ -482,8 +490,8 @@ class TracesPane(Pane):
             if key is None:
                 return
             try:
-                change = labeling.write_label(labeling.label_store(app), eval_set.id, key, rating)
-            except labeling.LabelActionError as exc:
+                change = _labeling().write_label(_labeling().label_store(app), eval_set.id, key, rating)
+            except _labeling().LabelActionError as exc:
                 self.notify(str(exc), severity="error")
                 return
             self.table.update_cell(key, "rating", rating_text(change.new.rating if change.new else None))
@@ -503,8 +511,8 @@ class TracesPane(Pane):
     @work(thread=True, exclusive=True, group="bulk")
     def _apply_bulk(self, eval_set_id: str, ids: list[str], rating: str) -> None:
         try:
-            step = labeling.write_bulk(labeling.label_store(self.app), eval_set_id, ids, rating)
-        except labeling.LabelActionError as exc:
+            step = _labeling().write_bulk(_labeling().label_store(self.app), eval_set_id, ids, rating)
+        except _labeling().LabelActionError as exc:
             self.post_message(BulkDone(None, rating, str(exc)))
             return
         self.post_message(BulkDone(step, rating, None))
@@ -519,7 +527,7 @@ class TracesPane(Pane):
         self.reload()
 
     def action_undo(self) -> None:
-        labeling.undo_redo(self.app, undo=True, done=lambda _step: self.reload())
+        _labeling().undo_redo(self.app, undo=True, done=lambda _step: self.reload())
 
     def action_redo(self) -> None:
-        labeling.undo_redo(self.app, undo=False, done=lambda _step: self.reload())
+        _labeling().undo_redo(self.app, undo=False, done=lambda _step: self.reload())
