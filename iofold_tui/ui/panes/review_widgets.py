@@ -134,10 +134,6 @@ class ReviewDocument(ScrollView, can_focus=False):
         """Cells of text per line: the content width less the position column."""
         return max(self.size.width - self.THUMB_GAP, 0)
 
-    @property
-    def plain(self) -> str:
-        return self.summary.plain + ("\n" + self.steps.plain if self.steps is not None else "")
-
     def show(self, summary: Text, steps: Text | None = None, lines: list[list[Segment]] | None = None,
              width: int = 0, summary_lines: list[list[Segment]] | None = None) -> None:
         """A new trace, from the top. ``lines`` / ``summary_lines`` are ``steps`` / ``summary`` wrapped for
