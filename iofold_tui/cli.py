@@ -167,7 +167,11 @@ def demo_db(out: Path, traces: int, eval_sets: int, versions: int, workspaces: i
     report = generate(out, traces=traces, eval_sets=eval_sets, versions=versions, seed=seed,
                       workspaces=workspaces, step_bytes=step_bytes, hostile=hostile,
                       progress=(lambda d, t: show(d * 1_000_000, t * 1_000_000)) if show else None)
-    click.echo(f"wrote {out}: {report}")
+    r = report
+    click.echo(f"wrote {out} ({r.size_bytes / 1e6:,.1f} MB in {r.seconds:.1f} s): {r.traces:,} traces"
+               f"{f' ({r.hostile_traces} hostile)' if r.hostile_traces else ''}, {r.workspaces} workspace(s), "
+               f"{r.integrations} integrations, {r.eval_sets} eval sets, {r.evals} evals, {r.feedback:,} labels, "
+               f"{r.executions:,} executions, {r.jobs} jobs")
 
 
 @main.command()
