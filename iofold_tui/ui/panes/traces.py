@@ -104,8 +104,7 @@ class TracesPane(Pane):
         self.selected: set[str] = set()  # trace ids for bulk labelling; survive paging and filters
 
     def compose_body(self) -> ComposeResult:
-        yield Input(placeholder="search input/output previews (Enter keeps, Esc clears)", id="search-bar")
-        table = PagedTable(id="traces")
+        table = PagedTable(id="traces")  # the search bar is mounted above it on the first "/"
         table.add_column("", width=1, key="sel")
         table.add_column("time", width=19, key="time")
         table.add_column("source", width=10, key="source")
@@ -310,8 +309,15 @@ class TracesPane(Pane):
         self.iofold.set_trace_filter(**changes)
         self.reload()
 
-    def action_search(self) -> None:
-        bar = self.query_one("#search-bar", Input)
+    def _search_bar(self) -> Input | None:
+        found = self.query("#search-bar")
+        return found.first(Input) if found else None
+
+    async def action_search(self) -> None:
+        bar = self._search_bar()
+        if bar is None:  # built on first use: styling an Input is a visible part of the start-up frame
+            bar = Input(placeholder="search input/output previews (Enter keeps, Esc clears)", id="search-bar")
+            await self.mount(bar, before=self.table)
         bar.value = self.iofold.state.trace_filter.text
         bar.add_class("visible")
         bar.focus()
@@ -328,12 +334,15 @@ class TracesPane(Pane):
     @on(Input.Submitted, "#search-bar")
     def _search_done(self, _: Input.Submitted) -> None:
         self.table.focus()
-        if not self.iofold.state.trace_filter.text:
-            self.query_one("#search-bar", Input).remove_class("visible")
+        bar = self._search_bar()
+        if bar is not None and not self.iofold.state.trace_filter.text:
+            bar.remove_class("visible")
 
 
     def action_clear_filters(self) -> None:
-        self.query_one("#search-bar", Input).remove_class("visible")
+        bar = self._search_bar()
+        if bar is not None:
+            bar.remove_class("visible")
         self.scan_note = ""
         self.iofold.state.trace_filter = self.iofold.state.trace_filter.cleared()
         self.reload()
@@ -413,8 +422,8 @@ class TracesPane(Pane):
         self.reload()
 
     def action_cancel_scan(self) -> None:
-        bar = self.query_one("#search-bar", Input)
-        if bar.has_focus:  # Esc in the search bar clears it
+        bar = self._search_bar()
+        if bar is not None and bar.has_focus:  # Esc in the search bar clears it
             bar.value = ""
             bar.remove_class("visible")
             self.table.focus()
