@@ -1,6 +1,7 @@
 """In-process figures of the real panes, driven by key presses through Textual's Pilot (headless):
 
 * matrix: relabel key → committed → statistics updated incrementally and painted;
+* page down / end / home in the trace list and the matrix: key → the frame with the new page;
 * memory while paging through the trace list and the matrix (RSS sampled as pages go by).
 
     python bench/bench_app.py DB [--pages 300]
@@ -105,6 +106,43 @@ async def matrix_relabel(db: Path, repeats: int = 40) -> dict[str, float]:
     return {"p50_ms": statistics.median(samples), "p95_ms": pct(samples, 0.95), "n": len(samples)}
 
 
+async def paging_latency(db: Path, pane_name: str, presses: int = 30) -> dict[str, float]:
+    """What a user waits for: the key (``pagedown`` on the last row, ``end``, ``home``) to the first frame
+    rendered after the pane applied the new page (query + table rebuild + render), not the query alone."""
+    from iofold_tui.ui.panes.matrix import MatrixPane
+    from iofold_tui.ui.panes.traces import TracesPane
+
+    cls = TracesPane if pane_name == "traces" else MatrixPane
+    applied: list[float] = []
+    original = cls.on_page_loaded
+
+    def on_page_loaded(self: object, message: object) -> None:
+        original(self, message)  # type: ignore[arg-type]
+        applied.append(time.perf_counter())
+
+    cls.on_page_loaded = on_page_loaded  # type: ignore[method-assign]
+    app = IofoldApp(open_source(db, read_only=True), pane=pane_name, watch_interval=0)
+    result: dict[str, float] = {}
+    async with app.run_test(size=(140, 40)) as pilot:
+        await until(pilot, lambda: app.current_mode == pane_name, timeout=900)
+        await settle(app, pilot)
+        table = app.screen.query_one("#traces" if pane_name == "traces" else "PagedTable")
+        for key in ("pagedown", "end", "home"):
+            samples = []
+            for _ in range(presses if key == "pagedown" else max(5, presses // 3)):
+                if key == "pagedown":
+                    table.move_cursor(row=max(table.row_count - 1, 0))
+                await settle(app, pilot)
+                done = len(applied)
+                t0 = time.perf_counter()
+                await pilot.press(key)
+                await until(pilot, lambda done=done: len(applied) > done and FRAMES and FRAMES[-1] > applied[-1])
+                samples.append((next(f for f in FRAMES if f > applied[-1]) - t0) * 1000)
+            result[f"{key}_p50_ms"], result[f"{key}_p95_ms"] = statistics.median(samples), pct(samples, 0.95)
+    cls.on_page_loaded = original  # type: ignore[method-assign]
+    return result
+
+
 async def scroll_memory(db: Path, pane_name: str, pages: int) -> list[tuple[int, float]]:
     app = IofoldApp(open_source(db, read_only=True), pane=pane_name, watch_interval=0)
     series: list[tuple[int, float]] = []
@@ -131,6 +169,9 @@ def main() -> None:
     for name in ("traces", "matrix"):
         if name == "matrix" and args.skip_matrix:
             continue
+        lat = asyncio.run(paging_latency(args.db, name))
+        print(f"{name}: key → new page on screen (query + table rebuild + frame): " + ", ".join(
+            f"{k} p50 {lat[k + '_p50_ms']:.0f} ms / p95 {lat[k + '_p95_ms']:.0f} ms" for k in ("pagedown", "end", "home")))
         series = asyncio.run(scroll_memory(args.db, name, args.pages))
         print(f"{name}: RSS while paging 100-row pages: " + ", ".join(f"page {p}: {m:.0f} MB" for p, m in series))
     if not args.skip_matrix:
