@@ -13,9 +13,9 @@ from textual.widgets import Input, Static, Tree
 
 from iofold_tui.data.sources import open_source
 from iofold_tui.ui.app import IofoldApp
-from iofold_tui.ui.paged_table import PagedTable
 from iofold_tui.ui.panes.trace_detail import TraceDetailScreen
 from iofold_tui.ui.panes.traces import TracesPane
+from iofold_tui.ui.row_table import RowTable
 from iofold_tui.ui.screenshot import settle
 
 
@@ -24,7 +24,7 @@ def _app(path: Path, **kwargs: object) -> IofoldApp:
 
 
 def _ids(app: IofoldApp) -> list[str]:
-    table = app.screen.query_one(PagedTable)
+    table = app.screen.query_one(RowTable)
     return [str(k.value) for k in table.rows]
 
 
@@ -101,7 +101,7 @@ async def test_paging_end_home_and_jump(many_db: Path) -> None:
         await pilot.press("home")
         await settle(app, pilot)
         assert _ids(app) == first
-        table = app.screen.query_one(PagedTable)
+        table = app.screen.query_one(RowTable)
         table.move_cursor(row=99)
         await pilot.press("down")  # past the page edge: the next page loads
         await settle(app, pilot)

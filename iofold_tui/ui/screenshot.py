@@ -26,6 +26,7 @@ async def settle(app: IofoldApp, pilot: object, rounds: int = 40) -> None:
             break
     for _ in range(100):  # the first build of a footer waits for a timer (after the pane's first frame)
         if all(footer.ready for footer in app.screen.query(KeyFooter)):
+            await pilot.pause()  # type: ignore[attr-defined]
             break
         await pilot.pause(0.02)  # type: ignore[attr-defined]
 

@@ -79,8 +79,8 @@ class KeyFooter(Footer):
         self._queued = False
         signature = self._signature()
         if signature != self._shown:
-            self._shown = signature
             await self.recompose()
+            self._shown = signature  # after: ``ready`` means the keys are mounted
 
 
 class PaneHeader(SteadyStatic):

@@ -16,8 +16,9 @@ from textual.worker import get_current_worker
 from iofold_tui.data import catalog
 from iofold_tui.data.traces import TraceFilter, TracePage, TraceQuery, TraceRow, scan_steps, total_traces
 from iofold_tui.ui import label_keys
-from iofold_tui.ui.paged_table import Direction, PagedTable
+from iofold_tui.ui.paged_table import Direction
 from iofold_tui.ui.pane import Pane
+from iofold_tui.ui.row_table import RowTable
 from iofold_tui.ui.text import cell, rating_text
 from iofold_tui.ui.widgets import Confirm, Prompt
 
@@ -104,31 +105,25 @@ class TracesPane(Pane):
         self.selected: set[str] = set()  # trace ids for bulk labelling; survive paging and filters
 
     def compose_body(self) -> ComposeResult:
-        table = PagedTable(id="traces")  # the search bar is mounted above it on the first "/"
-        table.add_column("", width=1, key="sel")
-        table.add_column("time", width=19, key="time")
-        table.add_column("source", width=10, key="source")
-        table.add_column("input", width=40, key="input")
-        table.add_column("output", width=40, key="output")
-        table.add_column("steps", width=5, key="steps")
-        table.add_column("err", width=3, key="err")
-        table.add_column("rating", width=6, key="rating")
+        table = RowTable(id="traces")  # the search bar is mounted above it on the first "/"
+        for key, label, width in (("sel", "", 1), ("time", "time", 19), ("source", "source", 10),
+                                  ("input", "input", 40), ("output", "output", 40), ("steps", "steps", 5),
+                                  ("err", "err", 3), ("rating", "rating", 6)):
+            table.add_column(label, width=width, key=key)
         yield table
         yield Static(id="progress-line")
 
     def on_resize(self) -> None:
         """Give the two preview columns whatever width the fixed columns leave."""
         table = self.table
-        fixed = sum(c.width for k, c in table.columns.items() if k.value not in ("input", "output"))
+        fixed = sum(c.width for k, c in table.columns.items() if k not in ("input", "output"))
         spare = max(20, table.size.width - fixed - 2 * len(table.columns) - 2)
         for key in ("input", "output"):
-            table.columns[key].width = spare // 2  # type: ignore[index]
-        table.refresh(layout=True)
-        table._require_update_dimensions = True
+            table.set_column_width(key, spare // 2)
 
     @property
-    def table(self) -> PagedTable:
-        return self.query_one("#traces", PagedTable)
+    def table(self) -> RowTable:
+        return self.query_one("#traces", RowTable)
 
     def current_filter(self) -> TraceFilter:
         return self.iofold.state.scoped_filter()
@@ -290,12 +285,12 @@ class TracesPane(Pane):
         self.set_status(status)
 
     # -- paging ----------------------------------------------------------------------------------------
-    @on(PagedTable.Boundary)
-    def _boundary(self, event: PagedTable.Boundary) -> None:
+    @on(RowTable.Boundary)
+    def _boundary(self, event: RowTable.Boundary) -> None:
         self.load_page(event.direction)
 
-    @on(PagedTable.RowSelected)
-    def _open(self, event: PagedTable.RowSelected) -> None:
+    @on(RowTable.RowSelected)
+    def _open(self, event: RowTable.RowSelected) -> None:
         if event.row_key.value:
             self.open_trace(str(event.row_key.value))
 

@@ -1,0 +1,312 @@
+"""A line-API table for one page of rows (the trace list): each row is laid out once, as a strip of
+segments, and a frame paints only the rows on screen.
+
+Textual's DataTable measures every cell of every new row and renders each visible cell through rich's
+padding and styling layers: ~120 ms per page of 100 rows at 140 columns, on the UI thread. Here a page is
+~100 Text truncations and a frame is ~40 strip copies. Same keys and messages as ``PagedTable`` (the
+owner answers ``Boundary`` with the next page and calls ``show_page``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from iofold_tui.ui.paged_table import Direction
+
+PADDING = 1  # cells each side of a column, as DataTable's default
+
+
+def _fit(plain: str, width: int, justify: str | None, overflow: str | None) -> str:
+    """``plain`` in exactly ``width`` cells: cut with an ellipsis (or not), padded as justified."""
+    size = cell_len(plain)
+    if size > width:
+        if overflow == "ellipsis" and width > 0:
+            return set_cell_size(plain, width - 1) + "…"
+        return set_cell_size(plain, width)
+    spare = width - size
+    if justify == "right":
+        return " " * spare + plain
+    if justify == "center":
+        return " " * (spare // 2) + plain + " " * (spare - spare // 2)
+    return plain + " " * spare
+
+
+class RowKey(NamedTuple):
+    value: str
+
+
+@dataclass
+class Column:
+    key: str
+    label: str
+    width: int
+
+
+class RowTable(ScrollView, can_focus=True):
+    BINDINGS = [
+        Binding("down,j", "cursor_down", "Down", show=False, id="table.down"),
+        Binding("up,k", "cursor_up", "Up", show=False, id="table.up"),
+        Binding("pagedown", "page_down", "Page down", show=False, id="table.page_down"),
+        Binding("pageup", "page_up", "Page up", show=False, id="table.page_up"),
+        Binding("home", "scroll_home", "First page", show=False, id="table.home"),
+        Binding("end", "scroll_end", "Last page", show=False, id="table.end"),
+        Binding("enter", "select_cursor", "Open", show=False, id="table.select"),
+    ]
+    COMPONENT_CLASSES = {"row-table--header", "row-table--cursor", "row-table--even-row"}
+    DEFAULT_CSS = """
+    RowTable {
+        background: $surface; color: $foreground; height: 1fr; overflow-x: hidden; overflow-y: auto;
+        & > .row-table--header { text-style: bold; background: $panel; color: $foreground; }
+        & > .row-table--even-row { background: $surface-lighten-1 50%; }
+        &:dark > .row-table--even-row { background: $surface-darken-1 40%; }
+        & > .row-table--cursor {
+            background: $block-cursor-blurred-background; color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        &:focus > .row-table--cursor {
+            background: $block-cursor-background; color: $block-cursor-foreground;
+            text-style: $block-cursor-text-style;
+        }
+    }
+    """
+
+    class Boundary(Message):
+        """The cursor went past the first or last row of the page (or Home/End): load that page."""
+
+        def __init__(self, table: RowTable, direction: Direction) -> None:
+            super().__init__()
+            self.table = table
+            self.direction = direction
+
+        @property
+        def control(self) -> RowTable:
+            return self.table
+
+    class RowSelected(Message):
+        def __init__(self, table: RowTable, row_key: RowKey) -> None:
+            super().__init__()
+            self.table = table
+            self.row_key = row_key
+
+        @property
+        def control(self) -> RowTable:
+            return self.table
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id)
+        self.columns: dict[str, Column] = {}
+        self._keys: list[str] = []
+        self._index: dict[str, int] = {}
+        self._cells: dict[str, list[Text | str]] = {}
+        self._strips: dict[str, Strip] = {}  # laid-out rows, cleared when a width changes
+        self._painted: dict[str, tuple[int, Strip]] = {}  # styled rows: (zebra parity, strip)
+        self._painted_width = 0
+        self.cursor_row = 0
+        self.has_before = False
+        self.has_after = False
+        self._styles = (Style(), Style(), Style(), Style())  # base, header, even row, cursor (per frame)
+
+    # -- columns and rows ------------------------------------------------------------------------------
+    def add_column(self, label: str, *, width: int, key: str) -> None:
+        self.columns[key] = Column(key, label, width)
+        self._strips.clear()
+
+    def set_column_width(self, key: str, width: int) -> None:
+        if self.columns[key].width != width:
+            self.columns[key].width = width
+            self._strips.clear()
+            self._painted.clear()
+            self._sized()
+
+    @property
+    def rows(self) -> dict[RowKey, int]:
+        return {RowKey(key): index for index, key in enumerate(self._keys)}
+
+    @property
+    def row_count(self) -> int:
+        return len(self._keys)
+
+    @property
+    def cursor_key(self) -> str | None:
+        return self._keys[self.cursor_row] if 0 <= self.cursor_row < len(self._keys) else None
+
+    def get_cell(self, row_key: str | RowKey, column_key: str) -> Text | str:
+        key = row_key.value if isinstance(row_key, RowKey) else row_key
+        return self._cells[key][list(self.columns).index(column_key)]
+
+    def update_cell(self, row_key: str | RowKey, column_key: str, value: Text | str) -> None:
+        key = row_key.value if isinstance(row_key, RowKey) else row_key
+        self._cells[key][list(self.columns).index(column_key)] = value
+        self._strips.pop(key, None)
+        self._painted.pop(key, None)
+        self.refresh_line(self._index[key] + 1)
+
+    def show_page(
+        self,
+        rows: Iterable[tuple[str, Sequence[Text | str]]],
+        *,
+        has_before: bool,
+        has_after: bool,
+        cursor: int | Literal["first", "last"] = "first",
+        focus_key: str | None = None,
+    ) -> None:
+        """Replace the rows (keyed by id) and place the cursor: on ``focus_key`` when that row is shown
+        (a jump), else at ``cursor``."""
+        self._cells = {key: list(cells) for key, cells in rows}
+        self._keys = list(self._cells)
+        self._index = {key: index for index, key in enumerate(self._keys)}
+        self._strips.clear()
+        self._painted.clear()
+        self.has_before, self.has_after = has_before, has_after
+        if focus_key is not None and focus_key in self._index:
+            cursor = self._index[focus_key]
+        last = max(len(self._keys) - 1, 0)
+        self.cursor_row = 0 if cursor == "first" else last if cursor == "last" else min(cursor, last)
+        self._sized()
+        self.scroll_to(y=0, animate=False, immediate=True)
+        self._show_cursor()
+        self.refresh()
+
+    def move_cursor(self, *, row: int, animate: bool = False) -> None:  # noqa: ARG002 - DataTable's signature
+        if self._keys:
+            self.cursor_row = max(0, min(row, len(self._keys) - 1))
+            self._show_cursor()
+            self.refresh()
+
+    # -- layout and painting ---------------------------------------------------------------------------
+    @property
+    def _body_height(self) -> int:
+        return max(self.size.height - 1, 1)  # the header row stays at the top
+
+    def _sized(self) -> None:
+        width = sum(c.width + 2 * PADDING for c in self.columns.values())
+        self.virtual_size = Size(width, len(self._keys) + 1)
+
+    def _show_cursor(self) -> None:
+        top, height = round(self.scroll_y), self._body_height
+        if self.cursor_row < top:
+            self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
+        elif self.cursor_row >= top + height:
+            self.scroll_to(y=self.cursor_row - height + 1, animate=False, immediate=True)
+
+    def _layout(self, cells: Sequence[Text | str]) -> list[Segment]:
+        console = self.app.console
+        pad = Segment(" " * PADDING)
+        segments: list[Segment] = []
+        for column, cell in zip(self.columns.values(), cells, strict=False):
+            text = cell if isinstance(cell, Text) else Text(cell)
+            segments.append(pad)
+            if text.spans:
+                text = text.copy()
+                text.no_wrap = True
+                text.align(text.justify if text.justify in ("left", "center", "right") else "left", column.width)
+                segments.extend(text.render(console))
+            else:  # one style for the whole cell (most cells): cut and pad the string directly
+                style = console.get_style(text.style) if text.style else None
+                segments.append(Segment(_fit(text.plain, column.width, text.justify, text.overflow), style))
+            segments.append(pad)
+        return segments
+
+    def _row_strip(self, key: str) -> Strip:
+        strip = self._strips.get(key)
+        if strip is None:
+            strip = self._strips[key] = Strip(self._layout(self._cells[key]))
+        return strip
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        styles = (self.rich_style, self.get_component_rich_style("row-table--header"),
+                  self.get_component_rich_style("row-table--even-row"),
+                  self.get_component_rich_style("row-table--cursor"))
+        width = self.scrollable_content_region.width
+        if (styles, width) != (self._styles, self._painted_width):  # theme, focus or size changed
+            self._styles, self._painted_width = styles, width
+            self._painted.clear()
+        return super().render_lines(crop)
+
+    def render_line(self, y: int) -> Strip:
+        width = self._painted_width
+        base, header, even, cursor = self._styles
+        if y == 0:
+            strip = Strip(self._layout([Text(c.label) for c in self.columns.values()]))
+            return strip.crop_extend(0, width, base + header).apply_style(base + header)
+        index = round(self.scroll_y) + y - 1
+        if index >= len(self._keys):
+            return Strip.blank(width, base)
+        key = self._keys[index]
+        if index == self.cursor_row:
+            strip = self._row_strip(key).crop_extend(0, width, None)
+            return Strip(Segment.apply_style(strip, style=base, post_style=cursor), width)
+        painted = self._painted.get(key)
+        if painted is None or painted[0] != index % 2:  # zebra colour follows the position
+            strip = self._row_strip(key).crop_extend(0, width, None)
+            painted = self._painted[key] = (index % 2, strip.apply_style(base + even if index % 2 else base))
+        return painted[1]
+
+    def on_resize(self) -> None:
+        self._show_cursor()
+
+    # -- keys and mouse --------------------------------------------------------------------------------
+    def _edge(self, direction: Direction) -> None:
+        hold_gc = getattr(self.app, "hold_gc", None)
+        if hold_gc is not None:  # a new page is on its way: no collection before its frame
+            hold_gc()
+        self.post_message(self.Boundary(self, direction))
+
+    def action_cursor_down(self) -> None:
+        if not self._keys or self.cursor_row >= len(self._keys) - 1:
+            if self.has_after:
+                self._edge("after")
+            return
+        self.move_cursor(row=self.cursor_row + 1)
+
+    def action_cursor_up(self) -> None:
+        if self.cursor_row <= 0:
+            if self.has_before:
+                self._edge("before")
+            return
+        self.move_cursor(row=self.cursor_row - 1)
+
+    def action_page_down(self) -> None:
+        if not self._keys or self.cursor_row >= len(self._keys) - 1:
+            if self.has_after:
+                self._edge("after")
+            return
+        self.move_cursor(row=self.cursor_row + self._body_height)
+
+    def action_page_up(self) -> None:
+        if self.cursor_row <= 0:
+            if self.has_before:
+                self._edge("before")
+            return
+        self.move_cursor(row=self.cursor_row - self._body_height)
+
+    def action_scroll_home(self) -> None:
+        self._edge("first")
+
+    def action_scroll_end(self) -> None:
+        self._edge("last")
+
+    def action_select_cursor(self) -> None:
+        key = self.cursor_key
+        if key is not None:
+            self.post_message(self.RowSelected(self, RowKey(key)))
+
+    def on_click(self, event: events.Click) -> None:
+        if event.y < 1:
+            return
+        self.move_cursor(row=round(self.scroll_y) + event.y - 1)
+        if event.chain >= 2:
+            self.action_select_cursor()
