@@ -19,6 +19,7 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
+from textual.coordinate import Coordinate
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
@@ -27,6 +28,13 @@ from textual.strip import Strip
 from iofold_tui.ui.paged_table import Direction
 
 PADDING = 1  # cells each side of a column, as DataTable's default
+
+
+def same_cell(a: object, b: object) -> bool:
+    """Text equality that also sees the base style (rich's ``==`` compares only plain text and spans)."""
+    if isinstance(a, Text) and isinstance(b, Text):
+        return (a.plain, str(a.style), a.spans, a.justify) == (b.plain, str(b.style), b.spans, b.justify)
+    return a == b
 
 
 def _fit(plain: str, width: int, justify: str | None, overflow: str | None) -> str:
@@ -44,8 +52,23 @@ def _fit(plain: str, width: int, justify: str | None, overflow: str | None) -> s
     return plain + " " * spare
 
 
-class RowKey(NamedTuple):
-    value: str
+class RowKey(str):
+    """A row's key: the string itself, with DataTable's ``.value`` spelling."""
+
+    @property
+    def value(self) -> str:
+        return str(self)
+
+
+class ColumnKey(str):
+    @property
+    def value(self) -> str:
+        return str(self)
+
+
+class CellKey(NamedTuple):
+    row_key: RowKey
+    column_key: ColumnKey
 
 
 @dataclass
@@ -64,6 +87,8 @@ class RowTable(ScrollView, can_focus=True):
         Binding("home", "scroll_home", "First page", show=False, id="table.home"),
         Binding("end", "scroll_end", "Last page", show=False, id="table.end"),
         Binding("enter", "select_cursor", "Open", show=False, id="table.select"),
+        Binding("left", "cursor_left", "Left", show=False, id="table.left"),
+        Binding("right", "cursor_right", "Right", show=False, id="table.right"),
     ]
     COMPONENT_CLASSES = {"row-table--header", "row-table--cursor", "row-table--even-row"}
     DEFAULT_CSS = """
@@ -105,15 +130,30 @@ class RowTable(ScrollView, can_focus=True):
         def control(self) -> RowTable:
             return self.table
 
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+    class CellSelected(Message):
+        """Enter on a cell (``cursor_type="cell"``)."""
+
+        def __init__(self, table: RowTable, cell_key: CellKey) -> None:
+            super().__init__()
+            self.table = table
+            self.cell_key = cell_key
+
+        @property
+        def control(self) -> RowTable:
+            return self.table
+
+    def __init__(self, *, id: str | None = None, cursor_type: Literal["row", "cell"] = "row") -> None:  # noqa: A002
         super().__init__(id=id)
-        self.columns: dict[str, Column] = {}
+        self.cursor_type = cursor_type
+        self.cursor_column = 0
+        self.columns: dict[ColumnKey, Column] = {}
         self._keys: list[str] = []
         self._index: dict[str, int] = {}
         self._cells: dict[str, list[Text | str]] = {}
         self._strips: dict[str, Strip] = {}  # laid-out rows, cleared when a width changes
         self._painted: dict[str, tuple[int, Strip]] = {}  # styled rows: (zebra parity, strip)
         self._painted_width = 0
+        self._painted_left = 0
         self.cursor_row = 0
         self.has_before = False
         self.has_after = False
@@ -121,15 +161,36 @@ class RowTable(ScrollView, can_focus=True):
 
     # -- columns and rows ------------------------------------------------------------------------------
     def add_column(self, label: str, *, width: int, key: str) -> None:
-        self.columns[key] = Column(key, label, width)
+        self.columns[ColumnKey(key)] = Column(key, label, width)
         self._strips.clear()
+        self._painted.clear()
+        self._sized()
+
+    def clear(self, columns: bool = False) -> None:
+        self.show_page([], has_before=False, has_after=False)
+        if columns:
+            self.columns.clear()
+            self.cursor_column = 0
+            self._sized()
 
     def set_column_width(self, key: str, width: int) -> None:
         if self.columns[key].width != width:
-            self.columns[key].width = width
+            self.columns[ColumnKey(key)].width = width
             self._strips.clear()
             self._painted.clear()
             self._sized()
+
+    @property
+    def cursor_coordinate(self) -> Coordinate:
+        return Coordinate(self.cursor_row, self.cursor_column)
+
+    def coordinate_to_cell_key(self, coordinate: Coordinate) -> CellKey:
+        return CellKey(RowKey(self._keys[coordinate.row]), list(self.columns)[coordinate.column])
+
+    @property
+    def cursor_column_key(self) -> str | None:
+        keys = list(self.columns)
+        return str(keys[self.cursor_column]) if 0 <= self.cursor_column < len(keys) else None
 
     @property
     def rows(self) -> dict[RowKey, int]:
@@ -153,6 +214,24 @@ class RowTable(ScrollView, can_focus=True):
         self._strips.pop(key, None)
         self._painted.pop(key, None)
         self.refresh_line(self._index[key] + 1)
+
+    def update_cells(self, row_key: str, values: dict[str, Text | str]) -> int:
+        """Put new values in one row's cells and repaint that row; returns how many cells changed."""
+        cells = self._cells.get(row_key)
+        if cells is None:
+            return 0
+        keys = list(self.columns)
+        changed = 0
+        for key, value in values.items():
+            index = keys.index(key)
+            if not same_cell(cells[index], value):
+                cells[index] = value
+                changed += 1
+        if changed:
+            self._strips.pop(row_key, None)
+            self._painted.pop(row_key, None)
+            self.refresh_line(self._index[row_key] + 1)
+        return changed
 
     def show_page(
         self,
@@ -180,11 +259,14 @@ class RowTable(ScrollView, can_focus=True):
         self._show_cursor()
         self.refresh()
 
-    def move_cursor(self, *, row: int, animate: bool = False) -> None:  # noqa: ARG002 - DataTable's signature
-        if self._keys:
+    def move_cursor(self, *, row: int | None = None, column: int | None = None,
+                    animate: bool = False) -> None:  # noqa: ARG002 - DataTable's signature
+        if row is not None and self._keys:
             self.cursor_row = max(0, min(row, len(self._keys) - 1))
-            self._show_cursor()
-            self.refresh()
+        if column is not None and self.columns:
+            self.cursor_column = max(0, min(column, len(self.columns) - 1))
+        self._show_cursor()
+        self.refresh()
 
     # -- layout and painting ---------------------------------------------------------------------------
     @property
@@ -195,12 +277,23 @@ class RowTable(ScrollView, can_focus=True):
         width = sum(c.width + 2 * PADDING for c in self.columns.values())
         self.virtual_size = Size(width, len(self._keys) + 1)
 
+    def _column_span(self, index: int) -> tuple[int, int]:
+        widths = [c.width + 2 * PADDING for c in self.columns.values()]
+        return sum(widths[:index]), sum(widths[:index + 1])
+
     def _show_cursor(self) -> None:
         top, height = round(self.scroll_y), self._body_height
         if self.cursor_row < top:
             self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
         elif self.cursor_row >= top + height:
             self.scroll_to(y=self.cursor_row - height + 1, animate=False, immediate=True)
+        if self.cursor_type == "cell" and self.columns:
+            start, end = self._column_span(self.cursor_column)
+            left, width = round(self.scroll_x), self.scrollable_content_region.width
+            if start < left:
+                self.scroll_to(x=start, animate=False, immediate=True, force=True)
+            elif end > left + width > 0:
+                self.scroll_to(x=end - width, animate=False, immediate=True, force=True)
 
     def _layout(self, cells: Sequence[Text | str]) -> list[Segment]:
         console = self.app.console
@@ -231,27 +324,33 @@ class RowTable(ScrollView, can_focus=True):
                   self.get_component_rich_style("row-table--even-row"),
                   self.get_component_rich_style("row-table--cursor"))
         width = self.scrollable_content_region.width
-        if (styles, width) != (self._styles, self._painted_width):  # theme, focus or size changed
-            self._styles, self._painted_width = styles, width
-            self._painted.clear()
+        if (styles, width, round(self.scroll_x)) != (self._styles, self._painted_width, self._painted_left):
+            self._styles, self._painted_width, self._painted_left = styles, width, round(self.scroll_x)
+            self._painted.clear()  # theme, focus, size or horizontal position changed
         return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
-        width = self._painted_width
+        width, left = self._painted_width, round(self.scroll_x)
         base, header, even, cursor = self._styles
         if y == 0:
             strip = Strip(self._layout([Text(c.label) for c in self.columns.values()]))
-            return strip.crop_extend(0, width, base + header).apply_style(base + header)
+            return strip.crop_extend(left, left + width, base + header).apply_style(base + header)
         index = round(self.scroll_y) + y - 1
         if index >= len(self._keys):
             return Strip.blank(width, base)
         key = self._keys[index]
         if index == self.cursor_row:
-            strip = self._row_strip(key).crop_extend(0, width, None)
-            return Strip(Segment.apply_style(strip, style=base, post_style=cursor), width)
+            strip = self._row_strip(key).crop_extend(left, left + width, None)
+            if self.cursor_type == "row":
+                return Strip(Segment.apply_style(strip, style=base, post_style=cursor), width)
+            start, end = (x - left for x in self._column_span(self.cursor_column))
+            parts = strip.apply_style(base).divide([max(0, start), max(0, min(end, width)), width])
+            if len(parts) == 3:
+                parts[1] = Strip(Segment.apply_style(parts[1], post_style=cursor), parts[1].cell_length)
+            return Strip.join(parts)
         painted = self._painted.get(key)
         if painted is None or painted[0] != index % 2:  # zebra colour follows the position
-            strip = self._row_strip(key).crop_extend(0, width, None)
+            strip = self._row_strip(key).crop_extend(left, left + width, None)
             painted = self._painted[key] = (index % 2, strip.apply_style(base + even if index % 2 else base))
         return painted[1]
 
@@ -299,14 +398,30 @@ class RowTable(ScrollView, can_focus=True):
     def action_scroll_end(self) -> None:
         self._edge("last")
 
+    def action_cursor_left(self) -> None:
+        if self.cursor_type == "cell":
+            self.move_cursor(column=self.cursor_column - 1)
+
+    def action_cursor_right(self) -> None:
+        if self.cursor_type == "cell":
+            self.move_cursor(column=self.cursor_column + 1)
+
     def action_select_cursor(self) -> None:
         key = self.cursor_key
-        if key is not None:
+        if key is None:
+            return
+        if self.cursor_type == "cell" and self.columns:
+            self.post_message(self.CellSelected(self, self.coordinate_to_cell_key(self.cursor_coordinate)))
+        else:
             self.post_message(self.RowSelected(self, RowKey(key)))
 
     def on_click(self, event: events.Click) -> None:
         if event.y < 1:
             return
-        self.move_cursor(row=round(self.scroll_y) + event.y - 1)
+        column = None
+        if self.cursor_type == "cell":
+            x = round(self.scroll_x) + event.x
+            column = next((i for i in range(len(self.columns)) if x < self._column_span(i)[1]), None)
+        self.move_cursor(row=round(self.scroll_y) + event.y - 1, column=column)
         if event.chain >= 2:
             self.action_select_cursor()

@@ -25,7 +25,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input, Static
 
 from iofold_tui.data import catalog
 from iofold_tui.data.db import connect
@@ -52,7 +52,7 @@ from iofold_tui.data.matrix import (
 )
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.ui import labeling
-from iofold_tui.ui.paged_table import Direction, PagedTable
+from iofold_tui.ui.paged_table import Direction
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes.matrix_widgets import (
     CONFUSION_TITLES,
@@ -64,10 +64,10 @@ from iofold_tui.ui.panes.matrix_widgets import (
     VersionPicker,
     contradiction_mark,
     matrix_cell,
-    patch_row,
     stats_notes,
     version_title,
 )
+from iofold_tui.ui.row_table import RowTable
 from iofold_tui.ui.text import cell, rating_text
 from iofold_tui.ui.widgets import PickOne, Prompt
 
@@ -259,13 +259,13 @@ class MatrixPane(Pane):
 
     def compose_body(self) -> ComposeResult:
         yield Input(placeholder="search input/output previews (Enter keeps, Esc clears)", id="search-bar")
-        yield PagedTable(id="mx-grid", cursor_type="cell")
+        yield RowTable(id="mx-grid", cursor_type="cell")
         yield StatsTable(id="mx-stats")
         yield Static(id="mx-notes")
 
     @property
-    def grid(self) -> PagedTable:
-        return self.query_one("#mx-grid", PagedTable)
+    def grid(self) -> RowTable:
+        return self.query_one("#mx-grid", RowTable)
 
     @property
     def stats_table(self) -> StatsTable:
@@ -450,9 +450,7 @@ class MatrixPane(Pane):
             return
         fixed = sum(c.width for k, c in table.columns.items() if k.value != "input")
         # 2 cells of padding per column, and room for the vertical scrollbar so no horizontal one appears
-        table.columns["input"].width = max(20, table.size.width - fixed - 2 * len(table.columns) - 4)  # type: ignore[index]
-        table.refresh(layout=True)
-        table._require_update_dimensions = True
+        table.set_column_width("input", max(20, table.size.width - fixed - 2 * len(table.columns) - 4))
 
     def _cells(self, row: MatrixRow) -> list[Text | str]:
         return [
@@ -533,12 +531,12 @@ class MatrixPane(Pane):
         self.notify(message.text, severity=message.severity)
         self.update_status()
 
-    @on(PagedTable.Boundary)
-    def _boundary(self, event: PagedTable.Boundary) -> None:
+    @on(RowTable.Boundary, "#mx-grid")
+    def _boundary(self, event: RowTable.Boundary) -> None:
         self._load_page(event.direction)
 
-    @on(DataTable.CellSelected, "#mx-grid")
-    def _cell_chosen(self, event: DataTable.CellSelected) -> None:
+    @on(RowTable.CellSelected, "#mx-grid")
+    def _cell_chosen(self, event: RowTable.CellSelected) -> None:
         trace_id, column = str(event.cell_key.row_key.value), str(event.cell_key.column_key.value)
         if not column.startswith("v:") or self.set_id is None:
             self._open_trace(trace_id)
@@ -1028,8 +1026,8 @@ class MatrixPane(Pane):
         if row.cells and tuple(c.eval_id for c in row.cells) != self.column_ids:
             return  # the versions changed meanwhile; the next page load shows the row
         self.page.rows[index] = row
-        keys = [str(k.value) for k in self.grid.columns]
-        patch_row(self.grid, row.trace_id, dict(zip(keys, self._cells(row), strict=True)))
+        keys = [str(k) for k in self.grid.columns]
+        self.grid.update_cells(row.trace_id, dict(zip(keys, self._cells(row), strict=True)))
 
     # -- teardown -------------------------------------------------------------------------------------------
     def on_unmount(self) -> None:

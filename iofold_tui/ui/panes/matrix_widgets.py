@@ -24,6 +24,7 @@ from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.trace_detail import TraceDetail, load_trace
 from iofold_tui.data.traces import TraceFilter
 from iofold_tui.ui.panes.trace_filters import TraceFilterScreen
+from iofold_tui.ui.row_table import same_cell
 from iofold_tui.ui.text import code, rating_text, safe
 from iofold_tui.ui.trace_render import summary, verdict
 from iofold_tui.ui.widgets import PaneHeader
@@ -52,13 +53,6 @@ CONFUSION_TITLES = {"TP": "TP (human positive, eval pass)", "FN": "FN (human pos
 HIGHLIGHT_LIMIT = 200_000  # characters of eval code still syntax-highlighted
 
 
-def _same(a: object, b: object) -> bool:
-    """Text equality that also sees the base style (rich's ``==`` compares only plain text and spans)."""
-    if isinstance(a, Text) and isinstance(b, Text):
-        return (a.plain, str(a.style), a.spans, a.justify) == (b.plain, str(b.style), b.spans, b.justify)
-    return a == b
-
-
 def patch_row(table: DataTable[Text | str], row_key: str, values: dict[str, Text | str]) -> int:
     """Put new values in one row's cells and repaint that row only; returns how many cells changed.
 
@@ -73,7 +67,7 @@ def patch_row(table: DataTable[Text | str], row_key: str, values: dict[str, Text
     changed: set[ColumnKey] = set()
     for key, value in values.items():
         ck = ColumnKey(key)
-        if ck in data and not _same(data[ck], value):
+        if ck in data and not same_cell(data[ck], value):
             data[ck] = value
             changed.add(ck)
     if not changed:
