@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from iofold_tui.data.labels import Step
 
 PAGE_SIZE = 100
+# A jump lands in a part of the file nothing has read yet: a page there costs a few random reads per row
+# (previews sit after the large steps column), so it reads one screenful; the pages on either side come
+# from the read-ahead as usual.
+JUMP_PAGE_SIZE = 50
 # Previews are cut before they reach the table: measuring and cropping 200-character cells for every
 # row of a page was a visible part of start-up. Wider than any preview column on a 250-column terminal.
 PREVIEW_CHARS = 100
@@ -188,7 +192,7 @@ class TracesPane(Pane):
         query = TraceQuery(self.iofold.db.conn(), flt)
         page: TracePage | None = None
         if direction == "around" and focus_id:
-            page = query.around(focus_id, PAGE_SIZE)
+            page = query.around(focus_id, JUMP_PAGE_SIZE)
             if page is None:
                 self.app.call_from_thread(self.notify, f"trace {focus_id} is not in the list with the current filters",
                                           severity="warning")
