@@ -12,26 +12,66 @@ from typing import Literal
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import DataTable
 
 Direction = Literal["first", "last", "after", "before"]
 
 
-class PagedTable(DataTable[Text | str]):
+class PageBoundary(Message):
+    """The cursor went past the first or last row of the page (or Home/End): load that page."""
+
+    def __init__(self, table: Widget, direction: Direction) -> None:
+        super().__init__()
+        self.table = table
+        self.direction = direction
+
+    @property
+    def control(self) -> Widget:
+        return self.table
+
+
+class PageEdges:
+    """Keys at a page's edges ask the owning pane for the neighbouring page with a ``Boundary`` message
+    (``Home``/``End`` for the first/last); shared by PagedTable (DataTable) and RowTable (line API).
+    The host class defines ``Boundary``, ``row_count``, ``cursor_row``, ``has_before`` and ``has_after``."""
+
+    def _edge(self, direction: Direction) -> None:
+        hold_gc = getattr(self.app, "hold_gc", None)  # type: ignore[attr-defined]
+        if hold_gc is not None:  # a new page is on its way: no collection before its frame
+            hold_gc()
+        self.post_message(self.Boundary(self, direction))  # type: ignore[attr-defined]
+
+    def _past_last(self) -> bool:
+        """The cursor is on the last row: ask for the next page (if any) instead of moving."""
+        if self.row_count == 0 or self.cursor_row >= self.row_count - 1:  # type: ignore[attr-defined]
+            if self.has_after:  # type: ignore[attr-defined]
+                self._edge("after")
+            return True
+        return False
+
+    def _past_first(self) -> bool:
+        if self.cursor_row <= 0:  # type: ignore[attr-defined]
+            if self.has_before:  # type: ignore[attr-defined]
+                self._edge("before")
+            return True
+        return False
+
+    def action_scroll_home(self) -> None:
+        self._edge("first")
+
+    def action_scroll_end(self) -> None:
+        self._edge("last")
+
+
+class PagedTable(PageEdges, DataTable[Text | str]):
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False, id="table.down"),
         Binding("k", "cursor_up", "Up", show=False, id="table.up"),
     ]
 
-    class Boundary(Message):
-        def __init__(self, table: PagedTable, direction: Direction) -> None:
-            super().__init__()
-            self.table = table
-            self.direction = direction
-
-        @property
-        def control(self) -> PagedTable:
-            return self.table
+    class Boundary(PageBoundary):
+        pass
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("cursor_type", "row")
@@ -40,47 +80,26 @@ class PagedTable(DataTable[Text | str]):
         self.has_before = False
         self.has_after = False
 
-    def _edge(self, direction: Direction) -> None:
-        self.post_message(self.Boundary(self, direction))
-
     def action_cursor_down(self) -> None:
-        if self.row_count == 0 or self.cursor_row >= self.row_count - 1:
-            if self.has_after:
-                self._edge("after")
-            return
-        super().action_cursor_down()
+        if not self._past_last():
+            super().action_cursor_down()
 
     def action_cursor_up(self) -> None:
-        if self.cursor_row <= 0:
-            if self.has_before:
-                self._edge("before")
-            return
-        super().action_cursor_up()
+        if not self._past_first():
+            super().action_cursor_up()
 
     def action_page_down(self) -> None:
-        if self.row_count == 0 or self.cursor_row >= self.row_count - 1:
-            if self.has_after:
-                self._edge("after")
-            return
-        super().action_page_down()
+        if not self._past_last():
+            super().action_page_down()
 
     def action_page_up(self) -> None:
-        if self.cursor_row <= 0:
-            if self.has_before:
-                self._edge("before")
-            return
-        super().action_page_up()
+        if not self._past_first():
+            super().action_page_up()
 
     def action_scroll_top(self) -> None:
         self._edge("first")
 
-    def action_scroll_home(self) -> None:
-        self._edge("first")
-
     def action_scroll_bottom(self) -> None:
-        self._edge("last")
-
-    def action_scroll_end(self) -> None:
         self._edge("last")
 
     def show_page(

@@ -3,7 +3,7 @@ segments, and a frame paints only the rows on screen.
 
 Textual's DataTable measures every cell of every new row and renders each visible cell through rich's
 padding and styling layers: ~120 ms per page of 100 rows at 140 columns, on the UI thread. Here a page is
-~100 Text truncations and a frame is ~40 strip copies. Same keys and messages as ``PagedTable`` (the
+~100 Text truncations and a frame is ~40 strip copies. Page edges work as in ``PagedTable`` (shared ``PageEdges``; the
 owner answers ``Boundary`` with the next page and calls ``show_page``).
 """
 
@@ -25,7 +25,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from iofold_tui.ui.paged_table import Direction
+from iofold_tui.ui.paged_table import PageBoundary, PageEdges
 
 PADDING = 1  # cells each side of a column, as DataTable's default
 
@@ -78,7 +78,7 @@ class Column:
     width: int
 
 
-class RowTable(ScrollView, can_focus=True):
+class RowTable(PageEdges, ScrollView, can_focus=True):
     BINDINGS = [
         Binding("down,j", "cursor_down", "Down", show=False, id="table.down"),
         Binding("up,k", "cursor_up", "Up", show=False, id="table.up"),
@@ -108,17 +108,8 @@ class RowTable(ScrollView, can_focus=True):
     }
     """
 
-    class Boundary(Message):
-        """The cursor went past the first or last row of the page (or Home/End): load that page."""
-
-        def __init__(self, table: RowTable, direction: Direction) -> None:
-            super().__init__()
-            self.table = table
-            self.direction = direction
-
-        @property
-        def control(self) -> RowTable:
-            return self.table
+    class Boundary(PageBoundary):
+        pass
 
     class RowSelected(Message):
         def __init__(self, table: RowTable, row_key: RowKey) -> None:
@@ -358,45 +349,21 @@ class RowTable(ScrollView, can_focus=True):
         self._show_cursor()
 
     # -- keys and mouse --------------------------------------------------------------------------------
-    def _edge(self, direction: Direction) -> None:
-        hold_gc = getattr(self.app, "hold_gc", None)
-        if hold_gc is not None:  # a new page is on its way: no collection before its frame
-            hold_gc()
-        self.post_message(self.Boundary(self, direction))
-
     def action_cursor_down(self) -> None:
-        if not self._keys or self.cursor_row >= len(self._keys) - 1:
-            if self.has_after:
-                self._edge("after")
-            return
-        self.move_cursor(row=self.cursor_row + 1)
+        if not self._past_last():
+            self.move_cursor(row=self.cursor_row + 1)
 
     def action_cursor_up(self) -> None:
-        if self.cursor_row <= 0:
-            if self.has_before:
-                self._edge("before")
-            return
-        self.move_cursor(row=self.cursor_row - 1)
+        if not self._past_first():
+            self.move_cursor(row=self.cursor_row - 1)
 
     def action_page_down(self) -> None:
-        if not self._keys or self.cursor_row >= len(self._keys) - 1:
-            if self.has_after:
-                self._edge("after")
-            return
-        self.move_cursor(row=self.cursor_row + self._body_height)
+        if not self._past_last():
+            self.move_cursor(row=self.cursor_row + self._body_height)
 
     def action_page_up(self) -> None:
-        if self.cursor_row <= 0:
-            if self.has_before:
-                self._edge("before")
-            return
-        self.move_cursor(row=self.cursor_row - self._body_height)
-
-    def action_scroll_home(self) -> None:
-        self._edge("first")
-
-    def action_scroll_end(self) -> None:
-        self._edge("last")
+        if not self._past_first():
+            self.move_cursor(row=self.cursor_row - self._body_height)
 
     def action_cursor_left(self) -> None:
         if self.cursor_type == "cell":
