@@ -1,10 +1,10 @@
-"""A line-API table for one page of rows (the trace list): each row is laid out once, as a strip of
-segments, and a frame paints only the rows on screen.
+"""A line-API table for one page of rows (the trace list, the matrix grid): each row is laid out once,
+as a strip of segments, and a frame paints only the rows on screen.
 
 Textual's DataTable measures every cell of every new row and renders each visible cell through rich's
 padding and styling layers: ~120 ms per page of 100 rows at 140 columns, on the UI thread. Here a page is
-~100 Text truncations and a frame is ~40 strip copies. Page edges work as in ``PagedTable`` (shared ``PageEdges``; the
-owner answers ``Boundary`` with the next page and calls ``show_page``).
+~100 string cuts and a frame is ~40 strip copies. Page edges work as in ``PagedTable`` (the shared
+``PageEdges``: the owner answers ``Boundary`` with the next page and calls ``show_page``).
 """
 
 from __future__ import annotations
