@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE))
 
 from tui_probe import Session, launch  # noqa: E402
 
-from iofold_tui.data.traces import TraceFilter, TraceQuery  # noqa: E402
+from iofold_tui.data.traces.query import TraceFilter, TraceQuery  # noqa: E402
 
 
 def ensure_db(traces: int) -> Path:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from iofold_tui.data.sources import open_source  # noqa: E402
+from iofold_tui.data.source.loader import open_source  # noqa: E402
 from iofold_tui.ui.app import IofoldApp  # noqa: E402
 from iofold_tui.ui.screenshot import settle  # noqa: E402
 

@@ -26,9 +26,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from iofold_tui.data.matrix_grid import MatrixQuery, first_page, next_contradiction, page_after  # noqa: E402
-from iofold_tui.data.matrix_grid import last_page as grid_last_page  # noqa: E402
-from iofold_tui.data.matrix_stats import compute_stats  # noqa: E402
+from iofold_tui.data.matrix.grid import MatrixQuery, first_page, next_contradiction, page_after  # noqa: E402
+from iofold_tui.data.matrix.grid import last_page as grid_last_page  # noqa: E402
+from iofold_tui.data.matrix.stats import compute_stats  # noqa: E402
 from iofold_tui.data.paths import schema_dir  # noqa: E402
 
 DEFAULT_1M = Path("/tmp/bench_1m.sqlite")

@@ -21,12 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 try:
+    from iofold_tui.data.evalrun.sandbox import EvalRunner
     from iofold_tui.data.paths import schema_dir
-    from iofold_tui.data.sandbox import EvalRunner
 except ImportError:  # a plain checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from iofold_tui.data.evalrun.sandbox import EvalRunner
     from iofold_tui.data.paths import schema_dir
-    from iofold_tui.data.sandbox import EvalRunner
 
 SYNTHETIC_EVAL = """
 import json

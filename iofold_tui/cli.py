@@ -86,7 +86,7 @@ def source_argument(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def open_any(source: str | None, *, demo: bool = False, read_only: bool = False):  # noqa: ANN201
-    from iofold_tui.data.sources import open_source
+    from iofold_tui.data.source.loader import open_source
 
     if not source and not demo:
         fail("no source given: a .sqlite file, a wrangler d1 export .sql, a wrangler project dir, or --demo")
@@ -125,7 +125,7 @@ def open_cmd(source: str | None, demo: bool, read_only: bool, pane: str, review:
 @guarded
 def info(source: str | None, demo: bool, as_json: bool) -> None:
     """Schema generation, tables with row counts, warnings."""
-    from iofold_tui.data.info import source_info
+    from iofold_tui.data.source.info import source_info
 
     opened = open_any(source, demo=demo)
     report = source_info(opened)
@@ -157,7 +157,7 @@ def info(source: str | None, demo: bool, as_json: bool) -> None:
 def demo_db(out: Path, traces: int, eval_sets: int, versions: int, workspaces: int, seed: int, step_bytes: int,
             hostile: bool, force: bool) -> None:
     """Write a deterministic synthetic iofold database of any size."""
-    from iofold_tui.data.synth import generate
+    from iofold_tui.data.source.synth import generate
 
     if out.exists():
         if not force:
@@ -206,7 +206,7 @@ def screenshot(source: str | None, demo: bool, pane: str, select: str | None, ev
 @guarded
 def stats(source: str | None, demo: bool, eval_set: str | None, workspace: str | None, as_json: bool) -> None:
     """Per-version contradiction statistics, scoped to each eval's own eval set (errors are not fails)."""
-    from iofold_tui.data.matrix import format_stats_text, stats_report
+    from iofold_tui.data.matrix.report import format_stats_text, stats_report
 
     opened = open_any(source, demo=demo, read_only=True)
     report = stats_report(opened.db.conn(), eval_set, workspace_id=workspace)
@@ -225,8 +225,8 @@ def export_labels(source: str | None, demo: bool, output: str, since: str | None
     or as CSV / JSON lines."""
     from datetime import datetime
 
-    from iofold_tui.data.label_patch import write_changes
-    from iofold_tui.data.labels import LabelStore
+    from iofold_tui.data.labels.patch import write_changes
+    from iofold_tui.data.labels.store import LabelStore
 
     since_dt = None
     if since:

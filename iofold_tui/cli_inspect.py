@@ -61,7 +61,7 @@ def _print_overview(figures: Any) -> None:  # noqa: ANN401 - an Overview
 @guarded
 def overview_cmd(source: str | None, demo: bool, workspace: str | None, as_json: bool, no_warnings: bool) -> None:
     """Row counts, label progress, accuracy buckets, integrations, jobs and data warnings."""
-    from iofold_tui.data.inspect import overview
+    from iofold_tui.data.inspect.overview import overview
 
     opened = open_any(source, demo=demo, read_only=True)
     conn = opened.db.conn()
@@ -90,7 +90,7 @@ def _print_rows(columns: list[str], rows: list[tuple[str | None, ...]], width: i
 @guarded
 def sql_cmd(source: str | None, demo: bool, query: str | None, limit: int, as_json: bool) -> None:
     """Run one read-only SQL statement on SOURCE (writes are refused; use the TUI's console to write)."""
-    from iofold_tui.data.inspect import SqlConsole
+    from iofold_tui.data.sqlconsole.console import SqlConsole
 
     if query is None and demo and source is not None:
         source, query = None, source  # `iofold-tui sql --demo "SELECT …"`

@@ -6,7 +6,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from iofold_tui.data.labels import LabelStore
+from iofold_tui.data.labels.store import LabelStore
 
 ES = "set_response_quality"  # the seed's eval set
 ES2 = "set_extra"

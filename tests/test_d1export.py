@@ -14,9 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wrangler_tools import WranglerProject, cleanup, temp_project
 
-from iofold_tui.data.d1export import IncompleteInput, Statement, iter_statements, load_export, open_export
 from iofold_tui.data.errors import SourceError
 from iofold_tui.data.paths import schema_dir
+from iofold_tui.data.source.d1export import (
+    IncompleteInput,
+    Statement,
+    iter_statements,
+    load_export,
+    open_export,
+)
 
 
 def split(text: str) -> list[Statement]:

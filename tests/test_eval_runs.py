@@ -31,8 +31,8 @@ from click.testing import CliRunner
 
 from iofold_tui.cli import main
 from iofold_tui.data.db import connect
-from iofold_tui.data.eval_run_history import CANCELLED, INTERRUPTED, RUNNING, RunHistory, runs_path
-from iofold_tui.data.eval_runs import (
+from iofold_tui.data.evalrun.history import CANCELLED, INTERRUPTED, RUNNING, RunHistory, runs_path
+from iofold_tui.data.evalrun.runs import (
     EvalRun,
     RunError,
     RunOptions,
@@ -41,9 +41,9 @@ from iofold_tui.data.eval_runs import (
     load_target,
     undo_run,
 )
-from iofold_tui.data.matrix_stats import recomputed_counts
-from iofold_tui.data.sandbox import EvalCodeError
-from iofold_tui.data.traces import TraceFilter
+from iofold_tui.data.evalrun.sandbox import EvalCodeError
+from iofold_tui.data.matrix.stats import recomputed_counts
+from iofold_tui.data.traces.query import TraceFilter
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -212,7 +212,7 @@ def test_selection_counts_and_streams_in_keyset_pages(db: Path) -> None:
 CRASH_SCRIPT = r"""
 import os, sys
 from pathlib import Path
-from iofold_tui.data import eval_runs
+from iofold_tui.data.evalrun import runs as eval_runs
 from iofold_tui.data.db import connect
 
 db, runs, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]

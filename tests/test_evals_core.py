@@ -10,8 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from iofold_tui.data import evals as core
-from iofold_tui.data.evals import EvalSummary, build_chains, diff_lines, parse_test_results, parse_trace_ids
+from iofold_tui.data.evals import versions as core
+from iofold_tui.data.evals.versions import (
+    EvalSummary,
+    build_chains,
+    diff_lines,
+    parse_test_results,
+    parse_trace_ids,
+)
 
 
 def _s(eval_id: str, version: int, parent: str | None = None, name: str = "q") -> EvalSummary:

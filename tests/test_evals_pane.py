@@ -13,7 +13,7 @@ import pytest
 from conftest import build_db
 from textual.widgets import DataTable, Input
 
-from iofold_tui.data.sources import open_source
+from iofold_tui.data.source.loader import open_source
 from iofold_tui.ui.app import IofoldApp
 from iofold_tui.ui.panes import evals_widgets
 from iofold_tui.ui.panes.evals import EvalsPane
@@ -317,5 +317,5 @@ def test_screenshot_command_writes_the_diff(evals_db: Path, tmp_path: Path) -> N
 
 
 def test_core_never_imports_the_ui() -> None:
-    core = (Path(evals_widgets.__file__).parents[2] / "data" / "evals.py").read_text()
+    core = (Path(evals_widgets.__file__).parents[2] / "data" / "evals" / "versions.py").read_text()
     assert "textual" not in core and "import rich" not in core and "from rich" not in core

@@ -10,23 +10,20 @@ from pathlib import Path
 import pytest
 from _inspect_helpers import build_inspect_db, connect_rows, copy_db
 
-from iofold_tui.data.inspect import (
-    WARNING_KINDS,
-    JobCursor,
-    describe_job_payload,
-    detect_warnings,
-    list_integrations,
-    list_jobs,
-    overview,
-)
-from iofold_tui.data.inspect_checks import (
+from iofold_tui.data.inspect.checks import (
     CONFLICTING,
     INFLATED,
     NEWLINE_HAZARD,
     ORPHAN_EXECUTIONS,
     ORPHAN_FEEDBACK,
     STALE_COUNTERS,
+    detect_warnings,
 )
+from iofold_tui.data.inspect.checks import KINDS as WARNING_KINDS
+from iofold_tui.data.inspect.integrations import list_integrations
+from iofold_tui.data.inspect.job_payloads import describe_job_payload
+from iofold_tui.data.inspect.jobs import JobCursor, list_jobs
+from iofold_tui.data.inspect.overview import overview
 
 
 @pytest.fixture(scope="module")

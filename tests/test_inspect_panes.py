@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from textual.widgets import Static
 
 from iofold_tui.cli import main
-from iofold_tui.data.sources import open_source
+from iofold_tui.data.source.loader import open_source
 from iofold_tui.ui.app import IofoldApp
 from iofold_tui.ui.panes.integrations import IntegrationsPane
 from iofold_tui.ui.panes.jobs import JobsPane

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from _labels_helpers import ES2, add_traces, open_store
 
-from iofold_tui.data.label_history import APPLIED, UNDONE, LabelHistory
-from iofold_tui.data.label_patch import net_changes
+from iofold_tui.data.labels.history import APPLIED, UNDONE, LabelHistory
+from iofold_tui.data.labels.patch import net_changes
 
 REPO = Path(__file__).resolve().parent.parent
 RATINGS = ("positive", "negative", "neutral")
@@ -23,8 +23,8 @@ RATINGS = ("positive", "negative", "neutral")
 SCRIPT = r"""
 import os, sys
 from pathlib import Path
-from iofold_tui.data import labels
-from iofold_tui.data.label_history import LabelHistory
+from iofold_tui.data.labels import store as labels
+from iofold_tui.data.labels.history import LabelHistory
 
 db, history, mode, start, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 ratings = ("positive", "negative", "neutral")

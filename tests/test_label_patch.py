@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from _labels_helpers import ES, ES2, add_traces, feedback_rows, open_store
 
-from iofold_tui.data.label_patch import export_changes, sql_literal, write_changes
-from iofold_tui.data.labels import LabelStore
+from iofold_tui.data.labels.patch import export_changes, sql_literal, write_changes
+from iofold_tui.data.labels.store import LabelStore
 
 TRICKY = "first line\nit's a \"quote\"; -- not a comment\r\n\ttab \\n literal"
 

@@ -13,8 +13,8 @@ import pytest
 from _labels_helpers import ES, ES2, Clock, add_traces, feedback_rows, open_store
 
 from iofold_tui.data.errors import ReadOnlyError
-from iofold_tui.data.label_history import APPLIED, DISCARDED, UNDONE, FeedbackRow
-from iofold_tui.data.labels import LabelWriteError, NoLabelError, UndoConflictError
+from iofold_tui.data.labels.history import APPLIED, DISCARDED, UNDONE, FeedbackRow
+from iofold_tui.data.labels.store import LabelWriteError, NoLabelError, UndoConflictError
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 

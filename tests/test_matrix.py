@@ -39,9 +39,11 @@ from pathlib import Path
 
 import pytest
 
-from iofold_tui.data import matrix as mx
-from iofold_tui.data.matrix_grid import MatrixQuery
-from iofold_tui.data.matrix_stats import SOURCE_CUSTOMISED, SOURCE_MISSING, SOURCE_VIEW, MatrixStats
+from iofold_tui.data.matrix import grid
+from iofold_tui.data.matrix import report as mx
+from iofold_tui.data.matrix import stats as mx_stats
+from iofold_tui.data.matrix.grid import MatrixQuery
+from iofold_tui.data.matrix.stats import SOURCE_CUSTOMISED, SOURCE_MISSING, SOURCE_VIEW, MatrixStats
 from iofold_tui.data.paths import schema_dir
 
 LABELS = {  # trace -> {set: rating}
@@ -146,12 +148,12 @@ def _assert_expected(stats: dict[str, MatrixStats]) -> None:
         assert (s.tp, s.fp, s.fn, s.tn, s.n) == (want["tp"], want["fp"], want["fn"], want["tn"], want["n"]), eval_id
         assert s.excluded == want["excluded"], eval_id
         assert s.execution_count == want["execution_count"]
-        for metric in mx.METRICS:
+        for metric in mx_stats.METRICS:
             assert s.metrics()[metric].value == pytest.approx(float(want[metric]), abs=1e-12), (eval_id, metric)
 
 
 def test_stats_hand_computed_from_view(conn: sqlite3.Connection) -> None:
-    stats = mx.compute_stats(conn, "S", with_view_counts=True)
+    stats = mx_stats.compute_stats(conn, "S", with_view_counts=True)
     assert [s.eval_id for s in stats] == ["v1", "v2"]
     assert {s.source for s in stats} == {SOURCE_VIEW}
     by_id = _by_id(stats)
@@ -168,7 +170,7 @@ def test_stats_hand_computed_from_view(conn: sqlite3.Connection) -> None:
 def test_scoped_view_equals_tables_and_counts_each_execution_once(conn: sqlite3.Connection) -> None:
     # t07 is labelled in two *other* sets: the raw view has two rows for each of its executions.
     assert conn.execute("SELECT COUNT(*) FROM eval_comparison WHERE trace_id = 't07' AND eval_id = 'v1'").fetchone()[0] == 2
-    stats = _by_id(mx.compute_stats(conn, "S"))
+    stats = _by_id(mx_stats.compute_stats(conn, "S"))
     assert stats["v1"].cells["unlabelled"] == {"pass": 1, "fail": 1, "error": 0, "not_run": 0}
     assert stats["v2"].cells["unlabelled"] == {"pass": 1, "fail": 0, "error": 1, "not_run": 0}
 
@@ -186,7 +188,7 @@ def test_scoped_view_equals_tables_and_counts_each_execution_once(conn: sqlite3.
 ])
 def test_fallback_when_view_missing_or_customised(conn: sqlite3.Connection, change: str, source: str) -> None:
     conn.executescript(change)
-    stats = mx.compute_stats(conn, "S")
+    stats = mx_stats.compute_stats(conn, "S")
     assert {s.source for s in stats} == {source}
     _assert_expected(_by_id(stats))
     assert mx.stats_report(conn, "quality")["source"] == source
@@ -196,10 +198,10 @@ def test_reformatted_standard_view_is_still_the_view(conn: sqlite3.Connection) -
     sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'eval_comparison'").fetchone()[0]
     reformatted = sql.replace("LEFT JOIN", "left   join").replace("eval_comparison", '"EVAL_COMPARISON"')
     conn.executescript("DROP VIEW eval_comparison;\n" + reformatted.replace("\n", "\n   -- a comment\n  ") + ";")
-    assert mx.comparison_source(conn) == SOURCE_VIEW
+    assert mx_stats.comparison_source(conn) == SOURCE_VIEW
     # a changed string literal is a different view
     conn.executescript("DROP VIEW eval_comparison;\n" + sql.replace("'neutral'", "'NEUTRAL'") + ";")
-    assert mx.comparison_source(conn) == SOURCE_CUSTOMISED
+    assert mx_stats.comparison_source(conn) == SOURCE_CUSTOMISED
 
 
 def test_undefined_metrics_are_none_with_reasons(conn: sqlite3.Connection) -> None:
@@ -212,26 +214,26 @@ def test_undefined_metrics_are_none_with_reasons(conn: sqlite3.Connection) -> No
         INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms) VALUES
             ('xn1', 'n1', 't01', 0, 'r', 1), ('xn2', 'n1', 't02', 0, 'r', 1);
     """)
-    n1, n2 = mx.compute_stats(conn, "N")
+    n1, n2 = mx_stats.compute_stats(conn, "N")
     assert (n1.tn, n1.n) == (2, 2)
     assert n1.accuracy.value == 1.0 and n1.specificity.value == 1.0
-    assert n1.precision == mx.Metric(None, "n/a (no predicted positives)")
-    assert n1.recall == mx.Metric(None, "n/a (no human positives)")
+    assert n1.precision == mx_stats.Metric(None, "n/a (no predicted positives)")
+    assert n1.recall == mx_stats.Metric(None, "n/a (no human positives)")
     assert n1.f1.value is None and n1.f1.reason
     assert n1.cohens_kappa.value is None and "chance agreement" in (n1.cohens_kappa.reason or "")
     assert n2.n == 0 and n2.not_run == 2
-    assert n2.accuracy == mx.Metric(None, "n/a (n = 0)") and n2.contradiction_rate.reason == "n/a (n = 0)"
+    assert n2.accuracy == mx_stats.Metric(None, "n/a (n = 0)") and n2.contradiction_rate.reason == "n/a (n = 0)"
     report = mx.stats_report(conn, "N")["eval_sets"][0]["evals"][0]
     assert report["precision"] is None and report["undefined"]["precision"] == "n/a (no predicted positives)"
     assert "n/a (no predicted positives)" in mx.format_stats_text(mx.stats_report(conn, "negatives"))
 
 
 def test_recomputed_counts_across_sets(conn: sqlite3.Connection) -> None:
-    counts = mx.recomputed_counts(conn, ["v1", "o1", "nope"])
+    counts = mx_stats.recomputed_counts(conn, ["v1", "o1", "nope"])
     assert set(counts) == {"v1", "o1"}
-    assert counts["v1"] == mx.EvalCounts(execution_count=11, contradictions=3, accuracy=pytest.approx(4 / 7), errors=1)
+    assert counts["v1"] == mx_stats.EvalCounts(execution_count=11, contradictions=3, accuracy=pytest.approx(4 / 7), errors=1)
     # o1 in set O: t01 negative/pass = FP, t03 positive/fail = FN, t11 error, t02 unlabelled in O.
-    assert counts["o1"] == mx.EvalCounts(execution_count=4, contradictions=2, accuracy=0.0, errors=1)
+    assert counts["o1"] == mx_stats.EvalCounts(execution_count=4, contradictions=2, accuracy=0.0, errors=1)
 
 
 def test_report_json_and_text(conn: sqlite3.Connection) -> None:
@@ -268,7 +270,7 @@ def _state(conn: sqlite3.Connection, trace: str, eval_id: str) -> str:
     ("t06", "negative"), ("t08", "neutral"), ("t13", "positive"),
 ])
 def test_incremental_relabel_equals_recompute(conn: sqlite3.Connection, trace: str, new: str | None) -> None:
-    stats = mx.compute_stats(conn, "S")
+    stats = mx_stats.compute_stats(conn, "S")
     old = LABELS[trace].get("S")
     for s in stats:
         s.relabel(old, new, _state(conn, trace, s.eval_id))
@@ -278,7 +280,7 @@ def test_incremental_relabel_equals_recompute(conn: sqlite3.Connection, trace: s
         conn.execute("INSERT INTO feedback (id, eval_set_id, trace_id, rating) VALUES (?, 'S', ?, ?) "
                      "ON CONFLICT (eval_set_id, trace_id) DO UPDATE SET rating = excluded.rating",
                      (f"new_{trace}", trace, new))
-    fresh = mx.compute_stats(conn, "S")
+    fresh = mx_stats.compute_stats(conn, "S")
     assert [s.cells for s in stats] == [s.cells for s in fresh]
     assert [s.to_dict() for s in stats] == [s.to_dict() for s in fresh]
 
@@ -318,12 +320,12 @@ def test_cache_survives_garbage_file(conn: sqlite3.Connection, db: Path) -> None
 
 # ---------------------------------------------------------------- grid
 
-def _ids(rows: list[mx.MatrixRow]) -> list[str]:
+def _ids(rows: list[grid.MatrixRow]) -> list[str]:
     return [r.trace_id for r in rows]
 
 
 def test_grid_rows_and_cells(conn: sqlite3.Connection) -> None:
-    page = mx.first_page(conn, MatrixQuery("S"))
+    page = grid.first_page(conn, MatrixQuery("S"))
     assert _ids(page.rows) == NEWEST_FIRST and not page.has_after and not page.has_before
     assert page.eval_ids == ("v1", "v2")
     row = {r.trace_id: r for r in page.rows}
@@ -340,7 +342,7 @@ def test_grid_rows_and_cells(conn: sqlite3.Connection) -> None:
     assert row["t07"].rating is None  # its labels in O and P do not leak into S
     assert row["t13"].contradictions == 2
     # grid cells and stats agree on every count
-    stats = _by_id(mx.compute_stats(conn, "S"))
+    stats = _by_id(mx_stats.compute_stats(conn, "S"))
     for i, eval_id in enumerate(("v1", "v2")):
         contra = sum(r.cells[i].agreement == "contradiction" for r in page.rows)
         assert contra == stats[eval_id].contradictions
@@ -357,45 +359,45 @@ def test_grid_rows_and_cells(conn: sqlite3.Connection) -> None:
 ])
 @pytest.mark.parametrize("sort", ["time", "contradicted"])
 def test_grid_filters(conn: sqlite3.Connection, flt: str, expected: set[str], sort: str) -> None:
-    rows = mx.first_page(conn, MatrixQuery("S", filter=flt, sort=sort)).rows  # type: ignore[arg-type]
+    rows = grid.first_page(conn, MatrixQuery("S", filter=flt, sort=sort)).rows  # type: ignore[arg-type]
     assert set(_ids(rows)) == expected and len(rows) == len(expected)
 
 
 def test_grid_other_filters(conn: sqlite3.Connection) -> None:
-    assert _ids(mx.first_page(conn, MatrixQuery("S", universe="labelled")).rows) == [
+    assert _ids(grid.first_page(conn, MatrixQuery("S", universe="labelled")).rows) == [
         t for t in NEWEST_FIRST if t not in ("t07", "t08")]
-    assert _ids(mx.first_page(conn, MatrixQuery("S", sources=("openai",))).rows) == ["t12", "t02"]
-    assert _ids(mx.first_page(conn, MatrixQuery("S", text="NEEDLE")).rows) == ["t08", "t03"]
-    assert _ids(mx.first_page(conn, MatrixQuery("S", text="100%_")).rows) == []  # LIKE wildcards are literal
+    assert _ids(grid.first_page(conn, MatrixQuery("S", sources=("openai",))).rows) == ["t12", "t02"]
+    assert _ids(grid.first_page(conn, MatrixQuery("S", text="NEEDLE")).rows) == ["t08", "t03"]
+    assert _ids(grid.first_page(conn, MatrixQuery("S", text="100%_")).rows) == []  # LIKE wildcards are literal
     dated = MatrixQuery("S", date_from="2025-01-04", date_to="2025-01-06")
-    assert _ids(mx.first_page(conn, dated).rows) == ["t05", "t06", "t04"]
-    assert _ids(mx.first_page(conn, MatrixQuery("S", eval_ids=("v2",), filter="contradictions")).rows) == ["t13", "t12"]
+    assert _ids(grid.first_page(conn, dated).rows) == ["t05", "t06", "t04"]
+    assert _ids(grid.first_page(conn, MatrixQuery("S", eval_ids=("v2",), filter="contradictions")).rows) == ["t13", "t12"]
     with pytest.raises(ValueError):
         MatrixQuery("S", filter="bogus")
 
 
 def test_most_contradicted_sort(conn: sqlite3.Connection) -> None:
-    rows = mx.first_page(conn, MatrixQuery("S", sort="contradicted")).rows
+    rows = grid.first_page(conn, MatrixQuery("S", sort="contradicted")).rows
     assert _ids(rows) == ["t13", "t12", "t03", "t02", "t10", "t09", "t08", "t07", "t05", "t06", "t04", "t01"]
-    rows = mx.first_page(conn, MatrixQuery("S", sort="contradicted", newest_first=False)).rows
+    rows = grid.first_page(conn, MatrixQuery("S", sort="contradicted", newest_first=False)).rows
     assert _ids(rows) == ["t13", "t02", "t03", "t12", "t01", "t04", "t06", "t05", "t07", "t08", "t09", "t10"]
 
 
 def _walk_forward(conn: sqlite3.Connection, q: MatrixQuery) -> list[str]:
-    page = mx.first_page(conn, q)
+    page = grid.first_page(conn, q)
     out = _ids(page.rows)
     while page.has_after:
-        page = mx.page_after(conn, q, page.rows[-1].cursor)
+        page = grid.page_after(conn, q, page.rows[-1].cursor)
         assert page.rows and len(page.rows) <= q.page_size
         out += _ids(page.rows)
     return out
 
 
 def _walk_backward(conn: sqlite3.Connection, q: MatrixQuery) -> list[str]:
-    page = mx.last_page(conn, q)
+    page = grid.last_page(conn, q)
     out = _ids(page.rows)
     while page.has_before:
-        page = mx.page_before(conn, q, page.rows[0].cursor)
+        page = grid.page_before(conn, q, page.rows[0].cursor)
         assert page.rows and len(page.rows) <= q.page_size
         out = _ids(page.rows) + out
     return out
@@ -405,7 +407,7 @@ def _walk_backward(conn: sqlite3.Connection, q: MatrixQuery) -> list[str]:
 @pytest.mark.parametrize("newest_first", [True, False])
 @pytest.mark.parametrize("flt", ["all", "versions_disagree", "errors"])
 def test_paging_no_gaps_or_duplicates(conn: sqlite3.Connection, sort: str, newest_first: bool, flt: str) -> None:
-    full = _ids(mx.first_page(conn, MatrixQuery("S", sort=sort, newest_first=newest_first, filter=flt)).rows)  # type: ignore[arg-type]
+    full = _ids(grid.first_page(conn, MatrixQuery("S", sort=sort, newest_first=newest_first, filter=flt)).rows)  # type: ignore[arg-type]
     for size in (1, 2, 3, 5):
         q = MatrixQuery("S", sort=sort, newest_first=newest_first, filter=flt, page_size=size)  # type: ignore[arg-type]
         assert _walk_forward(conn, q) == full
@@ -414,56 +416,56 @@ def test_paging_no_gaps_or_duplicates(conn: sqlite3.Connection, sort: str, newes
 
 def test_next_and_previous_contradiction(conn: sqlite3.Connection) -> None:
     q = MatrixQuery("S")
-    rows = {r.trace_id: r for r in mx.first_page(conn, q).rows}
+    rows = {r.trace_id: r for r in grid.first_page(conn, q).rows}
     hops, cursor = [], rows["t13"].cursor
-    while (nxt := mx.next_contradiction(conn, q, cursor)) is not None:
+    while (nxt := grid.next_contradiction(conn, q, cursor)) is not None:
         hops.append(nxt.trace_id)
         cursor = nxt.cursor
     assert hops == ["t12", "t03", "t02"]
-    assert mx.next_contradiction(conn, q, None).trace_id == "t13"  # type: ignore[union-attr]
-    assert mx.previous_contradiction(conn, q, rows["t03"].cursor).trace_id == "t12"  # type: ignore[union-attr]
-    assert mx.previous_contradiction(conn, q, None).trace_id == "t02"  # type: ignore[union-attr]
-    assert mx.previous_contradiction(conn, q, rows["t13"].cursor) is None
+    assert grid.next_contradiction(conn, q, None).trace_id == "t13"  # type: ignore[union-attr]
+    assert grid.previous_contradiction(conn, q, rows["t03"].cursor).trace_id == "t12"  # type: ignore[union-attr]
+    assert grid.previous_contradiction(conn, q, None).trace_id == "t02"  # type: ignore[union-attr]
+    assert grid.previous_contradiction(conn, q, rows["t13"].cursor) is None
     # respects the other filters: among openai traces only t12 and t02
     q_src = MatrixQuery("S", sources=("openai",))
-    assert mx.next_contradiction(conn, q_src, rows["t12"].cursor).trace_id == "t02"  # type: ignore[union-attr]
+    assert grid.next_contradiction(conn, q_src, rows["t12"].cursor).trace_id == "t02"  # type: ignore[union-attr]
     srt = MatrixQuery("S", sort="contradicted")
-    first = mx.first_page(conn, srt).rows
-    assert mx.next_contradiction(conn, srt, first[0].cursor).trace_id == "t12"  # type: ignore[union-attr]
-    assert mx.next_contradiction(conn, srt, first[3].cursor) is None  # past t02 only n = 0 rows follow
+    first = grid.first_page(conn, srt).rows
+    assert grid.next_contradiction(conn, srt, first[0].cursor).trace_id == "t12"  # type: ignore[union-attr]
+    assert grid.next_contradiction(conn, srt, first[3].cursor) is None  # past t02 only n = 0 rows follow
 
 
 def test_jump_to(conn: sqlite3.Connection) -> None:
     q = MatrixQuery("S", page_size=6)
-    page = mx.jump_to(conn, q, "ext-t04")
+    page = grid.jump_to(conn, q, "ext-t04")
     assert page is not None and page.focus_id == "t04"
     ids = _ids(page.rows)
     assert "t04" in ids and ids == NEWEST_FIRST[NEWEST_FIRST.index(ids[0]): NEWEST_FIRST.index(ids[0]) + len(ids)]
     assert ids.index("t04") == 2
-    assert mx.jump_to(conn, q, "t11") is None  # not a row of S
-    assert mx.jump_to(conn, MatrixQuery("S", filter="errors"), "t04") is None
-    assert mx.jump_to(conn, q, "no-such-trace") is None
+    assert grid.jump_to(conn, q, "t11") is None  # not a row of S
+    assert grid.jump_to(conn, MatrixQuery("S", filter="errors"), "t04") is None
+    assert grid.jump_to(conn, q, "no-such-trace") is None
 
 
 def test_contradicted_sort_follows_relabels(conn: sqlite3.Connection, db: Path) -> None:
     q = MatrixQuery("S", sort="contradicted")
-    assert _ids(mx.first_page(conn, q).rows)[:4] == ["t13", "t12", "t03", "t02"]
+    assert _ids(grid.first_page(conn, q).rows)[:4] == ["t13", "t12", "t03", "t02"]
     other = sqlite3.connect(db)  # another process relabels: data_version moves
     other.execute("UPDATE feedback SET rating = 'positive' WHERE eval_set_id = 'S' AND trace_id = 't13'")
     other.commit()
     other.close()
-    assert _ids(mx.first_page(conn, q).rows)[:3] == ["t12", "t03", "t02"]
+    assert _ids(grid.first_page(conn, q).rows)[:3] == ["t12", "t03", "t02"]
     conn.execute("UPDATE feedback SET rating = 'negative' WHERE eval_set_id = 'S' AND trace_id = 't01'")  # own write
-    mx.refresh_trace(conn, q, "t01")
+    grid.refresh_trace(conn, q, "t01")
     # t01 is now negative and both versions pass it: two contradictions, first place
-    assert _ids(mx.first_page(conn, q).rows)[:4] == ["t01", "t12", "t03", "t02"]
+    assert _ids(grid.first_page(conn, q).rows)[:4] == ["t01", "t12", "t03", "t02"]
 
 
 def test_read_only_connection_and_no_objects_added(db: Path) -> None:
     ro = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
     before = ro.execute("SELECT type, name FROM sqlite_master ORDER BY name").fetchall()
-    assert _ids(mx.first_page(ro, MatrixQuery("S", sort="contradicted")).rows)[0] == "t13"
-    mx.compute_stats(ro, "S", with_view_counts=True)
+    assert _ids(grid.first_page(ro, MatrixQuery("S", sort="contradicted")).rows)[0] == "t13"
+    mx_stats.compute_stats(ro, "S", with_view_counts=True)
     assert ro.execute("SELECT type, name FROM sqlite_master ORDER BY name").fetchall() == before
     ro.close()
 
@@ -472,22 +474,22 @@ def test_cells_for_confusion(conn: sqlite3.Connection) -> None:
     expected = {"TP": ["t01", "t10"], "FP": ["t03", "t13"], "FN": ["t02"], "TN": ["t04", "t12"], "error": ["t06"],
                 "neutral": ["t05"], "unlabelled": ["t07", "t08"], "not_run": ["t09"]}
     for cell, ids in expected.items():
-        assert mx.cells_for_confusion(conn, "v1", cell).trace_ids == ids, cell
-    first = mx.cells_for_confusion(conn, "v1", "TN", limit=1)
+        assert grid.cells_for_confusion(conn, "v1", cell).trace_ids == ids, cell
+    first = grid.cells_for_confusion(conn, "v1", "TN", limit=1)
     assert first.trace_ids == ["t04"] and first.next_after == "t04"
-    second = mx.cells_for_confusion(conn, "v1", "TN", after=first.next_after, limit=1)
+    second = grid.cells_for_confusion(conn, "v1", "TN", after=first.next_after, limit=1)
     assert second.trace_ids == ["t12"] and second.next_after is None
-    assert mx.cells_for_confusion(conn, "v2", "FN").trace_ids == []
+    assert grid.cells_for_confusion(conn, "v2", "FN").trace_ids == []
     with pytest.raises(ValueError):
-        mx.cells_for_confusion(conn, "v1", "XX")
+        grid.cells_for_confusion(conn, "v1", "XX")
 
 
 def test_contradicted_sort_without_temp_tables(conn: sqlite3.Connection) -> None:
-    expected = _ids(mx.first_page(conn, MatrixQuery("S", sort="contradicted")).rows)
+    expected = _ids(grid.first_page(conn, MatrixQuery("S", sort="contradicted")).rows)
     fresh = sqlite3.connect(f"file:{conn.execute('PRAGMA database_list').fetchone()[2]}?mode=ro", uri=True)
     fresh.execute("PRAGMA query_only = 1")  # TEMP writes refused: segments come from the time walk
     q = MatrixQuery("S", sort="contradicted", page_size=2)
-    assert mx.prepare(fresh, q) is False
+    assert grid.prepare(fresh, q) is False
     assert _walk_forward(fresh, q) == expected and _walk_backward(fresh, q) == expected
     fresh.close()
-    assert mx.prepare(conn, q) is True
+    assert grid.prepare(conn, q) is True

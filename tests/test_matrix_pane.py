@@ -12,9 +12,9 @@ import pytest
 from test_matrix import NEWEST_FIRST, _build
 from textual.widgets import Input, Static
 
-from iofold_tui.data.matrix import compute_stats
+from iofold_tui.data.matrix.stats import compute_stats
 from iofold_tui.data.paths import schema_dir
-from iofold_tui.data.sources import open_source
+from iofold_tui.data.source.loader import open_source
 from iofold_tui.ui import labeling
 from iofold_tui.ui.app import IofoldApp
 from iofold_tui.ui.panes import matrix as matrix_mod

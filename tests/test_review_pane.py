@@ -9,7 +9,7 @@ import pytest
 from _review_helpers import ES, add_execution, add_unlabelled, feedback, feedback_count, finish, make_app
 from textual.widgets import Static, TextArea
 
-from iofold_tui.data.review_queue import QueueSpec, next_unlabelled, page_after
+from iofold_tui.data.labels.review_queue import QueueSpec, next_unlabelled, page_after
 from iofold_tui.ui.app import DatabaseChanged
 from iofold_tui.ui.panes.review import ReviewPane
 from iofold_tui.ui.panes.review_widgets import ReviewDocument

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from _eval_runs_helpers import EVAL, build_flip_template, executions, flip_db
 
-from iofold_tui.data.sources import open_source
+from iofold_tui.data.source.loader import open_source
 from iofold_tui.ui.app import IofoldApp
 from iofold_tui.ui.panes.matrix import MatrixPane
 from iofold_tui.ui.run_eval import RunEvalScreen

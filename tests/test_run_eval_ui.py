@@ -9,8 +9,8 @@ import pytest
 from _eval_runs_helpers import EVAL, FAST, build_flip_template, counters, dump, executions, flip_db, set_code
 from textual.widgets import DataTable, Static
 
-from iofold_tui.data.eval_runs import RunOptions
-from iofold_tui.data.sources import open_source
+from iofold_tui.data.evalrun.runs import RunOptions
+from iofold_tui.data.source.loader import open_source
 from iofold_tui.ui.app import IofoldApp, css_path
 from iofold_tui.ui.run_eval import EvalResultsApplied, RunEvalScreen, start_eval_run
 from iofold_tui.ui.screenshot import settle

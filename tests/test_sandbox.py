@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from iofold_tui.data.evalrun.sandbox import EvalCodeError, EvalRunner, ExecResult, check_code
 from iofold_tui.data.paths import schema_dir
-from iofold_tui.data.sandbox import EvalCodeError, EvalRunner, ExecResult, check_code
 
 FAST = {"jobs": 1, "timeout_s": 0.5}
 STEPS = json.dumps([{"step_id": "s1", "output": {"response": "All good"}, "tool_calls": []}])

@@ -1,4 +1,4 @@
-"""schema/seed.sql and the synthetic database generator (iofold_tui.data.synth)."""
+"""schema/seed.sql and the synthetic database generator (iofold_tui.data.source.synth)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from iofold_tui.data import synth
 from iofold_tui.data.errors import SourceError
 from iofold_tui.data.paths import schema_dir
+from iofold_tui.data.source import synth
 
 TABLES = ("users", "workspaces", "workspace_members", "integrations", "traces", "eval_sets", "feedback", "evals",
           "eval_executions", "jobs")

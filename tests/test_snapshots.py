@@ -9,7 +9,7 @@ from pathlib import Path
 from _hostile import make_hostile_db
 from textual.pilot import Pilot
 
-from iofold_tui.data.sources import open_source
+from iofold_tui.data.source.loader import open_source
 from iofold_tui.ui.app import IofoldApp
 from iofold_tui.ui.panes.trace_detail import TraceDetailScreen
 from iofold_tui.ui.screenshot import settle

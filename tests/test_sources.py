@@ -13,7 +13,7 @@ import pytest
 from conftest import SCHEMA, build_db
 
 from iofold_tui.data.errors import SourceError
-from iofold_tui.data.sources import open_source
+from iofold_tui.data.source.loader import open_source
 
 
 def test_sqlite_file_by_header_not_extension(tmp_path: Path) -> None:

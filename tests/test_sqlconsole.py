@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from _inspect_helpers import build_inspect_db, copy_db
 
-from iofold_tui.data import sql_history
 from iofold_tui.data.errors import ReadOnlyError
 from iofold_tui.data.paths import data_dir, path_key
 from iofold_tui.data.sanitize import one_line
-from iofold_tui.data.sql_presets import presets
-from iofold_tui.data.sqlconsole import Page, ResultCursor, SqlConsole
+from iofold_tui.data.sqlconsole import history as sql_history
+from iofold_tui.data.sqlconsole.console import Page, ResultCursor, SqlConsole
+from iofold_tui.data.sqlconsole.presets import presets
 
 COUNT_TO_1E9 = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) "
                 "SELECT count(*) FROM c")

@@ -11,7 +11,7 @@ from conftest import build_db
 from rich.text import Text
 from textual.widgets import Input, Static, Tree
 
-from iofold_tui.data.sources import open_source
+from iofold_tui.data.source.loader import open_source
 from iofold_tui.ui.app import IofoldApp
 from iofold_tui.ui.panes.trace_detail import TraceDetailScreen
 from iofold_tui.ui.panes.traces import TracesPane

@@ -11,8 +11,8 @@ import pytest
 from conftest import build_db
 
 from iofold_tui.data.sanitize import clean, one_line
-from iofold_tui.data.steps import parse_steps
-from iofold_tui.data.traces import TraceFilter, TraceQuery, scan_steps, total_traces
+from iofold_tui.data.traces.query import TraceFilter, TraceQuery, scan_steps, total_traces
+from iofold_tui.data.traces.steps import parse_steps
 
 
 @pytest.fixture(scope="module")
@@ -167,9 +167,9 @@ def test_parse_steps_never_raises() -> None:
 def test_core_never_imports_textual() -> None:
     code = (
         "import sys, pkgutil, importlib, iofold_tui.data as d\n"
-        "for m in pkgutil.iter_modules(d.__path__):\n"
-        "    importlib.import_module('iofold_tui.data.' + m.name)\n"
-        "import iofold_tui.data.sources\n"
+        "for m in pkgutil.walk_packages(d.__path__, 'iofold_tui.data.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "import iofold_tui.data.source.loader\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')]\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )

@@ -11,7 +11,7 @@ import pytest
 from wrangler_tools import WranglerProject, cleanup, temp_project
 
 from iofold_tui.data.errors import SourceError
-from iofold_tui.data.wrangler_state import copy_database, find_d1_databases, pick_database
+from iofold_tui.data.source.wrangler_state import copy_database, find_d1_databases, pick_database
 
 HEX_A, HEX_B = "a" * 64, "b" * 64
 

@@ -14,11 +14,11 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 
-from iofold_tui.data import catalog
-from iofold_tui.data.catalog import EvalSet, Workspace
 from iofold_tui.data.prefs import load_prefs, save_prefs
-from iofold_tui.data.sources import OpenedSource
-from iofold_tui.data.traces import TraceFilter
+from iofold_tui.data.source import catalog
+from iofold_tui.data.source.catalog import EvalSet, Workspace
+from iofold_tui.data.source.loader import OpenedSource
+from iofold_tui.data.traces.query import TraceFilter
 from iofold_tui.ui.keymap import load_keymap
 from iofold_tui.ui.palette import EvalProvider, FilterProvider, TraceIdProvider
 from iofold_tui.ui.pane import Pane

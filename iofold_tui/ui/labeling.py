@@ -15,7 +15,7 @@ from typing import Any
 from rich.text import Text
 
 from iofold_tui.data.errors import ReadOnlyError, SourceError
-from iofold_tui.data.labels import (
+from iofold_tui.data.labels.store import (
     UNCHANGED,
     LabelChange,
     LabelStore,

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.command import Hit, Hits, Provider
 
 from iofold_tui.data.sanitize import one_line
-from iofold_tui.data.traces import RATING_STATES
+from iofold_tui.data.traces.query import RATING_STATES
 
 
 class TraceIdProvider(Provider):

@@ -24,7 +24,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, ProgressBar, Static
 
 from iofold_tui.data.errors import ReadOnlyError
-from iofold_tui.data.eval_runs import (
+from iofold_tui.data.evalrun.runs import (
     CellChange,
     EvalRun,
     RunBatch,
@@ -37,7 +37,7 @@ from iofold_tui.data.eval_runs import (
     runs_path,
     undo_run,
 )
-from iofold_tui.data.sandbox import EvalCodeError, ExecResult, SandboxError
+from iofold_tui.data.evalrun.sandbox import EvalCodeError, ExecResult, SandboxError
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.text import cell, safe
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from textual.worker import WorkerCancelled
 
-from iofold_tui.data.sources import OpenedSource
+from iofold_tui.data.source.loader import OpenedSource
 from iofold_tui.ui.app import IofoldApp
 from iofold_tui.ui.panes import PANES
 from iofold_tui.ui.widgets import KeyFooter

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from iofold_tui.data.catalog import EvalSet, Workspace
-from iofold_tui.data.traces import TraceFilter
+from iofold_tui.data.source.catalog import EvalSet, Workspace
+from iofold_tui.data.traces.query import TraceFilter
 
 
 @dataclass

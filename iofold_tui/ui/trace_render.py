@@ -8,8 +8,8 @@ from typing import Any
 from rich.text import Text
 
 from iofold_tui.data.sanitize import clean, one_line
-from iofold_tui.data.steps import Step, ToolCall
-from iofold_tui.data.trace_detail import TraceDetail
+from iofold_tui.data.traces.detail import TraceDetail
+from iofold_tui.data.traces.steps import Step, ToolCall
 from iofold_tui.ui.text import RATING_STYLE
 
 ROLE_STYLE = {"user": "bold cyan", "assistant": "bold green", "system": "bold magenta", "tool": "bold yellow"}

@@ -16,8 +16,15 @@ from textual.message import Message
 from textual.widgets import DataTable, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
-from iofold_tui.data import evals as core
-from iofold_tui.data.evals import EvalCounts, EvalDetail, EvalList, EvalSummary, FieldDiff, TrainingTrace
+from iofold_tui.data.evals import versions as core
+from iofold_tui.data.evals.versions import (
+    EvalCounts,
+    EvalDetail,
+    EvalList,
+    EvalSummary,
+    FieldDiff,
+    TrainingTrace,
+)
 from iofold_tui.data.paths import cache_dir
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.ui.pane import Pane

@@ -20,7 +20,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from iofold_tui.data.evals import (
+from iofold_tui.data.evals.versions import (
     ChainLink,
     EvalCounts,
     EvalDetail,

@@ -16,8 +16,8 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from iofold_tui.data.inspect import IntegrationInfo, list_integrations
-from iofold_tui.data.inspect_util import literal
+from iofold_tui.data.inspect.integrations import IntegrationInfo, list_integrations
+from iofold_tui.data.inspect.util import literal
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes.sql import show_sql, workspace_scope
 from iofold_tui.ui.text import cell, safe

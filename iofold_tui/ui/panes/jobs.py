@@ -13,8 +13,9 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from iofold_tui.data.inspect import JOB_STATUSES, JOB_TYPES, JobCursor, JobPage, JobPayload, JobRow, list_jobs
-from iofold_tui.data.overview import job_groups
+from iofold_tui.data.inspect.job_payloads import JobPayload
+from iofold_tui.data.inspect.jobs import JOB_STATUSES, JOB_TYPES, JobCursor, JobPage, JobRow, list_jobs
+from iofold_tui.data.inspect.overview import job_groups
 from iofold_tui.ui.paged_table import Direction, PagedTable
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes.sql import workspace_scope

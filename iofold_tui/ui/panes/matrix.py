@@ -27,18 +27,14 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Input, Static
 
-from iofold_tui.data import catalog
 from iofold_tui.data.db import connect
-from iofold_tui.data.evals import EvalSummary, list_evals
-from iofold_tui.data.matrix import (
+from iofold_tui.data.evals.versions import EvalSummary, list_evals
+from iofold_tui.data.matrix.grid import (
     FILTERS,
     Cursor,
     MatrixPage,
     MatrixQuery,
     MatrixRow,
-    MatrixStats,
-    add_view_counts,
-    cached_stats,
     cells_for_confusion,
     first_page,
     jump_to,
@@ -50,7 +46,10 @@ from iofold_tui.data.matrix import (
     refresh_trace,
     row_for,
 )
+from iofold_tui.data.matrix.report import cached_stats
+from iofold_tui.data.matrix.stats import MatrixStats, add_view_counts
 from iofold_tui.data.sanitize import one_line
+from iofold_tui.data.source import catalog
 from iofold_tui.ui import labeling
 from iofold_tui.ui.paged_table import Direction
 from iofold_tui.ui.pane import Pane

@@ -17,12 +17,12 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Label, SelectionList, Static
 from textual.widgets.data_table import ColumnKey, RowKey
 
-from iofold_tui.data.evals import EvalDetail, load_eval
-from iofold_tui.data.matrix import Cell, MatrixRow, MatrixStats
-from iofold_tui.data.matrix_stats import SOURCE_VIEW
+from iofold_tui.data.evals.versions import EvalDetail, load_eval
+from iofold_tui.data.matrix.grid import Cell, MatrixRow
+from iofold_tui.data.matrix.stats import SOURCE_VIEW, MatrixStats
 from iofold_tui.data.sanitize import one_line
-from iofold_tui.data.trace_detail import TraceDetail, load_trace
-from iofold_tui.data.traces import TraceFilter
+from iofold_tui.data.traces.detail import TraceDetail, load_trace
+from iofold_tui.data.traces.query import TraceFilter
 from iofold_tui.ui.panes.trace_filters import TraceFilterScreen
 from iofold_tui.ui.row_table import same_cell
 from iofold_tui.ui.text import code, rating_text, safe

@@ -23,9 +23,11 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
-from iofold_tui.data.inspect import WARNING_KINDS, DataWarning, Overview, detect_warnings, overview
-from iofold_tui.data.inspect_util import literal
-from iofold_tui.data.jobs import DURATION_SQL, JOB_STATUSES
+from iofold_tui.data.inspect.checks import KINDS as WARNING_KINDS
+from iofold_tui.data.inspect.checks import DataWarning, detect_warnings
+from iofold_tui.data.inspect.jobs import DURATION_SQL, JOB_STATUSES
+from iofold_tui.data.inspect.overview import Overview, overview
+from iofold_tui.data.inspect.util import literal
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes.jobs import human_seconds
 from iofold_tui.ui.panes.sql import show_sql, workspace_scope

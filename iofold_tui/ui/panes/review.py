@@ -24,10 +24,8 @@ from textual.events import DescendantBlur
 from textual.message import Message
 from textual.widgets import TextArea
 
-from iofold_tui.data.catalog import EvalSet
 from iofold_tui.data.errors import SourceError
-from iofold_tui.data.labels import UNCHANGED, FeedbackRow, LabelStore, Step
-from iofold_tui.data.review_queue import (
+from iofold_tui.data.labels.review_queue import (
     ORDER_TITLES,
     ORDERS,
     QueueItem,
@@ -38,9 +36,11 @@ from iofold_tui.data.review_queue import (
     page_after,
     unlabelled_count,
 )
+from iofold_tui.data.labels.store import UNCHANGED, FeedbackRow, LabelStore, Step
 from iofold_tui.data.sanitize import one_line
-from iofold_tui.data.trace_detail import TraceDetail, load_trace
-from iofold_tui.data.traces import total_traces
+from iofold_tui.data.source.catalog import EvalSet
+from iofold_tui.data.traces.detail import TraceDetail, load_trace
+from iofold_tui.data.traces.query import total_traces
 from iofold_tui.ui import labeling
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes.review_widgets import (

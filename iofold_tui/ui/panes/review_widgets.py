@@ -19,10 +19,10 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static
 
-from iofold_tui.data.labels import FeedbackRow, SessionStats
-from iofold_tui.data.review_queue import balance_warning
+from iofold_tui.data.labels.review_queue import balance_warning
+from iofold_tui.data.labels.store import FeedbackRow, SessionStats
 from iofold_tui.data.sanitize import clean, one_line
-from iofold_tui.data.trace_detail import FeedbackEntry, TraceDetail
+from iofold_tui.data.traces.detail import FeedbackEntry, TraceDetail
 from iofold_tui.ui.text import RATING_STYLE
 from iofold_tui.ui.trace_render import step_text, summary, verdict
 

@@ -18,8 +18,9 @@ from textual.message import Message
 from textual.widgets import Static, TextArea
 
 from iofold_tui.data.errors import ReadOnlyError
-from iofold_tui.data.inspect import Page, Preset, ResultCursor, SqlConsole, presets
 from iofold_tui.data.sanitize import one_line
+from iofold_tui.data.sqlconsole.console import Page, ResultCursor, SqlConsole
+from iofold_tui.data.sqlconsole.presets import Preset, presets
 from iofold_tui.ui.paged_table import PagedTable
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes.sql_widgets import ResultWindow, Row, RowDetail, value_text

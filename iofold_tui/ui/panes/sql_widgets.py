@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from iofold_tui.data.inspect import ResultCursor
+from iofold_tui.data.sqlconsole.console import ResultCursor
 from iofold_tui.ui.text import cell, safe
 
 CELL_WIDTH = 60  # characters shown per cell in the table; the row detail shows what the console kept

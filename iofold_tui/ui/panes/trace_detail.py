@@ -12,8 +12,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, Tree
 
 from iofold_tui.data.sanitize import one_line
-from iofold_tui.data.steps import Step, pretty_json
-from iofold_tui.data.trace_detail import TraceDetail, load_trace
+from iofold_tui.data.traces.detail import TraceDetail, load_trace
+from iofold_tui.data.traces.steps import Step, pretty_json
 from iofold_tui.ui.text import code, safe
 from iofold_tui.ui.trace_render import step_text, summary, tool_call_text
 from iofold_tui.ui.widgets import PaneHeader

@@ -14,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
 from iofold_tui.data.sanitize import one_line
-from iofold_tui.data.traces import RATING_STATES, TraceFilter
+from iofold_tui.data.traces.query import RATING_STATES, TraceFilter
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

@@ -13,8 +13,15 @@ from textual.message import Message
 from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
-from iofold_tui.data import catalog
-from iofold_tui.data.traces import TraceFilter, TracePage, TraceQuery, TraceRow, scan_steps, total_traces
+from iofold_tui.data.source import catalog
+from iofold_tui.data.traces.query import (
+    TraceFilter,
+    TracePage,
+    TraceQuery,
+    TraceRow,
+    scan_steps,
+    total_traces,
+)
 from iofold_tui.ui import label_keys
 from iofold_tui.ui.paged_table import Direction
 from iofold_tui.ui.pane import Pane
@@ -23,7 +30,7 @@ from iofold_tui.ui.text import cell, rating_text
 from iofold_tui.ui.widgets import Confirm, Prompt
 
 if TYPE_CHECKING:
-    from iofold_tui.data.labels import Step
+    from iofold_tui.data.labels.store import Step
 
 PAGE_SIZE = 100
 # A jump lands in a part of the file nothing has read yet: a page there costs a few random reads per row

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from iofold_tui.data.errors import ReadOnlyError
-from iofold_tui.data.label_history import SidecarTxn as _SidecarTxn
-from iofold_tui.data.label_history import open_sidecar, utc_stamp
-from iofold_tui.data.matrix_stats import recomputed_counts
+from iofold_tui.data.labels.history import SidecarTxn as _SidecarTxn
+from iofold_tui.data.labels.history import open_sidecar, utc_stamp
+from iofold_tui.data.matrix.stats import recomputed_counts
 
 FORMAT_VERSION = "1"
 RUNNING, APPLIED, CANCELLED, INTERRUPTED, UNDOING, UNDONE = (

@@ -12,7 +12,7 @@ its output can be inspected) but the result is an error ``invalid steps JSON: ..
 
 Defence in depth, each layer tested by a hostile eval in tests/test_sandbox.py:
   1. static AST check (this module): imports, dunders, frame attributes, forbidden builtins;
-  2. run time, in a separate worker process (``sandbox_worker.py``): minimal builtins, proxy modules,
+  2. run time, in a separate worker process (``worker.py``): minimal builtins, proxy modules,
      an allow-list audit hook, rlimits (memory, files, fds, processes, CPU), a per-trace CPU timer;
   3. this process kills a worker that overruns the wall clock, and replaces any worker that dies.
 Workers are reused across traces and get batches of traces per round-trip.
@@ -191,7 +191,7 @@ def check_code(code: str, name: str | None = None) -> list[str]:
 
 # -- runner ---------------------------------------------------------------------------------------------
 
-WORKER_SCRIPT = Path(__file__).with_name("sandbox_worker.py")
+WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 STARTUP_TIMEOUT_S = 10.0  # interpreter start + imports + the eval's module code
 _HEADER = struct.Struct(">I")
 _TESTING_LAYERS = frozenset({"builtins", "audit", "rlimits"})

@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TextIO
 
-from iofold_tui.data.label_history import APPLIED, FeedbackRow, LabelChange, LabelHistory, utc_stamp
-from iofold_tui.data.labels import LabelStore
+from iofold_tui.data.labels.history import APPLIED, FeedbackRow, LabelChange, LabelHistory, utc_stamp
+from iofold_tui.data.labels.store import LabelStore
 from iofold_tui.data.sanitize import one_line
 
 Format = Literal["sql", "csv", "jsonl"]

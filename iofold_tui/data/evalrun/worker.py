@@ -1,6 +1,6 @@
 """The eval sandbox worker: runs one eval function over batches of traces inside several layers.
 
-Started by ``sandbox.EvalRunner`` as ``python -I -S sandbox_worker.py`` (stdlib only: it must not import
+Started by ``sandbox.EvalRunner`` as ``python -I -S worker.py`` (stdlib only: it must not import
 iofold_tui). The parent has already rejected the code on its AST; this process adds the run-time layers:
   1. a minimal builtins dict, a restricted ``__import__`` that hands out *proxies* of the allowed modules
      (public, non-module attributes only, so ``typing.sys`` & co. do not exist) and a getattr family that

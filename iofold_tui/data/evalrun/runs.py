@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from iofold_tui.data.db import BUSY_TIMEOUT_MS
 from iofold_tui.data.errors import ReadOnlyError
-from iofold_tui.data.eval_run_history import (
+from iofold_tui.data.evalrun.history import (
     APPLIED,
     CANCELLED,
     CHUNK,
@@ -55,9 +55,9 @@ from iofold_tui.data.eval_run_history import (
     undo_run,
     write_counters,
 )
-from iofold_tui.data.matrix_stats import recomputed_counts
-from iofold_tui.data.sandbox import EvalRunner, ExecResult
-from iofold_tui.data.traces import TraceFilter, TraceQuery
+from iofold_tui.data.evalrun.sandbox import EvalRunner, ExecResult
+from iofold_tui.data.matrix.stats import recomputed_counts
+from iofold_tui.data.traces.query import TraceFilter, TraceQuery
 
 __all__ = ["CellChange", "EvalRun", "EvalTarget", "RunBatch", "RunError", "RunOptions", "RunProgress",
            "RunSummary", "Selection", "UndoReport", "count_selected", "describe_selection", "iter_selected",

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from iofold_tui.data.errors import ReadOnlyError, SourceError
-from iofold_tui.data.label_history import (
+from iofold_tui.data.labels.history import (
     APPLIED,
     PENDING,
     REDOING,

@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from iofold_tui.data.traces import TraceFilter, _where
+from iofold_tui.data.traces.query import TraceFilter, _where
 
 Order = Literal["unlabelled", "contradicted"]
 ORDERS: tuple[Order, ...] = ("unlabelled", "contradicted")

@@ -61,7 +61,7 @@ def _tables(conn: sqlite3.Connection) -> tuple[dict[str, list[str]], dict[str, s
 
 def _view_state(conn: sqlite3.Connection) -> str:
     """One definition of "the standard view" for the whole app: the matrix's (see matrix_stats)."""
-    from iofold_tui.data.matrix_stats import SOURCE_MISSING, SOURCE_VIEW, comparison_source
+    from iofold_tui.data.matrix.stats import SOURCE_MISSING, SOURCE_VIEW, comparison_source
 
     source = comparison_source(conn)
     return "standard" if source == SOURCE_VIEW else "missing" if source == SOURCE_MISSING else "customised"

@@ -1,5 +1,5 @@
 """The contradiction matrix, headless: the report behind ``iofold-tui stats``, its text table, and the
-on-disk statistics cache. Statistics live in ``matrix_stats``, the paged grid in ``matrix_grid``
+on-disk statistics cache. Statistics live in ``matrix.stats``, the paged grid in ``matrix.grid``
 (both re-exported here so callers import one module)."""
 
 from __future__ import annotations
@@ -13,41 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from iofold_tui.data.catalog import EvalSet, eval_sets
-from iofold_tui.data.catalog import resolve_eval_set as _resolve
-from iofold_tui.data.matrix_grid import (  # noqa: F401  (re-exported)
-    CONFUSION_CELLS,
-    FILTERS,
-    Cell,
-    ConfusionPage,
-    Cursor,
-    MatrixPage,
-    MatrixQuery,
-    MatrixRow,
-    cells_for_confusion,
-    first_page,
-    jump_to,
-    last_page,
-    next_contradiction,
-    page_after,
-    page_before,
-    prepare,
-    previous_contradiction,
-    refresh_trace,
-    row_for,
-)
-from iofold_tui.data.matrix_stats import (  # noqa: F401  (re-exported)
+from iofold_tui.data.matrix.stats import (
     METRICS,
-    EvalCounts,
     MatrixStats,
-    Metric,
-    add_view_counts,
     comparison_source,
     compute_stats,
-    recomputed_counts,
 )
 from iofold_tui.data.paths import cache_dir, path_key
 from iofold_tui.data.sanitize import one_line
+from iofold_tui.data.source.catalog import EvalSet, eval_sets
+from iofold_tui.data.source.catalog import resolve_eval_set as _resolve
 
 CACHE_FORMAT = 1
 

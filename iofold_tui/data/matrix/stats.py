@@ -29,7 +29,7 @@ from fractions import Fraction
 from typing import Any
 
 from iofold_tui.data.paths import schema_dir
-from iofold_tui.data.schema import VIEW_COLUMNS
+from iofold_tui.data.source.schema import VIEW_COLUMNS
 
 RATINGS = ("positive", "negative", "neutral", "unlabelled")
 STATES = ("pass", "fail", "error", "not_run")

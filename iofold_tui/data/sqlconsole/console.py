@@ -17,8 +17,8 @@ from pathlib import Path
 from iofold_tui.data.db import connect
 from iofold_tui.data.errors import ReadOnlyError
 from iofold_tui.data.sanitize import one_line
-from iofold_tui.data.sql_guard import WRITE_KEYWORDS, ReadOnlyAuthorizer, leading_keyword
-from iofold_tui.data.sql_history import SqlHistory
+from iofold_tui.data.sqlconsole.guard import WRITE_KEYWORDS, ReadOnlyAuthorizer, leading_keyword
+from iofold_tui.data.sqlconsole.history import SqlHistory
 
 PROGRESS_STEPS = 10_000  # VM instructions between cancellation checks
 Cell = str | None  # None is SQL NULL; everything else is display-safe one-line text

@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlite_utils
 
-from iofold_tui.data.sources import OpenedSource
+from iofold_tui.data.source.loader import OpenedSource
 
 
 def source_info(opened: OpenedSource) -> dict[str, Any]:

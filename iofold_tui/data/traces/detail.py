@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 
-from iofold_tui.data.steps import ParsedSteps, parse_steps
+from iofold_tui.data.traces.steps import ParsedSteps, parse_steps
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from iofold_tui.data.inspect_checks import scoped_recount_sql
-from iofold_tui.data.inspect_util import literal
-from iofold_tui.data.jobs import DURATION_SQL
-from iofold_tui.data.overview import BUCKET_CASE
+from iofold_tui.data.inspect.checks import scoped_recount_sql
+from iofold_tui.data.inspect.jobs import DURATION_SQL
+from iofold_tui.data.inspect.overview import BUCKET_CASE
+from iofold_tui.data.inspect.util import literal
 
 
 @dataclass(frozen=True)

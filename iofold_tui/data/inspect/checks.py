@@ -13,8 +13,8 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from iofold_tui.data.inspect_util import has_columns, schema_columns, where, ws_cond
-from iofold_tui.data.matrix_stats import SOURCE_VIEW, comparison_source, recomputed_counts
+from iofold_tui.data.inspect.util import has_columns, schema_columns, where, ws_cond
+from iofold_tui.data.matrix.stats import SOURCE_VIEW, comparison_source, recomputed_counts
 
 INFLATED = "inflated_contradictions"
 CONFLICTING = "conflicting_labels"

@@ -20,7 +20,7 @@ from typing import Literal
 from iofold_tui.data import paths
 from iofold_tui.data.db import Database, connect
 from iofold_tui.data.errors import SourceError
-from iofold_tui.data.schema import SchemaInfo, detect
+from iofold_tui.data.source.schema import SchemaInfo, detect
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 SourceKind = Literal["sqlite", "d1-export", "wrangler-dir", "demo"]
@@ -126,7 +126,7 @@ def open_source(
         raise SourceError(origin, "no such file or directory")
     notes: list[str] = []
     if origin.is_dir():
-        from iofold_tui.data.wrangler_state import pick_database
+        from iofold_tui.data.source.wrangler_state import pick_database
 
         db_path = pick_database(origin)
         kind: SourceKind = "wrangler-dir"
@@ -134,7 +134,7 @@ def open_source(
     elif _is_sqlite(origin):
         db_path, kind = origin, "sqlite"
     else:  # anything else must be a D1 export; the loader names what is wrong with it when it is not
-        from iofold_tui.data.d1export import open_export
+        from iofold_tui.data.source.d1export import open_export
 
         db_path, report = open_export(origin, progress=progress)
         kind = "d1-export"
@@ -163,7 +163,7 @@ def _is_sqlite(path: Path) -> bool:
 
 def _open_demo() -> OpenedSource:
     """A fresh copy of the demo (schema/ + seed) every launch, with a fresh label history."""
-    from iofold_tui.data.synth import build_demo_db
+    from iofold_tui.data.source.synth import build_demo_db
 
     folder = paths.cache_dir() / "demo"
     if folder.exists():

@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from iofold_tui.data.inspect_util import schema_columns
-from iofold_tui.data.job_payloads import JobPayload, describe_job_payload
+from iofold_tui.data.inspect.job_payloads import JobPayload, describe_job_payload
+from iofold_tui.data.inspect.util import schema_columns
 
 JOB_TYPES = ("import", "generate", "execute")
 JOB_STATUSES = ("queued", "running", "completed", "failed", "cancelled")

@@ -11,10 +11,10 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 
-from iofold_tui.data.inspect_checks import DataWarning, detect_warnings
-from iofold_tui.data.inspect_util import has_columns, literal, schema_columns, where, ws_cond
-from iofold_tui.data.integrations import IntegrationInfo, list_integrations
-from iofold_tui.data.jobs import DURATION_SQL
+from iofold_tui.data.inspect.checks import DataWarning, detect_warnings
+from iofold_tui.data.inspect.integrations import IntegrationInfo, list_integrations
+from iofold_tui.data.inspect.jobs import DURATION_SQL
+from iofold_tui.data.inspect.util import has_columns, literal, schema_columns, where, ws_cond
 
 BUCKETS = (("high", "≥ 90 %"), ("medium", "80–90 %"), ("low", "< 80 %"), ("none", "no accuracy"))
 BUCKET_CONDITIONS = {

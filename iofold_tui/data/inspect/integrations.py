@@ -7,7 +7,7 @@ import re
 import sqlite3
 from dataclasses import dataclass
 
-from iofold_tui.data.inspect_util import has_columns, literal, schema_columns, where, ws_cond
+from iofold_tui.data.inspect.util import has_columns, literal, schema_columns, where, ws_cond
 from iofold_tui.data.sanitize import clean
 
 # Columns shown besides the key state; absent ones (older/newer schemas) read as NULL.

@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from iofold_tui.data.matrix_stats import EvalCounts, recomputed_counts
+from iofold_tui.data.matrix.stats import EvalCounts, recomputed_counts
 from iofold_tui.data.sanitize import clean
 
 MAX_LIST = 5_000  # evals shown per set; more is said on screen
