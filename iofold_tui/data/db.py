@@ -7,6 +7,8 @@ second writer (wrangler dev, a script) delays a label instead of failing it.
 
 from __future__ import annotations
 
+import codecs
+import functools
 import sqlite3
 import threading
 import time
@@ -22,6 +24,34 @@ BUSY_TIMEOUT_MS = 5000
 WRITE_RETRIES = 5
 
 
+def _mark_undecodable(exc: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: every byte that is not UTF-8 becomes a visible ``⟨\\xFF⟩``."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    bad = exc.object[exc.start:exc.end]
+    return "".join(f"⟨\\x{b:02X}⟩" for b in bad), exc.end
+
+
+UNDECODABLE = "iofold-undecodable"
+codecs.register_error(UNDECODABLE, _mark_undecodable)
+
+# TEXT values that are not valid UTF-8 (CAST(X'ff' AS TEXT), lone surrogates written as CESU-8) would
+# fail a whole query with "Could not decode to UTF-8"; every connection decodes tolerantly instead, and
+# the bad bytes stay visible as ⟨\xFF⟩. A partial of ``str`` runs in C: no Python frame per value.
+decode_text = functools.partial(str, encoding="utf-8", errors=UNDECODABLE)
+
+
+def tolerant(conn: sqlite3.Connection) -> sqlite3.Connection:
+    """Make ``conn`` decode any TEXT value (used by every connection the app opens on user data)."""
+    conn.text_factory = decode_text
+    return conn
+
+
+def quote_ident(name: object) -> str:
+    """An SQL identifier, double-quoted with embedded quotes doubled: the one way names enter SQL text."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
 def connect(path: Path, *, read_only: bool = False, immutable: bool = False) -> sqlite3.Connection:
     """Open ``path`` (read-only through a URI so SQLite itself refuses writes)."""
     if read_only or immutable:
@@ -31,6 +61,7 @@ def connect(path: Path, *, read_only: bool = False, immutable: bool = False) -> 
     else:
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     conn.row_factory = sqlite3.Row
+    tolerant(conn)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     return conn
 

@@ -9,20 +9,52 @@ ever renders the result as plain ``Text``/``Content`` (never parsed as markup).
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
+from collections.abc import Iterator
 
-# Characters that reorder or hide text on a terminal: shown as ⟨U+XXXX⟩.
-_INVISIBLE = {0x200B, 0x200E, 0x200F, 0x2028, 0x2029, 0xFEFF, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
+# Characters that reorder, hide or control text on a terminal, all shown as ⟨U+XXXX⟩: every code point
+# of Unicode's Cc (controls), Cf (format: bidi embeddings/overrides/isolates, U+061C, zero-width space
+# and joiners, BOM, soft hyphen, tag characters …), Zl/Zp (line/paragraph separators) and Cs (lone
+# surrogates, which a terminal cannot even encode). Format characters live in planes 0, 1 and 14 only.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+_PLANES = (range(0x0000, 0x20000), range(0xE0000, 0xE1000))
+# ⟨\xFF⟩ is how the connection's decoder (data/db.py) shows a byte that is not UTF-8; a string decoded
+# with ``surrogateescape`` carries the same bytes as U+DC80..U+DCFF and gets the same marker.
+_ESCAPED_BYTES = range(0xDC80, 0xDD00)
+_EMOJI = "\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF"
+# A zero-width joiner inside an emoji sequence (👩‍👩‍👧) is what makes it one picture: kept.
+_EMOJI_ZWJ = re.compile(f"(?<=[{_EMOJI}\uFE0F])⟨U\\+200D⟩(?=[{_EMOJI}])")
+
+
+def hidden_code_points() -> Iterator[int]:
+    """Every code point the sanitiser makes visible (besides tab and newline, which it lays out)."""
+    category = unicodedata.category
+    for plane in _PLANES:
+        for start in range(plane.start, plane.stop, 1024):
+            if 0xD800 <= start < 0xE000:
+                continue  # the surrogates, below
+            chars = "".join(map(chr, range(start, start + 1024)))
+            if not chars.isprintable():  # most blocks hold no Cc/Cf/Z*: skipped in one C call
+                yield from (start + i for i, ch in enumerate(chars) if category(ch) in _HIDDEN_CATEGORIES)
+    yield from range(0xD800, 0xE000)
+
+
+def _marker(code: int) -> str:
+    if code < 0x20:
+        return chr(0x2400 + code)  # ␀ ␁ ... ␛ ... ␟
+    if code == 0x7F:
+        return "␡"
+    if code in _ESCAPED_BYTES:
+        return f"⟨\\x{code - 0xDC00:02X}⟩"
+    return f"⟨U+{code:04X}⟩"
+
+
+_HIDDEN = tuple(hidden_code_points())
 
 
 def _build_table(keep_newlines: bool) -> dict[int, str]:
-    table: dict[int, str] = {}
-    for code in range(0x20):
-        table[code] = chr(0x2400 + code)  # ␀ ␁ ... ␛ ... ␟
-    table[0x7F] = "␡"
-    for code in range(0x80, 0xA0):
-        table[code] = f"⟨U+{code:04X}⟩"
-    for code in _INVISIBLE:
-        table[code] = f"⟨U+{code:04X}⟩"
+    table = {code: _marker(code) for code in _HIDDEN}
     table[0x09] = "    "  # tabs expand unpredictably in cells
     if keep_newlines:
         table[0x0A] = "\n"
@@ -65,7 +97,7 @@ def _truncate(text: str, limit: int | None) -> str:
 def clean(value: object, limit: int | None = DEFAULT_LIMIT) -> str:
     """Multi-line safe text: newlines kept, every other control character made visible."""
     text = _truncate(to_str(value), limit)
-    return text.translate(_MULTILINE)
+    return _visible(text, _MULTILINE)
 
 
 def one_line(value: object, width: int | None = 200) -> str:
@@ -73,4 +105,30 @@ def one_line(value: object, width: int | None = 200) -> str:
     text = to_str(value)
     if width is not None and len(text) > width:
         text = text[: max(width - 1, 0)] + "…"
-    return text.translate(_ONE_LINE)
+    return _visible(text, _ONE_LINE)
+
+
+def _visible(text: str, table: dict[int, str]) -> str:
+    if text.isascii() and text.isprintable():
+        return text  # the common case, without a per-character pass
+    out = text.translate(table)
+    if "⟨U+200D⟩" in out:
+        out = _EMOJI_ZWJ.sub("\u200d", out)
+    return out
+
+
+def _json_escape(code: int) -> str:
+    if code > 0xFFFF:  # JSON escapes are UTF-16: a surrogate pair
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+_JSON_ESCAPES = {code: _json_escape(code) for code in _HIDDEN if code >= 0x7F}
+
+
+def json_text(value: object, *, indent: int | None = 2) -> str:
+    """JSON for a terminal or a pipe: readable non-ASCII text, but every control, format, bidi and
+    separator character (and any lone surrogate) escaped as ``\\uXXXX``, so the output can neither
+    drive the terminal nor hide or reorder text, and always encodes as UTF-8."""
+    return json.dumps(value, indent=indent, ensure_ascii=False, default=to_str).translate(_JSON_ESCAPES)

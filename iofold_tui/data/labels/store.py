@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from iofold_tui.data.db import tolerant
 from iofold_tui.data.errors import ReadOnlyError, SourceError
 from iofold_tui.data.labels.history import (
     APPLIED,
@@ -150,6 +151,7 @@ class LabelStore:
             try:
                 conn = sqlite3.connect(f"{uri}?{mode}", uri=True, isolation_level=None,
                                        timeout=busy_timeout_s, check_same_thread=False)
+                tolerant(conn)  # invalid UTF-8 in a note or id must not fail a read
                 conn.execute("PRAGMA foreign_keys=ON")  # a label on a missing trace fails here, not on D1
                 conn.execute("PRAGMA cache_size=-32000")  # per connection: bulk steps touch many index pages
                 conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()

@@ -13,6 +13,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from iofold_tui.data.db import tolerant
 from iofold_tui.data.errors import SourceError
 
 MINIFLARE_DIR = "miniflare-D1DatabaseObject"
@@ -63,7 +64,7 @@ def _probe(path: Path) -> D1Candidate:
     size = _size(path)
     try:
         # Read-only: a read-only connection never checkpoints, so wrangler's files stay as they were.
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        conn = tolerant(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True))
         try:
             names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         finally:

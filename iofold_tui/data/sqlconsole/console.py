@@ -66,10 +66,6 @@ class ResultCursor:
         self.done = True
 
 
-def _decode(raw: bytes) -> str:
-    return raw.decode("utf-8", "replace")
-
-
 def _one_line_error(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return one_line(text[0] if text else type(exc).__name__, 300)
@@ -126,8 +122,7 @@ class SqlConsole:
         if self._conn is None:
             conn = connect(self.db_path, read_only=not self._allow_writes, immutable=self.immutable)
             conn.row_factory = None  # plain tuples: cheaper, and column names come from description
-            # Hostile data holds invalid UTF-8; the default decoder would fail the whole page on one cell.
-            conn.text_factory = _decode
+            # connect() already decodes invalid UTF-8 tolerantly (bad bytes shown as ⟨\xFF⟩).
             if not self._allow_writes:
                 conn.execute("PRAGMA query_only = 1")
                 conn.set_authorizer(self._guard)
