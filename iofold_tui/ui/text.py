@@ -25,6 +25,13 @@ def cell(value: object, width: int | None = 120, style: str = "") -> Text:
     return Text(one_line(value, width), style=style, no_wrap=True, overflow="ellipsis")
 
 
+def rating_label(rating: object) -> str:
+    """A rating in words: one of the three in capitals, anything else stored there visibly marked."""
+    if rating in RATING_STYLE:
+        return str(rating).upper()
+    return f"⚠ {'NULL' if rating is None else one_line(repr(rating) if isinstance(rating, str) else rating, 20)} (not a rating)"
+
+
 def rating_text(rating: str | None) -> Text:
     return Text(RATING_SYMBOL.get(rating, f"? {one_line(rating, 10)}"), style=RATING_STYLE.get(rating or "", "dim"))
 

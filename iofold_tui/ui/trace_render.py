@@ -10,7 +10,7 @@ from rich.text import Text
 from iofold_tui.data.sanitize import clean, one_line
 from iofold_tui.data.traces.detail import TraceDetail
 from iofold_tui.data.traces.steps import Step, ToolCall
-from iofold_tui.ui.text import RATING_STYLE
+from iofold_tui.ui.text import RATING_STYLE, rating_label
 
 ROLE_STYLE = {"user": "bold cyan", "assistant": "bold green", "system": "bold magenta", "tool": "bold yellow"}
 SUMMARY_LIMIT = 4_000
@@ -65,7 +65,8 @@ def summary(detail: TraceDetail, *, blind: bool = False, limit: int = SUMMARY_LI
     labels = Text()
     for fb in detail.feedback:
         labels.append(one_line(fb.eval_set_name, 40) + ": ")
-        labels.append(fb.rating, style=RATING_STYLE.get(fb.rating, ""))
+        labels.append(fb.rating if fb.rating in RATING_STYLE else rating_label(fb.rating),
+                      style=RATING_STYLE.get(fb.rating, "bold"))
         if fb.notes:
             labels.append(f' "{one_line(fb.notes, 80)}"', style="italic")
         labels.append("   ")

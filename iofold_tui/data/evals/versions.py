@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from iofold_tui.data.matrix.stats import EvalCounts, recomputed_counts
 from iofold_tui.data.sanitize import clean
+from iofold_tui.data.values import to_float, to_int, to_text
 
 MAX_LIST = 5_000  # evals shown per set; more is said on screen
 MAX_TEST_ROWS = 5_000
@@ -104,18 +105,8 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {str(r[1]) for r in conn.execute(f'PRAGMA table_info("{table}")')}
 
 
-def _int(value: object) -> int | None:
-    try:
-        return None if value is None else int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return None
-
-
-def _float(value: object) -> float | None:
-    try:
-        return None if value is None or isinstance(value, bool) else float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
+_int = to_int
+_float = to_float
 
 
 def _summary(row: Mapping[str, Any]) -> EvalSummary:
@@ -442,7 +433,7 @@ def training_traces(conn: sqlite3.Connection, ids: Sequence[str], eval_set_id: s
     sql = """SELECT j.value, t.id IS NOT NULL, f.rating, substr(t.input_preview, 1, 200)
              FROM json_each(?) j LEFT JOIN traces t ON t.id = j.value
              LEFT JOIN feedback f ON f.trace_id = t.id AND f.eval_set_id = ? ORDER BY j.key"""
-    return [TrainingTrace(str(r[0]), bool(r[1]), r[2], str(r[3] or ""))
+    return [TrainingTrace(to_text(r[0]), bool(r[1]), r[2], str(r[3] or ""))
             for r in conn.execute(sql, (json.dumps(wanted), eval_set_id))]
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from iofold_tui.data.inspect.job_payloads import JobPayload, describe_job_payload
 from iofold_tui.data.inspect.util import schema_columns
+from iofold_tui.data.values import show_time, to_float, to_int, to_text, to_timestamp
 
 JOB_TYPES = ("import", "generate", "execute")
 JOB_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
@@ -50,11 +51,8 @@ class JobRow:
     @property
     def progress_pct(self) -> int:
         """Progress clamped to 0–100 (stored values outside the range or non-numeric are seen in real data)."""
-        try:
-            value = int(float(str(self.progress)))
-        except (TypeError, ValueError):
-            return 0
-        return max(0, min(100, value))
+        value = to_int(self.progress)
+        return 0 if value is None else max(0, min(100, value))
 
     def describe(self) -> dict[str, JobPayload]:
         """Pretty-printed context / metadata / result (only the ones present), in that order."""
@@ -72,9 +70,21 @@ class JobPage:
     next_cursor: JobCursor | None  # None on the last page
 
 
-def _round(seconds: float | None) -> float | None:
+def _round(seconds: object) -> float | None:
     # julianday() arithmetic carries ~10 µs of float noise (1 s reads 0.99999…): keep milliseconds.
-    return None if seconds is None else round(float(seconds), 3)
+    value = to_float(seconds)
+    return None if value is None else round(value, 3)
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else to_text(value)
+
+
+def _time(value: object) -> str | None:
+    """A stored timestamp as text; anything that is not a timestamp (a number, a BLOB) visibly marked."""
+    if value is None or (isinstance(value, str) and to_timestamp(value) is not None):
+        return value  # type: ignore[return-value]
+    return show_time(value)
 
 
 def _keyset(cursor: JobCursor | None) -> tuple[str, dict[str, object]]:
@@ -125,12 +135,14 @@ def list_jobs(
     has_meta = "metadata" in cols
     jobs = [
         JobRow(
-            id=r[0], workspace_id=r[1], type=r[2], status=r[3], progress=r[4], context=r[5], result=r[6],
-            error=r[7], created_at=r[8], started_at=r[9], completed_at=r[10], metadata=r[11],
+            id=to_text(r[0]), workspace_id=_text(r[1]), type=_text(r[2]), status=_text(r[3]), progress=r[4],
+            context=_text(r[5]), result=_text(r[6]), error=_text(r[7]), created_at=_time(r[8]),
+            started_at=_time(r[9]), completed_at=_time(r[10]), metadata=_text(r[11]),
             duration_s=_round(r[12]), elapsed_s=_round(r[13]), has_metadata_column=has_meta,
         )
         for r in rows[:limit]
     ]
     more = len(rows) > limit
-    next_cursor = JobCursor(jobs[-1].created_at, jobs[-1].id) if more and jobs else None
+    last = rows[limit - 1] if more and jobs else None  # the raw stored values: the keyset compares them
+    next_cursor = JobCursor(last[8], last[0]) if last is not None else None
     return JobPage(jobs, next_cursor)

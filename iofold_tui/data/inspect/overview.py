@@ -15,6 +15,7 @@ from iofold_tui.data.inspect.checks import DataWarning, detect_warnings
 from iofold_tui.data.inspect.integrations import IntegrationInfo, list_integrations
 from iofold_tui.data.inspect.jobs import DURATION_SQL
 from iofold_tui.data.inspect.util import has_columns, literal, schema_columns, where, ws_cond
+from iofold_tui.data.values import to_count, to_float
 
 BUCKETS = (("high", "≥ 90 %"), ("medium", "80–90 %"), ("low", "< 80 %"), ("none", "no accuracy"))
 BUCKET_CONDITIONS = {
@@ -121,7 +122,8 @@ class Overview:
 
 def _round(seconds: float | None) -> float | None:
     """julianday() arithmetic carries ~10 µs of float noise (1 s reads 0.99999…): keep milliseconds."""
-    return None if seconds is None else round(float(seconds), 3)
+    value = to_float(seconds)
+    return None if value is None else round(value, 3)
 
 
 def _ws_sets(ws: str) -> str:
@@ -174,7 +176,7 @@ def eval_set_progress(conn: sqlite3.Connection, workspace_id: str | None) -> lis
         f"{where(ws_cond('s.workspace_id', workspace_id))} GROUP BY s.id ORDER BY s.name, s.id"
     ).fetchall()
     return [
-        EvalSetProgress(r[0], r[1], int(r[2] or 0), int(r[3] or 0), int(r[4] or 0), int(r[5] or 0),
+        EvalSetProgress(r[0], r[1], to_count(r[2]), to_count(r[3]), to_count(r[4]), to_count(r[5]),
                         f"SELECT * FROM feedback WHERE eval_set_id = {literal(r[0])} ORDER BY rating, created_at")
         for r in rows
     ]
@@ -186,7 +188,7 @@ def accuracy_buckets(conn: sqlite3.Connection, workspace_id: str | None) -> list
     counts = dict(conn.execute(f"SELECT {BUCKET_CASE} AS bucket, count(*) {base}{where(ws)} GROUP BY bucket").fetchall())
     listing = "SELECT e.id, e.name, e.version, e.eval_set_id, e.accuracy, e.status, e.created_at "
     return [
-        AccuracyBucket(b, label, int(counts.get(b, 0)),
+        AccuracyBucket(b, label, to_count(counts.get(b, 0)),
                        f"{listing}{base}{where(BUCKET_CONDITIONS[b], ws)} ORDER BY e.accuracy DESC, e.created_at DESC")
         for b, label in BUCKETS
     ]
@@ -199,7 +201,7 @@ def integration_counts(conn: sqlite3.Connection, workspace_id: str | None) -> li
     ).fetchall()
     cols = "id, platform, name, status, error_message, last_synced_at"  # never api_key_encrypted
     return [
-        IntegrationCount(r[0], r[1], int(r[2]), f"SELECT {cols} FROM integrations"
+        IntegrationCount(r[0], r[1], to_count(r[2]), f"SELECT {cols} FROM integrations"
                          f"{where(f'platform IS {literal(r[0])}', f'status IS {literal(r[1])}', ws)} ORDER BY name")
         for r in rows
     ]
@@ -213,7 +215,7 @@ def job_groups(conn: sqlite3.Connection, workspace_id: str | None) -> list[JobGr
         "GROUP BY type, status ORDER BY type, status"
     ).fetchall()
     return [
-        JobGroup(r[0], r[1], int(r[2]), _round(r[3]), int(r[4]),
+        JobGroup(r[0], r[1], to_count(r[2]), _round(r[3]), to_count(r[4]),
                  f"SELECT *, {DURATION_SQL} AS duration_s FROM jobs"
                  f"{where(f'type IS {literal(r[0])}', f'status IS {literal(r[1])}', ws)} ORDER BY created_at DESC")
         for r in rows

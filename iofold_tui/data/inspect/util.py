@@ -6,7 +6,10 @@ id are written into them as quoted literals rather than bound parameters.
 
 from __future__ import annotations
 
+import math
 import sqlite3
+
+from iofold_tui.data.values import to_count
 
 
 def literal(value: str | int | float | None) -> str:
@@ -15,8 +18,12 @@ def literal(value: str | int | float | None) -> str:
         return "NULL"
     if isinstance(value, bool):
         return str(int(value))
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return repr(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else "NULL"  # nan/inf have no SQL literal
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"X'{bytes(value).hex()}'"
     return "'" + str(value).replace("'", "''") + "'"
 
 
@@ -52,4 +59,4 @@ def where(*conditions: str | None) -> str:
 
 def scalar(conn: sqlite3.Connection, sql: str, params: tuple[object, ...] = ()) -> int:
     row = conn.execute(sql, params).fetchone()
-    return int(row[0] or 0) if row is not None else 0
+    return to_count(row[0]) if row is not None else 0

@@ -30,6 +30,7 @@ from typing import Any
 
 from iofold_tui.data.paths import schema_dir
 from iofold_tui.data.source.schema import VIEW_COLUMNS
+from iofold_tui.data.values import to_count, to_float, to_int
 
 RATINGS = ("positive", "negative", "neutral", "unlabelled")
 STATES = ("pass", "fail", "error", "not_run")
@@ -342,11 +343,11 @@ def _load_evals(conn: sqlite3.Connection, eval_set_id: str | None, eval_ids: Seq
     out = []
     for r in conn.execute(_EVALS.format(where=where), params):
         out.append(MatrixStats(
-            eval_id=str(r[0]), eval_set_id=str(r[1]), name=str(r[2] or ""), version=int(r[3] or 0),
+            eval_id=str(r[0]), eval_set_id=str(r[1]), name=str(r[2] or ""), version=to_count(r[3]),
             status=str(r[4] or ""), source=source,
-            stored_accuracy=None if r[5] is None else float(r[5]),
-            stored_contradictions=None if r[6] is None else int(r[6]),
-            stored_executions=None if r[7] is None else int(r[7]),
+            stored_accuracy=to_float(r[5]),
+            stored_contradictions=to_int(r[6]),
+            stored_executions=to_int(r[7]),
         ))
     return out
 

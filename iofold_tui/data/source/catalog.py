@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from iofold_tui.data.values import to_count
 from dataclasses import dataclass
 
 
@@ -38,7 +39,7 @@ def eval_sets(conn: sqlite3.Connection, workspace_id: str | None = None) -> list
         sql += " WHERE workspace_id = ?"
         params = (workspace_id,)
     rows = conn.execute(sql + " ORDER BY name, id", params).fetchall()
-    return [EvalSet(str(r[0]), str(r[1]), str(r[2]), r[3], int(r[4] or 0)) for r in rows]
+    return [EvalSet(str(r[0]), str(r[1]), str(r[2]), r[3], to_count(r[4])) for r in rows]
 
 
 def resolve_eval_set(conn: sqlite3.Connection, name_or_id: str, workspace_id: str | None = None) -> EvalSet:

@@ -6,6 +6,7 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from iofold_tui.data.traces.steps import ParsedSteps, parse_steps
+from iofold_tui.data.values import to_bool, to_count
 
 
 @dataclass(frozen=True)
@@ -63,13 +64,13 @@ def load_trace(conn: sqlite3.Connection, trace_id: str, *, max_executions: int =
         raw = raw.decode("utf-8", "replace")
     detail = TraceDetail(
         id=str(row[0]), external_id=str(row[1] or ""), source=str(row[2] or ""), timestamp=str(row[3] or ""),
-        workspace_id=str(row[4] or ""), integration_id=str(row[5] or ""), has_errors=bool(row[6]),
-        step_count=int(row[7] or 0), input_preview=str(row[8] or ""), output_preview=str(row[9] or ""),
+        workspace_id=str(row[4] or ""), integration_id=str(row[5] or ""), has_errors=bool(to_bool(row[6])),
+        step_count=to_count(row[7]), input_preview=str(row[8] or ""), output_preview=str(row[9] or ""),
         metadata=row[10] if isinstance(row[10], str) or row[10] is None else str(row[10]),
         steps_raw=raw if isinstance(raw, str) or raw is None else str(raw), steps=parse_steps(raw),
     )
     detail.feedback = [
-        FeedbackEntry(str(r[0]), str(r[1] or r[0]), str(r[2]), r[3], r[4])
+        FeedbackEntry(str(r[0]), str(r[1] or r[0]), r[2], r[3], r[4])
         for r in conn.execute(
             "SELECT f.eval_set_id, es.name, f.rating, f.notes, f.updated_at FROM feedback f "
             "LEFT JOIN eval_sets es ON es.id = f.eval_set_id WHERE f.trace_id = ? ORDER BY es.name", (trace_id,)
@@ -77,7 +78,7 @@ def load_trace(conn: sqlite3.Connection, trace_id: str, *, max_executions: int =
     ]
     try:
         detail.executions = [
-            ExecutionEntry(str(r[0]), str(r[1] or r[0]), int(r[2] or 0), str(r[3] or ""), r[4], str(r[5] or ""),
+            ExecutionEntry(str(r[0]), str(r[1] or r[0]), to_count(r[2]), str(r[3] or ""), r[4], str(r[5] or ""),
                            r[6], r[7], r[8], r[9], r[10])
             for r in conn.execute(
                 "SELECT x.eval_id, e.name, e.version, e.eval_set_id, x.result, x.reason, x.error, "

@@ -23,7 +23,7 @@ from iofold_tui.data.labels.review_queue import balance_warning
 from iofold_tui.data.labels.store import FeedbackRow, SessionStats
 from iofold_tui.data.sanitize import clean, one_line
 from iofold_tui.data.traces.detail import FeedbackEntry, TraceDetail
-from iofold_tui.ui.text import RATING_STYLE
+from iofold_tui.ui.text import RATING_STYLE, rating_label
 from iofold_tui.ui.trace_render import step_text, summary, verdict
 
 STEPS_BUDGET = 16_000  # characters of full steps rendered inline; Enter opens the full trace view
@@ -207,7 +207,7 @@ def label_line(label: FeedbackRow | None, draft: str | None) -> Text:
     if label is None:
         out.append("unlabelled", style="dim")
     else:
-        out.append(label.rating.upper(), style=RATING_STYLE.get(label.rating, "bold"))
+        out.append(rating_label(label.rating), style=RATING_STYLE.get(label.rating, "bold"))
         if label.notes:
             out.append(f'  "{one_line(label.notes, 100)}"', style="italic")
     if draft:
