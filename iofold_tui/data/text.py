@@ -1,10 +1,14 @@
-"""Words for counts: ``plural(1, "eval")`` is "1 eval", ``plural(2, "eval")`` "2 evals"."""
+"""Small wording helpers shared by the CLI and the UI (no textual/rich here)."""
 
 from __future__ import annotations
 
 
-def plural(count: int, singular: str, plural_form: str | None = None) -> str:
-    """``count`` with thousands separators and the noun in the right number ("1 step", "1,525 steps",
-    ``plural(n, "match", "matches")``)."""
-    word = singular if count == 1 else (plural_form or singular + "s")
-    return f"{count:,} {word}"
+def plural(n: int, noun: str, plural_noun: str | None = None) -> str:
+    """``plural(1, "label change")`` → "1 label change"; ``plural(1500, "step")`` → "1,500 steps".
+
+    The last word gets an "s" (or "es" after s/x/z/ch/sh) unless ``plural_noun`` is given."""
+    if n == 1:
+        return f"1 {noun}"
+    if plural_noun is None:
+        plural_noun = noun + ("es" if noun.endswith(("s", "x", "z", "ch", "sh")) else "s")
+    return f"{n:,} {plural_noun}"
