@@ -93,10 +93,10 @@ async def test_paging_end_home_and_jump(many_db: Path) -> None:
         await settle(app, pilot)
         first = _ids(app)
         assert len(first) == 100
-        assert "1–100 of 255" in _status(app)
+        assert "rows 1–36 of 255" in _status(app)  # the rows on screen (40 lines less header and footer)
         await pilot.press("end")
         await settle(app, pilot)
-        assert "156–255 of 255" in _status(app)
+        assert "rows 220–255 of 255" in _status(app)
         assert _ids(app)[-1] == "bulk_001"  # the oldest
         await pilot.press("home")
         await settle(app, pilot)
@@ -105,13 +105,15 @@ async def test_paging_end_home_and_jump(many_db: Path) -> None:
         table.move_cursor(row=99)
         await pilot.press("down")  # past the page edge: the next page loads
         await settle(app, pilot)
-        assert "101–200 of 255" in _status(app)
+        assert "rows 101–136 of 255" in _status(app)
         await pilot.press("up")
         await settle(app, pilot)
-        assert "1–100" in _status(app)
+        assert "rows 65–100 of 255" in _status(app)
         await pilot.press("colon", *"bulk_042", "enter")
         await settle(app, pilot)
         assert table.cursor_key == "bulk_042"
+        top, visible = table.visible_rows()  # the header says where the jump landed
+        assert f"rows {5 + 250 - 42 + 1 - table.cursor_row + top}–" in _status(app) and "at bulk_042" in _status(app)
 
 
 async def test_filter_dialog_applies_rating(seed_db: Path) -> None:

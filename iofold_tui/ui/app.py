@@ -76,12 +76,15 @@ class IofoldApp(App[None]):
         self._data_version: int | None = None
         self._others_version: int | None = None
         self.review_with_filter = False  # set by open_review_queue, consumed by the review pane
+        self.trace_columns: object = None  # the trace list's columns (ui/trace_columns.py), per database
 
     @property
     def db(self):  # noqa: ANN201 - Database; a property so panes read it one way
         return self.source.db
 
     def on_mount(self) -> None:
+        if self.source.kind != "demo":
+            self.trace_columns = load_prefs(self.db.path).get("trace_columns")
         keymap, problem = load_keymap()
         self.user_keymap = keymap
         if keymap:
@@ -185,6 +188,7 @@ class IofoldApp(App[None]):
             "workspace_id": self.state.workspace_id,
             "trace_filter": {k: getattr(flt, k) for k in self.REMEMBERED_FILTER},
             "theme": self.theme,
+            "trace_columns": self.trace_columns,
         })
 
     # -- jumps used by the palette and by panes ---------------------------------------------------------

@@ -76,6 +76,19 @@ def disabled_reason(app: Any) -> str | None:
         return str(exc)
 
 
+def explain_disabled(app: Any) -> bool:
+    """A label/undo key in a pane where labelling is off: say why (one notification) and return True."""
+    reason = disabled_reason(app)
+    if reason:
+        app.notify(f"labelling disabled: {one_line(reason, 160)}", severity="warning")
+        return True
+    if app.state.eval_set_id is None:
+        app.notify("no eval set to label in: pick one (v) or create one in review mode (R, then c)",
+                   severity="warning")
+        return True
+    return False
+
+
 def _wrap(fn: Callable[[], Any]) -> Any:
     try:
         return fn()

@@ -111,6 +111,9 @@ class RowTable(PageEdges, ScrollView, can_focus=True):
     class Boundary(PageBoundary):
         pass
 
+    class Viewport(Message):
+        """The rows on screen changed (scrolled, new page): e.g. "rows 24–46 of 5,000" in a header."""
+
     class RowSelected(Message):
         def __init__(self, table: RowTable, row_key: RowKey) -> None:
             super().__init__()
@@ -199,8 +202,20 @@ class RowTable(PageEdges, ScrollView, can_focus=True):
         key = row_key.value if isinstance(row_key, RowKey) else row_key
         return self._cells[key][list(self.columns).index(column_key)]
 
+    def visible_rows(self) -> tuple[int, int]:
+        """(index of the first row on screen, how many rows are on screen) within this page."""
+        top = round(self.scroll_y)
+        return top, max(0, min(self._body_height, len(self._keys) - top))
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if round(old_value) != round(new_value):
+            self.post_message(self.Viewport())
+
     def update_cell(self, row_key: str | RowKey, column_key: str, value: Text | str) -> None:
         key = row_key.value if isinstance(row_key, RowKey) else row_key
+        if column_key not in self.columns or key not in self._cells:
+            return  # a hidden column, or a row no longer on this page
         self._cells[key][list(self.columns).index(column_key)] = value
         self._strips.pop(key, None)
         self._painted.pop(key, None)
@@ -347,6 +362,7 @@ class RowTable(PageEdges, ScrollView, can_focus=True):
 
     def on_resize(self) -> None:
         self._show_cursor()
+        self.post_message(self.Viewport())
 
     # -- keys and mouse --------------------------------------------------------------------------------
     def action_cursor_down(self) -> None:
@@ -358,12 +374,17 @@ class RowTable(PageEdges, ScrollView, can_focus=True):
             self.move_cursor(row=self.cursor_row - 1)
 
     def action_page_down(self) -> None:
+        """One screen down: the rows below the screen come up and the cursor keeps its place on screen."""
         if not self._past_last():
-            self.move_cursor(row=self.cursor_row + self._body_height)
+            height = self._body_height
+            self.scroll_to(y=round(self.scroll_y) + height, animate=False, immediate=True)
+            self.move_cursor(row=self.cursor_row + height)
 
     def action_page_up(self) -> None:
         if not self._past_first():
-            self.move_cursor(row=self.cursor_row - self._body_height)
+            height = self._body_height
+            self.scroll_to(y=max(0, round(self.scroll_y) - height), animate=False, immediate=True)
+            self.move_cursor(row=self.cursor_row - height)
 
     def action_cursor_left(self) -> None:
         if self.cursor_type == "cell":

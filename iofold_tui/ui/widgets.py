@@ -97,8 +97,10 @@ class PaneHeader(SteadyStatic):
             if part:
                 line.append("  ")
                 line.append(one_line(part, 60), style="bold")
-        if pane_keys:
-            line.append(f"   panes: {pane_keys} · ? keys", style="dim")
+        if pane_keys:  # on a narrow terminal the short form, so the first line does not wrap
+            wide = f"   panes: {pane_keys} · ? keys"
+            fits = not self.size.width or line.cell_len + len(wide) <= self.size.width - 2
+            line.append(wide if fits else f"   {pane_keys} ?", style="dim")
         if status:
             line.append("\n")
             line.append(status if isinstance(status, Text) else Text(status))

@@ -241,6 +241,23 @@ class TraceQuery:
                          (time.perf_counter() - start) * 1000, focus_id=target[0].id)
         return page
 
+    def exists(self, trace_id: str) -> bool:
+        """A trace with this internal id or external trace_id exists (whatever the filter)."""
+        return self.conn.execute("SELECT 1 FROM traces WHERE id = ? UNION ALL SELECT 1 FROM traces WHERE trace_id = ? "
+                                 "LIMIT 1", (trace_id, trace_id)).fetchone() is not None
+
+    def position(self, key: tuple[Any, int]) -> int:
+        """How many matching rows come before ``key`` in the list's order (a jump's "row k of N"): the
+        rows after it in the reverse SQL order, counted per keyset segment (a worker job, like count)."""
+        base = _where(self.flt, self._rating_is_rare())
+        total = 0
+        for where, params in keyset.segments(key, not self._forward()):
+            clauses = base.where + where
+            sql = ("SELECT count(*) FROM traces t LEFT JOIN feedback f ON f.trace_id = t.id AND f.eval_set_id = ? "
+                   + ("WHERE " + " AND ".join(clauses) if clauses else ""))
+            total += int(self.conn.execute(sql, [self.flt.eval_set_id or "", *base.params, *params]).fetchone()[0])
+        return total
+
     def count(self) -> int:
         """Rows matching the filter (a worker job: proportional to the matches' index range)."""
         base = _where(self.flt, drive_from_feedback=True)

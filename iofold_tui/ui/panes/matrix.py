@@ -909,10 +909,7 @@ class MatrixPane(Pane):
 
     # -- relabelling ---------------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("label", "undo", "redo") and (self.iofold.state.eval_set_id is None
-                                                     or labeling.disabled_reason(self.app)):
-            return None  # greyed out in the footer
-        return True
+        return True  # label keys stay enabled where labelling is off: pressing one says why
 
     def action_label(self, rating: str) -> None:
         t0 = time.perf_counter()
@@ -934,9 +931,13 @@ class MatrixPane(Pane):
             self._apply_transitions([(trace_id, old, new)], t0)
 
     def action_undo(self) -> None:
+        if labeling.explain_disabled(self.app):
+            return
         labeling.undo_redo(self.app, undo=True, done=lambda step: self._after_travel(step, undo=True))
 
     def action_redo(self) -> None:
+        if labeling.explain_disabled(self.app):
+            return
         labeling.undo_redo(self.app, undo=False, done=lambda step: self._after_travel(step, undo=False))
 
     def _after_travel(self, step: object, *, undo: bool) -> None:

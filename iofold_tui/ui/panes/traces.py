@@ -14,6 +14,8 @@ from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
 from iofold_tui.data.source import catalog
+from iofold_tui.data.text import plural
+from iofold_tui.data.traces.preview import preview_text
 from iofold_tui.data.traces.query import (
     TraceFilter,
     TracePage,
@@ -22,7 +24,7 @@ from iofold_tui.data.traces.query import (
     scan_steps,
     total_traces,
 )
-from iofold_tui.ui import label_keys
+from iofold_tui.ui import label_keys, trace_columns
 from iofold_tui.ui.paged_table import Direction
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.row_table import RowTable
@@ -94,6 +96,8 @@ class TracesPane(Pane):
         Binding("c", "clear_filters", "Clear", id="traces.clear"),
         Binding("o", "toggle_order", "Order", id="traces.order"),
         Binding("colon", "goto", "Go to id", id="traces.goto"),
+        Binding("y", "copy_id", "Copy id", id="traces.copy_id"),
+        Binding("C", "choose_columns", "Columns", id="traces.columns"),
         Binding("escape", "cancel_scan", "Stop search", id="traces.cancel", show=False, priority=True),
         Binding("space", "toggle_select", "Select", id="traces.select"),
         Binding("asterisk", "select_all", "Select all/none", id="traces.select_all"),
@@ -114,23 +118,65 @@ class TracesPane(Pane):
         # (direction, edge key) -> (generation, page) read ahead in the background; at most two pages.
         self.prefetched: dict[tuple[str, tuple[str, int]], tuple[int, TracePage]] = {}
         self.selected: set[str] = set()  # trace ids for bulk labelling; survive paging and filters
+        self.jump_target: str | None = None  # the id the last ":" jump (or --select) asked for
+        self.at_id: str | None = None
 
     def compose_body(self) -> ComposeResult:
         table = RowTable(id="traces")  # the search bar is mounted above it on the first "/"
-        for key, label, width in (("sel", "", 1), ("time", "time", 19), ("source", "source", 10),
-                                  ("input", "input", 40), ("output", "output", 40), ("steps", "steps", 5),
-                                  ("err", "err", 3), ("rating", "rating", 6)):
+        self.column_choice = trace_columns.from_prefs(getattr(self.app, "trace_columns", None))
+        columns, self.compact_time = trace_columns.layout(self.column_choice, self.app.size.width)
+        for key, label, width in columns:
             table.add_column(label, width=width, key=key)
         yield table
         yield Static(id="progress-line")
 
     def on_resize(self) -> None:
-        """Give the two preview columns whatever width the fixed columns leave."""
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        """Lay the chosen columns out for this width: drop the lowest priorities first, previews share the
+        rest. Changing which columns show (or the time format) rebuilds the page's cells."""
         table = self.table
-        fixed = sum(c.width for k, c in table.columns.items() if k not in ("input", "output"))
-        spare = max(20, table.size.width - fixed - 2 * len(table.columns) - 2)
-        for key in ("input", "output"):
-            table.set_column_width(key, spare // 2)
+        width = table.size.width or self.app.size.width
+        columns, compact = trace_columns.layout(self.column_choice, width)
+        if [k for k, _, _ in columns] == list(table.columns) and compact == self.compact_time:
+            for key, _, w in columns:
+                table.set_column_width(key, w)
+            return
+        self.compact_time = compact
+        focus = table.cursor_key
+        table.clear(columns=True)
+        for key, label, w in columns:
+            table.add_column(label, width=w, key=key)
+        if self.page is not None:
+            table.show_page(((r.id, self._cells(r)) for r in self.page.rows), has_before=self.page.has_before,
+                            has_after=self.page.has_after, focus_key=focus)
+
+    def action_choose_columns(self) -> None:
+        def done(choice: list[trace_columns.ColumnChoice] | None) -> None:
+            if choice is None:
+                return
+            self.column_choice = choice
+            self.app.trace_columns = trace_columns.to_prefs(choice)  # type: ignore[attr-defined]
+            save = getattr(self.app, "save_prefs", None)
+            if save is not None and self.iofold.state.workspaces:
+                save()
+            self._fit_columns()
+
+        self.app.push_screen(trace_columns.ColumnChooser(self.column_choice), done)
+
+    def action_copy_id(self) -> None:
+        key = self.table.cursor_key
+        if key is None:
+            return
+        self.app.copy_to_clipboard(key)
+        self.notify(f"copied {cell(key, 60).plain} via OSC 52; your terminal must allow clipboard writes")
+
+    def select_item(self, trace_id: str) -> None:
+        """Put the cursor on one trace (``--select``, screenshots)."""
+        self.generation += 1
+        self.jump_target = trace_id
+        self.load_page("around", focus_id=trace_id)
 
     @property
     def table(self) -> RowTable:
@@ -148,6 +194,9 @@ class TracesPane(Pane):
         self.generation += 1
         self.matching = None
         self.page = None
+        start = getattr(self.app, "start_select", None)
+        if not self._shown_once and start and getattr(self.app, "start_pane", None) == "traces":
+            focus_id = self.jump_target = start  # iofold-tui DB --select TRACE_ID
         if focus_id:
             self.load_page("around", focus_id=focus_id)
         elif not self._shown_once and not flt.describe() and flt.workspace_id is None:
@@ -201,9 +250,18 @@ class TracesPane(Pane):
         if direction == "around" and focus_id:
             page = query.around(focus_id, JUMP_PAGE_SIZE)
             if page is None:
-                self.app.call_from_thread(self.notify, f"trace {focus_id} is not in the list with the current filters",
+                shown = cell(focus_id, 60).plain
+                self.app.call_from_thread(self.notify, f"trace {shown} is not in the list with the current filters "
+                                          "(c clears them)" if query.exists(focus_id) else f"no trace with id {shown}",
                                           severity="warning")
+                if self.page is None:  # nothing on screen yet (--select of a missing id): the first page
+                    self.post_message(PageLoaded(query.first_page(PAGE_SIZE), "first", generation))
                 return
+            self.post_message(PageLoaded(page, direction, generation))
+            if page.rows:  # where the page sits in the list: "rows k–m of N" in the header
+                position = query.position(page.rows[0].key)
+                self.app.call_from_thread(self._jump_position, position, page, generation)
+            return
         elif direction == "last":
             page = query.last_page(PAGE_SIZE)
         elif direction == "after" and key:
@@ -238,6 +296,8 @@ class TracesPane(Pane):
         elif message.direction == "around":
             self.first_index = None
         self.page = page
+        # "at <id>" in the header while the page a jump (:, --select) asked for is on screen
+        self.at_id = page.focus_id if message.direction == "around" and page.focus_id == self.jump_target else None
         self.table.show_page(((r.id, self._cells(r)) for r in page.rows), has_before=page.has_before,
                              has_after=page.has_after, focus_key=page.focus_id,
                              cursor="last" if message.direction in ("before", "last") else "first")
@@ -251,6 +311,15 @@ class TracesPane(Pane):
         if keys:  # after this page is painted: its reads would compete with the paint for the GIL
             self.call_after_refresh(self._prefetch, keys, self.generation, self.current_filter())
 
+    def _jump_position(self, position: int, page: TracePage, generation: int) -> None:
+        if generation == self.generation and self.page is page:
+            self.first_index = position
+            self.update_status()
+
+    @on(RowTable.Viewport)
+    def _viewport(self) -> None:
+        self.update_status()
+
     def on_count_loaded(self, message: CountLoaded) -> None:
         if message.generation != self.generation:
             return
@@ -260,30 +329,44 @@ class TracesPane(Pane):
         self.update_status()
 
     def _cells(self, row: TraceRow) -> list[Text | str]:
-        return [
-            self._marker(row.id),
-            cell(row.timestamp.replace("T", " ")[:19], 19),
-            cell(row.source, 10),
-            cell(row.input_preview, PREVIEW_CHARS),
-            cell(row.output_preview, PREVIEW_CHARS),
-            Text(str(row.step_count), justify="right"),
-            Text("✗", style="bold red") if row.has_errors else Text(""),
-            rating_text(row.rating),
-        ]
+        """The row's cells for the columns on screen (``trace_columns`` decides which)."""
+        stamp = row.timestamp.replace("T", " ")
+        values: dict[str, Text | str] = {
+            "sel": self._marker(row.id),
+            "time": cell(stamp[5:16] if self.compact_time and stamp[:4].isdigit() else stamp[:19], 19),
+            "id": cell(row.id, 80),
+            "ext": cell(row.external_id, 80),
+            "source": cell(row.source, 10),
+            "input": cell(preview_text(row.input_preview), PREVIEW_CHARS),
+            "output": cell(row.output_preview, PREVIEW_CHARS),
+            "steps": Text(str(row.step_count), justify="right"),
+            "err": Text("✗", style="bold red") if row.has_errors else Text(""),
+            "rating": rating_text(row.rating),
+        }
+        return [values[key] for key in self.table.columns]
 
     def update_status(self) -> None:
         flt = self.current_filter()
         status = Text()
-        rows = len(self.page.rows) if self.page else 0
+        top, visible = self.table.visible_rows()
         if self.matching is None:
             status.append("counting… ", style="dim")
         else:
-            shown = f"{self.first_index + 1:,}–{self.first_index + rows:,}" if self.first_index is not None and rows else ("—" if not rows else "page")
+            if not self.matching:
+                shown = "no rows"
+            elif not visible:
+                shown = "—"
+            elif self.first_index is not None:
+                shown = f"rows {self.first_index + top + 1:,}–{self.first_index + top + visible:,}"
+            else:
+                shown = "rows ?"  # a jump's position is being counted
             status.append(f"{shown} of {self.matching:,}", style="bold")
             if self.total is not None and self.matching != self.total:
                 status.append(f" matching (of {self.total:,} traces)")
             else:
                 status.append(" traces")
+        if self.at_id:
+            status.append(f"  ·  at {cell(self.at_id, 40).plain}", style="bold cyan")
         parts = flt.describe()
         status.append("  ·  " + ("filters: " + " · ".join(parts) if parts else "no filters"), style="cyan" if parts else "dim")
         status.append(f"  ·  {'newest' if flt.newest_first else 'oldest'} first")
@@ -360,6 +443,7 @@ class TracesPane(Pane):
         def go(value: str | None) -> None:
             if value and value.strip():
                 self.generation += 1
+                self.jump_target = value.strip()
                 self.load_page("around", focus_id=value.strip())
 
         self.app.push_screen(Prompt("Go to trace (id or external trace_id)"), go)
@@ -389,7 +473,9 @@ class TracesPane(Pane):
                 self.scan_note = ""
                 self.apply_filter(step_text="", step_rowids=None)
                 return
-            self.iofold.set_trace_filter(step_text=value, step_rowids=None)
+            # The filter changes when the scan is done: until then the list and its header show the
+            # current filter, with the search in progress noted.
+            self.scan_needle, self.scan_done = value, 0.0
             self.scan_note = f'searching steps for "{value}"… (Esc stops)'
             self.update_status()
             self.scan(value)
@@ -418,13 +504,22 @@ class TracesPane(Pane):
         if not message.finished:
             line.add_class("visible")
             pct = 100 * message.done / max(message.total, 1)
+            self.scan_done = pct
             bar = "█" * int(pct / 4) + "░" * (25 - int(pct / 4))
             line.update(Text(f" steps search {bar} {pct:5.1f}%  {message.found:,} found  (Esc stops)", style="yellow"))
             return
         line.remove_class("visible")
         flt = self.iofold.state.trace_filter
-        self.scan_note = "" if message.complete else f"step search stopped early: first {message.found:,} matches"
-        self.iofold.state.trace_filter = replace(flt, step_rowids=tuple(message.rowids or ()))
+        needle = getattr(self, "scan_needle", flt.step_text)
+        if not message.complete and not message.found:  # stopped before any match: nothing to show
+            self.scan_note = ""
+            self.notify(f'step search for "{cell(needle, 40).plain}" stopped after {self.scan_done:.0f}% '
+                        "of the traces, before any match; the list is as it was")
+            self.update_status()
+            return
+        self.scan_note = "" if message.complete else (
+            f"step search stopped after {self.scan_done:.0f}%: {plural(message.found, 'match', 'matches')} so far")
+        self.iofold.state.trace_filter = replace(flt, step_text=needle, step_rowids=tuple(message.rowids or ()))
         self.reload()
 
     def action_cancel_scan(self) -> None:
@@ -441,12 +536,6 @@ class TracesPane(Pane):
     # -- labelling and bulk selection (one LabelStore per app: ui/labeling.py) --------------------------
     def _marker(self, trace_id: str) -> Text:
         return Text("●", style="bold magenta") if trace_id in self.selected else Text(" ")
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("label", "undo", "redo") and (self.iofold.state.eval_set_id is None
-                                                     or _labeling().disabled_reason(self.app)):
-            return None  # greyed out in the footer; pressing it explains why
-        return True
 
     def action_toggle_select(self) -> None:
         key = self.table.cursor_key
@@ -542,7 +631,12 @@ class TracesPane(Pane):
         self.reload()
 
     def action_undo(self) -> None:
+        # Label keys stay enabled on a read-only source: pressing one says why it does nothing.
+        if _labeling().explain_disabled(self.app):
+            return
         _labeling().undo_redo(self.app, undo=True, done=lambda _step: self.reload())
 
     def action_redo(self) -> None:
+        if _labeling().explain_disabled(self.app):
+            return
         _labeling().undo_redo(self.app, undo=False, done=lambda _step: self.reload())
