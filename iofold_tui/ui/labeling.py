@@ -25,6 +25,7 @@ from iofold_tui.data.labels.store import (
     UndoConflictError,
 )
 from iofold_tui.data.sanitize import one_line
+from iofold_tui.data.text import plural
 from iofold_tui.ui.label_keys import RATING_KEYS, label_bindings, undo_bindings  # noqa: F401 - re-exported
 from iofold_tui.ui.widgets import Confirm
 
@@ -117,20 +118,23 @@ def travel(store: LabelStore, *, undo: bool, force: bool = False) -> Step | None
     return _wrap(lambda: store.undo(force=force) if undo else store.redo(force=force))
 
 
-def describe_change(change: LabelChange) -> str:
+def describe_change(change: LabelChange, *, undone: bool = False) -> str:
+    """"trace_001: unlabelled → positive", read in the direction the label moved (``undone``: back)."""
     old = change.old.rating if change.old else "unlabelled"
     new = change.new.rating if change.new else "unlabelled"
+    if undone:
+        old, new = new, old
     if old == new:
         return f"{one_line(change.trace_id, 40)}: note {'edited' if change.new else 'cleared'}"
     return f"{one_line(change.trace_id, 40)}: {old} → {new}"
 
 
 def describe_step(step: Step, *, undone: bool) -> str:
-    """"Undid: trace_001: unlabelled → positive" / "Redid bulk label of 120 traces"."""
+    """"Undid trace_001: positive → unlabelled" / "Redid bulk step of 120 labels"."""
     verb = "Undid" if undone else "Redid"
     if len(step.changes) == 1:
-        return f"{verb}: {describe_change(step.changes[0])}"
-    return f"{verb} {step.kind} step of {len(step.changes):,} labels"
+        return f"{verb} {describe_change(step.changes[0], undone=undone)}"
+    return f"{verb} {step.kind} step of {plural(len(step.changes), 'label')}"
 
 
 def conflict_question(exc: UndoConflictError, *, undo: bool) -> Text:

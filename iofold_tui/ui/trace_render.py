@@ -9,6 +9,7 @@ from rich.text import Text
 
 from iofold_tui.data.sanitize import clean, one_line
 from iofold_tui.data.traces.detail import TraceDetail
+from iofold_tui.data.traces.preview import preview_text
 from iofold_tui.data.traces.steps import Step, ToolCall
 from iofold_tui.ui.text import RATING_STYLE, rating_label
 
@@ -47,7 +48,7 @@ def summary(detail: TraceDetail, *, blind: bool = False, limit: int = SUMMARY_LI
                f"  ·  {one_line(detail.external_id, 60)}\n", style="dim")
     if parsed.error:
         out.append(f"⚠ {one_line(parsed.error, 200)} — the raw text is shown in the steps view (r)\n", style="bold yellow")
-    _field(out, "REQUEST", clean(parsed.user_request or detail.input_preview, limit) or "—")
+    _field(out, "REQUEST", clean(parsed.user_request or preview_text(detail.input_preview), limit) or "—")
     _field(out, "ANSWER", clean(parsed.final_answer or detail.output_preview, limit) or "—")
     tools = parsed.tool_calls
     if tools:

@@ -50,6 +50,7 @@ from iofold_tui.data.matrix.report import cached_stats
 from iofold_tui.data.matrix.stats import MatrixStats, add_view_counts
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.source import catalog
+from iofold_tui.data.traces.preview import preview_text
 from iofold_tui.ui import labeling
 from iofold_tui.ui.paged_table import Direction
 from iofold_tui.ui.pane import Pane
@@ -460,7 +461,7 @@ class MatrixPane(Pane):
             rating_text(row.rating),
             cell(row.note or "", 60, style="italic"),
             *[matrix_cell(c) for c in row.cells],
-            cell(row.input_preview, 200),
+            cell(preview_text(row.input_preview), 200),
         ]
 
     def on_page_loaded(self, message: PageLoaded) -> None:

@@ -61,6 +61,7 @@ CACHE = 16  # trace details kept in memory
 _TIER_TITLES = {"unlabelled": "unlabelled", "labelled": "labelled", "contradicted": "contradicted by an eval",
                 "labelled_plain": "labelled"}
 _WRITE_ACTIONS = {"label", "edit_note", "undo", "redo"}
+_MOVE_GROUP = Binding.Group("Next/Prev", compact=True)
 
 
 class QueueFilled(Message):
@@ -118,17 +119,17 @@ class ReviewPane(Pane):
     BINDINGS = [
         *labeling.label_bindings("review"),
         Binding("s", "skip", "Skip", id="review.skip"),
-        Binding("j,down", "next", "Next", id="review.next"),
-        Binding("k,up", "previous", "Prev", id="review.previous"),
+        Binding("j,down", "next", "Next", id="review.next", group=_MOVE_GROUP),
+        Binding("k,up", "previous", "Prev", id="review.previous", group=_MOVE_GROUP),
         Binding("right_square_bracket", "next_unlabelled", "Unlabelled", id="review.next_unlabelled"),
         Binding("e", "edit_note", "Note", id="review.note"),
         *labeling.undo_bindings("review"),
         Binding("b", "toggle_blind", "Blind", id="review.blind"),
-        Binding("t", "toggle_auto", "Auto", id="review.auto_advance"),
+        Binding("t", "toggle_auto", "Auto", id="review.auto_advance", show=False),  # the bar shows its state
         Binding("o", "cycle_order", "Order", id="review.order"),
         Binding("f", "toggle_filter", "Filter", id="review.filter"),
         Binding("c", "new_eval_set", "New set", id="review.new_eval_set"),
-        Binding("enter", "open_trace", "Full", id="review.open"),
+        Binding("enter", "open_trace", "Full trace", id="review.open", show=False),  # said in the steps line
         Binding("pageup", "scroll('up')", "Scroll up", id="review.scroll_up", show=False),
         Binding("pagedown,space", "scroll('down')", "Scroll down", id="review.scroll_down", show=False),
         Binding("home", "scroll('home')", "Top", id="review.scroll_home", show=False),
@@ -458,11 +459,15 @@ class ReviewPane(Pane):
         if item is not None:
             tiers = self.spec.tiers() if self.spec else ()
             tier = _TIER_TITLES.get(tiers[item.tier], "") if 0 <= item.tier < len(tiers) else "jumped to"
+            if tier == "unlabelled" and self.label is not None:  # the queue tier it came from is history now
+                tier = "labelled now"
+            elif tier in ("labelled", "contradicted by an eval") and self.label is None:
+                tier = "label removed"
             bar.append(f"#{self.pos + 1} this session", style="bold")
             bar.append(f"  {one_line(item.trace_id, 50)}  ({tier})", style="dim")
         bar.append(f"  ·  queue: {ORDER_TITLES[self.order]}")
         bar.append(f"{' + trace filter' if self.use_filter else ''}", style="cyan")
-        bar.append(f"  ·  auto-advance {'on' if self.auto_advance else 'off'}")
+        bar.append(f"  ·  auto-advance {'on' if self.auto_advance else 'off'} (t)")
         if self.blind:
             bar.append("  ·  BLIND", style="bold magenta")
         if extra is not None:

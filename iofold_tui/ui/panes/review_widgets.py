@@ -22,6 +22,7 @@ from textual.widgets import Static
 from iofold_tui.data.labels.review_queue import balance_warning
 from iofold_tui.data.labels.store import FeedbackRow, SessionStats
 from iofold_tui.data.sanitize import clean, one_line
+from iofold_tui.data.text import plural
 from iofold_tui.data.traces.detail import FeedbackEntry, TraceDetail
 from iofold_tui.ui.text import RATING_STYLE, rating_label
 from iofold_tui.ui.trace_render import step_text, summary, verdict
@@ -40,7 +41,8 @@ def trace_text(detail: TraceDetail, eval_set_id: str, eval_set_name: str, label:
                blind: bool) -> Text:
     """Summary up front (request, answer, tools, errors, labels), then this set's eval verdicts.
     ``label`` is the live label of this set (the loaded detail may predate the last key press)."""
-    feedback = [fb for fb in detail.feedback if fb.eval_set_id != eval_set_id]
+    # Blind mode: nothing that could anchor the judgement before this set's label, other sets' labels too.
+    feedback = [] if blind and label is None else [fb for fb in detail.feedback if fb.eval_set_id != eval_set_id]
     if label is not None:
         feedback.insert(0, FeedbackEntry(eval_set_id, eval_set_name, label.rating, label.notes, label.updated_at))
     out = summary(replace(detail, feedback=feedback, executions=[]))
@@ -48,7 +50,11 @@ def trace_text(detail: TraceDetail, eval_set_id: str, eval_set_name: str, label:
     rest = [ex for ex in detail.executions if ex.eval_set_id != eval_set_id]
     if blind and label is None:
         out.append("EVALS    ", style="bold")
-        out.append(f"{len(mine)} verdict(s) hidden: blind mode, label first\n", style="dim")
+        hidden = plural(len(mine), "verdict")
+        others = len([fb for fb in detail.feedback if fb.eval_set_id != eval_set_id])
+        if others:
+            hidden += f" and {plural(others, 'label')} of other eval sets"
+        out.append(f"{hidden} hidden: blind mode, label first\n", style="dim")
         return out
     for ex in mine[:12]:
         out.append("EVAL     ", style="bold")
@@ -58,7 +64,7 @@ def trace_text(detail: TraceDetail, eval_set_id: str, eval_set_name: str, label:
             out.append("  ⚠ contradicts your label", style="bold magenta")
         out.append(f"  {one_line(ex.error or ex.reason, 110)}\n", style="dim")
     if rest:
-        out.append(f"         + {len(rest)} execution(s) of other eval sets' evals\n", style="dim")
+        out.append(f"         + {plural(len(rest), 'execution')} of other eval sets' evals\n", style="dim")
     return out
 
 
@@ -66,12 +72,12 @@ def steps_text(detail: TraceDetail, budget: int = STEPS_BUDGET) -> Text:
     """All steps in full, up to ``budget`` characters (built in a worker; it is the slow part)."""
     out = Text()
     steps = detail.steps.steps
-    out.append(f"── {len(steps)} step(s) ──  PgUp/PgDn scroll · Enter opens the step tree / raw JSON\n",
+    out.append(f"── {plural(len(steps), 'step')} ──  PgUp/PgDn scroll · Enter opens the step tree / raw JSON\n",
                style="bold")
     used = 0
     for index, step in enumerate(steps):
         if used > budget:
-            out.append(f"… {len(steps) - index} more step(s): press Enter for the full trace view\n", style="dim")
+            out.append(f"… {plural(len(steps) - index, 'more step')}: press Enter for the full trace view\n", style="dim")
             break
         part = step_text(step, limit=max(2_000, budget - used))
         used += len(part)
@@ -220,7 +226,11 @@ def progress_text(counts: dict[str, int], minimum: int, stats: SessionStats | No
     pos, neg, neu = counts.get("positive", 0), counts.get("negative", 0), counts.get("neutral", 0)
     total = pos + neg + neu
     out = Text()
-    out.append(f"{total:,} of {minimum:,} labelled", style="bold green" if total >= minimum else "bold")
+    out.append(f"{total:,} labelled", style="bold green" if total >= minimum else "bold")
+    if total >= minimum:
+        out.append(f" · minimum {plural(minimum, 'example')} reached", style="green")
+    else:
+        out.append(f" · {minimum - total:,} more to the minimum of {plural(minimum, 'example')}")
     out.append(" (")
     out.append(f"{pos:,} pos", style=RATING_STYLE["positive"])
     out.append(" / ")
@@ -235,7 +245,7 @@ def progress_text(counts: dict[str, int], minimum: int, stats: SessionStats | No
         out.append(f"  ·  {left:,} unlabelled left", style="dim")
     if stats is not None:
         median = "—" if stats.median_seconds is None else f"{stats.median_seconds:.1f} s"
-        out.append(f"  ·  session: {stats.labels} labels, {stats.labels_per_hour:.0f}/h, median {median}/trace",
+        out.append(f"  ·  session: {plural(stats.labels, 'label')}, {stats.labels_per_hour:.0f}/h, median {median}/trace",
                    style="cyan")
     return out
 

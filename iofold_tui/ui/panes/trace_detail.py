@@ -12,8 +12,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, Tree
 
 from iofold_tui.data.sanitize import one_line
+from iofold_tui.data.text import plural
 from iofold_tui.data.traces.detail import TraceDetail, load_trace
 from iofold_tui.data.traces.steps import Step, pretty_json
+from iofold_tui.ui import label_keys
 from iofold_tui.ui.text import code, safe
 from iofold_tui.ui.trace_render import step_text, summary, tool_call_text
 from iofold_tui.ui.widgets import PaneHeader
@@ -33,6 +35,9 @@ class TraceDetailScreen(Screen[None]):
     BINDINGS = [
         Binding("escape,backspace", "app.pop_screen", "Back", id="trace.back"),
         Binding("r", "toggle_raw", "Raw JSON", id="trace.raw"),
+        # Label while reading the whole trace: the same store and undo stack as every other pane.
+        *label_keys.label_bindings("trace", digits=False),
+        *label_keys.undo_bindings("trace"),
     ]
 
     def __init__(self, trace_id: str) -> None:
@@ -41,6 +46,7 @@ class TraceDetailScreen(Screen[None]):
         self.detail: TraceDetail | None = None
         self.raw_view: object | None = None
         self.showing_raw = False
+        self.tree_built = False
 
     def compose(self) -> ComposeResult:
         yield PaneHeader()
@@ -71,8 +77,16 @@ class TraceDetailScreen(Screen[None]):
         if detail is None:
             self.query_one("#summary", Static).update(Text(f"trace {self.trace_id} not found", style="bold red"))
             return
-        self.query_one(PaneHeader).show("Trace", [detail.id, detail.source, f"{detail.step_count} steps"])
+        eval_set = getattr(self.app.state, "eval_set", None)  # type: ignore[attr-defined]
+        parts = [detail.id, detail.source, plural(detail.step_count, "step")]
+        if eval_set is not None:
+            rating = next((fb.rating for fb in detail.feedback if fb.eval_set_id == eval_set.id), None)
+            parts.append(f"{eval_set.name}: {rating or 'unlabelled'} (a/x/n label)")
+        self.query_one(PaneHeader).show("Trace", parts)
         self.query_one("#summary", Static).update(summary(detail))
+        if self.tree_built:  # a re-read after a label: the steps did not change
+            return
+        self.tree_built = True
         tree = self.query_one("#steps-tree", Tree)
         tree.root.set_label(Text(f"steps ({len(detail.steps.steps)})"))
         tree.root.expand()
@@ -118,6 +132,45 @@ class TraceDetailScreen(Screen[None]):
             parent = event.node.parent
             event.node.remove()
             self._add_steps(parent, int(data[1]))
+
+    def _labelled(self) -> None:
+        """A label changed here: show it, and have the panes underneath re-read their rows on return."""
+        from iofold_tui.ui.pane import Pane
+
+        for stack in self.app._screen_stacks.values():  # noqa: SLF001 - every pane of every mode
+            for screen in stack:
+                if isinstance(screen, Pane):
+                    screen.stale = True
+        self.load()
+
+    def action_label(self, rating: str) -> None:
+        from iofold_tui.ui import labeling
+
+        app = self.app
+        if labeling.explain_disabled(app):
+            return
+        eval_set = app.state.eval_set  # type: ignore[attr-defined]
+        try:
+            change = labeling.write_label(labeling.label_store(app), eval_set.id, self.trace_id, rating)
+        except labeling.LabelActionError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        new = change.new.rating if change.new else "unlabelled"
+        self.notify(f"{one_line(self.trace_id, 40)}: {new} in {one_line(eval_set.name, 40)} (u undoes)", timeout=3)
+        self._labelled()
+
+    def action_undo(self) -> None:
+        self._travel(undo=True)
+
+    def action_redo(self) -> None:
+        self._travel(undo=False)
+
+    def _travel(self, *, undo: bool) -> None:
+        from iofold_tui.ui import labeling
+
+        if labeling.explain_disabled(self.app):
+            return
+        labeling.undo_redo(self.app, undo=undo, done=lambda step: self._labelled() if step is not None else None)
 
     def action_toggle_raw(self) -> None:
         self.showing_raw = not self.showing_raw
