@@ -6,7 +6,6 @@ on stderr and exit code 2.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -125,22 +124,23 @@ def open_cmd(source: str | None, demo: bool, read_only: bool, pane: str, review:
 @guarded
 def info(source: str | None, demo: bool, as_json: bool) -> None:
     """Schema generation, tables with row counts, warnings."""
+    from iofold_tui.data.sanitize import json_text, one_line
     from iofold_tui.data.source.info import source_info
 
     opened = open_any(source, demo=demo)
     report = source_info(opened)
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        click.echo(json_text(report))
         return
-    click.echo(f"source:     {report['source']} ({report['kind']})")
+    click.echo(f"source:     {one_line(report['source'], None)} ({report['kind']})")
     click.echo(f"database:   {report['database']}")
     click.echo(f"generation: {report['generation']}   view eval_comparison: {report['view']}")
     click.echo(f"writable:   {'no — ' + report['read_only_reason'] if report['read_only_reason'] else 'yes'}")
     click.echo("tables:")
     for name, count in report["tables"].items():
-        click.echo(f"  {name:<24} {count:>12,}")
+        click.echo(f"  {one_line(name, 60):<24} {count:>12,}")
     for warning in report["warnings"]:
-        click.echo(f"warning: {warning}")
+        click.echo(f"warning: {one_line(warning, None)}")
 
 
 @main.command("demo-db")
@@ -207,10 +207,11 @@ def screenshot(source: str | None, demo: bool, pane: str, select: str | None, ev
 def stats(source: str | None, demo: bool, eval_set: str | None, workspace: str | None, as_json: bool) -> None:
     """Per-version contradiction statistics, scoped to each eval's own eval set (errors are not fails)."""
     from iofold_tui.data.matrix.report import format_stats_text, stats_report
+    from iofold_tui.data.sanitize import json_text
 
     opened = open_any(source, demo=demo, read_only=True)
     report = stats_report(opened.db.conn(), eval_set, workspace_id=workspace)
-    click.echo(json.dumps(report, indent=2) if as_json else format_stats_text(report))
+    click.echo(json_text(report) if as_json else format_stats_text(report))
 
 
 @main.command("export-labels")

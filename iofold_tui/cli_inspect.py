@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Any
 
 import click
 
 from iofold_tui.cli import fail, guarded, open_any, source_argument
+from iofold_tui.data.sanitize import json_text
 
 
 def _overview_json(figures: Any) -> dict[str, Any]:  # noqa: ANN401 - an Overview
@@ -69,7 +69,7 @@ def overview_cmd(source: str | None, demo: bool, workspace: str | None, as_json:
         fail(f"--workspace {workspace!r}: no such workspace")
     figures = overview(conn, workspace, warnings=not no_warnings)
     if as_json:
-        click.echo(json.dumps(_overview_json(figures), indent=2, ensure_ascii=False))
+        click.echo(json_text(_overview_json(figures)))
     else:
         _print_overview(figures)
 
@@ -87,8 +87,10 @@ def _print_rows(columns: list[str], rows: list[tuple[str | None, ...]], width: i
 @click.argument("query", required=False)
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1), help="Rows to print at most.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--show-secrets", is_flag=True,
+              help="Print columns named like key/token/secret/password as stored (masked by default).")
 @guarded
-def sql_cmd(source: str | None, demo: bool, query: str | None, limit: int, as_json: bool) -> None:
+def sql_cmd(source: str | None, demo: bool, query: str | None, limit: int, as_json: bool, show_secrets: bool) -> None:
     """Run one read-only SQL statement on SOURCE (writes are refused; use the TUI's console to write)."""
     from iofold_tui.data.sqlconsole.console import SqlConsole
 
@@ -99,6 +101,7 @@ def sql_cmd(source: str | None, demo: bool, query: str | None, limit: int, as_js
     opened = open_any(source, demo=demo, read_only=True)
     console = SqlConsole(opened.db.path, immutable=opened.db.immutable, writes_blocked="the sql command is read-only")
     console.write_hint = "the sql command never writes"
+    console.show_secrets = show_secrets
     try:
         result = console.execute(query)
         rows: list[tuple[str | None, ...]] = []
@@ -114,8 +117,8 @@ def sql_cmd(source: str | None, demo: bool, query: str | None, limit: int, as_js
     finally:
         console.close()
     if as_json:
-        click.echo(json.dumps({"columns": result.columns, "rows": [list(r) for r in rows], "truncated": more,
-                               "message": result.message}, indent=2, ensure_ascii=False))
+        click.echo(json_text({"columns": result.columns, "rows": [list(r) for r in rows], "truncated": more,
+                              "message": result.message}))
         return
     if result.columns:
         _print_rows(result.columns, rows)

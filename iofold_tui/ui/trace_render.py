@@ -111,7 +111,11 @@ def step_text(step: Step, limit: int = 50_000) -> Text:
     if step.input not in (None, "", {}, []):
         out.append("input: ", style="bold blue")
         out.append(_value(step.input, limit) + "\n")
-    if step.output not in (None, "", {}, []):
+    if step.kind != "object":  # not a step object: its value is the content, whatever it is
+        out.append(f"{step.kind}: ", style="bold blue")
+        out.append(_value(step.output, limit) if step.output is not None else "null")
+        out.append("\n")
+    elif step.output not in (None, "", {}, []):
         out.append("output: ", style="bold blue")
         out.append(_value(step.output, limit) + "\n")
     if step.error:

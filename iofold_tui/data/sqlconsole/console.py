@@ -8,6 +8,7 @@ Nothing raises to the caller for bad SQL: errors, refusals and interruptions com
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 import threading
 import time
@@ -21,6 +22,20 @@ from iofold_tui.data.sqlconsole.guard import WRITE_KEYWORDS, ReadOnlyAuthorizer,
 from iofold_tui.data.sqlconsole.history import SqlHistory
 
 PROGRESS_STEPS = 10_000  # VM instructions between cancellation checks
+# A result column whose name says it holds a secret (integrations.api_key_encrypted, *_token, password…)
+# is masked unless the user asks to see it (`sql --show-secrets`, the SQL pane's toggle key).
+_SECRET_NAME = re.compile(r"key|token|secret|passw|pwd|credential|api_?auth", re.IGNORECASE)
+_NOT_SECRET = frozenset({"key"})  # json_each()/json_tree()'s own column: the JSON key, not a secret
+
+
+def is_secret_column(name: str) -> bool:
+    return name.lower() not in _NOT_SECRET and _SECRET_NAME.search(name) is not None
+
+
+def mask(value: object) -> str:
+    """What a secret cell shows: that something is there and its length, never the value."""
+    return f"•••••• hidden ({len(value) if isinstance(value, str | bytes) else 'a'} "\
+           f"{'chars' if isinstance(value, str) else 'bytes' if isinstance(value, bytes) else 'value'})"
 Cell = str | None  # None is SQL NULL; everything else is display-safe one-line text
 
 
@@ -45,6 +60,7 @@ class ResultCursor:
     elapsed_s: float = 0.0
     rows_fetched: int = 0
     done: bool = True
+    masked: tuple[int, ...] = ()  # indexes of the columns shown masked (secret names)
     _cursor: sqlite3.Cursor | None = field(default=None, repr=False)
     _console: SqlConsole | None = field(default=None, repr=False)
 
@@ -82,6 +98,7 @@ class SqlConsole:
         self.immutable = immutable
         self.writes_blocked = writes_blocked  # why this source can never be written, if so
         self.cell_width = cell_width
+        self.show_secrets = False  # secret-named columns are masked (see is_secret_column)
         self.history = SqlHistory(self.db_path)
         self._allow_writes = False
         self._conn: sqlite3.Connection | None = None
@@ -203,6 +220,8 @@ class SqlConsole:
                 cursor.close()
                 return result
             result.columns = [one_line(d[0], 80) for d in cursor.description]
+            if not self.show_secrets:
+                result.masked = tuple(i for i, d in enumerate(cursor.description) if is_secret_column(str(d[0])))
             result.message = f"{len(result.columns)} column(s)"
             result.done = False
             result._cursor = cursor
@@ -245,6 +264,10 @@ class SqlConsole:
             finally:
                 self._running.clear()
         rows = [tuple(map(self._cell, row)) for row in raw]
+        if result.masked:
+            rows = [tuple(mask(v) if i in result.masked and v is not None else c
+                          for i, (v, c) in enumerate(zip(row, cells, strict=True)))
+                    for row, cells in zip(raw, rows, strict=True)]
         result.rows_fetched += len(rows)
         if len(raw) < n:
             result.close()

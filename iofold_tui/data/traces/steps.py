@@ -40,9 +40,12 @@ class Step:
     output: Any = None
     error: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    kind: str = "object"  # the JSON type of the item in `steps`; anything else is shown as its value
 
     @property
     def title(self) -> str:
+        if self.kind != "object":
+            return f"#{self.index + 1} {self.kind}: {_preview(self.output)}"
         name = self.metadata.get("name") if isinstance(self.metadata, dict) else None
         kinds = [m.role for m in self.messages] + [f"tool:{t.name}" for t in self.tool_calls]
         label = str(name) if name else (", ".join(dict.fromkeys(kinds)) or "step")
@@ -135,9 +138,24 @@ def _tool(raw: Any) -> ToolCall | None:
                     result=raw.get("result"), error=_as_text(error) if error else None)
 
 
+_JSON_KINDS = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
+
+
+def json_kind(value: Any) -> str:
+    """The JSON name of a parsed value's type."""
+    return "object" if isinstance(value, dict) else _JSON_KINDS.get(type(value), type(value).__name__)
+
+
+def _preview(value: Any, width: int = 60) -> str:
+    if isinstance(value, str):
+        return value[:width]
+    text = json.dumps(value, ensure_ascii=False, default=str)[:width]
+    return f"{len(value)} item{'s' if len(value) != 1 else ''} {text}" if isinstance(value, list) else text
+
+
 def _step(index: int, raw: Any) -> Step:
-    if not isinstance(raw, dict):
-        return Step(index=index, step_id=str(index), timestamp="", output=raw)
+    if not isinstance(raw, dict):  # a number, string, null or array where a step object belongs: keep it
+        return Step(index=index, step_id=str(index), timestamp="", output=raw, kind=json_kind(raw))
     meta = raw.get("metadata")
     messages = [m for m in (_message(x) for x in _list(raw.get("messages_added"))) if m]
     tools = [t for t in (_tool(x) for x in _list(raw.get("tool_calls"))) if t]
@@ -159,6 +177,8 @@ def parse_steps(text: str | bytes | None) -> ParsedSteps:
         return ParsedSteps([], "steps is NULL")
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
+    if not isinstance(text, str):  # SQLite stores what it is given: a number in `steps` is a number
+        return ParsedSteps([_step(0, text)], f"steps holds a {type(text).__name__}, not JSON text", 0)
     size = len(text)
     try:
         data = json.loads(text)
@@ -175,6 +195,8 @@ def pretty_json(text: str | None, limit: int = 2_000_000) -> tuple[str, bool]:
     """Indented JSON for the raw view; (text, ok). Huge values are cut to keep highlighting bounded."""
     if text is None:
         return "", False
+    if not isinstance(text, str):
+        return str(text), False
     try:
         out = json.dumps(json.loads(text), ensure_ascii=False, indent=2)
         ok = True

@@ -71,17 +71,20 @@ class SqlPane(Pane):
         Binding("ctrl+down", "history_step(1)", "Newer", id="sql.newer", show=False, priority=True),
         Binding("f2", "swap_focus", "Editor/results", id="sql.focus"),
         Binding("f8", "toggle_writes", "Writes", id="sql.writes"),
+        Binding("f6", "toggle_secrets", "Secrets", id="sql.secrets"),
     ]
     DEFAULT_CSS = """
-    SqlPane #sql-editor { height: 9; border: round $panel; }
-    SqlPane #sql-editor:focus { border: round $accent; }
+    SqlPane #sql-editor { height: 9; border: round $panel; border-title-color: $text-muted; }
+    SqlPane #sql-editor:focus { border: round $accent; border-title-color: $accent; border-title-style: bold; }
     SqlPane #sql-message { height: auto; max-height: 2; padding: 0 1; }
-    SqlPane #sql-results { height: 1fr; }
+    SqlPane #sql-results { height: 1fr; border: round $panel; border-title-color: $text-muted; }
+    SqlPane #sql-results:focus { border: round $accent; border-title-color: $accent; border-title-style: bold; }
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.console: SqlConsole | None = None
+        self.shown_sql = ""  # the statement whose rows are on screen (re-read when secrets are toggled)
         self.window: ResultWindow | None = None
         self.generation = 0
         self.running = False
@@ -106,8 +109,16 @@ class SqlPane(Pane):
     def table(self) -> PagedTable:
         return self.query_one("#sql-results", PagedTable)
 
+    def on_screen_resume(self) -> None:
+        # Arriving here (from Overview, a pane key) means writing SQL: letters typed into the results
+        # table would switch panes or label traces.
+        super().on_screen_resume()
+        self.editor.focus()
+
     def on_mount(self) -> None:
         app = self.iofold
+        self.editor.border_title = "SQL editor · F5 runs · F2 results"
+        self.table.border_title = "results · F2 editor"
         self.console = SqlConsole(app.db.path, immutable=app.db.immutable, writes_blocked=app.source.read_only_reason)
         self.console.write_hint = "press F8 to enable writes for this session"
         super().on_mount()
@@ -183,8 +194,9 @@ class SqlPane(Pane):
                 self.iofold.load_catalog()  # other panes show the written data when they next appear
             self.update_status()
             return
+        self.shown_sql = result.sql
         for i, name in enumerate(result.columns):
-            table.add_column(cell(name, 40, style="bold"), key=f"c{i}")
+            table.add_column(cell(name + (" (hidden, F6)" if i in result.masked else ""), 40, style="bold"), key=f"c{i}")
         self.window = ResultWindow(result, PAGE_SIZE, KEEP_PAGES)
         self.window.add(page.rows if page else [])
         self._show(0, "first")
@@ -386,6 +398,18 @@ class SqlPane(Pane):
         wanted = value.strip().lower()
         match = next((p for p in self._presets() if wanted in (p.key.lower(), p.name.lower())), None)
         self.run_sql(match.sql if match else value)
+
+    # -- secrets --------------------------------------------------------------------------------------
+    def action_toggle_secrets(self) -> None:
+        """Show or mask columns named like key/token/secret/password; the shown result is read again."""
+        if self.console is None:
+            return
+        self.console.show_secrets = not self.console.show_secrets
+        shown = self.console.show_secrets
+        self.notify("secret columns shown as stored (F6 hides them)" if shown else "secret columns hidden",
+                    severity="warning" if shown else "information")
+        if self.window is not None and self.shown_sql:
+            self.run_sql(self.shown_sql)
 
     # -- writes ---------------------------------------------------------------------------------------
     def action_toggle_writes(self) -> None:
