@@ -6,9 +6,10 @@ on stderr and exit code 2.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from iofold_tui import __version__
 from iofold_tui.data.errors import SourceError
 
 EXIT_BAD_INPUT = 2
+MIN_SIZE, MAX_SIZE = (40, 12), (1000, 500)  # screenshot --size: below 40x12 no pane can lay out
 
 
 class DefaultOpenGroup(click.Group):
@@ -35,6 +37,36 @@ def fail(message: str) -> None:
     sys.exit(EXIT_BAD_INPUT)
 
 
+_SOURCE_NAME: list[str] = []  # the file the user named for the database being read (innermost last)
+
+
+@contextlib.contextmanager
+def guard_database(opened: Any) -> Iterator[None]:  # noqa: ANN401 - an OpenedSource
+    """While reading ``opened``, a SQLite error names its file (the user's, not a cache working copy)."""
+    _SOURCE_NAME.append(_user_name(opened))
+    try:
+        yield
+    finally:
+        _SOURCE_NAME.pop()
+
+
+def _user_name(opened: Any) -> str:  # noqa: ANN401 - an OpenedSource
+    return "demo database" if opened.kind == "demo" else str(opened.origin)
+
+
+def fail_reading(message: str) -> None:
+    """``fail`` for a problem met while reading the open database: the line names the user's file."""
+    fail(f"{_SOURCE_NAME[-1]}: {message}" if _SOURCE_NAME else message)
+
+
+def _database_error(exc: Exception) -> str:
+    where = _SOURCE_NAME[-1] if _SOURCE_NAME else "database"
+    text = str(exc) or type(exc).__name__
+    if "malformed" in text or "not a database" in text:
+        return f"{where}: corrupt SQLite database ({text}); copy what you can with `sqlite3 FILE .recover`"
+    return f"{where}: database error: {text}"
+
+
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn expected failures into one line + exit 2."""
     import functools
@@ -43,25 +75,34 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            sys.stdout.flush()  # a reader that left (`| head`) shows up here, not at interpreter exit
+            return result
+        except BrokenPipeError:  # `iofold-tui sql db "…" | head -1`: the reader left, nothing to report
+            _quiet_exit()
         except SourceError as exc:
             fail(str(exc))
         except ValueError as exc:
             fail(str(exc))
         except sqlite3.DatabaseError as exc:
-            fail(f"database error: {exc}")
+            fail(_database_error(exc))
         except OSError as exc:
-            fail(f"{getattr(exc, 'filename', '') or ''}: {exc.strerror or exc}")
+            fail(f"{getattr(exc, 'filename', '') or 'error'}: {exc.strerror or exc}")
         except KeyboardInterrupt:
             fail("interrupted")
-        except BrokenPipeError:  # `iofold-tui info db | head`: the reader left, nothing to report
-            os._exit(0)
         except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback (IOFOLD_TUI_DEBUG=1 shows it)
             if os.environ.get("IOFOLD_TUI_DEBUG"):
                 raise
             fail(f"unexpected error: {type(exc).__name__}: {exc} (set IOFOLD_TUI_DEBUG=1 for details)")
 
     return wrapper
+
+
+def _quiet_exit() -> None:
+    """Leave without flushing into the closed pipe (Python would print "Exception ignored …")."""
+    with contextlib.suppress(OSError):
+        sys.stderr.flush()
+    os._exit(0)
 
 
 def _progress_printer(label: str) -> Callable[[int, int], None] | None:
@@ -90,7 +131,9 @@ def open_any(source: str | None, *, demo: bool = False, read_only: bool = False)
     if not source and not demo:
         fail("no source given: a .sqlite file, a wrangler d1 export .sql, a wrangler project dir, or --demo")
 
-    return open_source(source, demo=demo, read_only=read_only, progress=_progress_printer("loading D1 export"))
+    opened = open_source(source, demo=demo, read_only=read_only, progress=_progress_printer("loading D1 export"))
+    _SOURCE_NAME.append(_user_name(opened))  # SQLite errors from here on name this file
+    return opened
 
 
 @click.group(cls=DefaultOpenGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -192,7 +235,15 @@ def screenshot(source: str | None, demo: bool, pane: str, select: str | None, ev
         cols, rows = (int(x) for x in size.lower().split("x"))
     except ValueError:
         fail(f"--size {size!r}: use COLSxROWS, e.g. 120x40")
+    if not (MIN_SIZE[0] <= cols <= MAX_SIZE[0] and MIN_SIZE[1] <= rows <= MAX_SIZE[1]):
+        fail(f"--size {size}: from {MIN_SIZE[0]}x{MIN_SIZE[1]} to {MAX_SIZE[0]}x{MAX_SIZE[1]}")
     opened = open_any(source, demo=demo)
+    if select is not None and opened.db.query_one(
+            "SELECT 1 FROM traces WHERE id = ? UNION ALL SELECT 1 FROM evals WHERE id = ? LIMIT 1",
+            (select, select)) is None:
+        from iofold_tui.data.sanitize import one_line
+
+        fail(f"--select {one_line(select, 80)}: no trace or eval with this id in {_user_name(opened)}")
     take_screenshot(opened, pane=pane, select=select, eval_set=eval_set, diff_with=diff_with,
                     size=(cols, rows), output=output)
     click.echo(f"wrote {output}")
@@ -220,14 +271,20 @@ def stats(source: str | None, demo: bool, eval_set: str | None, workspace: str |
               help="Where to write the patch ('-' for stdout).")
 @click.option("--since", help="Only changes after this time (ISO-8601, e.g. 2025-11-01 or 2025-11-01T12:00).")
 @click.option("--format", "fmt", type=click.Choice(["sql", "csv", "jsonl"]), default="sql", show_default=True)
+@click.option("--check", "check", metavar="REMOTE_EXPORT",
+              help="Write nothing: list the changes that would conflict with REMOTE_EXPORT (a newer `wrangler d1 "
+                   "export` .sql, SQLite file or wrangler dir of the same D1 database). Exit 1 if any.")
 @guarded
-def export_labels(source: str | None, demo: bool, output: str, since: str | None, fmt: str) -> None:
+def export_labels(source: str | None, demo: bool, output: str, since: str | None, fmt: str,
+                  check: str | None) -> None:
     """Every label change made with iofold-tui, as a D1 patch (apply with `wrangler d1 execute DB --file F`),
-    or as CSV / JSON lines."""
+    or as CSV / JSON lines. Each statement applies only while the D1 row is still as this copy last saw
+    it: a label changed in D1 since is left as it is and listed as a conflict."""
     from datetime import datetime
 
     from iofold_tui.data.labels.patch import write_changes
     from iofold_tui.data.labels.store import LabelStore
+    from iofold_tui.data.text import plural
 
     since_dt = None
     if since:
@@ -236,17 +293,46 @@ def export_labels(source: str | None, demo: bool, output: str, since: str | None
         except ValueError:
             fail(f"--since {since!r}: not an ISO-8601 date/time")
     opened = open_any(source, demo=demo, read_only=True)
+    if check is not None:
+        _check_labels(opened, check, since_dt)
+        return
     store = LabelStore(opened.db.path, history_path=opened.history_path, read_only_reason=opened.read_only_reason)
     try:
         if output == "-":
             summary = write_changes(store, sys.stdout, since=since_dt, fmt=fmt)
+            sys.stdout.flush()
         else:
             with open(output, "w", encoding="utf-8", newline="") as fh:
                 summary = write_changes(store, fh, since=since_dt, fmt=fmt)
     finally:
         store.close()
-    click.echo(f"{summary.count} label changes ({summary.upserts} upserts, {summary.deletes} deletions)"
-               + ("" if output == "-" else f" written to {output}"), err=True)
+    click.echo(f"{plural(summary.count, 'label change')} ({plural(summary.upserts, 'upsert')}, "
+               f"{plural(summary.deletes, 'deletion')})" + ("" if output == "-" else f" written to {output}"),
+               err=True)
+
+
+def _check_labels(opened: Any, remote_source: str, since: Any) -> None:  # noqa: ANN401 - OpenedSource, datetime
+    """``export-labels --check``: what the patch would do to a newer copy of the D1 database."""
+    from iofold_tui.data.labels.patch import check_against, describe_conflict, load_net_changes
+    from iofold_tui.data.labels.store import LabelStore
+    from iofold_tui.data.text import plural
+
+    store = LabelStore(opened.db.path, history_path=opened.history_path, read_only_reason=opened.read_only_reason)
+    try:
+        net = load_net_changes(store, since)
+    finally:
+        store.close()
+    remote = open_any(remote_source, read_only=True)
+    with guard_database(remote):
+        report = check_against(net, remote.db.conn())
+    conflicts = report.conflicts
+    click.echo(f"{plural(len(net), 'label change')} checked against {remote_source}: "
+               f"{report.count('apply'):,} to apply, {report.count('done'):,} already there, "
+               f"{plural(len(conflicts), 'conflict')}" + (" (left as they are in D1 by the patch):" if conflicts else ""))
+    for item in conflicts:
+        click.echo(f"  {describe_conflict(item)}")
+    if conflicts:
+        sys.exit(1)
 
 
 from iofold_tui.cli_inspect import overview_cmd, sql_cmd  # noqa: E402 - they reuse the helpers above
@@ -258,6 +344,16 @@ from iofold_tui.cli_eval import run_eval_cmd, undo_run_cmd  # noqa: E402 - they 
 
 main.add_command(run_eval_cmd)
 main.add_command(undo_run_cmd)
+
+from iofold_tui.cli_workbench import (  # noqa: E402 - they reuse the helpers above
+    compare_cmd,
+    eval_version_cmd,
+    export_evals_cmd,
+    undo_version_cmd,
+)
+
+for _command in (eval_version_cmd, undo_version_cmd, compare_cmd, export_evals_cmd):
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

@@ -123,6 +123,10 @@ def run_eval_cmd(source: str | None, demo: bool, eval_id: str | None, traces: st
         signal.signal(signal.SIGINT, signal.default_int_handler)
         run.cancel()
 
+    if not dry_run and not opened.read_only_reason:
+        from iofold_tui.data.evalrun.history import COUNTERS_NOTICE
+
+        click.echo(f"note: {COUNTERS_NOTICE} (iofold-tui undo-run)", err=True)
     tty = sys.stderr.isatty()
     previous = signal.signal(signal.SIGINT, interrupt)
     try:

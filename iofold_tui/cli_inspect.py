@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from iofold_tui.cli import fail, guarded, open_any, source_argument
+from iofold_tui.cli import fail, fail_reading, guarded, open_any, source_argument
 from iofold_tui.data.sanitize import json_text
 
 
@@ -93,6 +93,7 @@ def _print_rows(columns: list[str], rows: list[tuple[str | None, ...]], width: i
 def sql_cmd(source: str | None, demo: bool, query: str | None, limit: int, as_json: bool, show_secrets: bool) -> None:
     """Run one read-only SQL statement on SOURCE (writes are refused; use the TUI's console to write)."""
     from iofold_tui.data.sqlconsole.console import SqlConsole
+    from iofold_tui.data.text import plural
 
     if query is None and demo and source is not None:
         source, query = None, source  # `iofold-tui sql --demo "SELECT …"`
@@ -109,11 +110,11 @@ def sql_cmd(source: str | None, demo: bool, query: str | None, limit: int, as_js
         if result.ok and result.columns:
             page = result.fetch_page(limit + 1)  # one more tells whether rows were left out
             if page.error:
-                fail(page.error)
+                fail_reading(page.error)
             rows = page.rows[:limit]
             more = len(page.rows) > limit
         if not result.ok:
-            fail(result.message)
+            fail_reading(result.message)
     finally:
         console.close()
     if as_json:
@@ -122,6 +123,6 @@ def sql_cmd(source: str | None, demo: bool, query: str | None, limit: int, as_js
         return
     if result.columns:
         _print_rows(result.columns, rows)
-        click.echo(f"({len(rows):,} row(s){'; more not shown, raise --limit' if more else ''})", err=True)
+        click.echo(f"({plural(len(rows), 'row')}{'; more not shown, raise --limit' if more else ''})", err=True)
     else:
         click.echo(result.message)

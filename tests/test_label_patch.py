@@ -54,7 +54,8 @@ def test_sql_patch_reproduces_rows_and_is_idempotent(pair: tuple[Path, Path]) ->
         sql = export_changes(store)
     assert "BEGIN" not in sql.upper().replace("BEGIN/COMMIT", "") and "COMMIT;" not in sql.upper()
     statements = [line for line in sql.splitlines() if not line.startswith("--") and "eval_sets" not in line]
-    assert len(statements) == 14  # 1 + 1 + 1 (delete) + 1 + 10 bulk; tx_00001 left out
+    # 14 keys (tx_00001 left out), one conditional statement each, then the conflict report.
+    assert len(statements) == 15 and statements[-1].startswith("SELECT 'conflict")
     assert sum(s.startswith("DELETE") for s in statements) == 1
     assert "-- changes: 14 (13 upserts, 1 deletions)" in sql
     assert f"-- source: {db.resolve()}" in sql
@@ -162,4 +163,4 @@ def test_header_cannot_be_broken_by_a_path(tmp_path: Path, seed_db: Path) -> Non
     with open_store(db) as store:
         store.set_label(ES, "trace_002", "neutral")
         sql = export_changes(store)
-    assert all(line.startswith(("--", "INSERT", "DELETE")) for line in sql.splitlines())
+    assert all(line.startswith(("--", "INSERT", "UPDATE", "DELETE", "SELECT")) for line in sql.splitlines())

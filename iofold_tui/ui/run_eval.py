@@ -24,6 +24,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, ProgressBar, Static
 
 from iofold_tui.data.errors import ReadOnlyError
+from iofold_tui.data.evalrun.history import COUNTERS_NOTICE
 from iofold_tui.data.evalrun.runs import (
     CellChange,
     EvalRun,
@@ -153,7 +154,8 @@ class RunEvalScreen(ModalScreen[RunSummary | None]):
         mode = "read-only" if self.app.source.read_only_reason else "dry run" if dry_run else "run"  # type: ignore[attr-defined]
         self.query_one("#run-title", Static).update(
             cell(f"Eval {self.eval_id}: {mode} over {'the previewed results' if results else self._what()}", 130))
-        self.query_one("#run-notice", Static).update("")
+        self.query_one("#run-notice", Static).update(
+            Text(f"Note: {COUNTERS_NOTICE} (u after the run).", style="yellow") if mode == "run" else "")
         self._hint("Esc: cancel (what was already applied is kept)")
         self.refresh_bindings()
         self._execute(dry_run, results)
@@ -235,6 +237,7 @@ class RunEvalScreen(ModalScreen[RunSummary | None]):
             line.append(f"{p.done:,} of {p.total:,} traces written"
                         + (" (the rest was not run; what was written is kept)" if summary.cancelled else ""))
             line.append(f"; contradictions {p.contradictions_before:,} → {summary.contradictions:,}")
+            line.append("; stored accuracy/contradiction_count replaced with recounts (u restores them)")
             return line
         line = Text(summary.notice or "", style="bold yellow")
         if summary.cancelled:

@@ -36,6 +36,9 @@ UNDOABLE = (APPLIED, CANCELLED, INTERRUPTED, UNDOING)
 KEEP_RUNS = 50  # older runs are forgotten (and no longer undoable) when a new one starts
 EXEC_COLS = ("id", "result", "reason", "execution_time_ms", "error", "stdout", "stderr", "executed_at")
 COUNTERS = ("execution_count", "contradiction_count", "accuracy")
+# Said before every writing run (CLI and TUI): the stored counters are iofold's, a run overwrites them.
+COUNTERS_NOTICE = ("running it replaces iofold's stored evals.accuracy, contradiction_count and execution_count "
+                   "with recounts (scoped to the eval's own set); undoing the run restores them")
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);

@@ -49,6 +49,12 @@ CREATE TABLE IF NOT EXISTS changes (
   PRIMARY KEY (step_id, seq)
 );
 CREATE INDEX IF NOT EXISTS changes_key ON changes(eval_set_id, trace_id, step_id);
+CREATE TABLE IF NOT EXISTS exported (  -- final states written into SQL patches: D1 may hold them now
+  eval_set_id TEXT NOT NULL, trace_id TEXT NOT NULL,
+  state TEXT NOT NULL,               -- JSON [id, rating, notes], or null for "no row"
+  at TEXT NOT NULL,
+  PRIMARY KEY (eval_set_id, trace_id, state)
+) WITHOUT ROWID;
 """
 
 
@@ -185,6 +191,18 @@ class LabelHistory:
         """Forget a pending step whose feedback transaction never committed."""
         with self._txn():
             self.conn.execute("DELETE FROM steps WHERE id = ?", (step_id,))
+
+    def record_exported(self, items: Iterable[tuple[str, str, str]]) -> None:
+        """Remember (eval set, trace, JSON state) written into a patch: a later patch may replace them."""
+        now = utc_stamp()
+        with self._txn():
+            self.conn.executemany("INSERT OR IGNORE INTO exported VALUES (?, ?, ?, ?)",
+                                  ((e, t, state, now) for e, t, state in items))
+
+    def exported_states(self, eval_set_id: str, trace_id: str) -> list[str]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT state FROM exported WHERE eval_set_id = ? AND trace_id = ? ORDER BY at, state",
+            (eval_set_id, trace_id))]
 
     # -- reading -------------------------------------------------------------------------------------
 

@@ -1,15 +1,24 @@
 """Export the label changes made with iofold-tui: a D1 SQL patch, CSV or JSON lines.
 
 Per (eval set, trace) touched, the patch carries the *final* state the history records (not each
-step), so applying it twice equals applying it once:
-  - a row exists at the end  -> INSERT ... ON CONFLICT(eval_set_id, trace_id) DO UPDATE SET ...
-  - no row at the end        -> DELETE FROM feedback WHERE eval_set_id = ... AND trace_id = ...
+step). The shared D1 database may have moved on since the export this copy was made from (a colleague
+labels too), so every statement is conditional on the row still being a state this copy has seen
+(the export's row, or a row iofold-tui wrote: any old/new state in the key's history, matched on
+id, rating and notes):
+  - the row must exist at the end -> UPDATE ... WHERE <row is one of those states>
+                                     INSERT ... SELECT ... WHERE NOT EXISTS (<any row>)  (if "no row" is one)
+  - no row at the end              -> DELETE ... WHERE <row is one of those states>
+A row in any other state (relabelled, re-noted, cleared and labelled again elsewhere) is a conflict:
+left as it is, and listed by the ``SELECT`` at the end of the patch (rows whose value is neither a
+state we saw nor our final one; wrangler prints it for ``--local``; ``--remote --file`` goes through
+D1's import API, which reports counts only, so check with ``export-labels --check NEWER_EXPORT``).
+Applying the patch twice equals applying it once.
+
 With ``since=None`` keys whose final row equals the row they had before iofold-tui touched them are
 left out (net effect nil, e.g. labelled then undone). With ``since`` the state at that time is not
-replayed: every key touched (labelled, undone or redone) since then is written with its final state,
-which is still correct and idempotent for a D1 database that already received earlier patches.
+replayed: every key touched (labelled, undone or redone) since then is written with its final state.
 
-The upsert also sets ``id`` and ``created_at``: after "clear, then label again" the working copy holds
+The update also sets ``id`` and ``created_at``: after "clear, then label again" the working copy holds
 a new feedback id, and the patched D1 database should end with identical rows.
 D1 rejects BEGIN/COMMIT in ``--file`` input, so there are none. Text with control characters (newlines)
 is written as ``'a' || char(10) || 'b'``: exact, and unlike wrangler's own ``replace(..., '\\n',
@@ -48,10 +57,44 @@ class NetChange:
     final: FeedbackRow | None  # None: the row must not exist
     last_id: str | None  # the feedback id involved (the deleted one for a deletion)
     changed_at: str  # UTC time of the latest label/undo/redo touching this key
+    # Every state this copy has seen for the key (the export's row and each row iofold-tui wrote), as
+    # (id, rating, notes), None for "no row": the remote row may be replaced only while it is one of them.
+    seen: tuple[RowState | None, ...] = ()
 
     @property
     def action(self) -> str:
         return "delete" if self.final is None else "upsert"
+
+    @property
+    def final_state(self) -> RowState | None:
+        return state_of(self.final)
+
+    def verdict(self, remote: RowState | None, trace_exists: bool = True) -> Verdict:
+        """What applying this change does to a D1 row currently in state ``remote``."""
+        if remote == self.final_state:
+            return "done"
+        if remote not in self.seen:
+            return "conflict"
+        if remote is None and not trace_exists:
+            return "trace missing"
+        return "apply"
+
+
+RowState = tuple[str, str, "str | int | float | None"]  # (id, rating, notes) of a feedback row
+Verdict = Literal["apply", "done", "conflict", "trace missing"]
+
+
+def state_of(row: FeedbackRow | None) -> RowState | None:
+    return None if row is None else (row.id, row.rating, row.notes)
+
+
+def state_json(state: RowState | None) -> str:
+    return json.dumps(None if state is None else list(state), ensure_ascii=False)
+
+
+def _state_from_json(text: str) -> RowState | None:
+    value = json.loads(text)
+    return None if value is None else (value[0], value[1], value[2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,25 +141,81 @@ def net_changes(history: LabelHistory, since: datetime | None = None) -> Iterato
         if window is None and final == changes[0].old:
             continue
         rows = [r for c in reversed(changes) for r in (c.new, c.old) if r is not None]
+        # What D1 may hold: the export's row, or a final state an earlier patch wrote. Intermediate states
+        # never left this copy, so a D1 row equal to one of them is someone else's (a conflict).
+        exported = history.exported_states(changes[0].eval_set_id, changes[0].trace_id)
+        seen = tuple(dict.fromkeys((state_of(changes[0].old), *map(_state_from_json, exported))))
         yield NetChange(changes[0].eval_set_id, changes[0].trace_id, final,
                         rows[0].id if final is None and rows else (final.id if final else None),
-                        max(at for _, at, _ in group))
+                        max(at for _, at, _ in group), seen)
 
 
-def _upsert(n: NetChange) -> str:
+def _key(n: NetChange) -> str:
+    return f"eval_set_id = {sql_literal(n.eval_set_id)} AND trace_id = {sql_literal(n.trace_id)}"
+
+
+def _is_state(state: RowState) -> str:
+    fid, rating, notes = state
+    return f"(id = {sql_literal(fid)} AND rating = {sql_literal(rating)} AND notes IS {sql_literal(notes)})"
+
+
+def statements(n: NetChange) -> list[str]:
+    """The conditional statements that move the D1 row of ``n``'s key to its final state (see module doc)."""
+    rows_seen = [s for s in n.seen if s is not None and s != n.final_state]
+    from_rows = " OR ".join(_is_state(s) for s in rows_seen)
+    out: list[str] = []
     row = n.final
-    assert row is not None
-    values = ", ".join(sql_literal(v) for v in (row.id, n.eval_set_id, n.trace_id, row.rating, row.notes,
-                                               row.created_at, row.updated_at))
-    return ("INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes, created_at, updated_at) "
-            f"VALUES ({values}) ON CONFLICT(eval_set_id, trace_id) DO UPDATE SET id=excluded.id, "
-            "rating=excluded.rating, notes=excluded.notes, created_at=excluded.created_at, "
-            "updated_at=excluded.updated_at;")
+    if row is None:
+        if from_rows:
+            out.append(f"DELETE FROM feedback WHERE {_key(n)} AND ({from_rows});")
+        return out
+    if from_rows:
+        out.append(f"UPDATE feedback SET id = {sql_literal(row.id)}, rating = {sql_literal(row.rating)}, "
+                   f"notes = {sql_literal(row.notes)}, created_at = {sql_literal(row.created_at)}, "
+                   f"updated_at = {sql_literal(row.updated_at)} WHERE {_key(n)} AND ({from_rows});")
+    if None in n.seen:
+        values = ", ".join(sql_literal(v) for v in (row.id, n.eval_set_id, n.trace_id, row.rating, row.notes,
+                                                   row.created_at, row.updated_at))
+        out.append("INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes, created_at, updated_at) "
+                   f"SELECT {values} WHERE NOT EXISTS (SELECT 1 FROM feedback WHERE {_key(n)}) "
+                   f"AND EXISTS (SELECT 1 FROM traces WHERE id = {sql_literal(n.trace_id)});")
+    return out
 
 
-def _delete(n: NetChange) -> str:
-    return (f"DELETE FROM feedback WHERE eval_set_id={sql_literal(n.eval_set_id)} "
-            f"AND trace_id={sql_literal(n.trace_id)};")
+CONFLICT_CHUNK_BYTES = 60_000  # D1 refuses statements over 100 KB
+
+
+def _conflict_selects(net: list[NetChange]) -> Iterator[str]:
+    """``SELECT``s listing the keys whose D1 row is neither a state this copy saw nor its final state (after
+    applying: the changes that were skipped), and upserts whose trace D1 does not have."""
+    chunk: list[str] = []
+    size = 0
+    for n in net:
+        accepted = [list(s) if s is not None else None for s in dict.fromkeys((*n.seen, n.final_state))]
+        item = json.dumps([n.eval_set_id, n.trace_id, n.final.rating if n.final else None, accepted],
+                          ensure_ascii=False)
+        chunk.append(item)
+        size += len(item)
+        if size >= CONFLICT_CHUNK_BYTES:
+            yield _conflict_select("[" + ",".join(chunk) + "]")
+            chunk, size = [], 0
+    if chunk:
+        yield _conflict_select("[" + ",".join(chunk) + "]")
+
+
+def _conflict_select(keys_json: str) -> str:
+    return (
+        "SELECT 'conflict: left as it is in D1' AS iofold_tui, o.e AS eval_set_id, o.t AS trace_id, "
+        "f.rating AS d1_rating, f.notes AS d1_notes, f.id AS d1_feedback_id, o.r AS our_rating "
+        "FROM (SELECT json_extract(value, '$[0]') AS e, json_extract(value, '$[1]') AS t, "
+        "json_extract(value, '$[2]') AS r, json_extract(value, '$[3]') AS ok "
+        f"FROM json_each({sql_literal(keys_json)})) AS o "
+        "LEFT JOIN feedback AS f ON f.eval_set_id = o.e AND f.trace_id = o.t "
+        "WHERE NOT EXISTS (SELECT 1 FROM json_each(o.ok) AS s WHERE "
+        "(s.type = 'null' AND f.id IS NULL AND (o.r IS NULL OR EXISTS (SELECT 1 FROM traces WHERE id = o.t))) "
+        "OR (s.type = 'array' AND f.id = json_extract(s.value, '$[0]') AND f.rating = json_extract(s.value, '$[1]') "
+        "AND f.notes IS json_extract(s.value, '$[2]'))) "
+        "ORDER BY o.e, o.t;")
 
 
 def _record(n: NetChange) -> dict[str, str | None]:
@@ -126,8 +225,11 @@ def _record(n: NetChange) -> dict[str, str | None]:
 
 
 def write_changes(source: LabelStore | Path, out: TextIO, *, since: datetime | None = None,
-                  fmt: Format = "sql") -> ExportSummary:
-    """Write the patch for ``source`` (a LabelStore, or a history sidecar path) to ``out``."""
+                  fmt: Format = "sql", record: bool = True) -> ExportSummary:
+    """Write the patch for ``source`` (a LabelStore, or a history sidecar path) to ``out``.
+
+    A SQL patch is remembered in the history (``record``): the states it writes may be in D1 later, and
+    the next patch may replace them without calling that a conflict."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     # A private connection: the store's own may be mid-write on another thread.
@@ -142,6 +244,12 @@ def write_changes(source: LabelStore | Path, out: TextIO, *, since: datetime | N
         sets = _eval_set_rows(source.db_path, {n.eval_set_id for n in net if n.final is not None}) \
             if isinstance(source, LabelStore) else []
         _write_sql(out, net, summary, db, since, sets)
+        if record and net:  # a later patch may replace what this one writes
+            history = LabelHistory(history.path)
+            try:
+                history.record_exported((n.eval_set_id, n.trace_id, state_json(n.final_state)) for n in net)
+            finally:
+                history.close()
     elif fmt == "csv":
         writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
@@ -179,22 +287,86 @@ def _write_sql(out: TextIO, net: list[NetChange], summary: ExportSummary, db: st
                since: datetime | None, eval_sets: list[tuple[object, ...]]) -> None:
     # Header values go through one_line: a path or time holding a newline must not end the comment.
     out.write("-- iofold-tui label patch (idempotent; no BEGIN/COMMIT, as D1 requires)\n")
+    out.write("-- every statement applies only while the D1 row is still as this copy last saw it; a row changed\n"
+              "-- in D1 since is left as it is and listed by the SELECT at the end (a conflict)\n")
     out.write(f"-- source: {one_line(db or 'unknown', None)}\n")
     out.write(f"-- generated: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC\n")
     if since is not None:
         out.write(f"-- since: {_since_stamp(since)} UTC\n")
     out.write(f"-- changes: {summary.count} ({summary.upserts} upserts, {summary.deletes} deletions)\n")
+    out.write("-- check first: iofold-tui export-labels <SOURCE> --check <a newer wrangler d1 export>\n")
     out.write("-- apply: wrangler d1 execute <DATABASE> --remote --file <this file>\n")
     for row in eval_sets:
         out.write(_eval_set_insert(row) + "\n")
     for n in net:
-        out.write((_upsert(n) if n.final is not None else _delete(n)) + "\n")
+        for statement in statements(n):
+            out.write(statement + "\n")
+    for select in _conflict_selects(net):
+        out.write(select + "\n")
     if not net:  # wrangler rejects a file without statements ("SQL code did not contain a statement")
         out.write("SELECT 0 WHERE 0; -- no label changes: a no-op so the file still applies\n")
 
 
-def export_changes(source: LabelStore | Path, *, since: datetime | None = None, fmt: Format = "sql") -> str:
+def export_changes(source: LabelStore | Path, *, since: datetime | None = None, fmt: Format = "sql",
+                   record: bool = True) -> str:
     """The patch as a string (``write_changes`` streams to a file instead)."""
     buf = io.StringIO()
-    write_changes(source, buf, since=since, fmt=fmt)
+    write_changes(source, buf, since=since, fmt=fmt, record=record)
     return buf.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedChange:
+    change: NetChange
+    verdict: Verdict
+    remote: RowState | None  # the row the other copy holds now
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    items: list[CheckedChange]
+
+    def count(self, verdict: Verdict) -> int:
+        return sum(i.verdict == verdict for i in self.items)
+
+    @property
+    def conflicts(self) -> list[CheckedChange]:
+        return [i for i in self.items if i.verdict in ("conflict", "trace missing")]
+
+
+def load_net_changes(source: LabelStore | Path, since: datetime | None = None) -> list[NetChange]:
+    history = LabelHistory(source.history.path if isinstance(source, LabelStore) else Path(source))
+    try:
+        return list(net_changes(history, since))
+    finally:
+        history.close()
+
+
+def check_against(net: list[NetChange], remote: sqlite3.Connection) -> CheckReport:
+    """What applying ``net`` would do to the database ``remote`` (a newer export of the same D1 database):
+    per change "apply", "done" (it already holds our row), "conflict" (changed there since) or
+    "trace missing". Reads only."""
+    items: list[CheckedChange] = []
+    for n in net:
+        row = remote.execute("SELECT id, rating, notes FROM feedback WHERE eval_set_id = ? AND trace_id = ?",
+                             (n.eval_set_id, n.trace_id)).fetchone()
+        state = None if row is None else (row[0], row[1], row[2])
+        exists = state is not None or n.final is None or remote.execute(
+            "SELECT 1 FROM traces WHERE id = ?", (n.trace_id,)).fetchone() is not None
+        items.append(CheckedChange(n, n.verdict(state, exists), state))
+    return CheckReport(items)
+
+
+def describe_state(state: RowState | None) -> str:
+    if state is None:
+        return "no label"
+    notes = "" if state[2] is None else f" (note: {one_line(str(state[2]), 40)})"
+    return f"{one_line(str(state[1]), 20)}{notes} [{one_line(str(state[0]), 40)}]"
+
+
+def describe_conflict(item: CheckedChange) -> str:
+    n = item.change
+    ours = describe_state(n.final_state)
+    what = "the trace is not there" if item.verdict == "trace missing" else f"it holds {describe_state(item.remote)}"
+    return (f"{one_line(n.eval_set_id, 40)} / {one_line(n.trace_id, 60)}: ours is {ours}, but {what} "
+            "(left as it is)")

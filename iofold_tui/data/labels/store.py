@@ -291,6 +291,31 @@ class LabelStore:
         plan = self._write(lambda conn: self._plan_new_step("bulk", build(conn)))
         return None if plan is None else plan.result  # type: ignore[return-value]
 
+    def put_rows(self, rows: Iterable[tuple[str, str, FeedbackRow | None, FeedbackRow | None]],
+                 kind: str = "carry") -> Step | None:
+        """Set exact rows (id and timestamps included) as ONE undo step: ``(eval set, trace, expected, new)``
+        moves a key to ``new`` only while its row is still ``expected``; others are left out. None when
+        nothing changed. Used to carry labels made on an older copy of the same D1 database."""
+        items = list(rows)
+
+        def build(conn: sqlite3.Connection) -> list[LabelChange]:
+            changes: list[LabelChange] = []
+            by_set: dict[str, list[tuple[str, FeedbackRow | None, FeedbackRow | None]]] = {}
+            for es, tid, expected, new in items:
+                if new is not None:
+                    _check_rating(new.rating)
+                by_set.setdefault(es, []).append((tid, expected, new))
+            for es, wanted in by_set.items():
+                current = _read_rows(conn, es, [tid for tid, _, _ in wanted])
+                for tid, expected, new in wanted:
+                    old = current.get(tid)
+                    if old == expected and new != old:
+                        changes.append(LabelChange(es, tid, old, new))
+            return changes
+
+        plan = self._write(lambda conn: self._plan_new_step(kind, build(conn)))
+        return None if plan is None else plan.result  # type: ignore[return-value]
+
     def _stamp(self) -> str:
         """``feedback`` timestamps: 'YYYY-MM-DD HH:MM:SS' UTC, as SQLite's CURRENT_TIMESTAMP writes them."""
         return self._clock().astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -140,9 +140,15 @@ def open_source(
         kind = "d1-export"
         notes.extend(report.summary_lines())
         _use_wal(db_path)
-    _check_sqlite_file(db_path)
-    reason = "opened with --read-only" if read_only else _writability(db_path)
-    db, info = _probe(db_path, reason)
+    try:
+        _check_sqlite_file(db_path)
+        reason = "opened with --read-only" if read_only else _writability(db_path)
+        db, info = _probe(db_path, reason)
+    except SourceError as exc:
+        if kind != "d1-export":
+            raise
+        # The working copy is ours, in the cache: name the file the user gave.
+        raise SourceError(origin, exc.problem) from None
     notes.extend(info.warnings)
     history = db_path.with_name(db_path.name + ".labels.sqlite") if kind == "d1-export" else _history_for(db_path)
     return OpenedSource(kind=kind, origin=origin, db=db, schema=info, history_path=history, notes=notes)
