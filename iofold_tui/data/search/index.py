@@ -1,0 +1,459 @@
+"""The sidecar full-text index: build, keep current, search; degrade to the scan when it is unusable.
+
+The sidecar is a SQLite file in ``cache_dir()/search/<path_key(source)>.fts.sqlite`` — never a table in
+the user's database. It holds a contentless FTS5 table (columns = ``extract.COLUMNS``), ``docs`` (per
+trace rowid: its timestamp, a cheap fingerprint, and the zlib-compressed indexed text that a contentless
+FTS5 delete needs), ``tools``/``errors`` (per-trace tool names and normalised errors, for facets) and a
+small cache table.
+
+Keeping it current without re-reading the table (``sync``):
+1. quick check — one pass over the ``traces(timestamp)`` index only (count, sum of rowids, sum of
+   timestamp codes for rowid ≤ the last indexed max): equal to what was recorded at the last sync
+   means no row at or below that rowid was added, deleted or re-timestamped; then only rows above it
+   are merged in (new traces are appended with higher rowids).
+2. otherwise — per bucket of 4,096 rowids, ``count`` and ``sum`` of a fingerprint of the columns stored
+   before ``steps`` in each row record (id, trace_id, timestamp, length(metadata)): SQLite reads them
+   from the table's leaf pages without touching the overflow pages that hold the steps JSON. Buckets
+   that differ from the sidecar's are compared row by row; new/changed rows are (re)indexed, missing ones
+   deleted.
+Traces are immutable after import in iofold (imports skip existing traces), so an in-place edit of only
+``steps`` keeping id, timestamp and metadata length is not detected; ``iofold-tui index --rebuild`` is
+the remedy. The sidecar is keyed by what the user named: a wrangler local file that changed underneath
+(rows in its -wal) goes through the same check; a re-exported D1 ``.sql`` (a new working copy) keeps
+the sidecar of the ``.sql`` path and is diffed against it (its rowids follow the export's row order).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from iofold_tui.data import paths
+from iofold_tui.data.search.extract import COLUMNS, extract_all
+from iofold_tui.data.search.query import Node, SearchSyntaxError, parse, to_match
+from iofold_tui.data.search.scan import FTS_ARGS, SELECT_RAW, ScanResult, regex_scan, scan
+
+FORMAT = 1
+BUCKET_SHIFT = 12
+BATCH = 500
+Progress = Callable[[int, int], None]
+
+TSX = "coalesce(CAST(julianday({ts}) * 86400000 AS INTEGER) % 1000003, length({ts}), 0)"
+FP = (
+    "((coalesce(length(t.id), 0) * 1009 + coalesce(unicode(substr(t.id, -1)), 0) * 31"
+    " + coalesce(unicode(substr(t.id, -2, 1)), 0) * 17 + coalesce(unicode(substr(t.id, -3, 1)), 0) * 7"
+    " + coalesce(length(t.trace_id), 0) * 101 + coalesce(unicode(substr(t.trace_id, -1)), 0) * 13"
+    " + coalesce(length(t.metadata), 0) * 3 + " + TSX.format(ts="t.timestamp") + ") % 2147483647)"
+)
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);
+CREATE TABLE IF NOT EXISTS docs(rid INTEGER PRIMARY KEY, ts, fp INTEGER NOT NULL, body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS docs_ts ON docs(ts DESC, rid);
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5({FTS_ARGS}, content = '');
+CREATE TABLE IF NOT EXISTS tools(tool TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY(tool, rid)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tools_rid ON tools(rid);
+CREATE TABLE IF NOT EXISTS errors(msg TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY(msg, rid)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS errors_rid ON errors(rid);
+CREATE TABLE IF NOT EXISTS cache(key TEXT PRIMARY KEY, stamp TEXT NOT NULL, value TEXT NOT NULL);
+"""
+
+
+class IndexUnavailable(Exception):
+    """The sidecar cannot be used (missing cache dir, corrupt, another format); the message says why."""
+
+
+def source_key(kind: str, origin: Path, db_path: Path) -> Path:
+    """What the sidecar is keyed by: the user's ``.sql`` for a D1 export (a re-export's new working copy
+    is diffed against the old index), else the database file itself."""
+    return Path(origin) if kind == "d1-export" else Path(db_path)
+
+
+def trace_rows(db: sqlite3.Connection, rowids: list[int]) -> list[dict[str, Any]]:
+    """Display fields of ``rowids`` (raw database text: sanitise before showing), in the given order."""
+    if not rowids:
+        return []
+    got = {}
+    for r in db.execute(
+        "SELECT rowid, id, trace_id, timestamp, source, substr(input_preview, 1, 400), substr(output_preview, 1, 400), "
+        "step_count, has_errors FROM traces WHERE rowid IN (SELECT value FROM json_each(?))", (json.dumps(rowids),)):
+        got[int(r[0])] = {"rowid": int(r[0]), "id": r[1], "trace_id": r[2], "timestamp": r[3], "source": r[4],
+                          "input_preview": r[5], "output_preview": r[6], "step_count": r[7], "has_errors": bool(r[8])}
+    return [got[rid] for rid in rowids if rid in got]
+
+
+def sidecar_path(source_key: Path) -> Path:
+    return paths.cache_dir() / "search" / f"{paths.path_key(Path(source_key))}.fts.sqlite"
+
+
+def _ts_index(conn: sqlite3.Connection) -> str | None:
+    """An index on traces whose first column is timestamp (the quick check reads only it)."""
+    try:
+        for row in conn.execute("PRAGMA index_list('traces')").fetchall():
+            name = row[1]
+            cols = conn.execute(f"PRAGMA index_info({_q(name)})").fetchall()
+            if cols and cols[0][2] == "timestamp":
+                return str(name)
+    except sqlite3.DatabaseError:
+        return None
+    return None
+
+
+def _q(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+@dataclass
+class SyncReport:
+    added: int = 0
+    changed: int = 0
+    deleted: int = 0
+    total: int = 0
+    seconds: float = 0.0
+    path: str = ""
+    mode: str = ""  # "up to date", "tail", "diff", "build"
+    complete: bool = True
+
+    def summary(self) -> str:
+        verb = "built" if self.mode == "build" else "updated"
+        if self.mode == "up to date":
+            return f"index up to date: {self.total:,} traces ({self.seconds:.2f} s)"
+        return (f"index {verb}: {self.total:,} traces, {self.added:,} added, {self.changed:,} changed, "
+                f"{self.deleted:,} deleted in {self.seconds:.2f} s" + ("" if self.complete else " (cancelled)"))
+
+
+@dataclass
+class SearchResult:
+    rowids: list[int]  # in the asked order, at most ``limit``
+    total: int  # every match (for the header)
+    used_index: bool
+    order: str
+    note: str | None = None
+    complete: bool = True
+    ms: float = 0.0
+    all_rowids: list[int] | None = field(default=None, repr=False)  # every match, when asked for
+
+
+class SearchIndex:
+    """The sidecar of one source. Thread-safe use: one SearchIndex per thread (it owns one connection)."""
+
+    def __init__(self, source_key: Path | str, *, path: Path | None = None) -> None:
+        self.source_key = Path(source_key)
+        try:
+            self.path = path or sidecar_path(self.source_key)
+        except OSError as exc:
+            raise IndexUnavailable(f"cache dir unavailable ({exc.strerror or exc})") from None
+        self._conn: sqlite3.Connection | None = None
+
+    # ------------------------------------------------------------ connection
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def conn(self, *, create: bool = False) -> sqlite3.Connection:
+        if self._conn is not None:
+            return self._conn
+        if not create and not self.path.is_file():
+            raise IndexUnavailable("no search index yet (run `iofold-tui index SOURCE`)")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout = 5000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.executescript(SCHEMA)
+            fmt = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+            if fmt is None:
+                if conn.execute("SELECT count(*) FROM docs").fetchone()[0]:
+                    raise sqlite3.DatabaseError("no format recorded")
+                conn.execute("INSERT INTO meta VALUES ('format', ?), ('source', ?)", (FORMAT, str(self.source_key)))
+            elif int(fmt[0]) != FORMAT:
+                raise sqlite3.DatabaseError(f"index format {fmt[0]}, expected {FORMAT}")
+        except (sqlite3.DatabaseError, OSError, ValueError, TypeError) as exc:
+            with contextlib.suppress(Exception):
+                conn.close()  # type: ignore[possibly-undefined]
+            raise IndexUnavailable(f"search index unusable ({exc})") from None
+        self._conn = conn
+        return conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def remove(self) -> None:
+        """Delete the sidecar (corrupt or --rebuild); it is only a cache."""
+        self.close()
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"{self.path}{suffix}").unlink()
+
+    def _meta(self, key: str) -> Any:
+        row = self.conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def _set_meta(self, key: str, value: Any) -> None:
+        self.conn().execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def count(self) -> int:
+        return int(self.conn().execute("SELECT count(*) FROM docs").fetchone()[0])
+
+    def stamp(self) -> str:
+        """Changes whenever the indexed data changes (facet cache key)."""
+        return str(self._meta("stamp") or "")
+
+    # ------------------------------------------------------------ keeping current
+    def _quick(self, db: sqlite3.Connection, upto: int) -> list[int]:
+        index = _ts_index(db)
+        hint = f"INDEXED BY {_q(index)}" if index else ""
+        row = db.execute(
+            f"SELECT count(*), coalesce(sum(rowid), 0), coalesce(sum({TSX.format(ts='timestamp')}), 0) "
+            f"FROM traces {hint} WHERE +rowid <= ?", (upto,)).fetchone()
+        return [int(row[0]), int(row[1]), int(row[2])]
+
+    def sync(self, db: sqlite3.Connection, *, progress: Progress | None = None,
+             cancelled: Callable[[], bool] = lambda: False, verify: bool = False) -> SyncReport:
+        """Bring the sidecar up to date with ``db`` (build it when new). Safe to cancel and resume."""
+        start = time.perf_counter()
+        conn = self.conn(create=True)
+        report = SyncReport(path=str(self.path))
+        side_max = int(conn.execute("SELECT coalesce(max(rid), 0) FROM docs").fetchone()[0])
+        stored = self._meta("quick")
+        db_max = int(db.execute("SELECT coalesce(max(rowid), 0) FROM traces").fetchone()[0])
+        quick_now = self._quick(db, db_max)
+        if side_max == 0 and stored is None:
+            report.mode = "build"
+            todo_ranges: list[tuple[int, int]] = [(0, db_max)]
+            deleted: list[int] = []
+        elif not verify and stored is not None and json.loads(stored)[0] == side_max \
+                and self._quick(db, side_max) == json.loads(stored)[1]:
+            report.mode = "tail"
+            todo_ranges, deleted = self._diff_range(db, side_max + 1, db_max)
+        else:
+            report.mode = "diff"
+            todo_ranges, deleted = self._diff_buckets(db, max(db_max, side_max))
+        self._delete(deleted)
+        report.deleted = len(deleted)
+        self._index_ranges(db, todo_ranges, report, progress, cancelled)
+        report.complete = not cancelled()
+        if report.complete:
+            self._set_meta("quick", json.dumps([db_max, quick_now]))
+        if report.added or report.changed or report.deleted or self._meta("stamp") is None:
+            self._set_meta("stamp", f"{time.time_ns()}")
+        report.total = self.count()
+        report.seconds = time.perf_counter() - start
+        if report.mode != "build" and not (report.added or report.changed or report.deleted):
+            report.mode = "up to date"
+        return report
+
+    def _diff_range(self, db: sqlite3.Connection, low: int, high: int) -> tuple[list[tuple[int, int]], list[int]]:
+        """Row-by-row fingerprint comparison of rowids in [low, high] (and everything the sidecar has above)."""
+        ours = {int(r): int(fp) for r, fp in self.conn().execute("SELECT rid, fp FROM docs WHERE rid >= ?", (low,))}
+        todo: list[int] = []
+        for rid, fp in db.execute(f"SELECT t.rowid, {FP} FROM traces t WHERE t.rowid >= ? AND t.rowid <= ?", (low, high)):
+            if ours.pop(int(rid), None) != int(fp):
+                todo.append(int(rid))
+        return _ranges(todo), sorted(ours)
+
+    def _diff_buckets(self, db: sqlite3.Connection, high: int) -> tuple[list[tuple[int, int]], list[int]]:
+        sql = "SELECT {r} >> {s}, count(*), coalesce(sum({fp}), 0) FROM {t} GROUP BY 1"
+        theirs = {int(b): (int(n), int(s)) for b, n, s in db.execute(sql.format(r="t.rowid", s=BUCKET_SHIFT, fp=FP, t="traces t"))}
+        ours = {int(b): (int(n), int(s)) for b, n, s in self.conn().execute(sql.format(r="rid", s=BUCKET_SHIFT, fp="fp", t="docs"))}
+        todo: list[tuple[int, int]] = []
+        deleted: list[int] = []
+        for bucket in sorted(set(theirs) | set(ours)):
+            if theirs.get(bucket) == ours.get(bucket):
+                continue
+            low, high_b = bucket << BUCKET_SHIFT, ((bucket + 1) << BUCKET_SHIFT) - 1
+            mine = {int(r): int(fp) for r, fp in self.conn().execute("SELECT rid, fp FROM docs WHERE rid BETWEEN ? AND ?", (low, high_b))}
+            changed: list[int] = []
+            for rid, fp in db.execute(f"SELECT t.rowid, {FP} FROM traces t WHERE t.rowid BETWEEN ? AND ?", (low, high_b)):
+                if mine.pop(int(rid), None) != int(fp):
+                    changed.append(int(rid))
+            todo += _ranges(changed)
+            deleted += sorted(mine)
+        return todo, deleted
+
+    def _delete(self, rids: list[int]) -> None:
+        conn = self.conn()
+        for i in range(0, len(rids), BATCH):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for rid in rids[i:i + BATCH]:
+                    self._delete_one(rid)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def _delete_one(self, rid: int) -> bool:
+        conn = self.conn()
+        row = conn.execute("SELECT body FROM docs WHERE rid = ?", (rid,)).fetchone()
+        if row is None:
+            return False
+        values = json.loads(zlib.decompress(row[0]))
+        conn.execute(f"INSERT INTO fts(fts, rowid, {', '.join(COLUMNS)}) VALUES ('delete', ?, {','.join('?' * len(COLUMNS))})",
+                     (rid, *values))
+        conn.execute("DELETE FROM docs WHERE rid = ?", (rid,))
+        conn.execute("DELETE FROM tools WHERE rid = ?", (rid,))
+        conn.execute("DELETE FROM errors WHERE rid = ?", (rid,))
+        return True
+
+    def _index_ranges(self, db: sqlite3.Connection, ranges: list[tuple[int, int]], report: SyncReport,
+                      progress: Progress | None, cancelled: Callable[[], bool]) -> int:
+        total = sum(high - low + 1 for low, high in ranges) if ranges else 0
+        if ranges and ranges[0][0] == 0 and len(ranges) == 1:  # a build: count rows, not the rowid span
+            total = int(db.execute("SELECT count(*) FROM traces").fetchone()[0])
+        done = 0
+        conn = self.conn()
+        insert_fts = f"INSERT INTO fts(rowid, {', '.join(COLUMNS)}) VALUES (?, {','.join('?' * len(COLUMNS))})"
+        for low, high in ranges:
+            position = low
+            while position <= high:
+                if cancelled():
+                    return done
+                rows = db.execute(f"SELECT {SELECT_RAW}, {FP} FROM traces t WHERE t.rowid >= ? AND t.rowid <= ? "
+                                  f"ORDER BY t.rowid LIMIT {BATCH}", (position, high)).fetchall()
+                if not rows:
+                    break
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for r in rows:
+                        rid = int(r[0])
+                        if self._delete_one(rid):
+                            report.changed += 1
+                        else:
+                            report.added += 1
+                        values, tools, errors = extract_all(*r[1:6])
+                        conn.execute(insert_fts, (rid, *values))
+                        body = zlib.compress(json.dumps(values, ensure_ascii=False).encode("utf-8", "surrogatepass"), 1)
+                        conn.execute("INSERT INTO docs VALUES (?, ?, ?, ?)", (rid, r[6], int(r[7]), body))
+                        conn.executemany("INSERT OR IGNORE INTO tools VALUES (?, ?)", [(t, rid) for t in tools])
+                        conn.executemany("INSERT OR IGNORE INTO errors VALUES (?, ?)", [(e, rid) for e in errors])
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                done += len(rows)
+                position = int(rows[-1][0]) + 1
+                if progress:
+                    progress(min(done, total) if total else done, max(total, done))
+        return done
+
+    # ------------------------------------------------------------ searching
+    def search(self, node: Node, *, order: str = "newest", limit: int | None = 50, want_all: bool = False) -> SearchResult:
+        start = time.perf_counter()
+        match = to_match(node)
+        conn = self.conn()
+        try:
+            total = int(conn.execute("SELECT count(*) FROM fts WHERE fts MATCH ?", (match,)).fetchone()[0])
+            lim = -1 if limit is None else int(limit)
+            if order == "relevance":
+                sql = "SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY rank LIMIT ?"
+            else:
+                sql = ("SELECT d.rid FROM fts JOIN docs d ON d.rid = fts.rowid WHERE fts MATCH ? "
+                       "ORDER BY d.ts DESC, d.rid ASC LIMIT ?")
+            rowids = [int(r[0]) for r in conn.execute(sql, (match, lim))]
+            every = None
+            if want_all:
+                every = rowids if limit is None else [int(r[0]) for r in conn.execute("SELECT rowid FROM fts WHERE fts MATCH ?", (match,))]
+        except sqlite3.OperationalError as exc:  # a MATCH we built is always valid: anything else is the index
+            raise IndexUnavailable(f"search index unusable ({exc})") from None
+        return SearchResult(rowids, total, True, order, ms=(time.perf_counter() - start) * 1000, all_rowids=every)
+
+    # ------------------------------------------------------------ cache
+    def cached(self, key: str, compute: Callable[[], Any]) -> tuple[Any, bool]:
+        """``compute()`` through the sidecar's cache, valid while the index stamp is unchanged."""
+        conn = self.conn()
+        stamp = self.stamp()
+        row = conn.execute("SELECT stamp, value FROM cache WHERE key = ?", (key,)).fetchone()
+        if row is not None and row[0] == stamp:
+            return json.loads(row[1]), True
+        value = compute()
+        conn.execute("INSERT OR REPLACE INTO cache VALUES (?, ?, ?)", (key, stamp, json.dumps(value)))
+        return value, False
+
+
+def _ranges(rowids: list[int]) -> list[tuple[int, int]]:
+    """Consecutive rowids as (low, high) ranges."""
+    out: list[tuple[int, int]] = []
+    for rid in sorted(rowids):
+        if out and rid == out[-1][1] + 1:
+            out[-1] = (out[-1][0], rid)
+        else:
+            out.append((rid, rid))
+    return out
+
+
+@contextlib.contextmanager
+def opened_index(source_key: Path | str) -> Iterator[SearchIndex]:
+    index = SearchIndex(source_key)
+    try:
+        yield index
+    finally:
+        index.close()
+
+
+def run_search(db: sqlite3.Connection, source_key: Path | str | None, text: str, *, order: str = "newest",
+               limit: int | None = 50, regex: bool = False, update: bool = True, want_all: bool = False,
+               progress: Progress | None = None, cancelled: Callable[[], bool] = lambda: False) -> SearchResult:
+    """Search through the sidecar when it is usable, else by scanning (same result set), with a note.
+
+    SearchSyntaxError for a bad query (the caller shows the message). ``update`` first brings an existing
+    sidecar up to date (cheap when nothing changed); a missing sidecar is not built here (that is a
+    background job / ``iofold-tui index``): the scan answers meanwhile.
+    """
+    start = time.perf_counter()
+    if regex:
+        res = regex_scan(db, text, progress=progress, cancelled=cancelled)
+        return _from_scan(res, order, limit, "regex mode scans every trace", start, want_all)
+    node = parse(text)
+    note: str | None = None
+    if source_key is not None:
+        index: SearchIndex | None = None
+        try:
+            index = SearchIndex(source_key)
+            if index.exists():
+                if update:
+                    index.sync(db, cancelled=cancelled)
+                result = index.search(node, order=order, limit=limit, want_all=want_all)
+                result.ms = (time.perf_counter() - start) * 1000
+                return result
+            note = "no search index yet: scanning (build it with `iofold-tui index SOURCE`)"
+        except IndexUnavailable as exc:
+            note = f"{exc}: scanning instead"
+        except sqlite3.DatabaseError as exc:
+            note = f"search index unusable ({exc}): scanning instead"
+        finally:
+            if index is not None:
+                index.close()
+    else:
+        note = "no search index for an in-memory source: scanning"
+    res = scan(db, node, progress=progress, cancelled=cancelled)
+    return _from_scan(res, order, limit, note, start, want_all)
+
+
+def _from_scan(res: ScanResult, order: str, limit: int | None, note: str | None, start: float,
+               want_all: bool) -> SearchResult:
+    ordered = res.rowids_newest_first()
+    if order == "relevance":
+        note = (note + "; " if note else "") + "relevance needs the index: newest first"
+    return SearchResult(ordered if limit is None else ordered[:limit], len(ordered), False, "newest", note,
+                        res.complete, (time.perf_counter() - start) * 1000, ordered if want_all else None)
+
+
+def describe_error(exc: Exception) -> str:
+    if isinstance(exc, SearchSyntaxError):
+        return f"search: {exc}"
+    return str(exc)
+
+
+def sidecar_size(index: SearchIndex) -> int:
+    return sum(os.path.getsize(f"{index.path}{s}") for s in ("", "-wal") if os.path.exists(f"{index.path}{s}"))
