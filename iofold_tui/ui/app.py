@@ -89,6 +89,7 @@ class IofoldApp(App[None]):
         self.user_keymap = keymap
         if keymap:
             self.set_keymap(keymap)
+            self.call_after_refresh(self._check_keymap)  # loads every pane's class: after the first frame
         if problem:
             self.notify(problem, severity="warning", timeout=8)
         for note in self.source.notes[:6]:
@@ -154,12 +155,20 @@ class IofoldApp(App[None]):
             return len(self.state.workspaces) > 1
         return True
 
+    def _check_keymap(self) -> None:
+        from iofold_tui.ui.key_help import keymap_problems
+        from iofold_tui.ui.keymap import keymap_path
+
+        problem = keymap_problems(self.user_keymap, [b for b in self.BINDINGS if isinstance(b, Binding)])
+        if problem:
+            self.notify(f"keymap {keymap_path()}: {problem}", severity="warning", timeout=12)
+
     def action_toggle_help(self) -> None:
-        """The keys of the current pane, with their descriptions (Textual's help panel)."""
-        if self.screen.query("HelpPanel"):
-            self.action_hide_help_panel()
-        else:
-            self.action_show_help_panel()
+        """Every key of the current pane with its binding id (what keymap.toml remaps) and description."""
+        from iofold_tui.ui.key_help import show_key_help
+
+        title = getattr(self.screen, "pane_title", None) or type(self.screen).__name__.replace("Screen", "")
+        show_key_help(self, f"{title} keys")
 
     # -- remembered per database ------------------------------------------------------------------------
     def _restore_prefs(self) -> None:

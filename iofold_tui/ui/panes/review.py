@@ -44,7 +44,6 @@ from iofold_tui.data.traces.query import total_traces
 from iofold_tui.ui import labeling
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes.review_widgets import (
-    KeyHelp,
     ReviewDocument,
     label_line,
     progress_text,
@@ -694,13 +693,8 @@ class ReviewPane(Pane):
         app.push_screen(EvalSetForm(workspace, name), created)
 
     def action_help(self) -> None:
-        rows: dict[str, tuple[list[str], str]] = {}
-        for active in self.active_bindings.values():
-            binding = active.binding
-            name = binding.id or binding.action
-            keys, _ = rows.setdefault(name, ([], binding.description or binding.action))
-            keys.append(self.app.get_key_display(binding))
-        notes = ["Labels are committed before the next trace shows; undo/redo survive restarts.",
-                 "Blind mode hides eval verdicts until the trace has a label in this eval set.",
-                 "Keys are remappable by id in keymap.toml, e.g. \"review.positive\" = \"a,1,p\"."]
-        self.app.push_screen(KeyHelp("Review mode keys", [(" / ".join(k), d) for k, d in rows.values()], notes))
+        from iofold_tui.ui.key_help import show_key_help
+
+        show_key_help(self.app, "Review mode keys", [
+            "Labels are committed before the next trace shows; undo/redo survive restarts.",
+            "Blind mode hides eval verdicts and other sets' labels until the trace has a label in this eval set."])

@@ -256,11 +256,11 @@ class KeyHelp(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close")]
     DEFAULT_CSS = """
     KeyHelp { align: center middle; }
-    KeyHelp > Vertical { width: 76; height: auto; max-height: 90%; border: thick $accent; background: $surface; padding: 0 1; }
-    KeyHelp VerticalScroll { height: auto; max-height: 40; }
+    KeyHelp > Vertical { width: 90; max-width: 100%; height: auto; max-height: 100%; border: thick $accent; background: $surface; padding: 0 1; }
+    KeyHelp VerticalScroll { height: auto; max-height: 50; }
     """
 
-    def __init__(self, title: str, rows: Sequence[tuple[str, str]], notes: Sequence[str] = ()) -> None:
+    def __init__(self, title: str, rows: Sequence[tuple[str, str, str]], notes: Sequence[str] = ()) -> None:
         super().__init__()
         self.title_text = title
         self.rows = list(rows)
@@ -268,8 +268,10 @@ class KeyHelp(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         body = Text()
-        for keys, description in self.rows:
-            body.append(f"{keys:<22}", style="bold cyan")
+        body.append(f"{'keys':<16}{'binding id':<26}what it does\n", style="bold")
+        for keys, binding_id, description in self.rows:
+            body.append(f"{keys:<15} ", style="bold cyan")
+            body.append(f"{binding_id:<25} ", style="dim")
             body.append(description + "\n")
         for note in self.notes:
             body.append("\n" + note, style="dim")
