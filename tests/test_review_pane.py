@@ -43,13 +43,13 @@ async def test_label_relabel_undo_redo(db: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         assert pane(app).current.trace_id == "ux_000"  # unlabelled first, newest first
-        assert "5 of 5 labelled" in text_of(app, "#pane-header")
+        assert "5 labelled · minimum 5 examples reached" in text_of(app, "#pane-header")
         await pilot.press("a")
         first = feedback(db, "ux_000")
         assert first is not None and first[1] == "positive" and first[0].startswith("fb_")
         await settle(app, pilot)
         assert pane(app).current.trace_id == "ux_001"  # auto-advanced after the commit
-        assert "6 of 5 labelled" in text_of(app, "#pane-header")
+        assert "6 labelled · minimum 5 examples reached" in text_of(app, "#pane-header")
         await pilot.press("k", "x")  # back, relabel: same row, new rating
         again = feedback(db, "ux_000")
         assert again[0] == first[0] and again[1] == "negative"
@@ -157,7 +157,7 @@ async def test_start_in_review_with_eval_set_by_name_or_id(db: Path) -> None:
         async with app.run_test(size=(120, 40)) as pilot:
             await settle(app, pilot)
             assert pane(app).eval_set.id == "set_other"
-            assert "0 of 9 labelled" in text_of(app, "#pane-header")
+            assert "0 labelled · 9 more to the minimum of 9 examples" in text_of(app, "#pane-header")
             assert "no negative example yet" in text_of(app, "#pane-header")
             assert pane(app).current.trace_id == "ux_000"  # everything is unlabelled in a new set
             await pilot.press("a")
@@ -210,7 +210,7 @@ async def test_create_eval_set_from_review(db: Path) -> None:
         assert row is not None and row[0].startswith("set_") and row[1:4] == ("ws_demo", "polite answers", 3)
         assert row[4].endswith("Z") and "T" in row[4]
         assert app.state.eval_set_id == row[0] and pane(app).eval_set.id == row[0]
-        assert "0 of 3 labelled" in text_of(app, "#pane-header")
+        assert "0 labelled · 3 more to the minimum of 3 examples" in text_of(app, "#pane-header")
         await pilot.press("c", *"tone", "ctrl+s")  # duplicate names are refused in the form
         await settle(app, pilot)
         assert "already exists" in str(app.screen.query_one("#form-error").content)
@@ -229,7 +229,7 @@ async def test_refresh_when_the_database_changes_underneath(db: Path) -> None:
         app.post_message(DatabaseChanged())
         await settle(app, pilot)
         assert "NEGATIVE" in text_of(app, "#review-bar")
-        assert "6 of 5 labelled" in text_of(app, "#pane-header")
+        assert "6 labelled · minimum 5 examples reached" in text_of(app, "#pane-header")
     finish(app)
 
 

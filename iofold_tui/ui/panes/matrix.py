@@ -71,6 +71,7 @@ from iofold_tui.ui.row_table import RowTable
 from iofold_tui.ui.text import cell, rating_text
 from iofold_tui.ui.widgets import PickOne, Prompt
 
+MIN_INPUT = 12  # the grid's input preview is dropped rather than shown narrower
 PAGE_SIZE = 100
 DRILL_CAP = 50_000  # trace ids handed to the trace list from one confusion cell
 INCREMENTAL_LIMIT = 1_000  # an undo/redo step larger than this recomputes the statistics instead
@@ -192,6 +193,7 @@ def _implied_labels(s: MatrixStats) -> dict[str, int]:
 
 class MatrixPane(Pane):
     pane_title = "Matrix"
+    requires = ("evals", "eval_executions")
     BINDINGS = [
         Binding("f", "pick_filter", "Filter", id="matrix.filter"),
         *[Binding(str(i), f"set_filter('{name}')", FILTER_TITLES[name], id=f"matrix.filter_{name}", show=False)
@@ -430,39 +432,75 @@ class MatrixPane(Pane):
         self._grid_job(job)
 
     # -- the grid ----------------------------------------------------------------------------------------
-    def _build_columns(self, eval_ids: tuple[str, ...]) -> None:
-        table, titles = self.grid, self.titles()
-        table.clear(columns=True)
-        for key, label, width in (("n", "≠", 2), ("time", "time", 16), ("trace", "trace", 14), ("src", "source", 8),
-                                  ("human", "human", 6), ("note", "note", 16)):
-            table.add_column(label, width=width, key=key)
+    def _grid_layout(self, eval_ids: tuple[str, ...], total: int) -> list[tuple[str, str, int]]:
+        """(key, header, width) of the grid's columns for ``total`` cells: every version column always (an
+        80-column terminal shows three), the note, source and input dropped in that order when they do not
+        fit, the time as "MM-DD HH:MM" below 120 columns. The input preview takes what is left."""
+        titles = self.titles()
+        versions = []
         for eval_id in eval_ids:
-            title = titles.get(eval_id, eval_id)
-            table.add_column(title, width=max(8, len(title)), key=f"v:{eval_id}")
-        table.add_column("input", width=30, key="input")
+            title = one_line(titles.get(eval_id, eval_id), 16 if total >= 120 else 10)
+            versions.append((f"v:{eval_id}", title, max(8, len(title))))
+        fixed = [("n", "≠", 2), ("time", "time", 16 if total >= 120 else 11), ("trace", "trace", 14 if total >= 100 else 12),
+                 ("src", "source", 8), ("human", "human", 6), ("note", "note", 16)]
+        room = total - 4  # the vertical scrollbar, and no horizontal one
+        optional = ["note", "src", "input"]  # dropped first to last
+
+        def cost(cols: list[tuple[str, str, int]], with_input: bool) -> int:
+            return sum(w + 2 for _, _, w in cols) + (MIN_INPUT + 2 if with_input else 0)
+
+        cols, with_input = fixed + versions, True
+        for key in optional:
+            if cost(cols, with_input) <= room:
+                break
+            if key == "input":
+                with_input = False
+            else:
+                cols = [c for c in cols if c[0] != key]
+        if with_input:
+            cols.append(("input", "input", max(MIN_INPUT, room - cost(cols, False) - 2)))
+        return cols
+
+    def _build_columns(self, eval_ids: tuple[str, ...]) -> None:
+        table = self.grid
+        table.clear(columns=True)
+        for key, label, width in self._grid_layout(eval_ids, table.size.width or self.app.size.width):
+            table.add_column(label, width=width, key=key)
         self.column_ids = eval_ids
-        self.on_resize()
 
     def on_resize(self) -> None:
-        """The input preview takes whatever width the fixed columns leave."""
+        """Lay the grid out again for the new width (columns dropped or back, the input takes the rest)."""
+        self.query_one("#mx-notes", Static).styles.max_height = 3 if self.size.height < 30 else 7
         table = self.grid
-        if "input" not in {k.value for k in table.columns}:
+        if not table.columns:
             return
-        fixed = sum(c.width for k, c in table.columns.items() if k.value != "input")
-        # 2 cells of padding per column, and room for the vertical scrollbar so no horizontal one appears
-        table.set_column_width("input", max(20, table.size.width - fixed - 2 * len(table.columns) - 4))
+        layout = self._grid_layout(self.column_ids, table.size.width or self.app.size.width)
+        if [k for k, _, _ in layout] == [str(k) for k in table.columns]:
+            for key, _, width in layout:
+                table.set_column_width(key, width)
+            return
+        cursor = table.cursor_key
+        self._build_columns(self.column_ids)
+        if self.page is not None:
+            table.show_page(((r.trace_id, self._cells(r)) for r in self.page.rows), has_before=self.page.has_before,
+                            has_after=self.page.has_after, focus_key=cursor)
 
     def _cells(self, row: MatrixRow) -> list[Text | str]:
-        return [
-            contradiction_mark(row),
-            cell(row.timestamp.replace("T", " ")[:16], 16),
-            cell(row.trace_id, 40),
-            cell(row.source, 20),
-            rating_text(row.rating),
-            cell(row.note or "", 60, style="italic"),
-            *[matrix_cell(c) for c in row.cells],
-            cell(preview_text(row.input_preview), 200),
-        ]
+        """The row's cells for the grid's columns as laid out now (``_grid_layout``)."""
+        stamp = row.timestamp.replace("T", " ")
+        values: dict[str, Text | str] = {
+            "n": contradiction_mark(row),
+            "time": cell(stamp[:16] if self.grid.columns.get("time") is None or self.grid.columns["time"].width >= 16
+                         else stamp[5:16], 16),
+            "trace": cell(row.trace_id, 40),
+            "src": cell(row.source, 20),
+            "human": rating_text(row.rating),
+            "note": cell(row.note or "", 60, style="italic"),
+            "input": cell(preview_text(row.input_preview), 200),
+        }
+        for c in row.cells:
+            values[f"v:{c.eval_id}"] = matrix_cell(c)
+        return [values.get(str(key), Text("")) for key in self.grid.columns]
 
     def on_page_loaded(self, message: PageLoaded) -> None:
         if message.generation != self.generation:

@@ -39,11 +39,13 @@ FILTER_TITLES = {
     "versions_disagree": "versions disagree",
 }
 # Stats table columns: key, header, which confusion cell Enter opens (None = not drillable).
+# The contradictions come right after n: this pane is about them, and on an 80-column terminal the
+# columns past ~75 cells are a horizontal scroll away.
 STAT_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
-    ("n", "n", None), ("TP", "TP", "TP"), ("FN", "FN", "FN"), ("FP", "FP", "FP"), ("TN", "TN", "TN"),
-    ("accuracy", "acc", None), ("precision", "prec", None), ("recall", "rec", None), ("f1", "F1", None),
-    ("specificity", "spec", None), ("cohens_kappa", "κ", None), ("contradictions", "≠", None),
-    ("contradiction_rate", "≠rate", None), ("error", "err", "error"), ("neutral", "neu", "neutral"),
+    ("n", "n", None), ("contradictions", "≠", None), ("contradiction_rate", "≠rate", None),
+    ("TP", "TP", "TP"), ("FN", "FN", "FN"), ("FP", "FP", "FP"), ("TN", "TN", "TN"),
+    ("accuracy", "acc", None), ("cohens_kappa", "κ", None), ("precision", "prec", None), ("recall", "rec", None),
+    ("f1", "F1", None), ("specificity", "spec", None), ("error", "err", "error"), ("neutral", "neu", "neutral"),
     ("unlabelled", "unlab", "unlabelled"), ("not_run", "n/run", "not_run"),
 )
 CONFUSION_TITLES = {"TP": "TP (human positive, eval pass)", "FN": "FN (human positive, eval fail)",
