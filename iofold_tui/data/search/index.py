@@ -152,6 +152,7 @@ class SearchIndex:
         except OSError as exc:
             raise IndexUnavailable(f"cache dir unavailable ({exc.strerror or exc})") from None
         self._conn: sqlite3.Connection | None = None
+        self.batch = BATCH  # rows per transaction (and per cancel check)
 
     # ------------------------------------------------------------ connection
     def exists(self) -> bool:
@@ -241,8 +242,7 @@ class SearchIndex:
             todo_ranges, deleted = self._diff_buckets(db, max(db_max, side_max))
         self._delete(deleted)
         report.deleted = len(deleted)
-        self._index_ranges(db, todo_ranges, report, progress, cancelled)
-        report.complete = not cancelled()
+        report.complete = self._index_ranges(db, todo_ranges, report, progress, cancelled)
         if report.complete:
             self._set_meta("quick", json.dumps([db_max, quick_now]))
         if report.added or report.changed or report.deleted or self._meta("stamp") is None:
@@ -307,7 +307,8 @@ class SearchIndex:
         return True
 
     def _index_ranges(self, db: sqlite3.Connection, ranges: list[tuple[int, int]], report: SyncReport,
-                      progress: Progress | None, cancelled: Callable[[], bool]) -> int:
+                      progress: Progress | None, cancelled: Callable[[], bool]) -> bool:
+        """Index the rows in ``ranges``; False when cancelled before the end."""
         total = sum(high - low + 1 for low, high in ranges) if ranges else 0
         if ranges and ranges[0][0] == 0 and len(ranges) == 1:  # a build: count rows, not the rowid span
             total = int(db.execute("SELECT count(*) FROM traces").fetchone()[0])
@@ -318,9 +319,9 @@ class SearchIndex:
             position = low
             while position <= high:
                 if cancelled():
-                    return done
+                    return False
                 rows = db.execute(f"SELECT {SELECT_RAW}, {FP} FROM traces t WHERE t.rowid >= ? AND t.rowid <= ? "
-                                  f"ORDER BY t.rowid LIMIT {BATCH}", (position, high)).fetchall()
+                                  f"ORDER BY t.rowid LIMIT {int(self.batch)}", (position, high)).fetchall()
                 if not rows:
                     break
                 conn.execute("BEGIN IMMEDIATE")
@@ -345,7 +346,7 @@ class SearchIndex:
                 position = int(rows[-1][0]) + 1
                 if progress:
                     progress(min(done, total) if total else done, max(total, done))
-        return done
+        return True
 
     # ------------------------------------------------------------ searching
     def search(self, node: Node, *, order: str = "newest", limit: int | None = 50, want_all: bool = False) -> SearchResult:

@@ -216,6 +216,8 @@ def parse(text: str) -> Node:
     """The query's syntax tree; SearchSyntaxError says what is wrong."""
     if len(text) > MAX_QUERY:
         raise SearchSyntaxError(f"query too long (at most {MAX_QUERY:,} characters)")
+    # NUL ends a C string and a lone surrogate cannot be encoded: both become separators, as in extract.
+    text = text.replace("\x00", " ").encode("utf-8", "replace").decode("utf-8")
     node = _Parser(_lex(text)).parse()
     _check_negation(node)
     return node

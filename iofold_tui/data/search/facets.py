@@ -1,0 +1,306 @@
+"""Frequency views (VisiData's Shift+F) over traces, and sort orders with their cost said up front.
+
+Column facets run in SQL, grouped through an index where the schema has one (``traces(source)``,
+``traces(has_errors)``, ``traces(timestamp)`` for days, ``feedback(eval_set_id, rating)``,
+``eval_executions(eval_id)``); tool names and error messages come from the search sidecar, which
+extracted them once per trace. Every facet is cached: in the sidecar (keyed by the index stamp and the
+database file's fingerprint), and in memory for the process. ``facet_filter`` turns a chosen value into
+a ``TraceFilter`` for the trace list.
+
+"Most contradicted" is precomputed into the sidecar per eval set (trace rowid → number of the set's
+eval versions whose verdict contradicts the set's own label; executions that errored are not verdicts,
+labels of other sets never count — the scoping of ``matrix.stats``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from iofold_tui.data.search.index import SearchIndex
+from iofold_tui.data.traces.query import TraceFilter
+
+FACETS = ("source", "has_errors", "rating", "verdict", "tool", "error", "day")
+NEEDS_INDEX = ("tool", "error")
+_MEMO: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class FacetValue:
+    value: str
+    count: int
+    share: float  # of all traces in scope
+
+
+@dataclass
+class Facet:
+    name: str
+    values: list[FacetValue]
+    total: int  # traces in scope (the denominator of the shares)
+    ms: float = 0.0
+    cached: bool = False
+    note: str | None = None
+    scope: dict[str, str] = field(default_factory=dict)  # eval_set_id / eval_id the facet is about
+
+
+def db_fingerprint(db_path: Path | None) -> list[Any]:
+    """Size and mtime of the database and its -wal: any commit moves one of them."""
+    if db_path is None:
+        return [time.time_ns()]  # no file: never reuse
+    out: list[Any] = []
+    for p in (Path(db_path), Path(f"{db_path}-wal")):
+        try:
+            st = p.stat()
+            out += [st.st_size, st.st_mtime_ns]
+        except OSError:
+            out += [-1, -1]
+    return out
+
+
+def _total(db: sqlite3.Connection) -> int:
+    return int(db.execute("SELECT count(*) FROM traces").fetchone()[0])
+
+
+def _column_facet(db: sqlite3.Connection, name: str, eval_set_id: str | None, eval_id: str | None) -> list[list[Any]]:
+    total = _total(db)
+    if name == "source":
+        rows = db.execute("SELECT source, count(*) FROM traces GROUP BY source ORDER BY 2 DESC").fetchall()
+    elif name == "has_errors":
+        rows = db.execute("SELECT CASE WHEN has_errors THEN 'errors' ELSE 'no errors' END, count(*) FROM traces "
+                          "GROUP BY has_errors ORDER BY 2 DESC").fetchall()
+    elif name == "day":
+        rows = db.execute("SELECT substr(timestamp, 1, 10), count(*) FROM traces GROUP BY 1 ORDER BY 1").fetchall()
+    elif name == "rating":
+        if not eval_set_id:
+            raise ValueError("the rating facet needs an eval set")
+        rows = db.execute("SELECT rating, count(*) FROM feedback WHERE eval_set_id = ? GROUP BY rating ORDER BY 2 DESC",
+                          (eval_set_id,)).fetchall()
+        labelled = sum(int(r[1]) for r in rows)
+        rows = [*rows, ("unlabelled", max(total - labelled, 0))]
+    elif name == "verdict":
+        if not eval_id:
+            raise ValueError("the verdict facet needs an eval version")
+        rows = db.execute(
+            "SELECT CASE WHEN error IS NOT NULL THEN 'error' WHEN result = 1 THEN 'pass' ELSE 'fail' END, count(*) "
+            "FROM eval_executions WHERE eval_id = ? GROUP BY 1 ORDER BY 2 DESC", (eval_id,)).fetchall()
+        executed = sum(int(r[1]) for r in rows)
+        rows = [*rows, ("not run", max(total - executed, 0))]
+    else:
+        raise ValueError(f"unknown facet {name!r}: one of {', '.join(FACETS)}")
+    return [[_text(v), int(n)] for v, n in rows]
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _sidecar_facet(index: SearchIndex, name: str, total: int, limit: int) -> list[list[Any]]:
+    conn = index.conn()
+    table, col = ("tools", "tool") if name == "tool" else ("errors", "msg")
+    rows = conn.execute(f"SELECT {col}, count(*) FROM {table} GROUP BY {col} ORDER BY 2 DESC, 1 LIMIT ?", (limit,)).fetchall()
+    covered = int(conn.execute(f"SELECT count(DISTINCT rid) FROM {table}").fetchone()[0])
+    return [[str(v), int(n)] for v, n in rows] + [["(no tool)" if name == "tool" else "(no error)", max(total - covered, 0)]]
+
+
+def facet(db: sqlite3.Connection, name: str, *, db_path: Path | None = None, index: SearchIndex | None = None,
+          eval_set_id: str | None = None, eval_id: str | None = None, limit: int = 200) -> Facet:
+    """Counts and shares of one facet. ``tool``/``error`` need the search index (ValueError without)."""
+    start = time.perf_counter()
+    if name not in FACETS:
+        raise ValueError(f"unknown facet {name!r}: one of {', '.join(FACETS)}")
+    scope = {k: v for k, v in (("eval_set_id", eval_set_id), ("eval_id", eval_id)) if v}
+    if name in ("rating",):
+        scope.pop("eval_id", None)
+    if name in ("verdict",):
+        scope.pop("eval_set_id", None)
+    stamp = json.dumps([db_fingerprint(db_path), index.stamp() if index is not None else ""])
+    key = hashlib.sha256(json.dumps([name, scope, limit, str(db_path)]).encode()).hexdigest()[:24]
+    memo = _MEMO.get(key)
+    if memo is not None and memo[0] == stamp:
+        return _facet(name, memo[1], start, True, scope)
+
+    def compute() -> list[Any]:
+        total = _total(db)
+        if name in NEEDS_INDEX:
+            if index is None:
+                raise ValueError(f"the {name} facet needs the search index (run `iofold-tui index SOURCE`)")
+            return [total, _sidecar_facet(index, name, total, limit)]
+        rows = _column_facet(db, name, eval_set_id, eval_id)
+        if name != "day" and len(rows) > limit:  # the day histogram is kept whole
+            rest = rows[limit - 1:]
+            rows = [*rows[:limit - 1], [f"(other {len(rest):,} values)", sum(n for _, n in rest)]]
+        return [total, rows]
+
+    cached = False
+    if index is not None:
+        try:
+            value, cached = _cached(index, key, stamp, compute)
+        except sqlite3.DatabaseError:
+            value = compute()
+    else:
+        value = compute()
+    _MEMO[key] = (stamp, value)
+    return _facet(name, value, start, cached, scope)
+
+
+def _cached(index: SearchIndex, key: str, stamp: str, compute: Any) -> tuple[Any, bool]:  # noqa: ANN401
+    conn = index.conn()
+    row = conn.execute("SELECT stamp, value FROM cache WHERE key = ?", (key,)).fetchone()
+    if row is not None and row[0] == stamp:
+        return json.loads(row[1]), True
+    value = compute()
+    conn.execute("INSERT OR REPLACE INTO cache VALUES (?, ?, ?)", (key, stamp, json.dumps(value)))
+    return value, False
+
+
+def _facet(name: str, value: list[Any], start: float, cached: bool, scope: dict[str, str]) -> Facet:
+    total, rows = int(value[0]), value[1]
+    values = [FacetValue(str(v), int(n), (int(n) / total) if total else 0.0) for v, n in rows if int(n) > 0]
+    return Facet(name, values, total, (time.perf_counter() - start) * 1000, cached, scope=scope)
+
+
+def facet_rowids(db: sqlite3.Connection, index: SearchIndex | None, name: str, value: str,
+                 eval_id: str | None = None) -> list[int]:
+    """Trace rowids with ``value`` for the facets that are not trace columns (tool, error, verdict)."""
+    if name in NEEDS_INDEX:
+        if index is None:
+            raise ValueError(f"the {name} facet needs the search index")
+        table, col = ("tools", "tool") if name == "tool" else ("errors", "msg")
+        if value in ("(no tool)", "(no error)"):
+            have = {int(r[0]) for r in index.conn().execute(f"SELECT DISTINCT rid FROM {table}")}
+            return [int(r[0]) for r in db.execute("SELECT rowid FROM traces") if int(r[0]) not in have]
+        return [int(r[0]) for r in index.conn().execute(f"SELECT rid FROM {table} WHERE {col} = ?", (value,))]
+    if name == "verdict":
+        state = {"error": "x.error IS NOT NULL", "pass": "x.error IS NULL AND x.result = 1",
+                 "fail": "x.error IS NULL AND coalesce(x.result, 0) <> 1"}
+        if value == "not run":
+            return [int(r[0]) for r in db.execute(
+                "SELECT t.rowid FROM traces t WHERE NOT EXISTS (SELECT 1 FROM eval_executions x "
+                "WHERE x.eval_id = ? AND x.trace_id = t.id)", (eval_id,))]
+        return [int(r[0]) for r in db.execute(
+            f"SELECT t.rowid FROM eval_executions x JOIN traces t ON t.id = x.trace_id WHERE x.eval_id = ? AND {state[value]}",
+            (eval_id,))]
+    raise ValueError(f"{name} is a trace column: use facet_filter")
+
+
+def facet_filter(flt: TraceFilter, facet_: Facet, value: str, db: sqlite3.Connection,
+                 index: SearchIndex | None = None) -> TraceFilter:
+    """The trace list filter narrowed to traces with ``value`` (Enter in the facet view)."""
+    name = facet_.name
+    if value.startswith("(other "):
+        raise ValueError("a bucket of several values: narrow the facet instead")
+    if name == "source":
+        return replace(flt, sources=(value,))
+    if name == "has_errors":
+        return replace(flt, has_errors=value == "errors")
+    if name == "day":
+        return replace(flt, date_from=value, date_to=value)
+    if name == "rating":
+        return replace(flt, eval_set_id=facet_.scope.get("eval_set_id", flt.eval_set_id), rating=value)
+    rowids = facet_rowids(db, index, name, value, facet_.scope.get("eval_id"))
+    if flt.step_rowids is not None:
+        keep = set(flt.step_rowids)
+        rowids = [r for r in rowids if r in keep]
+    return replace(flt, step_rowids=tuple(rowids))
+
+
+# ---------------------------------------------------------------- sort orders
+
+@dataclass(frozen=True)
+class SortCost:
+    key: str
+    through: str  # "index <name>", "sidecar", or "full sort"
+    note: str
+
+
+SORTS = {
+    "timestamp": "t.timestamp DESC, t.rowid ASC",
+    "step_count": "t.step_count DESC, t.timestamp DESC, t.rowid ASC",
+    "source": "t.source ASC, t.timestamp DESC, t.rowid ASC",
+    "rating": "coalesce(f.rating, 'unlabelled') ASC, t.timestamp DESC, t.rowid ASC",
+}
+
+
+def sort_cost(db: sqlite3.Connection, key: str, eval_set_id: str | None = None) -> SortCost:
+    """How a sort order will be answered, said before running it (EXPLAIN QUERY PLAN: an index walk, or
+    a temporary B-tree over every trace)."""
+    if key == "contradicted":
+        return SortCost(key, "sidecar", "precomputed per eval set in the search index")
+    order = SORTS[key]
+    plan = db.execute(
+        f"EXPLAIN QUERY PLAN SELECT t.rowid FROM traces t LEFT JOIN feedback f ON f.trace_id = t.id "
+        f"AND f.eval_set_id = ? ORDER BY {order} LIMIT 50", (eval_set_id or "",)).fetchall()
+    details = " | ".join(str(r[-1]) for r in plan)
+    if "TEMP B-TREE" in details.upper():
+        return SortCost(key, "full sort", f"sorts all {_total(db):,} traces for the first page")
+    index = next((d.split("INDEX ")[-1].split(" ")[0] for d in details.split(" | ") if "INDEX" in d.upper()), "")
+    return SortCost(key, f"index {index}".strip(), "walks an index: first page immediately")
+
+
+def sorted_page(db: sqlite3.Connection, key: str, *, eval_set_id: str | None = None, limit: int = 50,
+                offset: int = 0) -> list[int]:
+    """Rowids of one page in sort order ``key`` (timestamp, step_count, source, rating)."""
+    order = SORTS[key]
+    return [int(r[0]) for r in db.execute(
+        f"SELECT t.rowid FROM traces t LEFT JOIN feedback f ON f.trace_id = t.id AND f.eval_set_id = ? "
+        f"ORDER BY {order} LIMIT ? OFFSET ?", (eval_set_id or "", limit, offset))]
+
+
+_CONTRA = """
+SELECT t.rowid, t.timestamp, count(*) FROM feedback f
+JOIN evals v ON v.eval_set_id = f.eval_set_id
+JOIN eval_executions e ON e.eval_id = v.id AND e.trace_id = f.trace_id
+JOIN traces t ON t.id = f.trace_id
+WHERE f.eval_set_id = ? AND f.rating IN ('positive', 'negative') AND e.error IS NULL
+  AND (f.rating = 'positive') <> (e.result = 1)
+GROUP BY t.rowid"""
+
+
+def prepare_contradicted(db: sqlite3.Connection, index: SearchIndex, eval_set_id: str,
+                         db_path: Path | None = None) -> tuple[int, bool]:
+    """Precompute the set's contradiction counts into the sidecar; (traces with ≥ 1, reused)."""
+    conn = index.conn()
+    conn.execute("CREATE TABLE IF NOT EXISTS contra(eval_set TEXT NOT NULL, rid INTEGER NOT NULL, ts, "
+                 "n INTEGER NOT NULL, PRIMARY KEY(eval_set, rid)) WITHOUT ROWID")
+    conn.execute("CREATE INDEX IF NOT EXISTS contra_order ON contra(eval_set, n DESC, ts DESC, rid)")
+    stamp = json.dumps(db_fingerprint(db_path))
+    key = f"contra:{eval_set_id}"
+    row = conn.execute("SELECT stamp, value FROM cache WHERE key = ?", (key,)).fetchone()
+    if row is not None and row[0] == stamp:
+        return int(json.loads(row[1])), True
+    rows = db.execute(_CONTRA, (eval_set_id,)).fetchall()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("DELETE FROM contra WHERE eval_set = ?", (eval_set_id,))
+        conn.executemany("INSERT INTO contra VALUES (?, ?, ?, ?)", [(eval_set_id, int(r[0]), r[1], int(r[2])) for r in rows])
+        conn.execute("INSERT OR REPLACE INTO cache VALUES (?, ?, ?)", (key, stamp, json.dumps(len(rows))))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(rows), False
+
+
+def most_contradicted(index: SearchIndex, eval_set_id: str, *, limit: int = 50,
+                      after: tuple[int, Any, int] | None = None) -> list[tuple[int, int]]:
+    """(rowid, contradiction count) most contradicted first (then newest), keyset paged by ``after``
+    = the last row's (n, timestamp, rowid). Only traces with ≥ 1 contradiction (the rest follow in time order)."""
+    conn = index.conn()
+    if after is None:
+        rows = conn.execute("SELECT rid, n FROM contra WHERE eval_set = ? ORDER BY n DESC, ts DESC, rid LIMIT ?",
+                            (eval_set_id, limit)).fetchall()
+    else:
+        n, ts, rid = after
+        rows = conn.execute(
+            "SELECT rid, n FROM contra WHERE eval_set = ? AND (n < ? OR (n = ? AND (ts < ? OR (ts = ? AND rid > ?)))) "
+            "ORDER BY n DESC, ts DESC, rid LIMIT ?", (eval_set_id, n, n, ts, ts, rid, limit)).fetchall()
+    return [(int(r[0]), int(r[1])) for r in rows]
