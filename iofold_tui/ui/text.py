@@ -36,8 +36,9 @@ def rating_text(rating: str | None) -> Text:
     return Text(RATING_SYMBOL.get(rating, f"? {one_line(rating, 10)}"), style=RATING_STYLE.get(rating or "", "dim"))
 
 
-def code(source: object, language: str = "python", *, line_numbers: bool = True, start_line: int = 1) -> Syntax:
+def code(source: object, language: str = "python", *, line_numbers: bool = True, start_line: int = 1,
+         word_wrap: bool = False) -> Syntax:
     """Pygments-highlighted code (through rich's Syntax); control characters made visible first."""
     from rich.syntax import Syntax  # pygments costs ~40 ms at start-up: load it when code is first shown
     return Syntax(clean(source, limit=None), language, line_numbers=line_numbers, start_line=start_line,
-                  word_wrap=False, theme="monokai", background_color="default")
+                  word_wrap=word_wrap, theme="monokai", background_color="default")

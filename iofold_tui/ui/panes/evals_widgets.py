@@ -155,7 +155,9 @@ class LinesView(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
-        index, width = scroll_y + y, self.size.width
+        # The width left of the vertical scrollbar: with the widget's width the right half of a side-by-side
+        # diff ran under the scrollbar.
+        index, width = scroll_y + y, self.scrollable_content_region.width or self.size.width
         if self.line_count == 0:
             return Strip(list(Text(self.placeholder if y == 0 else "", style="dim italic").render(self.app.console))
                          ).crop_extend(0, width, None)

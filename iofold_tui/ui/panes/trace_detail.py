@@ -68,7 +68,8 @@ class TraceDetailScreen(Screen[None]):
         raw_view: object | None = None
         if detail is not None:
             text, ok = pretty_json(detail.steps_raw)
-            raw_view = code(text, "json") if ok and len(text) <= HIGHLIGHT_LIMIT else safe(text, limit=None)
+            # Wrapped: the raw view sits in a vertical scroller, so a long line would be cut at its edge.
+            raw_view = code(text, "json", word_wrap=True) if ok and len(text) <= HIGHLIGHT_LIMIT else safe(text, limit=None)
         self.post_message(TraceLoaded(detail, raw_view))
 
     def on_trace_loaded(self, message: TraceLoaded) -> None:
