@@ -223,7 +223,7 @@ def test_errors_come_back_as_one_line_results(console: SqlConsole) -> None:
 
 
 def test_invalid_utf8_cell_does_not_fail_the_page(console: SqlConsole) -> None:
-    assert _all(console.execute("SELECT CAST(X'FF41' AS TEXT), 'ok'")) == [("\ufffdA", "ok")]
+    assert _all(console.execute("SELECT CAST(X'FF41' AS TEXT), 'ok'")) == [("⟨\\xFF⟩A", "ok")]  # the byte, visibly
 
 
 def test_runtime_error_in_a_later_page(console: SqlConsole) -> None:

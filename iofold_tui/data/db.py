@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import functools
+import re
 import sqlite3
 import threading
 import time
@@ -50,6 +51,40 @@ def tolerant(conn: sqlite3.Connection) -> sqlite3.Connection:
 def quote_ident(name: object) -> str:
     """An SQL identifier, double-quoted with embedded quotes doubled: the one way names enter SQL text."""
     return '"' + str(name).replace('"', '""') + '"'
+
+
+def rowid_column(conn: sqlite3.Connection, table: str) -> str:
+    """``rowid``, or for a ``WITHOUT ROWID`` table its (first) primary-key column, quoted: the unique,
+    indexed tie-breaker keyset paging needs (``no such column: rowid`` otherwise)."""
+    try:
+        conn.execute(f"SELECT rowid FROM {quote_ident(table)} LIMIT 0")
+        return "rowid"
+    except sqlite3.OperationalError:
+        pk = sorted((r[5], r[1]) for r in conn.execute(f"PRAGMA table_info({quote_ident(table)})") if r[5])
+        return quote_ident(pk[0][1]) if pk else "rowid"
+
+
+class RowidAs:
+    """A connection whose SQL says ``rowid`` for a table that has none (``WITHOUT ROWID``): each
+    ``rowid`` in the text is read as the table's primary key. Only for the queries of that one table."""
+
+    _WORD = re.compile(r"\browid\b", re.IGNORECASE)
+
+    def __init__(self, conn: sqlite3.Connection, column: str) -> None:
+        self._conn = conn
+        self._column = column
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        return self._conn.execute(self._WORD.sub(self._column, sql), params)
+
+    def __getattr__(self, name: str) -> Any:  # noqa: ANN401 - everything else is the connection's
+        return getattr(self._conn, name)
+
+
+def with_rowid(conn: sqlite3.Connection, table: str) -> sqlite3.Connection:
+    """``conn`` itself when ``table`` has a rowid, else a :class:`RowidAs` reading rowid as its key."""
+    column = rowid_column(conn, table)
+    return conn if column == "rowid" else RowidAs(conn, column)  # type: ignore[return-value]
 
 
 def connect(path: Path, *, read_only: bool = False, immutable: bool = False) -> sqlite3.Connection:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.screen import Screen
+from textual.widgets import Static
 
 from iofold_tui.ui.widgets import KeyFooter, PaneHeader
 
@@ -15,11 +20,50 @@ class Pane(Screen[None]):
 
     pane_title = "Pane"
     stale = False
+    # Tables the pane reads. When the database lacks one, the pane says so in its body and does nothing
+    # else (no query, no key of its own); every other pane works as usual.
+    requires: tuple[str, ...] = ()
+    _GUARDED = ("reload", "on_screen_resume", "select_item", "run_sql")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:  # noqa: ANN401
+        super().__init_subclass__(**kwargs)
+        for name in cls._GUARDED:
+            method = cls.__dict__.get(name)
+            if method is not None and callable(method):
+                setattr(cls, name, _unless_unavailable(method))
+        own_check = cls.__dict__.get("check_action")
+        if own_check is not None:
+            @functools.wraps(own_check)
+            def check_action(self: Pane, action: str, parameters: tuple[object, ...]) -> bool | None:
+                if self.unavailable:
+                    return Pane.check_action(self, action, parameters)
+                return own_check(self, action, parameters)
+
+            cls.check_action = check_action  # type: ignore[method-assign]
+
+    @functools.cached_property
+    def unavailable(self) -> list[str]:
+        """The required tables this database does not have (empty: the pane works)."""
+        schema = getattr(getattr(self.app, "source", None), "schema", None)
+        if schema is None or not self.requires:
+            return []
+        return [t for t in self.requires if not schema.has(t)]
 
     def compose(self) -> ComposeResult:
         yield PaneHeader(id="pane-header")
-        yield from self.compose_body()
+        if self.unavailable:
+            names = ", ".join(self.unavailable)
+            yield Static(Text.assemble(
+                (f"{self.pane_title}: not available for this database\n\n", "bold yellow"),
+                f"It has no table {names}" if len(self.unavailable) == 1 else f"It has no tables {names}",
+                ", which this pane reads. Every other pane works; the SQL pane shows what the database holds.",
+            ), id="pane-unavailable")
+        yield from self.compose_body()  # built (handlers find their widgets) but hidden, below
         yield KeyFooter()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # An unavailable pane's own keys have no widgets to act on.
+        return not (self.unavailable and any(getattr(b, "action", "").split("(")[0] == action for b in self.BINDINGS))
 
     def compose_body(self) -> ComposeResult:
         yield from ()
@@ -53,7 +97,12 @@ class Pane(Screen[None]):
         """Re-query what the pane shows (runs its workers)."""
 
     def on_mount(self) -> None:
-        self.set_status()
+        if self.unavailable:
+            for child in self.children:
+                if not isinstance(child, PaneHeader | KeyFooter) and child.id != "pane-unavailable":
+                    child.display = False
+        self.set_status(Text(f"no table {', '.join(self.unavailable)} in this database", style="yellow")
+                        if self.unavailable else "")
         self.reload()
 
     def on_screen_resume(self) -> None:
@@ -61,3 +110,13 @@ class Pane(Screen[None]):
             self.stale = False
             self.set_status()
             self.reload()
+
+
+def _unless_unavailable(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def guarded(self: Pane, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+        if self.unavailable:
+            return None
+        return method(self, *args, **kwargs)
+
+    return guarded

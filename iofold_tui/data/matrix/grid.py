@@ -231,7 +231,7 @@ def _row(ctx: _Ctx, r: sqlite3.Row | tuple[Any, ...]) -> MatrixRow:
     rating = r[8]
     cells = tuple(_cell(eval_id, rating, *r[10 + 4 * i: 14 + 4 * i]) for i, eval_id in enumerate(ctx.eval_ids))
     return MatrixRow(
-        rowid=int(r[0]), trace_id=str(r[1]), external_id=str(r[2] or ""), timestamp=str(r[3] or ""),
+        rowid=r[0], trace_id=str(r[1]), external_id=str(r[2] or ""), timestamp=str(r[3] or ""),
         source=str(r[4] or ""), input_preview=str(r[5] or ""), output_preview=str(r[6] or ""),
         feedback_id=r[7], rating=rating, note=r[9], cells=cells,
     )

@@ -91,6 +91,7 @@ class Located(Message):
 
 class EvalsPane(Pane):
     pane_title = "Evals"
+    requires = ("evals", "eval_executions")
     BINDINGS = [
         Binding("c", "tab('code')", "Code", id="evals.code"),
         Binding("d", "tab('diff')", "Diff", id="evals.diff"),

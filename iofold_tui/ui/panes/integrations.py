@@ -67,6 +67,7 @@ def detail_text(it: IntegrationInfo) -> Text:
 
 class IntegrationsPane(Pane):
     pane_title = "Integrations"
+    requires = ("integrations",)
     BINDINGS = [
         Binding("enter", "traces", "Its traces", id="integrations.traces"),
         Binding("d", "focus_detail", "Detail", id="integrations.detail"),

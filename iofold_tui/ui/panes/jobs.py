@@ -116,6 +116,7 @@ def detail_text(job: JobRow, parts: dict[str, JobPayload]) -> Text:
 
 class JobsPane(Pane):
     pane_title = "Jobs"
+    requires = ("jobs",)
     BINDINGS = [
         Binding("s", "pick_status", "Status", id="jobs.status"),
         Binding("t", "pick_type", "Type", id="jobs.type"),

@@ -27,7 +27,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Input, Static
 
-from iofold_tui.data.db import connect
+from iofold_tui.data.db import connect, with_rowid
 from iofold_tui.data.evals.versions import EvalSummary, list_evals
 from iofold_tui.data.matrix.grid import (
     FILTERS,
@@ -379,7 +379,8 @@ class MatrixPane(Pane):
         """The grid connection; only ever called with ``_glock`` held, from a worker."""
         if self._gconn is None:
             db = self.iofold.db
-            self._gconn = connect(db.path, read_only=db.read_only, immutable=db.immutable)
+            # a `traces` table WITHOUT ROWID pages on its primary key
+            self._gconn = with_rowid(connect(db.path, read_only=db.read_only, immutable=db.immutable), "traces")
         return self._gconn
 
     @work(thread=True, exclusive=True, group="mx-grid")
