@@ -150,11 +150,17 @@ def main() -> None:
 @click.option("--review", is_flag=True, help="Start in review (labelling) mode.")
 @click.option("--eval-set", "eval_set", help="Eval set name or id to start with.")
 @click.option("--select", help="Trace id to focus.")
+@click.option("--carry-labels", "carry", is_flag=True,
+              help="First carry labels made on an older export of the same D1 database (see carry-labels).")
 @guarded
 def open_cmd(source: str | None, demo: bool, read_only: bool, pane: str, review: bool, eval_set: str | None,
-             select: str | None) -> None:
+             select: str | None, carry: bool) -> None:
     """Open SOURCE in the terminal UI (the default command)."""
     opened = open_any(source, demo=demo, read_only=read_only)
+    if carry:
+        if opened.kind != "d1-export":
+            fail(f"{source}: --carry-labels carries labels between copies of `wrangler d1 export` .sql files")
+        _carry(opened, str(source), None, dry_run=False)
     from iofold_tui.ui.app import IofoldApp
 
     app = IofoldApp(opened, pane="review" if review else pane, eval_set=eval_set, select=select)  # type: ignore[arg-type]
@@ -184,6 +190,7 @@ def info(source: str | None, demo: bool, as_json: bool) -> None:
         click.echo(f"  {one_line(name, 60):<24} {count:>12,}")
     for warning in report["warnings"]:
         click.echo(f"warning: {one_line(warning, None)}")
+    _stranded_notice(opened, source)
 
 
 @main.command("demo-db")
@@ -309,6 +316,17 @@ def export_labels(source: str | None, demo: bool, output: str, since: str | None
     click.echo(f"{plural(summary.count, 'label change')} ({plural(summary.upserts, 'upsert')}, "
                f"{plural(summary.deletes, 'deletion')})" + ("" if output == "-" else f" written to {output}"),
                err=True)
+    _stranded_notice(opened, source)
+
+
+def _stranded_notice(opened: Any, source: str | None) -> None:  # noqa: ANN401 - an OpenedSource
+    """One line on stderr when labels made on an older copy of this D1 database are not in it."""
+    from iofold_tui.data.labels.carry import check_opened
+
+    report = check_opened(opened)
+    notice = report.notice(str(source)) if report else None
+    if notice:
+        click.echo(f"note: {notice}", err=True)
 
 
 def _check_labels(opened: Any, remote_source: str, since: Any) -> None:  # noqa: ANN401 - OpenedSource, datetime
@@ -333,6 +351,54 @@ def _check_labels(opened: Any, remote_source: str, since: Any) -> None:  # noqa:
         click.echo(f"  {describe_conflict(item)}")
     if conflicts:
         sys.exit(1)
+
+
+@main.command("carry-labels")
+@click.argument("source", required=True)
+@click.option("--from", "from_file", metavar="OLD_EXPORT",
+              help="Only labels made on copies of this older export file (default: every older copy).")
+@click.option("--dry-run", is_flag=True, help="Only say what would be carried and what conflicts.")
+@guarded
+def carry_labels_cmd(source: str, from_file: str | None, dry_run: bool) -> None:
+    """Carry labels made on an older export of the same D1 database (recognised by its workspace and
+    eval-set ids) into SOURCE's working copy, so `export-labels SOURCE` includes them. Labels changed in
+    D1 since (as SOURCE shows) are conflicts: listed, not carried."""
+    opened = open_any(source)
+    if opened.kind != "d1-export":
+        fail(f"{source}: carry-labels carries labels between copies of `wrangler d1 export` .sql files")
+    _carry(opened, source, Path(from_file).expanduser().resolve() if from_file else None, dry_run=dry_run)
+
+
+def _carry(opened: Any, source: str, from_file: Path | None, *, dry_run: bool) -> None:  # noqa: ANN401
+    from iofold_tui.data.labels.carry import carry_labels, check_opened
+    from iofold_tui.data.labels.patch import describe_conflict
+    from iofold_tui.data.labels.store import LabelStore
+    from iofold_tui.data.text import plural
+
+    report = check_opened(opened, export_file=from_file)
+    if report is None or not report.items:
+        if from_file is not None:
+            fail(f"{from_file}: no labels made on a copy of this file for the D1 database in {source}")
+        click.echo("nothing to carry: no older copy of this D1 database holds labels", err=True)
+        return
+    names = ", ".join(sorted({c.name for c in report.copies}))
+    click.echo(f"{plural(len(report.items), 'label change')} made on {names}: "
+               f"{len(report.to_carry):,} to carry, {len(report.of('done')):,} already in this export, "
+               f"{plural(len(report.conflicts), 'conflict')}" + (" (changed in D1 since; not carried):"
+                                                               if report.conflicts else ""))
+    for _, item in report.conflicts:
+        click.echo(f"  {describe_conflict(item)}")
+    if dry_run:
+        return
+    if opened.read_only_reason:
+        fail(f"{source}: cannot carry labels: {opened.read_only_reason}")
+    store = LabelStore(opened.db.path, history_path=opened.history_path, read_only_reason=opened.read_only_reason)
+    try:
+        result = carry_labels(store, report)
+    finally:
+        store.close()
+    click.echo(f"carried {plural(result.carried, 'label change')} into {source} as one undoable step; "
+               f"`iofold-tui export-labels {source}` includes them")
 
 
 from iofold_tui.cli_inspect import overview_cmd, sql_cmd  # noqa: E402 - they reuse the helpers above

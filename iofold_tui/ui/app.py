@@ -94,6 +94,9 @@ class IofoldApp(App[None]):
             self.notify(problem, severity="warning", timeout=8)
         for note in self.source.notes[:6]:
             self.notify(note, title="source", timeout=6)
+        from iofold_tui.ui.carry import start_stranded_check  # labels made on an older export of this D1
+
+        self.call_after_refresh(start_stranded_check, self)
         # The first catalog read is two tiny tables (workspaces, eval sets): done here so the first
         # pane mounts without waiting for a worker round trip. Later refreshes go through the worker.
         conn = self.db.conn()
@@ -304,6 +307,11 @@ class IofoldApp(App[None]):
         for spec in PANES:
             yield SystemCommand(f"Pane: {spec.title}", spec.help, lambda m=spec.mode: self.action_pane(m))
         yield SystemCommand("Switch eval set", "Choose whose labels the panes show", self.action_pick_eval_set)
+        from iofold_tui.ui import carry
+
+        if carry.stranded(self) is not None:
+            yield SystemCommand(carry.COMMAND, "Labels made on an older export of this D1 database that have not "
+                                "gone back to D1", lambda: carry.ask_carry(self))
         if len(self.state.workspaces) > 1:
             yield SystemCommand("Switch workspace", "Scope every pane to one workspace", self.action_pick_workspace)
         for es in self.state.eval_sets[:50]:

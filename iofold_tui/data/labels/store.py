@@ -291,16 +291,16 @@ class LabelStore:
         plan = self._write(lambda conn: self._plan_new_step("bulk", build(conn)))
         return None if plan is None else plan.result  # type: ignore[return-value]
 
-    def put_rows(self, rows: Iterable[tuple[str, str, FeedbackRow | None, FeedbackRow | None]],
+    def put_rows(self, rows: Iterable[tuple[str, str, tuple[object, ...] | None, FeedbackRow | None]],
                  kind: str = "carry") -> Step | None:
         """Set exact rows (id and timestamps included) as ONE undo step: ``(eval set, trace, expected, new)``
-        moves a key to ``new`` only while its row is still ``expected``; others are left out. None when
-        nothing changed. Used to carry labels made on an older copy of the same D1 database."""
+        moves a key to ``new`` only while its row is still ``expected`` (its (id, rating, notes), None for no
+        row); others are left out. None when nothing changed. Carries labels made on an older copy."""
         items = list(rows)
 
         def build(conn: sqlite3.Connection) -> list[LabelChange]:
             changes: list[LabelChange] = []
-            by_set: dict[str, list[tuple[str, FeedbackRow | None, FeedbackRow | None]]] = {}
+            by_set: dict[str, list[tuple[str, tuple[object, ...] | None, FeedbackRow | None]]] = {}
             for es, tid, expected, new in items:
                 if new is not None:
                     _check_rating(new.rating)
@@ -309,7 +309,8 @@ class LabelStore:
                 current = _read_rows(conn, es, [tid for tid, _, _ in wanted])
                 for tid, expected, new in wanted:
                     old = current.get(tid)
-                    if old == expected and new != old:
+                    state = None if old is None else (old.id, old.rating, old.notes)
+                    if state == expected and new != old:
                         changes.append(LabelChange(es, tid, old, new))
             return changes
 

@@ -151,7 +151,19 @@ def open_source(
         raise SourceError(origin, exc.problem) from None
     notes.extend(info.warnings)
     history = db_path.with_name(db_path.name + ".labels.sqlite") if kind == "d1-export" else _history_for(db_path)
+    if kind == "d1-export":
+        _register_copy(db_path, history, origin)
     return OpenedSource(kind=kind, origin=origin, db=db, schema=info, history_path=history, notes=notes)
+
+
+def _register_copy(db_path: Path, history: Path, origin: Path) -> None:
+    """Note which D1 database this export copy is of (labels/carry.py finds older copies by it)."""
+    from iofold_tui.data.labels.carry import read_identity, register_copy
+
+    with contextlib.suppress(sqlite3.Error, OSError):
+        with contextlib.closing(connect(db_path, read_only=True)) as conn:
+            identity = read_identity(conn)
+        register_copy(history, identity, origin.resolve())
 
 
 def _use_wal(path: Path) -> None:
