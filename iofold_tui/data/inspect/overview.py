@@ -163,7 +163,7 @@ def table_counts(conn: sqlite3.Connection, workspace_id: str | None, schema: dic
         need = _SCOPE_NEEDS.get(table)
         if where is not None and need is not None and not has_columns(schema, *need):
             continue  # cannot be scoped on this schema: better absent than wrong
-        sql = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "")
+        sql = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "")  # table: one of the fixed names above
         count = conn.execute(f"SELECT count(*) FROM {table}" + (f" WHERE {where}" if where else "")).fetchone()[0]
         result.append(TableCount(table, int(count), sql))
     return result

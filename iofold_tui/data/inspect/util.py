@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import sqlite3
 
+from iofold_tui.data.db import quote_ident
 from iofold_tui.data.values import to_count
 
 
@@ -35,7 +36,7 @@ def schema_columns(conn: sqlite3.Connection) -> dict[str, set[str]]:
         if name.startswith("sqlite_"):
             continue
         try:
-            found[name] = {r[1] for r in conn.execute(f"PRAGMA table_info({literal(name)})")}
+            found[name] = {r[1] for r in conn.execute(f"PRAGMA table_info({quote_ident(name)})")}
         except sqlite3.DatabaseError:
             found[name] = set()  # a view over a missing table: present but unusable
     return found

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-from iofold_tui.data.values import to_count
 from dataclasses import dataclass
+
+from iofold_tui.data.values import to_count
 
 
 @dataclass(frozen=True)

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
-import sqlite_utils
-
+from iofold_tui.data.db import quote_ident
 from iofold_tui.data.source.loader import OpenedSource
 
 
 def source_info(opened: OpenedSource) -> dict[str, Any]:
     conn = opened.db.conn()
-    db = sqlite_utils.Database(conn)
     tables = {}
-    for name in sorted(db.table_names()):
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    for name in names:
         if name.startswith("sqlite_"):
             continue
-        tables[name] = db.table(name).count
+        try:
+            tables[name] = int(conn.execute(f"SELECT count(*) FROM {quote_ident(name)}").fetchone()[0])
+        except sqlite3.DatabaseError:  # a virtual table whose module is not loaded
+            tables[name] = -1
     return {
         "source": str(opened.origin),
         "kind": opened.kind,

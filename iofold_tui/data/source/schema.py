@@ -6,6 +6,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from iofold_tui.data.db import quote_ident
 from iofold_tui.data.errors import SourceError
 
 # Columns iofold-tui reads, per v1.0 table. Extra tables/columns are fine.
@@ -54,7 +55,7 @@ def _tables(conn: sqlite3.Connection) -> tuple[dict[str, list[str]], dict[str, s
             continue
         if name.startswith("sqlite_"):
             continue
-        cols = [r[1] for r in conn.execute(f'PRAGMA table_info("{name}")')]
+        cols = [r[1] for r in conn.execute(f"PRAGMA table_info({quote_ident(name)})")]
         tables[name] = cols
     return tables, views
 
@@ -67,19 +68,59 @@ def _view_state(conn: sqlite3.Connection) -> str:
     return "standard" if source == SOURCE_VIEW else "missing" if source == SOURCE_MISSING else "customised"
 
 
+V1 = "v1.0"
+V2 = "v2 (agents, Dec 2025 or later)"
+LEGACY = "legacy (external_id/trace_data)"
+
+
+def _v2_facts(tables: dict[str, list[str]]) -> list[str]:
+    """What marks the December 2025 generation (spec §5); a user table named `agents` alone is not it."""
+    cols = {t: set(c) for t, c in tables.items()}
+    facts = []
+    if "agents" in cols:
+        facts.append("table agents")
+    if "agent_id" in cols.get("evals", ()):
+        facts.append("column evals.agent_id")
+    if "feedback" in cols and "eval_set_id" not in cols["feedback"]:
+        facts.append("feedback without eval_set_id")
+    if "agent_id" in cols.get("feedback", ()):
+        facts.append("column feedback.agent_id")
+    if "score" in cols.get("eval_executions", ()):
+        facts.append("column eval_executions.score")
+    if "spans" in cols.get("traces", ()):
+        facts.append("column traces.spans")
+    if "traces" in cols and "eval_sets" not in cols:
+        facts.append("no table eval_sets")
+    return facts
+
+
+def _legacy_facts(tables: dict[str, list[str]]) -> list[str]:
+    marks = {"traces": ("external_id", "trace_data"), "feedback": ("rating_detail",),
+             "eval_executions": ("predicted_result", "predicted_reason")}
+    return [f"column {t}.{c}" for t, wanted in marks.items() for c in wanted if c in tables.get(t, ())]
+
+
+def fingerprint(tables: dict[str, list[str]]) -> tuple[str | None, list[str]]:
+    """(generation, the facts it rests on); None when no iofold table is present. A generation needs
+    two of its own facts, so one user table or column with a telling name does not switch it."""
+    v2, legacy = _v2_facts(tables), _legacy_facts(tables)
+    if len(v2) >= 2 and len(v2) >= len(legacy):
+        return V2, v2
+    if len(legacy) >= 2:
+        return LEGACY, legacy
+    if set(tables) & set(V1_COLUMNS):
+        return V1, ["the v1.0 tables"]
+    return None, []
+
+
 def detect(conn: sqlite3.Connection, path: Path | str | None = None) -> SchemaInfo:
     """Classify the database; raise SourceError when it is empty or not a v1.0 iofold database."""
     tables, views = _tables(conn)
     if not tables and not views:
         raise SourceError(path, "empty database (no tables)")
     names = set(tables)
-    if "agents" in names or "feedback" in names and "agent_id" in tables["feedback"] and "eval_set_id" not in tables["feedback"]:
-        generation = "v2 (agents, Dec 2025 or later)"
-    elif "traces" in names and ("external_id" in tables["traces"] or "trace_data" in tables["traces"]):
-        generation = "legacy (external_id/trace_data)"
-    elif names & set(V1_COLUMNS):
-        generation = "v1.0"
-    else:
+    generation, facts = fingerprint(tables)
+    if generation is None:
         shown = ", ".join(sorted(names)[:6]) + ("…" if len(names) > 6 else "")
         raise SourceError(path, f"unknown schema: no iofold tables (found {shown})")
 
@@ -91,10 +132,13 @@ def detect(conn: sqlite3.Connection, path: Path | str | None = None) -> SchemaIn
         missing.extend(f"column {table}.{c}" for c in cols if c not in tables[table])
     core_missing = [m for m in missing if any(m in (f"table {t}",) or m.startswith(f"column {t}.") for t in CORE_TABLES)]
     if core_missing:
+        what = ", ".join(core_missing[:8]) + ("…" if len(core_missing) > 8 else "")
+        if generation == V1:
+            raise SourceError(path, f"a v1.0 iofold database, but it lacks what iofold-tui needs: {what}")
         raise SourceError(
             path,
-            f"schema generation {generation} is not supported (iofold-tui reads v1.0); missing: "
-            + ", ".join(core_missing[:8]) + ("…" if len(core_missing) > 8 else ""),
+            f"schema generation {generation} is not supported yet (iofold-tui reads v1.0; this file has "
+            f"{', '.join(facts)}); missing for v1.0: {what}",
         )
     info = SchemaInfo(generation=generation, tables=tables, missing=missing, view=_view_state(conn))
     if missing:
