@@ -40,10 +40,35 @@ async def _render(app: IofoldApp, pane: str, select: str | None, size: tuple[int
             trace_id = select or _first_trace(app)
             await app.push_screen(TraceDetailScreen(trace_id))
             await settle(app, pilot)
-        elif select and hasattr(app.screen, "select_item"):
+        elif pane in WORKBENCH:
+            await _workbench(app, pilot, pane, select)
+        elif select and pane not in WORKBENCH and hasattr(app.screen, "select_item"):
             app.screen.select_item(select)  # type: ignore[attr-defined]
             await settle(app, pilot)
         return app.export_screenshot(title=f"iofold-tui {pane}")
+
+
+WORKBENCH = ("eval-editor", "compare")  # screens over the evals pane: --select EVAL [--diff OTHER for compare]
+
+
+async def _workbench(app: IofoldApp, pilot: object, pane: str, select: str | None) -> None:
+    from iofold_tui.ui.panes.compare import CompareScreen
+    from iofold_tui.ui.panes.eval_editor import EvalEditorScreen
+
+    row = app.db.query_one("SELECT id, parent_eval_id FROM evals WHERE id = coalesce(?, (SELECT id FROM evals "
+                           "WHERE parent_eval_id IS NOT NULL ORDER BY version DESC LIMIT 1))", (select,))
+    if row is None:
+        raise ValueError(f"no eval {select!r} to show" if select else "the database has no eval with a parent")
+    if pane == "eval-editor":
+        await app.push_screen(EvalEditorScreen(str(row[0])))
+    else:
+        other = (getattr(app, "screenshot_options", None) or {}).get("diff_with") or row[1]
+        if other is None:
+            raise ValueError(f"{row[0]} has no parent: give --diff OTHER_EVAL")
+        await app.push_screen(CompareScreen(str(other), str(row[0])))
+    await settle(app, pilot)
+    await pilot.pause(0.5)  # type: ignore[attr-defined]  # the editor's debounced check
+    await settle(app, pilot)
 
 
 def _first_trace(app: IofoldApp) -> str:
@@ -64,9 +89,10 @@ def take_screenshot(
     output: Path,
 ) -> None:
     modes = {p.mode for p in PANES}
-    if pane != "trace" and pane not in modes:
-        raise ValueError(f"unknown pane {pane!r} (choose from: trace, {', '.join(sorted(modes))})")
-    start = "traces" if pane == "trace" else pane
+    if pane != "trace" and pane not in modes and pane not in WORKBENCH:
+        raise ValueError(f"unknown pane {pane!r} (choose from: trace, {', '.join(sorted(modes))}, "
+                         f"{', '.join(WORKBENCH)})")
+    start = "traces" if pane == "trace" else "evals" if pane in WORKBENCH else pane
     app = IofoldApp(opened, pane=start, eval_set=eval_set, select=select, watch_interval=0)
     app.screenshot_options = {"diff_with": diff_with}
     svg = asyncio.run(_render(app, pane, select, size))

@@ -101,6 +101,8 @@ class EvalsPane(Pane):
         Binding("slash", "search", "Search", id="evals.search"),
         Binding("n", "next_match(True)", "Next match", id="evals.next", show=False),
         Binding("N", "next_match(False)", "Prev match", id="evals.prev", show=False),
+        Binding("n", "new_version", "New version", id="evals.new_version"),  # when no search is active
+        Binding("C", "compare", "Compare", id="evals.compare"),
         Binding("y", "copy", "Copy", id="evals.copy"),
         Binding("o", "open_external", "Pager", id="evals.open"),
         Binding("x", "export", "Export", id="evals.export"),
@@ -645,6 +647,27 @@ class EvalsPane(Pane):
 
         if self.selected_id:
             start_eval_run(self.app, self.selected_id, dry_run=dry_run)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # `n` falls through to "new version" while no search is active
+        return not (action == "next_match" and self.is_mounted and not self._view().search_text)
+
+    def action_new_version(self) -> None:
+        """The eval editor on the selected version (saving makes the next version)."""
+        from iofold_tui.ui.panes.eval_editor import EvalEditorScreen
+
+        if self.selected_id:
+            self.app.push_screen(EvalEditorScreen(self.selected_id))
+
+    def action_compare(self) -> None:
+        """The selected version against its parent (or a version picked with b): matrices, deltas, flips."""
+        from iofold_tui.ui.panes.compare import CompareScreen
+
+        base = self.base_id()
+        if self.selected_id and base:
+            self.app.push_screen(CompareScreen(base, self.selected_id))
+        elif self.selected_id:
+            self.notify("this version has no parent: press b to pick the version to compare with", severity="warning")
 
     def on_eval_results_applied(self) -> None:
         self.stale = True  # counters change: the list reloads when the run finishes (refresh_panes)

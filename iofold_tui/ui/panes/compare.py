@@ -1,0 +1,320 @@
+"""Compare two eval versions side by side: confusion matrices, metric deltas, and the traces that flipped.
+
+Opened with ``C`` in the evals pane (the selected version against the one it derives from, or one you
+pick) and with ``ctrl+g`` in the eval editor. The numbers come from ``data.evals.compare`` in a worker
+(one aggregate pass, cached per database fingerprint). ``Enter`` on a flip list (fixed, broken, changed,
+run by one side only) opens exactly those traces as a review queue, as the matrix does for a confusion
+cell; ``d`` shows the code diff, ``p`` promotes B (the active version of its name is archived; undoable
+with ``iofold-tui undo-version``), ``x`` swaps the sides.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from itertools import islice
+
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, DataTable, Footer, Static
+
+from iofold_tui.data.errors import ReadOnlyError
+from iofold_tui.data.evals.compare import CompareError, Comparison, cached_compare, iter_flips
+from iofold_tui.data.evals.drafts import DraftError, promote, workbench_path
+from iofold_tui.data.matrix.stats import METRICS, RATINGS, STATES, MatrixStats
+from iofold_tui.data.sanitize import clean, one_line
+from iofold_tui.ui.widgets import Confirm
+
+QUEUE_CAP = 50_000  # trace ids handed to the review queue from one flip list (as the matrix drill-down)
+FLIP_ROWS = (("fixed", "fixed", "contradiction under A → agreement under B"),
+             ("broken", "broken", "agreement under A → contradiction under B"),
+             ("changed", "changed verdict", "pass / fail / error differs (any label)"),
+             ("only_a", "run by A only", "B has no result for these traces"),
+             ("only_b", "run by B only", "A has no result for these traces"))
+METRIC_NAMES = {"accuracy": "accuracy", "precision": "precision", "recall": "recall", "f1": "F1",
+                "specificity": "specificity", "cohens_kappa": "Cohen's κ", "contradiction_rate": "contradiction rate"}
+HIGHER_IS_BETTER = {m: m != "contradiction_rate" for m in METRICS}
+
+
+class Compared(Message):
+    def __init__(self, cmp: Comparison | None, error: str | None, elapsed_ms: float) -> None:
+        super().__init__()
+        self.cmp, self.error, self.elapsed_ms = cmp, error, elapsed_ms
+
+
+class QueueReady(Message):
+    def __init__(self, ids: list[str], more: bool, title: str) -> None:
+        super().__init__()
+        self.ids, self.more, self.title = ids, more, title
+
+
+class Promoted(Message):
+    def __init__(self, text: str, ok: bool) -> None:
+        super().__init__()
+        self.text, self.ok = text, ok
+
+
+def _version(s: MatrixStats) -> str:
+    return f"{one_line(s.name, 30)} v{s.version}"
+
+
+def count_text(n: int, compact: bool) -> str:
+    """``12,345``, or ``12.3k`` / ``1.2M`` when two matrices must share a narrow screen."""
+    if not compact or n < 10_000:
+        return f"{n:,}"
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k" if n < 100_000 else f"{n // 1000}k"
+    return f"{n / 1_000_000:.1f}M"
+
+
+STATE_HEADERS = {"pass": "pass", "fail": "fail", "error": "error", "not_run": "not run"}
+
+
+def matrix_table(stats: MatrixStats, tag: str, compact: bool = False) -> Table:
+    """The 4×4 table of one version; agreements green, contradictions red, errors magenta."""
+    table = Table(title=Text(f"{tag}: {_version(stats)} ({one_line(stats.status, 10)})", style="bold"),
+                  box=None, padding=(0, 0, 0, 1), show_edge=False, title_justify="left")
+    table.add_column("label", style="bold", no_wrap=True)
+    for state in STATES:
+        table.add_column(STATE_HEADERS[state], justify="right", no_wrap=True)
+    for rating in RATINGS:
+        cells = []
+        for state in STATES:
+            n = stats.cells[rating][state]
+            style = ("green" if (rating, state) in (("positive", "pass"), ("negative", "fail"))
+                     else "bold red" if (rating, state) in (("positive", "fail"), ("negative", "pass")) and n
+                     else "magenta" if state == "error" and n else "dim" if not n else "")
+            cells.append(Text(count_text(n, compact), style=style))
+        table.add_row(rating, *cells)
+    return table
+
+
+def metrics_table(cmp: Comparison) -> Table:
+    table = Table(box=None, padding=(0, 1), show_edge=False)
+    table.add_column("metric", style="bold", no_wrap=True)
+    table.add_column("A", justify="right", no_wrap=True)
+    table.add_column("B", justify="right", no_wrap=True)
+    table.add_column("Δ B−A", justify="right", no_wrap=True)
+    ma, mb, deltas = cmp.a.metrics(), cmp.b.metrics(), cmp.deltas()
+    for name in METRICS:
+        d = deltas[name]
+        if d is None:
+            delta = Text("n/a", style="dim")
+        else:
+            better = (d > 0) == HIGHER_IS_BETTER[name]
+            delta = Text(f"{d:+.3f}", style="dim" if abs(d) < 5e-4 else "green" if better else "red")
+        table.add_row(METRIC_NAMES[name], Text(one_line(ma[name].text(), 30)), Text(one_line(mb[name].text(), 30)),
+                      delta)
+    table.add_row("n (judged)", f"{cmp.a.n:,}", f"{cmp.b.n:,}", Text(f"{cmp.b.n - cmp.a.n:+,}", style="dim"))
+    table.add_row("contradictions", f"{cmp.a.contradictions:,}", f"{cmp.b.contradictions:,}",
+                  Text(f"{cmp.b.contradictions - cmp.a.contradictions:+,}",
+                       style="green" if cmp.b.contradictions < cmp.a.contradictions else
+                       "red" if cmp.b.contradictions > cmp.a.contradictions else "dim"))
+    table.add_row("errors", f"{cmp.a.errors:,}", f"{cmp.b.errors:,}", Text(f"{cmp.b.errors - cmp.a.errors:+,}",
+                                                                         style="dim"))
+    return table
+
+
+def diff_text(cmp: Comparison) -> Text:
+    """The unified code diff A → B, each line through the sanitiser."""
+    a, b = cmp.code_a.splitlines(), cmp.code_b.splitlines()
+    out = Text()
+    lines = list(difflib.unified_diff(a, b, f"A {cmp.a.eval_id}", f"B {cmp.b.eval_id}", lineterm="", n=3))
+    if not lines:
+        return Text("the code of the two versions is identical", style="dim")
+    for line in lines:
+        style = ("bold" if line.startswith(("---", "+++")) else "cyan" if line.startswith("@@")
+                 else "green" if line.startswith("+") else "red" if line.startswith("-") else "")
+        out.append(clean(line, 2000) + "\n", style=style)
+    return out
+
+
+class CompareScreen(Screen[None]):
+    BINDINGS = [
+        Binding("enter", "open_queue", "Review list", id="compare.open"),
+        Binding("d", "toggle_diff", "Code diff", id="compare.diff"),
+        Binding("p", "promote", "Promote B", id="compare.promote"),
+        Binding("x", "swap", "Swap A/B", id="compare.swap"),
+        Binding("escape", "close", "Back", id="compare.close"),
+    ]
+    DEFAULT_CSS = """
+    CompareScreen #cmp-title { height: auto; padding: 0 1; background: $boost; }
+    CompareScreen #cmp-stats { height: 1fr; }
+    CompareScreen #cmp-matrices { height: auto; }
+    CompareScreen #cmp-matrices Static { width: auto; height: auto; padding: 0 3 0 1; }
+    CompareScreen #cmp-metrics { height: auto; padding: 1 1 0 1; }
+    CompareScreen #cmp-flips { margin: 1 0 0 0; }
+    CompareScreen #cmp-diff { padding: 0 1; }
+    CompareScreen ContentSwitcher { height: 1fr; }
+    """
+
+    def __init__(self, eval_a: str, eval_b: str) -> None:
+        super().__init__()
+        self.eval_a, self.eval_b = eval_a, eval_b
+        self.cmp: Comparison | None = None
+        self.first_screen_ms: float | None = None  # request → numbers on screen (bench_workbench reads it)
+        self._asked = 0.0
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text("comparing…", style="dim"), id="cmp-title")
+        with ContentSwitcher(initial="cmp-stats"):
+            with VerticalScroll(id="cmp-stats"):
+                with Horizontal(id="cmp-matrices"):
+                    yield Static(id="cmp-matrix-a")
+                    yield Static(id="cmp-matrix-b")
+                flips: DataTable[Text | str] = DataTable(id="cmp-flips", cursor_type="row", zebra_stripes=True)
+                flips.styles.height = len(FLIP_ROWS) + 1  # inline: app.tcss gives every DataTable 1fr
+                yield flips
+                yield Static(id="cmp-metrics")
+            with VerticalScroll(id="cmp-diff-scroll"):
+                yield Static(id="cmp-diff")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#cmp-flips", DataTable)
+        table.add_columns("traces", "count", "what")
+        self._reload()
+
+    def _reload(self) -> None:
+        self._asked = time.perf_counter()
+        self._compute(self.eval_a, self.eval_b)
+
+    @work(thread=True, exclusive=True, group="compare")
+    def _compute(self, eval_a: str, eval_b: str) -> None:
+        app = self.app
+        started = time.perf_counter()
+        try:
+            cmp = cached_compare(app.db.conn(), app.db.path, eval_a, eval_b)  # type: ignore[attr-defined]
+        except CompareError as exc:
+            self.post_message(Compared(None, str(exc), 0.0))
+            return
+        except Exception as exc:  # noqa: BLE001 - shown, never a crash
+            self.post_message(Compared(None, f"{type(exc).__name__}: {exc}", 0.0))
+            return
+        self.post_message(Compared(cmp, None, (time.perf_counter() - started) * 1000))
+
+    def on_compared(self, message: Compared) -> None:
+        title = self.query_one("#cmp-title", Static)
+        if message.cmp is None:
+            title.update(Text(one_line(f"cannot compare: {message.error}", 300), style="bold red"))
+            return
+        cmp = self.cmp = message.cmp
+        head = Text()
+        head.append("Compare  ", style="bold")
+        head.append(f"A {_version(cmp.a)} ({one_line(cmp.a.status, 10)})", style="bold red")
+        head.append("  →  ")
+        head.append(f"B {_version(cmp.b)} ({one_line(cmp.b.status, 10)})", style="bold green")
+        head.append(f"  ·  {'cached' if cmp.cached else 'computed'} in {message.elapsed_ms:,.0f} ms"
+                    "  ·  Enter on a list: review those traces", style="dim")
+        title.update(head)
+        compact = self.size.width < 120
+        self.query_one("#cmp-matrix-a", Static).update(matrix_table(cmp.a, "A", compact))
+        self.query_one("#cmp-matrix-b", Static).update(matrix_table(cmp.b, "B", compact))
+        self.query_one("#cmp-metrics", Static).update(metrics_table(cmp))
+        counts = cmp.counts
+        table = self.query_one("#cmp-flips", DataTable)
+        row = table.cursor_row
+        table.clear()
+        for key, label, what in FLIP_ROWS:
+            style = "green" if key == "fixed" and counts[key] else "bold red" if key == "broken" and counts[key] else ""
+            table.add_row(Text(label, style=style), Text(f"{counts[key]:,}", style=style, justify="right"),
+                          Text(what, style="dim"), key=key)
+        table.move_cursor(row=min(row, table.row_count - 1), animate=False)
+        table.focus()
+        self.query_one("#cmp-diff", Static).update(diff_text(cmp))
+        self.call_after_refresh(self._painted)
+
+    def _painted(self) -> None:
+        if self.first_screen_ms is None:
+            self.first_screen_ms = (time.perf_counter() - self._asked) * 1000
+
+    # -- review queues --------------------------------------------------------------------------------------
+    @on(DataTable.RowSelected, "#cmp-flips")
+    def _flip_chosen(self, event: DataTable.RowSelected) -> None:
+        self._queue(str(event.row_key.value))
+
+    def action_open_queue(self) -> None:
+        table = self.query_one("#cmp-flips", DataTable)
+        if table.row_count:
+            self._queue(FLIP_ROWS[table.cursor_row][0])
+
+    def _queue(self, kind: str) -> None:
+        cmp = self.cmp
+        if cmp is None:
+            return
+        if not cmp.counts.get(kind):
+            self.notify(f"no traces {dict((k, t) for k, t, _ in FLIP_ROWS)[kind]}", severity="warning")
+            return
+        title = f"{dict((k, t) for k, t, _ in FLIP_ROWS)[kind]} ({_version(cmp.a)} → v{cmp.b.version})"
+        self.notify(f"collecting {title}…")
+        self._collect(kind, title)
+
+    @work(thread=True, exclusive=True, group="compare-queue")
+    def _collect(self, kind: str, title: str) -> None:
+        assert self.cmp is not None
+        with self.app.db.fresh() as conn:  # type: ignore[attr-defined]
+            ids = list(islice(iter_flips(conn, self.cmp, kind, page=5_000), QUEUE_CAP + 1))
+        self.post_message(QueueReady(ids[:QUEUE_CAP], len(ids) > QUEUE_CAP, title))
+
+    def on_queue_ready(self, message: QueueReady) -> None:
+        if not message.ids:
+            self.notify(f"no traces in {message.title}", severity="warning")
+            return
+        app = self.app
+        app.open_review_queue(tuple(message.ids))  # type: ignore[attr-defined]
+        capped = f" (the first {len(message.ids):,} by trace id)" if message.more else ""
+        app.notify(f"review queue: {len(message.ids):,} traces, {one_line(message.title, 80)}{capped}. "
+                   "f in review mode drops it.", timeout=10)
+
+    # -- other keys ------------------------------------------------------------------------------------------
+    def action_toggle_diff(self) -> None:
+        switcher = self.query_one(ContentSwitcher)
+        switcher.current = "cmp-diff-scroll" if switcher.current == "cmp-stats" else "cmp-stats"
+        if switcher.current == "cmp-stats":
+            self.query_one("#cmp-flips", DataTable).focus()
+        else:
+            self.query_one("#cmp-diff-scroll").focus()
+
+    def action_swap(self) -> None:
+        self.eval_a, self.eval_b = self.eval_b, self.eval_a
+        self._reload()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_promote(self) -> None:
+        cmp = self.cmp
+        if cmp is None:
+            return
+        if self.app.source.read_only_reason:  # type: ignore[attr-defined]
+            self.notify(f"read-only source: {self.app.source.read_only_reason}", severity="error")  # type: ignore[attr-defined]
+            return
+        if cmp.b.status == "active":
+            self.notify(f"{_version(cmp.b)} is already active", severity="warning")
+            return
+        question = Text(f"Make {_version(cmp.b)} the active version? The active version of "
+                        f"{one_line(cmp.b.name, 30)} is archived (undo: iofold-tui undo-version).")
+        self.app.push_screen(Confirm(question), lambda yes: self._promote(cmp.b.eval_id) if yes else None)
+
+    @work(thread=True, exclusive=True, group="compare-promote")
+    def _promote(self, eval_id: str) -> None:
+        app = self.app
+        try:
+            with app.db.fresh() as conn:  # type: ignore[attr-defined]
+                promote(conn, workbench_path(app.source.history_path), eval_id)  # type: ignore[attr-defined]
+        except (DraftError, ReadOnlyError, OSError) as exc:
+            self.post_message(Promoted(f"cannot promote: {exc}", False))
+            return
+        self.post_message(Promoted(f"{eval_id} is now active", True))
+
+    def on_promoted(self, message: Promoted) -> None:
+        self.notify(one_line(message.text, 200), severity="information" if message.ok else "error")
+        if message.ok:
+            self.app.refresh_panes()  # type: ignore[attr-defined]
+            self._reload()
