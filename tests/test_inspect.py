@@ -17,6 +17,7 @@ from iofold_tui.data.inspect.checks import (
     ORPHAN_EXECUTIONS,
     ORPHAN_FEEDBACK,
     STALE_COUNTERS,
+    STALE_JOBS,
     detect_warnings,
 )
 from iofold_tui.data.inspect.checks import KINDS as WARNING_KINDS
@@ -143,14 +144,14 @@ def test_overview_lists_workspaces_and_survives_missing_tables(tmp_path: Path) -
 
 def test_every_warning_kind_triggers_in_workspace_a(conn: sqlite3.Connection) -> None:
     assert _counts(conn, "ws_a") == {INFLATED: 1, CONFLICTING: 1, ORPHAN_EXECUTIONS: 1, ORPHAN_FEEDBACK: 1,
-                                     STALE_COUNTERS: 1, NEWLINE_HAZARD: 1}
+                                     STALE_COUNTERS: 1, NEWLINE_HAZARD: 1, STALE_JOBS: 1}  # j5 "running" since 2025
     assert set(WARNING_KINDS) == set(_counts(conn, "ws_a"))
 
 
 def test_warnings_scoped_to_workspace_b_and_unscoped(conn: sqlite3.Connection) -> None:
     assert _counts(conn, "ws_b") == {INFLATED: 1, STALE_COUNTERS: 1, NEWLINE_HAZARD: 1}
     assert _counts(conn, None) == {INFLATED: 2, CONFLICTING: 1, ORPHAN_EXECUTIONS: 1, ORPHAN_FEEDBACK: 1,
-                                   STALE_COUNTERS: 2, NEWLINE_HAZARD: 2}
+                                   STALE_COUNTERS: 2, NEWLINE_HAZARD: 2, STALE_JOBS: 1}
     assert _counts(conn, "no_such_ws") == {}
 
 
@@ -171,6 +172,7 @@ def test_warning_sql_lists_exactly_the_rows(conn: sqlite3.Connection) -> None:
 
 
 def test_warnings_clear_when_the_data_is_fixed(conn: sqlite3.Connection) -> None:
+    conn.execute("UPDATE jobs SET status = 'failed', completed_at = '2025-01-04 00:00:00' WHERE id = 'j5'")
     conn.execute("UPDATE evals SET contradiction_count = 2, execution_count = 6, code = 'def f(t): return True, \"\"' "
                  "WHERE id = 'ev_q1'")
     conn.execute("UPDATE feedback SET rating = 'neutral' WHERE id = 'f6'")  # neutral vs positive: no conflict

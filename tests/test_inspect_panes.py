@@ -70,8 +70,8 @@ async def test_overview_figures_scoped_to_the_workspace(db: Path) -> None:
         assert "HTTP 401 unauthorized" in _column(pane.table("integrations"), 5)
         # Every warning kind of ws_a arrived, one row each, and the header counts them.
         kinds = _column(pane.table("warnings"), 0)
-        assert len(kinds) == 6 and "conflicting labels" in kinds
-        assert "6 warning(s)" in _header(app)
+        assert len(kinds) == 7 and "conflicting labels" in kinds and "stale jobs" in kinds
+        assert "7 warnings" in _header(app)
         jobs = {r[0]: r for r in (list(map(str, pane.table("jobs").get_row_at(i))) for i in range(3))}
         assert jobs["import"][1] == "3" and jobs["import"][-2] == "33 %"  # 1 failed of 3 finished
 
@@ -111,7 +111,7 @@ async def test_overview_warnings_are_cached_and_refreshed(db: Path) -> None:
         assert pane.checks_state == ""  # computed
         pane.reload()
         await settle(app, pilot)
-        assert pane.checks_state == "cached" and len(pane.warnings) == 6
+        assert pane.checks_state == "cached" and len(pane.warnings) == 7
         with sqlite3.connect(db) as conn:  # fixing the data changes the file: the cache no longer applies
             conn.execute("DELETE FROM eval_executions WHERE trace_id = 'gone_trace'")
         await pilot.press("r")

@@ -13,8 +13,10 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from iofold_tui.data.inspect.jobs import STALE_JOB_HOURS, STALE_JOB_SQL
 from iofold_tui.data.inspect.util import has_columns, schema_columns, where, ws_cond
 from iofold_tui.data.matrix.stats import SOURCE_VIEW, comparison_source, recomputed_counts
+from iofold_tui.data.text import plural
 
 INFLATED = "inflated_contradictions"
 CONFLICTING = "conflicting_labels"
@@ -22,7 +24,8 @@ ORPHAN_EXECUTIONS = "orphan_executions"
 ORPHAN_FEEDBACK = "orphan_feedback"
 STALE_COUNTERS = "stale_counters"
 NEWLINE_HAZARD = "newline_hazard"
-KINDS = (INFLATED, CONFLICTING, ORPHAN_EXECUTIONS, ORPHAN_FEEDBACK, STALE_COUNTERS, NEWLINE_HAZARD)
+STALE_JOBS = "stale_jobs"
+KINDS = (INFLATED, CONFLICTING, ORPHAN_EXECUTIONS, ORPHAN_FEEDBACK, STALE_COUNTERS, NEWLINE_HAZARD, STALE_JOBS)
 
 Schema = dict[str, set[str]]
 
@@ -97,22 +100,33 @@ def _newline(use_view: bool, ws: str | None) -> str:
     return f"SELECT e.id AS eval_id, e.name, e.version, length(e.code) AS code_length {_evals_from(ws, hazard)} ORDER BY e.id"
 
 
+def _stale_jobs(use_view: bool, ws: str | None) -> str:
+    return ("SELECT id, type, status, progress, created_at, started_at, "
+            "round((julianday('now') - julianday(coalesce(started_at, created_at))) * 24, 1) AS hours_running "
+            f"FROM jobs {where(STALE_JOB_SQL, ws_cond('workspace_id', ws))} ORDER BY coalesce(started_at, created_at)")
+
+
 # Listings over executions/feedback carry no ORDER BY: rowid order is free, sorting millions is not.
 # kind -> (listing builder, required table columns, message given the count)
 _CHECKS: tuple[tuple[str, Callable[[bool, str | None], str], dict[str, tuple[str, ...]], Callable[[int], str]], ...] = (
     (INFLATED, _inflated, {"evals": ("contradiction_count", "eval_set_id"), "eval_executions": ("eval_id",)},
-     lambda n: f"{n} eval(s) store a contradiction_count different from the recount scoped to their own "
-               "eval set without errored runs (the view's defects inflate it)"),
+     lambda n: f"{plural(n, 'eval')} store{'s' if n == 1 else ''} a contradiction_count different from the recount "
+               "scoped to their own eval set without errored runs (the view's defects inflate it)"),
     (CONFLICTING, _conflicting, {"feedback": ("trace_id", "rating", "eval_set_id"), "eval_sets": ("id", "name")},
-     lambda n: f"{n} trace(s) are rated positive in one eval set and negative in another"),
+     lambda n: f"{plural(n, 'trace')} {'is' if n == 1 else 'are'} rated positive in one eval set and negative in another"),
     (ORPHAN_EXECUTIONS, _orphan_executions, {"eval_executions": ("trace_id", "eval_id"), "traces": ("id",)},
-     lambda n: f"{n} execution(s) refer to traces that no longer exist"),
+     lambda n: f"{plural(n, 'execution')} refer{'s' if n == 1 else ''} to traces that no longer exist"),
     (ORPHAN_FEEDBACK, _orphan_feedback, {"feedback": ("trace_id", "eval_set_id"), "traces": ("id",)},
-     lambda n: f"{n} feedback row(s) refer to traces that no longer exist"),
+     lambda n: f"{plural(n, 'feedback row')} refer{'s' if n == 1 else ''} to traces that no longer exist"),
     (STALE_COUNTERS, _stale, {"evals": ("execution_count",), "eval_executions": ("eval_id",)},
-     lambda n: f"{n} eval(s) have an execution_count different from their actual executions"),
+     lambda n: f"{plural(n, 'eval')} {'has' if n == 1 else 'have'} an execution_count different from "
+               f"{'its' if n == 1 else 'their'} actual executions"),
     (NEWLINE_HAZARD, _newline, {"evals": ("code",)},
-     lambda n: f"{n} eval(s) have code with both a newline and a literal \\n: a D1 export/import round trip alters it"),
+     lambda n: f"{plural(n, 'eval')} {'has' if n == 1 else 'have'} code with both a newline and a literal \\n: "
+               "a D1 export/import round trip alters it"),
+    (STALE_JOBS, _stale_jobs, {"jobs": ("status", "started_at", "created_at", "workspace_id")},
+     lambda n: f"{plural(n, 'job')} {'has' if n == 1 else 'have'} been \"running\" for more than {STALE_JOB_HOURS} h "
+               "since started_at: the worker that ran it has probably died"),
 )
 
 

@@ -10,12 +10,17 @@ import sqlite3
 from dataclasses import dataclass
 
 from iofold_tui.data.inspect.job_payloads import JobPayload, describe_job_payload
-from iofold_tui.data.inspect.util import schema_columns
+from iofold_tui.data.inspect.util import schema_columns, where, ws_cond
 from iofold_tui.data.values import show_time, to_float, to_int, to_text, to_timestamp
 
 JOB_TYPES = ("import", "generate", "execute")
 JOB_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 DURATION_SQL = "(julianday(completed_at) - julianday(started_at)) * 86400"
+# A job "running" for longer than this since it started (or was created) has most likely died with its
+# worker: the jobs pane and the overview warn about it.
+STALE_JOB_HOURS = 24
+STALE_JOB_SQL = (f"(status = 'running' AND julianday('now') - julianday(coalesce(started_at, created_at)) "
+                 f"> {STALE_JOB_HOURS} / 24.0)")
 _COLUMNS = ("id", "workspace_id", "type", "status", "progress", "context", "result", "error",
             "created_at", "started_at", "completed_at", "metadata")
 
@@ -47,6 +52,11 @@ class JobRow:
     result: str | None
     metadata: str | None
     has_metadata_column: bool
+
+    @property
+    def stale(self) -> bool:
+        """Still "running" more than STALE_JOB_HOURS after it started."""
+        return self.elapsed_s is not None and self.elapsed_s > STALE_JOB_HOURS * 3600
 
     @property
     def progress_pct(self) -> int:
@@ -146,3 +156,14 @@ def list_jobs(
     last = rows[limit - 1] if more and jobs else None  # the raw stored values: the keyset compares them
     next_cursor = JobCursor(last[8], last[0]) if last is not None else None
     return JobPage(jobs, next_cursor)
+
+
+def stale_running(conn: sqlite3.Connection, workspace_id: str | None) -> int:
+    """Jobs "running" for more than STALE_JOB_HOURS (0 when the table lacks the columns to tell)."""
+    if not {"status", "started_at", "created_at", "workspace_id"} <= schema_columns(conn).get("jobs", set()):
+        return 0
+    try:
+        return int(conn.execute(f"SELECT count(*) FROM jobs{where(STALE_JOB_SQL, ws_cond('workspace_id', workspace_id))}"
+                                ).fetchone()[0])
+    except sqlite3.DatabaseError:
+        return 0

@@ -14,8 +14,18 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from iofold_tui.data.inspect.job_payloads import JobPayload
-from iofold_tui.data.inspect.jobs import JOB_STATUSES, JOB_TYPES, JobCursor, JobPage, JobRow, list_jobs
+from iofold_tui.data.inspect.jobs import (
+    JOB_STATUSES,
+    JOB_TYPES,
+    STALE_JOB_HOURS,
+    JobCursor,
+    JobPage,
+    JobRow,
+    list_jobs,
+    stale_running,
+)
 from iofold_tui.data.inspect.overview import job_groups
+from iofold_tui.data.text import plural
 from iofold_tui.ui.paged_table import Direction, PagedTable
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes.sql import workspace_scope
@@ -74,6 +84,8 @@ def duration_text(job: JobRow) -> Text:
         return Text("—", style="dim", justify="right")
     if seconds < 0:
         return Text("negative", style="red", justify="right")  # completed before it started: bad data
+    if running and job.stale:  # "running" for days: its worker most likely died
+        return Text("⚠ " + human_seconds(seconds), style="bold red", justify="right")
     return Text(("⟳ " if running else "") + human_seconds(seconds), style="yellow" if running else "", justify="right")
 
 
@@ -84,6 +96,8 @@ def detail_text(job: JobRow, parts: dict[str, JobPayload]) -> Text:
     out.append_text(cell(job.type, 12, style="bold cyan"))
     out.append("  ")
     out.append_text(cell(job.status, 12, style=STATUS_STYLE.get(job.status or "", "")))
+    if job.stale and job.elapsed_s is not None:
+        out.append(f"  ⚠ stale: \"running\" for {human_seconds(job.elapsed_s)} since it started", style="bold red")
     out.append(f"  {job.progress_pct}%")
     if job.workspace_id:
         out.append("  workspace ")
@@ -138,6 +152,7 @@ class JobsPane(Pane):
         self.starts: list[JobCursor | None] = [None]  # keyset start of each page seen
         self.matching: int | None = None
         self.counts: dict[tuple[str | None, str | None], int] = {}
+        self.stale_count = 0  # jobs "running" for more than STALE_JOB_HOURS
         self.shown_id: str | None = None
         self.ws: str | None = None
 
@@ -187,6 +202,7 @@ class JobsPane(Pane):
         with self.iofold.db.fresh() as conn:
             page = list_jobs(conn, ws, status, job_type, PAGE_SIZE, start)
             groups = job_groups(conn, ws)
+            self.stale_count = stale_running(conn, ws)
         counts = {(g.type, g.status): g.count for g in groups}
         matching = sum(n for (t, s), n in counts.items() if status in (None, s) and job_type in (None, t))
         self.post_message(JobsLoaded(page, matching, counts, page_no, focus_id, cursor, generation))
@@ -247,7 +263,10 @@ class JobsPane(Pane):
                       style="cyan" if shown else "dim")
         running = sum(n for (_, s), n in self.counts.items() if s == "running")
         if running:
-            status.append(f"  ·  {running} running", style="yellow")
+            status.append(f"  ·  {running:,} running", style="yellow")
+        if self.stale_count:
+            status.append(f"  ·  ⚠ {plural(self.stale_count, 'job')} \"running\" for more than {STALE_JOB_HOURS} h: "
+                          "stale, the worker probably died", style="bold red")
         self.set_status(status)
 
     # -- detail ----------------------------------------------------------------------------------------

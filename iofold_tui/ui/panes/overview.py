@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import textwrap
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from iofold_tui.data.inspect.checks import DataWarning, detect_warnings
 from iofold_tui.data.inspect.jobs import DURATION_SQL, JOB_STATUSES
 from iofold_tui.data.inspect.overview import Overview, overview
 from iofold_tui.data.inspect.util import literal
+from iofold_tui.data.text import plural
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes.jobs import human_seconds
 from iofold_tui.ui.panes.sql import show_sql, workspace_scope
@@ -289,7 +291,7 @@ class OverviewPane(Pane):
                 status.append(f"  ·  checks stopped after {self.checks_done}/{len(WARNING_KINDS)} (r reruns)",
                               style="yellow")
             elif self.checks_done >= len(WARNING_KINDS):
-                status.append(f"  ·  {n} warning(s)" if n else "  ·  no warnings", style="bold red" if n else "green")
+                status.append(f"  ·  {plural(n, 'warning')}" if n else "  ·  no warnings", style="bold red" if n else "green")
                 if self.checks_state == "cached":
                     status.append(" (cached; r rechecks)", style="dim")
             status.append("  ·  Enter on a figure: its rows (SQL pane)", style="dim")
@@ -389,12 +391,20 @@ class OverviewPane(Pane):
         if not figures.job_types:
             t.add_row(Text("no jobs", style="dim"), *[Text("")] * (3 + len(JOB_STATUSES)))
 
+    def on_resize(self) -> None:
+        if self.warnings:  # wrapped for the old width
+            self._fill_warnings()
+
     def _fill_warnings(self) -> None:
         t = self.table("warnings")
         keep = t.cursor_coordinate if t.row_count else None
         self._reset(t, ("check", 24), ("rows", 8), ("what it means", None))
+        # The message wraps in the width the first two columns leave (a DataTable cell does not wrap).
+        room = max(24, (t.size.width or self.app.size.width) - 24 - 8 - 3 * 2 - 4)
         for i, w in enumerate(self.warnings):
-            t.add_row(Text(w.kind.replace("_", " "), style="bold yellow"), _num(w.count), cell(w.message, 200))
+            lines = textwrap.wrap(cell(w.message, 400).plain, room) or [""]
+            t.add_row(Text(w.kind.replace("_", " "), style="bold yellow"), _num(w.count), Text("\n".join(lines)),
+                      height=len(lines))
             t.jumps[(i, None)] = w.sql
         if not self.warnings:
             done = self.checks_done >= len(WARNING_KINDS)
