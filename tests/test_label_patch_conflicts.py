@@ -1,7 +1,8 @@
 """Conflict-safe label patches: a colleague's change made in D1 between our export and the apply survives.
 
 Property (hypothesis): for random local label histories (labels, notes, clears, bulk, undo/redo) and
-random concurrent edits on the "remote" copy (relabel, re-note, delete, delete + label again), applying
+random concurrent edits on the "remote" copy (relabel, re-note, delete, delete + label again) made after
+the history's own earlier patches were applied ("push"), applying
 the patch never changes a row the remote changed, lands our final row everywhere else, reports exactly
 the skipped rows in its closing SELECT (and ``check_against`` predicts the same), and twice = once.
 """
@@ -71,6 +72,7 @@ op_st = st.one_of(
     st.tuples(st.just("bulk"), st.sampled_from(SETS), st.lists(st.sampled_from(TRACES), max_size=3),
               st.sampled_from((*RATINGS, None))),
     st.tuples(st.just("undo")), st.tuples(st.just("redo")),
+    st.tuples(st.just("push")),  # export a full patch and apply it to D1 now (before the colleague's edits)
 )
 edit_st = st.one_of(
     st.tuples(st.just("relabel"), st.sampled_from(RATINGS)),
@@ -80,7 +82,7 @@ edit_st = st.one_of(
 )
 
 
-def run_ops(store, ops) -> None:  # noqa: ANN001 - a LabelStore and the drawn ops
+def run_ops(store, ops, push=lambda: None) -> None:  # noqa: ANN001 - a LabelStore, the drawn ops, a callback
     from iofold_tui.data.labels.store import NoLabelError
 
     for op in ops:
@@ -95,6 +97,8 @@ def run_ops(store, ops) -> None:  # noqa: ANN001 - a LabelStore and the drawn op
             store.set_labels(op[1], op[2], op[3])
         elif op[0] == "undo":
             store.undo()
+        elif op[0] == "push":
+            push()
         else:
             store.redo()
 
@@ -115,8 +119,12 @@ def colleague(conn: sqlite3.Connection, edits: dict) -> None:  # noqa: ANN001
     conn.commit()
 
 
+def pushed(remote: sqlite3.Connection, patch: str) -> None:
+    assert apply(remote, patch) == set()  # nobody else wrote in between: no conflict
+
+
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=st.lists(op_st, max_size=10), edits=st.dictionaries(key_st, edit_st, max_size=4))
+@given(ops=st.lists(op_st, max_size=12), edits=st.dictionaries(key_st, edit_st, max_size=4))
 def test_patch_never_overwrites_a_concurrent_change(template: Path, ops: list, edits: dict) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "local.sqlite"
@@ -125,9 +133,9 @@ def test_patch_never_overwrites_a_concurrent_change(template: Path, ops: list, e
         with sqlite3.connect(template) as src:
             src.backup(remote)
         remote.execute("PRAGMA foreign_keys=ON")
-        base = rows(remote)
         with open_store(local) as store:
-            run_ops(store, ops)
+            run_ops(store, ops, push=lambda: pushed(remote, export_changes(store)))
+            base = rows(remote)  # D1 as this copy last left it: the export plus what earlier patches wrote
             patch = export_changes(store)
             net = load_net_changes(store)
         final = rows(sqlite3.connect(local))
@@ -166,10 +174,11 @@ def test_a_second_patch_may_replace_what_the_first_wrote(template: Path, tmp_pat
         assert apply(remote, export_changes(store)) == set()
         store.set_label(ES2, "tx_00001", "negative", note="second thoughts")
         store.undo()
-        store.undo()  # trace_001 back as in the export: net nil, left out of a full patch
+        store.undo()  # trace_001 back as in the export: net nil, but patch 1 deleted it in D1
         store.set_label(ES2, "tx_00001", "neutral")
         assert apply(remote, export_changes(store)) == set()
     assert state(rows(remote)[(ES2, "tx_00001")])[1] == "neutral"
+    assert rows(remote)[(ES, "trace_001")] == rows(sqlite3.connect(template))[(ES, "trace_001")]  # restored
     remote.close()
 
 

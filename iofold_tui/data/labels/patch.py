@@ -15,7 +15,7 @@ D1's import API, which reports counts only, so check with ``export-labels --chec
 Applying the patch twice equals applying it once.
 
 With ``since=None`` keys whose final row equals the row they had before iofold-tui touched them are
-left out (net effect nil, e.g. labelled then undone). With ``since`` the state at that time is not
+left out (net effect nil, e.g. labelled then undone) unless an earlier patch wrote another state for them. With ``since`` the state at that time is not
 replayed: every key touched (labelled, undone or redone) since then is written with its final state.
 
 The update also sets ``id`` and ``created_at``: after "clear, then label again" the working copy holds
@@ -138,13 +138,13 @@ def net_changes(history: LabelHistory, since: datetime | None = None) -> Iterato
         changes: list[LabelChange] = [c for _, _, c in group]
         applied = [c for status, _, c in group if status == APPLIED]
         final = applied[-1].new if applied else changes[0].old
-        if window is None and final == changes[0].old:
-            continue
-        rows = [r for c in reversed(changes) for r in (c.new, c.old) if r is not None]
         # What D1 may hold: the export's row, or a final state an earlier patch wrote. Intermediate states
         # never left this copy, so a D1 row equal to one of them is someone else's (a conflict).
         exported = history.exported_states(changes[0].eval_set_id, changes[0].trace_id)
         seen = tuple(dict.fromkeys((state_of(changes[0].old), *map(_state_from_json, exported))))
+        if window is None and final == changes[0].old and set(seen) <= {state_of(final)}:
+            continue  # net nil, and no earlier patch wrote anything else for it
+        rows = [r for c in reversed(changes) for r in (c.new, c.old) if r is not None]
         yield NetChange(changes[0].eval_set_id, changes[0].trace_id, final,
                         rows[0].id if final is None and rows else (final.id if final else None),
                         max(at for _, at, _ in group), seen)
@@ -182,7 +182,7 @@ def statements(n: NetChange) -> list[str]:
     return out
 
 
-CONFLICT_CHUNK_BYTES = 60_000  # D1 refuses statements over 100 KB
+CONFLICT_CHUNK_BYTES = 50_000  # D1 refuses statements over 100 KB
 
 
 def _conflict_selects(net: list[NetChange]) -> Iterator[str]:
@@ -195,7 +195,7 @@ def _conflict_selects(net: list[NetChange]) -> Iterator[str]:
         item = json.dumps([n.eval_set_id, n.trace_id, n.final.rating if n.final else None, accepted],
                           ensure_ascii=False)
         chunk.append(item)
-        size += len(item)
+        size += len(item.encode()) + item.count("'")  # its bytes in the literal ('' doubles a quote)
         if size >= CONFLICT_CHUNK_BYTES:
             yield _conflict_select("[" + ",".join(chunk) + "]")
             chunk, size = [], 0
