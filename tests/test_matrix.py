@@ -131,11 +131,11 @@ def _by_id(stats: list[MatrixStats]) -> dict[str, MatrixStats]:
 
 
 EXPECTED = {
-    "v1": dict(tp=2, fp=2, fn=1, tn=2, n=7, excluded={"neutral": 1, "errors": 1, "unlabelled": 2, "not_run": 1},
+    "v1": dict(tp=2, fp=2, fn=1, tn=2, n=7, excluded={"neutral": 1, "errors": 1, "invalid_result": 0, "unlabelled": 2, "not_run": 1},
                execution_count=11, accuracy=Fraction(4, 7), precision=Fraction(1, 2), recall=Fraction(2, 3),
                f1=Fraction(4, 7), specificity=Fraction(1, 2), cohens_kappa=Fraction(4, 25),
                contradiction_rate=Fraction(3, 7), view=(16, 6)),
-    "v2": dict(tp=3, fp=2, fn=0, tn=3, n=8, excluded={"neutral": 1, "errors": 1, "unlabelled": 1, "not_run": 1},
+    "v2": dict(tp=3, fp=2, fn=0, tn=3, n=8, excluded={"neutral": 1, "errors": 1, "invalid_result": 0, "unlabelled": 1, "not_run": 1},
                execution_count=11, accuracy=Fraction(3, 4), precision=Fraction(3, 5), recall=Fraction(1),
                f1=Fraction(3, 4), specificity=Fraction(3, 5), cohens_kappa=Fraction(9, 17),
                contradiction_rate=Fraction(1, 4), view=(17, 6)),
@@ -171,8 +171,8 @@ def test_scoped_view_equals_tables_and_counts_each_execution_once(conn: sqlite3.
     # t07 is labelled in two *other* sets: the raw view has two rows for each of its executions.
     assert conn.execute("SELECT COUNT(*) FROM eval_comparison WHERE trace_id = 't07' AND eval_id = 'v1'").fetchone()[0] == 2
     stats = _by_id(mx_stats.compute_stats(conn, "S"))
-    assert stats["v1"].cells["unlabelled"] == {"pass": 1, "fail": 1, "error": 0, "not_run": 0}
-    assert stats["v2"].cells["unlabelled"] == {"pass": 1, "fail": 0, "error": 1, "not_run": 0}
+    assert stats["v1"].cells["unlabelled"] == {"pass": 1, "fail": 1, "error": 0, "invalid": 0, "not_run": 0}
+    assert stats["v2"].cells["unlabelled"] == {"pass": 1, "fail": 0, "error": 1, "invalid": 0, "not_run": 0}
 
 
 @pytest.mark.parametrize("change, source", [

@@ -24,7 +24,7 @@ from typing import Any, Literal
 FILTERS = ("all", "contradictions", "agreements", "errors", "unlabelled", "neutral", "versions_disagree")
 Sort = Literal["time", "contradicted"]
 Universe = Literal["all", "labelled"]
-CONFUSION_CELLS = ("TP", "FP", "FN", "TN", "error", "neutral", "unlabelled", "not_run")
+CONFUSION_CELLS = ("TP", "FP", "FN", "TN", "error", "invalid", "neutral", "unlabelled", "not_run")
 _PREVIEW = 400
 
 
@@ -126,7 +126,8 @@ def eval_versions(conn: sqlite3.Connection, eval_set_id: str) -> list[str]:
 
 def _cell_exprs(i: int) -> dict[str, str]:
     e = f"e{i}"
-    ok = f"{e}.id IS NOT NULL AND {e}.error IS NULL"
+    # ok: run, no error and a result of 0/1; anything else in result (2, NULL, 'true', a BLOB) is invalid.
+    ok = f"{e}.id IS NOT NULL AND {e}.error IS NULL AND {e}.result IN (0, 1)"
     # coalesce: an unlabelled row must give 0, not NULL (NULL would poison sums and "n = 0").
     labelled = "coalesce(f.rating, '') IN ('positive', 'negative')"
     return {
@@ -134,7 +135,8 @@ def _cell_exprs(i: int) -> dict[str, str]:
         "agree": f"({ok} AND {labelled} AND (f.rating = 'positive') = ({e}.result = 1))",
         "error": f"({e}.error IS NOT NULL)",
         "pass": f"({ok} AND {e}.result = 1)",
-        "fail": f"({ok} AND NOT {e}.result = 1)",
+        "fail": f"({ok} AND {e}.result = 0)",
+        "invalid": f"({e}.id IS NOT NULL AND {e}.error IS NULL AND coalesce({e}.result IN (0, 1), 0) = 0)",
         "run": f"({e}.id IS NOT NULL)",
     }
 
@@ -217,6 +219,8 @@ def _cell(eval_id: str, rating: str | None, ex_id: Any, result: Any, reason: Any
         state, agreement = "not_run", "not_run"
     elif error is not None:
         state, agreement = "error", "error"
+    elif isinstance(result, bytes | str) or result not in (0, 1):  # 2, -1, NULL, 'true', a BLOB
+        state, agreement = "invalid", "invalid"
     else:
         state = "pass" if result == 1 else "fail"
         if rating in ("positive", "negative"):
@@ -224,7 +228,7 @@ def _cell(eval_id: str, rating: str | None, ex_id: Any, result: Any, reason: Any
         else:
             agreement = "neutral" if rating == "neutral" else "unlabelled"
     return Cell(eval_id, state, agreement, None if ex_id is None else str(ex_id),
-                None if ex_id is None or error is not None else result == 1, reason, error)
+                None if state not in ("pass", "fail") else state == "pass", reason, error)
 
 
 def _row(ctx: _Ctx, r: sqlite3.Row | tuple[Any, ...]) -> MatrixRow:
@@ -485,10 +489,10 @@ def cells_for_confusion(conn: sqlite3.Connection, eval_id: str, cell: str, *, af
     if row is None:
         raise ValueError(f"no eval {eval_id!r}")
     set_id = row[0]
-    ok = "e.error IS NULL"
+    ok = "e.error IS NULL AND e.result IN (0, 1)"  # the same classification as the stats (invalid apart)
     by_label = {
-        "TP": ("positive", f"{ok} AND e.result = 1"), "FN": ("positive", f"{ok} AND NOT e.result = 1"),
-        "FP": ("negative", f"{ok} AND e.result = 1"), "TN": ("negative", f"{ok} AND NOT e.result = 1"),
+        "TP": ("positive", f"{ok} AND e.result = 1"), "FN": ("positive", f"{ok} AND e.result = 0"),
+        "FP": ("negative", f"{ok} AND e.result = 1"), "TN": ("negative", f"{ok} AND e.result = 0"),
     }
     start = after or ""
     if cell in by_label or cell == "neutral":
@@ -502,11 +506,12 @@ def cells_for_confusion(conn: sqlite3.Connection, eval_id: str, cell: str, *, af
                "ORDER BY f.trace_id LIMIT ?")
         params = [set_id, start, eval_id, limit + 1]
     else:
-        cond = "e.error IS NOT NULL" if cell == "error" else (
+        cond = {"error": "e.error IS NOT NULL",
+                "invalid": "e.error IS NULL AND coalesce(e.result IN (0, 1), 0) = 0"}.get(cell) or (
             f"{ok} AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.eval_set_id = ? AND f.trace_id = e.trace_id)")
         sql = f"SELECT e.trace_id FROM eval_executions e WHERE e.eval_id = ? AND e.trace_id > ? AND {cond} " \
               "ORDER BY e.trace_id LIMIT ?"
-        params = [eval_id, start, *([] if cell == "error" else [set_id]), limit + 1]
+        params = [eval_id, start, *([] if cell in ("error", "invalid") else [set_id]), limit + 1]
     ids = [str(r[0]) for r in conn.execute(sql, params)]
     more = len(ids) > limit
     ids = ids[:limit]

@@ -24,7 +24,7 @@ from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.source.catalog import EvalSet, eval_sets
 from iofold_tui.data.source.catalog import resolve_eval_set as _resolve
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # +1: the 'invalid' result state
 
 
 class UnknownEvalSet(ValueError):
@@ -99,8 +99,8 @@ def format_stats_text(report: dict[str, Any]) -> str:
         for key in METRICS:
             rows.append((_ROW_NAMES.get(key, key), [_metric_cell(e, key) for e in evals]))
         rows.append(("contradictions", [str(e["contradictions"]) for e in evals]))
-        for key in ("neutral", "errors", "unlabelled", "not_run"):
-            rows.append((f"excluded: {key.replace('_', ' ')}", [str(e["excluded"][key]) for e in evals]))
+        for key in ("neutral", "errors", "invalid_result", "unlabelled", "not_run"):
+            rows.append((f"excluded: {key.replace('_', ' ')}", [str(e["excluded"].get(key, 0)) for e in evals]))
         rows.append(("executions", [str(e["execution_count"]) for e in evals]))
         for key, label in (("accuracy", "stored accuracy"), ("contradiction_count", "stored contradictions"),
                            ("execution_count", "stored executions")):

@@ -2,7 +2,8 @@
 
 Every trace an eval version is judged on falls in exactly one cell of a 4×4 table
 ``rating × state`` (rating: positive / negative / neutral / unlabelled *in the eval's own set*;
-state: pass / fail / error / not_run). All metrics derive from that table, so a relabel is a move of
+state: pass / fail / error / invalid / not_run; invalid: no error, but a ``result`` other than 0/1 —
+2, -1, NULL, 'true', a BLOB — judged neither pass nor fail and left out of n with that reason). All metrics derive from that table, so a relabel is a move of
 one unit between two cells and equals a full recompute by construction.
 
 The table comes from three cheap aggregates instead of one big join:
@@ -33,7 +34,8 @@ from iofold_tui.data.source.schema import VIEW_COLUMNS
 from iofold_tui.data.values import to_count, to_float, to_int
 
 RATINGS = ("positive", "negative", "neutral", "unlabelled")
-STATES = ("pass", "fail", "error", "not_run")
+STATES = ("pass", "fail", "error", "invalid", "not_run")
+EXECUTED = STATES[:4]  # the states of an execution that exists
 SOURCE_VIEW = "view"
 SOURCE_MISSING = "fallback: view missing"
 SOURCE_CUSTOMISED = "fallback: view customised"
@@ -104,6 +106,11 @@ class MatrixStats:
         return sum(self.cells[r]["error"] for r in RATINGS)
 
     @property
+    def invalid(self) -> int:
+        """Executions whose ``result`` is not 0/1 (and no error): neither pass nor fail."""
+        return sum(self.cells[r]["invalid"] for r in RATINGS)
+
+    @property
     def neutral(self) -> int:
         return self.cells["neutral"]["pass"] + self.cells["neutral"]["fail"]
 
@@ -117,11 +124,12 @@ class MatrixStats:
 
     @property
     def execution_count(self) -> int:
-        return sum(self.cells[r][s] for r in RATINGS for s in STATES[:3])
+        return sum(self.cells[r][s] for r in RATINGS for s in EXECUTED)
 
     @property
     def excluded(self) -> dict[str, int]:
-        return {"neutral": self.neutral, "errors": self.errors, "unlabelled": self.unlabelled, "not_run": self.not_run}
+        return {"neutral": self.neutral, "errors": self.errors, "invalid_result": self.invalid,
+                "unlabelled": self.unlabelled, "not_run": self.not_run}
 
     # --- metrics ---
     @property
@@ -186,7 +194,7 @@ class MatrixStats:
     def relabel(self, old_rating: str | None, new_rating: str | None, state: str) -> None:
         """Apply one trace's label change in this eval's set (``None`` = no label) without re-querying.
 
-        ``state`` is the trace's cell for this version: pass / fail / error / not_run. An unlabelled
+        ``state`` is the trace's cell for this version: pass / fail / error / invalid / not_run. An unlabelled
         trace that was never run is outside the table, so it enters (or leaves) only as not_run.
         """
         old, new = old_rating or "unlabelled", new_rating or "unlabelled"
@@ -296,27 +304,80 @@ def comparison_source(conn: sqlite3.Connection) -> str:
         cols = tuple(r[1] for r in conn.execute('PRAGMA table_info("eval_comparison")'))
     except sqlite3.DatabaseError:  # a view over a dropped table
         return SOURCE_CUSTOMISED
-    if cols != VIEW_COLUMNS or _normalise(row[0] or "") != _canonical_view_sql():
+    if cols != VIEW_COLUMNS:
         return SOURCE_CUSTOMISED
-    return SOURCE_VIEW
+    sql = row[0] or ""
+    if _normalise(sql) == _canonical_view_sql() or same_results_as_iofold(sql):
+        return SOURCE_VIEW
+    return SOURCE_CUSTOMISED
+
+
+_PROBED: dict[str, bool] = {}
+# Rows where a different definition shows: labels in the eval's own set and another set, every rating,
+# pass / fail / error / a result of 2, an execution without a label and a label without an execution.
+_PROBE_ROWS = """
+INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes) VALUES
+  ('f1', 'S1', 't1', 'positive', 'n1'), ('f2', 'S1', 't2', 'positive', NULL), ('f3', 'S2', 't1', 'negative', NULL),
+  ('f4', 'S1', 't3', 'negative', NULL), ('f5', 'S1', 't4', 'neutral', NULL), ('f6', 'S2', 't2', 'neutral', NULL),
+  ('f7', 'S1', 't7', 'positive', NULL), ('f8', 'S1', 't5', 'negative', NULL), ('f9', 'S1', 't8', 'negative', NULL),
+  ('f10', 'S1', 't9', 'positive', NULL), ('f11', 'S1', 't10', 'positive', NULL), ('f12', 'S1', 't11', 'negative', NULL);
+INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms, error, executed_at) VALUES
+  ('x1', 'E1', 't1', 1, 'r1', 5, NULL, '2025-01-01'), ('x2', 'E1', 't2', 0, 'r2', 6, NULL, '2025-01-02'),
+  ('x3', 'E1', 't3', 1, 'r3', 7, 'boom', '2025-01-03'), ('x4', 'E1', 't4', 0, 'r4', 8, NULL, NULL),
+  ('x5', 'E2', 't1', 0, 'r5', 9, NULL, NULL), ('x6', 'E1', 't5', 2, 'r6', 1, NULL, NULL),
+  ('x7', 'E1', 't6', 1, 'r7', 2, NULL, NULL), ('x8', 'E1', 't8', 0, 'r8', 3, NULL, NULL),
+  ('x9', 'E1', 't9', 2, 'r9', 4, NULL, NULL), ('x10', 'E1', 't10', 'true', 'r10', 4, NULL, NULL),
+  ('x11', 'E1', 't11', -1, 'r11', 4, NULL, NULL);
+"""
+
+
+def same_results_as_iofold(view_sql: str) -> bool:
+    """Whether a view definition means iofold's ``eval_comparison``: both run on a small in-memory
+    probe database (never the user's file) and must give the same rows. Written differently (operand
+    order, ``as``/``AS``, spacing, comments) is still the same view; a different join or CASE is not."""
+    known = _PROBED.get(view_sql)
+    if known is None:
+        known = _PROBED[view_sql] = _probe(view_sql)
+    return known
+
+
+def _probe(view_sql: str) -> bool:
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript((schema_dir() / "schema.sql").read_text())
+        conn.executescript(_PROBE_ROWS)
+        query = "SELECT * FROM eval_comparison"
+        theirs_sql = view_sql
+        ours = conn.execute(query)
+        ours_cols, ours_rows = [d[0] for d in ours.description], sorted(map(repr, ours.fetchall()))
+        conn.execute("DROP VIEW eval_comparison")
+        conn.execute(theirs_sql)
+        theirs = conn.execute(query)
+        return [d[0] for d in theirs.description] == ours_cols and sorted(map(repr, theirs.fetchall())) == ours_rows
+    except (sqlite3.Error, sqlite3.Warning, ValueError):
+        return False
+    finally:
+        conn.close()
 
 
 # ---------------------------------------------------------------- the aggregates
 
 # Step 1: SQLite drives this from the feedback(eval_set_id) index (see the module docstring).
 _LABELLED_VIEW = """
-SELECT c.eval_id, c.human_rating, c.execution_error IS NOT NULL, c.predicted_result = 1, COUNT(*)
+SELECT c.eval_id, c.human_rating, c.execution_error IS NOT NULL, c.predicted_result = 1,
+       coalesce(c.predicted_result IN (0, 1), 0) = 0, COUNT(*)
 FROM evals v JOIN eval_comparison c ON c.eval_id = v.id AND c.eval_set_id = v.eval_set_id
 WHERE v.id IN (SELECT value FROM json_each(?))
-GROUP BY 1, 2, 3, 4"""
+GROUP BY 1, 2, 3, 4, 5"""
 _LABELLED_TABLES = """
-SELECT e.eval_id, f.rating, e.error IS NOT NULL, e.result = 1, COUNT(*)
+SELECT e.eval_id, f.rating, e.error IS NOT NULL, e.result = 1, coalesce(e.result IN (0, 1), 0) = 0, COUNT(*)
 FROM evals v JOIN feedback f ON f.eval_set_id = v.eval_set_id
 JOIN eval_executions e ON e.eval_id = v.id AND e.trace_id = f.trace_id
 WHERE v.id IN (SELECT value FROM json_each(?))
-GROUP BY 1, 2, 3, 4"""
+GROUP BY 1, 2, 3, 4, 5"""
 _TOTALS = """
-SELECT eval_id, COUNT(*), SUM(error IS NOT NULL), SUM(error IS NULL AND result = 1)
+SELECT eval_id, COUNT(*), SUM(error IS NOT NULL), SUM(error IS NULL AND result = 1),
+       SUM(error IS NULL AND coalesce(result IN (0, 1), 0) = 0)
 FROM eval_executions WHERE eval_id IN (SELECT value FROM json_each(?)) GROUP BY eval_id"""
 _LABELS = "SELECT rating, COUNT(*) FROM feedback WHERE eval_set_id = ? GROUP BY rating"
 _EVALS = """
@@ -356,23 +417,25 @@ def _fill(conn: sqlite3.Connection, stats: list[MatrixStats], source: str) -> No
     by_id = {s.eval_id: s for s in stats}
     ids = _json_list(by_id)
     labelled_sql = _LABELLED_VIEW if source == SOURCE_VIEW else _LABELLED_TABLES
-    for eval_id, rating, errored, passed, count in conn.execute(labelled_sql, (ids,)):
+    for eval_id, rating, errored, passed, invalid, count in conn.execute(labelled_sql, (ids,)):
         if rating not in RATINGS[:3]:
             continue  # a rating outside the CHECK constraint: not a label we can judge against
-        state = "error" if errored else "pass" if passed else "fail"
+        state = "error" if errored else "invalid" if invalid else "pass" if passed else "fail"
         by_id[eval_id].cells[rating][state] += int(count)
-    for eval_id, total, errors, passes in conn.execute(_TOTALS, (ids,)):
+    for eval_id, total, errors, passes, invalids in conn.execute(_TOTALS, (ids,)):
         s = by_id[eval_id]
-        labelled = {st: sum(s.cells[r][st] for r in RATINGS[:3]) for st in STATES[:3]}
-        s.cells["unlabelled"]["error"] = int(errors or 0) - labelled["error"]
-        s.cells["unlabelled"]["pass"] = int(passes or 0) - labelled["pass"]
-        s.cells["unlabelled"]["fail"] = int(total) - int(errors or 0) - int(passes or 0) - labelled["fail"]
+        labelled = {st: sum(s.cells[r][st] for r in RATINGS[:3]) for st in EXECUTED}
+        errors, passes, invalids = to_count(errors), to_count(passes), to_count(invalids)
+        s.cells["unlabelled"]["error"] = errors - labelled["error"]
+        s.cells["unlabelled"]["invalid"] = invalids - labelled["invalid"]
+        s.cells["unlabelled"]["pass"] = passes - labelled["pass"]
+        s.cells["unlabelled"]["fail"] = to_count(total) - errors - passes - invalids - labelled["fail"]
     labels: dict[str, dict[str, int]] = {}
     for s in stats:
         if s.eval_set_id not in labels:
             labels[s.eval_set_id] = dict(conn.execute(_LABELS, (s.eval_set_id,)).fetchall())
         for rating in RATINGS[:3]:
-            executed = sum(s.cells[rating][st] for st in STATES[:3])
+            executed = sum(s.cells[rating][st] for st in EXECUTED)
             s.cells[rating]["not_run"] = int(labels[s.eval_set_id].get(rating, 0)) - executed
 
 

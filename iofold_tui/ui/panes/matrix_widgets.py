@@ -21,6 +21,7 @@ from iofold_tui.data.evals.versions import EvalDetail, load_eval
 from iofold_tui.data.matrix.grid import Cell, MatrixRow
 from iofold_tui.data.matrix.stats import SOURCE_VIEW, MatrixStats
 from iofold_tui.data.sanitize import one_line
+from iofold_tui.data.text import plural
 from iofold_tui.data.traces.detail import TraceDetail, load_trace
 from iofold_tui.data.traces.query import TraceFilter
 from iofold_tui.ui.panes.trace_filters import TraceFilterScreen
@@ -30,9 +31,9 @@ from iofold_tui.ui.trace_render import summary, verdict
 from iofold_tui.ui.widgets import PaneHeader
 
 # Symbols carry the state without colour; "≠" marks a contradiction.
-STATE_SYMBOL = {"pass": "✓ pass", "fail": "✗ fail", "error": "⚠ error", "not_run": "· —"}
+STATE_SYMBOL = {"pass": "✓ pass", "fail": "✗ fail", "error": "⚠ error", "invalid": "? invalid", "not_run": "· —"}
 AGREEMENT_STYLE = {"agreement": "green", "contradiction": "bold red", "error": "bold yellow",
-                   "unlabelled": "dim", "neutral": "dim", "not_run": "dim"}
+                   "invalid": "bold magenta", "unlabelled": "dim", "neutral": "dim", "not_run": "dim"}
 FILTER_TITLES = {
     "all": "all traces", "contradictions": "contradictions", "agreements": "agreements only",
     "errors": "errors", "unlabelled": "unlabelled", "neutral": "neutral labels",
@@ -45,12 +46,14 @@ STAT_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
     ("n", "n", None), ("contradictions", "≠", None), ("contradiction_rate", "≠rate", None),
     ("TP", "TP", "TP"), ("FN", "FN", "FN"), ("FP", "FP", "FP"), ("TN", "TN", "TN"),
     ("accuracy", "acc", None), ("cohens_kappa", "κ", None), ("precision", "prec", None), ("recall", "rec", None),
-    ("f1", "F1", None), ("specificity", "spec", None), ("error", "err", "error"), ("neutral", "neu", "neutral"),
+    ("f1", "F1", None), ("specificity", "spec", None), ("error", "err", "error"), ("invalid", "inv", "invalid"),
+    ("neutral", "neu", "neutral"),
     ("unlabelled", "unlab", "unlabelled"), ("not_run", "n/run", "not_run"),
 )
 CONFUSION_TITLES = {"TP": "TP (human positive, eval pass)", "FN": "FN (human positive, eval fail)",
                     "FP": "FP (human negative, eval pass)", "TN": "TN (human negative, eval fail)",
-                    "error": "errored executions", "neutral": "neutral labels", "unlabelled": "unlabelled, run",
+                    "error": "errored executions", "invalid": "invalid result (not 0/1: excluded from n)",
+                    "neutral": "neutral labels", "unlabelled": "unlabelled, run",
                     "not_run": "labelled, not run"}
 HIGHLIGHT_LIMIT = 200_000  # characters of eval code still syntax-highlighted
 
@@ -144,7 +147,7 @@ def _stat_values(s: MatrixStats) -> list[Text]:
             value = getattr(s, key.lower())
             out.append(Text(f"{value:,}", style="bold red" if value else "", justify="right"))
         else:
-            out.append(_count(s.excluded["errors" if key == "error" else key]))
+            out.append(_count(s.excluded[{"error": "errors", "invalid": "invalid_result"}.get(key, key)]))
     return out
 
 
@@ -181,8 +184,8 @@ def stats_notes(stats: Sequence[MatrixStats], titles: dict[str, str], *, computi
         if view_pending:
             parts.append(Text("unscoped view: counting…", style="dim"))
         elif s.view_contradictions is not None:
-            parts.append(Text(f"the raw unscoped view would say {s.view_contradictions:,} contradictions over "
-                              f"{s.view_rows or 0:,} rows{' (before your relabels)' if relabelled else ''}",
+            parts.append(Text(f"the raw unscoped view would say {plural(s.view_contradictions, 'contradiction')} over "
+                              f"{plural(s.view_rows or 0, 'row')}{' (before your relabels)' if relabelled else ''}",
                               style="magenta"))
         if parts:
             out.append("\n")
