@@ -140,3 +140,14 @@ def show_time(value: object, *, null: str = "") -> str:
     if parsed is not None and isinstance(value, int | float):
         return f"{parsed:%Y-%m-%d %H:%M:%S}{MARK}"
     return marked(value)
+
+
+def execution_state(result: object, error: object) -> str:
+    """An ``eval_executions`` row's state, the one rule everywhere (stats, grid, verdicts): ``error``
+    when an error is stored, else ``pass``/``fail`` for a result of 1/0, else ``invalid`` (2, -1, NULL,
+    'true', a BLOB): neither pass nor fail, left out of every count with that reason."""
+    if error is not None:
+        return "error"
+    if isinstance(result, int | float) and result in (0, 1):
+        return "pass" if result == 1 else "fail"
+    return "invalid"

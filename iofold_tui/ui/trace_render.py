@@ -11,6 +11,7 @@ from iofold_tui.data.sanitize import clean, one_line
 from iofold_tui.data.traces.detail import TraceDetail
 from iofold_tui.data.traces.preview import preview_text
 from iofold_tui.data.traces.steps import Step, ToolCall
+from iofold_tui.data.values import execution_state, marked
 from iofold_tui.ui.text import RATING_STYLE, rating_label
 
 ROLE_STYLE = {"user": "bold cyan", "assistant": "bold green", "system": "bold magenta", "tool": "bold yellow"}
@@ -33,11 +34,12 @@ def _field(out: Text, label: str, body: str | Text, style: str = "") -> None:
 
 
 def verdict(result: int | None, error: str | None) -> Text:
-    if error:
+    state = execution_state(result, error)
+    if state == "error":
         return Text("ERROR", style="bold yellow")
-    if result is None:
-        return Text("not run", style="dim")
-    return Text("PASS", style="bold green") if result else Text("FAIL", style="bold red")
+    if state == "invalid":
+        return Text(f"INVALID result {marked(result, 16)} (not 0/1)", style="bold magenta")
+    return Text("PASS", style="bold green") if state == "pass" else Text("FAIL", style="bold red")
 
 
 def summary(detail: TraceDetail, *, blind: bool = False, limit: int = SUMMARY_LIMIT) -> Text:

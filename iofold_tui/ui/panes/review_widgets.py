@@ -24,6 +24,7 @@ from iofold_tui.data.labels.store import FeedbackRow, SessionStats
 from iofold_tui.data.sanitize import clean, one_line
 from iofold_tui.data.text import plural
 from iofold_tui.data.traces.detail import FeedbackEntry, TraceDetail
+from iofold_tui.data.values import execution_state
 from iofold_tui.ui.text import RATING_STYLE, rating_label
 from iofold_tui.ui.trace_render import step_text, summary, verdict
 
@@ -32,9 +33,10 @@ STEPS_BUDGET = 16_000  # characters of full steps rendered inline; Enter opens t
 
 def contradicts(rating: str | None, result: int | None, error: str | None) -> bool:
     """Scoped rule (spec §2): errors and neutral labels are never contradictions."""
-    if error or result is None or rating not in ("positive", "negative"):
-        return False
-    return (rating == "positive") != bool(result)
+    state = execution_state(result, error)
+    if state not in ("pass", "fail") or rating not in ("positive", "negative"):
+        return False  # an error or a result that is not 0/1 is never a contradiction
+    return (rating == "positive") != (state == "pass")
 
 
 def trace_text(detail: TraceDetail, eval_set_id: str, eval_set_name: str, label: FeedbackRow | None, *,
