@@ -192,6 +192,8 @@ class IofoldApp(App[None]):
         if isinstance(prefs.get("theme"), str) and prefs["theme"] in self.available_themes:
             self.theme = prefs["theme"]
 
+    remember_prefs = True  # False for `iofold-tui screenshot`
+
     def save_prefs(self) -> None:
         flt = self.state.trace_filter
         save_prefs(self.db.path, {
@@ -328,7 +330,9 @@ class IofoldApp(App[None]):
     def on_unmount(self) -> None:
         from iofold_tui.ui.labeling import close_label_store
 
-        if self.state.workspaces:  # only once the catalog was read: never overwrite prefs with a half-start
+        # only once the catalog was read (never overwrite prefs with a half-start), and never from a
+        # headless screenshot: rendering a pane is not the user choosing it
+        if self.state.workspaces and self.remember_prefs:
             self.save_prefs()
         close_label_store(self)
         self.db.close()

@@ -95,6 +95,7 @@ def take_screenshot(
     start = "traces" if pane == "trace" else "evals" if pane in WORKBENCH else pane
     app = IofoldApp(opened, pane=start, eval_set=eval_set, select=select, watch_interval=0)
     app.screenshot_options = {"diff_with": diff_with}
+    app.remember_prefs = False  # a screenshot does not change the pane the next start opens
     svg = asyncio.run(_render(app, pane, select, size))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(svg, encoding="utf-8")
