@@ -10,11 +10,16 @@ the last top-level ``def``; it gets ``{"trace_id": ..., "steps": [...]}`` and mu
 unambiguous); anything else is an error. Invalid steps JSON: the eval still runs with ``steps = []`` (so
 its output can be inspected) but the result is an error ``invalid steps JSON: ...``.
 
-Defence in depth, each layer tested by a hostile eval in tests/test_sandbox.py:
-  1. static AST check (this module): imports, dunders, frame attributes, forbidden builtins;
-  2. run time, in a separate worker process (``worker.py``): minimal builtins, proxy modules,
-     an allow-list audit hook, rlimits (memory, files, fds, processes, CPU), a per-trace CPU timer;
-  3. this process kills a worker that overruns the wall clock, and replaces any worker that dies.
+The boundary is the operating system (``worker/confine.py``, ``confinement.py``): every worker is
+confined (seccomp allow-list, Landlock with no filesystem access, hard rlimits, no_new_privs, a user and
+network namespace where the kernel allows it) before any eval code is compiled, and a runner refuses to
+start when a required layer is missing unless the caller passes ``unconfined=True``. Under it, defence in
+depth, each layer tested by hostile evals in tests/:
+  1. static AST check (this module): imports, dunders, frame attributes, class patterns, builtins;
+  2. run time, in the worker (``worker/restrict.py``): minimal builtins, proxy modules, an allow-list
+     audit hook, a per-trace CPU timer;
+  3. this process kills a worker (its whole process group) that overruns the wall clock, replaces any
+     worker that dies or breaks the protocol, and never blocks on a worker: writes wait in an outbox.
 Workers are reused across traces and get batches of traces per round-trip.
 """
 
@@ -40,6 +45,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from iofold_tui.data.evalrun.confinement import (
+    Confinement,
+    parse_report,
+    seccomp_program,
+    verify_from_outside,
+)
+from iofold_tui.data.evalrun.worker.restrict import ALLOWED_MODULES, FRAME_ATTRS, SAFE_DUNDERS, UNDERSCORE_OK
+from iofold_tui.data.sanitize import one_line
+
 # -- static check -----------------------------------------------------------------------------------
 
 
@@ -47,30 +61,28 @@ def _names(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-# ``__future__`` only carries compiler flags (``from __future__ import annotations`` is common).
-ALLOWED_MODULES = _names("json re typing math datetime difflib collections collections.abc __future__")
 _ALLOWED_TEXT = ", ".join(sorted(ALLOWED_MODULES - {"__future__"}))
 MAX_CODE_CHARS = 1_000_000
 # Builtins that are absent from the sandbox on purpose; flagged only when the code never binds the name
 # itself (``input = step["input"]`` is fine).
 _FORBIDDEN_NAMES = _names("eval exec compile open globals locals vars breakpoint input help exit quit")
-_ALLOWED_DUNDER_NAMES = frozenset({"__name__"})
-_UNDERSCORE_OK = frozenset({"_asdict", "_replace", "_fields", "_make", "_field_defaults"})
-# Attributes without underscores that still lead to frames (and from there to real globals).
-_FRAME_ATTRS = _names(
-    "gi_frame gi_code gi_yieldfrom cr_frame cr_code cr_await cr_origin ag_frame ag_code ag_await "
-    "f_back f_globals f_locals f_builtins f_code f_trace tb_frame tb_next func_globals"
-)
+# Module-level dunder names an eval may use; the rest (__builtins__, __import__, __loader__ ...) are refused.
+_ALLOWED_DUNDER_NAMES = _names("__name__ __slots__ __doc__ __qualname__ __all__ __version__ __author__ __module__")
+# A class pattern with positional sub-patterns reads the attributes ``__match_args__`` names, which the
+# eval can set to anything: only the builtins that match themselves may take one.
+_SELF_MATCHING = _names("bool bytearray bytes dict float frozenset int list set str tuple")
 _DUNDER = re.compile(r"__\w+__")
 _FIELD_ATTR = re.compile(r"\.\s*(\w+)")
 
 
 def _attr_problem(attr: str, owner: ast.expr) -> str | None:
+    if attr in SAFE_DUNDERS:
+        return None
     if _DUNDER.fullmatch(attr):
         return f"attribute {attr!r} is not allowed"
-    if attr in _FRAME_ATTRS:
+    if attr in FRAME_ATTRS:
         return f"attribute {attr!r} is not allowed (frame access)"
-    if attr.startswith("_") and attr not in _UNDERSCORE_OK:
+    if attr.startswith("_") and attr not in UNDERSCORE_OK:
         if isinstance(owner, ast.Name) and owner.id in ("self", "cls"):
             return None
         return f"private attribute {attr!r} is not allowed (only on self/cls)"
@@ -89,7 +101,7 @@ def _format_problem(template: str) -> str | None:
         return None  # malformed: fails at run time with a clear ValueError
     for _, field, spec, _ in fields:
         for attr in _FIELD_ATTR.findall(field or ""):
-            if attr.startswith("_") or attr in _FRAME_ATTRS:
+            if attr.startswith("_") or attr in FRAME_ATTRS:
                 return f"format field {field!r} reaches a private attribute"
         if spec and "{" in spec and (problem := _format_problem(spec)):
             return problem
@@ -144,6 +156,14 @@ def _node_problem(node: ast.AST, bound: set[str]) -> str | None:
     elif isinstance(node, ast.ClassDef):
         if any(keyword.arg == "metaclass" for keyword in node.keywords):
             return "metaclasses are not allowed"
+    elif isinstance(node, ast.MatchClass):
+        for attr in node.kwd_attrs:
+            if problem := _attr_problem(attr, ast.Name("?")):
+                return f"class pattern: {problem}"
+        if node.patterns and not (
+            isinstance(node.cls, ast.Name) and node.cls.id in _SELF_MATCHING and len(node.patterns) == 1
+        ):
+            return "class patterns with positional sub-patterns are not allowed (use keyword=... patterns)"
     elif isinstance(node, ast.Call):
         # getattr(x, "__class__") with a literal name is the same as x.__class__.
         func = node.func
@@ -191,10 +211,15 @@ def check_code(code: str, name: str | None = None) -> list[str]:
 
 # -- runner ---------------------------------------------------------------------------------------------
 
-WORKER_SCRIPT = Path(__file__).with_name("worker.py")
+WORKER_SCRIPT = Path(__file__).with_name("worker") / "main.py"
 STARTUP_TIMEOUT_S = 10.0  # interpreter start + imports + the eval's module code
 _HEADER = struct.Struct(">I")
-_TESTING_LAYERS = frozenset({"builtins", "audit", "rlimits"})
+# Layers a test may switch off to prove the others hold on their own.
+_TESTING_LAYERS = frozenset(
+    {"builtins", "audit", "rlimits", "identity", "namespaces", "pdeathsig", "nnp", "landlock", "seccomp"}
+)
+MAX_EXECUTION_MS = 2**31 - 1  # what a worker may claim; more is a protocol error, not an OverflowError
+CPU_BUDGET_S = 600  # a worker's lifetime CPU (hard limit); it retires itself before reaching it
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,12 +239,21 @@ class EvalCodeError(ValueError):
     """The eval cannot run at all (static problems, or its module code failed); ``problems`` lists why."""
 
     def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(problems))
+        self.problems = [one_line(problem, 2000) for problem in problems]  # may come from the worker
+        super().__init__("; ".join(self.problems))
 
 
 class SandboxError(RuntimeError):
     """The sandbox itself failed: a worker cannot start, or the runner is closed."""
+
+
+class SandboxUnavailable(SandboxError):
+    """The operating system does not give every required layer; ``confinement`` says which are missing.
+    Nothing of the eval's code was compiled. Pass ``unconfined=True`` to run anyway."""
+
+    def __init__(self, confinement: Confinement) -> None:
+        self.confinement = confinement
+        super().__init__(confinement.summary())
 
 
 def _frame(payload: bytes) -> bytes:
@@ -238,8 +272,17 @@ def _death_message(returncode: int | None, timeout_s: float) -> str:
     return f"worker exited unexpectedly (code {returncode})"
 
 
+def _storable(text: str) -> str:
+    """Lone surrogates (which a hostile worker can send in JSON) cannot be stored: made visible."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class _Worker:
-    """One worker process, its read buffer and the traces sent to it that have no result yet."""
+    """One worker process, its buffers and the traces sent to it that have no result yet."""
 
     def __init__(self, init_frame: bytes, max_frame: int) -> None:
         self.proc = subprocess.Popen(
@@ -248,37 +291,49 @@ class _Worker:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             close_fds=True,
-            start_new_session=True,  # Ctrl-C in the terminal is for the app, which then stops us
+            start_new_session=True,  # its own process group, killed as one; Ctrl-C is for the app
             cwd="/",
             env={},
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.rfd = self.proc.stdout.fileno()
+        self.wfd = self.proc.stdin.fileno()
         os.set_blocking(self.rfd, False)
+        os.set_blocking(self.wfd, False)  # a worker that stops reading must never block this process
         self.max_frame = max_frame
         self.buffer = bytearray()
+        self.outbox = bytearray()
         self.pending: deque[tuple[str, Any]] = deque()
-        self.state = "starting"  # -> idle <-> busy; dead once killed
+        self.state = "starting"  # -> confined -> idle <-> busy; dead once killed
+        self.confinement: Confinement | None = None
         self.done = 0  # results received for the current batch
         self.deadline = time.monotonic() + STARTUP_TIMEOUT_S
         self.last = time.monotonic()
         self.send(init_frame)
 
-    def send(self, data: bytes) -> bool:
-        """Blocking write (the worker is waiting for it); False when the worker is gone."""
-        assert self.proc.stdin is not None
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self.proc.stdin.fileno(), view) :]
-            return True
-        except (BrokenPipeError, OSError):
-            return False
+    def send(self, data: bytes) -> None:
+        """Queues ``data`` and writes what the pipe takes now; ``flush`` writes the rest when writable."""
+        self.outbox += data
+        self.flush()
+
+    def flush(self) -> bool:
+        """Writes what fits without blocking; True when nothing is left (or the worker is gone)."""
+        while self.outbox:
+            try:
+                written = os.write(self.wfd, self.outbox)
+            except BlockingIOError:
+                return False
+            except OSError:  # the worker died; its EOF arrives through the selector
+                self.outbox.clear()
+                return True
+            del self.outbox[:written]
+        return True
 
     def receive(self) -> tuple[list[Any], bool]:
-        """Complete messages available now, and whether the worker closed its end (died)."""
+        """Complete messages available now, and whether the worker closed its end (died).
+        Raises ValueError for anything that is not a well-formed message (the worker is then killed)."""
         eof = False
-        while True:
+        while len(self.buffer) <= self.max_frame + _HEADER.size:
             try:
                 chunk = os.read(self.rfd, 1 << 20)
             except BlockingIOError:
@@ -296,16 +351,25 @@ class _Worker:
                 break
             body = bytes(self.buffer[_HEADER.size : _HEADER.size + size])
             del self.buffer[: _HEADER.size + size]
-            messages.append(json.loads(body))  # JSON, never pickle/marshal: the worker is untrusted
+            try:  # JSON, never pickle/marshal: the worker is untrusted
+                messages.append(json.loads(body))
+            except (ValueError, RecursionError, MemoryError) as exc:  # too deep, not UTF-8, huge ints ...
+                raise ValueError(f"undecodable message ({type(exc).__name__})") from None
         return messages, eof
 
     def kill(self) -> None:
         if self.proc.poll() is None:
-            self.proc.kill()
+            with contextlib.suppress(OSError):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # and anything it might have started
+            with contextlib.suppress(OSError):
+                self.proc.kill()
         self.proc.wait()
+        with contextlib.suppress(OSError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # a member that outlived the leader
         for pipe in (self.proc.stdin, self.proc.stdout):
             if pipe is not None:
-                pipe.close()
+                with contextlib.suppress(OSError):
+                    pipe.close()
         self.state = "dead"
 
 
@@ -317,21 +381,26 @@ def _row_to_result(trace_id: str, row: Any) -> ExecResult:
     if not (
         (result is None or isinstance(result, bool))
         and isinstance(reason, str)
-        and isinstance(ms, int)
+        and type(ms) is int
+        and 0 <= ms <= MAX_EXECUTION_MS
         and (error is None or isinstance(error, str))
         and isinstance(out, str)
         and isinstance(err, str)
         and (result is None) == (error is not None)
     ):
         raise ValueError("malformed result row")
-    return ExecResult(trace_id, result, reason, max(ms, 0), error, out, err)
+    return ExecResult(
+        trace_id, result, _storable(reason), ms, None if error is None else _storable(error),
+        _storable(out), _storable(err),
+    )
 
 
 class EvalRunner:
     """Runs one eval's code in ``jobs`` reusable worker processes. A context manager.
 
     ``run()`` may be called from any single thread (e.g. a TUI thread worker); ``cancel()`` from any
-    other thread. Raises EvalCodeError at construction when the eval cannot run at all.
+    other thread. Raises EvalCodeError at construction when the eval cannot run at all, and
+    SandboxUnavailable when the OS does not confine the workers (unless ``unconfined``).
     """
 
     def __init__(
@@ -344,6 +413,7 @@ class EvalRunner:
         memory_mb: int = 256,
         output_limit: int = 65536,
         batch_size: int = 64,
+        unconfined: bool = False,
         _disable_layers: frozenset[str] = frozenset(),  # tests only: prove each layer on its own
     ) -> None:
         if timeout_s <= 0 or memory_mb < 16 or output_limit < 0:
@@ -356,12 +426,14 @@ class EvalRunner:
         if not _disable_layers <= _TESTING_LAYERS | {"static"}:
             raise ValueError(f"unknown layers: {sorted(_disable_layers)}")
         self.function_name = func
+        self.unconfined = unconfined or bool(_disable_layers - {"static", "builtins", "audit"})
         self.jobs = max(1, jobs or os.cpu_count() or 1)
         self.timeout_s = float(timeout_s)
         self.memory_mb = memory_mb
         self.batch_size = max(1, batch_size)
         # The wall-clock kill comes a little after the worker's own CPU timer had its chance.
         self.kill_after = timeout_s + min(1.0, max(0.5, 0.2 * timeout_s))
+        bpf, bpf_detail = seccomp_program()
         self._init_frame = _frame(
             marshal.dumps(
                 {
@@ -371,11 +443,15 @@ class EvalRunner:
                     "memory_mb": int(memory_mb),
                     "output_limit": int(output_limit),
                     "kill_after": self.kill_after,
+                    "cpu_budget_s": CPU_BUDGET_S,
+                    "bpf": bpf,
+                    "bpf_detail": bpf_detail,
                     "disable": sorted(_disable_layers - {"static"}),
                 }
             )
         )
         self._max_frame = 12 * (3 * output_limit + 8000) + 4096  # JSON-escaped worst case
+        self.confinement: Confinement | None = None
         self._cancel = threading.Event()
         self._run_lock = threading.Lock()
         self._closed = False
@@ -428,43 +504,84 @@ class EvalRunner:
         except OSError as exc:
             raise SandboxError(f"cannot start a sandbox worker: {exc}") from exc
         self._selector.register(worker.rfd, selectors.EVENT_READ, worker)
+        self._watch_writes(worker)
         return worker
+
+    def _watch_writes(self, worker: _Worker) -> None:
+        """Asks the selector for writability exactly while the worker's outbox holds data."""
+        key = self._selector.get_map().get(worker.wfd)
+        if worker.outbox and key is None:
+            self._selector.register(worker.wfd, selectors.EVENT_WRITE, (worker,))
+        elif not worker.outbox and key is not None:
+            self._selector.unregister(worker.wfd)
+
+    def _send(self, worker: _Worker, data: bytes) -> None:
+        worker.send(data)
+        self._watch_writes(worker)
 
     def _drop(self, worker: _Worker) -> None:
         if worker.state != "dead":
-            self._selector.unregister(worker.rfd)
+            for fd in (worker.rfd, worker.wfd):
+                with contextlib.suppress(KeyError, ValueError):
+                    self._selector.unregister(fd)
             worker.kill()
 
     def _replace(self, worker: _Worker) -> None:
         self._drop(worker)
         self._workers[self._workers.index(worker)] = self._spawn()
 
-    def _on_startup_message(self, worker: _Worker, message: Any) -> None:
-        if isinstance(message, list) and message[:1] == ["ready"]:
+    def _on_confined(self, worker: _Worker, report: Any) -> None:
+        """The worker's layers are up and no eval code exists in it yet: go on, or refuse."""
+        confinement = parse_report(report, verify_from_outside(worker.proc.pid))
+        worker.confinement = confinement
+        if self.confinement is None:
+            self.confinement = confinement
+        if not confinement.complete and not self.unconfined:
+            raise SandboxUnavailable(confinement)
+        worker.state = "confined"
+        self._send(worker, _frame(marshal.dumps("go")))
+
+    def _startup_step(self, worker: _Worker, message: Any) -> None:
+        """One start-up message: ``confined`` (then ``go``), then ``ready`` or why not."""
+        if worker.state == "starting" and isinstance(message, list) and len(message) == 2 and (
+            message[0] == "confined"
+        ):
+            self._on_confined(worker, message[1])
+        elif worker.state == "confined" and isinstance(message, list) and message[:1] == ["ready"]:
             worker.state = "idle"
             worker.deadline = float("inf")
         elif isinstance(message, list) and len(message) == 2 and message[0] == "setup_error":
             raise EvalCodeError([str(message[1])])
         elif isinstance(message, list) and len(message) == 2 and message[0] == "crash":
-            raise SandboxError(f"sandbox worker failed to start: {str(message[1])[:300]}")
+            raise SandboxError(f"sandbox worker failed to start: {one_line(str(message[1]), 300)}")
         else:
             raise SandboxError("sandbox worker sent an unexpected message during start-up")
 
+    def _starting(self) -> list[_Worker]:
+        return [w for w in self._workers if w.state in ("starting", "confined")]
+
     def _wait_ready(self) -> None:
-        while any(w.state == "starting" for w in self._workers):
-            timeout = min(w.deadline for w in self._workers) - time.monotonic()
+        while self._starting():
+            timeout = min(w.deadline for w in self._starting()) - time.monotonic()
             for key, _ in self._selector.select(max(timeout, 0)):
+                if isinstance(key.data, tuple):
+                    key.data[0].flush()
+                    self._watch_writes(key.data[0])
+                    continue
                 worker = key.data
                 if worker is None:
                     continue
-                messages, eof = worker.receive()
+                try:
+                    messages, eof = worker.receive()
+                except ValueError as exc:
+                    raise SandboxError(f"sandbox worker failed to start: {exc}") from None
                 for message in messages:
-                    self._on_startup_message(worker, message)
-                if eof and worker.state == "starting":
+                    self._startup_step(worker, message)
+                if eof and worker.state in ("starting", "confined"):
                     raise SandboxError(
                         f"sandbox worker failed to start: {_death_message(worker.proc.wait(), self.timeout_s)}"
                     )
-            if any(w.state == "starting" and w.deadline <= time.monotonic() for w in self._workers):
+            if any(w.deadline <= time.monotonic() for w in self._starting()):
                 raise SandboxError(f"sandbox worker did not start within {STARTUP_TIMEOUT_S:g} s")
 
     # -- running ------------------------------------------------------------------------------------
@@ -513,7 +630,7 @@ class EvalRunner:
                 if not batch:
                     break
                 self._dispatch(worker, batch)
-            active = [w for w in self._workers if w.state in ("busy", "starting")]
+            active = [w for w in self._workers if w.state in ("busy", "starting", "confined")]
             if not any(w.state == "busy" for w in active) and exhausted and not retry:
                 return
             now = time.monotonic()
@@ -523,13 +640,17 @@ class EvalRunner:
             for key, _ in self._selector.select(timeout):
                 if key.data is None:
                     self._drain_wake()
+                elif isinstance(key.data, tuple):
+                    if key.data[0].state != "dead":
+                        key.data[0].flush()
+                        self._watch_writes(key.data[0])
                 else:
                     heard.add(id(key.data))
                     self._collect(key.data, results, retry)
             now = time.monotonic()
             for worker in list(self._workers):
                 if (
-                    worker.state in ("busy", "starting")
+                    worker.state in ("busy", "starting", "confined")
                     and worker.deadline <= now
                     and id(worker) not in heard
                 ):
@@ -545,8 +666,7 @@ class EvalRunner:
         worker.state = "busy"
         worker.last = time.monotonic()
         worker.deadline = worker.last + self.kill_after
-        # A failed write means the worker died; its EOF arrives through the selector.
-        worker.send(_frame(marshal.dumps(batch)))
+        self._send(worker, _frame(marshal.dumps(batch)))
 
     def _drain_wake(self) -> None:
         try:
@@ -556,20 +676,20 @@ class EvalRunner:
             pass
 
     def _collect(self, worker: _Worker, results: list[ExecResult], retry: deque[tuple[str, Any]]) -> None:
+        if worker.state == "dead":
+            return
         try:
             messages, eof = worker.receive()
             for message in messages:
-                if worker.state == "starting":
-                    if not (isinstance(message, list) and message[:1] == ["ready"]):
-                        self._fail(worker, f"worker failed to start: {str(message)[:300]}", results, retry)
-                        return
-                    worker.state, worker.deadline = "idle", float("inf")
-                    self._start_failures = 0
+                if worker.state in ("starting", "confined"):  # a replacement worker coming up mid-run
+                    self._startup_step(worker, message)
+                    if worker.state == "idle":
+                        self._start_failures = 0
                     continue
                 if isinstance(message, list) and len(message) == 2 and message[0] == "crash":
-                    self._fail(worker, f"sandbox worker failed: {str(message[1])[:300]}", results, retry)
+                    self._fail(worker, f"sandbox worker failed: {one_line(str(message[1]), 300)}", results, retry)
                     return
-                if message == ["retire"]:  # the worker asks to be replaced (after a MemoryError)
+                if message == ["retire"]:  # the worker asks to be replaced (MemoryError, CPU budget)
                     retry.extendleft(reversed(worker.pending))
                     worker.pending.clear()
                     self._replace(worker)
@@ -584,8 +704,10 @@ class EvalRunner:
                 worker.deadline = worker.last + self.kill_after
                 if not worker.pending:
                     worker.state, worker.deadline = "idle", float("inf")
-        except ValueError as exc:  # JSONDecodeError included: a worker that breaks the protocol is killed
-            self._fail(worker, f"sandbox protocol error: {exc}", results, retry)
+        except (SandboxUnavailable, EvalCodeError):
+            raise
+        except (ValueError, SandboxError) as exc:  # a worker that breaks the protocol is killed
+            self._fail(worker, f"sandbox protocol error: {one_line(str(exc), 300)}", results, retry)
             return
         if eof:
             self._fail(worker, _death_message(worker.proc.wait(), self.timeout_s), results, retry)
@@ -594,7 +716,7 @@ class EvalRunner:
         self, worker: _Worker, error: str, results: list[ExecResult], retry: deque[tuple[str, Any]]
     ) -> None:
         """The worker is killed and replaced; its current trace gets ``error``, the rest are retried."""
-        if worker.state == "starting":
+        if worker.state in ("starting", "confined"):
             self._start_failures += 1
             if self._start_failures > 3:
                 raise SandboxError(f"sandbox workers keep failing to start: {error}")
@@ -605,3 +727,10 @@ class EvalRunner:
             retry.extendleft(reversed(worker.pending))
             worker.pending.clear()
         self._replace(worker)
+
+
+def check_sandbox() -> Confinement:
+    """The layers this machine gives a worker (``iofold-tui run-eval --check-sandbox``)."""
+    with EvalRunner("def probe(trace):\n    return (True, '')\n", "probe", jobs=1, unconfined=True) as runner:
+        assert runner.confinement is not None
+        return runner.confinement

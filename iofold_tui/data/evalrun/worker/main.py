@@ -1,66 +1,48 @@
 """The eval sandbox worker: runs one eval function over batches of traces inside several layers.
 
-Started by ``sandbox.EvalRunner`` as ``python -I -S worker.py`` (stdlib only: it must not import
-iofold_tui). The parent has already rejected the code on its AST; this process adds the run-time layers:
-  1. a minimal builtins dict, a restricted ``__import__`` that hands out *proxies* of the allowed modules
-     (public, non-module attributes only, so ``typing.sys`` & co. do not exist) and a getattr family that
-     refuses ``_`` names;
-  2. an allow-list ``sys.addaudithook``: after set-up every audit event (open, socket, subprocess, os.*,
-     import of a new module, compile/exec, ctypes, frame access ...) raises PermissionError;
-  3. rlimits: address space, no file writes (FSIZE 0), no new file descriptors (NOFILE), no processes
-     (NPROC 0, effective because a root worker drops to ``nobody``), a CPU backstop; plus a per-trace
-     ITIMER_PROF timer. The parent adds a wall-clock kill on top.
+Started by ``sandbox.EvalRunner`` as ``python -I -S worker/main.py`` in a session (process group) of
+its own, with an empty environment, ``/`` as its directory and no descriptor but its two pipes. Stdlib
+only: it must not import iofold_tui. The order of events is the security argument:
+
+  1. read the set-up message (the code, limits, the seccomp program) and preload every module the eval
+     may use (after step 2 nothing can be read from disk);
+  2. ``confine.confine``: the operating system's layers; their report goes to the parent, which stops
+     here unless they are enough, before any eval code is compiled;
+  3. ``restrict``: minimal builtins, module proxies, the audit hook;
+  4. compile (``dont_inherit``: not this file's ``__future__`` flags) and run the eval's module code, then
+     one trace after another under a CPU timer.
 
 Protocol: parent -> worker frames are a 4-byte big-endian length + ``marshal`` (the parent is trusted);
-worker -> parent frames are a length + JSON (the parent must never unmarshal/unpickle what this process,
-which runs hostile code, sends).
+worker -> parent frames are a length + JSON (the parent must never unmarshal what this process sends).
 """
 
 from __future__ import annotations
 
-import _json
-import builtins
-import collections
-import collections.abc
-import datetime
-import importlib
-import json
-import marshal
 import os
-import re
-import resource
-import signal
-import struct
 import sys
-import time
-import types
-import typing
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves this folder out
 
-def _names(text: str) -> frozenset[str]:
-    return frozenset(text.split())
+import _json  # noqa: E402
+import ast  # noqa: E402
+import collections  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import marshal  # noqa: E402
+import resource  # noqa: E402
+import signal  # noqa: E402
+import struct  # noqa: E402
+import time  # noqa: E402
+import typing  # noqa: E402
 
+import confine  # noqa: E402
+import restrict  # noqa: E402
 
-# The same list as sandbox.ALLOWED_MODULES (this file must stay stdlib-only, so it is repeated).
-ALLOWED_MODULES = _names("json re typing math datetime difflib collections collections.abc __future__")
-_ALLOWED_TEXT = ", ".join(sorted(ALLOWED_MODULES - {"__future__"}))
-# namedtuple's public API starts with "_"; every other "_" name is refused.
-_UNDERSCORE_OK = frozenset({"_asdict", "_replace", "_fields", "_make", "_field_defaults"})
-_FRAME_ATTRS = _names(
-    "gi_frame gi_code gi_yieldfrom cr_frame cr_code cr_await cr_origin ag_frame ag_code ag_await "
-    "f_back f_globals f_locals f_builtins f_code f_trace tb_frame tb_next func_globals"
-)
-_SAFE_BUILTINS = _names(
-    "abs all any ascii bin bool bytearray bytes callable chr classmethod complex dict divmod "
-    "enumerate filter float format frozenset hash hex id int isinstance issubclass iter len list map "
-    "max min next object oct ord pow print property range repr reversed round set slice sorted "
-    "staticmethod str sum super tuple type zip Ellipsis NotImplemented __build_class__"
-)
-# Audit events that pure computation in the allowed modules raises; everything else is refused.
-_ALLOWED_EVENTS = frozenset({"builtins.id", "sys._getframe", "object.__setattr__", "object.__delattr__"})
-# The only source compiled after set-up: collections.namedtuple's generated __new__.
-_NAMEDTUPLE_SRC = re.compile(r"lambda _cls, ([\w, ]*): _tuple_new\(_cls, \(\1\)\)")
 _HEADER = struct.Struct(">I")
+_ERROR_CAP = 4000
+# The eval's code is compiled with its line numbers moved this far: any traceback line at or above it is
+# the eval's own, so the worker never needs the (audited) frame of a traceback to report a line.
+LINE_OFFSET = 10_000_000
 
 
 def _not_serialisable(value: object) -> object:
@@ -72,7 +54,6 @@ def _not_serialisable(value: object) -> object:
 _ENCODE = _json.make_encoder(
     None, _not_serialisable, _json.encode_basestring, None, ":", ",", False, False, True
 )
-_ERROR_CAP = 4000
 
 
 class _Timeout(BaseException):
@@ -129,131 +110,16 @@ def _cap(text: str, limit: int) -> str:
     return f"{text[:limit]}… [{len(text) - limit:,} more characters]"
 
 
-def _refuse(name: object) -> bool:
-    return (
-        type(name) is not str or (name.startswith("_") and name not in _UNDERSCORE_OK) or name in _FRAME_ATTRS
-    )
-
-
-def _safe_getattr(obj: object, name: str, *default: object) -> object:
-    if _refuse(name):
-        raise AttributeError(f"access to attribute {name!r} is not allowed in an eval")
-    return getattr(obj, name, *default)
-
-
-def _safe_hasattr(obj: object, name: str) -> bool:
-    if _refuse(name):
-        raise AttributeError(f"access to attribute {name!r} is not allowed in an eval")
-    return hasattr(obj, name)
-
-
-def _safe_setattr(obj: object, name: str, value: object) -> None:
-    if _refuse(name):
-        raise AttributeError(f"setting attribute {name!r} is not allowed in an eval")
-    setattr(obj, name, value)
-
-
-def _safe_delattr(obj: object, name: str) -> None:
-    if _refuse(name):
-        raise AttributeError(f"deleting attribute {name!r} is not allowed in an eval")
-    delattr(obj, name)
-
-
-def _proxy(name: str) -> types.ModuleType:
-    """A fresh module holding only the public, non-module attributes of an allowed module."""
-    real = importlib.import_module(name)  # before lockdown: imports are blocked after
-    proxy = types.ModuleType(name, real.__doc__)
-    for key, value in vars(real).items():
-        if not key.startswith("_") and not isinstance(value, types.ModuleType):
-            setattr(proxy, key, value)
-    return proxy
-
-
-def _build_proxies() -> dict[str, types.ModuleType]:
-    proxies = {name: _proxy(name) for name in ALLOWED_MODULES}
-    proxies["collections"].abc = proxies["collections.abc"]  # type: ignore[attr-defined]
-    return proxies
-
-
-def _make_import(proxies: dict[str, types.ModuleType]) -> typing.Callable[..., types.ModuleType]:
-    def restricted_import(
-        name: str, globals: object = None, locals: object = None, fromlist: object = (), level: int = 0
-    ) -> types.ModuleType:
-        if level != 0:
-            raise ImportError("relative imports are not allowed in an eval")
-        if name not in proxies:
-            raise ImportError(f"{name} is not allowed (allowed: {_ALLOWED_TEXT})")
-        return proxies[name] if fromlist else proxies[name.partition(".")[0]]
-
-    return restricted_import
-
-
-def _safe_builtins(proxies: dict[str, types.ModuleType]) -> dict[str, object]:
-    table: dict[str, object] = {name: getattr(builtins, name) for name in _SAFE_BUILTINS}
-    for name, value in vars(builtins).items():
-        if isinstance(value, type) and issubclass(value, BaseException):
-            table[name] = value
-    table.update(
-        getattr=_safe_getattr,
-        hasattr=_safe_hasattr,
-        setattr=_safe_setattr,
-        delattr=_safe_delattr,
-        __import__=_make_import(proxies),
-    )
-    return table
-
-
-class _Guard:
-    """The audit hook and its state: out of the eval's reach (no dunders, no frames, no sys)."""
-
-    def __init__(self) -> None:
-        self.locked = False
-        self.trusted = False  # set while the worker itself reads a traceback or a message
-        self.exec_ok: object = None  # the one code object allowed to run next
-
-    def hook(self, event: str, args: tuple[object, ...]) -> None:
-        if not self.locked or event in _ALLOWED_EVENTS:
-            return
-        if self.trusted and event in ("object.__getattr__", "marshal.loads"):
-            return
-        if event == "compile" and args:
-            source = args[0]
-            if isinstance(source, bytes):
-                source = source.decode("utf-8", "replace")
-            if isinstance(source, str) and _NAMEDTUPLE_SRC.fullmatch(source):
-                self.exec_ok = "namedtuple"
-                return
-        if event == "exec" and self.exec_ok is not None:
-            allowed, self.exec_ok = self.exec_ok, None
-            if allowed == "namedtuple" or (args and args[0] is allowed):
-                return
-        raise PermissionError(f"{event} is blocked by the iofold sandbox")
-
-
-def _drop_privileges() -> None:
-    """A root worker becomes ``nobody``, so RLIMIT_NPROC applies and the user's files are not writable."""
-    if os.geteuid() != 0:
-        return
-    try:
-        os.setgroups([])
-        os.setgid(65534)
-        os.setuid(65534)
-    except OSError:
-        pass  # best effort (e.g. a user namespace without that id); the other layers still hold
-
-
-def _set_limit(which: int, soft: int) -> None:
-    try:
-        _, hard = resource.getrlimit(which)
-        if hard != resource.RLIM_INFINITY and soft > hard:
-            soft = hard
-        resource.setrlimit(which, (soft, hard))
-    except (ValueError, OSError):
-        pass
+def _preload() -> None:
+    """Everything the allowed modules load lazily, loaded now: after confinement no file can be read."""
+    datetime.datetime.strptime("2000", "%Y")
+    time.localtime()
+    collections.namedtuple("_Warm", "a")
+    "x".encode("latin-1").decode("cp1252")
 
 
 class Sandbox:
-    def __init__(self, init: dict[str, typing.Any], max_fd: int, guard: _Guard) -> None:
+    def __init__(self, init: dict[str, typing.Any], max_fd: int) -> None:
         self.code: str = init["code"]
         self.func_name: str = init["func"]
         self.timeout_s: float = float(init["timeout_s"])
@@ -261,9 +127,9 @@ class Sandbox:
         self.limit: int = int(init["output_limit"])
         self.disabled = frozenset(init.get("disable", ()))  # tests switch layers off to prove the others
         self.kill_after = float(init.get("kill_after", self.timeout_s + 1))
+        self.cpu_budget_s = int(init.get("cpu_budget_s", 600))
         self.memory_error = f"memory limit {self.memory_mb} MB exceeded (MemoryError)"
         self.max_fd = max_fd
-        self.guard = guard
         self.fired = False
         self.armed = False
         self.quiet = _Capture(0)
@@ -271,19 +137,34 @@ class Sandbox:
         self.lines = self.code.splitlines()
 
     # -- set-up ---------------------------------------------------------------------------------------
+    def confine(self, parent: int) -> confine.Report:
+        _preload()
+        self.proxies = restrict.build_proxies()
+        spec = {
+            "memory_bytes": self.memory_mb * 1024 * 1024,
+            "cpu_s": self.cpu_budget_s,
+            "disable": [name for name in confine.LAYERS if name in self.disabled],
+            "bpf": None if "seccomp" in self.disabled else self.bpf,
+            "bpf_detail": self.bpf_detail,
+        }
+        return confine.confine(spec, self.max_fd, parent)
+
     def setup(self) -> str | None:
         """Returns None when ready, else the problem (an exception in the module code, no function...)."""
-        datetime.datetime.strptime("2000", "%Y")  # _strptime is imported lazily: load it before lockdown
-        collections.namedtuple("_Warm", "a")
-        proxies = _build_proxies()
-        user_globals: dict[str, object] = {"__name__": "eval", "__builtins__": builtins.__dict__}
+        user_globals: dict[str, object] = {"__name__": "eval", "__builtins__": __builtins__}
         if "builtins" not in self.disabled:
-            user_globals["__builtins__"] = _safe_builtins(proxies)
-        code = compile(self.code, "<eval>", "exec")
+            user_globals["__builtins__"] = restrict.safe_builtins(self.proxies)
+        try:
+            tree = ast.parse(self.code, "<eval>")
+            ast.increment_lineno(tree, LINE_OFFSET)
+            code = compile(tree, "<eval>", "exec", dont_inherit=True)
+        except SyntaxError as exc:
+            line = exc.lineno - LINE_OFFSET if exc.lineno and exc.lineno > LINE_OFFSET else exc.lineno
+            return f"SyntaxError: {exc.msg} (line {line})"
         signal.signal(signal.SIGPROF, self._on_timer)
         sys.stdout = sys.stderr = self.quiet
-        self._lockdown()
-        self.guard.exec_ok = code
+        if "audit" not in self.disabled:
+            restrict.install_audit_hook(code)
         problem = self._timed(lambda: exec(code, user_globals))
         if problem:
             return f"the eval's module code failed: {problem}"
@@ -293,37 +174,23 @@ class Sandbox:
         self.func = func  # type: ignore[assignment]
         return None
 
-    def _lockdown(self) -> None:
-        if "rlimits" not in self.disabled:
-            _drop_privileges()
-            _set_limit(resource.RLIMIT_CORE, 0)
-            _set_limit(resource.RLIMIT_FSIZE, 0)
-            _set_limit(resource.RLIMIT_NOFILE, self.max_fd + 1)
-            _set_limit(resource.RLIMIT_NPROC, 0)
-            _set_limit(resource.RLIMIT_AS, self.memory_mb * 1024 * 1024)
-        if "audit" not in self.disabled:
-            sys.addaudithook(self.guard.hook)
-            self.guard.locked = True
-
     # -- running ----------------------------------------------------------------------------------------
     def _on_timer(self, signum: int, frame: object) -> None:
         if self.armed:  # a late tick after disarming must not escape into the worker's own code
             self.fired = True
             raise _Timeout
 
-    def _arm(self) -> None:
-        self.fired = False
-        if "rlimits" not in self.disabled:  # backstop if the timer is swallowed and the parent is gone
-            usage = resource.getrusage(resource.RUSAGE_SELF)
-            used = usage.ru_utime + usage.ru_stime
-            _set_limit(resource.RLIMIT_CPU, int(used + self.kill_after) + 2)
-        self.armed = True
-        signal.setitimer(signal.ITIMER_PROF, self.timeout_s)
+    def budget_left(self) -> bool:
+        """False when the next trace could run into the hard CPU limit: the worker retires first."""
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime + self.kill_after + 2 < self.cpu_budget_s
 
     def _timed(self, body: typing.Callable[[], object]) -> str | None:
         """Runs ``body`` under the CPU timer; returns an error message or None."""
         try:
-            self._arm()
+            self.fired = False
+            self.armed = True
+            signal.setitimer(signal.ITIMER_PROF, self.timeout_s)
             try:
                 body()
                 error = None
@@ -399,22 +266,20 @@ class Sandbox:
         return False, None, f"bad return type: expected (bool, str), got {kinds}"
 
     def _describe(self, exc: BaseException) -> str:
-        """``Type: message (line N: source)`` for the deepest frame of the eval's own code."""
+        """``Type: message (line N: source)`` for the deepest line of the eval's own code."""
         name = type(exc).__name__
         try:
             message = _cap(str(exc), 1000)
         except BaseException:  # a hostile __str__
             message = "<unprintable>"
         line = None
-        self.guard.trusted = True
-        try:
-            tb = exc.__traceback__
-            while tb is not None:
-                if tb.tb_frame.f_code.co_filename == "<eval>":
-                    line = tb.tb_lineno
-                tb = tb.tb_next
-        finally:
-            self.guard.trusted = False
+        tb = exc.__traceback__
+        for _ in range(10_000):  # tb_lineno and tb_next are not audited; tb_frame would be
+            if tb is None:
+                break
+            if tb.tb_lineno >= LINE_OFFSET:
+                line = tb.tb_lineno - LINE_OFFSET
+            tb = tb.tb_next
         text = f"{name}: {message}" if message else name
         if line is not None:
             source = self.lines[line - 1].strip() if 0 < line <= len(self.lines) else ""
@@ -423,8 +288,8 @@ class Sandbox:
 
 
 class _Channel:
-    def __init__(self, rfd: int, wfd: int, guard: _Guard) -> None:
-        self.rfd, self.wfd, self.guard = rfd, wfd, guard
+    def __init__(self, rfd: int, wfd: int) -> None:
+        self.rfd, self.wfd = rfd, wfd
 
     def _read_exact(self, size: int) -> bytes | None:
         chunks: list[bytes] = []
@@ -441,13 +306,7 @@ class _Channel:
         if header is None:
             return None
         body = self._read_exact(_HEADER.unpack(header)[0])
-        if body is None:
-            return None
-        self.guard.trusted = True
-        try:
-            return marshal.loads(body)
-        finally:
-            self.guard.trusted = False
+        return None if body is None else marshal.loads(body)
 
     def send(self, message: object) -> None:
         body = "".join(_ENCODE(message, 0)).encode("utf-8")
@@ -459,6 +318,7 @@ class _Channel:
 def main() -> None:
     # The protocol moves to private descriptors; 0/1/2 point at /dev/null, so nothing the eval could
     # reach writes into the protocol stream.
+    parent = os.getppid()
     rfd, wfd = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -467,24 +327,25 @@ def main() -> None:
     max_fd = max(rfd, wfd)
     os.closerange(max_fd + 1, 4096)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
-    guard = _Guard()
-    channel = _Channel(rfd, wfd, guard)
+    channel = _Channel(rfd, wfd)
     try:
-        _serve(channel, guard, max_fd)
+        _serve(channel, max_fd, parent)
     except BaseException as exc:  # tell the parent why, instead of dying silently
         channel.send(["crash", _utf8(f"{type(exc).__name__}: {exc}"[:_ERROR_CAP])])
         raise SystemExit(1) from None
 
 
-def _serve(channel: _Channel, guard: _Guard, max_fd: int) -> None:
+def _serve(channel: _Channel, max_fd: int, parent: int) -> None:
     init = channel.receive()
     if init is None:
         return
-    sandbox = Sandbox(init, max_fd, guard)
-    try:
-        problem = sandbox.setup()
-    except SyntaxError as exc:
-        problem = f"SyntaxError: {exc.msg} (line {exc.lineno})"
+    sandbox = Sandbox(init, max_fd)
+    sandbox.bpf, sandbox.bpf_detail = init.get("bpf"), init.get("bpf_detail", "")
+    report = sandbox.confine(parent)
+    channel.send(["confined", {name: [active, _utf8(detail)] for name, (active, detail) in report.items()}])
+    if channel.receive() != "go":  # the parent decides whether these layers are enough
+        return
+    problem = sandbox.setup()
     if problem:
         channel.send(["setup_error", _utf8(_cap(problem, _ERROR_CAP))])
         return
@@ -494,6 +355,9 @@ def _serve(channel: _Channel, guard: _Guard, max_fd: int) -> None:
         if batch is None:
             return
         for index, (trace_id, steps) in enumerate(batch):
+            if not sandbox.budget_left():
+                channel.send(["retire"])  # a fresh worker takes over before the hard CPU limit hits
+                return
             try:
                 row = sandbox.run_one(trace_id, steps)
             except _Timeout:  # the tick landed between the eval's end and disarming

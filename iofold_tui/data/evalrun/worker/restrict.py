@@ -1,0 +1,220 @@
+"""The Python layers of the sandbox worker (defence in depth under the OS layers of ``confine``).
+
+  1. a minimal builtins dict and a restricted ``__import__`` handing out *proxies* of the allowed modules:
+     public, non-module attributes only, and a ``__name__`` that names no real module, so ``from json
+     import decoder`` cannot fall back to ``sys.modules["json.decoder"]``;
+  2. a getattr family that refuses ``_`` names and frame attributes;
+  3. an allow-list audit hook installed at lockdown and never switched off: it has no on/off state the
+     eval could reach, and the worker never needs to relax it (tracebacks are read by line number only).
+
+Stdlib only; imported by ``main`` before any eval code exists.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import functools
+import importlib
+import keyword
+import re
+import sys
+import types
+import typing
+
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+ALLOWED_MODULES = _names(
+    "json re typing math datetime difflib collections collections.abc itertools functools string "
+    "statistics enum dataclasses __future__"
+)
+_ALLOWED_TEXT = ", ".join(sorted(ALLOWED_MODULES - {"__future__"}))
+# namedtuple's public API starts with "_"; every other "_" name is refused, but for a few harmless dunders.
+UNDERSCORE_OK = frozenset({"_asdict", "_replace", "_fields", "_make", "_field_defaults"})
+SAFE_DUNDERS = frozenset({"__name__", "__qualname__", "__class__", "__doc__", "__init__", "__module__"})
+FRAME_ATTRS = _names(
+    "gi_frame gi_code gi_yieldfrom cr_frame cr_code cr_await cr_origin ag_frame ag_code ag_await "
+    "f_back f_globals f_locals f_builtins f_code f_trace tb_frame tb_next func_globals"
+)
+_SAFE_BUILTINS = _names(
+    "abs all any ascii bin bool bytearray bytes callable chr classmethod complex dict divmod "
+    "enumerate filter float format frozenset hash hex id int isinstance issubclass iter len list map "
+    "max min next object oct ord pow print property range repr reversed round set slice sorted "
+    "staticmethod str sum super tuple type zip Ellipsis NotImplemented __build_class__"
+)
+# Attributes a proxy leaves out although they are public: they hand out objects by attribute name.
+_HIDDEN = {"string": {"Formatter"}}
+# Audit events that pure computation in the allowed modules raises; everything else is refused.
+_ALLOWED_EVENTS = frozenset({"builtins.id", "sys._getframe", "object.__setattr__", "object.__delattr__",
+                             "marshal.loads"})
+# The only source compiled after lockdown: collections.namedtuple's generated __new__ ...
+_NAMEDTUPLE_SRC = re.compile(r"lambda _cls, ([\w, ]*): _tuple_new\(_cls, \(\1\)\)")
+# ... and the methods dataclasses writes, from field names that ``_checked_fields`` proved identifiers.
+_DATACLASSES_FILE = dataclasses.__file__
+
+
+def refused(name: object) -> bool:
+    return type(name) is not str or (
+        (name.startswith("_") and name not in UNDERSCORE_OK and name not in SAFE_DUNDERS) or name in FRAME_ATTRS
+    )
+
+
+def safe_getattr(obj: object, name: str, *default: object) -> object:
+    if refused(name):
+        raise AttributeError(f"access to attribute {name!r} is not allowed in an eval")
+    return getattr(obj, name, *default)
+
+
+def safe_hasattr(obj: object, name: str) -> bool:
+    if refused(name):
+        raise AttributeError(f"access to attribute {name!r} is not allowed in an eval")
+    return hasattr(obj, name)
+
+
+def safe_setattr(obj: object, name: str, value: object) -> None:
+    if refused(name) or name in SAFE_DUNDERS:
+        raise AttributeError(f"setting attribute {name!r} is not allowed in an eval")
+    setattr(obj, name, value)
+
+
+def safe_delattr(obj: object, name: str) -> None:
+    if refused(name) or name in SAFE_DUNDERS:
+        raise AttributeError(f"deleting attribute {name!r} is not allowed in an eval")
+    delattr(obj, name)
+
+
+def _checked_fields(cls: object) -> None:
+    """dataclasses writes field names into generated source: only plain identifiers may get there."""
+    annotations = getattr(cls, "__dict__", {}).get("__annotations__", {})
+    for name in annotations if isinstance(annotations, dict) else ():
+        if type(name) is not str or not name.isidentifier() or keyword.iskeyword(name) or name.startswith("__"):
+            raise TypeError(f"dataclass field name {name!r} is not allowed in an eval")
+
+
+def _safe_dataclass(cls: object = None, /, **kwargs: object) -> object:
+    def wrap(klass: object) -> object:
+        _checked_fields(klass)
+        return dataclasses.dataclass(klass, **kwargs)  # type: ignore[call-overload]
+
+    return wrap if cls is None else wrap(cls)
+
+
+def _safe_make_dataclass(cls_name: str, fields: typing.Iterable[object], **kwargs: object) -> object:
+    names = [item if isinstance(item, str) else item[0] for item in fields]  # type: ignore[index]
+    for name in names:
+        if type(name) is not str or name.startswith("_"):
+            raise TypeError(f"dataclass field name {name!r} is not allowed in an eval")
+    if "namespace" in kwargs:
+        raise TypeError("make_dataclass(namespace=...) is not allowed in an eval")
+    return dataclasses.make_dataclass(cls_name, fields, **kwargs)  # type: ignore[arg-type]
+
+
+def _safe_update_wrapper(wrapper: object, wrapped: object, assigned: object = functools.WRAPPER_ASSIGNMENTS,
+                         updated: object = functools.WRAPPER_UPDATES) -> object:
+    # Other attribute names would copy e.g. a function's __globals__ onto an object the eval can read.
+    if assigned != functools.WRAPPER_ASSIGNMENTS or updated != functools.WRAPPER_UPDATES:
+        raise TypeError("update_wrapper with custom attribute names is not allowed in an eval")
+    return functools.update_wrapper(wrapper, wrapped)  # type: ignore[arg-type]
+
+
+def _safe_wraps(wrapped: object, assigned: object = functools.WRAPPER_ASSIGNMENTS,
+                updated: object = functools.WRAPPER_UPDATES) -> object:
+    if assigned != functools.WRAPPER_ASSIGNMENTS or updated != functools.WRAPPER_UPDATES:
+        raise TypeError("wraps with custom attribute names is not allowed in an eval")
+    return functools.wraps(wrapped)  # type: ignore[arg-type]
+
+
+_REPLACEMENTS: dict[str, dict[str, object]] = {
+    "dataclasses": {"dataclass": _safe_dataclass, "make_dataclass": _safe_make_dataclass},
+    "functools": {"update_wrapper": _safe_update_wrapper, "wraps": _safe_wraps},
+}
+
+
+def _proxy(name: str) -> types.ModuleType:
+    """A fresh module holding only the public, non-module attributes of an allowed module."""
+    real = importlib.import_module(name)  # before lockdown: imports are blocked after
+    proxy = types.ModuleType(f"{name} (sandboxed)", real.__doc__)
+    hidden = _HIDDEN.get(name, set())
+    for key, value in vars(real).items():
+        if not key.startswith("_") and not isinstance(value, types.ModuleType) and key not in hidden:
+            setattr(proxy, key, value)
+    for key, value in _REPLACEMENTS.get(name, {}).items():
+        setattr(proxy, key, value)
+    return proxy
+
+
+def build_proxies() -> dict[str, types.ModuleType]:
+    proxies = {name: _proxy(name) for name in ALLOWED_MODULES}
+    proxies["collections"].abc = proxies["collections.abc"]  # type: ignore[attr-defined]
+    return proxies
+
+
+def _make_import(proxies: dict[str, types.ModuleType]) -> typing.Callable[..., types.ModuleType]:
+    def restricted_import(
+        name: str, globals: object = None, locals: object = None, fromlist: object = (), level: int = 0
+    ) -> types.ModuleType:
+        if level != 0:
+            raise ImportError("relative imports are not allowed in an eval")
+        if name not in proxies:
+            raise ImportError(f"{name} is not allowed (allowed: {_ALLOWED_TEXT})")
+        return proxies[name] if fromlist else proxies[name.partition(".")[0]]
+
+    return restricted_import
+
+
+def safe_builtins(proxies: dict[str, types.ModuleType]) -> dict[str, object]:
+    table: dict[str, object] = {name: getattr(builtins, name) for name in _SAFE_BUILTINS}
+    for name, value in vars(builtins).items():
+        if isinstance(value, type) and issubclass(value, BaseException):
+            table[name] = value
+    table.update(
+        getattr=safe_getattr,
+        hasattr=safe_hasattr,
+        setattr=safe_setattr,
+        delattr=safe_delattr,
+        __import__=_make_import(proxies),
+    )
+    return table
+
+
+def install_audit_hook(module_code: types.CodeType) -> None:
+    """From here on every audit event outside the allow-list raises. There is no way back: the hook is
+    a closure over nothing the eval can reach, and ``sys.addaudithook`` hooks cannot be removed.
+    ``module_code`` (the eval's compiled module) may be executed once."""
+    getframe = sys._getframe
+    pending_exec = [False]  # namedtuple: its one compile is followed by one exec
+    first_exec = [module_code]
+    looking = [False]  # reading the caller's frame raises an audit event of its own
+
+    def caller_is_dataclasses() -> bool:
+        looking[0] = True
+        try:
+            return getframe(2).f_code.co_filename == _DATACLASSES_FILE
+        finally:
+            looking[0] = False
+
+    def hook(event: str, args: tuple[object, ...]) -> None:
+        if event in _ALLOWED_EVENTS or looking[0]:
+            return
+        if event in ("compile", "exec"):
+            if caller_is_dataclasses():  # the direct caller of exec/compile, not anything above it
+                return
+            if event == "compile" and args:
+                source = args[0]
+                if isinstance(source, bytes):
+                    source = source.decode("utf-8", "replace")
+                if isinstance(source, str) and _NAMEDTUPLE_SRC.fullmatch(source):
+                    pending_exec[0] = True
+                    return
+            if event == "exec" and args and first_exec and args[0] is first_exec[0]:
+                first_exec.clear()
+                return
+            if event == "exec" and pending_exec[0]:
+                pending_exec[0] = False
+                return
+        raise PermissionError(f"{event} is blocked by the iofold sandbox")
+
+    sys.addaudithook(hook)
