@@ -50,7 +50,7 @@ async def test_bulk_selection_is_one_undo_step(db: Path) -> None:
         await pilot.press("x")
         await settle(app, pilot)
         assert isinstance(app.screen, Confirm)
-        assert "3 selected trace(s) negative" in str(app.screen.question)
+        assert "3 selected traces negative" in str(app.screen.question)
         await pilot.press("y")
         await settle(app, pilot)
         assert [feedback(db, t) and feedback(db, t)[1] for t in ("ux_000", "ux_001", "ux_002", "ux_003")] == [
@@ -78,7 +78,7 @@ async def test_select_all_matching_the_filter_with_preview_and_cancel(db: Path) 
         assert pane.selected == {f"ux_{i:03d}" for i in range(6)}  # the seed's labelled traces are filtered out
         await pilot.press("a")
         await settle(app, pilot)
-        assert "6 selected trace(s) positive" in str(app.screen.question)  # type: ignore[attr-defined]
+        assert "6 selected traces positive" in str(app.screen.question)  # type: ignore[attr-defined]
         await pilot.press("escape")  # cancelled: nothing written
         await settle(app, pilot)
         assert feedback(db, "ux_000") is None

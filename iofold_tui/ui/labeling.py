@@ -140,7 +140,7 @@ def describe_step(step: Step, *, undone: bool) -> str:
 def conflict_question(exc: UndoConflictError, *, undo: bool) -> Text:
     text = Text(f"{'Undo' if undo else 'Redo'} conflicts with changes made outside iofold-tui\n\n", style="bold")
     text.append(one_line(str(exc), 300))
-    text.append(f"\n\nOverwrite {len(exc.conflicts):,} label(s) anyway?")
+    text.append(f"\n\nOverwrite {plural(len(exc.conflicts), 'label')} anyway?")
     return text
 
 

@@ -27,6 +27,7 @@ from iofold_tui.data.evals.versions import (
 )
 from iofold_tui.data.paths import cache_dir
 from iofold_tui.data.sanitize import one_line
+from iofold_tui.data.text import plural
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes.evals_widgets import (
     CodeView,
@@ -259,7 +260,7 @@ class EvalsPane(Pane):
         if evals.problem:
             return self.set_status(Text(one_line(evals.problem, 200), style="yellow"))
         names = len({s.name for s, _ in evals.rows})
-        status.append(f"{len(evals.rows):,} evals, {names:,} name{'s' if names != 1 else ''}", style="bold")
+        status.append(f"{plural(len(evals.rows), 'eval')}, {plural(names, 'name')}", style="bold")
         if evals.truncated:
             status.append(f" (first {core.MAX_LIST:,} only)", style="yellow")
         if self.counts is None and evals.rows:
@@ -564,7 +565,7 @@ class EvalsPane(Pane):
         self.app.copy_to_clipboard(payload[0])
         lines = len(core.split_lines(payload[0]))
         what = "diff" if payload[1].endswith(".diff") else "code"
-        self.notify(f"copied the {what} ({lines:,} lines) via OSC 52; your terminal must allow clipboard writes")
+        self.notify(f"copied the {what} ({plural(lines, 'line')}) via OSC 52; your terminal must allow clipboard writes")
 
     def action_open_external(self) -> None:
         payload = self._payload()
@@ -605,7 +606,7 @@ class EvalsPane(Pane):
             except OSError as exc:
                 self.notify(f"cannot write {one_line(path_text, 80)}: {exc.strerror or exc}", severity="error")
                 return
-            self.notify(f"wrote {path} ({len(detail.code):,} characters)")
+            self.notify(f"wrote {path} ({plural(len(detail.code), 'character')})")
 
         def chosen(value: str | None) -> None:
             if value is not None:

@@ -32,6 +32,7 @@ from iofold_tui.data.evals.versions import (
     split_lines,
 )
 from iofold_tui.data.sanitize import clean, one_line
+from iofold_tui.data.text import plural
 from iofold_tui.ui.text import cell, code, rating_text, safe
 
 HIGHLIGHT_MAX_LINES = 20_000  # beyond this lines stay plain (lexing to line N costs all lines before it)
@@ -417,7 +418,7 @@ def note_text(detail: EvalDetail, link: ChainLink | None, hl: Highlighter | None
         text.append("  ⚠ " if text else "⚠ ", style="yellow")
         text.append(one_line(problem, 160), style="yellow")
     lines = len(hl.plain) if hl else 0
-    text.append(f"  ·  {lines:,} lines", style="dim")
+    text.append(f"  ·  {plural(lines, 'line')}", style="dim")
     if hl is not None and hl.capped:
         text.append(f" (highlighted up to line {hl.limit:,}; the rest is plain)", style="yellow")
     return text
@@ -465,7 +466,7 @@ def details_text(detail: EvalDetail, link: ChainLink | None, counts: EvalCounts 
     _section(text, "generation prompt", detail.generation_prompt)
     _section(text, "custom instructions", detail.custom_instructions)
     text.append("\ncode\n", style="bold underline")
-    text.append(f"{len(split_lines(detail.code)):,} lines, {len(detail.code):,} characters  ·  ")
+    text.append(f"{plural(len(split_lines(detail.code)), 'line')}, {plural(len(detail.code), 'character')}  ·  ")
     text.append(one_line(detail.check.note, 200) if detail.check.note else f"calls {detail.check.entry}()",
                 style="yellow" if detail.check.note else "green")
     text.append("\n")
@@ -480,10 +481,10 @@ def tests_summary(detail: EvalDetail) -> Text:
     if not results.rows and not results.summary and not results.problems:
         text.append("none stored\n", style="dim")
         return text
-    text.append(f"{results.total_rows:,} rows ({results.shape})")
+    text.append(f"{plural(results.total_rows, 'row')} ({results.shape})")
     if results.summary:
         text.append("  ·  stored summary: " + ", ".join(f"{k} {one_line(v, 12)}" for k, v in results.summary.items()))
-    text.append(f"  ·  {results.mismatches:,} mismatches", style="bold red" if results.mismatches else "green")
+    text.append(f"  ·  {plural(results.mismatches, 'mismatch', 'mismatches')}", style="bold red" if results.mismatches else "green")
     text.append("  ·  Enter opens the trace\n", style="dim")
     for problem in results.problems:
         text.append(f"⚠ {one_line(problem, 200)}\n", style="yellow")

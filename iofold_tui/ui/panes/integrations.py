@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Static
 
 from iofold_tui.data.inspect.integrations import IntegrationInfo, list_integrations
 from iofold_tui.data.inspect.util import literal
+from iofold_tui.data.text import plural
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes.sql import show_sql, workspace_scope
 from iofold_tui.ui.text import cell, safe
@@ -144,7 +145,7 @@ class IntegrationsPane(Pane):
             table.move_cursor(row=ids.index(keep), animate=False)
         self.pending_select = None
         errors = sum(1 for it in self.items if it.status == "error")
-        status = Text(f"{len(self.items)} integration(s)", style="bold")
+        status = Text(plural(len(self.items), "integration"), style="bold")
         if errors:
             status.append(f"  ·  {errors} in error", style="bold red")
         empty = sum(1 for it in self.items if it.api_key != "set")

@@ -256,7 +256,7 @@ class JobsPane(Pane):
         rows = len(self.page.rows) if self.page else 0
         if self.matching is not None:
             first = self.page_no * PAGE_SIZE
-            status.append(f"{first + 1 if rows else 0:,}–{first + rows:,} of {self.matching:,} jobs", style="bold")
+            status.append(f"{first + 1 if rows else 0:,}–{first + rows:,} of {plural(self.matching, 'job')}", style="bold")
         parts = [f"status={self.status}" if self.status else "", f"type={self.type}" if self.type else ""]
         shown = [p for p in parts if p]
         status.append("  ·  " + ("filters: " + " · ".join(shown) if shown else "no filters (s status, t type)"),

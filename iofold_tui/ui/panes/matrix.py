@@ -50,6 +50,7 @@ from iofold_tui.data.matrix.report import cached_stats
 from iofold_tui.data.matrix.stats import MatrixStats, add_view_counts
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.source import catalog
+from iofold_tui.data.text import plural
 from iofold_tui.data.traces.preview import preview_text
 from iofold_tui.ui import labeling
 from iofold_tui.ui.paged_table import Direction
@@ -944,7 +945,7 @@ class MatrixPane(Pane):
         app = self.iofold
         app.open_review_queue(tuple(message.ids))  # exactly those traces: other trace filters are dropped
         capped = f" (the first {len(message.ids):,} by trace id)" if message.more else ""
-        app.notify(f"review queue: {len(message.ids):,} traces, {message.title}{capped}. "
+        app.notify(f"review queue: {plural(len(message.ids), 'trace')}, {message.title}{capped}. "
                    "f in review mode (or c in the trace list) drops it.", timeout=10)
 
     # -- relabelling ---------------------------------------------------------------------------------------

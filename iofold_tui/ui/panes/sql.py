@@ -21,6 +21,7 @@ from iofold_tui.data.errors import ReadOnlyError
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.sqlconsole.console import Page, ResultCursor, SqlConsole
 from iofold_tui.data.sqlconsole.presets import Preset, presets
+from iofold_tui.data.text import plural
 from iofold_tui.ui.paged_table import PagedTable
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes.sql_widgets import ResultWindow, Row, RowDetail, value_text
@@ -217,7 +218,7 @@ class SqlPane(Pane):
         else:
             w = self.window
             more = " (more as you scroll)" if w and w.more else ""
-            self._say(Text(f"{len(result.columns)} column(s) · {w.fetched if w else 0:,} row(s) fetched{more} · {took}"))
+            self._say(Text(f"{plural(len(result.columns), 'column')} · {plural(w.fetched if w else 0, 'row')} fetched{more} · {took}"))
 
     def _say(self, text: Text) -> None:
         self.message = text

@@ -602,7 +602,7 @@ class TracesPane(Pane):
             self.table.action_cursor_down()
             return
         ids = sorted(self.selected)
-        question = Text(f"Label {len(ids):,} selected trace(s) {rating} in eval set ")
+        question = Text(f"Label {plural(len(ids), 'selected trace')} {rating} in eval set ")
         question.append(cell(eval_set.name, 40, style="bold"))
         question.append("?\nOne undo step (u) reverts all of them.")
 
@@ -626,7 +626,7 @@ class TracesPane(Pane):
             self.notify(message.error, severity="error")
             return
         changed = len(message.step.changes) if message.step else 0
-        self.notify(f"{changed:,} label(s) set to {message.rating} as one step (u undoes it)")
+        self.notify(f"{plural(changed, 'label')} set to {message.rating} as one step (u undoes it)")
         self._set_selection(set())
         self.reload()
 
