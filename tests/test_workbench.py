@@ -111,7 +111,7 @@ def test_concurrent_creates_never_share_a_version(db: Path, sidecar: Path) -> No
 @pytest.mark.parametrize("code, line", [
     ("def f(trace):\n    return (True, 'x'\n", 2),
     ("import os\n\ndef f(trace):\n    return True, ''\n", 1),
-    ("def f(trace):\n    x = 1\n    return trace.__class__, ''\n", 3),
+    ("def f(trace):\n    x = 1\n    return trace.__class__.__subclasses__(), ''\n", 3),
     ("def f(trace):\n    return open('/etc/passwd'), ''\n", 2),
 ])
 def test_static_check_reports_lines_and_refuses_to_save(db: Path, sidecar: Path, code: str, line: int) -> None:

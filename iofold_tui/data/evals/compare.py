@@ -254,24 +254,41 @@ def _cache_file(db_path: Path, eval_a: str, eval_b: str) -> Path:
     return cache_dir() / "compare" / f"{path_key(db_path)}-{digest}.json"
 
 
+def _from_cache(conn: sqlite3.Connection, path: Path, fingerprint: list[int | str], eval_a: str,
+                eval_b: str) -> Comparison | None:
+    try:
+        data = json.loads(_cache_file(path, eval_a, eval_b).read_text())
+        if data.get("format") == CACHE_FORMAT and data.get("fingerprint") == fingerprint:
+            cmp = Comparison.from_cache(data["comparison"])
+            cmp.code_a = _stats_shell(conn, eval_a, cmp.a.source)[1]
+            cmp.code_b = _stats_shell(conn, eval_b, cmp.b.source)[1]
+            return cmp
+    except (OSError, ValueError, KeyError, TypeError, CompareError):
+        pass
+    return None
+
+
+def cached_only(conn: sqlite3.Connection, db_path: Path | str | None, eval_a: str, eval_b: str) -> Comparison | None:
+    """The cached comparison when it is still valid, else None; costs a file read and two primary-key
+    lookups whatever the database size (the compare view calls it before its first frame)."""
+    if db_path is None:
+        return None
+    path = Path(db_path).resolve()
+    return _from_cache(conn, path, _fingerprint(path), eval_a, eval_b)
+
+
 def cached_compare(conn: sqlite3.Connection, db_path: Path | str | None, eval_a: str, eval_b: str) -> Comparison:
     """``compare`` through a JSON cache valid while the database file and its -wal are unchanged.
     The code of both versions is read fresh (two rows by primary key)."""
     if db_path is None:
         return compare(conn, eval_a, eval_b)
     path = Path(db_path).resolve()
-    file = _cache_file(path, eval_a, eval_b)
     fingerprint = _fingerprint(path)
-    try:
-        data = json.loads(file.read_text())
-        if data.get("format") == CACHE_FORMAT and data.get("fingerprint") == fingerprint:
-            cmp = Comparison.from_cache(data["comparison"])
-            cmp.code_a = _stats_shell(conn, eval_a, cmp.a.source)[1]
-            cmp.code_b = _stats_shell(conn, eval_b, cmp.b.source)[1]
-            return cmp
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    cmp = _from_cache(conn, path, fingerprint, eval_a, eval_b)
+    if cmp is not None:
+        return cmp
     cmp = compare(conn, eval_a, eval_b)
+    file = _cache_file(path, eval_a, eval_b)
     if _fingerprint(path) == fingerprint:
         file.parent.mkdir(parents=True, exist_ok=True)
         tmp = file.with_suffix(f".{os.getpid()}.tmp")
