@@ -14,12 +14,13 @@ import sqlite3
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from iofold_tui.data.traces import keyset
 from iofold_tui.data.traces.query import TraceFilter, _where
 
 Order = Literal["unlabelled", "contradicted"]
 ORDERS: tuple[Order, ...] = ("unlabelled", "contradicted")
 ORDER_TITLES = {"unlabelled": "unlabelled first", "contradicted": "contradicted by an eval first"}
-QueueKey = tuple[int, str, int]  # (tier, timestamp, rowid)
+QueueKey = tuple[int, Any, int]  # (tier, stored timestamp of any SQLite type, rowid)
 
 # `coalesce` keeps the LEFT JOIN a LEFT JOIN, so SQLite walks the timestamp index instead of driving
 # from feedback and sorting every label of the set (see data/traces.py).
@@ -60,7 +61,7 @@ class QueueSpec:
 class QueueItem:
     trace_id: str
     tier: int
-    timestamp: str
+    timestamp: Any  # as stored (NULL, number, text or BLOB): the keyset cursor, see data.traces.keyset
     rowid: int
     rating: str | None
 
@@ -69,25 +70,23 @@ class QueueItem:
         return (self.tier, self.timestamp, self.rowid)
 
 
-def _select(conn: sqlite3.Connection, spec: QueueSpec, tier: int, after: tuple[str, int] | None,
+def _select(conn: sqlite3.Connection, spec: QueueSpec, tier: int, after: tuple[Any, int] | None,
             limit: int) -> list[QueueItem]:
     base = _where(spec.base_filter())
     clause, needs_set = _TIERS[spec.tiers()[tier]]
-    where = [*base.where, clause]
     params: list[Any] = [*base.params, *([spec.eval_set_id] if needs_set else [])]
-    if after is not None:  # strictly beyond `after` in list order (see data.traces.TraceQuery._beyond)
-        ts, rowid = after
-        if spec.newest_first:
-            where += ["t.timestamp <= ?", "(t.timestamp < ? OR t.rowid > ?)"]
-        else:
-            where += ["t.timestamp >= ?", "(t.timestamp > ? OR t.rowid < ?)"]
-        params += [ts, ts, rowid]
-    order = "t.timestamp DESC, t.rowid ASC" if spec.newest_first else "t.timestamp ASC, t.rowid DESC"
-    sql = ("SELECT t.id, t.timestamp, t.rowid, f.rating FROM traces t "
-           "LEFT JOIN feedback f ON f.trace_id = t.id AND f.eval_set_id = ? "
-           f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?")
-    rows = conn.execute(sql, [spec.eval_set_id, *params, limit]).fetchall()
-    return [QueueItem(str(r[0]), tier, str(r[1] or ""), int(r[2]), r[3]) for r in rows]
+    order = keyset.order_by(spec.newest_first)
+    items: list[QueueItem] = []
+    # strictly beyond `after` in list order, one index range per keyset segment (NULL timestamps included)
+    for extra, extra_params in keyset.segments(after, spec.newest_first):
+        sql = ("SELECT t.id, t.timestamp, t.rowid, f.rating FROM traces t "
+               "LEFT JOIN feedback f ON f.trace_id = t.id AND f.eval_set_id = ? "
+               f"WHERE {' AND '.join([*base.where, clause, *extra])} ORDER BY {order} LIMIT ?")
+        rows = conn.execute(sql, [spec.eval_set_id, *params, *extra_params, limit - len(items)]).fetchall()
+        items += [QueueItem(str(r[0]), tier, r[1], int(r[2]), r[3]) for r in rows]
+        if len(items) >= limit:
+            break
+    return items
 
 
 def page_after(conn: sqlite3.Connection, spec: QueueSpec, after: QueueKey | None, limit: int) -> list[QueueItem]:
@@ -101,7 +100,7 @@ def page_after(conn: sqlite3.Connection, spec: QueueSpec, after: QueueKey | None
     return items
 
 
-def next_unlabelled(conn: sqlite3.Connection, spec: QueueSpec, after: tuple[str, int] | None,
+def next_unlabelled(conn: sqlite3.Connection, spec: QueueSpec, after: tuple[Any, int] | None,
                     exclude: str | None = None) -> QueueItem | None:
     """The first unlabelled trace after ``after`` in list order, wrapping around to the start once."""
     tier = spec.unlabelled_tier()

@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from iofold_tui.data.traces import keyset
+
 FILTERS = ("all", "contradictions", "agreements", "errors", "unlabelled", "neutral", "versions_disagree")
 Sort = Literal["time", "contradicted"]
 Universe = Literal["all", "labelled"]
@@ -56,10 +58,11 @@ class MatrixQuery:
 
 @dataclass(frozen=True)
 class Cursor:
-    """A row's position: ``n`` (contradiction count, used by the contradicted sort), timestamp, rowid."""
+    """A row's position: ``n`` (contradiction count, used by the contradicted sort), the stored timestamp
+    (any SQLite type, NULL included: see data.traces.keyset), rowid."""
 
     n: int
-    timestamp: str
+    timestamp: Any
     rowid: int
 
 
@@ -87,6 +90,7 @@ class MatrixRow:
     rating: str | None  # in this eval set; None = unlabelled
     note: str | None
     cells: tuple[Cell, ...]
+    sort_value: Any = None  # the stored timestamp: the keyset cursor
 
     @property
     def contradictions(self) -> int:
@@ -94,7 +98,7 @@ class MatrixRow:
 
     @property
     def cursor(self) -> Cursor:
-        return Cursor(self.contradictions, self.timestamp, self.rowid)
+        return Cursor(self.contradictions, self.sort_value, self.rowid)
 
 
 @dataclass
@@ -237,7 +241,7 @@ def _row(ctx: _Ctx, r: sqlite3.Row | tuple[Any, ...]) -> MatrixRow:
     return MatrixRow(
         rowid=r[0], trace_id=str(r[1]), external_id=str(r[2] or ""), timestamp=str(r[3] or ""),
         source=str(r[4] or ""), input_preview=str(r[5] or ""), output_preview=str(r[6] or ""),
-        feedback_id=r[7], rating=rating, note=r[9], cells=cells,
+        feedback_id=r[7], rating=rating, note=r[9], cells=cells, sort_value=r[3],
     )
 
 
@@ -315,14 +319,6 @@ def refresh_trace(conn: sqlite3.Connection, q: MatrixQuery, trace_id: str) -> No
 
 # ---------------------------------------------------------------- segment queries
 
-def _order(forward: bool, newest_first: bool, ts: str, rid: str) -> tuple[str, str]:
-    """ORDER BY and the 'strictly after (?, ?)' condition for one walk direction."""
-    desc = forward == newest_first  # newest first = timestamp DESC, rowid ASC
-    if desc:
-        return f"{ts} DESC, {rid} ASC", f"({ts} < ? OR ({ts} = ? AND {rid} > ?))"
-    return f"{ts} ASC, {rid} DESC", f"({ts} > ? OR ({ts} = ? AND {rid} < ?))"
-
-
 def _fetch(conn: sqlite3.Connection, ctx: _Ctx, segment: int | None, after: Cursor | None, forward: bool,
            limit: int, row_filter: str = "all") -> list[MatrixRow]:
     """Up to ``limit`` rows of one segment (None = no contradiction-count split) past ``after``."""
@@ -340,12 +336,18 @@ def _fetch(conn: sqlite3.Connection, ctx: _Ctx, segment: int | None, after: Curs
     elif segment is not None:
         where.append(f"({ctx.n_expr}) = ?")
         params.append(segment)
-    order, beyond = _order(forward, ctx.q.newest_first, ts, rid)
-    if after is not None:
-        where.append(beyond)
-        params += [after.timestamp, after.timestamp, after.rowid]
-    sql = f"SELECT {_columns(ctx)} FROM {from_sql} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
-    return [_row(ctx, r) for r in conn.execute(sql, [*join_params, *params, limit])]
+    desc = forward == ctx.q.newest_first  # newest first = timestamp DESC, rowid ASC
+    order = keyset.order_by(desc, ts, rid)
+    out: list[MatrixRow] = []
+    # One index range per keyset segment: NULL timestamps are their own (keyset.py).
+    key = None if after is None else (after.timestamp, after.rowid)
+    for extra, extra_params in keyset.segments(key, desc, ts, rid):
+        sql = (f"SELECT {_columns(ctx)} FROM {from_sql} WHERE {' AND '.join([*where, *extra])} "
+               f"ORDER BY {order} LIMIT ?")
+        out += [_row(ctx, r) for r in conn.execute(sql, [*join_params, *params, *extra_params, limit - len(out)])]
+        if len(out) >= limit:
+            break
+    return out
 
 
 def _segments(ctx: _Ctx, row_filter: str) -> list[int | None]:

@@ -2,7 +2,8 @@
 
 Rows are ordered by ``(timestamp, rowid)``: the ``traces(timestamp DESC)`` index stores rowid after the
 timestamp, so "newest first" is ``timestamp DESC, rowid ASC`` (a forward index scan) and "oldest first"
-its exact reverse. Every page is an index range from a cursor: no OFFSET, no full sort, memory bound by
+its exact reverse; NULL, numeric, text and BLOB timestamps keep their place in that order (the cursor
+holds the stored value, see ``keyset``). Every page is an index range from a cursor: no OFFSET, no full sort, memory bound by
 the page size. Filters other than the date range are written with a unary ``+`` so SQLite keeps walking
 the timestamp index instead of choosing a column index and sorting a million rows.
 """
@@ -15,6 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from iofold_tui.data.traces import keyset
 
 RATINGS = ("positive", "negative", "neutral")
 RATING_STATES = ("unlabelled", *RATINGS)
@@ -74,10 +77,11 @@ class TraceRow:
     has_errors: bool
     rating: str | None
     note: str | None
+    sort_value: Any = None  # the stored timestamp, any SQLite type: the keyset cursor (see keyset.py)
 
     @property
-    def key(self) -> tuple[str, int]:
-        return (self.timestamp, self.rowid)
+    def key(self) -> tuple[Any, int]:
+        return (self.sort_value, self.rowid)
 
 
 @dataclass
@@ -141,7 +145,7 @@ def _row(r: sqlite3.Row | tuple[Any, ...]) -> TraceRow:
     return TraceRow(
         rowid=int(r[0]), id=str(r[1]), external_id=str(r[2] or ""), timestamp=str(r[3] or ""),
         source=str(r[4] or ""), input_preview=str(r[5] or ""), output_preview=str(r[6] or ""),
-        step_count=int(r[7] or 0), has_errors=bool(r[8]), rating=r[9], note=r[10],
+        step_count=int(r[7] or 0), has_errors=bool(r[8]), rating=r[9], note=r[10], sort_value=r[3],
     )
 
 
@@ -170,7 +174,7 @@ class TraceQuery:
     def _select(self, extra: list[str], extra_params: list[Any], descending: bool, limit: int) -> list[TraceRow]:
         base = _where(self.flt, self._rating_is_rare())
         clauses = base.where + extra
-        order = "t.timestamp DESC, t.rowid ASC" if descending else "t.timestamp ASC, t.rowid DESC"
+        order = keyset.order_by(descending)
         sql = (
             f"SELECT {_COLUMNS} FROM traces t "
             "LEFT JOIN feedback f ON f.trace_id = t.id AND f.eval_set_id = ? "
@@ -183,13 +187,15 @@ class TraceQuery:
     def _forward(self) -> bool:
         return self.flt.newest_first
 
-    @staticmethod
-    def _beyond(key: tuple[str, int], descending: bool) -> tuple[list[str], list[Any]]:
-        """Rows strictly after ``key`` in the SQL order ``descending`` (see the module docstring)."""
-        ts, rowid = key
-        if descending:  # timestamp DESC, rowid ASC
-            return ["t.timestamp <= ?", "(t.timestamp < ? OR t.rowid > ?)"], [ts, ts, rowid]
-        return ["t.timestamp >= ?", "(t.timestamp > ? OR t.rowid < ?)"], [ts, ts, rowid]
+    def _beyond(self, key: tuple[Any, int], descending: bool, limit: int) -> list[TraceRow]:
+        """Up to ``limit`` rows strictly after ``key`` in the SQL order ``descending``: one index range per
+        keyset segment (NULL timestamps are their own segment, see keyset.py)."""
+        rows: list[TraceRow] = []
+        for where, params in keyset.segments(key, descending):
+            rows += self._select(where, params, descending, limit - len(rows))
+            if len(rows) >= limit:
+                break
+        return rows
 
     def _page(self, fetch: Callable[[], tuple[list[TraceRow], bool, bool]]) -> TracePage:
         start = time.perf_counter()
@@ -210,15 +216,13 @@ class TraceQuery:
 
     def page_after(self, key: tuple[str, int], size: int) -> TracePage:
         def fetch() -> tuple[list[TraceRow], bool, bool]:
-            where, params = self._beyond(key, self._forward())
-            rows = self._select(where, params, self._forward(), size + 1)
+            rows = self._beyond(key, self._forward(), size + 1)
             return rows[:size], True, len(rows) > size
         return self._page(fetch)
 
     def page_before(self, key: tuple[str, int], size: int) -> TracePage:
         def fetch() -> tuple[list[TraceRow], bool, bool]:
-            where, params = self._beyond(key, not self._forward())
-            rows = self._select(where, params, not self._forward(), size + 1)
+            rows = self._beyond(key, not self._forward(), size + 1)
             return list(reversed(rows[:size])), len(rows) > size, True
         return self._page(fetch)
 
@@ -231,7 +235,7 @@ class TraceQuery:
         ).fetchone()
         if row is None:
             return None
-        key = (str(row[1]), int(row[0]))
+        key = (row[1], int(row[0]))
         target = self._select(["t.rowid = ?"], [key[1]], True, 1)
         if not target:  # exists but filtered out
             return None

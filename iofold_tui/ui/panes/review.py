@@ -618,7 +618,7 @@ class ReviewPane(Pane):
         if self.spec is None:
             return
         item = self.current
-        after = (item.timestamp, item.rowid) if item is not None and item.timestamp else None
+        after = (item.timestamp, item.rowid) if item is not None and item.tier >= 0 else None
         self._find_unlabelled(self.generation, self.spec, after, item.trace_id if item else None)
 
     @work(thread=True, exclusive=True, group="review-jump")
