@@ -157,8 +157,8 @@ class ColumnChooser(ModalScreen[list[ColumnChoice] | None]):
 
     def _refresh(self, highlight: int) -> None:
         options = self.query_one("#columns", OptionList)
-        options.clear_options()
-        options.add_options(self._options())
+        for index, option in enumerate(self._options()):  # in place: rebuilding the list loses the highlight
+            options.replace_option_prompt_at_index(index, option.prompt)
         options.highlighted = max(0, min(highlight, len(self.choice) - 1))
 
     @property
