@@ -21,11 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 try:
-    from iofold_tui.data.evalrun.sandbox import EvalRunner
+    from iofold_tui.data.evalrun.sandbox import EvalRunner, check_sandbox
     from iofold_tui.data.paths import schema_dir
 except ImportError:  # a plain checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from iofold_tui.data.evalrun.sandbox import EvalRunner
+    from iofold_tui.data.evalrun.sandbox import EvalRunner, check_sandbox
     from iofold_tui.data.paths import schema_dir
 
 SYNTHETIC_EVAL = """
@@ -133,6 +133,16 @@ def bench_baseline(work: Workload, jobs: int) -> tuple[float, dict[str, bool | N
     return time.perf_counter() - start, results
 
 
+def bench_startup(jobs: int, runs: int = 15) -> list[float]:
+    """Seconds from EvalRunner() to every worker confined and ready (OS layers included)."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        with EvalRunner("def probe(trace):\n    return (True, '')\n", "probe", jobs=jobs):
+            times.append(time.perf_counter() - start)
+    return sorted(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--traces", type=int, default=20000)
@@ -145,6 +155,10 @@ def main() -> None:
         "seed": seed_workload(args.traces),
     }
     print(f"{os.cpu_count()} CPUs, jobs={args.jobs}, python {sys.version.split()[0]}")
+    print(check_sandbox().summary())
+    starts = bench_startup(args.jobs)
+    print(f"worker start (confined, {args.jobs} workers, {len(starts)} runs): median {starts[len(starts) // 2] * 1000:.0f} ms, "
+          f"max {starts[-1] * 1000:.0f} ms")
     print(f"{'workload':<11}{'mode':<42}{'traces':>8}{'seconds':>9}{'traces/s':>10}")
     for label, work in workloads.items():
         size = sum(len(steps) for _, steps in work[2]) / len(work[2])

@@ -102,13 +102,24 @@ def _print_summary(summary: Any, source: str) -> None:  # noqa: ANN401 - a RunSu
 @click.option("--memory-mb", default=256, show_default=True, type=click.IntRange(16), help="Memory cap per worker.")
 @click.option("--dry-run", is_flag=True, help="Show the would-be changes per cell; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary on stdout.")
+@click.option("--check-sandbox", is_flag=True,
+              help="Print the sandbox layers this machine gives and exit (1 when a required one is missing).")
+@click.option("--unconfined", is_flag=True,
+              help="Run even where the operating system cannot confine the sandbox (trusted eval code only).")
 @guarded
 def run_eval_cmd(source: str | None, demo: bool, eval_id: str | None, traces: str, jobs: int | None,
-                 timeout_s: float, memory_mb: int, dry_run: bool, as_json: bool) -> None:
+                 timeout_s: float, memory_mb: int, dry_run: bool, as_json: bool, check_sandbox: bool,
+                 unconfined: bool) -> None:
     """Run eval EVAL_ID's code over traces in the local sandbox and store the results as one undoable run."""
+    from iofold_tui.data.evalrun import sandbox
     from iofold_tui.data.evalrun.runs import EvalRun, RunOptions, runs_path
     from iofold_tui.data.evalrun.sandbox import EvalCodeError, SandboxError
 
+    if check_sandbox:
+        confinement = sandbox.check_sandbox()
+        click.echo(confinement.summary())
+        click.echo("\n".join(confinement.lines()))
+        sys.exit(0 if confinement.complete else 1)
     source, eval_id = _split(source, demo, eval_id)
     if not eval_id:
         fail("missing EVAL_ID (see `iofold-tui run-eval --help`)")
@@ -116,7 +127,7 @@ def run_eval_cmd(source: str | None, demo: bool, eval_id: str | None, traces: st
     opened = open_any(source, demo=demo)
     run = EvalRun(opened.db.conn(), str(eval_id), selection, runs_file=runs_path(opened.history_path),
                   dry_run=dry_run, read_only_reason=opened.read_only_reason,
-                  options=RunOptions(jobs=jobs, timeout_s=timeout_s, memory_mb=memory_mb))
+                  options=RunOptions(jobs=jobs, timeout_s=timeout_s, memory_mb=memory_mb, unconfined=unconfined))
 
     def interrupt(_sig: int, _frame: object) -> None:
         click.echo("\ncancelling (Ctrl-C again to abort)…", err=True)
@@ -127,6 +138,13 @@ def run_eval_cmd(source: str | None, demo: bool, eval_id: str | None, traces: st
         from iofold_tui.data.evalrun.history import COUNTERS_NOTICE
 
         click.echo(f"note: {COUNTERS_NOTICE} (iofold-tui undo-run)", err=True)
+    confinement = sandbox.check_sandbox()
+    click.echo(confinement.summary(), err=True)
+    if not confinement.complete:
+        click.echo("\n".join(confinement.lines()), err=True)
+        if not unconfined:
+            fail(f"refusing to run eval code from {source or 'the demo database'} without these layers "
+                 "(--unconfined runs it anyway: only for eval code you trust)")
     tty = sys.stderr.isatty()
     previous = signal.signal(signal.SIGINT, interrupt)
     try:

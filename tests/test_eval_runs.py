@@ -293,12 +293,12 @@ def test_cli_run_eval_summary_json_dry_run_and_undo(db: Path) -> None:
     assert dry.exit_code == 0, dry.output
     assert "dry run: nothing is written" in dry.output and "trace_001: pass -> fail  [positive] now a contradiction" in dry.output
     assert dump(db) == before
-    dry_json = json.loads(cli("run-eval", str(db), EVAL, "--dry-run", "--jobs", "1", "--json").output)
+    dry_json = json.loads(cli("run-eval", str(db), EVAL, "--dry-run", "--jobs", "1", "--json").stdout)
     assert dry_json["mode"] == "dry-run" and dry_json["run_id"] is None and len(dry_json["changes"]) == 4
     assert {r["trace_id"]: r["result"] for r in dry_json["results"]}["trace_003"] is True
     result = cli("run-eval", str(db), EVAL, "--jobs", "1", "--timeout", "1", "--json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert (data["run_id"], data["done"], data["pass"], data["fail"], data["error"]) == (1, 5, 1, 3, 1)
     assert (data["contradictions_before"], data["contradictions_after"]) == (0, 3)
     assert data["stored_after"] == {"execution_count": 5, "contradiction_count": 3, "accuracy": 0.25}
@@ -328,4 +328,4 @@ def test_cli_errors_exit_2_with_one_line_each(db: Path, tmp_path: Path) -> None:
     ids = tmp_path / "ids.txt"
     ids.write_text("trace_003\n\ntrace_001\n")
     picked = cli("run-eval", str(db), EVAL, "--traces", f"@{ids}", "--jobs", "1", "--json")
-    assert picked.exit_code == 0 and json.loads(picked.output)["done"] == 2
+    assert picked.exit_code == 0 and json.loads(picked.stdout)["done"] == 2

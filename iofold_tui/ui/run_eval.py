@@ -11,6 +11,7 @@ app), so a visible matrix / evals pane can refresh just those cells and its stat
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from typing import Any
 
@@ -24,6 +25,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, ProgressBar, Static
 
 from iofold_tui.data.errors import ReadOnlyError
+from iofold_tui.data.evalrun.confinement import Confinement
 from iofold_tui.data.evalrun.history import COUNTERS_NOTICE
 from iofold_tui.data.evalrun.runs import (
     CellChange,
@@ -38,9 +40,16 @@ from iofold_tui.data.evalrun.runs import (
     runs_path,
     undo_run,
 )
-from iofold_tui.data.evalrun.sandbox import EvalCodeError, ExecResult, SandboxError
+from iofold_tui.data.evalrun.sandbox import (
+    EvalCodeError,
+    ExecResult,
+    SandboxError,
+    SandboxUnavailable,
+    check_sandbox,
+)
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.text import cell, safe
+from iofold_tui.ui.widgets import Confirm
 
 SHOWN_ROWS = 1000  # changed cells listed in the preview table
 MODE_TEXT = {"write": "run", "dry-run": "dry run", "read-only": "read-only run"}
@@ -63,11 +72,30 @@ class RunBatchDone(Message):
 
 
 class RunEnded(Message):
-    def __init__(self, summary: RunSummary | None, error: str | None = None, problems: list[str] | None = None) -> None:
+    def __init__(self, summary: RunSummary | None, error: str | None = None, problems: list[str] | None = None,
+                 unconfined: Confinement | None = None) -> None:
         super().__init__()
         self.summary = summary
         self.error = error
         self.problems = problems or []
+        self.unconfined = unconfined  # the OS layers this machine lacks: ask before running without them
+
+
+def unconfined_question(confinement: Confinement) -> Text:
+    """What running without the missing layers means, for the confirmation dialog."""
+    text = Text("The eval sandbox is not confined by the operating system here.\n\n", style="bold")
+    text.append("Missing: " + ", ".join(layer.title for layer in confinement.missing) + "\n\n")
+    text.append("Eval code comes from the database. Without these layers only Python-level checks stand "
+                "between it and your files, SSH keys, environment (API tokens), network and this database. "
+                "Run it only if you trust whoever wrote this eval.\n\n")
+    text.append("Run it unconfined?", style="bold yellow")
+    return text
+
+
+class SandboxChecked(Message):
+    def __init__(self, confinement: Confinement) -> None:
+        super().__init__()
+        self.confinement = confinement
 
 
 class RunUndone(Message):
@@ -136,6 +164,7 @@ class RunEvalScreen(ModalScreen[RunSummary | None]):
         with Vertical():
             yield Static(id="run-title")
             yield Static(id="run-notice")
+            yield Static(id="run-sandbox")
             yield ProgressBar(total=None, show_eta=False, id="run-progress")
             yield Static(id="run-counts")
             yield DataTable(id="run-changes", cursor_type="row", zebra_stripes=True)
@@ -167,6 +196,17 @@ class RunEvalScreen(ModalScreen[RunSummary | None]):
     def _execute(self, dry_run: bool, results: list[ExecResult] | None) -> None:
         app = self.app
         source = app.source  # type: ignore[attr-defined]
+        if results is None:  # eval code will run: say which layers contain it, refuse without them
+            try:
+                confinement = check_sandbox()
+            except (SandboxError, EvalCodeError, OSError) as exc:
+                self.post_message(RunEnded(None, f"the sandbox cannot start: {exc}"))
+                return
+            self.post_message(SandboxChecked(confinement))
+            if not confinement.complete and not self.options.unconfined:
+                self.post_message(RunEnded(None, f"refused: {confinement.summary()}", confinement.lines(),
+                                           unconfined=confinement))
+                return
         with app.db.fresh() as conn:  # type: ignore[attr-defined]
             try:
                 run = EvalRun(conn, self.eval_id, self.selection, runs_file=runs_path(source.history_path),
@@ -178,12 +218,20 @@ class RunEvalScreen(ModalScreen[RunSummary | None]):
                 summary = run.execute(on_batch=self._batch_done)
             except EvalCodeError as exc:
                 self.post_message(RunEnded(None, "the eval's code cannot run:", exc.problems))
+            except SandboxUnavailable as exc:
+                self.post_message(RunEnded(None, f"refused: {exc}", exc.confinement.lines(),
+                                           unconfined=exc.confinement))
             except (SandboxError, RunError, ReadOnlyError, sqlite3.Error) as exc:
                 self.post_message(RunEnded(None, f"the run failed: {exc}"))
             except Exception as exc:  # noqa: BLE001 - shown in the modal instead of taking the app down
                 self.post_message(RunEnded(None, f"the run failed unexpectedly: {type(exc).__name__}: {exc}"))
             else:
                 self.post_message(RunEnded(summary))
+
+    def _unconfined_answer(self, yes: bool | None) -> None:
+        if yes:
+            self.options = dataclasses.replace(self.options, unconfined=True)
+            self._start(dry_run=self.dry_run)
 
     def _batch_done(self, batch: RunBatch) -> None:
         """Called on a worker thread: hand over to the UI thread, and tell the panes what changed."""
@@ -193,6 +241,11 @@ class RunEvalScreen(ModalScreen[RunSummary | None]):
             # To the pane under the modal; it bubbles up to the app (which gets it directly otherwise).
             (self._below or self.app).post_message(EvalResultsApplied(self.eval_id, ids))
 
+    def on_sandbox_checked(self, message: SandboxChecked) -> None:
+        confinement = message.confinement
+        style = "green" if confinement.complete else "bold red"
+        self.query_one("#run-sandbox", Static).update(Text(confinement.summary(), style=style))
+
     def on_run_batch_done(self, message: RunBatchDone) -> None:
         p = message.batch.progress
         self.query_one(ProgressBar).update(total=max(p.total, 1), progress=p.done)
@@ -200,6 +253,8 @@ class RunEvalScreen(ModalScreen[RunSummary | None]):
 
     def on_run_ended(self, message: RunEnded) -> None:
         self._run = None
+        if message.unconfined is not None and not self.options.unconfined:
+            self.app.push_screen(Confirm(unconfined_question(message.unconfined)), self._unconfined_answer)
         if message.summary is None:
             self.phase = "failed"
             text = Text(message.error or "", style="bold red")

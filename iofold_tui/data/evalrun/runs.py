@@ -311,6 +311,7 @@ class RunOptions:
     write_batch: int = 2000  # results per committed transaction...
     flush_s: float = 0.25  # ...or at least this often, so progress moves
     keep: int = 200_000  # results / changes kept in memory by dry runs and read-only runs
+    unconfined: bool = False  # run even where the OS does not confine the sandbox (the user said so)
 
 
 # ---------------------------------------------------------------- the run
@@ -426,7 +427,7 @@ class EvalRun:
             summary.notice = "dry run: nothing is written"
         runner_cm = nullcontext() if self.given is not None else EvalRunner(
             target.code, target.name, jobs=self.options.jobs, timeout_s=self.options.timeout_s,
-            memory_mb=self.options.memory_mb, batch_size=self.options.batch_size)
+            memory_mb=self.options.memory_mb, batch_size=self.options.batch_size, unconfined=self.options.unconfined)
         with runner_cm as runner:
             with self._lock:
                 self._runner = runner

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import json
 import marshal
 import os
@@ -729,8 +730,10 @@ class EvalRunner:
         self._replace(worker)
 
 
+@functools.lru_cache(maxsize=1)
 def check_sandbox() -> Confinement:
-    """The layers this machine gives a worker (``iofold-tui run-eval --check-sandbox``)."""
+    """The layers this machine gives a worker (``iofold-tui run-eval --check-sandbox``); probed once per
+    process with a trivial eval (~0.1 s): the kernel's answer does not change while the app runs."""
     with EvalRunner("def probe(trace):\n    return (True, '')\n", "probe", jobs=1, unconfined=True) as runner:
         assert runner.confinement is not None
         return runner.confinement
