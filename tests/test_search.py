@@ -362,3 +362,23 @@ def test_sort_cost_is_said_up_front(demo: Path) -> None:
     assert F.sort_cost(db, "step_count").through == "full sort"
     steps = [db.execute("SELECT step_count FROM traces WHERE rowid = ?", (r,)).fetchone()[0] for r in F.sorted_page(db, "step_count", limit=20)]
     assert steps == sorted(steps, reverse=True)
+
+
+def test_order_keys_running_out_rebuild(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FTS rowids are order keys spaced GAP apart; inserts that exhaust a gap make a rebuild, not a wrong order."""
+    from iofold_tui.data.search import index as index_mod
+
+    monkeypatch.setattr(index_mod, "GAP", 4)
+    path = tmp_path / "db.sqlite"
+    shutil.copy(demo, path)
+    index = _index(path, tmp_path / "s.fts.sqlite")
+    conn = sqlite3.connect(path)
+    ts = conn.execute("SELECT timestamp FROM traces ORDER BY timestamp DESC LIMIT 1 OFFSET 5").fetchone()[0]
+    for i in range(6):
+        conn.execute("INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps) SELECT "
+                     "?, workspace_id, integration_id, ?, source, ?, '[\"squeeze\"]' FROM traces LIMIT 1", (f"sq{i}", f"sq{i}", ts))
+    conn.commit()
+    index.sync(connect(path, read_only=True))
+    db = connect(path, read_only=True)
+    for q in ("squeeze", "refund", "role:assistant"):
+        _same(index, db, q)

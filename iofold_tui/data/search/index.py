@@ -41,7 +41,8 @@ from iofold_tui.data.search.extract import COLUMNS, extract_all
 from iofold_tui.data.search.query import Node, SearchSyntaxError, parse, to_match
 from iofold_tui.data.search.scan import FTS_ARGS, SELECT_RAW, ScanResult, regex_scan, scan
 
-FORMAT = 1
+FORMAT = 2
+GAP = 1 << 36  # spacing of order keys at a build: room for 36 halvings between two neighbours
 BUCKET_SHIFT = 12
 BATCH = 500
 Progress = Callable[[int, int], None]
@@ -56,8 +57,9 @@ FP = (
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);
-CREATE TABLE IF NOT EXISTS docs(rid INTEGER PRIMARY KEY, ts, fp INTEGER NOT NULL, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS docs(rid INTEGER PRIMARY KEY, key INTEGER NOT NULL UNIQUE, ts, fp INTEGER);
 CREATE INDEX IF NOT EXISTS docs_ts ON docs(ts DESC, rid);
+CREATE TABLE IF NOT EXISTS bodies(key INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5({FTS_ARGS}, content = '');
 CREATE TABLE IF NOT EXISTS tools(tool TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY(tool, rid)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tools_rid ON tools(rid);
@@ -65,6 +67,10 @@ CREATE TABLE IF NOT EXISTS errors(msg TEXT NOT NULL, rid INTEGER NOT NULL, PRIMA
 CREATE INDEX IF NOT EXISTS errors_rid ON errors(rid);
 CREATE TABLE IF NOT EXISTS cache(key TEXT PRIMARY KEY, stamp TEXT NOT NULL, value TEXT NOT NULL);
 """
+
+
+class _NoRoom(Exception):
+    """No integer left between two neighbours' order keys: the index is rebuilt."""
 
 
 class IndexUnavailable(Exception):
@@ -204,7 +210,7 @@ class SearchIndex:
         self.conn().execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def count(self) -> int:
-        return int(self.conn().execute("SELECT count(*) FROM docs").fetchone()[0])
+        return int(self.conn().execute("SELECT count(fp) FROM docs").fetchone()[0])  # pending rows have no fp
 
     def stamp(self) -> str:
         """Changes whenever the indexed data changes (facet cache key)."""
@@ -229,7 +235,7 @@ class SearchIndex:
         stored = self._meta("quick")
         db_max = int(db.execute("SELECT coalesce(max(rowid), 0) FROM traces").fetchone()[0])
         quick_now = self._quick(db, db_max)
-        if side_max == 0 and stored is None:
+        if conn.execute("SELECT count(*) FROM docs").fetchone()[0] == 0:
             report.mode = "build"
             todo_ranges: list[tuple[int, int]] = [(0, db_max)]
             deleted: list[int] = []
@@ -242,7 +248,14 @@ class SearchIndex:
             todo_ranges, deleted = self._diff_buckets(db, max(db_max, side_max))
         self._delete(deleted)
         report.deleted = len(deleted)
-        report.complete = self._index_ranges(db, todo_ranges, report, progress, cancelled)
+        if report.mode == "build" and not self._place_all(db, progress, cancelled):
+            report.complete = False
+        else:
+            try:
+                report.complete = self._index_ranges(db, todo_ranges, report, progress, cancelled)
+            except _NoRoom:
+                self.remove()
+                return self.sync(db, progress=progress, cancelled=cancelled)
         if report.complete:
             self._set_meta("quick", json.dumps([db_max, quick_now]))
         if report.added or report.changed or report.deleted or self._meta("stamp") is None:
@@ -255,7 +268,7 @@ class SearchIndex:
 
     def _diff_range(self, db: sqlite3.Connection, low: int, high: int) -> tuple[list[tuple[int, int]], list[int]]:
         """Row-by-row fingerprint comparison of rowids in [low, high] (and everything the sidecar has above)."""
-        ours = {int(r): int(fp) for r, fp in self.conn().execute("SELECT rid, fp FROM docs WHERE rid >= ?", (low,))}
+        ours = {int(r): fp for r, fp in self.conn().execute("SELECT rid, fp FROM docs WHERE rid >= ?", (low,))}
         todo: list[int] = []
         for rid, fp in db.execute(f"SELECT t.rowid, {FP} FROM traces t WHERE t.rowid >= ? AND t.rowid <= ?", (low, high)):
             if ours.pop(int(rid), None) != int(fp):
@@ -272,7 +285,7 @@ class SearchIndex:
             if theirs.get(bucket) == ours.get(bucket):
                 continue
             low, high_b = bucket << BUCKET_SHIFT, ((bucket + 1) << BUCKET_SHIFT) - 1
-            mine = {int(r): int(fp) for r, fp in self.conn().execute("SELECT rid, fp FROM docs WHERE rid BETWEEN ? AND ?", (low, high_b))}
+            mine = {int(r): fp for r, fp in self.conn().execute("SELECT rid, fp FROM docs WHERE rid BETWEEN ? AND ?", (low, high_b))}
             changed: list[int] = []
             for rid, fp in db.execute(f"SELECT t.rowid, {FP} FROM traces t WHERE t.rowid BETWEEN ? AND ?", (low, high_b)):
                 if mine.pop(int(rid), None) != int(fp):
@@ -294,13 +307,17 @@ class SearchIndex:
                 raise
 
     def _delete_one(self, rid: int) -> bool:
+        """Remove one trace; False when it was not indexed (absent, or only pending from a build)."""
         conn = self.conn()
-        row = conn.execute("SELECT body FROM docs WHERE rid = ?", (rid,)).fetchone()
+        row = conn.execute("SELECT d.key, b.body FROM docs d LEFT JOIN bodies b ON b.key = d.key WHERE d.rid = ?",
+                           (rid,)).fetchone()
         if row is None:
             return False
-        values = json.loads(zlib.decompress(row[0]))
-        conn.execute(f"INSERT INTO fts(fts, rowid, {', '.join(COLUMNS)}) VALUES ('delete', ?, {','.join('?' * len(COLUMNS))})",
-                     (rid, *values))
+        if row[1] is not None:
+            values = json.loads(zlib.decompress(row[1]))
+            conn.execute(f"INSERT INTO fts(fts, rowid, {', '.join(COLUMNS)}) VALUES ('delete', ?, {','.join('?' * len(COLUMNS))})",
+                         (int(row[0]), *values))
+            conn.execute("DELETE FROM bodies WHERE key = ?", (int(row[0]),))
         conn.execute("DELETE FROM docs WHERE rid = ?", (rid,))
         conn.execute("DELETE FROM tools WHERE rid = ?", (rid,))
         conn.execute("DELETE FROM errors WHERE rid = ?", (rid,))
@@ -328,14 +345,24 @@ class SearchIndex:
                 try:
                     for r in rows:
                         rid = int(r[0])
-                        if self._delete_one(rid):
-                            report.changed += 1
-                        else:
+                        pending = conn.execute("SELECT key, ts FROM docs WHERE rid = ? AND fp IS NULL", (rid,)).fetchone()
+                        if pending is not None and pending[1] == r[6]:  # placed by the build's first pass
+                            key = int(pending[0])
                             report.added += 1
+                        else:
+                            if self._delete_one(rid) and pending is None:
+                                report.changed += 1
+                            else:
+                                report.added += 1
+                            key = self._new_key(r[6], rid)
                         values, tools, errors = extract_all(*r[1:6])
-                        conn.execute(insert_fts, (rid, *values))
+                        conn.execute(insert_fts, (key, *values))
                         body = zlib.compress(json.dumps(values, ensure_ascii=False).encode("utf-8", "surrogatepass"), 1)
-                        conn.execute("INSERT INTO docs VALUES (?, ?, ?, ?)", (rid, r[6], int(r[7]), body))
+                        if pending is not None and key == int(pending[0]):
+                            conn.execute("UPDATE docs SET fp = ? WHERE rid = ?", (int(r[7]), rid))
+                        else:
+                            conn.execute("INSERT INTO docs VALUES (?, ?, ?, ?)", (rid, key, r[6], int(r[7])))
+                        conn.execute("INSERT INTO bodies VALUES (?, ?)", (key, body))
                         conn.executemany("INSERT OR IGNORE INTO tools VALUES (?, ?)", [(t, rid) for t in tools])
                         conn.executemany("INSERT OR IGNORE INTO errors VALUES (?, ?)", [(e, rid) for e in errors])
                     conn.execute("COMMIT")
@@ -348,23 +375,69 @@ class SearchIndex:
                     progress(min(done, total) if total else done, max(total, done))
         return True
 
+    def _new_key(self, ts: Any, rid: int) -> int:  # noqa: ANN401 - any SQLite value
+        """An FTS rowid between the keys of the trace's neighbours in list order (timestamp DESC, rowid ASC),
+        so ``ORDER BY rowid DESC`` in FTS5 is the trace list's newest-first order."""
+        conn = self.conn()
+        # Each a range of the docs_ts index (an OR of the two would scan it).
+        newer = (conn.execute("SELECT key FROM docs WHERE ts = ? AND rid < ? ORDER BY ts, rid DESC LIMIT 1", (ts, rid)).fetchone()
+                 or conn.execute("SELECT key FROM docs WHERE ts > ? ORDER BY ts ASC, rid DESC LIMIT 1", (ts,)).fetchone())
+        older = (conn.execute("SELECT key FROM docs WHERE ts = ? AND rid > ? ORDER BY ts DESC, rid LIMIT 1", (ts, rid)).fetchone()
+                 or conn.execute("SELECT key FROM docs WHERE ts < ? ORDER BY ts DESC, rid ASC LIMIT 1", (ts,)).fetchone())
+        if newer is None and older is None:
+            return 0
+        if newer is None:
+            return int(older[0]) + GAP
+        if older is None:
+            return int(newer[0]) - GAP
+        low, high = int(older[0]), int(newer[0])
+        if high - low < 2:
+            raise _NoRoom
+        return (low + high) // 2
+
+    def _place_all(self, db: sqlite3.Connection, progress: Progress | None, cancelled: Callable[[], bool]) -> bool:
+        """A build's first pass: every trace's order key, from one walk of the timestamp order (rows are
+        then pending, fp NULL, until their text is indexed)."""
+        conn = self.conn()
+        total = int(db.execute("SELECT count(*) FROM traces").fetchone()[0])
+        cur = db.execute("SELECT rowid, timestamp FROM traces ORDER BY timestamp DESC, rowid ASC")
+        position = total
+        while True:
+            if cancelled():
+                return False
+            rows = cur.fetchmany(20_000)
+            if not rows:
+                return True
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT INTO docs VALUES (?, ?, ?, NULL)",
+                             [(int(r[0]), (position - i) * GAP, r[1]) for i, r in enumerate(rows)])
+            conn.execute("COMMIT")
+            position -= len(rows)
+
     # ------------------------------------------------------------ searching
-    def search(self, node: Node, *, order: str = "newest", limit: int | None = 50, want_all: bool = False) -> SearchResult:
+    def search(self, node: Node, *, order: str = "newest", limit: int | None = 50, want_all: bool = False,
+               count: bool = True) -> SearchResult:
+        """The first ``limit`` matches in ``order`` (newest / relevance); ``total`` counts them all (-1 when
+        ``count`` is False and there are more than ``limit``)."""
         start = time.perf_counter()
         match = to_match(node)
         conn = self.conn()
         try:
-            total = int(conn.execute("SELECT count(*) FROM fts WHERE fts MATCH ?", (match,)).fetchone()[0])
             lim = -1 if limit is None else int(limit)
-            if order == "relevance":
-                sql = "SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY rank LIMIT ?"
-            else:
-                sql = ("SELECT d.rid FROM fts JOIN docs d ON d.rid = fts.rowid WHERE fts MATCH ? "
-                       "ORDER BY d.ts DESC, d.rid ASC LIMIT ?")
+            # FTS5 rowids are order keys (see _new_key): newest first is a reverse walk of the doclists.
+            by = "rank" if order == "relevance" else "rowid DESC"
+            sql = (f"SELECT d.rid FROM (SELECT rowid AS k, row_number() OVER () AS pos FROM "
+                   f"(SELECT rowid FROM fts WHERE fts MATCH ? ORDER BY {by} LIMIT ?)) "
+                   "JOIN docs d ON d.key = k ORDER BY pos")
             rowids = [int(r[0]) for r in conn.execute(sql, (match, lim))]
+            if limit is not None and len(rowids) < limit:
+                total = len(rowids)
+            else:
+                total = int(conn.execute("SELECT count(*) FROM fts WHERE fts MATCH ?", (match,)).fetchone()[0]) if count else -1
             every = None
             if want_all:
-                every = rowids if limit is None else [int(r[0]) for r in conn.execute("SELECT rowid FROM fts WHERE fts MATCH ?", (match,))]
+                every = rowids if limit is None else [int(r[0]) for r in conn.execute(
+                    "SELECT d.rid FROM fts JOIN docs d ON d.key = fts.rowid WHERE fts MATCH ?", (match,))]
         except sqlite3.OperationalError as exc:  # a MATCH we built is always valid: anything else is the index
             raise IndexUnavailable(f"search index unusable ({exc})") from None
         return SearchResult(rowids, total, True, order, ms=(time.perf_counter() - start) * 1000, all_rowids=every)
