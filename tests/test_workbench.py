@@ -432,3 +432,28 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path, db: Path, case: str) -
     if case == "invalid":
         assert "line 3: SyntaxError" in lines[0]
     assert _dump(db) == before
+
+
+def test_hostile_source_fields_are_copied_exactly(db: Path, sidecar: Path) -> None:
+    conn = _conn(db)
+    conn.execute("UPDATE evals SET description = X'00FF10', generation_prompt = CAST(X'C3FF' AS TEXT), "
+                 "custom_instructions = 42.5, version = '1' WHERE id = ?", (SRC,))
+    new = create_version(conn, sidecar, SRC, GOOD)
+    cols = "typeof(description), hex(description), hex(generation_prompt), typeof(custom_instructions), " \
+           "custom_instructions"
+    src = conn.execute(f"SELECT {cols} FROM evals WHERE id = ?", (SRC,)).fetchone()
+    assert conn.execute(f"SELECT {cols} FROM evals WHERE id = ?", (new.id,)).fetchone() == src
+    assert new.version == 2
+
+
+def test_promote_undo_restores_hostile_values_exactly(db: Path, sidecar: Path) -> None:
+    conn = _conn(db)
+    conn.execute("UPDATE evals SET updated_at = X'FF00', name = CAST(X'72C3' AS TEXT) WHERE id = ?", (SRC,))
+    cols = "id, status, typeof(updated_at), hex(updated_at), hex(name)"
+    before = conn.execute(f"SELECT {cols} FROM evals ORDER BY id").fetchall()
+    new = create_version(conn, sidecar, SRC, GOOD)
+    promote(conn, sidecar, new.id)
+    assert conn.execute("SELECT status FROM evals WHERE id = ?", (SRC,)).fetchone()[0] == "archived"
+    undo_last(conn, sidecar)
+    undo_last(conn, sidecar)
+    assert conn.execute(f"SELECT {cols} FROM evals ORDER BY id").fetchall() == before

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from iofold_tui.data.db import decode_text
 from iofold_tui.data.errors import ReadOnlyError
 from iofold_tui.data.evalrun.history import UserTxn
 from iofold_tui.data.evalrun.sandbox import analyse
@@ -58,8 +59,8 @@ CREATE TABLE IF NOT EXISTS actions (
 CREATE INDEX IF NOT EXISTS actions_status ON actions(status, id);
 CREATE TABLE IF NOT EXISTS prev (      -- promote: rows as they were before it
   action_id INTEGER NOT NULL,
-  eval_id TEXT NOT NULL,
-  status, updated_at,                 -- untyped: restored exactly
+  eval_id TEXT NOT NULL,              -- these three as SQLite quote() literals: restored exactly
+  status, updated_at,
   PRIMARY KEY (action_id, eval_id)
 ) WITHOUT ROWID;
 """
@@ -203,12 +204,24 @@ def _columns(conn: sqlite3.Connection) -> list[str]:
     return [str(r[1]) for r in conn.execute('PRAGMA table_info("evals")')]
 
 
+def _text(value: object) -> str | None:
+    """A value read as BLOB, shown as text (bytes that are not UTF-8 stay visible as ⟨\\xFF⟩)."""
+    if value is None:
+        return None
+    return decode_text(bytes(value)) if isinstance(value, bytes | bytearray | memoryview) else str(value)
+
+
 def _source_row(conn: sqlite3.Connection, eval_id: str) -> dict[str, Any]:
-    row = conn.execute("SELECT * FROM evals WHERE id = ?", (eval_id,)).fetchone()
+    """The source's set and name for display; SQL compares the stored values themselves (subqueries)."""
+    row = conn.execute("SELECT CAST(eval_set_id AS BLOB), CAST(name AS BLOB) FROM evals WHERE id = ?",
+                       (eval_id,)).fetchone()
     if row is None:
         raise DraftError(f"no eval {eval_id!r} in this database")
-    cols = [d[0] for d in conn.execute("SELECT * FROM evals LIMIT 0").description]
-    return dict(zip(cols, tuple(row), strict=True))
+    return {"eval_set_id": _text(row[0]), "name": _text(row[1])}
+
+
+_SAME_SET = "eval_set_id IS (SELECT eval_set_id FROM evals WHERE id = :e)"
+_SAME_NAME = "name IS (SELECT name FROM evals WHERE id = :e)"
 
 
 @dataclass(frozen=True)
@@ -240,20 +253,22 @@ def create_version(conn: sqlite3.Connection, sidecar: Path, source_id: str, code
         with UserTxn(conn):
             source = _source_row(conn, source_id)  # again, inside the write lock
             set_id = source.get("eval_set_id")
-            top = conn.execute("SELECT max(CAST(version AS INTEGER)) FROM evals WHERE eval_set_id IS ?",
-                               (set_id,)).fetchone()[0]
+            top = conn.execute(f"SELECT max(CAST(version AS INTEGER)) FROM evals WHERE {_SAME_SET}",
+                               {"e": source_id}).fetchone()[0]
             version = int(top or 0) + 1
             now = _stamp()
-            values: dict[str, Any] = {c: source.get(c) for c in COPIED}
-            values.update(id=new_id, version=version, parent_eval_id=source_id, code=code, model_used=model_used,
-                          status="draft", execution_count=0, contradiction_count=0, accuracy=None,
-                          test_results=None, training_trace_ids=None, created_at=now, updated_at=now)
+            values: dict[str, Any] = dict(
+                id=new_id, version=version, parent_eval_id=source_id, code=code, model_used=model_used,
+                status="draft", execution_count=0, contradiction_count=0, accuracy=None, test_results=None,
+                training_trace_ids=None, created_at=now, updated_at=now)
             have = set(_columns(conn))
+            copied = [c for c in COPIED if c in have]  # copied by SQLite itself: any type, any bytes, exactly
             cols = [c for c in values if c in have]
             action_id = bench.record(CREATE, new_id, None if set_id is None else str(set_id), source_id, version)
             try:
-                conn.execute(f"INSERT INTO evals ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                             [values[c] for c in cols])
+                conn.execute(f"INSERT INTO evals ({', '.join(copied + cols)}) SELECT {', '.join(copied)}"
+                             f"{', ' if copied else ''}{', '.join('?' * len(cols))} FROM evals WHERE id = ?",
+                             [*(values[c] for c in cols), source_id])
             except BaseException:
                 bench.drop(action_id)
                 raise
@@ -266,22 +281,21 @@ def create_version(conn: sqlite3.Connection, sidecar: Path, source_id: str, code
 
 def _promote(conn: sqlite3.Connection, bench: Workbench, eval_id: str) -> int:
     with UserTxn(conn):
-        row = conn.execute("SELECT eval_set_id, name, status FROM evals WHERE id = ?", (eval_id,)).fetchone()
-        if row is None:
-            raise DraftError(f"no eval {eval_id!r} in this database")
-        set_id, name = row[0], row[1]
+        source = _source_row(conn, eval_id)
+        # quote(): the exact stored values (any type, any bytes) as SQL literals, for an exact undo.
         touched = conn.execute(
-            "SELECT id, status, updated_at FROM evals WHERE eval_set_id IS ? AND name IS ? "
-            "AND ((status = 'active' AND id != ?) OR id = ?) ORDER BY id", (set_id, name, eval_id, eval_id)).fetchall()
-        prev = [(str(r[0]), r[1], r[2]) for r in touched]
-        if [p for p in prev if p[0] == eval_id][0][1] == "active" and len(prev) == 1:
+            f"SELECT quote(id), quote(status), quote(updated_at), id = :e, status = 'active' FROM evals "
+            f"WHERE {_SAME_SET} AND {_SAME_NAME} AND ((status = 'active' AND id != :e) OR id = :e) ORDER BY id",
+            {"e": eval_id}).fetchall()
+        if all(r[3] and r[4] for r in touched):
             raise DraftError(f"{eval_id} is already the active version")
-        action_id = bench.record(PROMOTE, eval_id, None if set_id is None else str(set_id), None, None, prev)
+        prev = [(str(r[0]), r[1], r[2]) for r in touched]
+        action_id = bench.record(PROMOTE, eval_id, source["eval_set_id"], None, None, prev)
         try:
-            now = _stamp()
-            conn.execute("UPDATE evals SET status = 'archived', updated_at = ? WHERE eval_set_id IS ? AND name IS ? "
-                         "AND status = 'active' AND id != ?", (now, set_id, name, eval_id))
-            conn.execute("UPDATE evals SET status = 'active', updated_at = ? WHERE id = ?", (now, eval_id))
+            params = {"e": eval_id, "now": _stamp()}
+            conn.execute(f"UPDATE evals SET status = 'archived', updated_at = :now WHERE {_SAME_SET} AND {_SAME_NAME} "
+                         "AND status = 'active' AND id != :e", params)
+            conn.execute("UPDATE evals SET status = 'active', updated_at = :now WHERE id = :e", params)
         except BaseException:
             bench.drop(action_id)
             raise
@@ -316,8 +330,9 @@ def undo_last(conn: sqlite3.Connection, sidecar: Path, *, read_only_reason: str 
             if action.kind == CREATE:
                 text = _undo_create(conn, action)
             else:
-                for eval_id, status, updated_at in bench.prev(action.id):
-                    conn.execute("UPDATE evals SET status = ?, updated_at = ? WHERE id = ?", (status, updated_at, eval_id))
+                for quoted_id, status, updated_at in bench.prev(action.id):
+                    # quote() literals recorded by _promote (SQLite's own output, never user text)
+                    conn.execute(f"UPDATE evals SET status = {status}, updated_at = {updated_at} WHERE id = {quoted_id}")
                 text = f"promotion of {action.eval_id} undone"
         bench.set_status(action.id, UNDONE)
         return UndoneAction(action, text)
