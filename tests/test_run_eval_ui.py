@@ -135,3 +135,33 @@ async def test_code_that_cannot_run_is_explained(db: Path) -> None:
         notice = text_of(screen, "#run-notice")
         assert screen.phase == "failed" and "cannot run" in notice and "subprocess is not allowed" in notice
         assert dump(db) == before
+
+
+async def test_without_os_layers_the_dialog_asks_before_running(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Missing layers: nothing runs until the user confirms, and n leaves the database untouched."""
+    from iofold_tui.data.evalrun.confinement import Confinement, Layer
+    from iofold_tui.data.evalrun.worker.confine import LAYERS
+    from iofold_tui.ui import run_eval
+    from iofold_tui.ui.widgets import Confirm
+
+    missing = Confinement(tuple(Layer(name, name != "landlock", "test") for name in LAYERS))
+    monkeypatch.setattr(run_eval, "check_sandbox", lambda: missing)
+    before = dump(db)
+    app = RecordingApp(open_source(db), pane="traces", watch_interval=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        screen = start_eval_run(app, EVAL, options=FAST)
+        await settle(app, pilot)
+        assert isinstance(app.screen, Confirm) and "Missing: Landlock" in str(app.screen.question)
+        await pilot.press("n")
+        await settle(app, pilot)
+        assert screen.phase == "failed" and "NOT confined: missing Landlock" in text_of(screen, "#run-notice")
+        assert dump(db) == before
+        screen._start(dry_run=False)  # asked again: this time the user says yes
+        await settle(app, pilot)
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert screen.options.unconfined and screen.phase == "done"
+        assert "NOT confined" in text_of(screen, "#run-sandbox")
+        assert dump(db) != before and counters(db) == (5, 3, 0.25)
