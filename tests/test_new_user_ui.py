@@ -238,7 +238,7 @@ async def test_blind_mode_hides_other_sets_labels(seed_db: Path) -> None:
         assert "TONE-NOTE" in doc.summary.plain
         await pilot.press("b")
         await settle(app, pilot)
-        assert "TONE-NOTE" not in doc.summary.plain and "1 label of other eval sets hidden" in doc.summary.plain
+        assert "TONE-NOTE" not in doc.summary.plain and "LABELS   1 label of other eval sets hidden" in doc.summary.plain
         await pilot.press("t", "a")  # auto-advance off: label, then the trace shows everything
         await settle(app, pilot)
         assert "TONE-NOTE" in doc.summary.plain

@@ -43,7 +43,7 @@ def verdict(result: int | None, error: str | None) -> Text:
     return Text("PASS", style="bold green") if state == "pass" else Text("FAIL", style="bold red")
 
 
-def summary(detail: TraceDetail, *, blind: bool = False, limit: int = SUMMARY_LIMIT) -> Text:
+def summary(detail: TraceDetail, *, blind: bool = False, limit: int = SUMMARY_LIMIT, hidden_labels: int = 0) -> Text:
     """The request, final answer, tools and errors up front; labels and eval verdicts after."""
     parsed = detail.steps
     out = Text()
@@ -74,7 +74,10 @@ def summary(detail: TraceDetail, *, blind: bool = False, limit: int = SUMMARY_LI
         if fb.notes:
             labels.append(f' "{one_line(fb.notes, 80)}"', style="italic")
         labels.append("   ")
-    _field(out, "LABELS", labels if detail.feedback else Text("none", style="dim"))
+    if hidden_labels and not detail.feedback:  # blind mode: other eval sets' labels are not shown either
+        labels = Text(f"{plural(hidden_labels, 'label')} of other eval sets hidden (blind mode: label first)",
+                      style="dim")
+    _field(out, "LABELS", labels if detail.feedback or hidden_labels else Text("none", style="dim"))
     if blind:
         _field(out, "EVALS", Text("hidden (blind mode: label first)", style="dim"))
     else:

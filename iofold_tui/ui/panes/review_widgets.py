@@ -47,16 +47,13 @@ def trace_text(detail: TraceDetail, eval_set_id: str, eval_set_name: str, label:
     feedback = [] if blind and label is None else [fb for fb in detail.feedback if fb.eval_set_id != eval_set_id]
     if label is not None:
         feedback.insert(0, FeedbackEntry(eval_set_id, eval_set_name, label.rating, label.notes, label.updated_at))
-    out = summary(replace(detail, feedback=feedback, executions=[]))
+    hidden = 0 if feedback or label is not None else len([fb for fb in detail.feedback if fb.eval_set_id != eval_set_id])
+    out = summary(replace(detail, feedback=feedback, executions=[]), hidden_labels=hidden if blind else 0)
     mine = [ex for ex in detail.executions if ex.eval_set_id == eval_set_id]
     rest = [ex for ex in detail.executions if ex.eval_set_id != eval_set_id]
     if blind and label is None:
         out.append("EVALS    ", style="bold")
-        hidden = plural(len(mine), "verdict")
-        others = len([fb for fb in detail.feedback if fb.eval_set_id != eval_set_id])
-        if others:
-            hidden += f" and {plural(others, 'label')} of other eval sets"
-        out.append(f"{hidden} hidden: blind mode, label first\n", style="dim")
+        out.append(f"{plural(len(mine), 'verdict')} hidden: blind mode, label first\n", style="dim")
         return out
     for ex in mine[:12]:
         out.append("EVAL     ", style="bold")
