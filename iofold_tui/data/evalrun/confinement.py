@@ -39,6 +39,9 @@ LAYER_TITLES = {
 }
 
 
+SHORT = {"seccomp": "seccomp", "landlock": "Landlock", "nnp": "no_new_privs", "rlimits": "hard rlimits"}
+
+
 @functools.lru_cache(maxsize=1)
 def seccomp_program() -> tuple[bytes | None, str]:
     """(the BPF program, a description) — (None, why) where libseccomp cannot be had."""
@@ -105,9 +108,11 @@ class Confinement:
         return out
 
     def summary(self) -> str:
+        """One line: the required layers by name, the optional ones counted (``lines()`` has them all)."""
         if self.complete:
-            return "sandbox: confined by the operating system (" + ", ".join(
-                layer.title for layer in self.layers if layer.active) + ")"
+            optional = sum(1 for layer in self.layers if layer.active and not layer.required)
+            required = ", ".join(SHORT.get(layer.name, layer.name) for layer in self.layers if layer.required)
+            return f"sandbox: confined by the OS ({required}" + (f", +{optional} more)" if optional else ")")
         return "sandbox: NOT confined: missing " + ", ".join(layer.title for layer in self.missing)
 
 
