@@ -51,7 +51,7 @@ def summary(detail: TraceDetail, *, blind: bool = False, limit: int = SUMMARY_LI
                f"  ·  {one_line(detail.external_id, 60)}\n", style="dim")
     if parsed.error:
         out.append(f"⚠ {one_line(parsed.error, 200)} — the raw text is shown in the steps view (r)\n", style="bold yellow")
-    _field(out, "REQUEST", clean(parsed.user_request or preview_text(detail.input_preview), limit) or "—")
+    _field(out, "REQUEST", clean(preview_text(parsed.user_request or detail.input_preview), limit) or "—")
     _field(out, "ANSWER", clean(parsed.final_answer or detail.output_preview, limit) or "—")
     tools = parsed.tool_calls
     if tools:

@@ -99,7 +99,8 @@ class PaneHeader(SteadyStatic):
                 line.append(one_line(part, 60), style="bold")
         if pane_keys:  # on a narrow terminal the short form, so the first line does not wrap
             wide = f"   panes: {pane_keys} · ? keys"
-            fits = not self.size.width or line.cell_len + len(wide) <= self.size.width - 2
+            width = self.size.width or (self.app.size.width if self.is_attached else 0)
+            fits = not width or line.cell_len + len(wide) <= width - 2
             line.append(wide if fits else f"   {pane_keys} ?", style="dim")
         if status:
             line.append("\n")
