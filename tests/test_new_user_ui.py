@@ -154,17 +154,17 @@ async def test_header_counts_rows_on_screen_and_pgdn_moves_one_screen(many_db: P
 
 async def test_step_search_list_matches_its_header_and_escape_before_a_match(
         many_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import iofold_tui.ui.panes.traces as traces_module
-
     release = threading.Event()
 
-    def slow_scan(conn, needle, flt, *, progress=None, cancelled=lambda: False):  # noqa: ANN001, ANN202
+    from iofold_tui.data.search import index as search_index
+
+    def slow_scan(conn, key, needle, *, progress=None, cancelled=lambda: False, **_):  # noqa: ANN001, ANN202, ANN003
         while not release.wait(0.01):  # a scan of a big file: runs until Esc
             if cancelled():
-                return [], False
-        return [], True
+                return search_index.SearchResult([], 0, False, "newest", complete=False, all_rowids=[])
+        return search_index.SearchResult([], 0, False, "newest", all_rowids=[])
 
-    monkeypatch.setattr(traces_module, "scan_steps", slow_scan)
+    monkeypatch.setattr(search_index, "run_search", slow_scan)
     app = _app(many_db, pane="traces")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)

@@ -21,7 +21,6 @@ from iofold_tui.data.traces.query import (
     TracePage,
     TraceQuery,
     TraceRow,
-    scan_steps,
     total_traces,
 )
 from iofold_tui.ui import label_keys, trace_columns
@@ -44,6 +43,7 @@ JUMP_PAGE_SIZE = 50
 PREVIEW_CHARS = 100
 SELECT_CHUNK = 2_000  # ids resolved per keyset page when selecting everything that matches
 BULK_LIMIT = 100_000  # one undo step of at most this many labels; narrow the filter beyond
+SEARCH_CAP = 200_000  # matches of a full-text search the list filters to (the rest: narrow the query)
 
 
 class PageLoaded(Message):
@@ -480,24 +480,59 @@ class TracesPane(Pane):
             self.update_status()
             self.scan(value)
 
-        self.app.push_screen(Prompt("Search full step content (case-insensitive; empty clears)",
+        self.app.push_screen(Prompt('Search traces: words, "phrase", prefix*, AND/OR/NOT, tool:/error:/role:… (empty clears)',
                                     self.iofold.state.trace_filter.step_text), go)
 
     @work(thread=True, exclusive=True, group="scan")
     def scan(self, needle: str) -> None:
+        """Full-text search (data/search): the sidecar index when built, else a scan with progress."""
+        from iofold_tui.data.search.index import run_search, source_key
+        from iofold_tui.data.search.query import SearchSyntaxError
+
         worker = get_current_worker()
         last = [0.0]
 
-        def progress(done: int, total: int, found: int) -> None:
+        def progress(done: int, total: int) -> None:
             if done - last[0] > total / 50 or done >= total:
                 last[0] = done
-                self.post_message(StepScanProgress(done, total, found, False, None, False))
+                self.post_message(StepScanProgress(done, total, 0, False, None, False))
 
+        src = self.iofold.source
         # A private connection so the scan never blocks the list's own queries.
         with self.iofold.db.fresh() as conn:
-            rowids, complete = scan_steps(conn, needle, self.current_filter(), progress=progress,
-                                          cancelled=lambda: worker.is_cancelled)
-        self.post_message(StepScanProgress(0, 0, len(rowids), True, rowids, complete))
+            try:
+                result = run_search(conn, source_key(src.kind, src.origin, src.db.path), needle, limit=SEARCH_CAP,
+                                    progress=progress, cancelled=lambda: worker.is_cancelled, want_all=True)
+            except SearchSyntaxError as exc:
+                self.app.call_from_thread(self.notify, f"search: {exc}", severity="error")
+                self.post_message(StepScanProgress(0, 0, 0, True, [], False))
+                return
+        rowids = (result.all_rowids or [])[:SEARCH_CAP]
+        if result.note:
+            self.app.call_from_thread(self.notify, result.note)
+        self.post_message(StepScanProgress(0, 0, len(rowids), True, rowids, result.complete and result.total <= SEARCH_CAP))
+        if not result.used_index and "no search index" in (result.note or ""):
+            self.build_search_index()
+
+    @work(thread=True, exclusive=True, group="search-index")
+    def build_search_index(self) -> None:
+        """Build the sidecar search index in the background (the list stays usable; searches scan meanwhile)."""
+        import sqlite3
+
+        from iofold_tui.data.search.index import IndexUnavailable, SearchIndex, source_key
+
+        worker = get_current_worker()
+        src = self.iofold.source
+        try:
+            index = SearchIndex(source_key(src.kind, src.origin, src.db.path))
+            with self.iofold.db.fresh() as conn:
+                report = index.sync(conn, cancelled=lambda: worker.is_cancelled)
+            index.close()
+        except (IndexUnavailable, sqlite3.DatabaseError) as exc:
+            self.app.call_from_thread(self.notify, f"search index not built: {exc}")
+            return
+        if report.complete:
+            self.app.call_from_thread(self.notify, report.summary())
 
     def on_step_scan_progress(self, message: StepScanProgress) -> None:
         line = self.query_one("#progress-line", Static)
