@@ -50,7 +50,7 @@ def seccomp_program() -> tuple[bytes | None, str]:
     if ctypes.util.find_library("seccomp") is None:
         return None, "libseccomp is not installed (Debian/Ubuntu: libseccomp2)"
     try:
-        import pyseccomp as seccomp
+        import pyseccomp as seccomp  # type: ignore[import-untyped]
     except (ImportError, OSError, AttributeError) as exc:
         return None, f"the pyseccomp binding cannot load: {exc}"
     try:

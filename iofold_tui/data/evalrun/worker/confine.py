@@ -24,6 +24,7 @@ import resource
 import signal
 import struct
 import sys
+import typing
 
 LAYERS = ("identity", "namespaces", "pdeathsig", "nnp", "landlock", "rlimits", "seccomp")
 # Without these the worker is not a boundary (the parent refuses to run code from a database).
@@ -161,7 +162,7 @@ def confine(spec: dict[str, object], max_fd: int, parent: int) -> Report:
         libc = _libc()
     except OSError as exc:
         return {name: (False, f"libc: {exc}") for name in LAYERS}
-    steps = {
+    steps: dict[str, typing.Callable[[], tuple[bool, str]]] = {
         "identity": _identity,
         "namespaces": lambda: _namespaces(libc),
         "pdeathsig": lambda: _pdeathsig(libc, parent),

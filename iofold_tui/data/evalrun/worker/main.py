@@ -35,8 +35,11 @@ import struct  # noqa: E402
 import time  # noqa: E402
 import typing  # noqa: E402
 
-import confine  # noqa: E402
-import restrict  # noqa: E402
+if typing.TYPE_CHECKING:
+    from iofold_tui.data.evalrun.worker import confine, restrict
+else:  # run as a script with -I: its siblings are top-level modules (see sys.path above)
+    import confine
+    import restrict
 
 _HEADER = struct.Struct(">I")
 _ERROR_CAP = 4000
@@ -135,6 +138,9 @@ class Sandbox:
         self.quiet = _Capture(0)
         self.func: typing.Callable[[dict[str, object]], object] | None = None
         self.lines = self.code.splitlines()
+        self.bpf: bytes | None = init.get("bpf")
+        self.bpf_detail = str(init.get("bpf_detail", ""))
+        self.proxies: dict[str, typing.Any] = {}
 
     # -- set-up ---------------------------------------------------------------------------------------
     def confine(self, parent: int) -> confine.Report:
@@ -171,7 +177,7 @@ class Sandbox:
         func = user_globals.get(self.func_name)
         if not callable(func):
             return f"{self.func_name} is not a function"
-        self.func = func  # type: ignore[assignment]
+        self.func = func
         return None
 
     # -- running ----------------------------------------------------------------------------------------
@@ -254,8 +260,9 @@ class Sandbox:
 
     def _check_result(self, value: object) -> tuple[bool, bool | None, str]:
         """(ok, result, reason-or-error). Exact types only, so no user __len__/__getitem__ runs."""
-        if type(value) in (tuple, list) and len(value) == 2:  # type: ignore[arg-type]
-            verdict, reason = value  # type: ignore[misc]
+        if (type(value) is tuple or type(value) is list) and len(value) == 2:
+            verdict: object = value[0]
+            reason: object = value[1]
             if type(verdict) is bool and isinstance(reason, str):
                 return True, verdict, _cap(str.__str__(reason), self.limit)
             kinds = f"{type(value).__name__} ({type(verdict).__name__}, {type(reason).__name__})"
@@ -340,7 +347,6 @@ def _serve(channel: _Channel, max_fd: int, parent: int) -> None:
     if init is None:
         return
     sandbox = Sandbox(init, max_fd)
-    sandbox.bpf, sandbox.bpf_detail = init.get("bpf"), init.get("bpf_detail", "")
     report = sandbox.confine(parent)
     channel.send(["confined", {name: [active, _utf8(detail)] for name, (active, detail) in report.items()}])
     if channel.receive() != "go":  # the parent decides whether these layers are enough

@@ -98,7 +98,7 @@ def _safe_dataclass(cls: object = None, /, **kwargs: object) -> object:
     def wrap(klass: object) -> object:
         _checked_fields(klass)
         if not getattr(klass, "__doc__", None):  # else dataclasses reads __code__ for a signature (audited)
-            klass.__doc__ = getattr(klass, "__name__", "dataclass")  # type: ignore[attr-defined]
+            klass.__doc__ = getattr(klass, "__name__", "dataclass")
         return dataclasses.dataclass(klass, **kwargs)  # type: ignore[call-overload]
 
     return wrap if cls is None else wrap(cls)
@@ -111,7 +111,7 @@ def _safe_make_dataclass(cls_name: str, fields: typing.Iterable[object], **kwarg
             raise TypeError(f"dataclass field name {name!r} is not allowed in an eval")
     if "namespace" in kwargs:
         raise TypeError("make_dataclass(namespace=...) is not allowed in an eval")
-    return dataclasses.make_dataclass(cls_name, fields, namespace={"__doc__": str(cls_name)},
+    return dataclasses.make_dataclass(cls_name, fields, namespace={"__doc__": str(cls_name)},  # type: ignore[arg-type]
                                       **kwargs)  # type: ignore[arg-type]
 
 
