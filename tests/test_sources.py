@@ -226,8 +226,10 @@ def test_cli_errors_are_one_line_exit_2(tmp_path: Path, make, expected: str) -> 
     assert "Traceback" not in proc.stderr
 
 
-def test_schema_sql_matches_migration() -> None:
-    assert SCHEMA.read_text() == (SCHEMA.parent / "migrations" / "001_initial_schema.sql").read_text()
+def test_schema_sql_is_the_one_migration() -> None:
+    """iofold's seed keeps its first migration identical to schema.sql: one file, linked, never a copy."""
+    migration = SCHEMA.parent / "migrations" / "001_initial_schema.sql"
+    assert migration.is_symlink() and migration.resolve() == SCHEMA.resolve()
 
 
 def _export_text() -> str:
