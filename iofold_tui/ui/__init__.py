@@ -1,0 +1,1 @@
+"""The Textual UI: the app, one module per pane under panes/, shared widgets. Sits on iofold_tui.data."""
