@@ -48,6 +48,12 @@ def rows(conn: sqlite3.Connection) -> dict[tuple[str, str], tuple]:
 
 
 def state(row: tuple | None) -> tuple | None:
+    """What the patch matches a row on: id, rating, notes, updated_at."""
+    return None if row is None else (row[0], row[3], row[4], row[6])
+
+
+def value(row: tuple | None) -> tuple | None:
+    """The label itself: id, rating, notes."""
     return None if row is None else (row[0], row[3], row[4])
 
 
@@ -104,12 +110,15 @@ def run_ops(store, ops, push=lambda: None) -> None:  # noqa: ANN001 - a LabelSto
 
 
 def colleague(conn: sqlite3.Connection, edits: dict) -> None:  # noqa: ANN001
+    """Edits as iofold makes them: every change stamps updated_at (a raw UPDATE that put back an earlier row
+    exactly, timestamp included, could not be told from that row)."""
     for (es, t), edit in edits.items():
         if edit[0] == "relabel":
             conn.execute("UPDATE feedback SET rating = ?, updated_at = 'later' WHERE eval_set_id = ? AND trace_id = ?",
                          (edit[1], es, t))
         elif edit[0] == "renote":
-            conn.execute("UPDATE feedback SET notes = ? WHERE eval_set_id = ? AND trace_id = ?", (edit[1], es, t))
+            conn.execute("UPDATE feedback SET notes = ?, updated_at = 'later' WHERE eval_set_id = ? AND trace_id = ?",
+                         (edit[1], es, t))
         elif edit[0] == "delete":
             conn.execute("DELETE FROM feedback WHERE eval_set_id = ? AND trace_id = ?", (es, t))
         else:
@@ -133,6 +142,7 @@ def test_patch_never_overwrites_a_concurrent_change(template: Path, ops: list, e
         with sqlite3.connect(template) as src:
             src.backup(remote)
         remote.execute("PRAGMA foreign_keys=ON")
+        exported = rows(remote)
         with open_store(local) as store:
             run_ops(store, ops, push=lambda: pushed(remote, export_changes(store)))
             base = rows(remote)  # D1 as this copy last left it: the export plus what earlier patches wrote
@@ -147,14 +157,18 @@ def test_patch_never_overwrites_a_concurrent_change(template: Path, ops: list, e
         after = rows(remote)
         changed_there = {k for k in KEYS if state(before.get(k)) != state(base.get(k))}
         ours = {(n.eval_set_id, n.trace_id) for n in net}
+        # "Insert only if absent": the export had no row, a push inserted ours, the colleague deleted it.
+        # D1 cannot tell that from "the push was never applied": the label is inserted (documented).
+        reinserted = {k for k in ours & changed_there if exported.get(k) is None and before.get(k) is None
+                      and final.get(k) is not None}
         for key in KEYS:
-            if key in changed_there:
+            if key in changed_there - reinserted:
                 assert after.get(key) == before.get(key), f"{key}: the colleague's row was overwritten"
             elif key in ours:
                 assert after.get(key) == final.get(key), f"{key}: our label did not land"
             else:
                 assert after.get(key) == before.get(key)
-        expected = {k for k in ours & changed_there if state(before.get(k)) != state(final.get(k))}
+        expected = {k for k in ours & (changed_there - reinserted) if value(before.get(k)) != value(final.get(k))}
         assert reported == predicted == expected
         assert apply(remote, patch) == reported  # twice = once, and the report is stable
         assert rows(remote) == after

@@ -108,7 +108,7 @@ class StrandedReport:
 
     @property
     def conflicts(self) -> list[tuple[OtherCopy, CheckedChange]]:
-        return self.of("conflict", "trace missing")
+        return self.of("conflict", "trace missing", "eval set missing")
 
     @property
     def not_in_d1(self) -> int:
@@ -195,8 +195,12 @@ def stranded_labels(conn: sqlite3.Connection, copies: Iterable[OtherCopy]) -> St
     by_copy: dict[Path, list[NetChange]] = {}
     for copy, n in latest.values():
         by_copy.setdefault(copy.history_path, []).append(n)
+    sets = read_identity(conn).eval_sets
     for copy in report.copies:
         for item in check_against(by_copy.get(copy.history_path, []), conn).items:
+            if item.verdict == "apply" and item.remote is None and item.change.eval_set_id not in sets:
+                # An eval set made in the TUI on the older copy: this copy has no row for the label to refer to.
+                item = CheckedChange(item.change, "eval set missing", None)
             report.items.append((copy, item))
     return report
 

@@ -3,16 +3,18 @@
 Per (eval set, trace) touched, the patch carries the *final* state the history records (not each
 step). The shared D1 database may have moved on since the export this copy was made from (a colleague
 labels too), so every statement is conditional on the row still being a state this copy has seen
-(the export's row, or a row iofold-tui wrote: any old/new state in the key's history, matched on
-id, rating and notes):
+(the export's row, or the final row of an earlier patch from this copy; matched on id, rating, notes
+and updated_at, so a row someone set back to an old value, which iofold stamps, is not mistaken for it):
   - the row must exist at the end -> UPDATE ... WHERE <row is one of those states>
                                      INSERT ... SELECT ... WHERE NOT EXISTS (<any row>)  (if "no row" is one)
   - no row at the end              -> DELETE ... WHERE <row is one of those states>
 A row in any other state (relabelled, re-noted, cleared and labelled again elsewhere) is a conflict:
-left as it is, and listed by the ``SELECT`` at the end of the patch (rows whose value is neither a
-state we saw nor our final one; wrangler prints it for ``--local``; ``--remote --file`` goes through
+left as it is, and listed by the ``SELECT`` at the end of the patch (after the statements: the keys
+whose row does not hold our label; wrangler prints it for ``--local``; ``--remote --file`` goes through
 D1's import API, which reports counts only, so check with ``export-labels --check NEWER_EXPORT``).
-Applying the patch twice equals applying it once.
+Applying the patch twice equals applying it once. One ambiguity is resolved as "insert only if
+absent": when the export had no row and an earlier patch inserted ours, "no row" in D1 may mean that
+patch was never applied or that someone deleted the label since; the label is inserted.
 
 With ``since=None`` keys whose final row equals the row they had before iofold-tui touched them are
 left out (net effect nil, e.g. labelled then undone) unless an earlier patch wrote another state for them. With ``since`` the state at that time is not
@@ -71,8 +73,9 @@ class NetChange:
 
     def verdict(self, remote: RowState | None, trace_exists: bool = True) -> Verdict:
         """What applying this change does to a D1 row currently in state ``remote``."""
-        if remote == self.final_state:
-            return "done"
+        final = self.final_state
+        if remote == final or (remote is not None and final is not None and remote[:3] == final[:3]):
+            return "done"  # the same label (timestamps aside)
         if remote not in self.seen:
             return "conflict"
         if remote is None and not trace_exists:
@@ -80,12 +83,14 @@ class NetChange:
         return "apply"
 
 
-RowState = tuple[str, str, "str | int | float | None"]  # (id, rating, notes) of a feedback row
-Verdict = Literal["apply", "done", "conflict", "trace missing"]
+# (id, rating, notes, updated_at) of a feedback row. updated_at is there so that a row set back to an
+# earlier value by someone else (iofold stamps every change) is not taken for one this copy saw.
+RowState = tuple[str, str, "str | int | float | None", "str | int | float | None"]
+Verdict = Literal["apply", "done", "conflict", "trace missing", "eval set missing"]
 
 
 def state_of(row: FeedbackRow | None) -> RowState | None:
-    return None if row is None else (row.id, row.rating, row.notes)
+    return None if row is None else (row.id, row.rating, row.notes, row.updated_at)
 
 
 def state_json(state: RowState | None) -> str:
@@ -94,7 +99,7 @@ def state_json(state: RowState | None) -> str:
 
 def _state_from_json(text: str) -> RowState | None:
     value = json.loads(text)
-    return None if value is None else (value[0], value[1], value[2])
+    return None if value is None else (value[0], value[1], value[2], value[3])
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,13 +160,15 @@ def _key(n: NetChange) -> str:
 
 
 def _is_state(state: RowState) -> str:
-    fid, rating, notes = state
-    return f"(id = {sql_literal(fid)} AND rating = {sql_literal(rating)} AND notes IS {sql_literal(notes)})"
+    fid, rating, notes, updated_at = state
+    return (f"(id = {sql_literal(fid)} AND rating = {sql_literal(rating)} AND notes IS {sql_literal(notes)} "
+            f"AND updated_at IS {sql_literal(updated_at)})")
 
 
 def statements(n: NetChange) -> list[str]:
     """The conditional statements that move the D1 row of ``n``'s key to its final state (see module doc)."""
-    rows_seen = [s for s in n.seen if s is not None and s != n.final_state]
+    final = n.final_state
+    rows_seen = [s for s in n.seen if s is not None and (final is None or s[:3] != final[:3])]
     from_rows = " OR ".join(_is_state(s) for s in rows_seen)
     out: list[str] = []
     row = n.final
@@ -186,13 +193,13 @@ CONFLICT_CHUNK_BYTES = 50_000  # D1 refuses statements over 100 KB
 
 
 def _conflict_selects(net: list[NetChange]) -> Iterator[str]:
-    """``SELECT``s listing the keys whose D1 row is neither a state this copy saw nor its final state (after
-    applying: the changes that were skipped), and upserts whose trace D1 does not have."""
+    """``SELECT``s, run after the statements, listing the keys whose D1 row does not hold our final label:
+    exactly the changes that were skipped (changed in D1 since, or an insert whose trace D1 lacks)."""
     chunk: list[str] = []
     size = 0
     for n in net:
-        accepted = [list(s) if s is not None else None for s in dict.fromkeys((*n.seen, n.final_state))]
-        item = json.dumps([n.eval_set_id, n.trace_id, n.final.rating if n.final else None, accepted],
+        final = n.final_state
+        item = json.dumps([n.eval_set_id, n.trace_id, *(final[:3] if final else (None, None, None))],
                           ensure_ascii=False)
         chunk.append(item)
         size += len(item.encode()) + item.count("'")  # its bytes in the literal ('' doubles a quote)
@@ -208,13 +215,10 @@ def _conflict_select(keys_json: str) -> str:
         "SELECT 'conflict: left as it is in D1' AS iofold_tui, o.e AS eval_set_id, o.t AS trace_id, "
         "f.rating AS d1_rating, f.notes AS d1_notes, f.id AS d1_feedback_id, o.r AS our_rating "
         "FROM (SELECT json_extract(value, '$[0]') AS e, json_extract(value, '$[1]') AS t, "
-        "json_extract(value, '$[2]') AS r, json_extract(value, '$[3]') AS ok "
+        "json_extract(value, '$[2]') AS i, json_extract(value, '$[3]') AS r, json_extract(value, '$[4]') AS n "
         f"FROM json_each({sql_literal(keys_json)})) AS o "
         "LEFT JOIN feedback AS f ON f.eval_set_id = o.e AND f.trace_id = o.t "
-        "WHERE NOT EXISTS (SELECT 1 FROM json_each(o.ok) AS s WHERE "
-        "(s.type = 'null' AND f.id IS NULL AND (o.r IS NULL OR EXISTS (SELECT 1 FROM traces WHERE id = o.t))) "
-        "OR (s.type = 'array' AND f.id = json_extract(s.value, '$[0]') AND f.rating = json_extract(s.value, '$[1]') "
-        "AND f.notes IS json_extract(s.value, '$[2]'))) "
+        "WHERE NOT (f.id IS o.i AND f.rating IS o.r AND f.notes IS o.n) "  # IS: no NULL three-valued logic
         "ORDER BY o.e, o.t;")
 
 
@@ -331,7 +335,7 @@ class CheckReport:
 
     @property
     def conflicts(self) -> list[CheckedChange]:
-        return [i for i in self.items if i.verdict in ("conflict", "trace missing")]
+        return [i for i in self.items if i.verdict in ("conflict", "trace missing", "eval set missing")]
 
 
 def load_net_changes(source: LabelStore | Path, since: datetime | None = None) -> list[NetChange]:
@@ -348,9 +352,9 @@ def check_against(net: list[NetChange], remote: sqlite3.Connection) -> CheckRepo
     "trace missing". Reads only."""
     items: list[CheckedChange] = []
     for n in net:
-        row = remote.execute("SELECT id, rating, notes FROM feedback WHERE eval_set_id = ? AND trace_id = ?",
-                             (n.eval_set_id, n.trace_id)).fetchone()
-        state = None if row is None else (row[0], row[1], row[2])
+        row = remote.execute("SELECT id, rating, notes, updated_at FROM feedback WHERE eval_set_id = ? "
+                             "AND trace_id = ?", (n.eval_set_id, n.trace_id)).fetchone()
+        state = None if row is None else (row[0], row[1], row[2], row[3])
         exists = state is not None or n.final is None or remote.execute(
             "SELECT 1 FROM traces WHERE id = ?", (n.trace_id,)).fetchone() is not None
         items.append(CheckedChange(n, n.verdict(state, exists), state))
@@ -367,6 +371,7 @@ def describe_state(state: RowState | None) -> str:
 def describe_conflict(item: CheckedChange) -> str:
     n = item.change
     ours = describe_state(n.final_state)
-    what = "the trace is not there" if item.verdict == "trace missing" else f"it holds {describe_state(item.remote)}"
+    what = {"trace missing": "the trace is not there",
+            "eval set missing": "the eval set is not there"}.get(item.verdict, f"it holds {describe_state(item.remote)}")
     return (f"{one_line(n.eval_set_id, 40)} / {one_line(n.trace_id, 60)}: ours is {ours}, but {what} "
             "(left as it is)")

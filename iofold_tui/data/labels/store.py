@@ -11,6 +11,11 @@ write lock (so no live writer is mid-way) and compares the rows with the step: r
 state -> the transaction committed -> keep it (applied); still at "old" -> it never committed -> drop
 it. So the database and the history agree after any crash, and every call that returned is in both.
 The sidecar is a separate file because transactions spanning two WAL databases are not atomic.
+
+Label keys do not wait for the lock (``queue_label`` & co.): they record an intent in the sidecar's
+``queued`` table (committed before anything else) and ``apply_next`` — run by ``LabelWriter``'s thread —
+applies the oldest intent with a short lock wait, through the protocol above, so a neighbour holding the
+write lock for minutes delays labels (shown as pending) but never loses or reorders one.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from iofold_tui.data.labels.history import (
     UNDOING,
     UNDONE,
     FeedbackRow,
+    Intent,
     LabelChange,
     LabelHistory,
     Step,
@@ -65,6 +71,10 @@ class LabelWriteError(Exception):
     """A label could not be written (database locked too long, or a row it needs does not exist)."""
 
 
+class LockedError(LabelWriteError):
+    """Another process held the database's lock for longer than this write was allowed to wait."""
+
+
 class NoLabelError(ValueError):
     """A note was set on a trace that has no label in this eval set (feedback.rating is NOT NULL)."""
 
@@ -84,6 +94,22 @@ class SessionStats:
     elapsed_s: float  # since the store was opened
     labels_per_hour: float  # labels / max(elapsed, 60 s)
     median_seconds: float | None  # median seconds_spent per label, None before any timed label
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What ``apply_next`` did with the oldest queued intent.
+
+    outcome: ``empty`` (nothing queued), ``applied`` (written; ``result`` is the LabelChange or Step, None
+    when it changed nothing), ``busy`` (the lock was held: still queued), ``failed`` (can never be written:
+    dropped from the queue, ``error`` says why; ``conflict`` for an undo/redo that would overwrite others).
+    """
+
+    outcome: str
+    intent: Intent | None = None
+    result: object = None
+    error: str | None = None
+    conflict: UndoConflictError | None = None
 
 
 @dataclass
@@ -123,6 +149,7 @@ class LabelStore:
         if not self.db_path.is_file():
             raise SourceError(self.db_path, "no such database file")
         self.max_wait_s = max_wait_s
+        self._busy_timeout_s = busy_timeout_s
         self._clock = clock
         self._lock = threading.RLock()
         self.read_only_reason = read_only_reason or self._writability()
@@ -133,7 +160,10 @@ class LabelStore:
         self.session = uuid.uuid4().hex
         self.session_start = clock()
         self._data_version = self._read_data_version()
-        self._reconcile()
+        self._applying: Intent | None = None  # the intent the running write applies (writer thread)
+        self._reconcile_due = True
+        with contextlib.suppress(LockedError):  # locked now: the writer settles it before the next write
+            self._reconcile(wait_s=min(self.max_wait_s, 1.0))
 
     # -- opening -------------------------------------------------------------------------------------
 
@@ -231,8 +261,7 @@ class LabelStore:
             return self.history.recent(limit)
 
     def session_stats(self) -> SessionStats:
-        with self._lock:
-            rows = self.history.session_changes(self.session)
+        rows = self.history.session_changes(self.session)  # the sidecar only: never waits for the writer
         elapsed = max((self._clock() - self.session_start).total_seconds(), 0.0)
         timed = [s for _, s in rows if s is not None]
         return SessionStats(
@@ -294,8 +323,8 @@ class LabelStore:
     def put_rows(self, rows: Iterable[tuple[str, str, tuple[object, ...] | None, FeedbackRow | None]],
                  kind: str = "carry") -> Step | None:
         """Set exact rows (id and timestamps included) as ONE undo step: ``(eval set, trace, expected, new)``
-        moves a key to ``new`` only while its row is still ``expected`` (its (id, rating, notes), None for no
-        row); others are left out. None when nothing changed. Carries labels made on an older copy."""
+        moves a key to ``new`` only while its row is still ``expected`` (its (id, rating, notes, updated_at),
+        None for no row); others are left out. None when nothing changed. Carries labels made on an older copy."""
         items = list(rows)
 
         def build(conn: sqlite3.Connection) -> list[LabelChange]:
@@ -309,7 +338,7 @@ class LabelStore:
                 current = _read_rows(conn, es, [tid for tid, _, _ in wanted])
                 for tid, expected, new in wanted:
                     old = current.get(tid)
-                    state = None if old is None else (old.id, old.rating, old.notes)
+                    state = None if old is None else (old.id, old.rating, old.notes, old.updated_at)
                     if state == expected and new != old:
                         changes.append(LabelChange(es, tid, old, new))
             return changes
@@ -334,7 +363,7 @@ class LabelStore:
         return replace(current, rating=rating, notes=notes, updated_at=now)
 
     def _single(self, kind: str, eval_set_id: str, trace_id: str,
-                build: Callable[[sqlite3.Connection], list[LabelChange]]) -> LabelChange:
+                build: Callable[[sqlite3.Connection], list[LabelChange]], wait_s: float | None = None) -> LabelChange:
         seen: list[LabelChange] = []
 
         def prepare(conn: sqlite3.Connection) -> _Plan | None:
@@ -342,7 +371,7 @@ class LabelStore:
             seen.extend(changes)
             return self._plan_new_step(kind, [c for c in changes if c.changed])
 
-        plan = self._write(prepare)
+        plan = self._write(prepare, wait_s)
         if plan is None:
             return seen[0] if seen else LabelChange(eval_set_id, trace_id, None, None)
         step: Step = plan.result  # type: ignore[assignment]
@@ -351,12 +380,13 @@ class LabelStore:
     def _plan_new_step(self, kind: str, changes: list[LabelChange]) -> _Plan | None:
         if not changes:
             return None
-        step_id, at = self.history.add_pending(kind, self.session, changes)
+        intent = None if self._applying is None else self._applying.id
+        step_id, at = self.history.add_pending(kind, self.session, changes, intent)
         # Direct construction: dataclasses.replace costs seconds on a 100k-trace bulk step.
         step = Step(step_id, at, kind, APPLIED, tuple(
             LabelChange(c.eval_set_id, c.trace_id, c.old, c.new, c.seconds_spent, step_id) for c in changes))
         return _Plan(writes=[(c.eval_set_id, c.trace_id, c.old, c.new) for c in changes],
-                     on_commit=lambda: self.history.set_status(step_id, APPLIED),
+                     on_commit=lambda: self.history.set_status(step_id, APPLIED, consume=intent),
                      on_abort=lambda: self.history.drop(step_id), result=step)
 
     # -- undo / redo ---------------------------------------------------------------------------------
@@ -369,7 +399,7 @@ class LabelStore:
         """Re-apply the most recently undone step; a new change clears the redo stack."""
         return self._travel(undo=False, force=force)
 
-    def _travel(self, *, undo: bool, force: bool) -> Step | None:
+    def _travel(self, *, undo: bool, force: bool, wait_s: float | None = None) -> Step | None:
         def prepare(conn: sqlite3.Connection) -> _Plan | None:
             step_id = self.history.top_applied() if undo else self.history.next_redo()
             step = None if step_id is None else self.history.load(step_id)
@@ -390,22 +420,35 @@ class LabelStore:
                     f"{'undo' if undo else 'redo'} refused: {len(conflicts)} label(s) were changed outside "
                     f"iofold-tui since (e.g. trace {one_line(tid, 60)} in eval set {one_line(es, 60)}); "
                     f"force it to overwrite them", step, conflicts)
+            intent = None if self._applying is None else self._applying.id
+            if intent is not None:  # before the in-flight mark: a crash in between leaves it queued
+                with self.history._txn():
+                    self.history.bind(intent, step.id)
             self.history.set_status(step.id, UNDOING if undo else REDOING)
             before, after = (APPLIED, UNDONE) if undo else (UNDONE, APPLIED)
-            return _Plan(writes=writes, on_commit=lambda: self.history.set_status(step.id, after),
-                         on_abort=lambda: self.history.set_status(step.id, before),
+
+            def abort() -> None:
+                self.history.set_status(step.id, before)
+                if intent is not None:
+                    self.history.unbind(intent)
+
+            return _Plan(writes=writes, on_commit=lambda: self.history.set_status(step.id, after, consume=intent),
+                         on_abort=abort,
                          result=replace(step, status=after))
 
-        plan = self._write(prepare)
+        plan = self._write(prepare, wait_s)
         return None if plan is None else plan.result  # type: ignore[return-value]
 
     # -- the one write path --------------------------------------------------------------------------
 
-    def _write(self, prepare: Callable[[sqlite3.Connection], _Plan | None]) -> _Plan | None:
+    def _write(self, prepare: Callable[[sqlite3.Connection], _Plan | None],
+               wait_s: float | None = None) -> _Plan | None:
         if self.read_only_reason:
             raise ReadOnlyError(self.read_only_reason)
         with self._lock:
-            deadline = time.monotonic() + self.max_wait_s
+            if self._reconcile_due:
+                self._reconcile(wait_s=self.max_wait_s if wait_s is None else wait_s)
+            deadline = time.monotonic() + (self.max_wait_s if wait_s is None else wait_s)
             self._begin_immediate(deadline)
             plan: _Plan | None = None
             committed = False
@@ -459,21 +502,24 @@ class LabelStore:
             raise exc
         left = deadline - time.monotonic()
         if left <= 0:
-            raise LabelWriteError(
+            raise LockedError(
                 f"label not saved: another process kept {self.db_path.name} locked for over "
                 f"{self.max_wait_s:g} s (wrangler dev or a script?); try again") from None
         time.sleep(min(delay, left))
 
-    def _reconcile(self) -> None:
-        """Settle steps left in flight by a crash (see the module docstring)."""
+    def _reconcile(self, wait_s: float) -> None:
+        """Settle steps left in flight by a crash (see the module docstring), then the intents bound to them.
+        Raises LockedError when the lock stays busy for ``wait_s`` (it is retried before the next write)."""
         in_flight = self.history.in_flight()
         if not in_flight:
+            self.history.settle_bound()
+            self._reconcile_due = False
             return
         with self._lock:
             if self.read_only_reason:
                 self._conn.execute("BEGIN")
             else:
-                self._begin_immediate(time.monotonic() + self.max_wait_s)
+                self._begin_immediate(time.monotonic() + wait_s)
             try:
                 for step_id, status in in_flight:
                     step = self.history.load(step_id)
@@ -492,6 +538,83 @@ class LabelStore:
                         self.history.set_status(step_id, APPLIED if at_new else UNDONE)
             finally:
                 self._conn.execute("ROLLBACK")
+            self.history.settle_bound()
+            self._reconcile_due = False
+
+    # -- the queue: label keys never wait for the lock -----------------------------------------------
+
+    def _enqueue(self, kind: str, **fields: object) -> Intent:
+        if self.read_only_reason:
+            raise ReadOnlyError(self.read_only_reason)
+        return self.history.enqueue(kind, self.session, **fields)  # type: ignore[arg-type]
+
+    def queue_label(self, eval_set_id: str, trace_id: str, rating: Rating | None,
+                    note: str | None | _Unchanged = UNCHANGED, seconds_spent: float | None = None) -> Intent:
+        """Record a label key (committed to the sidecar, milliseconds); ``apply_next`` writes it."""
+        _check_rating(rating)
+        keep = isinstance(note, _Unchanged)
+        return self._enqueue("label", eval_set_id=eval_set_id, trace_id=trace_id, rating=rating,
+                             note_set=not keep, note=None if keep else (note or None), seconds_spent=seconds_spent)
+
+    def queue_note(self, eval_set_id: str, trace_id: str, note: str | None) -> Intent:
+        return self._enqueue("note", eval_set_id=eval_set_id, trace_id=trace_id, note_set=True, note=note or None)
+
+    def queue_travel(self, *, undo: bool, force: bool = False) -> Intent:
+        return self._enqueue("undo" if undo else "redo", force=force)
+
+    def queued(self) -> list[Intent]:
+        """Intents not written yet, oldest first (the sidecar only: never waits for the writer)."""
+        return self.history.queued()
+
+    def cancel_queued(self) -> Intent | None:
+        """Undo of a label still queued (not being written): it will never be written; None if none."""
+        return self.history.cancel_latest()
+
+    def restore_cancelled(self) -> Intent | None:
+        return self.history.restore_cancelled()
+
+    def apply_next(self, wait_s: float = 0.25) -> Applied:
+        """Write the oldest queued intent, waiting at most ``wait_s`` for the lock (writer thread)."""
+        intent = self.history.next_queued()
+        if intent is None:
+            return Applied("empty")
+        with self._lock:
+            self._applying = intent
+            self._conn.execute(f"PRAGMA busy_timeout = {max(1, int(wait_s * 1000))}")
+            try:
+                result = self._apply(intent, wait_s)
+            except LockedError as exc:
+                return Applied("busy", intent, error=str(exc))
+            except UndoConflictError as exc:
+                self.history.consume(intent.id)
+                return Applied("failed", intent, error=str(exc), conflict=exc)
+            except (LabelWriteError, NoLabelError, ReadOnlyError, ValueError) as exc:
+                self.history.consume(intent.id)
+                return Applied("failed", intent, error=str(exc))
+            finally:
+                self._applying = None
+                self._conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+        if result is None or (isinstance(result, LabelChange) and result.step_id is None):
+            self.history.consume(intent.id)  # it changed nothing: no step consumed it
+        return Applied("applied", intent, result)
+
+    def _apply(self, intent: Intent, wait_s: float) -> object:
+        if intent.kind in ("undo", "redo"):
+            return self._travel(undo=intent.kind == "undo", force=intent.force, wait_s=wait_s)
+        es, tid = intent.eval_set_id or "", intent.trace_id or ""
+        note: str | None | _Unchanged = intent.note if intent.note_set else UNCHANGED
+        if intent.kind == "note":
+            def build(conn: sqlite3.Connection) -> list[LabelChange]:
+                current = _read_rows(conn, es, [tid]).get(tid)
+                if current is None:
+                    raise NoLabelError("note not saved: the trace has no label in this eval set")
+                return [LabelChange(es, tid, current, self._target(current, current.rating, note))]
+        else:
+            def build(conn: sqlite3.Connection) -> list[LabelChange]:
+                current = _read_rows(conn, es, [tid]).get(tid)
+                return [LabelChange(es, tid, current, self._target(current, intent.rating, note),
+                                    intent.seconds_spent)]
+        return self._single(intent.kind, es, tid, build, wait_s)
 
 
 def _check_rating(rating: str | None) -> None:
