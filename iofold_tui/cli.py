@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from iofold_tui import __version__
-from iofold_tui.data.errors import SourceError
+from iofold_tui.data.errors import ReadOnlyError, SourceError
 
 EXIT_BAD_INPUT = 2
 MIN_SIZE, MAX_SIZE = (40, 12), (1000, 500)  # screenshot --size: below 40x12 no pane can lay out
@@ -82,6 +82,8 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             _quiet_exit()
         except SourceError as exc:
             fail(str(exc))
+        except ReadOnlyError as exc:
+            fail_reading(f"cannot write: {exc}")
         except ValueError as exc:
             fail(str(exc))
         except sqlite3.DatabaseError as exc:
