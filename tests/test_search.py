@@ -382,3 +382,47 @@ def test_order_keys_running_out_rebuild(demo: Path, tmp_path: Path, monkeypatch:
     db = connect(path, read_only=True)
     for q in ("squeeze", "refund", "role:assistant"):
         _same(index, db, q)
+
+
+# ------------------------------------------------------------ the UI: g uses the index, Shift+F facets
+
+async def test_trace_list_search_and_facets(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from textual.widgets import OptionList
+
+    from iofold_tui.data.source.loader import open_source
+    from iofold_tui.ui.app import IofoldApp
+    from iofold_tui.ui.panes.facets import FacetScreen
+    from iofold_tui.ui.screenshot import settle
+
+    monkeypatch.setenv("IOFOLD_TUI_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "db.sqlite"
+    shutil.copy(demo, path)
+    app = IofoldApp(open_source(path), pane="traces", watch_interval=0)
+    db = connect(path, read_only=True)
+    want = scan(db, parse("tool:search_docs")).rowids_newest_first()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("g", *"tool:search_docs", "enter")  # no index yet: a scan, then a background build
+        await settle(app, pilot)
+        assert set(app.state.trace_filter.step_rowids or ()) == set(want)
+        for _ in range(200):
+            if SearchIndex(path).exists() and not any(w.group == "search-index" and w.is_running for w in app.screen.workers):
+                break
+            await pilot.pause(0.05)
+        await pilot.press("c", "g", *"tool:search_docs", "enter")  # now through the index: the same set
+        await settle(app, pilot)
+        assert set(app.state.trace_filter.step_rowids or ()) == set(want)
+        await pilot.press("c", "F", "5")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, FacetScreen)
+        for _ in range(100):
+            if screen.facet is not None and screen.facet.name == "tool":
+                break
+            await pilot.pause(0.05)
+        values = screen.query_one("#facet-values", OptionList)
+        chosen = screen.facet.values[values.highlighted or 0]
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert not isinstance(app.screen, FacetScreen)
+        assert len(app.state.trace_filter.step_rowids or ()) == chosen.count

@@ -210,7 +210,8 @@ def facet_filter(flt: TraceFilter, facet_: Facet, value: str, db: sqlite3.Connec
     if flt.step_rowids is not None:
         keep = set(flt.step_rowids)
         rowids = [r for r in rowids if r in keep]
-    return replace(flt, step_rowids=tuple(rowids))
+    # step_text labels the rowid set in the list's header (steps∋"tool = search_docs").
+    return replace(flt, step_rowids=tuple(rowids), step_text=f"{name} = {value}")
 
 
 # ---------------------------------------------------------------- sort orders

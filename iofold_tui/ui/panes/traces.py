@@ -93,6 +93,7 @@ class TracesPane(Pane):
         Binding("slash", "search", "Search", id="traces.search"),
         Binding("g", "grep_steps", "Search steps", id="traces.grep"),
         Binding("f", "filters", "Filter", id="traces.filter"),
+        Binding("F", "facets", "Facets", id="traces.facets"),
         Binding("c", "clear_filters", "Clear", id="traces.clear"),
         Binding("o", "toggle_order", "Order", id="traces.order"),
         Binding("colon", "goto", "Go to id", id="traces.goto"),
@@ -458,6 +459,17 @@ class TracesPane(Pane):
 
         self.load_sources_then(lambda sources: self.app.push_screen(
             TraceFilterScreen(self.iofold.state.trace_filter, sources), done))
+
+    def action_facets(self) -> None:
+        """Shift+F: counts per source / errors / rating / verdict / tool / error / day; Enter filters."""
+        from iofold_tui.ui.panes.facets import FacetScreen
+
+        def done(result: TraceFilter | None) -> None:
+            if result is not None:
+                self.iofold.state.trace_filter = result
+                self.reload()
+
+        self.app.push_screen(FacetScreen(self.iofold.db, self.iofold.source, self.iofold.state.trace_filter), done)
 
     @work(thread=True, group="sources")
     def load_sources_then(self, callback: object) -> None:
