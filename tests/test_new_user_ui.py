@@ -73,32 +73,35 @@ async def test_trace_list_shows_ids_and_lays_out_for_80_and_200_columns(many_db:
         await pilot.resize_terminal(200, 60)
         await settle(app, pilot)
         cols = _columns(app)
-        assert {"time", "id", "source", "input", "output", "steps", "err", "rating"} <= set(cols)
+        assert {"time", "id", "source", "input", "output", "steps", "err", "rating", "ext"} <= set(cols)
         assert sum(w + 2 for w in cols.values()) <= 200 and cols["time"] == 19
+        assert str(app.screen.query_one(RowTable).get_cell("trace_005", "ext")).startswith("lf-")  # external id
+        await pilot.resize_terminal(140, 40)  # the external trace_id only while the previews keep their room
+        await settle(app, pilot)
+        assert "ext" not in _columns(app) and _columns(app)["input"] >= 30
 
 
 async def test_column_chooser_hides_moves_widens_and_is_remembered(many_db: Path) -> None:
     app = _app(many_db, pane="traces")
-    async with app.run_test(size=(140, 40)) as pilot:
+    async with app.run_test(size=(200, 40)) as pilot:
         await settle(app, pilot)
         await pilot.press("C")
         await settle(app, pilot)
         assert isinstance(app.screen, ColumnChooser)
         await pilot.press("space")  # time: hidden
         await pilot.press("down", "J")  # id moved below source
-        await pilot.press(*["down"] * 6, "space")  # the external trace_id (last): shown
+        await pilot.press(*["down"] * 6, "space")  # the external trace_id (last): hidden
         await pilot.press("enter")
         await settle(app, pilot)
         assert isinstance(app.screen, TracesPane)
         keys = list(_columns(app))
-        assert "time" not in keys and "ext" in keys and keys.index("source") < keys.index("id")
-        assert str(app.screen.query_one(RowTable).get_cell("trace_005", "ext")).startswith("lf-")
+        assert "time" not in keys and "ext" not in keys and keys.index("source") < keys.index("id")
     finish(app)
     again = _app(many_db, pane="traces")  # the choice is kept for this database
-    async with again.run_test(size=(140, 40)) as pilot:
+    async with again.run_test(size=(200, 40)) as pilot:
         await settle(again, pilot)
         keys = list(_columns(again))
-        assert "time" not in keys and "ext" in keys and keys.index("source") < keys.index("id")
+        assert "time" not in keys and "ext" not in keys and keys.index("source") < keys.index("id")
     finish(again)
 
 

@@ -27,6 +27,7 @@ class ColumnSpec:
     width: int  # default width; 0 = a preview (flexible)
     priority: int  # lower = kept longer when the terminal is narrow
     title: str  # what the chooser calls it
+    roomy: int = 0  # shown only while each preview keeps at least this many cells ("if it fits")
 
 
 SPECS: dict[str, ColumnSpec] = {s.key: s for s in (
@@ -38,10 +39,10 @@ SPECS: dict[str, ColumnSpec] = {s.key: s for s in (
     ColumnSpec("output", "output", 0, 6, "output preview"),
     ColumnSpec("steps", "steps", 5, 7, "step count"),
     ColumnSpec("source", "source", 10, 8, "source"),
-    ColumnSpec("ext", "trace_id", 20, 9, "external trace_id (the platform's)"),
+    ColumnSpec("ext", "trace_id", 20, 9, "external trace_id (the platform's)", roomy=40),
 )}
 DEFAULT_ORDER = ("time", "id", "source", "input", "output", "steps", "err", "rating", "ext")
-DEFAULT_HIDDEN = frozenset({"ext"})
+DEFAULT_HIDDEN: frozenset[str] = frozenset()
 MIN_PREVIEW = 20  # a preview narrower than this is dropped (output first) rather than shown as "Does the …"
 COMPACT_BELOW = 120  # terminal columns: the time column reads "MM-DD HH:MM"
 COMPACT_TIME = 11
@@ -99,10 +100,21 @@ def layout(choice: Sequence[ColumnChoice], total: int) -> tuple[list[tuple[str, 
         return sum(PAD + (width_of(c) or MIN_PREVIEW) for c in cols)
 
     room = total - SCROLLBAR - (1 + PAD)  # the selection marker
+
+    def spare_of(cols: list[ColumnChoice]) -> int:
+        flexible = [c for c in cols if not width_of(c)]
+        return room - cost([c for c in cols if width_of(c)]) - PAD * len(flexible)
+
     while len(shown) > 1 and cost(shown) > room:
         shown.remove(max(shown, key=lambda c: SPECS[c.key].priority))
+    while True:  # columns shown only when the previews keep room to spare (the external trace_id)
+        previews = max(1, len([c for c in shown if not width_of(c)]))
+        squeezed = [c for c in shown if SPECS[c.key].roomy and spare_of(shown) // previews < SPECS[c.key].roomy]
+        if not squeezed:
+            break
+        shown.remove(squeezed[0])
     flex = [c for c in shown if not width_of(c)]
-    spare = room - cost([c for c in shown if width_of(c)]) - PAD * len(flex)
+    spare = spare_of(shown)
     out = [("sel", "", 1)]
     share = max(spare // max(len(flex), 1), MIN_PREVIEW)
     for c in shown:
