@@ -72,7 +72,7 @@ class SqlPane(Pane):
         Binding("ctrl+down", "history_step(1)", "Newer", id="sql.newer", show=False, priority=True),
         Binding("f2", "swap_focus", "Editor/results", id="sql.focus"),
         Binding("f8", "toggle_writes", "Writes", id="sql.writes"),
-        Binding("f6", "toggle_secrets", "Secrets", id="sql.secrets"),
+        Binding("f9", "toggle_secrets", "Secrets", id="sql.secrets", priority=True),
     ]
     DEFAULT_CSS = """
     SqlPane #sql-editor { height: 9; border: round $panel; border-title-color: $text-muted; }
@@ -197,7 +197,7 @@ class SqlPane(Pane):
             return
         self.shown_sql = result.sql
         for i, name in enumerate(result.columns):
-            table.add_column(cell(name + (" (hidden, F6)" if i in result.masked else ""), 40, style="bold"), key=f"c{i}")
+            table.add_column(cell(name + (" (hidden, F9)" if i in result.masked else ""), 40, style="bold"), key=f"c{i}")
         self.window = ResultWindow(result, PAGE_SIZE, KEEP_PAGES)
         self.window.add(page.rows if page else [])
         self._show(0, "first")
@@ -407,7 +407,7 @@ class SqlPane(Pane):
             return
         self.console.show_secrets = not self.console.show_secrets
         shown = self.console.show_secrets
-        self.notify("secret columns shown as stored (F6 hides them)" if shown else "secret columns hidden",
+        self.notify("secret columns shown as stored (F9 hides them)" if shown else "secret columns hidden",
                     severity="warning" if shown else "information")
         if self.window is not None and self.shown_sql:
             self.run_sql(self.shown_sql)
