@@ -14,6 +14,7 @@ import sqlite3
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from iofold_tui.data.db import with_rowid
 from iofold_tui.data.traces import keyset
 from iofold_tui.data.traces.query import TraceFilter, _where
 
@@ -82,8 +83,9 @@ def _select(conn: sqlite3.Connection, spec: QueueSpec, tier: int, after: tuple[A
         sql = ("SELECT t.id, t.timestamp, t.rowid, f.rating FROM traces t "
                "LEFT JOIN feedback f ON f.trace_id = t.id AND f.eval_set_id = ? "
                f"WHERE {' AND '.join([*base.where, clause, *extra])} ORDER BY {order} LIMIT ?")
-        rows = conn.execute(sql, [spec.eval_set_id, *params, *extra_params, limit - len(items)]).fetchall()
-        items += [QueueItem(str(r[0]), tier, r[1], int(r[2]), r[3]) for r in rows]
+        rows = with_rowid(conn, "traces").execute(sql, [spec.eval_set_id, *params, *extra_params,
+                                                        limit - len(items)]).fetchall()
+        items += [QueueItem(str(r[0]), tier, r[1], r[2], r[3]) for r in rows]  # r[2]: the key (WITHOUT ROWID: id)
         if len(items) >= limit:
             break
     return items

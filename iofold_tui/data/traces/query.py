@@ -17,7 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from iofold_tui.data.db import rowid_column, with_rowid
 from iofold_tui.data.traces import keyset
+from iofold_tui.data.values import to_bool, to_count
 
 RATINGS = ("positive", "negative", "neutral")
 RATING_STATES = ("unlabelled", *RATINGS)
@@ -143,9 +145,9 @@ substr(t.output_preview, 1, 400), t.step_count, t.has_errors, f.rating, substr(f
 
 def _row(r: sqlite3.Row | tuple[Any, ...]) -> TraceRow:
     return TraceRow(
-        rowid=int(r[0]), id=str(r[1]), external_id=str(r[2] or ""), timestamp=str(r[3] or ""),
+        rowid=r[0], id=str(r[1]), external_id=str(r[2] or ""), timestamp=str(r[3] or ""),
         source=str(r[4] or ""), input_preview=str(r[5] or ""), output_preview=str(r[6] or ""),
-        step_count=int(r[7] or 0), has_errors=bool(r[8]), rating=r[9], note=r[10], sort_value=r[3],
+        step_count=to_count(r[7]), has_errors=bool(to_bool(r[8])), rating=r[9], note=r[10], sort_value=r[3],
     )
 
 
@@ -156,7 +158,7 @@ class TraceQuery:
     RARE_RATING = 20_000
 
     def __init__(self, conn: sqlite3.Connection, flt: TraceFilter) -> None:
-        self.conn = conn
+        self.conn = with_rowid(conn, "traces")  # a WITHOUT ROWID table pages on its primary key
         self.flt = flt
         self._rare: bool | None = None
 
@@ -235,7 +237,7 @@ class TraceQuery:
         ).fetchone()
         if row is None:
             return None
-        key = (row[1], int(row[0]))
+        key = (row[1], row[0])
         target = self._select(["t.rowid = ?"], [key[1]], True, 1)
         if not target:  # exists but filtered out
             return None
@@ -289,6 +291,12 @@ def scan_steps(
 ) -> tuple[list[int], bool]:
     """Rowids of traces whose full ``steps`` contain ``needle`` (case-insensitive), scanned in rowid chunks
     so a worker can report progress and stop between chunks. Returns (rowids, complete)."""
+    if rowid_column(conn, "traces") != "rowid":  # WITHOUT ROWID: no integer ranges, one pass on the key
+        base = _where(replace(flt, step_text="", step_rowids=None, rating=None))
+        where = " AND ".join(["t.steps LIKE ? ESCAPE '\\'", *base.where])
+        keys = [r[0] for r in with_rowid(conn, "traces").execute(
+            f"SELECT t.rowid FROM traces t WHERE {where} LIMIT ?", [_like(needle), *base.params, limit + 1])]
+        return keys[:limit], len(keys) <= limit
     lo_hi = conn.execute("SELECT min(rowid), max(rowid) FROM traces").fetchone()
     if lo_hi is None or lo_hi[0] is None:
         return [], True
