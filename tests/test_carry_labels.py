@@ -151,13 +151,16 @@ async def test_tui_says_so_and_carries(d1: Path, tmp_path: Path) -> None:
     colleague(d1)
     opened = open_source(dump(d1, tmp_path / "b.sql"))
     app = IofoldApp(opened, watch_interval=0)
+    said: list[str] = []
+    notify = app.notify
+    app.notify = lambda message, **kw: (said.append(str(message)), notify(message, **kw))[1]  # type: ignore[method-assign]
     async with app.run_test(size=(80, 24)) as pilot:
         for _ in range(200):
             if carry.stranded(app) is not None:
                 break
             await pilot.pause(0.02)
         assert carry.stranded(app) is not None
-        assert any("not in D1 yet" in n.message for n in app._notifications)
+        assert any("3 labels made on an older copy (a.sql) not in D1 yet" in m for m in said), said
         assert any(c.title == carry.COMMAND for c in app.get_system_commands(app.screen))
         carry.ask_carry(app)
         await pilot.pause()
@@ -168,3 +171,23 @@ async def test_tui_says_so_and_carries(d1: Path, tmp_path: Path) -> None:
             await pilot.pause(0.02)
         assert rows(opened.db.path)["trace_001"][1:] == ("negative", "mine")
         assert carry.stranded(app) is None
+
+
+def test_labels_already_back_in_d1_are_not_reported(d1: Path, tmp_path: Path) -> None:
+    from iofold_tui.data.labels.patch import export_changes
+
+    a_sql = dump(d1, tmp_path / "a.sql")
+    label_a(a_sql)
+    a = open_source(a_sql)
+    with LabelStore(a.db.path, history_path=a.history_path) as store:
+        conn = sqlite3.connect(d1)
+        conn.executescript(export_changes(store))  # exported and applied: nothing stranded
+        conn.close()
+    b_sql = dump(d1, tmp_path / "b.sql")
+    report = check_opened(open_source(b_sql))
+    assert report is not None and report.not_in_d1 == 0 and report.notice("b.sql") is None
+    assert check_opened(open_source(b_sql)) is None  # that copy is settled: not read again
+    with LabelStore(a.db.path, history_path=a.history_path) as store:
+        store.set_label(ES, "trace_005", "neutral")  # a label made on a.sql later
+    again = check_opened(open_source(b_sql))
+    assert again is not None and [i.change.trace_id for _, i in again.to_carry] == ["trace_005"]

@@ -171,6 +171,8 @@ def other_copies(history_path: Path, identity: Identity, *, export_file: Path | 
         meta = _read_meta(path)
         if meta is None or meta.get("carried_into") or not meta.get("_last_change"):
             continue
+        if meta.get("in_d1_as_of") == meta["_last_change"]:  # every label went back, none made since
+            continue
         with contextlib.suppress(ValueError, TypeError, AttributeError):
             if not identity.same_database(Identity.from_json(meta["identity"])):
                 continue
@@ -259,4 +261,14 @@ def check_opened(opened: object, *, export_file: Path | None = None) -> Stranded
     if not copies:
         return None
     with contextlib.closing(connect(opened.db.path, read_only=True)) as conn:  # type: ignore[attr-defined]
-        return stranded_labels(conn, copies)
+        report = stranded_labels(conn, copies)
+    pending = {c.history_path for c, _ in report.to_carry + report.conflicts}
+    for copy in report.copies:  # all of its labels are in D1: not worth reading again until it changes
+        if copy.history_path not in pending:
+            with contextlib.suppress(sqlite3.Error, OSError):
+                history = LabelHistory(copy.history_path)
+                try:
+                    history.set_meta("in_d1_as_of", copy.last_change)
+                finally:
+                    history.close()
+    return report
