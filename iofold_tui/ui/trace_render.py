@@ -47,7 +47,7 @@ def summary(detail: TraceDetail, *, blind: bool = False, limit: int = SUMMARY_LI
     """The request, final answer, tools and errors up front; labels and eval verdicts after."""
     parsed = detail.steps
     out = Text()
-    out.append(f"{one_line(detail.timestamp, 30)}  ·  {one_line(detail.source, 30)}  ·  {plural(detail.step_count, 'step')}"
+    out.append(f"{one_line(detail.timestamp, 30)}  ·  {one_line(detail.source, 30)}  ·  {detail.step_count_text or plural(detail.step_count, 'step')}"
                f"  ·  {one_line(detail.external_id, 60)}\n", style="dim")
     if parsed.error:
         out.append(f"⚠ {one_line(parsed.error, 200)} — the raw text is shown in the steps view (r)\n", style="bold yellow")

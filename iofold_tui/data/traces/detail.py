@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from iofold_tui.data.traces.steps import ParsedSteps, parse_steps
-from iofold_tui.data.values import to_bool, to_count
+from iofold_tui.data.values import marked, to_bool, to_count, to_int
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,14 @@ class TraceDetail:
     steps: ParsedSteps
     feedback: list[FeedbackEntry] = field(default_factory=list)
     executions: list[ExecutionEntry] = field(default_factory=list)
+    step_count_text: str = ""  # set when the stored step_count is not a count: "steps ⚠'many'"
+
+
+def _steps_text(value: object) -> str:
+    number = to_int(value)
+    if value is not None and (number is None or number < 0 or (isinstance(value, float) and not value.is_integer())):
+        return f"steps {marked(value)}"
+    return ""
 
 
 def load_trace(conn: sqlite3.Connection, trace_id: str, *, max_executions: int = 200) -> TraceDetail | None:
@@ -65,7 +73,7 @@ def load_trace(conn: sqlite3.Connection, trace_id: str, *, max_executions: int =
     detail = TraceDetail(
         id=str(row[0]), external_id=str(row[1] or ""), source=str(row[2] or ""), timestamp=str(row[3] or ""),
         workspace_id=str(row[4] or ""), integration_id=str(row[5] or ""), has_errors=bool(to_bool(row[6])),
-        step_count=to_count(row[7]), input_preview=str(row[8] or ""), output_preview=str(row[9] or ""),
+        step_count=to_count(row[7]), step_count_text=_steps_text(row[7]), input_preview=str(row[8] or ""), output_preview=str(row[9] or ""),
         metadata=row[10] if isinstance(row[10], str) or row[10] is None else str(row[10]),
         steps_raw=raw if isinstance(raw, str) or raw is None else str(raw), steps=parse_steps(raw),
     )

@@ -19,7 +19,7 @@ from typing import Any
 
 from iofold_tui.data.db import rowid_column, with_rowid
 from iofold_tui.data.traces import keyset
-from iofold_tui.data.values import to_bool, to_count
+from iofold_tui.data.values import show_number, to_bool, to_count
 
 RATINGS = ("positive", "negative", "neutral")
 RATING_STATES = ("unlabelled", *RATINGS)
@@ -80,6 +80,7 @@ class TraceRow:
     rating: str | None
     note: str | None
     sort_value: Any = None  # the stored timestamp, any SQLite type: the keyset cursor (see keyset.py)
+    step_count_text: str = ""  # step_count for display: the number, or the stored value marked (⚠'many')
 
     @property
     def key(self) -> tuple[Any, int]:
@@ -148,6 +149,7 @@ def _row(r: sqlite3.Row | tuple[Any, ...]) -> TraceRow:
         rowid=r[0], id=str(r[1]), external_id=str(r[2] or ""), timestamp=str(r[3] or ""),
         source=str(r[4] or ""), input_preview=str(r[5] or ""), output_preview=str(r[6] or ""),
         step_count=to_count(r[7]), has_errors=bool(to_bool(r[8])), rating=r[9], note=r[10], sort_value=r[3],
+        step_count_text=show_number(r[7], "d", null="0"),
     )
 
 

@@ -31,7 +31,7 @@ from iofold_tui.ui.trace_render import summary, verdict
 from iofold_tui.ui.widgets import PaneHeader
 
 # Symbols carry the state without colour; "≠" marks a contradiction.
-STATE_SYMBOL = {"pass": "✓ pass", "fail": "✗ fail", "error": "⚠ error", "invalid": "? invalid", "not_run": "· —"}
+STATE_SYMBOL = {"pass": "✓ pass", "fail": "✗ fail", "error": "⚠ error", "invalid": "? inval", "not_run": "· —"}
 AGREEMENT_STYLE = {"agreement": "green", "contradiction": "bold red", "error": "bold yellow",
                    "invalid": "bold magenta", "unlabelled": "dim", "neutral": "dim", "not_run": "dim"}
 FILTER_TITLES = {
@@ -160,7 +160,7 @@ def stats_notes(stats: Sequence[MatrixStats], titles: dict[str, str], *, computi
         out.append("source: eval_comparison view, ", style="bold")
     elif source:
         out.append(f"source: {source} (the same join on the base tables), ", style="bold yellow")
-    out.append("scoped to each eval's own set; errors, neutral, unlabelled and not-run traces excluded from n. "
+    out.append("scoped to each eval's own set; errors, results other than 0/1 (inv), neutral, unlabelled and not-run traces excluded from n. "
                "Positive class = human positive, predicted = pass.", style="dim")
     if computing:
         out.append("  computing statistics…", style="yellow")

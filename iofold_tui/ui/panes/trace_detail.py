@@ -79,7 +79,7 @@ class TraceDetailScreen(Screen[None]):
             self.query_one("#summary", Static).update(Text(f"trace {self.trace_id} not found", style="bold red"))
             return
         eval_set = getattr(self.app.state, "eval_set", None)  # type: ignore[attr-defined]
-        parts = [detail.id, detail.source, plural(detail.step_count, "step")]
+        parts = [detail.id, detail.source, detail.step_count_text or plural(detail.step_count, "step")]
         if eval_set is not None:
             rating = next((fb.rating for fb in detail.feedback if fb.eval_set_id == eval_set.id), None)
             parts.append(f"{eval_set.name}: {rating or 'unlabelled'} (a/x/n label)")

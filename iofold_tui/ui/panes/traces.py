@@ -340,7 +340,7 @@ class TracesPane(Pane):
             "source": cell(row.source, 10),
             "input": cell(preview_text(row.input_preview), PREVIEW_CHARS),
             "output": cell(row.output_preview, PREVIEW_CHARS),
-            "steps": Text(str(row.step_count), justify="right"),
+            "steps": Text(row.step_count_text or str(row.step_count), justify="right"),
             "err": Text("✗", style="bold red") if row.has_errors else Text(""),
             "rating": rating_text(row.rating),
         }
