@@ -423,16 +423,6 @@ from iofold_tui.cli_workbench import (  # noqa: E402 - they reuse the helpers ab
 for _command in (eval_version_cmd, undo_version_cmd, compare_cmd, export_evals_cmd):
     main.add_command(_command)
 
-from iofold_tui.cli_workbench import (  # noqa: E402 - they reuse the helpers above
-    compare_cmd,
-    eval_version_cmd,
-    export_evals_cmd,
-    undo_version_cmd,
-)
-
-for _command in (eval_version_cmd, undo_version_cmd, compare_cmd, export_evals_cmd):
-    main.add_command(_command)
-
 from iofold_tui.cli_search import index_cmd, search_cmd  # noqa: E402 - they reuse the helpers above
 
 main.add_command(index_cmd)

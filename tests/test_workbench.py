@@ -196,7 +196,7 @@ def test_no_table_added_to_the_users_database(db: Path, sidecar: Path) -> None:
 
 # ---------------------------------------------------------------- compare
 
-STATES = ("pass", "fail", "error", None)  # None: not run
+STATES = ("pass", "fail", "error", "invalid", None)  # None: not run; invalid: a result other than 0/1
 
 
 def _db_with(tmp: Path, traces: list[tuple[str | None, str | None, str | None]]) -> Path:
@@ -222,7 +222,8 @@ def _db_with(tmp: Path, traces: list[tuple[str | None, str | None, str | None]])
             if state is not None:
                 conn.execute("INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms,"
                              " error) VALUES (?, ?, ?, ?, 'r', 1, ?)",
-                             (f"{eid}{i}", eid, tid, 1 if state == "pass" else 0, "boom" if state == "error" else None))
+                             (f"{eid}{i}", eid, tid, {"pass": 1, "invalid": 2}.get(state, 0),
+                              "boom" if state == "error" else None))
     conn.commit()
     conn.close()
     return path

@@ -7,12 +7,12 @@ import sqlite3
 from pathlib import Path
 
 from conftest import build_db
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from iofold_tui.data.evals.compare import compare, flip_page
 from iofold_tui.data.source.loader import open_source
 from iofold_tui.ui.app import IofoldApp
-from iofold_tui.ui.panes.compare import CompareScreen
+from iofold_tui.ui.panes.compare import CompareScreen, FlipList
 from iofold_tui.ui.panes.eval_editor import CodeEditor, EvalEditorScreen
 from iofold_tui.ui.run_eval import RunEvalScreen
 from iofold_tui.ui.screenshot import settle
@@ -78,7 +78,7 @@ async def test_new_version_run_compare_open_flipped_trace(tmp_path: Path) -> Non
         cmp_screen = app.screen
         expected = compare(conn, SRC, new_id)
         assert cmp_screen.cmp.counts == expected.counts and expected.counts["broken"] == 2
-        flips = cmp_screen.query_one("#cmp-flips", DataTable)
+        flips = cmp_screen.query_one(FlipList)
         assert flips.has_focus
         await pilot.press("down")  # broken
         await pilot.press("enter")

@@ -2,12 +2,12 @@
 
 ONE aggregate query per pair gives the joint table ``(rating in the set, state under A, state under B)
 -> count`` over every trace that either version ran or the set labelled (states: pass / fail / error /
-not_run, exactly as ``matrix.stats`` classifies them; a rating outside iofold's three counts as
+invalid (a result other than 0/1) / not_run, exactly as ``matrix.stats`` classifies them; a rating outside iofold's three counts as
 unlabelled, as the matrix does). From it:
   - each version's 4×4 cells, hence ``MatrixStats`` (so metrics, n/a reasons and κ are the matrix's own);
   - fixed: a contradiction under A (positive/fail, negative/pass) that is an agreement under B;
   - broken: an agreement under A that is a contradiction under B;
-  - changed: the verdict (pass / fail / error) differs, both versions having run the trace;
+  - changed: the verdict (pass / fail / error / invalid) differs, both versions having run the trace;
   - coverage: traces only one of them ran.
 The lists behind those counts are read in keyset pages (``flip_page``: ordered by trace id, ``after`` the
 last id seen), never materialised: at 1M traces a page costs what its rows cost.
@@ -32,7 +32,7 @@ from iofold_tui.data.paths import cache_dir, path_key
 FlipKind = Literal["fixed", "broken", "changed", "only_a", "only_b"]
 FLIP_KINDS: tuple[str, ...] = ("fixed", "broken", "changed", "only_a", "only_b")
 CACHE_FORMAT = "compare-1"
-_STATE_CODES = {0: "pass", 1: "fail", 2: "error", 3: "not_run"}
+_STATE_CODES = {0: "pass", 1: "fail", 2: "error", 3: "not_run", 4: "invalid"}
 
 
 class CompareError(ValueError):
@@ -40,9 +40,10 @@ class CompareError(ValueError):
 
 
 def _state_sql(alias: str) -> str:
-    # The matrix's own classification (stats.py): error first, then result = 1 pass, else fail.
+    # The matrix's own classification (stats.py): error first, then a result other than 0/1 is
+    # invalid, then 1 pass, 0 fail.
     return (f"CASE WHEN {alias}.trace_id IS NULL THEN 3 WHEN {alias}.error IS NOT NULL THEN 2 "
-            f"WHEN {alias}.result = 1 THEN 0 ELSE 1 END")
+            f"WHEN coalesce({alias}.result IN (0, 1), 0) = 0 THEN 4 WHEN {alias}.result = 1 THEN 0 ELSE 1 END")
 
 
 _RATING_SQL = "CASE WHEN f.rating IN ('positive', 'negative', 'neutral') THEN f.rating ELSE 'unlabelled' END"

@@ -139,11 +139,13 @@ def _executions(conn: sqlite3.Connection, v: dict[str, Any]) -> Iterator[str]:
 
 
 def _counters(v: dict[str, Any]) -> str:
-    """The counters recomputed on D1 (scoped to the eval's own set, errors are not contradictions)."""
+    """The counters recomputed on D1 (scoped to the eval's own set; errors and invalid results are not
+    contradictions), as the matrix counts them."""
     eid, sid = lit(v["id"]), lit(v["eval_set_id"])
     judged = (f"FROM eval_executions e JOIN feedback f ON f.trace_id = e.trace_id AND f.eval_set_id = {sid} "
-              f"WHERE e.eval_id = {eid} AND e.error IS NULL AND f.rating IN ('positive', 'negative')")
-    contra = "((f.rating = 'positive' AND e.result != 1) OR (f.rating = 'negative' AND e.result = 1))"
+              f"WHERE e.eval_id = {eid} AND e.error IS NULL AND e.result IN (0, 1) "
+              "AND f.rating IN ('positive', 'negative')")  # errors and invalid results are not judged
+    contra = "((f.rating = 'positive' AND e.result = 0) OR (f.rating = 'negative' AND e.result = 1))"
     return (f"UPDATE evals SET execution_count = (SELECT count(*) FROM eval_executions WHERE eval_id = {eid}), "
             f"contradiction_count = (SELECT count(*) {judged} AND {contra}), "
             f"accuracy = (SELECT CASE WHEN count(*) = 0 THEN NULL ELSE 1.0 * sum(NOT {contra}) / count(*) END "

@@ -14,22 +14,24 @@ import difflib
 import time
 from itertools import islice
 
-from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.dom import NoScreen
 from textual.message import Message
+from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, DataTable, Footer, Static
+from textual.widget import Widget
+from textual.widgets import ContentSwitcher, Static
 
 from iofold_tui.data.errors import ReadOnlyError
 from iofold_tui.data.evals.compare import CompareError, Comparison, cached_compare, cached_only, iter_flips
 from iofold_tui.data.evals.drafts import DraftError, promote, workbench_path
 from iofold_tui.data.matrix.stats import METRICS, RATINGS, STATES, MatrixStats
 from iofold_tui.data.sanitize import clean, one_line
-from iofold_tui.ui.widgets import Confirm
+from iofold_tui.ui.widgets import Confirm, KeyFooter
 
 QUEUE_CAP = 50_000  # trace ids handed to the review queue from one flip list (as the matrix drill-down)
 FLIP_ROWS = (("fixed", "fixed", "contradiction under A → agreement under B"),
@@ -74,33 +76,47 @@ def count_text(n: int, compact: bool) -> str:
 
 
 STATE_HEADERS = {"pass": "pass", "fail": "fail", "error": "error", "invalid": "invalid", "not_run": "not run"}
+SHORT_HEADERS = {"pass": "pass", "fail": "fail", "error": "err", "invalid": "inv", "not_run": "n/r"}
+AGREE = (("positive", "pass"), ("negative", "fail"))
+CONTRADICT = (("positive", "fail"), ("negative", "pass"))
 
 
-def matrix_table(stats: MatrixStats, tag: str, compact: bool = False) -> Table:
-    """The 4×4 table of one version; agreements green, contradictions red, errors magenta."""
-    table = Table(title=Text(f"{tag}: {_version(stats)} ({one_line(stats.status, 10)})", style="bold"),
-                  box=None, padding=(0, 0, 0, 1), show_edge=False, title_justify="left")
-    table.add_column("label", style="bold", no_wrap=True)
-    for state in STATES:
-        table.add_column(STATE_HEADERS[state], justify="right", no_wrap=True)
+def _grid(rows: list[list[Text]], right: set[int], gap: int = 1) -> Text:
+    """Rows of cells laid out in columns (plain Text: no table layout engine on the first frame)."""
+    widths = [max(row[i].cell_len for row in rows) for i in range(len(rows[0]))]
+    out = Text(no_wrap=True, overflow="crop")
+    for n, row in enumerate(rows):
+        if n:
+            out.append("\n")
+        for i, (cell_text, width) in enumerate(zip(row, widths, strict=True)):
+            pad = " " * (width - cell_text.cell_len)
+            out.append(" " * gap if i else "")
+            if i in right:
+                out.append(pad)
+            out.append_text(cell_text)
+            if i not in right:
+                out.append(pad)
+    return out
+
+
+def matrix_table(stats: MatrixStats, tag: str, compact: bool = False) -> Text:
+    """The rating × state table of one version; agreements green, contradictions red, errors magenta."""
+    headers = SHORT_HEADERS if compact else STATE_HEADERS
+    rows = [[Text("label", style="bold"), *(Text(headers.get(s, s), style="bold") for s in STATES)]]
     for rating in RATINGS:
-        cells = []
+        cells = [Text(rating[:3] if compact else rating, style="bold")]
         for state in STATES:
             n = stats.cells[rating][state]
-            style = ("green" if (rating, state) in (("positive", "pass"), ("negative", "fail"))
-                     else "bold red" if (rating, state) in (("positive", "fail"), ("negative", "pass")) and n
-                     else "magenta" if state == "error" and n else "dim" if not n else "")
+            style = ("green" if (rating, state) in AGREE else "bold red" if (rating, state) in CONTRADICT and n
+                     else "magenta" if state in ("error", "invalid") and n else "dim" if not n else "")
             cells.append(Text(count_text(n, compact), style=style))
-        table.add_row(rating, *cells)
-    return table
+        rows.append(cells)
+    title = Text(f"{tag}: {_version(stats)} ({one_line(stats.status, 10)})\n", style="bold")
+    return title + _grid(rows, set(range(1, len(STATES) + 1)))
 
 
-def metrics_table(cmp: Comparison) -> Table:
-    table = Table(box=None, padding=(0, 1), show_edge=False)
-    table.add_column("metric", style="bold", no_wrap=True)
-    table.add_column("A", justify="right", no_wrap=True)
-    table.add_column("B", justify="right", no_wrap=True)
-    table.add_column("Δ B−A", justify="right", no_wrap=True)
+def metrics_table(cmp: Comparison) -> Text:
+    rows = [[Text(h, style="bold") for h in ("metric", "A", "B", "Δ B−A")]]
     ma, mb, deltas = cmp.a.metrics(), cmp.b.metrics(), cmp.deltas()
     for name in METRICS:
         d = deltas[name]
@@ -109,16 +125,60 @@ def metrics_table(cmp: Comparison) -> Table:
         else:
             better = (d > 0) == HIGHER_IS_BETTER[name]
             delta = Text(f"{d:+.3f}", style="dim" if abs(d) < 5e-4 else "green" if better else "red")
-        table.add_row(METRIC_NAMES[name], Text(one_line(ma[name].text(), 30)), Text(one_line(mb[name].text(), 30)),
-                      delta)
-    table.add_row("n (judged)", f"{cmp.a.n:,}", f"{cmp.b.n:,}", Text(f"{cmp.b.n - cmp.a.n:+,}", style="dim"))
-    table.add_row("contradictions", f"{cmp.a.contradictions:,}", f"{cmp.b.contradictions:,}",
-                  Text(f"{cmp.b.contradictions - cmp.a.contradictions:+,}",
-                       style="green" if cmp.b.contradictions < cmp.a.contradictions else
-                       "red" if cmp.b.contradictions > cmp.a.contradictions else "dim"))
-    table.add_row("errors", f"{cmp.a.errors:,}", f"{cmp.b.errors:,}", Text(f"{cmp.b.errors - cmp.a.errors:+,}",
-                                                                         style="dim"))
-    return table
+        rows.append([Text(METRIC_NAMES.get(name, name), style="bold"), Text(one_line(ma[name].text(), 40)),
+                     Text(one_line(mb[name].text(), 40)), delta])
+    a, b = cmp.a, cmp.b
+    for label, va, vb, lower_better in (("n (judged)", a.n, b.n, False),
+                                        ("contradictions", a.contradictions, b.contradictions, True),
+                                        ("errors", a.errors, b.errors, True)):
+        style = "dim" if va == vb or not lower_better else "green" if vb < va else "red"
+        rows.append([Text(label, style="bold"), Text(f"{va:,}"), Text(f"{vb:,}"), Text(f"{vb - va:+,}", style=style)])
+    return _grid(rows, {1, 2, 3}, gap=2)
+
+
+class FlipList(Widget, can_focus=True):
+    """The flip lists with their counts; up/down moves, Enter posts ``Chosen`` (a light widget: one render)."""
+
+    BINDINGS = [Binding("up,k", "move(-1)", "Up", show=False, id="compare.up"),
+                Binding("down,j", "move(1)", "Down", show=False, id="compare.down"),
+                Binding("enter", "choose", "Review list", id="compare.open")]
+    DEFAULT_CSS = "FlipList { height: auto; margin: 1 0 0 0; padding: 0 1; }"
+    cursor: reactive[int] = reactive(0)
+
+    class Chosen(Message):
+        def __init__(self, kind: str) -> None:
+            super().__init__()
+            self.kind = kind
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.counts: dict[str, int] = {}
+
+    def show(self, counts: dict[str, int]) -> None:
+        self.counts = counts
+        self.refresh(layout=True)
+
+    def render(self) -> Text:
+        rows = [[Text(h, style="bold") for h in ("traces", "count", "what")]]
+        for i, (key, label, what) in enumerate(FLIP_ROWS):
+            n = self.counts.get(key, 0)
+            style = "green" if key == "fixed" and n else "bold red" if key == "broken" and n else ""
+            mark = " reverse" if i == self.cursor and self.has_focus else ""
+            rows.append([Text(label, style=style + mark), Text(f"{n:,}", style=style + mark),
+                         Text(what, style="dim" + mark)])
+        return _grid(rows, {1}, gap=2)
+
+    def action_move(self, step: int) -> None:
+        self.cursor = (self.cursor + step) % len(FLIP_ROWS)
+
+    def action_choose(self) -> None:
+        self.post_message(self.Chosen(FLIP_ROWS[self.cursor][0]))
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
 
 
 def diff_text(cmp: Comparison) -> Text:
@@ -135,10 +195,24 @@ def diff_text(cmp: Comparison) -> Text:
     return out
 
 
+class _Footer(KeyFooter):
+    """KeyFooter (keys built after the first frame: ~50 ms less before it) that skips its delayed build
+    when the screen was dismissed before it ran (KeyFooter itself then raises NoScreen)."""
+
+    async def _rebuild(self) -> None:
+        try:
+            attached = self.is_attached and self.screen is not None
+        except NoScreen:
+            attached = False
+        if attached:
+            await super()._rebuild()
+        else:
+            self._queued = False
+
+
 class CompareScreen(Screen[None]):
-    AUTO_FOCUS = "#cmp-flips"
+    AUTO_FOCUS = None  # focused in on_mount without scrolling (the matrices stay at the top)
     BINDINGS = [
-        Binding("enter", "open_queue", "Review list", id="compare.open"),
         Binding("d", "toggle_diff", "Code diff", id="compare.diff"),
         Binding("p", "promote", "Promote B", id="compare.promote"),
         Binding("x", "swap", "Swap A/B", id="compare.swap"),
@@ -150,7 +224,6 @@ class CompareScreen(Screen[None]):
     CompareScreen #cmp-matrices { height: auto; }
     CompareScreen #cmp-matrices Static { width: auto; height: auto; padding: 0 3 0 1; }
     CompareScreen #cmp-metrics { height: auto; padding: 1 1 0 1; }
-    CompareScreen #cmp-flips { margin: 1 0 0 0; }
     CompareScreen #cmp-diff { padding: 0 1; }
     CompareScreen ContentSwitcher { height: 1fr; }
     """
@@ -170,17 +243,14 @@ class CompareScreen(Screen[None]):
                 with Horizontal(id="cmp-matrices"):
                     yield Static(id="cmp-matrix-a")
                     yield Static(id="cmp-matrix-b")
-                flips: DataTable[Text | str] = DataTable(id="cmp-flips", cursor_type="row", zebra_stripes=True)
-                flips.styles.height = len(FLIP_ROWS) + 1  # inline: app.tcss gives every DataTable 1fr
-                yield flips
+                yield FlipList(id="cmp-flips")
                 yield Static(id="cmp-metrics")
             with VerticalScroll(id="cmp-diff-scroll"):
                 yield Static(id="cmp-diff")
-        yield Footer()
+        yield _Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#cmp-flips", DataTable)
-        table.add_columns("traces", "count", "what")
+        self.set_focus(self.query_one(FlipList), scroll_visible=False)
         self._reload(first=True)
 
     def _reload(self, first: bool = False) -> None:
@@ -228,15 +298,7 @@ class CompareScreen(Screen[None]):
         self.query_one("#cmp-matrix-a", Static).update(matrix_table(cmp.a, "A", compact))
         self.query_one("#cmp-matrix-b", Static).update(matrix_table(cmp.b, "B", compact))
         self.query_one("#cmp-metrics", Static).update(metrics_table(cmp))
-        counts = cmp.counts
-        table = self.query_one("#cmp-flips", DataTable)
-        row = table.cursor_row
-        table.clear()
-        for key, label, what in FLIP_ROWS:
-            style = "green" if key == "fixed" and counts[key] else "bold red" if key == "broken" and counts[key] else ""
-            table.add_row(Text(label, style=style), Text(f"{counts[key]:,}", style=style, justify="right"),
-                          Text(what, style="dim"), key=key)
-        table.move_cursor(row=min(row, table.row_count - 1), animate=False)
+        self.query_one(FlipList).show(cmp.counts)
         if self.query_one(ContentSwitcher).current == "cmp-diff-scroll":
             self._show_diff()
         self.call_after_refresh(self._painted)
@@ -252,14 +314,9 @@ class CompareScreen(Screen[None]):
             self.first_screen_ms = (time.perf_counter() - self._asked) * 1000
 
     # -- review queues --------------------------------------------------------------------------------------
-    @on(DataTable.RowSelected, "#cmp-flips")
-    def _flip_chosen(self, event: DataTable.RowSelected) -> None:
-        self._queue(str(event.row_key.value))
-
-    def action_open_queue(self) -> None:
-        table = self.query_one("#cmp-flips", DataTable)
-        if table.row_count:
-            self._queue(FLIP_ROWS[table.cursor_row][0])
+    @on(FlipList.Chosen)
+    def _flip_chosen(self, event: FlipList.Chosen) -> None:
+        self._queue(event.kind)
 
     def _queue(self, kind: str) -> None:
         cmp = self.cmp
@@ -294,7 +351,7 @@ class CompareScreen(Screen[None]):
         switcher = self.query_one(ContentSwitcher)
         switcher.current = "cmp-diff-scroll" if switcher.current == "cmp-stats" else "cmp-stats"
         if switcher.current == "cmp-stats":
-            self.query_one("#cmp-flips", DataTable).focus()
+            self.set_focus(self.query_one(FlipList), scroll_visible=False)
         else:
             self._show_diff()
             self.query_one("#cmp-diff-scroll").focus()
