@@ -231,6 +231,12 @@ class SearchIndex:
         start = time.perf_counter()
         conn = self.conn(create=True)
         report = SyncReport(path=str(self.path))
+        # Fast path: the database file and its -wal unchanged since the last complete sync (a few stats).
+        files = json.dumps(_file_stamp(db))
+        if not verify and files == self._meta("files"):
+            report.mode, report.total = "up to date", self.count()
+            report.seconds = time.perf_counter() - start
+            return report
         side_max = int(conn.execute("SELECT coalesce(max(rid), 0) FROM docs").fetchone()[0])
         stored = self._meta("quick")
         db_max = int(db.execute("SELECT coalesce(max(rowid), 0) FROM traces").fetchone()[0])
@@ -258,6 +264,7 @@ class SearchIndex:
                 return self.sync(db, progress=progress, cancelled=cancelled)
         if report.complete:
             self._set_meta("quick", json.dumps([db_max, quick_now]))
+            self._set_meta("files", files)
         if report.added or report.changed or report.deleted or self._meta("stamp") is None:
             self._set_meta("stamp", f"{time.time_ns()}")
         report.total = self.count()
@@ -453,6 +460,24 @@ class SearchIndex:
         value = compute()
         conn.execute("INSERT OR REPLACE INTO cache VALUES (?, ?, ?)", (key, stamp, json.dumps(value)))
         return value, False
+
+
+def _file_stamp(db: sqlite3.Connection) -> list[Any]:
+    """Size and mtime of the connection's main file and its -wal (None for an in-memory database)."""
+    try:
+        row = next((r for r in db.execute("PRAGMA database_list") if r[1] == "main"), None)
+    except sqlite3.DatabaseError:
+        return [time.time_ns()]
+    if row is None or not row[2]:
+        return [time.time_ns()]  # never equal: always check
+    out: list[Any] = []
+    for p in (Path(row[2]), Path(f"{row[2]}-wal")):
+        try:
+            st = p.stat()
+            out += [st.st_size, st.st_mtime_ns]
+        except OSError:
+            out += [-1, -1]
+    return out
 
 
 def _ranges(rowids: list[int]) -> list[tuple[int, int]]:

@@ -189,8 +189,13 @@ class TracesPane(Pane):
     # -- loading ---------------------------------------------------------------------------------------
     def reload(self, focus_id: str | None = None) -> None:
         flt = self.current_filter()
+        candidates: tuple[str, ...] = ()
         if focus_id is None and flt == self._last_filter and self.page is not None:
             focus_id = self.table.cursor_key  # same filter (data changed underneath): stay put
+            ids = [r.id for r in self.page.rows]
+            if focus_id in ids:  # if another process deleted it: the next row still there, else the one before
+                at = ids.index(focus_id)
+                candidates = tuple(ids[at + 1:at + 11] + ids[max(0, at - 10):at][::-1])
         self._last_filter = flt
         self.generation += 1
         self.matching = None
@@ -199,7 +204,7 @@ class TracesPane(Pane):
         if not self._shown_once and start and getattr(self.app, "start_pane", None) == "traces":
             focus_id = self.jump_target = start  # iofold-tui DB --select TRACE_ID
         if focus_id:
-            self.load_page("around", focus_id=focus_id)
+            self.load_page("around", focus_id=focus_id, candidates=candidates)
         elif not self._shown_once and not flt.describe() and flt.workspace_id is None:
             # The pane's very first page, unfiltered: 100 rows read down the timestamp index (~1.5 ms on
             # 1M traces, independent of the size) here rather than in a worker, so the first frame has
@@ -212,7 +217,8 @@ class TracesPane(Pane):
         self.call_after_refresh(self.load_count)  # the count's Python work would slow this frame's paint
         self.table.focus()
 
-    def load_page(self, direction: Direction | Literal["around"], focus_id: str | None = None) -> None:
+    def load_page(self, direction: Direction | Literal["around"], focus_id: str | None = None,
+                  candidates: tuple[str, ...] = ()) -> None:
         """Compute the cursor key here (UI thread), query in a worker."""
         key = None
         if direction == "after" and self.page and self.page.rows:
@@ -226,7 +232,7 @@ class TracesPane(Pane):
             # The neighbour page was read while the user looked at this one: no query on the key press.
             self.post_message(PageLoaded(ready[1], direction, self.generation))
             return
-        self._fetch(direction, key, focus_id, self.generation, self.current_filter())
+        self._fetch(direction, key, focus_id, self.generation, self.current_filter(), candidates)
 
     @work(thread=True, group="prefetch")
     def _prefetch(self, keys: list[tuple[str, tuple[str, int]]], generation: int, flt: TraceFilter) -> None:
@@ -245,11 +251,17 @@ class TracesPane(Pane):
 
     @work(thread=True, exclusive=True, group="page")
     def _fetch(self, direction: Direction | Literal["around"], key: tuple[str, int] | None, focus_id: str | None,
-               generation: int, flt: TraceFilter) -> None:
+               generation: int, flt: TraceFilter, candidates: tuple[str, ...] = ()) -> None:
         query = TraceQuery(self.iofold.db.conn(), flt)
         page: TracePage | None = None
         if direction == "around" and focus_id:
             page = query.around(focus_id, JUMP_PAGE_SIZE)
+            for other in candidates:  # the row under the cursor was deleted underneath: its neighbour
+                if page is not None:
+                    break
+                page = query.around(other, JUMP_PAGE_SIZE)
+            if page is None and candidates:
+                page = query.first_page(PAGE_SIZE)
             if page is None:
                 shown = cell(focus_id, 60).plain
                 self.app.call_from_thread(self.notify, f"trace {shown} is not in the list with the current filters "
@@ -342,7 +354,7 @@ class TracesPane(Pane):
             "output": cell(row.output_preview, PREVIEW_CHARS),
             "steps": Text(row.step_count_text or str(row.step_count), justify="right"),
             "err": Text("✗", style="bold red") if row.has_errors else Text(""),
-            "rating": rating_text(row.rating),
+            "rating": self._rating_cell(row.id, row.rating),
         }
         return [values[key] for key in self.table.columns]
 
@@ -523,7 +535,7 @@ class TracesPane(Pane):
         if result.note:
             self.app.call_from_thread(self.notify, result.note)
         self.post_message(StepScanProgress(0, 0, len(rowids), True, rowids, result.complete and result.total <= SEARCH_CAP))
-        if not result.used_index and "no search index" in (result.note or ""):
+        if not result.used_index and ("no search index" in (result.note or "") or "unusable" in (result.note or "")):
             self.build_search_index()
 
     @work(thread=True, exclusive=True, group="search-index")
@@ -537,6 +549,10 @@ class TracesPane(Pane):
         src = self.iofold.source
         try:
             index = SearchIndex(source_key(src.kind, src.origin, src.db.path))
+            try:
+                index.conn(create=True)
+            except IndexUnavailable:  # corrupt or an older format: it is only a cache
+                index.remove()
             with self.iofold.db.fresh() as conn:
                 report = index.sync(conn, cancelled=lambda: worker.is_cancelled)
             index.close()
@@ -581,6 +597,31 @@ class TracesPane(Pane):
                 worker.cancel()
 
     # -- labelling and bulk selection (one LabelStore per app: ui/labeling.py) --------------------------
+    def _rating_cell(self, trace_id: str, stored: str | None) -> Text:
+        """The row's label; a label still queued (another process holds the lock) shows as ⧗ pending."""
+        eval_set = self.iofold.state.eval_set
+        queue = _labeling().open_label_queue(self.app) if eval_set is not None else None
+        intent = queue.pending_for(eval_set.id, trace_id) if queue is not None else None  # type: ignore[union-attr]
+        if intent is None or intent.kind != "label":
+            return rating_text(stored)
+        text = Text("⧗", style="bold yellow reverse")
+        text.append(rating_text(intent.rating))
+        return text
+
+    def on_label_applied(self, applied: object) -> None:
+        """A queued label was written (ui.labeling.LabelQueue): the visible rows show the database again."""
+        if self.app.screen is not self:
+            self.stale = True  # reloaded when shown again
+        elif self.is_mounted and self.page is not None:
+            self.reload()  # same filter: the page around the cursor
+
+    def pending_changed(self) -> None:
+        super().pending_changed()
+        if self.page is not None:
+            for row in self.page.rows:
+                if row.id in self.table.rows:
+                    self.table.update_cell(row.id, "rating", self._rating_cell(row.id, row.rating))
+
     def _marker(self, trace_id: str) -> Text:
         return Text("●", style="bold magenta") if trace_id in self.selected else Text(" ")
 
@@ -640,12 +681,12 @@ class TracesPane(Pane):
             key = self.table.cursor_key
             if key is None:
                 return
-            try:
-                change = _labeling().write_label(_labeling().label_store(app), eval_set.id, key, rating)
+            try:  # queued: written by the writer thread, never waiting for the lock here
+                _labeling().label_queue(app).label(eval_set.id, key, rating)
             except _labeling().LabelActionError as exc:
                 self.notify(str(exc), severity="error")
                 return
-            self.table.update_cell(key, "rating", rating_text(change.new.rating if change.new else None))
+            self.table.update_cell(key, "rating", self._rating_cell(key, None))
             self.table.action_cursor_down()
             return
         ids = sorted(self.selected)
@@ -681,9 +722,19 @@ class TracesPane(Pane):
         # Label keys stay enabled on a read-only source: pressing one says why it does nothing.
         if _labeling().explain_disabled(self.app):
             return
-        _labeling().undo_redo(self.app, undo=True, done=lambda _step: self.reload())
+        self._travel_key(undo=True)
 
     def action_redo(self) -> None:
         if _labeling().explain_disabled(self.app):
             return
-        _labeling().undo_redo(self.app, undo=False, done=lambda _step: self.reload())
+        self._travel_key(undo=False)
+
+    def _travel_key(self, *, undo: bool) -> None:
+        """Queued behind the labels before it (never waits for the lock); the rows reload when it lands."""
+        try:
+            what, _ = _labeling().label_queue(self.app).travel(undo=undo)
+        except _labeling().LabelActionError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if what == "cancelled":
+            self.pending_changed()
