@@ -1,0 +1,445 @@
+"""Agreement between annotators: who labelled what, how often they agree, and with which eval version.
+
+An *annotator* is a set of labels per (eval set, trace): the source database itself ("mine"), another
+copy of the database (a SQLite file, a ``wrangler d1 export`` .sql — its cached working copy — or a
+wrangler project dir; ATTACHed read-only, never written), a label file (``export-labels`` CSV / JSON lines
+/ .sql patch; loaded into an in-memory scratch schema), or one person's labels in the local label history
+(its ``annotator`` column, when it has one). Everything is computed in SQL over the ``feedback``
+``UNIQUE(eval_set_id, trace_id)`` index, per eval set:
+
+- per annotator: traces labelled (by rating); ratings outside positive/negative/neutral are ignored;
+- per pair: overlap (traces both labelled), percent agreement, Cohen's κ over the three ratings, and the
+  rating × rating confusion table;
+- for three or more: Fleiss' κ over the traces labelled by all of them (and the share where all agree);
+- per annotator and eval version of the set (in the source database): the eval's verdict against the
+  annotator's rating with the scoping rules of data/matrix/stats.py (pass ≙ positive, fail ≙ negative;
+  neutral, errors, invalid results and traces the eval did not run are excluded and counted).
+
+Undefined figures are ``None`` with the reason, never a fake 0: no overlap, a single trace (the chance
+model needs more than one), or expected agreement 1 (every label of both in one class).
+Disagreements are listed by trace id with keyset paging (``disagreements``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from iofold_tui.data.db import quote_ident, tolerant
+from iofold_tui.data.errors import SourceError
+from iofold_tui.data.labels.label_file import RATINGS, read_label_file, sniff_format
+from iofold_tui.data.matrix.stats import MatrixStats, Metric
+
+MAX_OTHERS = 8  # SQLite attaches at most 10 databases: the scratch schema, the history, 8 copies
+_VALID = "rating IN ('positive', 'negative', 'neutral')"
+
+
+def na(reason: str) -> Metric:
+    return Metric(None, f"n/a ({reason})")
+
+
+def cohen(table: dict[str, dict[str, int]]) -> tuple[Metric, Metric]:
+    """(percent agreement, Cohen's κ) of a rating × rating table of two annotators."""
+    n = sum(sum(row.values()) for row in table.values())
+    if n == 0:
+        return na("no overlap"), na("no overlap")
+    agree = sum(table.get(c, {}).get(c, 0) for c in RATINGS)
+    observed = Fraction(agree, n)
+    if n == 1:
+        return Metric(float(observed)), na("a single trace")
+    rows = {c: sum(table.get(c, {}).values()) for c in RATINGS}
+    cols = {c: sum(table.get(r, {}).get(c, 0) for r in RATINGS) for c in RATINGS}
+    chance = sum(Fraction(rows[c] * cols[c], n * n) for c in RATINGS)
+    if chance == 1:
+        return Metric(float(observed)), na("one class only: expected agreement is 1")
+    return Metric(float(observed)), Metric(float((observed - chance) / (1 - chance)))
+
+
+def fleiss(counts: Iterable[tuple[Sequence[int], int]], raters: int) -> tuple[int, Metric, Metric]:
+    """(traces, share where all agree, Fleiss' κ) from (per-rating counts of one trace, how many such traces)."""
+    items = [(tuple(c), w) for c, w in counts if w]
+    traces = sum(w for _, w in items)
+    if traces == 0:
+        return 0, na("no trace labelled by all"), na("no trace labelled by all")
+    unanimous = Metric(sum(w for c, w in items if max(c) == raters) / traces)
+    if traces == 1:
+        return traces, unanimous, na("a single trace")
+    if raters < 2:
+        return traces, unanimous, na("fewer than two annotators")
+    p_bar = sum(Fraction(sum(x * x for x in c) - raters, raters * (raters - 1)) * w for c, w in items) / traces
+    totals = [sum(c[j] * w for c, w in items) for j in range(len(RATINGS))]
+    p_e = sum(Fraction(t, traces * raters) ** 2 for t in totals)
+    if p_e == 1:
+        return traces, unanimous, na("one class only: expected agreement is 1")
+    return traces, unanimous, Metric(float((p_bar - p_e) / (1 - p_e)))
+
+
+@dataclass
+class Annotator:
+    name: str
+    origin: str  # what the user named
+    kind: str  # source | database | file | history
+    relation: str  # SQL naming a table with eval_set_id, trace_id, rating, notes
+    where: str = ""  # an extra filter on it ("AND ...")
+    params: tuple[object, ...] = ()
+
+    def source_sql(self, alias: str) -> str:
+        return f"{self.relation} AS {alias}"
+
+
+@dataclass
+class Disagreement:
+    trace_id: str
+    ratings: dict[str, str | None]  # annotator name -> rating (None: not labelled)
+
+
+@dataclass
+class AgreementSession:
+    """A read-only connection on the source with the other annotators attached. Close it when done."""
+
+    conn: sqlite3.Connection
+    annotators: list[Annotator]
+    source_label: str
+    _attached: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> AgreementSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- eval sets ----------------------------------------------------------------------------------
+
+    def eval_sets(self, wanted: str | None = None) -> list[tuple[str, str]]:
+        """(id, name) of the source's eval sets (``wanted``: one, by id or name). Raises ValueError."""
+        rows = [(str(r[0]), str(r[1] if r[1] is not None else r[0]))
+                for r in self.conn.execute("SELECT id, name FROM main.eval_sets ORDER BY name, id")]
+        if wanted is None:
+            return rows
+        by_id = [r for r in rows if r[0] == wanted]
+        if by_id:
+            return by_id
+        by_name = [r for r in rows if r[1] == wanted]
+        if len(by_name) > 1:
+            raise ValueError(f"--eval-set {wanted!r}: {len(by_name)} eval sets have this name; give its id")
+        if not by_name:
+            raise ValueError(f"--eval-set {wanted!r}: no eval set with this name or id in {self.source_label}")
+        return by_name
+
+    # -- the figures --------------------------------------------------------------------------------
+
+    def report(self, eval_set: str | None = None) -> dict[str, Any]:
+        sets = self.eval_sets(eval_set)
+        out: dict[str, Any] = {
+            "source": self.source_label,
+            "annotators": [{"name": a.name, "origin": a.origin, "kind": a.kind} for a in self.annotators],
+            "eval_sets": [self.eval_set_report(es, name) for es, name in sets],
+            "notes": list(self.notes),
+        }
+        if eval_set is None:
+            known = {es for es, _ in sets}
+            out["unknown_eval_sets"] = self._unknown_sets(known)
+        return out
+
+    def _unknown_sets(self, known: set[str]) -> dict[str, int]:
+        """Labels (per annotator) in eval sets the source does not have."""
+        found: dict[str, int] = {}
+        for a in self.annotators[1:]:
+            n = 0
+            for es, count in self.conn.execute(
+                    f"SELECT eval_set_id, count(*) FROM {a.relation} WHERE {_VALID} {_scoped(a, a.relation)} GROUP BY 1", a.params):
+                if es not in known:
+                    n += int(count)
+            if n:
+                found[a.name] = n
+        return found
+
+    def eval_set_report(self, es: str, name: str) -> dict[str, Any]:
+        anns = self.annotators
+        labelled = []
+        for a in anns:
+            by_rating = {r: 0 for r in RATINGS}
+            for rating, count in self.conn.execute(
+                    f"SELECT rating, count(*) FROM {a.relation} WHERE eval_set_id = ? AND {_VALID} {_scoped(a, a.relation)} "
+                    "GROUP BY rating", (es, *a.params)):
+                by_rating[str(rating)] = int(count)
+            labelled.append({"name": a.name, "labelled": sum(by_rating.values()), "by_rating": by_rating})
+        pairs = [self._pair(es, a, b) for a, b in itertools.combinations(anns, 2)]
+        group = self._fleiss(es) if len(anns) >= 3 else None
+        return {
+            "eval_set_id": es, "name": name, "annotators": labelled, "pairs": pairs, "fleiss": group,
+            "disagreements": self.count_disagreements(es),
+            "versions": [v for a in anns for v in self._versions(es, a)],
+        }
+
+    def _pair(self, es: str, a: Annotator, b: Annotator) -> dict[str, Any]:
+        table = {r: {c: 0 for c in RATINGS} for r in RATINGS}
+        sql = (f"SELECT x.rating, y.rating, count(*) FROM {a.source_sql('x')} JOIN {b.source_sql('y')} "
+               f"ON y.eval_set_id = x.eval_set_id AND y.trace_id = x.trace_id "
+               f"WHERE x.eval_set_id = ? AND x.{_VALID} AND y.{_VALID} {_scoped(a, 'x')} {_scoped(b, 'y')} "
+               "GROUP BY 1, 2")
+        for ra, rb, count in self.conn.execute(sql, (es, *a.params, *b.params)):
+            table[str(ra)][str(rb)] = int(count)
+        overlap = sum(sum(r.values()) for r in table.values())
+        agree = sum(table[c][c] for c in RATINGS)
+        percent, kappa = cohen(table)
+        return {"a": a.name, "b": b.name, "overlap": overlap, "agree": agree,
+                "percent_agreement": percent.value, "cohens_kappa": kappa.value,
+                "undefined": _undefined(percent_agreement=percent, cohens_kappa=kappa), "confusion": table}
+
+    def _fleiss(self, es: str) -> dict[str, Any]:
+        anns = self.annotators
+        aliases = [f"a{i}" for i in range(len(anns))]
+        joins = anns[0].source_sql(aliases[0])
+        for a, al in zip(anns[1:], aliases[1:], strict=True):
+            joins += (f" JOIN {a.source_sql(al)} ON {al}.eval_set_id = a0.eval_set_id "
+                      f"AND {al}.trace_id = a0.trace_id")
+        where = " AND ".join(f"{al}.{_VALID}" for al in aliases)
+        extra = " ".join(_scoped(a, al) for a, al in zip(anns, aliases, strict=True))
+        ratings = ", ".join(f"{al}.rating" for al in aliases)
+        sql = f"SELECT {ratings}, count(*) FROM {joins} WHERE a0.eval_set_id = ? AND {where} {extra} GROUP BY {ratings}"
+        params = (es, *(p for a in anns for p in a.params))
+        counts = []
+        for row in self.conn.execute(sql, params):
+            c = Counter(str(v) for v in row[:-1])
+            counts.append(([c[r] for r in RATINGS], int(row[-1])))
+        traces, unanimous, kappa = fleiss(counts, len(anns))
+        return {"annotators": len(anns), "traces": traces, "unanimous": unanimous.value,
+                "fleiss_kappa": kappa.value, "undefined": _undefined(unanimous=unanimous, fleiss_kappa=kappa)}
+
+    def _versions(self, es: str, a: Annotator) -> list[dict[str, Any]]:
+        evals = self.conn.execute("SELECT id, name, version, status FROM main.evals WHERE eval_set_id = ? "
+                                  "ORDER BY version, id", (es,)).fetchall()
+        if not evals:
+            return []
+        stats = {str(e[0]): MatrixStats(str(e[0]), es, str(e[1] or ""), _int(e[2]), str(e[3] or ""), a.name)
+                 for e in evals}
+        # The rules of data/matrix/stats.py (_LABELLED_TABLES): error first, then result 1 / 0, else invalid.
+        sql = (f"SELECT e.eval_id, f.rating, e.error IS NOT NULL, e.result = 1, "
+               f"coalesce(e.result IN (0, 1), 0) = 0, count(*) FROM {a.source_sql('f')} "
+               "JOIN main.eval_executions AS e ON e.eval_id IN (SELECT value FROM json_each(?)) "
+               f"AND e.trace_id = f.trace_id WHERE f.eval_set_id = ? AND f.{_VALID} {_scoped(a, 'f')} "
+               "GROUP BY 1, 2, 3, 4, 5")
+        for eval_id, rating, errored, passed, invalid, count in self.conn.execute(
+                sql, (json.dumps(list(stats)), es, *a.params)):
+            state = "error" if errored else "invalid" if invalid else "pass" if passed else "fail"
+            stats[str(eval_id)].cells[str(rating)][state] += int(count)
+        labels = dict(self.conn.execute(
+            f"SELECT rating, count(*) FROM {a.relation} WHERE eval_set_id = ? AND {_VALID} {_scoped(a, a.relation)} GROUP BY 1",
+            (es, *a.params)).fetchall())
+        out = []
+        for s in stats.values():
+            for r in RATINGS:
+                s.cells[r]["not_run"] = int(labels.get(r, 0)) - sum(s.cells[r][st] for st in
+                                                                    ("pass", "fail", "error", "invalid"))
+            accuracy, kappa = s.accuracy, s.cohens_kappa
+            excluded = {k: v for k, v in s.excluded.items() if k != "unlabelled"}
+            out.append({"annotator": a.name, "eval_id": s.eval_id, "eval_name": s.name, "version": s.version,
+                        "status": s.status, "n": s.n, "agree": s.tp + s.tn, "tp": s.tp, "fp": s.fp, "fn": s.fn,
+                        "tn": s.tn, "percent_agreement": accuracy.value, "cohens_kappa": kappa.value,
+                        "undefined": _undefined(percent_agreement=accuracy, cohens_kappa=kappa),
+                        "excluded": excluded})
+        return out
+
+    # -- disagreements ------------------------------------------------------------------------------
+
+    def _pair_disagree_sql(self, a: Annotator, b: Annotator, select: str) -> tuple[str, tuple[object, ...]]:
+        sql = (f"SELECT {select} FROM {a.source_sql('x')} JOIN {b.source_sql('y')} "
+               "ON y.eval_set_id = x.eval_set_id AND y.trace_id = x.trace_id "
+               f"WHERE x.eval_set_id = ? AND x.{_VALID} AND y.{_VALID} AND x.rating != y.rating "
+               f"{_scoped(a, 'x')} {_scoped(b, 'y')}")
+        return sql, (*a.params, *b.params)
+
+    def count_disagreements(self, es: str) -> int:
+        """Traces of the set that two annotators labelled differently."""
+        parts, params = [], []
+        for a, b in itertools.combinations(self.annotators, 2):
+            sql, p = self._pair_disagree_sql(a, b, "x.trace_id")
+            parts.append(sql)
+            params.extend((es, *p))
+        if not parts:
+            return 0
+        if len(parts) == 1:
+            return int(self.conn.execute(f"SELECT count(*) FROM ({parts[0]})", params).fetchone()[0])
+        return int(self.conn.execute(f"SELECT count(*) FROM ({' UNION '.join(parts)})", params).fetchone()[0])
+
+    def disagreements(self, es: str, *, after: object = None, limit: int = 100) -> list[Disagreement]:
+        """Traces labelled differently by two annotators, ordered by trace id, ``limit`` after ``after``."""
+        ids: set[object] = set()
+        for a, b in itertools.combinations(self.annotators, 2):
+            sql, p = self._pair_disagree_sql(a, b, "x.trace_id")
+            window = "" if after is None else " AND x.trace_id > ?"
+            rows = self.conn.execute(f"{sql}{window} ORDER BY x.trace_id LIMIT ?",
+                                     (es, *p, *(() if after is None else (after,)), limit))
+            ids.update(r[0] for r in rows)
+        page = sorted(ids, key=_sort_key)[:limit]
+        return [Disagreement(str(t), self.ratings_of(es, t)) for t in page]
+
+    def ratings_of(self, es: str, trace_id: object) -> dict[str, str | None]:
+        out: dict[str, str | None] = {}
+        for a in self.annotators:
+            row = self.conn.execute(f"SELECT rating FROM {a.relation} WHERE eval_set_id = ? AND trace_id = ? "
+                                    f"AND {_VALID} {_scoped(a, a.relation)}", (es, trace_id, *a.params)).fetchone()
+            out[a.name] = None if row is None else str(row[0])
+        return out
+
+
+def _sort_key(value: object) -> tuple[int, Any]:
+    """SQLite's order: NULL, numbers, text, blobs."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, int | float):
+        return (1, value)
+    if isinstance(value, str):
+        return (2, value.encode())  # BINARY collation: byte order
+    return (3, bytes(value))  # type: ignore[arg-type]
+
+
+def _scoped(a: Annotator, alias: str) -> str:
+    return a.where.replace("{t}", alias) if a.where else ""
+
+
+def _undefined(**metrics: Metric) -> dict[str, str]:
+    return {k: m.reason or "n/a" for k, m in metrics.items() if m.value is None}
+
+
+def _int(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return 0
+
+
+# ---------------------------------------------------------------- opening
+
+
+def open_agreement(source: Any, others: Sequence[str | Path], *,  # noqa: ANN401 - an OpenedSource
+                   history_annotators: bool = False) -> AgreementSession:
+    """A session on ``source`` (an OpenedSource) with ``others`` attached. Raises SourceError / ValueError."""
+    if len(others) > MAX_OTHERS:
+        raise ValueError(f"at most {MAX_OTHERS} other annotators at once (SQLite attaches at most 10 databases)")
+    db_path = Path(source.db.path)
+    uri = f"{db_path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if getattr(source.db, "immutable", False) else "")
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    tolerant(conn)
+    try:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute("PRAGMA query_only = 1")  # belt and braces: no statement may write (temp included)
+        conn.execute("ATTACH ':memory:' AS scratch")
+        _require_feedback(conn, "main", str(source.origin) if source.kind != "demo" else "demo database")
+        session = AgreementSession(conn, [Annotator(_unique(source.label, []), str(source.origin), "source",
+                                                    "main.feedback")],
+                                   str(source.origin) if source.kind != "demo" else "demo database")
+        for i, other in enumerate(others, start=1):
+            _add_other(session, str(other), i)
+        if history_annotators:
+            add_history_annotators(session, Path(source.history_path))
+        return session
+    except BaseException:
+        conn.close()
+        raise
+
+
+def _unique(name: str, taken: Iterable[str]) -> str:
+    taken = set(taken)
+    if name not in taken:
+        return name
+    for n in itertools.count(2):
+        if f"{name} ({n})" not in taken:
+            return f"{name} ({n})"
+    raise AssertionError("unreachable")
+
+
+def _require_feedback(conn: sqlite3.Connection, schema: str, name: str) -> None:
+    cols = {str(r[1]) for r in conn.execute(f"PRAGMA {quote_ident(schema)}.table_info(feedback)")}
+    missing = {"eval_set_id", "trace_id", "rating"} - cols
+    if not cols:
+        raise SourceError(name, "no feedback table: it holds no labels")
+    if missing:
+        raise SourceError(name, f"its feedback table lacks {', '.join(sorted(missing))}")
+
+
+def _add_other(session: AgreementSession, other: str, index: int) -> None:
+    from iofold_tui.data.source.loader import open_source
+
+    path = Path(other).expanduser()
+    if not path.exists():
+        raise SourceError(path, "no such file or directory")
+    taken = [a.name for a in session.annotators]
+    fmt = None if path.is_dir() else sniff_format(path)
+    if fmt is not None:
+        parsed = read_label_file(path, fmt)
+        if not parsed.ok:
+            first = parsed.errors[0]
+            more = f" (and {len(parsed.errors) - 1} more problems)" if len(parsed.errors) > 1 else ""
+            raise SourceError(None, first.text(str(path)) + more)
+        table = f"scratch.{quote_ident(f'ann_{index}')}"
+        session.conn.execute("PRAGMA query_only = 0")  # the in-memory scratch schema only
+        try:
+            session.conn.execute(f"CREATE TABLE {table} (eval_set_id, trace_id, rating, notes, "
+                                 "PRIMARY KEY (eval_set_id, trace_id)) WITHOUT ROWID")
+            session.conn.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?)",
+                                     ((r.eval_set_id, r.trace_id, r.rating, r.notes) for r in parsed.rows
+                                      if r.rating is not None))
+            session.conn.execute(f"CREATE INDEX scratch.{quote_ident(f'ann_{index}_r')} ON "
+                                 f"{quote_ident(f'ann_{index}')}(eval_set_id, rating)")
+        finally:
+            session.conn.execute("PRAGMA query_only = 1")
+        who = {r.annotator for r in parsed.rows}
+        name = path.name if len(who) != 1 or None in who else f"{next(iter(who))} ({path.name})"
+        session.annotators.append(Annotator(_unique(name, taken), str(path), "file", table))
+        return
+    opened = open_source(path, read_only=True)
+    schema = f"copy{index}"
+    uri = f"{Path(opened.db.path).resolve().as_uri()}?mode=ro" + ("&immutable=1" if opened.db.immutable else "")
+    session.conn.execute("ATTACH ? AS " + quote_ident(schema), (uri,))
+    _require_feedback(session.conn, schema, str(path))
+    session.annotators.append(Annotator(_unique(opened.label, taken), str(path), "database",
+                                        f"{quote_ident(schema)}.feedback"))
+    with contextlib.suppress(Exception):
+        opened.db.close()
+
+
+def add_history_annotators(session: AgreementSession, history_path: Path) -> None:
+    """One annotator per name in the local label history's ``annotator`` column: per key, the rating of
+    the latest applied change that person made (a later relabel by someone else does not erase what
+    they said). Nothing is added when the history has no such column yet."""
+    if not history_path.is_file():
+        return
+    uri = f"{history_path.resolve().as_uri()}?mode=ro"
+    session.conn.execute("ATTACH ? AS hist", (uri,))
+    cols = {str(r[1]) for r in session.conn.execute("PRAGMA hist.table_info(steps)")}
+    if "annotator" not in cols:
+        session.conn.execute("DETACH hist")
+        return
+    session.conn.execute("PRAGMA query_only = 0")
+    try:
+        session.conn.execute(
+            "CREATE TABLE scratch.hist_labels (annotator, eval_set_id, trace_id, rating, notes, "
+            "PRIMARY KEY (annotator, eval_set_id, trace_id)) WITHOUT ROWID")
+        session.conn.execute(
+            "INSERT INTO scratch.hist_labels SELECT annotator, eval_set_id, trace_id, new_rating, new_notes FROM ("
+            "SELECT s.annotator, c.eval_set_id, c.trace_id, c.new_rating, c.new_notes, "
+            "row_number() OVER (PARTITION BY s.annotator, c.eval_set_id, c.trace_id ORDER BY s.id DESC, c.seq DESC) AS k "
+            "FROM hist.steps s JOIN hist.changes c ON c.step_id = s.id "
+            "WHERE s.status = 'applied' AND s.annotator IS NOT NULL) WHERE k = 1 AND new_rating IS NOT NULL")
+        session.conn.execute("CREATE INDEX scratch.hist_labels_set ON hist_labels(eval_set_id, trace_id)")
+    finally:
+        session.conn.execute("PRAGMA query_only = 1")
+    names = [str(r[0]) for r in session.conn.execute("SELECT DISTINCT annotator FROM scratch.hist_labels ORDER BY 1")]
+    for name in names:
+        taken = [a.name for a in session.annotators]
+        session.annotators.append(Annotator(_unique(name, taken), f"label history ({name})", "history",
+                                            "scratch.hist_labels", "AND {t}.annotator = ?", (name,)))
