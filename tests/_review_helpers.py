@@ -61,6 +61,29 @@ def make_app(db: Path, *, pane: str = "review", eval_set: str | None = "response
     return IofoldApp(open_source(db, read_only=read_only), pane=pane, eval_set=eval_set, watch_interval=0)
 
 
-def finish(app: IofoldApp) -> None:
-    """Close what a run left open (the lead wires close_label_store into the app's unmount)."""
+def finish(app: IofoldApp, *, drain: float = 10.0) -> None:
+    """Close what a run left open (the lead wires close_label_store into the app's unmount), once the label
+    writer has written what was queued (``drain`` seconds at most; what it could not write stays queued)."""
+    import time
+
+    queue = labeling.open_label_queue(app)
+    deadline = time.monotonic() + drain
+    while queue is not None and queue.writer is not None and queue.store.queued() and time.monotonic() < deadline:
+        time.sleep(0.02)
     labeling.close_label_store(app)
+
+
+async def labels_written(app: IofoldApp, pilot: object, timeout: float = 10.0) -> None:
+    """Wait until every queued label / undo / redo is written (the writer thread applies them)."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        queue = labeling.open_label_queue(app)
+        if queue is None or (not queue.pending and not queue.store.queued()):
+            break
+        assert time.monotonic() < deadline, f"labels still pending after {timeout} s: {queue.pending}"
+        await asyncio.sleep(0.02)
+    if app.is_running:
+        await pilot.pause()  # type: ignore[attr-defined]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _review_helpers import ES, add_unlabelled, feedback, feedback_count, finish, make_app
+from _review_helpers import ES, add_unlabelled, feedback, feedback_count, finish, labels_written, make_app
 
 from iofold_tui.ui.panes.traces import TracesPane
 from iofold_tui.ui.screenshot import settle
@@ -30,11 +30,14 @@ async def test_single_label_keys_on_the_cursor_row(db: Path) -> None:
         await settle(app, pilot)
         assert traces_pane(app).table.cursor_key == "ux_000"
         await pilot.press("n")  # no confirmation for one row; the cursor moves on
+        await labels_written(app, pilot)  # written by the writer thread
         assert feedback(db, "ux_000")[1] == "neutral"
         assert traces_pane(app).table.cursor_key == "ux_001"
         assert "neu" in str(traces_pane(app).table.get_cell("ux_000", "rating"))
         await pilot.press("u")
+        await labels_written(app, pilot)
         await settle(app, pilot)
+        await labels_written(app, pilot)
         assert feedback(db, "ux_000") is None
     finish(app)
 
@@ -53,14 +56,18 @@ async def test_bulk_selection_is_one_undo_step(db: Path) -> None:
         assert "3 selected traces negative" in str(app.screen.question)
         await pilot.press("y")
         await settle(app, pilot)
+        await labels_written(app, pilot)
         assert [feedback(db, t) and feedback(db, t)[1] for t in ("ux_000", "ux_001", "ux_002", "ux_003")] == [
             "negative", "negative", None, "negative"]
         assert traces_pane(app).selected == set()  # applied: the selection is cleared
         await pilot.press("u")  # one step reverts all three
         await settle(app, pilot)
+        await labels_written(app, pilot)
         assert all(feedback(db, t) is None for t in ("ux_000", "ux_001", "ux_003"))
         await pilot.press("U")
+        await labels_written(app, pilot)
         await settle(app, pilot)
+        await labels_written(app, pilot)
         assert all(feedback(db, t)[1] == "negative" for t in ("ux_000", "ux_001", "ux_003"))
     finish(app)
 
@@ -81,13 +88,18 @@ async def test_select_all_matching_the_filter_with_preview_and_cancel(db: Path) 
         assert "6 selected traces positive" in str(app.screen.question)  # type: ignore[attr-defined]
         await pilot.press("escape")  # cancelled: nothing written
         await settle(app, pilot)
+        await labels_written(app, pilot)
         assert feedback(db, "ux_000") is None
         await pilot.press("a", "enter")
         await settle(app, pilot)
+        await labels_written(app, pilot)
         assert all(feedback(db, f"ux_{i:03d}")[1] == "positive" for i in range(6))
+        await labels_written(app, pilot)
         assert feedback(db, "trace_003")[1] == "negative"  # outside the selection: untouched
         await pilot.press("u")
+        await labels_written(app, pilot)
         await settle(app, pilot)
+        await labels_written(app, pilot)
         assert all(feedback(db, f"ux_{i:03d}") is None for i in range(6))
         await pilot.press("asterisk")  # select all, then * again clears
         await settle(app, pilot)

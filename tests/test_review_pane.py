@@ -6,7 +6,16 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from _review_helpers import ES, add_execution, add_unlabelled, feedback, feedback_count, finish, make_app
+from _review_helpers import (
+    ES,
+    add_execution,
+    add_unlabelled,
+    feedback,
+    feedback_count,
+    finish,
+    labels_written,
+    make_app,
+)
 from textual.widgets import Static, TextArea
 
 from iofold_tui.data.labels.review_queue import QueueSpec, next_unlabelled, page_after
@@ -45,22 +54,27 @@ async def test_label_relabel_undo_redo(db: Path) -> None:
         assert pane(app).current.trace_id == "ux_000"  # unlabelled first, newest first
         assert "5 labelled · minimum 5 examples reached" in text_of(app, "#pane-header")
         await pilot.press("a")
+        await labels_written(app, pilot)
         first = feedback(db, "ux_000")
         assert first is not None and first[1] == "positive" and first[0].startswith("fb_")
         await settle(app, pilot)
         assert pane(app).current.trace_id == "ux_001"  # auto-advanced after the commit
         assert "6 labelled · minimum 5 examples reached" in text_of(app, "#pane-header")
         await pilot.press("k", "x")  # back, relabel: same row, new rating
+        await labels_written(app, pilot)
         again = feedback(db, "ux_000")
         assert again[0] == first[0] and again[1] == "negative"
         await pilot.press("u")  # undo the relabel: the exact previous row
+        await labels_written(app, pilot)
         assert feedback(db, "ux_000") == first
         await pilot.press("u")  # undo the first label: the row is deleted
+        await labels_written(app, pilot)
         assert feedback(db, "ux_000") is None
         await settle(app, pilot)
         assert pane(app).current.trace_id == "ux_000"  # undo shows the trace it reverted
         assert "unlabelled" in text_of(app, "#review-bar")
         await pilot.press("U")
+        await labels_written(app, pilot)
         assert feedback(db, "ux_000") == first
         await settle(app, pilot)
         assert len(pane(app).latencies) == 2  # one measurement per label that advanced or rendered
@@ -79,6 +93,7 @@ async def test_digit_keys_skip_and_next_unlabelled(db: Path) -> None:
         await settle(app, pilot)
         await pilot.press("2")
         await settle(app, pilot)
+        await labels_written(app, pilot)
         assert [feedback(db, t) and feedback(db, t)[1] for t in ("ux_000", "ux_001", "ux_002", "ux_003")] == [
             "positive", None, "negative", "neutral"]
         await pilot.press("right_square_bracket")  # wraps around to the skipped one
@@ -98,14 +113,18 @@ async def test_note_editing_saves_and_never_loses_text(db: Path) -> None:
         await pilot.press(*"draft a", "enter", *"x")  # label keys type text while editing
         await pilot.press("escape")
         await settle(app, pilot)
+        await labels_written(app, pilot)
         assert feedback(db, "ux_000") is None  # unlabelled: the note waits for the label
         assert "note draft" in text_of(app, "#review-bar")
         await pilot.press("n")
+        await labels_written(app, pilot)
         assert feedback(db, "ux_000")[1:3] == ("neutral", "draft a\nx")
         await pilot.press("e", *" more", "escape")
         await settle(app, pilot)
+        await labels_written(app, pilot)
         assert feedback(db, "ux_000")[2] == "draft a\nx more"  # an existing label: saved on Esc
         await pilot.press("u")  # the note edit is its own undo step
+        await labels_written(app, pilot)
         assert feedback(db, "ux_000")[2] == "draft a\nx"
     finish(app)
 
@@ -123,8 +142,10 @@ async def test_undo_survives_a_restart(db: Path) -> None:
         await settle(again, pilot)
         await pilot.press("u")
         await settle(again, pilot)
+        await labels_written(again, pilot)
         assert feedback(db, "ux_000") is None
         await pilot.press("U")
+        await labels_written(again, pilot)
         assert feedback(db, "ux_000")[1] == "negative"
     finish(again)
 
@@ -162,7 +183,9 @@ async def test_start_in_review_with_eval_set_by_name_or_id(db: Path) -> None:
             assert pane(app).current.trace_id == "ux_000"  # everything is unlabelled in a new set
             await pilot.press("a")
         finish(app)
+        await labels_written(app, pilot)
         assert feedback(db, "ux_000", "set_other")[1] == "positive"
+        await labels_written(app, pilot)
         assert feedback(db, "ux_000") is None  # the other eval set is untouched
         sqlite3.connect(db).execute("DELETE FROM feedback WHERE eval_set_id = 'set_other'").connection.commit()
 
@@ -245,6 +268,7 @@ async def test_watcher_ignores_our_own_labels_but_not_other_writers(db: Path) ->
         await settle(app, pilot)
         app.watch_database()
         await settle(app, pilot)
+        await labels_written(app, pilot)
         assert seen == [] and feedback_count(db) == 7
         conn = sqlite3.connect(db)
         with conn:

@@ -52,6 +52,8 @@ class IofoldApp(App[None]):
         Binding("question_mark", "toggle_help", "Help", id="app.help"),
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
+    # Label writer timings (ui.labeling.LabelQueue); tests shrink them to simulate long locks quickly.
+    label_writer_timing = None
 
     def __init__(
         self,
@@ -108,6 +110,66 @@ class IofoldApp(App[None]):
         # and again now and then; cyclic garbage made later is still collected as usual.
         self.set_timer(1.0, self._freeze_gc)
         self.set_interval(30.0, self._freeze_gc)
+        self._open_labels()
+
+    @work(thread=True, group="labels-open")
+    def _open_labels(self) -> None:
+        """Labels queued by an earlier session (it quit, or was killed, while the database was locked) are
+        written now, whatever pane is shown: open the store and its writer if the sidecar holds any."""
+        import sqlite3
+
+        from iofold_tui.ui import labeling
+
+        path = Path(self.source.history_path)
+        if self.source.read_only_reason or not path.is_file():
+            return
+        queued = 0
+        with contextlib.suppress(sqlite3.Error):  # a read-only peek: no schema work, never an error
+            peek = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
+            try:
+                queued = int(peek.execute("SELECT count(*) FROM queued WHERE status = 'queued'").fetchone()[0])
+            finally:
+                peek.close()
+        if queued:
+            with contextlib.suppress(Exception):  # a store that cannot open says why when a label key is pressed
+                labeling.label_queue(self)
+                self.call_from_thread(self.notify, f"{queued:,} label(s) queued by the previous session: writing "
+                                      "them to the database now.", title="labels", timeout=8)
+
+    async def action_quit(self) -> None:
+        """Quitting with labels not written yet (another process holds the lock) asks first; they stay queued
+        in the label history either way, and the next start writes them."""
+        from iofold_tui.ui.labeling import open_label_queue
+
+        queue = open_label_queue(self)
+        if queue is None or not queue.pending:
+            self.exit()
+            return
+        n = len(queue.pending)
+        options = [
+            ("keep", f"Quit: keep the {n:,} pending label(s) queued; the next start writes them"),
+            ("wait", "Wait until they are written, then quit"),
+            ("stay", "Don't quit"),
+        ]
+
+        def chosen(choice: str | None) -> None:
+            if choice == "keep":
+                self.exit()
+            elif choice == "wait":
+                self.notify("quitting once the pending labels are written…", timeout=4)
+                self._quit_when_written()
+
+        self.push_screen(PickOne(f"{n:,} label(s) not written yet (the database is locked)", options, "keep"),
+                         chosen)
+
+    def _quit_when_written(self) -> None:
+        from iofold_tui.ui.labeling import open_label_queue
+
+        queue = open_label_queue(self)
+        if queue is None or not queue.pending:
+            self.exit()
+        else:
+            self.set_timer(0.2, self._quit_when_written)
 
     def _freeze_gc(self) -> None:
         # Collect first: cyclic garbage alive at the moment of a freeze would never be freed.

@@ -7,6 +7,7 @@ The write helpers turn the store's exceptions into ``LabelActionError`` with a o
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from collections.abc import Callable, Iterable
@@ -15,6 +16,7 @@ from typing import Any
 from rich.text import Text
 
 from iofold_tui.data.errors import ReadOnlyError, SourceError
+from iofold_tui.data.labels.history import Intent
 from iofold_tui.data.labels.store import (
     UNCHANGED,
     LabelChange,
@@ -61,6 +63,7 @@ def open_label_store(app: Any) -> LabelStore | None:
 
 def close_label_store(app: Any) -> None:
     """For the app's unmount (and tests that restart an app on the same files)."""
+    close_label_queue(app)  # the writer first: it uses the store
     store = getattr(app, _ATTR, None)
     if store is not None:
         setattr(app, _ATTR, None)
@@ -183,3 +186,173 @@ def undo_redo(app: Any, *, undo: bool, done: Callable[[Step | None], None]) -> N
         app.notify(str(exc), severity="error")
         return
     finish(step)
+
+
+# -- queued labels: keys never wait for the database lock --------------------------------------------
+_QUEUE_ATTR = "_iofold_label_queue"
+
+
+class LabelQueue:
+    """The app's queued labels as the UI shows them (UI thread), fed by the writer thread.
+
+    A label key records its intent in the sidecar (milliseconds) and returns; ``LabelWriter`` writes it when
+    the database lock is free. ``pending`` is what is not written yet (shown as PENDING on the trace, in the
+    review bar and as a count in every pane's header); panes get ``on_label_applied(applied)`` when one lands.
+    """
+
+    def __init__(self, app: Any, store: LabelStore) -> None:
+        from iofold_tui.data.labels.writer import LabelWriter
+
+        self.app, self.store = app, store
+        self.pending: list[Intent] = [] if store.read_only else store.queued()
+        self.from_last_session = len(self.pending)
+        self.waiting_s = 0.0  # how long the oldest pending label has waited for the lock
+        self.error: str | None = None
+        self.writer = None
+        if not store.read_only:
+            self.writer = LabelWriter(store, self._from_thread, getattr(app, "label_writer_timing", None)).start()
+            if self.pending:
+                self.writer.wake()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.stop()
+
+    # -- the writer's events, on the UI thread
+    def _from_thread(self, event: Any) -> None:
+        self.app.call_from_thread(self._on_event, event)
+
+    def _on_event(self, event: Any) -> None:
+        if event.kind == "busy":
+            self.waiting_s, self.error = event.waiting_s, event.applied.error if event.applied else None
+            self._refresh_headers()
+            return
+        self.waiting_s, self.error = 0.0, None
+        if event.kind == "idle":
+            if self.pending:
+                self.pending = self.store.queued()
+                self._refresh_headers()
+            if self.from_last_session and not self.pending:
+                self.app.notify(f"{self.from_last_session:,} label(s) queued by the previous session are now "
+                                "written to the database.", title="labels", timeout=8)
+                self.from_last_session = 0
+            return
+        applied = event.applied
+        self.pending = self.store.queued()
+        if event.kind == "failed":
+            intent = applied.intent
+            what = f"{intent.kind} of {one_line(intent.trace_id or '', 40)}" if intent and intent.trace_id else (
+                intent.kind if intent else "label")
+            if applied.conflict is not None:
+                undo = intent is not None and intent.kind == "undo"
+
+                def forced(yes: bool | None) -> None:
+                    if yes:
+                        self._add(self.store.queue_travel(undo=undo, force=True))
+
+                self.app.push_screen(Confirm(conflict_question(applied.conflict, undo=undo)), forced)
+            else:
+                self.app.notify(f"{what} not saved: {one_line(applied.error or '', 160)}", severity="error",
+                                timeout=10)
+        elif applied.intent is not None and applied.intent.kind in ("undo", "redo"):
+            step = applied.result
+            self.app.notify(f"nothing to {applied.intent.kind}" if step is None else
+                            describe_step(step, undone=applied.intent.kind == "undo"), timeout=4)  # type: ignore[arg-type]
+        for screen in _all_screens(self.app):
+            handler = getattr(screen, "on_label_applied", None)
+            if handler is not None:
+                handler(applied)
+        self._refresh_headers()
+
+    def _refresh_headers(self) -> None:
+        screen = self.app.screen
+        if getattr(screen, "is_mounted", False) and hasattr(screen, "pending_changed"):
+            with contextlib.suppress(Exception):  # a pane half-way through (un)mounting
+                screen.pending_changed()
+
+    # -- keys
+    def _add(self, intent: Intent) -> Intent:
+        self.pending.append(intent)
+        if self.writer is not None:
+            self.writer.wake()
+        self._refresh_headers()
+        return intent
+
+    def label(self, eval_set_id: str, trace_id: str, rating: str | None, *, note: Any = UNCHANGED,
+              seconds: float | None = None) -> Intent:
+        return self._add(_wrap(lambda: self.store.queue_label(eval_set_id, trace_id, rating,  # type: ignore[arg-type]
+                                                              note=note, seconds_spent=seconds)))
+
+    def note(self, eval_set_id: str, trace_id: str, note: str | None) -> Intent:
+        return self._add(_wrap(lambda: self.store.queue_note(eval_set_id, trace_id, note)))
+
+    def travel(self, *, undo: bool) -> tuple[str, Intent | None]:
+        """Undo/redo as a key: a label still queued is cancelled (redo queues it again); otherwise an undo or
+        redo intent is queued behind the labels before it. Returns (what happened, the intent)."""
+        if undo:
+            cancelled = _wrap(self.store.cancel_queued)
+            if cancelled is not None:
+                self.pending = self.store.queued()
+                self._refresh_headers()
+                self.app.notify(f"Cancelled the queued label of {one_line(cancelled.trace_id or '', 40)} "
+                                "(it was never written)", timeout=4)
+                return "cancelled", cancelled
+        else:
+            restored = _wrap(self.store.restore_cancelled)
+            if restored is not None:
+                self.app.notify(f"Queued again: the label of {one_line(restored.trace_id or '', 40)}", timeout=4)
+                return "restored", self._add(restored)
+        return "queued", self._add(_wrap(lambda: self.store.queue_travel(undo=undo)))
+
+    def pending_for(self, eval_set_id: str, trace_id: str) -> Intent | None:
+        """The latest label/note still queued for this trace in this set."""
+        for intent in reversed(self.pending):
+            if intent.trace_id == trace_id and intent.eval_set_id == eval_set_id:
+                return intent
+        return None
+
+    def pending_traces(self, eval_set_id: str) -> dict[str, Intent]:
+        return {i.trace_id: i for i in self.pending if i.eval_set_id == eval_set_id and i.trace_id}
+
+    def summary(self) -> str | None:
+        """For the header: "⧗ 3 labels pending (database locked 12 s)", or None."""
+        if not self.pending:
+            return None
+        n = len(self.pending)
+        text = f"⧗ {n:,} label{'s' if n != 1 else ''} pending"
+        if self.waiting_s >= 1:
+            text += f" (database locked {self.waiting_s:.0f} s, retrying)"
+        return text
+
+
+def _all_screens(app: Any) -> list[Any]:
+    seen: list[Any] = []
+    for stack in getattr(app, "_screen_stacks", {}).values():
+        for screen in stack:
+            if screen not in seen:
+                seen.append(screen)
+    return seen
+
+
+def label_queue(app: Any) -> LabelQueue:
+    """The app's LabelQueue (opens the store and starts the writer on first use)."""
+    queue = getattr(app, _QUEUE_ATTR, None)
+    if queue is None:
+        store = label_store(app)
+        with _create_lock:
+            queue = getattr(app, _QUEUE_ATTR, None)
+            if queue is None:
+                queue = LabelQueue(app, store)
+                setattr(app, _QUEUE_ATTR, queue)
+    return queue
+
+
+def open_label_queue(app: Any) -> LabelQueue | None:
+    return getattr(app, _QUEUE_ATTR, None)
+
+
+def close_label_queue(app: Any) -> None:
+    queue = getattr(app, _QUEUE_ATTR, None)
+    if queue is not None:
+        setattr(app, _QUEUE_ATTR, None)
+        queue.close()

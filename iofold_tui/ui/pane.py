@@ -81,10 +81,20 @@ class Pane(Screen[None]):
         parts.append(f"eval set: {state.eval_set.name}" if state.eval_set else "no eval set")
         if app.source.read_only_reason:
             parts.append("READ-ONLY")
+        queue = getattr(app, "_iofold_label_queue", None)  # ui.labeling.LabelQueue, once labels were queued
+        pending = queue.summary() if queue is not None else None
+        if pending:
+            parts.append(pending)
         return parts
 
     def set_status(self, status: Text | str = "") -> None:
+        self._status = status
         self.query_one(PaneHeader).show(self.pane_title, self.context_parts(), status, self.pane_keys())
+
+    def pending_changed(self) -> None:
+        """Queued labels were added or written (ui.labeling.LabelQueue): the header's count moves."""
+        self.query_one(PaneHeader).show(self.pane_title, self.context_parts(), getattr(self, "_status", ""),
+                                        self.pane_keys())
 
     def pane_keys(self) -> str:
         """The pane-switching keys as the user's keymap has them, e.g. "T R E M O J I S"."""

@@ -10,11 +10,18 @@ after. A step's ``status`` drives undo/redo and crash recovery:
     redoing  -> a redo is in flight;   discarded -> was undone, then a new change cleared the redo stack
 
 Invariant kept by the stack discipline: every undone id is greater than every applied id.
+
+The ``queued`` table is the write-ahead log of label keys: a key records its intent (label / note / undo /
+redo) here, committed, before anything touches the user's database, and the writer thread applies intents
+in order when the database lock is free. An intent being applied is bound to its step (``step_id``) in the
+same sidecar transaction that records the step, and deleted in the one that settles it; a dropped step
+unbinds it (``ON DELETE SET NULL``), so after any crash an intent is either consumed or still queued.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -55,6 +62,19 @@ CREATE TABLE IF NOT EXISTS exported (  -- final states written into SQL patches:
   at TEXT NOT NULL,
   PRIMARY KEY (eval_set_id, trace_id, state)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS queued (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  created_at TEXT NOT NULL,
+  session TEXT NOT NULL,
+  kind TEXT NOT NULL,                -- label | note | undo | redo
+  eval_set_id TEXT, trace_id TEXT,
+  rating TEXT,                       -- label: the rating (NULL clears)
+  note_set INTEGER NOT NULL DEFAULT 0, note TEXT,
+  seconds_spent REAL,
+  force INTEGER NOT NULL DEFAULT 0,
+  status TEXT NOT NULL DEFAULT 'queued',  -- queued | cancelled (undone before it was written)
+  step_id INTEGER REFERENCES steps(id) ON DELETE SET NULL
+);
 """
 
 
@@ -96,6 +116,32 @@ class Step:
     changes: tuple[LabelChange, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """A label key recorded in the sidecar, not yet written to the user's database."""
+
+    id: int
+    created_at: str
+    kind: str  # label | note | undo | redo
+    eval_set_id: str | None
+    trace_id: str | None
+    rating: str | None
+    note_set: bool  # False: keep the stored note
+    note: str | None
+    seconds_spent: float | None
+    force: bool = False
+    step_id: int | None = None  # bound while being applied
+
+
+_INTENT_COLS = ("id, created_at, kind, eval_set_id, trace_id, rating, note_set, note, seconds_spent, force, "
+                "step_id")
+
+
+def _intent(r: sqlite3.Row | tuple) -> Intent:
+    return Intent(int(r[0]), r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8], bool(r[9]),
+                  None if r[10] is None else int(r[10]))
+
+
 def utc_stamp(moment: datetime | None = None) -> str:
     """A sortable UTC text stamp with microseconds, used for every history time."""
     moment = moment or datetime.now(UTC)
@@ -132,6 +178,9 @@ class LabelHistory:
     def __init__(self, path: Path, *, busy_timeout_s: float = 10.0) -> None:
         self.path = Path(path)
         self.conn = open_sidecar(self.path, _DDL, FORMAT_VERSION, busy_timeout_s=busy_timeout_s)
+        # The UI thread records intents while the writer thread settles steps on the same connection: one
+        # sidecar transaction at a time (held for milliseconds, never while waiting for the user's database).
+        self._txn_lock = threading.RLock()
         self.conn.execute("PRAGMA cache_size=-32000")
         self.conn.execute("PRAGMA foreign_keys=ON")
 
@@ -139,7 +188,7 @@ class LabelHistory:
         self.conn.close()
 
     def _txn(self) -> SidecarTxn:
-        return SidecarTxn(self.conn)
+        return SidecarTxn(self.conn, self._txn_lock)
 
     def set_meta(self, key: str, value: str) -> None:
         with self._txn():
@@ -152,8 +201,10 @@ class LabelHistory:
 
     # -- writing -------------------------------------------------------------------------------------
 
-    def add_pending(self, kind: str, session: str, changes: list[LabelChange]) -> tuple[int, str]:
-        """Record a step as pending (committed) before its feedback transaction commits."""
+    def add_pending(self, kind: str, session: str, changes: list[LabelChange],
+                    intent: int | None = None) -> tuple[int, str]:
+        """Record a step as pending (committed) before its feedback transaction commits (bound to the queued
+        ``intent`` it applies, in the same transaction)."""
         now = utc_stamp()
         with self._txn():
             cur = self.conn.execute(
@@ -164,9 +215,11 @@ class LabelHistory:
                 f"INSERT INTO changes (step_id, seq, {_CHANGE_COLS}) VALUES ({','.join('?' * 15)})",
                 ((step_id, seq, c.eval_set_id, c.trace_id, *_cols(c.old), *_cols(c.new), c.seconds_spent)
                  for seq, c in enumerate(changes)))
+            if intent is not None:
+                self.bind(intent, step_id)
         return step_id, now
 
-    def set_status(self, step_id: int, status: str) -> None:
+    def set_status(self, step_id: int, status: str, consume: int | None = None) -> None:
         """Move a step to ``status``; a newly applied step (from pending) clears the redo stack.
 
         In-flight marks (undoing/redoing) are fsynced; settling marks (applied/undone) are not: if power
@@ -174,12 +227,14 @@ class LabelHistory:
         """
         self.conn.execute(f"PRAGMA synchronous={'FULL' if status in IN_FLIGHT else 'NORMAL'}")
         try:
-            self._set_status(step_id, status)
+            self._set_status(step_id, status, consume)
         finally:
             self.conn.execute("PRAGMA synchronous=FULL")
 
-    def _set_status(self, step_id: int, status: str) -> None:
+    def _set_status(self, step_id: int, status: str, consume: int | None = None) -> None:
         with self._txn():
+            if consume is not None:  # the intent this step applies: settled in the same transaction
+                self.conn.execute("DELETE FROM queued WHERE id = ?", (consume,))
             previous = self.conn.execute("SELECT status FROM steps WHERE id = ?", (step_id,)).fetchone()
             now = utc_stamp()
             self.conn.execute("UPDATE steps SET status = ?, status_at = ? WHERE id = ?", (status, now, step_id))
@@ -188,9 +243,82 @@ class LabelHistory:
                                   (DISCARDED, now, UNDONE, step_id))
 
     def drop(self, step_id: int) -> None:
-        """Forget a pending step whose feedback transaction never committed."""
+        """Forget a pending step whose feedback transaction never committed (its intent is queued again)."""
         with self._txn():
             self.conn.execute("DELETE FROM steps WHERE id = ?", (step_id,))
+
+    # -- the queue of intents (the write-ahead log of label keys) -----------------------------------
+
+    def enqueue(self, kind: str, session: str, *, eval_set_id: str | None = None, trace_id: str | None = None,
+                rating: str | None = None, note_set: bool = False, note: str | None = None,
+                seconds_spent: float | None = None, force: bool = False) -> Intent:
+        """Record an intent, committed (fsynced), before anything is tried; a new one ends the cancelled
+        ones' chance of a redo."""
+        now = utc_stamp()
+        with self._txn():
+            self.conn.execute("DELETE FROM queued WHERE status = 'cancelled'")
+            cur = self.conn.execute(
+                "INSERT INTO queued (created_at, session, kind, eval_set_id, trace_id, rating, note_set, note, "
+                "seconds_spent, force) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (now, session, kind, eval_set_id, trace_id, rating, int(note_set), note, seconds_spent, int(force)))
+        return Intent(int(cur.lastrowid or 0), now, kind, eval_set_id, trace_id, rating, note_set, note,
+                      seconds_spent, force)
+
+    def queued(self) -> list[Intent]:
+        """Intents not yet written, oldest first."""
+        with self._txn_lock:
+            return [_intent(r) for r in self.conn.execute(
+                f"SELECT {_INTENT_COLS} FROM queued WHERE status = 'queued' ORDER BY id")]
+
+    def next_queued(self) -> Intent | None:
+        with self._txn_lock:
+            row = self.conn.execute(
+                f"SELECT {_INTENT_COLS} FROM queued WHERE status = 'queued' ORDER BY id LIMIT 1").fetchone()
+        return None if row is None else _intent(row)
+
+    def bind(self, intent_id: int, step_id: int) -> None:
+        """Inside a sidecar transaction: the step ``step_id`` applies ``intent_id``."""
+        self.conn.execute("UPDATE queued SET step_id = ? WHERE id = ?", (step_id, intent_id))
+
+    def unbind(self, intent_id: int) -> None:
+        with self._txn():
+            self.conn.execute("UPDATE queued SET step_id = NULL WHERE id = ?", (intent_id,))
+
+    def consume(self, intent_id: int) -> None:
+        """An intent that is written (or never can be): gone from the queue."""
+        with self._txn():
+            self.conn.execute("DELETE FROM queued WHERE id = ?", (intent_id,))
+
+    def cancel_latest(self) -> Intent | None:
+        """Undo of a label that is still queued: the latest queued intent, unless it is being written."""
+        with self._txn():
+            row = self.conn.execute(f"SELECT {_INTENT_COLS} FROM queued WHERE status = 'queued' "
+                                    "ORDER BY id DESC LIMIT 1").fetchone()
+            if row is None or row[10] is not None or row[2] not in ("label", "note"):
+                return None
+            self.conn.execute("UPDATE queued SET status = 'cancelled' WHERE id = ?", (row[0],))
+        return _intent(row)
+
+    def restore_cancelled(self) -> Intent | None:
+        """Redo of a cancelled intent (the earliest cancelled one): queued again."""
+        with self._txn():
+            row = self.conn.execute(f"SELECT {_INTENT_COLS} FROM queued WHERE status = 'cancelled' "
+                                    "ORDER BY id LIMIT 1").fetchone()
+            if row is None:
+                return None
+            self.conn.execute("UPDATE queued SET status = 'queued' WHERE id = ?", (row[0],))
+        return _intent(row)
+
+    def settle_bound(self) -> None:
+        """After a crash (in-flight steps already settled): consume intents whose step landed, requeue others."""
+        with self._txn():
+            rows = self.conn.execute("SELECT q.id, q.kind, s.status FROM queued q JOIN steps s ON s.id = q.step_id "
+                                     "WHERE q.step_id IS NOT NULL").fetchall()
+            for intent_id, kind, status in rows:
+                if status == (UNDONE if kind == "undo" else APPLIED):
+                    self.conn.execute("DELETE FROM queued WHERE id = ?", (intent_id,))
+                else:
+                    self.conn.execute("UPDATE queued SET step_id = NULL WHERE id = ?", (intent_id,))
 
     def record_exported(self, items: Iterable[tuple[str, str, str]]) -> None:
         """Remember (eval set, trace, JSON state) written into a patch: a later patch may replace them."""
@@ -289,10 +417,21 @@ def open_sidecar(path: Path, ddl: str, format_version: str, *, busy_timeout_s: f
 class SidecarTxn:
     """BEGIN IMMEDIATE ... COMMIT on the sidecar, retried briefly if another iofold-tui holds it."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock | None = None) -> None:
         self.conn = conn
+        self.lock = lock
 
     def __enter__(self) -> None:
+        if self.lock is not None:
+            self.lock.acquire()
+        try:
+            self._begin()
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
+
+    def _begin(self) -> None:
         for attempt in range(50):
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
@@ -303,10 +442,14 @@ class SidecarTxn:
                 time.sleep(min(0.01 * 2 ** attempt, 0.5))
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.conn.execute("COMMIT")
-        elif self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
+        try:
+            if exc_type is None:
+                self.conn.execute("COMMIT")
+            elif self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
 
 def iter_chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:

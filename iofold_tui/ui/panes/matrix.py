@@ -226,6 +226,7 @@ class MatrixPane(Pane):
 
     def __init__(self) -> None:
         super().__init__()
+        self._label_t0: dict[str, float] = {}  # trace -> when its label key was pressed (queued labels)
         self.generation = 0
         self.set_id: str | None = None
         self.chosen: dict[str, tuple[str, ...]] = {}  # per eval set: the versions shown (absent = all)
@@ -961,25 +962,39 @@ class MatrixPane(Pane):
             return
         if trace_id is None:
             return
-        try:
-            change = labeling.write_label(labeling.label_store(self.app), self.set_id, trace_id, rating)
+        try:  # queued: the writer thread writes it (never waiting for the lock here); see on_label_applied
+            labeling.label_queue(self.app).label(self.set_id, trace_id, rating)
         except labeling.LabelActionError as exc:
             self.notify(str(exc), severity="error")
             return
-        old = change.old.rating if change.old else None
-        new = change.new.rating if change.new else None
+        self._label_t0[trace_id] = t0
+
+    def on_label_applied(self, applied: object) -> None:
+        """A queued label / undo / redo reached the database: the rows and the statistics follow."""
+        intent, result = getattr(applied, "intent", None), getattr(applied, "result", None)
+        if intent is None or result is None or getattr(applied, "outcome", "") != "applied":
+            return
+        if intent.kind in ("undo", "redo"):
+            self._after_travel(result, undo=intent.kind == "undo")
+            return
+        if getattr(result, "eval_set_id", None) != self.set_id:
+            return
+        old = result.old.rating if result.old else None
+        new = result.new.rating if result.new else None
         if old != new:
-            self._apply_transitions([(trace_id, old, new)], t0)
+            self._apply_transitions([(result.trace_id, old, new)], self._label_t0.pop(result.trace_id, None))
 
     def action_undo(self) -> None:
         if labeling.explain_disabled(self.app):
             return
-        labeling.undo_redo(self.app, undo=True, done=lambda step: self._after_travel(step, undo=True))
+        with contextlib.suppress(labeling.LabelActionError):
+            labeling.label_queue(self.app).travel(undo=True)
 
     def action_redo(self) -> None:
         if labeling.explain_disabled(self.app):
             return
-        labeling.undo_redo(self.app, undo=False, done=lambda step: self._after_travel(step, undo=False))
+        with contextlib.suppress(labeling.LabelActionError):
+            labeling.label_queue(self.app).travel(undo=False)
 
     def _after_travel(self, step: object, *, undo: bool) -> None:
         changes = [c for c in getattr(step, "changes", []) if c.eval_set_id == self.set_id]

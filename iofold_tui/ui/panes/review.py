@@ -36,7 +36,7 @@ from iofold_tui.data.labels.review_queue import (
     page_after,
     unlabelled_count,
 )
-from iofold_tui.data.labels.store import UNCHANGED, FeedbackRow, LabelStore, Step
+from iofold_tui.data.labels.store import UNCHANGED, Applied, FeedbackRow, LabelStore, Step
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.source.catalog import EvalSet
 from iofold_tui.data.traces.detail import TraceDetail, load_trace
@@ -160,6 +160,7 @@ class ReviewPane(Pane):
         self.requested: set[str] = set()
         self.label: FeedbackRow | None = None  # the current trace's label in this eval set
         self.drafts: dict[str, str] = {}  # notes typed on unlabelled traces: saved with the label
+        self.known: dict[str, FeedbackRow | None] = {}  # labels written from this pane since the last refetch
         self.editing_for: str | None = None
         self.counts: dict[str, int] | None = None
         self.total: int | None = None
@@ -263,6 +264,7 @@ class ReviewPane(Pane):
         """Drop buffered queue items and details (the database changed) and fetch again from here."""
         self.ahead.clear()
         self.cache.clear()
+        self.known.clear()
         self.requested.clear()
         self.frontier = self.queue_key
         self.exhausted = False
@@ -302,8 +304,8 @@ class ReviewPane(Pane):
         if self.want_next:
             self.want_next = False
             self._advance()
-        elif self.current is None and not self.ahead:
-            self._message(Text("No trace matches this queue.", style="bold yellow"))
+        elif self.current is None and not self.ahead and self.exhausted:
+            self._message(self._nothing_to_review())
         self._prefetch()
 
     @work(thread=True, group="review-detail")
@@ -332,7 +334,7 @@ class ReviewPane(Pane):
         while len(self.cache) > CACHE:
             self.cache.popitem(last=False)
         if self.current is not None and self.current.trace_id == message.trace_id:
-            self._render_current()
+            self._refresh_label()  # its label came with the detail (read in the worker)
 
     def _request(self, trace_ids: list[str]) -> None:
         wanted = [t for t in trace_ids if t not in self.cache and t not in self.requested]
@@ -379,6 +381,20 @@ class ReviewPane(Pane):
         self.query_one(ReviewDocument).show(text)
         self._update_bar()
 
+    def _nothing_to_review(self) -> Text:
+        """The empty queue, with why: the queue holds every trace of the workspace (labelled ones last), so
+        it is empty only when the workspace or the trace-list filter has none."""
+        text = Text("Nothing to review: ", style="bold yellow")
+        flt = self.spec.flt if self.spec is not None else None
+        if flt is not None and (flt.describe() or flt.trace_ids is not None):
+            text.append(f"the trace-list filter ({one_line('; '.join(flt.describe()), 120)}) matches no trace "
+                        "of this workspace.", style="bold yellow")
+            text.append("\nf reviews without the filter; T then c clears it.", style="dim")
+        else:
+            text.append("this workspace has no traces yet.", style="bold yellow")
+            text.append("\nImport traces with iofold (or pick another workspace with w).", style="dim")
+        return text
+
     def _advance(self) -> None:
         if self.pos < len(self.visited) - 1:
             self.pos += 1
@@ -394,6 +410,9 @@ class ReviewPane(Pane):
             return
         else:
             self.pending_t0 = None
+            if self.current is None:  # nothing was ever shown: say so, never "loading the queue…" forever
+                self._message(self._nothing_to_review())
+                return
             self.notify("End of the queue: every trace in it has been shown (o changes the order).")
             self._update_bar()
             return
@@ -418,12 +437,31 @@ class ReviewPane(Pane):
         # After this trace is painted: the prefetch worker's rendering would compete for the GIL with it.
         self.call_after_refresh(self._prefetch)
 
+    def _label_for(self, trace_id: str) -> FeedbackRow | None:
+        """The trace's label as the user last set it, without touching the database on this thread (another
+        process may hold its lock): a queued label first, then one written this session, then the label read
+        with the trace's detail in the worker."""
+        if self.eval_set is None:
+            return None
+        queue = labeling.open_label_queue(self.app)
+        intent = queue.pending_for(self.eval_set.id, trace_id) if queue is not None else None
+        known = self.known.get(trace_id, UNCHANGED)
+        base = known if not isinstance(known, type(UNCHANGED)) else None
+        if isinstance(known, type(UNCHANGED)):
+            prepared = self.cache.get(trace_id)
+            base = _label_in(prepared.detail, self.eval_set.id) if prepared and prepared.detail else None
+        if intent is None:
+            return base  # type: ignore[return-value]
+        notes = base.notes if base is not None else None  # type: ignore[union-attr]
+        if intent.note_set:
+            notes = intent.note
+        if intent.kind == "note":
+            return None if base is None else replace(base, notes=notes)  # type: ignore[type-var]
+        return None if intent.rating is None else FeedbackRow("", intent.rating, notes, None, None)
+
     def _refresh_label(self, render: bool = True) -> None:
-        item, store = self.current, self.store()
-        if item is None or self.eval_set is None or store is None:
-            self.label = None
-        else:
-            self.label = store.get(self.eval_set.id, item.trace_id)
+        item = self.current
+        self.label = None if item is None else self._label_for(item.trace_id)
         if render and item is not None and item.trace_id in self.cache:
             self._render_current()
 
@@ -475,6 +513,11 @@ class ReviewPane(Pane):
         if item is not None:
             bar.append("\n")
             bar.append(label_line(self.label, self.drafts.get(item.trace_id)))
+            queue = labeling.open_label_queue(self.app)
+            if queue is not None and self.eval_set is not None and queue.pending_for(self.eval_set.id, item.trace_id):
+                bar.append("  ⧗ PENDING: not written yet", style="bold yellow reverse")
+                bar.append(f" (database locked {queue.waiting_s:.0f} s, retrying; kept safe in the label history)"
+                           if queue.waiting_s >= 1 else " (writing…)", style="yellow")
         reason = self.labels_off()
         if reason:
             bar.append(f"\nlabelling disabled: {one_line(reason, 160)}", style="bold red")
@@ -496,25 +539,26 @@ class ReviewPane(Pane):
 
     # -- labelling -----------------------------------------------------------------------------------
     def action_label(self, rating: str) -> None:
+        """The label is queued (recorded in the sidecar, milliseconds) and written by the writer thread: the
+        key never waits for the database lock, so the next key acts on the trace it is shown with."""
         t0 = time.perf_counter()
         self.iofold.hold_gc()
-        item, store, es = self.current, self.store(), self.eval_set
+        item, es = self.current, self.eval_set
         reason = self.labels_off()
-        if reason or store is None or es is None or item is None:
+        if reason or es is None or item is None:
             self.notify(f"labelling disabled: {reason}" if reason else "no trace to label", severity="warning")
             return
         draft = self.drafts.get(item.trace_id)
         try:
-            change = labeling.write_label(store, es.id, item.trace_id, rating,
-                                          note=UNCHANGED if draft is None else draft,
-                                          seconds=time.monotonic() - self.shown_at)
+            labeling.label_queue(self.app).label(es.id, item.trace_id, rating,
+                                                 note=UNCHANGED if draft is None else draft,
+                                                 seconds=time.monotonic() - self.shown_at)
         except labeling.LabelActionError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.commit_ms.append((time.perf_counter() - t0) * 1000)
+        self.commit_ms.append((time.perf_counter() - t0) * 1000)  # key -> recorded durably (sidecar)
         self.drafts.pop(item.trace_id, None)
-        self._apply_deltas([change] if change.changed else [])
-        self.label = change.new
+        self.label = self._label_for(item.trace_id)
         self.pending_t0 = t0
         if self.auto_advance:
             self._advance()
@@ -532,10 +576,50 @@ class ReviewPane(Pane):
         self.set_status()
 
     def action_undo(self) -> None:
-        labeling.undo_redo(self.app, undo=True, done=lambda step: self._after_travel(step, undo=True))
+        self._travel_key(undo=True)
 
     def action_redo(self) -> None:
-        labeling.undo_redo(self.app, undo=False, done=lambda step: self._after_travel(step, undo=False))
+        self._travel_key(undo=False)
+
+    def _travel_key(self, *, undo: bool) -> None:
+        """u/U: a label still queued is cancelled (U queues it again); otherwise the undo/redo is queued behind
+        the labels before it and reported when written (``on_label_applied``)."""
+        try:
+            what, intent = labeling.label_queue(self.app).travel(undo=undo)
+        except labeling.LabelActionError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if what in ("cancelled", "restored") and intent is not None and intent.trace_id:
+            self._jump_to(QueueItem(intent.trace_id, -1, "", 0, None))  # show what was cancelled
+
+    def on_label_applied(self, applied: Applied) -> None:
+        """A queued label / note / undo / redo reached the database (or failed): counts, labels, the bar."""
+        if self.eval_set is None or applied.intent is None or not self.is_mounted:
+            return
+        result, intent = applied.result, applied.intent
+        if applied.outcome == "applied" and intent.kind in ("undo", "redo"):
+            undo = intent.kind == "undo"
+            if result is not None:
+                for c in result.changes:  # type: ignore[attr-defined]
+                    if c.eval_set_id == self.eval_set.id:
+                        self.known[c.trace_id] = c.old if undo else c.new
+                self._after_travel(result, undo=undo)  # type: ignore[arg-type]
+                return
+        elif applied.outcome == "applied" and result is not None:
+            change = result
+            if change.eval_set_id == self.eval_set.id:  # type: ignore[attr-defined]
+                self.known[change.trace_id] = change.new  # type: ignore[attr-defined]
+                if change.changed:  # type: ignore[attr-defined]
+                    self._apply_deltas([change])
+        if self.current is not None and self.current.trace_id in (intent.trace_id, None):
+            self._refresh_label()
+        else:
+            self._update_bar()
+
+    def pending_changed(self) -> None:
+        super().pending_changed()
+        if self.current is not None:
+            self._update_bar()
 
     def _after_travel(self, step: Step | None, *, undo: bool) -> None:
         if step is None or self.eval_set is None:
@@ -581,8 +665,7 @@ class ReviewPane(Pane):
         area.remove_class("editing")
         self.set_focus(None)
         self.refresh_bindings()
-        store = self.store()
-        label = store.get(self.eval_set.id, trace_id) if store is not None else None
+        label = self._label_for(trace_id)
         if (text or None) == (label.notes if label else None):
             self.drafts.pop(trace_id, None)
         elif label is None:
@@ -590,14 +673,14 @@ class ReviewPane(Pane):
             self.notify("Note kept: it is saved with this trace's label.")
         else:
             try:
-                change = labeling.write_note(store, self.eval_set.id, trace_id, text or None)  # type: ignore[arg-type]
+                labeling.label_queue(self.app).note(self.eval_set.id, trace_id, text or None)
             except labeling.LabelActionError as exc:
                 self.drafts[trace_id] = text  # keep the text; it is retried with the next label
                 self.notify(f"note not saved: {exc}", severity="error")
             else:
                 self.drafts.pop(trace_id, None)
                 if self.current is not None and self.current.trace_id == trace_id:
-                    self.label = change.new
+                    self.label = self._label_for(trace_id)
         self._update_bar()
 
     # -- navigation and toggles ---------------------------------------------------------------------
