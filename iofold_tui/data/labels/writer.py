@@ -8,6 +8,7 @@ The timings are parameters so tests can simulate a 45 s or 120 s lock in a fract
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -93,7 +94,5 @@ class LabelWriter:
             self._emit(WriterEvent(done.outcome, done))
 
     def _emit(self, event: WriterEvent) -> None:
-        try:
+        with contextlib.suppress(Exception):  # the app is going away; the intents are safe in the sidecar
             self.on_event(event)
-        except Exception:  # noqa: BLE001 - the app is going away; the intents are safe in the sidecar
-            pass
