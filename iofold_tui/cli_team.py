@@ -2,60 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from iofold_tui.cli import fail, guarded, open_any
 
 MAX_LISTED = 20  # conflicts / problems printed before "... and N more"
-
-
-def _pct(value: float | None, reason: dict[str, str], key: str) -> str:
-    return f"{value * 100:.1f} %" if value is not None else reason.get(key, "n/a")
-
-
-def _num(value: float | None, reason: dict[str, str], key: str) -> str:
-    return f"{value:.3f}" if value is not None else reason.get(key, "n/a")
-
-
-def _format_set(s: dict[str, Any]) -> list[str]:
-    from iofold_tui.data.sanitize import one_line
-    from iofold_tui.data.text import plural
-
-    out = [f"eval set {one_line(s['name'], 60)} ({one_line(s['eval_set_id'], 60)})"]
-    width = max(len(one_line(a["name"], 40)) for a in s["annotators"])
-    for a in s["annotators"]:
-        r = a["by_rating"]
-        out.append(f"  {one_line(a['name'], 40):<{width}}  {plural(a['labelled'], 'trace')} labelled "
-                   f"({r['positive']:,} positive, {r['negative']:,} negative, {r['neutral']:,} neutral)")
-    for p in s["pairs"]:
-        u = p["undefined"]
-        out.append(f"  {one_line(p['a'], 40)} × {one_line(p['b'], 40)}: overlap {p['overlap']:,}, agree "
-                   f"{p['agree']:,} ({_pct(p['percent_agreement'], u, 'percent_agreement')}), Cohen's κ "
-                   f"{_num(p['cohens_kappa'], u, 'cohens_kappa')}")
-        if p["overlap"]:
-            out.append(f"    {'':<10}" + "".join(f"{c:>10}" for c in p["confusion"]) + f"   ← {one_line(p['b'], 30)}")
-            for r, row in p["confusion"].items():
-                out.append(f"    {r:<10}" + "".join(f"{n:>10,}" for n in row.values()))
-    f = s["fleiss"]
-    if f is not None:
-        u = f["undefined"]
-        out.append(f"  Fleiss' κ ({f['annotators']} annotators, {plural(f['traces'], 'trace')} labelled by all): "
-                   f"{_num(f['fleiss_kappa'], u, 'fleiss_kappa')}; all agree on "
-                   f"{_pct(f['unanimous'], u, 'unanimous')}")
-    if s["versions"]:
-        out.append("  with the eval versions (pass = positive, fail = negative; neutral, errors, invalid results "
-                   "and traces not run left out):")
-        for v in s["versions"]:
-            u = v["undefined"]
-            ex = v["excluded"]
-            out.append(f"    {one_line(v['annotator'], 30)} vs v{v['version']} {one_line(v['eval_name'], 30)}: "
-                       f"n {v['n']:,}, agree {_pct(v['percent_agreement'], u, 'percent_agreement')}, κ "
-                       f"{_num(v['cohens_kappa'], u, 'cohens_kappa')} (left out: {ex['neutral']:,} neutral, "
-                       f"{ex['errors']:,} errors, {ex['invalid_result']:,} invalid, {ex['not_run']:,} not run)")
-    out.append(f"  disagreements: {plural(s['disagreements'], 'trace')}")
-    return out
 
 
 @click.command("agreement")
@@ -69,15 +20,17 @@ def _format_set(s: dict[str, Any]) -> list[str]:
               help="List the traces labelled differently (needs one eval set), --limit at a time.")
 @click.option("--after", help="With --disagreements: the page after this trace id.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--versions/--no-versions", default=True, show_default=True,
+              help="Also each annotator against each eval version of the set.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys in the README).")
 @guarded
 def agreement_cmd(source: str | None, others: tuple[str, ...], demo: bool, eval_set: str | None, history: bool,
-                  list_disagreements: bool, after: str | None, limit: int, as_json: bool) -> None:
+                  list_disagreements: bool, after: str | None, limit: int, versions: bool, as_json: bool) -> None:
     """How far annotators agree: SOURCE's labels against OTHER copies of the database (.sqlite, `wrangler
     d1 export` .sql, wrangler dir) or label files (export-labels CSV / JSON lines / .sql patch). Cohen's κ
     per pair, Fleiss' κ for three or more, percent agreement, confusion tables, and each annotator against
     each eval version. Reads only."""
-    from iofold_tui.data.labels.agreement import open_agreement
+    from iofold_tui.data.labels.agreement import open_agreement, report_lines
     from iofold_tui.data.sanitize import json_text, one_line
 
     if demo and source is not None:
@@ -104,14 +57,14 @@ def agreement_cmd(source: str | None, others: tuple[str, ...], demo: bool, eval_
                 if len(page) == limit:
                     click.echo(f"more: --after {one_line(page[-1].trace_id, None)}", err=True)
             return
-        report = session.report(eval_set)
+        report = session.report(eval_set, versions=versions)
     if as_json:
         click.echo(json_text(report))
         return
     names = ", ".join(one_line(a["name"], 40) for a in report["annotators"])
     click.echo(f"agreement between {names}")
     for s in report["eval_sets"]:
-        for line in _format_set(s):
+        for line in report_lines(s):
             click.echo(line)
     for name, count in (report.get("unknown_eval_sets") or {}).items():
         click.echo(f"note: {one_line(name, 40)} has {count:,} labels in eval sets {one_line(report['source'], 80)} "
@@ -171,6 +124,20 @@ def import_labels_cmd(source: str | None, file: str | None, demo: bool, from_cop
             result = apply_import(store, plan, prefer)  # type: ignore[arg-type]
         finally:
             store.close()
+        if prefer is not None:  # resolved by the rule: off the TUI's queue too
+            from iofold_tui.data.labels.conflict_queue import drop_conflicts
+
+            left = {(i.eval_set_id, i.trace_id) for i in result.conflicts_left}
+            drop_conflicts(opened.db.path, {(i.eval_set_id, i.trace_id) for i in conflicts} - left)
+        if result.conflicts_left:
+            from datetime import UTC, datetime
+
+            from iofold_tui.data.labels.conflict_queue import add_conflicts
+
+            queued = add_conflicts(opened.db.path, result.conflicts_left, str(theirs),
+                                   datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"))
+            click.echo(f"{plural(queued, 'conflict')} queued: resolve them one by one in the TUI (Overview, then C) "
+                       "or import again with --prefer mine|theirs", err=True)
     if as_json:
         data = plan.to_dict()
         if result is not None:

@@ -37,6 +37,8 @@ from iofold_tui.data.db import quote_ident, tolerant
 from iofold_tui.data.errors import SourceError
 from iofold_tui.data.labels.label_file import RATINGS, read_label_file, sniff_format
 from iofold_tui.data.matrix.stats import MatrixStats, Metric
+from iofold_tui.data.sanitize import one_line
+from iofold_tui.data.text import plural
 
 MAX_OTHERS = 8  # SQLite attaches at most 10 databases: the scratch schema, the history, 8 copies
 _VALID = "rating IN ('positive', 'negative', 'neutral')"
@@ -140,12 +142,13 @@ class AgreementSession:
 
     # -- the figures --------------------------------------------------------------------------------
 
-    def report(self, eval_set: str | None = None) -> dict[str, Any]:
+    def report(self, eval_set: str | None = None, *, versions: bool = True) -> dict[str, Any]:
+        """Every figure, per eval set; ``versions=False`` leaves out the eval-version agreement (``None``)."""
         sets = self.eval_sets(eval_set)
         out: dict[str, Any] = {
             "source": self.source_label,
             "annotators": [{"name": a.name, "origin": a.origin, "kind": a.kind} for a in self.annotators],
-            "eval_sets": [self.eval_set_report(es, name) for es, name in sets],
+            "eval_sets": [self.eval_set_report(es, name, versions=versions) for es, name in sets],
             "notes": list(self.notes),
         }
         if eval_set is None:
@@ -166,7 +169,7 @@ class AgreementSession:
                 found[a.name] = n
         return found
 
-    def eval_set_report(self, es: str, name: str) -> dict[str, Any]:
+    def eval_set_report(self, es: str, name: str, *, versions: bool = True) -> dict[str, Any]:
         anns = self.annotators
         labelled = []
         for a in anns:
@@ -178,10 +181,11 @@ class AgreementSession:
             labelled.append({"name": a.name, "labelled": sum(by_rating.values()), "by_rating": by_rating})
         pairs = [self._pair(es, a, b) for a, b in itertools.combinations(anns, 2)]
         group = self._fleiss(es) if len(anns) >= 3 else None
+        evals = self._verdicts(es) if versions else []
         return {
             "eval_set_id": es, "name": name, "annotators": labelled, "pairs": pairs, "fleiss": group,
             "disagreements": self.count_disagreements(es),
-            "versions": [v for a in anns for v in self._versions(es, a)],
+            "versions": [v for a in anns for v in self._versions(es, a, evals)] if versions else None,
         }
 
     def _pair(self, es: str, a: Annotator, b: Annotator) -> dict[str, Any]:
@@ -219,23 +223,43 @@ class AgreementSession:
         return {"annotators": len(anns), "traces": traces, "unanimous": unanimous.value,
                 "fleiss_kappa": kappa.value, "undefined": _undefined(unanimous=unanimous, fleiss_kappa=kappa)}
 
-    def _versions(self, es: str, a: Annotator) -> list[dict[str, Any]]:
-        evals = self.conn.execute("SELECT id, name, version, status FROM main.evals WHERE eval_set_id = ? "
-                                  "ORDER BY version, id", (es,)).fetchall()
+    def _verdicts(self, es: str) -> list[tuple[str, str, int, str]]:
+        """The set's eval versions (id, name, version, status), and in ``scratch.verdict`` the state of each
+        version's execution on every trace any annotator labelled: each execution row is read once, however
+        many annotators there are (reading those rows is the cost of this part)."""
+        evals = [(str(e[0]), str(e[1] or ""), _int(e[2]), str(e[3] or "")) for e in self.conn.execute(
+            "SELECT id, name, version, status FROM main.evals WHERE eval_set_id = ? ORDER BY version, id", (es,))]
+        self.conn.execute("PRAGMA query_only = 0")  # the in-memory scratch schema only
+        try:
+            self.conn.execute("DROP TABLE IF EXISTS scratch.verdict")
+            self.conn.execute("CREATE TABLE scratch.verdict (eval_id, trace_id, state, "
+                              "PRIMARY KEY (eval_id, trace_id)) WITHOUT ROWID")
+            if not evals:
+                return evals
+            union = " UNION ".join(f"SELECT trace_id FROM {a.relation} WHERE eval_set_id = ? AND {_VALID} "
+                                   f"{_scoped(a, a.relation)}" for a in self.annotators)
+            params = [p for a in self.annotators for p in (es, *a.params)]
+            # The rules of data/matrix/stats.py: an error first, then a result of 1 / 0, anything else invalid.
+            self.conn.execute(
+                "INSERT OR IGNORE INTO scratch.verdict SELECT e.eval_id, e.trace_id, CASE "
+                "WHEN e.error IS NOT NULL THEN 'error' WHEN coalesce(e.result IN (0, 1), 0) = 0 THEN 'invalid' "
+                "WHEN e.result = 1 THEN 'pass' ELSE 'fail' END "
+                f"FROM ({union}) AS u JOIN main.eval_executions AS e "
+                "ON e.eval_id IN (SELECT value FROM json_each(?)) AND e.trace_id = u.trace_id",
+                (*params, json.dumps([e[0] for e in evals])))
+        finally:
+            self.conn.execute("PRAGMA query_only = 1")
+        return evals
+
+    def _versions(self, es: str, a: Annotator, evals: list[tuple[str, str, int, str]]) -> list[dict[str, Any]]:
         if not evals:
             return []
-        stats = {str(e[0]): MatrixStats(str(e[0]), es, str(e[1] or ""), _int(e[2]), str(e[3] or ""), a.name)
-                 for e in evals}
-        # The rules of data/matrix/stats.py (_LABELLED_TABLES): error first, then result 1 / 0, else invalid.
-        sql = (f"SELECT e.eval_id, f.rating, e.error IS NOT NULL, e.result = 1, "
-               f"coalesce(e.result IN (0, 1), 0) = 0, count(*) FROM {a.source_sql('f')} "
-               "JOIN main.eval_executions AS e ON e.eval_id IN (SELECT value FROM json_each(?)) "
-               f"AND e.trace_id = f.trace_id WHERE f.eval_set_id = ? AND f.{_VALID} {_scoped(a, 'f')} "
-               "GROUP BY 1, 2, 3, 4, 5")
-        for eval_id, rating, errored, passed, invalid, count in self.conn.execute(
-                sql, (json.dumps(list(stats)), es, *a.params)):
-            state = "error" if errored else "invalid" if invalid else "pass" if passed else "fail"
-            stats[str(eval_id)].cells[str(rating)][state] += int(count)
+        stats = {e[0]: MatrixStats(e[0], es, e[1], e[2], e[3], a.name) for e in evals}
+        sql = (f"SELECT v.eval_id, f.rating, v.state, count(*) FROM {a.source_sql('f')} "
+               "JOIN scratch.verdict AS v ON v.eval_id IN (SELECT value FROM json_each(?)) AND v.trace_id = f.trace_id "
+               f"WHERE f.eval_set_id = ? AND f.{_VALID} {_scoped(a, 'f')} GROUP BY 1, 2, 3")
+        for eval_id, rating, state, count in self.conn.execute(sql, (json.dumps(list(stats)), es, *a.params)):
+            stats[str(eval_id)].cells[str(rating)][str(state)] += int(count)
         labels = dict(self.conn.execute(
             f"SELECT rating, count(*) FROM {a.relation} WHERE eval_set_id = ? AND {_VALID} {_scoped(a, a.relation)} GROUP BY 1",
             (es, *a.params)).fetchall())
@@ -320,6 +344,54 @@ def _int(value: object) -> int:
         return int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return 0
+
+
+# ---------------------------------------------------------------- text
+
+
+def _pct(value: float | None, reason: dict[str, str], key: str) -> str:
+    return f"{value * 100:.1f} %" if value is not None else reason.get(key, "n/a")
+
+
+def _num(value: float | None, reason: dict[str, str], key: str) -> str:
+    return f"{value:.3f}" if value is not None else reason.get(key, "n/a")
+
+
+def report_lines(s: dict[str, Any]) -> list[str]:
+    """The report of one eval set as text lines (the CLI and the TUI's agreement view)."""
+    out = [f"eval set {one_line(s['name'], 60)} ({one_line(s['eval_set_id'], 60)})"]
+    width = max(len(one_line(a["name"], 40)) for a in s["annotators"])
+    for a in s["annotators"]:
+        r = a["by_rating"]
+        out.append(f"  {one_line(a['name'], 40):<{width}}  {plural(a['labelled'], 'trace')} labelled "
+                   f"({r['positive']:,} positive, {r['negative']:,} negative, {r['neutral']:,} neutral)")
+    for p in s["pairs"]:
+        u = p["undefined"]
+        out.append(f"  {one_line(p['a'], 40)} × {one_line(p['b'], 40)}: overlap {p['overlap']:,}, agree "
+                   f"{p['agree']:,} ({_pct(p['percent_agreement'], u, 'percent_agreement')}), Cohen's κ "
+                   f"{_num(p['cohens_kappa'], u, 'cohens_kappa')}")
+        if p["overlap"]:
+            out.append(f"    {'':<10}" + "".join(f"{c:>10}" for c in p["confusion"]) + f"   ← {one_line(p['b'], 30)}")
+            for r, row in p["confusion"].items():
+                out.append(f"    {r:<10}" + "".join(f"{n:>10,}" for n in row.values()))
+    f = s["fleiss"]
+    if f is not None:
+        u = f["undefined"]
+        out.append(f"  Fleiss' κ ({f['annotators']} annotators, {plural(f['traces'], 'trace')} labelled by all): "
+                   f"{_num(f['fleiss_kappa'], u, 'fleiss_kappa')}; all agree on "
+                   f"{_pct(f['unanimous'], u, 'unanimous')}")
+    if s["versions"]:
+        out.append("  with the eval versions (pass = positive, fail = negative; neutral, errors, invalid results "
+                   "and traces not run left out):")
+        for v in s["versions"]:
+            u = v["undefined"]
+            ex = v["excluded"]
+            out.append(f"    {one_line(v['annotator'], 30)} vs v{v['version']} {one_line(v['eval_name'], 30)}: "
+                       f"n {v['n']:,}, agree {_pct(v['percent_agreement'], u, 'percent_agreement')}, κ "
+                       f"{_num(v['cohens_kappa'], u, 'cohens_kappa')} (left out: {ex['neutral']:,} neutral, "
+                       f"{ex['errors']:,} errors, {ex['invalid_result']:,} invalid, {ex['not_run']:,} not run)")
+    out.append(f"  disagreements: {plural(s['disagreements'], 'trace')}")
+    return out
 
 
 # ---------------------------------------------------------------- opening

@@ -127,6 +127,8 @@ class OverviewPane(Pane):
         Binding("enter", "jump", "Rows", id="overview.jump", show=True),
         Binding("r", "refresh", "Refresh", id="overview.refresh"),
         Binding("escape", "stop_checks", "Stop checks", id="overview.stop"),
+        Binding("A", "agreement", "Agreement", id="overview.agreement"),
+        Binding("C", "conflicts", "Conflicts", id="overview.conflicts"),
     ]
     DEFAULT_CSS = """
     OverviewPane #ov-body { height: 1fr; padding: 0 1; }
@@ -178,6 +180,18 @@ class OverviewPane(Pane):
         self.checking, self.checks_done, self.checks_state = None, 0, ""
         self.update_status()
         self._load_figures(workspace_scope(self.app), self.generation)
+
+    def action_agreement(self) -> None:
+        """Annotator agreement on the current eval set (issue 18)."""
+        from iofold_tui.ui.panes.agreement_view import AgreementScreen
+
+        self.app.push_screen(AgreementScreen())
+
+    def action_conflicts(self) -> None:
+        """The queue of label conflicts left by import-labels (issue 18)."""
+        from iofold_tui.ui.panes.label_conflicts import LabelConflictsScreen
+
+        self.app.push_screen(LabelConflictsScreen())
 
     def action_refresh(self) -> None:
         _CACHE.clear()

@@ -1,0 +1,119 @@
+"""The agreement view (reached from the overview with A): how far annotators agree on the current eval set.
+
+Annotators: this database, every annotator of its label history (when the history records who labelled),
+and the copies / label files typed into the field (paths separated by spaces; the same as ``iofold-tui
+agreement SOURCE OTHER...``). Figures are computed in a worker (data/labels/agreement.py) and shown as the
+CLI prints them; the disagreements are listed below, Enter opens a trace.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+
+from iofold_tui.data.labels.agreement import open_agreement, report_lines
+from iofold_tui.data.sanitize import one_line
+from iofold_tui.ui.text import cell, safe
+from iofold_tui.ui.widgets import PaneHeader
+
+PAGE = 200
+
+
+class AgreementLoaded(Message):
+    def __init__(self, lines: list[str] | None, names: list[str], disagreements: list[tuple[str, list[str]]],
+                 error: str | None = None) -> None:
+        super().__init__()
+        self.lines, self.names, self.disagreements, self.error = lines, names, disagreements, error
+
+
+class AgreementScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="agreement.back"),
+        Binding("enter", "open_trace", "Open trace", id="agreement.open", show=True),
+    ]
+    DEFAULT_CSS = """
+    AgreementScreen #ag-others { height: 3; }
+    AgreementScreen #ag-report { height: 1fr; min-height: 5; padding: 0 1; }
+    AgreementScreen #ag-dis { height: 1fr; min-height: 4; }
+    """
+
+    def __init__(self, others: list[str] | None = None) -> None:
+        super().__init__()
+        self.others = list(others or [])
+
+    def compose(self) -> ComposeResult:
+        yield PaneHeader()
+        yield Input(" ".join(shlex.quote(o) for o in self.others), id="ag-others",
+                    placeholder="other copies or label files (paths, space-separated), Enter to compare")
+        with VerticalScroll(id="ag-report"):
+            yield Static(Text("computing…", style="dim"), id="ag-text")
+        yield DataTable(id="ag-dis", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        es = getattr(self.app.state, "eval_set_id", None)
+        self.query_one(PaneHeader).show("Agreement", [f"eval set {one_line(es or 'none', 40)}"])
+        self.compute()
+
+    @on(Input.Submitted, "#ag-others")
+    def _submitted(self, event: Input.Submitted) -> None:
+        try:
+            self.others = shlex.split(event.value)
+        except ValueError as exc:
+            self.app.notify(f"cannot read the paths: {exc}", severity="error")
+            return
+        self.query_one("#ag-text", Static).update(Text("computing…", style="dim"))
+        self.compute()
+        self.query_one(DataTable).focus()
+
+    @work(thread=True, exclusive=True, group="ag-compute")
+    def compute(self) -> None:
+        es = getattr(self.app.state, "eval_set_id", None)
+        try:
+            if es is None:
+                raise ValueError("no eval set: pick one with v")
+            with open_agreement(self.app.source, self.others, history_annotators=True) as session:  # type: ignore[attr-defined]
+                names = [a.name for a in session.annotators]
+                report = session.report(es)
+                lines = [f"annotators: {', '.join(one_line(n, 40) for n in names)}"]
+                for s in report["eval_sets"]:
+                    lines += report_lines(s)
+                if len(names) < 2:
+                    lines.append("only this database: type other copies or label files above, or label with "
+                                 "another annotator name (IOFOLD_TUI_ANNOTATOR)")
+                page = session.disagreements(es, limit=PAGE)
+                rows = [(d.trace_id, [d.ratings.get(n) or "-" for n in names]) for d in page]
+        except Exception as exc:  # noqa: BLE001 - one line in the view
+            self.post_message(AgreementLoaded(None, [], [], one_line(str(exc), 300)))
+            return
+        self.post_message(AgreementLoaded(lines, names, rows))
+
+    def on_agreement_loaded(self, message: AgreementLoaded) -> None:
+        text = self.query_one("#ag-text", Static)
+        if message.error is not None:
+            text.update(Text(message.error, style="red"))
+            return
+        text.update(safe("\n".join(message.lines or []), limit=None))
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        table.add_columns("disagreement: trace", *(one_line(n, 20) for n in message.names))
+        for tid, ratings in message.disagreements:
+            table.add_row(cell(tid, 40), *(cell(r, 10) for r in ratings), key=tid)
+
+    def action_open_trace(self) -> None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        if key is not None:
+            from iofold_tui.ui.panes.trace_detail import TraceDetailScreen
+
+            self.app.push_screen(TraceDetailScreen(str(key)))
