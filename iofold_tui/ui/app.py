@@ -364,6 +364,9 @@ class IofoldApp(App[None]):
 
     def on_database_changed(self, _: DatabaseChanged) -> None:
         self.load_catalog()
+        reload_on_change = getattr(self.screen, "reload_on_change", None)  # a screen over the panes (trace view)
+        if reload_on_change is not None:
+            reload_on_change()
 
     # -- command palette ------------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

@@ -473,7 +473,8 @@ class ReviewPane(Pane):
         document = self.query_one(ReviewDocument)
         if prepared is None or prepared.detail is None:
             self.steps_for = None
-            document.show(Text(f"trace {one_line(item.trace_id, 60)} no longer exists", style="bold red"))
+            document.show(Text(f"trace {one_line(item.trace_id, 60)} no longer exists: it was deleted from the "
+                               "database (by another process?). j moves on.", style="bold red"))
         else:
             summary, summary_lines = prepared.summary, prepared.summary_lines
             if summary is None or prepared.summary_key != _summary_key(self.eval_set.id, self.blind, self.label):

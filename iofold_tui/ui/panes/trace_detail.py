@@ -62,6 +62,10 @@ class TraceDetailScreen(Screen[None]):
         self.query_one(PaneHeader).show("Trace", [self.trace_id])
         self.load()
 
+    def reload_on_change(self) -> None:
+        """The database changed underneath (ui.app's watcher): read the trace again (it may be gone)."""
+        self.load()
+
     @work(thread=True, exclusive=True, group="trace")
     def load(self) -> None:
         detail = load_trace(self.app.db.conn(), self.trace_id)  # type: ignore[attr-defined]
@@ -76,8 +80,12 @@ class TraceDetailScreen(Screen[None]):
         detail = self.detail = message.detail
         self.raw_view = message.raw_view
         if detail is None:
-            self.query_one("#summary", Static).update(Text(f"trace {self.trace_id} not found", style="bold red"))
+            shown_before = getattr(self, "_shown_once", False)
+            self.query_one("#summary", Static).update(Text(
+                f"trace {self.trace_id} was deleted from the database (by another process?); Esc goes back"
+                if shown_before else f"trace {self.trace_id} not found", style="bold red"))
             return
+        self._shown_once = True
         eval_set = getattr(self.app.state, "eval_set", None)  # type: ignore[attr-defined]
         parts = [detail.id, detail.source, detail.step_count_text or plural(detail.step_count, "step")]
         if eval_set is not None:
@@ -151,14 +159,17 @@ class TraceDetailScreen(Screen[None]):
         if labeling.explain_disabled(app):
             return
         eval_set = app.state.eval_set  # type: ignore[attr-defined]
-        try:
-            change = labeling.write_label(labeling.label_store(app), eval_set.id, self.trace_id, rating)
+        try:  # queued: the writer thread writes it, never waiting for the lock here (on_label_applied)
+            labeling.label_queue(app).label(eval_set.id, self.trace_id, rating)
         except labeling.LabelActionError as exc:
             self.notify(str(exc), severity="error")
             return
-        new = change.new.rating if change.new else "unlabelled"
-        self.notify(f"{one_line(self.trace_id, 40)}: {new} in {one_line(eval_set.name, 40)} (u undoes)", timeout=3)
-        self._labelled()
+        self.notify(f"{one_line(self.trace_id, 40)}: {rating} in {one_line(eval_set.name, 40)} (u undoes)", timeout=3)
+
+    def on_label_applied(self, applied: object) -> None:
+        """A queued label / undo / redo was written (ui.labeling.LabelQueue)."""
+        if getattr(applied, "outcome", "") == "applied" and self.is_mounted:
+            self._labelled()
 
     def action_undo(self) -> None:
         self._travel(undo=True)
@@ -171,7 +182,10 @@ class TraceDetailScreen(Screen[None]):
 
         if labeling.explain_disabled(self.app):
             return
-        labeling.undo_redo(self.app, undo=undo, done=lambda step: self._labelled() if step is not None else None)
+        try:  # queued behind the labels before it; on_label_applied reloads when it lands
+            labeling.label_queue(self.app).travel(undo=undo)
+        except labeling.LabelActionError as exc:
+            self.notify(str(exc), severity="error")
 
     def action_toggle_raw(self) -> None:
         self.showing_raw = not self.showing_raw
