@@ -71,6 +71,9 @@ def test_colleagues_change_survives_the_apply(tmp_path: Path) -> None:
         (t, es) for t in ("trace_001", "trace_002") for es in (ES, ES_RT)
         if any(f"{es} / {t}:" in line for line in listed)}
 
+    on_dir = CliRunner().invoke(main, ["export-labels", str(a_sql), "--check", str(d1.root)])  # the wrangler dir
+    assert on_dir.exit_code == 1 and on_dir.stdout.splitlines()[1:] == check.stdout.splitlines()[1:]
+
     patch = tmp_path / "labels.sql"
     result = CliRunner().invoke(main, ["export-labels", str(a_sql), "-o", str(patch)])
     assert result.exit_code == 0, result.output
