@@ -191,3 +191,19 @@ def test_labels_already_back_in_d1_are_not_reported(d1: Path, tmp_path: Path) ->
         store.set_label(ES, "trace_005", "neutral")  # a label made on a.sql later
     again = check_opened(open_source(b_sql))
     assert again is not None and [i.change.trace_id for _, i in again.to_carry] == ["trace_005"]
+
+
+def test_open_with_carry_labels_carries_before_the_app_starts(d1: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from iofold_tui.ui.app import IofoldApp
+
+    started: list[bool] = []
+    monkeypatch.setattr(IofoldApp, "run", lambda self, *a, **k: started.append(True))
+    label_a(dump(d1, tmp_path / "a.sql"))
+    colleague(d1)
+    b_sql = dump(d1, tmp_path / "b.sql")
+    result = CliRunner().invoke(main, [str(b_sql), "--carry-labels"])
+    assert result.exit_code == 0 and started == [True] and "carried 2 label changes" in result.stdout
+    assert rows(open_source(b_sql).db.path)["trace_001"][1] == "negative"
+    plain = CliRunner().invoke(main, [str(d1), "--carry-labels"])
+    assert plain.exit_code == 2 and started == [True]
