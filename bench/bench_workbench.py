@@ -51,6 +51,10 @@ LEFT JOIN feedback f ON f.eval_set_id = :s AND f.trace_id = ids.trace_id
 GROUP BY 1, 2, 3""".format(state_a=_state_sql("a"), state_b=_state_sql("b"))
 
 
+DRAFT_CODE = ('import json\n\ndef draft(trace):\n    steps = trace.get("steps") or []\n'
+              '    text = json.dumps(steps)\n    return ("error" not in text, f"{len(steps)} steps")\n')
+
+
 def _cli_sql(sql: str, params: dict[str, str]) -> str:
     for key, value in params.items():
         sql = sql.replace(f":{key}", "'" + value.replace("'", "''") + "'")
@@ -165,8 +169,7 @@ def bench_run(db: Path, copy: Path, source_eval: str) -> dict[str, Any]:
     from iofold_tui.data.evalrun.runs import EvalRun, RunOptions, undo_run
     from iofold_tui.data.evals.drafts import create_version, undo_last
 
-    code = ('import json\n\ndef draft(trace):\n    steps = trace.get("steps") or []\n'
-            '    text = json.dumps(steps)\n    return ("error" not in text, f"{len(steps)} steps")\n')
+    code = DRAFT_CODE
     started = time.perf_counter()
     shutil.copyfile(db, copy)
     copy_s = time.perf_counter() - started
@@ -199,6 +202,22 @@ def bench_run(db: Path, copy: Path, source_eval: str) -> dict[str, Any]:
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
+def bench_sandbox_only(db: Path, eval_id: str) -> dict[str, Any]:
+    """The same traces through the sandbox alone (read, run, no writes): the floor of a draft run."""
+    from iofold_tui.data.evalrun.runs import iter_selected, load_target
+    from iofold_tui.data.evalrun.sandbox import EvalRunner
+
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    target = load_target(conn, eval_id)
+    started, done = time.perf_counter(), 0
+    with EvalRunner(DRAFT_CODE, "draft", jobs=2) as runner:
+        for _ in runner.run(iter_selected(conn, target, "labelled")):
+            done += 1
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return {"sandbox_only_traces": done, "sandbox_only_s": round(elapsed, 1), "sandbox_only_per_s": round(done / elapsed)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("db", type=Path)
@@ -208,6 +227,7 @@ def main() -> None:
     parser.add_argument("--run-copy", type=Path, help="copy the database here and bench a draft run on the copy")
     parser.add_argument("--skip-screen", action="store_true")
     parser.add_argument("--skip-compare", action="store_true")
+    parser.add_argument("--sandbox-only", action="store_true", help="also: the labelled traces through the sandbox alone")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     conn = sqlite3.connect(f"{args.db.resolve().as_uri()}?mode=ro", uri=True)
@@ -221,6 +241,9 @@ def main() -> None:
     if not args.skip_screen:
         report["first_screen"] = bench_first_screen(args.db, a, b, max(args.repeat, 5))
         print(json.dumps(report["first_screen"]), flush=True)
+    if args.sandbox_only:
+        report["sandbox_only"] = bench_sandbox_only(args.db, b)
+        print(json.dumps(report["sandbox_only"]), flush=True)
     if args.run_copy:
         report["draft_run"] = bench_run(args.db, args.run_copy, b)
         print(json.dumps(report["draft_run"]), flush=True)

@@ -108,8 +108,11 @@ async def test_compare_view_code_diff_and_promote(tmp_path: Path) -> None:
         assert (screen.eval_a, screen.eval_b) == (SRC, new.id)
         await pilot.press("d")
         await settle(app, pilot)
-        assert "+    return True, 'always'" in str(screen.query_one("#cmp-diff", Static).render())
-        await pilot.press("d", "p")
+        assert "+    return True, 'always'" in str(app.screen.query_one("#cmp-diff", Static).render())
+        await pilot.press("d")
+        await settle(app, pilot)
+        assert app.screen is screen
+        await pilot.press("p")
         await settle(app, pilot)
         await pilot.press("y")  # confirm
         await _until(pilot, app, lambda: screen.cmp is not None and screen.cmp.b.status == "active")

@@ -18,13 +18,13 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.dom import NoScreen
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import ContentSwitcher, Static
+from textual.widgets import Static
 
 from iofold_tui.data.errors import ReadOnlyError
 from iofold_tui.data.evals.compare import CompareError, Comparison, cached_compare, cached_only, iter_flips
@@ -36,7 +36,7 @@ from iofold_tui.ui.widgets import Confirm, KeyFooter
 QUEUE_CAP = 50_000  # trace ids handed to the review queue from one flip list (as the matrix drill-down)
 FLIP_ROWS = (("fixed", "fixed", "contradiction under A → agreement under B"),
              ("broken", "broken", "agreement under A → contradiction under B"),
-             ("changed", "changed verdict", "pass / fail / error differs (any label)"),
+             ("changed", "changed verdict", "pass / fail / error / invalid differs (any label)"),
              ("only_a", "run by A only", "B has no result for these traces"),
              ("only_b", "run by B only", "A has no result for these traces"))
 METRIC_NAMES = {"accuracy": "accuracy", "precision": "precision", "recall": "recall", "f1": "F1",
@@ -210,6 +210,51 @@ class _Footer(KeyFooter):
             self._queued = False
 
 
+def side_by_side(left: Text, right: Text, width: int, gap: int = 4) -> Text:
+    """Two blocks of lines next to each other, or one above the other when they do not fit ``width``."""
+    a, b = left.split("\n"), right.split("\n")
+    wide = max((line.cell_len for line in a), default=0)
+    if wide + gap + max((line.cell_len for line in b), default=0) > width:
+        return left + Text("\n\n") + right
+    out = Text(no_wrap=True, overflow="crop")
+    for i in range(max(len(a), len(b))):
+        if i:
+            out.append("\n")
+        line = a[i] if i < len(a) else Text()
+        out.append_text(line)
+        if i < len(b):
+            out.append(" " * (wide - line.cell_len + gap))
+            out.append_text(b[i])
+    return out
+
+
+class CodeDiffScreen(Screen[None]):
+    """The unified diff of the two versions' code (``d`` in the compare view; ``d`` or Esc goes back)."""
+
+    BINDINGS = [Binding("d,escape", "app.pop_screen", "Back", id="compare.diff_back")]
+    DEFAULT_CSS = """
+    CodeDiffScreen #cmp-diff-title { height: auto; padding: 0 1; background: $boost; }
+    CodeDiffScreen #cmp-diff { padding: 0 1; }
+    """
+
+    def __init__(self, cmp: Comparison) -> None:
+        super().__init__()
+        self.cmp = cmp
+
+    def compose(self) -> ComposeResult:
+        title = Text("Code diff  ", style="bold")
+        title.append(f"A {_version(self.cmp.a)}", style="bold red")
+        title.append("  →  ")
+        title.append(f"B {_version(self.cmp.b)}", style="bold green")
+        yield Static(title, id="cmp-diff-title")
+        with VerticalScroll(id="cmp-diff-scroll"):
+            yield Static(diff_text(self.cmp), id="cmp-diff")
+        yield _Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#cmp-diff-scroll").focus()
+
+
 class CompareScreen(Screen[None]):
     AUTO_FOCUS = None  # focused in on_mount without scrolling (the matrices stay at the top)
     BINDINGS = [
@@ -221,11 +266,8 @@ class CompareScreen(Screen[None]):
     DEFAULT_CSS = """
     CompareScreen #cmp-title { height: auto; padding: 0 1; background: $boost; }
     CompareScreen #cmp-stats { height: 1fr; }
-    CompareScreen #cmp-matrices { height: auto; }
-    CompareScreen #cmp-matrices Static { width: auto; height: auto; padding: 0 3 0 1; }
+    CompareScreen #cmp-matrices { height: auto; padding: 0 1; }
     CompareScreen #cmp-metrics { height: auto; padding: 1 1 0 1; }
-    CompareScreen #cmp-diff { padding: 0 1; }
-    CompareScreen ContentSwitcher { height: 1fr; }
     """
 
     def __init__(self, eval_a: str, eval_b: str) -> None:
@@ -234,19 +276,13 @@ class CompareScreen(Screen[None]):
         self.cmp: Comparison | None = None
         self.first_screen_ms: float | None = None  # created → numbers on screen (bench_workbench reads it)
         self._asked = time.perf_counter()
-        self._diff_shown_for: Comparison | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(Text("comparing…", style="dim"), id="cmp-title")
-        with ContentSwitcher(initial="cmp-stats"):
-            with VerticalScroll(id="cmp-stats"):
-                with Horizontal(id="cmp-matrices"):
-                    yield Static(id="cmp-matrix-a")
-                    yield Static(id="cmp-matrix-b")
-                yield FlipList(id="cmp-flips")
-                yield Static(id="cmp-metrics")
-            with VerticalScroll(id="cmp-diff-scroll"):
-                yield Static(id="cmp-diff")
+        with VerticalScroll(id="cmp-stats"):  # few widgets: the first frame is mostly text
+            yield Static(id="cmp-matrices")
+            yield FlipList(id="cmp-flips")
+            yield Static(id="cmp-metrics")
         yield _Footer()
 
     def on_mount(self) -> None:
@@ -294,20 +330,13 @@ class CompareScreen(Screen[None]):
         head.append(f"  ·  {'cached' if cmp.cached else 'computed'} in {message.elapsed_ms:,.0f} ms"
                     "  ·  Enter on a list: review those traces", style="dim")
         title.update(head)
-        compact = self.size.width < 120
-        self.query_one("#cmp-matrix-a", Static).update(matrix_table(cmp.a, "A", compact))
-        self.query_one("#cmp-matrix-b", Static).update(matrix_table(cmp.b, "B", compact))
+        width = self.size.width or self.app.size.width
+        compact = width < 120
+        self.query_one("#cmp-matrices", Static).update(
+            side_by_side(matrix_table(cmp.a, "A", compact), matrix_table(cmp.b, "B", compact), width - 2))
         self.query_one("#cmp-metrics", Static).update(metrics_table(cmp))
         self.query_one(FlipList).show(cmp.counts)
-        if self.query_one(ContentSwitcher).current == "cmp-diff-scroll":
-            self._show_diff()
         self.call_after_refresh(self._painted)
-
-    def _show_diff(self) -> None:
-        """The code diff, built when first shown (not part of the first frame)."""
-        if self.cmp is not None and self._diff_shown_for is not self.cmp:
-            self._diff_shown_for = self.cmp
-            self.query_one("#cmp-diff", Static).update(diff_text(self.cmp))
 
     def _painted(self) -> None:
         if self.first_screen_ms is None:
@@ -348,13 +377,8 @@ class CompareScreen(Screen[None]):
 
     # -- other keys ------------------------------------------------------------------------------------------
     def action_toggle_diff(self) -> None:
-        switcher = self.query_one(ContentSwitcher)
-        switcher.current = "cmp-diff-scroll" if switcher.current == "cmp-stats" else "cmp-stats"
-        if switcher.current == "cmp-stats":
-            self.set_focus(self.query_one(FlipList), scroll_visible=False)
-        else:
-            self._show_diff()
-            self.query_one("#cmp-diff-scroll").focus()
+        if self.cmp is not None:
+            self.app.push_screen(CodeDiffScreen(self.cmp))
 
     def action_swap(self) -> None:
         self.eval_a, self.eval_b = self.eval_b, self.eval_a
