@@ -127,7 +127,21 @@ def _bound_names(tree: ast.AST) -> set[str]:
     return names
 
 
-def _node_problem(node: ast.AST, bound: set[str]) -> str | None:
+def _class_attributes(tree: ast.AST) -> set[int]:
+    """The names a class body assigns (``__hash__ = None``, ``__getattr__ = dict.get``): a dunder there is
+    a class attribute, which ``type(name, bases, {...})`` may set anyway."""
+    found: set[int] = set()
+    for cls in ast.walk(tree):
+        if isinstance(cls, ast.ClassDef):
+            for stmt in cls.body:
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else (
+                    [stmt.target] if isinstance(stmt, ast.AnnAssign) else [])
+                found.update(id(target) for target in targets if isinstance(target, ast.Name))
+    return found
+
+
+def _node_problem(node: ast.AST, bound: set[str], class_attributes: frozenset[int] | set[int] = frozenset()
+                  ) -> str | None:
     if isinstance(node, ast.Import):
         for alias in node.names:
             if alias.name not in ALLOWED_MODULES:
@@ -141,7 +155,7 @@ def _node_problem(node: ast.AST, bound: set[str]) -> str | None:
             if alias.name.startswith("_"):
                 return f"ImportError: {node.module}.{alias.name} is private"
     elif isinstance(node, ast.Name):
-        if _DUNDER.fullmatch(node.id) and node.id not in _ALLOWED_DUNDER_NAMES:
+        if _DUNDER.fullmatch(node.id) and node.id not in _ALLOWED_DUNDER_NAMES and id(node) not in class_attributes:
             return f"name {node.id!r} is not allowed"
         if node.id in _FORBIDDEN_NAMES and node.id not in bound and isinstance(node.ctx, ast.Load):
             return f"{node.id}() is not available in an eval"
@@ -175,6 +189,8 @@ def _node_problem(node: ast.AST, bound: set[str]) -> str | None:
             and isinstance(node.args[1], ast.Constant)
             and isinstance(node.args[1].value, str)
         ):
+            if func.id == "hasattr" and _DUNDER.fullmatch(node.args[1].value):
+                return None  # a bool only: ``hasattr(x, "__iter__")`` is ordinary duck typing
             return _attr_problem(node.args[1].value, ast.Name("?"))
     return None
 
@@ -191,8 +207,9 @@ def analyse(code: str, name: str | None = None) -> tuple[str | None, list[str]]:
         return None, [f"the code cannot be parsed: {type(exc).__name__}"]
     problems: list[str] = []
     bound = _bound_names(tree)
+    class_attributes = _class_attributes(tree)
     for node in ast.walk(tree):
-        problem = _node_problem(node, bound)
+        problem = _node_problem(node, bound, class_attributes)
         if problem:
             entry = f"line {getattr(node, 'lineno', '?')}: {problem}"
             if entry not in problems:
@@ -308,6 +325,7 @@ class _Worker:
         self.state = "starting"  # -> confined -> idle <-> busy; dead once killed
         self.confinement: Confinement | None = None
         self.done = 0  # results received for the current batch
+        self.answered = 0  # results received in its lifetime
         self.deadline = time.monotonic() + STARTUP_TIMEOUT_S
         self.last = time.monotonic()
         self.send(init_frame)
@@ -691,6 +709,13 @@ class EvalRunner:
                     self._fail(worker, f"sandbox worker failed: {one_line(str(message[1]), 300)}", results, retry)
                     return
                 if message == ["retire"]:  # the worker asks to be replaced (MemoryError, CPU budget)
+                    if not worker.answered:
+                        # A fresh worker has its whole CPU budget and retires after MemoryError only with
+                        # that trace's result sent: this is the eval's own forgery. Charged to its trace,
+                        # or the same trace would be retried by replacement after replacement forever.
+                        self._fail(worker, "sandbox protocol error: the worker retired without a result",
+                                   results, retry)
+                        return
                     retry.extendleft(reversed(worker.pending))
                     worker.pending.clear()
                     self._replace(worker)
@@ -701,6 +726,7 @@ class EvalRunner:
                 results.append(_row_to_result(trace_id, message))
                 worker.pending.popleft()
                 worker.done += 1
+                worker.answered += 1
                 worker.last = time.monotonic()
                 worker.deadline = worker.last + self.kill_after
                 if not worker.pending:

@@ -13,6 +13,7 @@ Stdlib only; imported by ``main`` before any eval code exists.
 from __future__ import annotations
 
 import builtins
+import collections
 import dataclasses
 import functools
 import importlib
@@ -45,6 +46,11 @@ _SAFE_BUILTINS = _names(
     "max min next object oct ord pow print property range repr reversed round set slice sorted "
     "staticmethod str sum super tuple type zip Ellipsis NotImplemented __build_class__"
 )
+# Modules the allowed modules' C code imports for itself through the *caller's* ``__import__`` (the eval's,
+# when the eval calls the C function directly: ``datetime.strftime``, ``f"{d:%Y}"``, ``timetuple`` import
+# ``time``). That C code takes the real module from sys.modules and ignores what ``__import__`` returns, so
+# the eval is handed an empty stand-in: the call works and no real module reaches the eval.
+_C_SELF_IMPORTS = frozenset({"time"})
 # Attributes a proxy leaves out although they are public: they hand out objects by attribute name.
 _HIDDEN = {"string": {"Formatter"}}
 # Audit events that pure computation in the allowed modules raises; everything else is refused.
@@ -53,7 +59,11 @@ _ALLOWED_EVENTS = frozenset({"builtins.id", "sys._getframe", "object.__setattr__
 # The only source compiled after lockdown: collections.namedtuple's generated __new__ ...
 _NAMEDTUPLE_SRC = re.compile(r"lambda _cls, ([\w, ]*): _tuple_new\(_cls, \(\1\)\)")
 # ... and the methods dataclasses writes, from field names that ``_checked_fields`` proved identifiers.
-_DATACLASSES_FILE = dataclasses.__file__
+_DATACLASSES_GLOBALS = vars(dataclasses)
+_COLLECTIONS_GLOBALS = vars(collections)
+
+
+_DUNDER = re.compile(r"__\w+__")
 
 
 def refused(name: object) -> bool:
@@ -69,7 +79,9 @@ def safe_getattr(obj: object, name: str, *default: object) -> object:
 
 
 def safe_hasattr(obj: object, name: str) -> bool:
-    if refused(name):
+    # Only a bool comes back, so duck-typing checks like ``hasattr(x, "__iter__")`` are fine; private and
+    # frame names stay refused like everywhere else.
+    if refused(name) and not (type(name) is str and _DUNDER.fullmatch(name)):
         raise AttributeError(f"access to attribute {name!r} is not allowed in an eval")
     return hasattr(obj, name)
 
@@ -161,6 +173,8 @@ def _make_import(proxies: dict[str, types.ModuleType]) -> typing.Callable[..., t
     ) -> types.ModuleType:
         if level != 0:
             raise ImportError("relative imports are not allowed in an eval")
+        if name in _C_SELF_IMPORTS:
+            return types.ModuleType(f"{name} (not available in an eval)")
         if name not in proxies:
             raise ImportError(f"{name} is not allowed (allowed: {_ALLOWED_TEXT})")
         return proxies[name] if fromlist else proxies[name.partition(".")[0]]
@@ -188,35 +202,31 @@ def install_audit_hook(module_code: types.CodeType) -> None:
     a closure over nothing the eval can reach, and ``sys.addaudithook`` hooks cannot be removed.
     ``module_code`` (the eval's compiled module) may be executed once."""
     getframe = sys._getframe
-    pending_exec = [False]  # namedtuple: its one compile is followed by one exec
     first_exec = [module_code]
-    looking = [False]  # reading the caller's frame raises an audit event of its own
-
-    def caller_is_dataclasses() -> bool:
-        looking[0] = True
-        try:
-            return getframe(2).f_code.co_filename == _DATACLASSES_FILE
-        finally:
-            looking[0] = False
 
     def hook(event: str, args: tuple[object, ...]) -> None:
-        if event in _ALLOWED_EVENTS or looking[0]:
+        if event in _ALLOWED_EVENTS:
             return
         if event in ("compile", "exec"):
-            if caller_is_dataclasses():  # the direct caller of exec/compile, not anything above it
+            # Judged by the *direct* caller (the frame that called compile/exec/eval), through f_globals:
+            # reading f_code would raise an audit event of its own, and a "checking" flag that let events
+            # through meanwhile would let the eval's signal handlers or finalizers (gc runs at any
+            # allocation) act with the hook off. No state carries over between events either: a "the next
+            # exec is namedtuple's" flag would be spent by whichever exec comes next (typing.ForwardRef
+            # compiles namedtuple-shaped text too, and its evaluation then runs in the eval's globals).
+            caller = getframe(1).f_globals  # raises "sys._getframe": allowed above
+            if caller is _DATACLASSES_GLOBALS:
                 return
-            if event == "compile" and args:
-                source = args[0]
+            if caller is _COLLECTIONS_GLOBALS:  # namedtuple's one eval() of the one shape of source
+                if event == "exec":
+                    return
+                source = args[0] if args else None
                 if isinstance(source, bytes):
                     source = source.decode("utf-8", "replace")
                 if isinstance(source, str) and _NAMEDTUPLE_SRC.fullmatch(source):
-                    pending_exec[0] = True
                     return
             if event == "exec" and args and first_exec and args[0] is first_exec[0]:
                 first_exec.clear()
-                return
-            if event == "exec" and pending_exec[0]:
-                pending_exec[0] = False
                 return
         raise PermissionError(f"{event} is blocked by the iofold sandbox")
 
