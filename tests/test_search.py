@@ -426,3 +426,17 @@ async def test_trace_list_search_and_facets(demo: Path, tmp_path: Path, monkeypa
         await settle(app, pilot)
         assert not isinstance(app.screen, FacetScreen)
         assert len(app.state.trace_filter.step_rowids or ()) == chosen.count
+
+
+def test_verify_catches_what_the_quick_check_cannot(demo: Path, tmp_path: Path) -> None:
+    """An in-place edit keeping rowid and timestamp (not how iofold imports) is found by verify=True."""
+    path = tmp_path / "db.sqlite"
+    shutil.copy(demo, path)
+    index = _index(path, tmp_path / "s.fts.sqlite")
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE traces SET id = id || '_x', metadata = '{\"note\": \"changed in place\"}' WHERE rowid = 7")
+    conn.commit()
+    assert index.sync(connect(path, read_only=True)).mode == "up to date"  # documented blind spot
+    report = index.sync(connect(path, read_only=True), verify=True)
+    assert report.changed == 1
+    assert _state(index) == _state(_index(path, tmp_path / "fresh.fts.sqlite"))

@@ -240,18 +240,18 @@ class SearchIndex:
         side_max = int(conn.execute("SELECT coalesce(max(rid), 0) FROM docs").fetchone()[0])
         stored = self._meta("quick")
         db_max = int(db.execute("SELECT coalesce(max(rowid), 0) FROM traces").fetchone()[0])
-        quick_now = self._quick(db, db_max)
+        below = self._quick(db, side_max)  # one pass over the timestamp index
+        quick_now = [a + b for a, b in zip(below, self._tail_quick(db, side_max, db_max), strict=True)]
         if conn.execute("SELECT count(*) FROM docs").fetchone()[0] == 0:
             report.mode = "build"
             todo_ranges: list[tuple[int, int]] = [(0, db_max)]
             deleted: list[int] = []
-        elif not verify and stored is not None and json.loads(stored)[0] == side_max \
-                and self._quick(db, side_max) == json.loads(stored)[1]:
+        elif not verify and stored is not None and json.loads(stored)[0] == side_max and below == json.loads(stored)[1]:
             report.mode = "tail"
             todo_ranges, deleted = self._diff_range(db, side_max + 1, db_max)
         else:
             report.mode = "diff"
-            todo_ranges, deleted = self._diff_buckets(db, max(db_max, side_max))
+            todo_ranges, deleted = self._diff_buckets(db, verify)
         self._delete(deleted)
         report.deleted = len(deleted)
         if report.mode == "build" and not self._place_all(db, progress, cancelled):
@@ -282,14 +282,35 @@ class SearchIndex:
                 todo.append(int(rid))
         return _ranges(todo), sorted(ours)
 
-    def _diff_buckets(self, db: sqlite3.Connection, high: int) -> tuple[list[tuple[int, int]], list[int]]:
-        sql = "SELECT {r} >> {s}, count(*), coalesce(sum({fp}), 0) FROM {t} GROUP BY 1"
-        theirs = {int(b): (int(n), int(s)) for b, n, s in db.execute(sql.format(r="t.rowid", s=BUCKET_SHIFT, fp=FP, t="traces t"))}
-        ours = {int(b): (int(n), int(s)) for b, n, s in self.conn().execute(sql.format(r="rid", s=BUCKET_SHIFT, fp="fp", t="docs"))}
+    def _tail_quick(self, db: sqlite3.Connection, low: int, high: int) -> list[int]:
+        """The quick aggregate of rowids in (low, high]: a rowid range of the table, only the new rows."""
+        row = db.execute(f"SELECT count(*), coalesce(sum(rowid), 0), coalesce(sum({TSX.format(ts='timestamp')}), 0) "
+                         "FROM traces WHERE rowid > ? AND rowid <= ?", (low, high)).fetchone()
+        return [int(row[0]), int(row[1]), int(row[2])]
+
+    def _diff_buckets(self, db: sqlite3.Connection, verify: bool) -> tuple[list[tuple[int, int]], list[int]]:
+        """Buckets of 4,096 rowids whose aggregates differ, then row-by-row fingerprints inside them.
+
+        Normally the aggregates are (count, sum of rowids, sum of timestamp codes) from the timestamp
+        index alone against the same from ``docs``; ``verify`` compares the fingerprint of every row's
+        leading columns instead (a pass over the table's leaf pages)."""
+        if verify:
+            sql = "SELECT {r} >> {s}, count(*), coalesce(sum({fp}), 0), 0 FROM {t} GROUP BY 1"
+            theirs_sql = sql.format(r="t.rowid", s=BUCKET_SHIFT, fp=FP, t="traces t")
+            ours_sql = sql.format(r="rid", s=BUCKET_SHIFT, fp="fp", t="docs")
+        else:
+            index = _ts_index(db)
+            sql = "SELECT {r} >> {s}, count(*), coalesce(sum({r}), 0), coalesce(sum({tsx}), 0) FROM {t} GROUP BY 1"
+            theirs_sql = sql.format(r="rowid", s=BUCKET_SHIFT, tsx=TSX.format(ts="timestamp"),
+                                    t="traces" + (f" INDEXED BY {_q(index)}" if index else ""))
+            ours_sql = sql.format(r="rid", s=BUCKET_SHIFT, tsx=TSX.format(ts="ts"), t="docs")
+        theirs = {int(b): tuple(int(x) for x in rest) for b, *rest in db.execute(theirs_sql)}
+        ours = {int(b): tuple(int(x) for x in rest) for b, *rest in self.conn().execute(ours_sql)}
+        pending = {int(r) >> BUCKET_SHIFT for (r,) in self.conn().execute("SELECT rid FROM docs WHERE fp IS NULL")}
         todo: list[tuple[int, int]] = []
         deleted: list[int] = []
         for bucket in sorted(set(theirs) | set(ours)):
-            if theirs.get(bucket) == ours.get(bucket):
+            if theirs.get(bucket) == ours.get(bucket) and bucket not in pending:
                 continue
             low, high_b = bucket << BUCKET_SHIFT, ((bucket + 1) << BUCKET_SHIFT) - 1
             mine = {int(r): fp for r, fp in self.conn().execute("SELECT rid, fp FROM docs WHERE rid BETWEEN ? AND ?", (low, high_b))}
