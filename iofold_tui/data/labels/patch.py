@@ -59,8 +59,8 @@ class NetChange:
     final: FeedbackRow | None  # None: the row must not exist
     last_id: str | None  # the feedback id involved (the deleted one for a deletion)
     changed_at: str  # UTC time of the latest label/undo/redo touching this key
-    # Every state this copy has seen for the key (the export's row and each row iofold-tui wrote), as
-    # (id, rating, notes), None for "no row": the remote row may be replaced only while it is one of them.
+    # The states D1 may hold for the key as far as this copy knows: the export's row and the final row of
+    # each earlier patch (RowState, None for "no row"). The D1 row is replaced only while it is one of them.
     seen: tuple[RowState | None, ...] = ()
 
     @property
