@@ -7,20 +7,29 @@ FTS5 delete needs), ``tools``/``errors`` (per-trace tool names and normalised er
 small cache table.
 
 Keeping it current without re-reading the table (``sync``):
+0. the database file and its -wal have the size and mtime recorded at the last complete sync: done
+   (a few ``stat`` calls).
 1. quick check — one pass over the ``traces(timestamp)`` index only (count, sum of rowids, sum of
-   timestamp codes for rowid ≤ the last indexed max): equal to what was recorded at the last sync
-   means no row at or below that rowid was added, deleted or re-timestamped; then only rows above it
-   are merged in (new traces are appended with higher rowids).
-2. otherwise — per bucket of 4,096 rowids, ``count`` and ``sum`` of a fingerprint of the columns stored
-   before ``steps`` in each row record (id, trace_id, timestamp, length(metadata)): SQLite reads them
-   from the table's leaf pages without touching the overflow pages that hold the steps JSON. Buckets
-   that differ from the sidecar's are compared row by row; new/changed rows are (re)indexed, missing ones
-   deleted.
-Traces are immutable after import in iofold (imports skip existing traces), so an in-place edit of only
-``steps`` keeping id, timestamp and metadata length is not detected; ``iofold-tui index --rebuild`` is
-the remedy. The sidecar is keyed by what the user named: a wrangler local file that changed underneath
-(rows in its -wal) goes through the same check; a re-exported D1 ``.sql`` (a new working copy) keeps
-the sidecar of the ``.sql`` path and is diffed against it (its rowids follow the export's row order).
+   timestamp codes for rowid ≤ the last indexed max) equal to what was recorded at the last sync: no row
+   at or below that rowid was added, deleted or re-timestamped, so only rows above it (new traces get
+   higher rowids) are read and indexed.
+2. otherwise — per bucket of 4,096 rowids the same aggregates from the timestamp index against the same
+   from the sidecar's ``docs``; buckets that differ are compared row by row (a fingerprint of the columns
+   stored before ``steps`` in the row record: id, trace_id, timestamp, length(metadata)); new/changed rows
+   are (re)indexed, missing ones deleted. ``verify=True`` (``iofold-tui index --verify``) compares those
+   fingerprints for every bucket, from the table's leaf pages (the overflow pages holding the steps JSON
+   are not read).
+Traces are immutable after import in iofold (imports skip existing traces), so an in-place edit that
+keeps a row's rowid and timestamp is found only by ``--verify``, and one of only ``steps`` only by
+``--rebuild``. The sidecar is keyed by what the user named: a wrangler local file that changed
+underneath (rows in its -wal) goes through the same check; a re-exported D1 ``.sql`` (a new working
+copy) keeps the sidecar of the ``.sql`` path and is diffed against it (rowids follow the export's row
+order, so rows after a deleted one shift and their buckets are re-read).
+
+FTS5 rowids are not trace rowids but order keys (``_new_key``): spaced ``GAP`` apart in the trace
+list's order (timestamp DESC, rowid ASC) at a build, a new trace takes the midpoint of its neighbours'
+keys, so ``ORDER BY rowid DESC`` — a reverse walk of the doclists that stops after a page — is newest
+first. A gap that runs out makes a rebuild.
 """
 
 from __future__ import annotations
