@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import SCHEMA, SEED
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from iofold_tui.cli import main
@@ -191,8 +191,9 @@ def test_one_kind_in_every_column(kind: str, template: tuple[Path, dict[str, lis
         asyncio.run(_render_all(path))
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow, HealthCheck.data_too_large])
+# No shrinking: each example renders every pane (seconds); the unshrunk example is printed, and it is enough.
+@settings(max_examples=3, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_random_values_in_random_columns(data: st.DataObject, template: tuple[Path, dict[str, list[str]]],
                                          tmp_path: Path) -> None:

@@ -380,3 +380,13 @@ def test_rating_label_never_blank() -> None:
     assert rating_label("positive") == "POSITIVE"
     assert "NULL" in rating_label(None) and "meh" in rating_label("meh")
     assert isinstance(Text(rating_label(b"\x00")), Text)
+
+
+def test_blob_ids_do_not_break_id_lists(tmp_path: Path) -> None:
+    """Ids go into json_each() lists: a BLOB id (found by the fuzz test) must match nothing, not raise."""
+    path = _db(tmp_path, "INSERT INTO evals (id, eval_set_id, name, version, code, model_used, contradiction_count) "
+                         f"SELECT X'a9', eval_set_id, name, 7, code, model_used, 3 FROM evals WHERE id = '{EVAL}'")
+    conn = connect(path, read_only=True)
+    overview(conn, None)
+    assert [s.eval_id for s in compute_stats(conn, SET)] == [EVAL, "<BLOB 1 bytes: a9>"]
+    conn.close()

@@ -46,7 +46,8 @@ def to_int(value: object) -> int | None:
         return value
     if isinstance(value, str):
         text = value.strip()
-        if text.lstrip("+-").isdigit() and len(text) < 20:
+        digits = text[1:] if text[:1] in "+-" else text
+        if digits.isascii() and digits.isdigit() and len(text) < 20:  # '¹'.isdigit() is True, int('¹') fails
             return int(text)
     number = to_float(value)
     if number is None or abs(number) >= _INT64:

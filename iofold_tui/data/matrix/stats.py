@@ -31,7 +31,7 @@ from typing import Any
 
 from iofold_tui.data.paths import schema_dir
 from iofold_tui.data.source.schema import VIEW_COLUMNS
-from iofold_tui.data.values import to_count, to_float, to_int
+from iofold_tui.data.values import to_count, to_float, to_int, to_text
 
 RATINGS = ("positive", "negative", "neutral", "unlabelled")
 STATES = ("pass", "fail", "error", "invalid", "not_run")
@@ -314,20 +314,23 @@ def comparison_source(conn: sqlite3.Connection) -> str:
 
 _PROBED: dict[str, bool] = {}
 # Rows where a different definition shows: labels in the eval's own set and another set, every rating,
-# pass / fail / error / a result of 2, an execution without a label and a label without an execution.
+# pass / fail / error / results of 2, -1, 'true', NULL and a BLOB, NULL and unknown ratings, an execution
+# without a label and a label without an execution.
 _PROBE_ROWS = """
 INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes) VALUES
   ('f1', 'S1', 't1', 'positive', 'n1'), ('f2', 'S1', 't2', 'positive', NULL), ('f3', 'S2', 't1', 'negative', NULL),
   ('f4', 'S1', 't3', 'negative', NULL), ('f5', 'S1', 't4', 'neutral', NULL), ('f6', 'S2', 't2', 'neutral', NULL),
   ('f7', 'S1', 't7', 'positive', NULL), ('f8', 'S1', 't5', 'negative', NULL), ('f9', 'S1', 't8', 'negative', NULL),
-  ('f10', 'S1', 't9', 'positive', NULL), ('f11', 'S1', 't10', 'positive', NULL), ('f12', 'S1', 't11', 'negative', NULL);
+  ('f10', 'S1', 't9', 'positive', NULL), ('f11', 'S1', 't10', 'positive', NULL), ('f12', 'S1', 't11', 'negative', NULL),
+  ('f13', 'S1', 't12', NULL, NULL), ('f14', 'S1', 't13', 'meh', NULL);
 INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms, error, executed_at) VALUES
   ('x1', 'E1', 't1', 1, 'r1', 5, NULL, '2025-01-01'), ('x2', 'E1', 't2', 0, 'r2', 6, NULL, '2025-01-02'),
   ('x3', 'E1', 't3', 1, 'r3', 7, 'boom', '2025-01-03'), ('x4', 'E1', 't4', 0, 'r4', 8, NULL, NULL),
   ('x5', 'E2', 't1', 0, 'r5', 9, NULL, NULL), ('x6', 'E1', 't5', 2, 'r6', 1, NULL, NULL),
   ('x7', 'E1', 't6', 1, 'r7', 2, NULL, NULL), ('x8', 'E1', 't8', 0, 'r8', 3, NULL, NULL),
   ('x9', 'E1', 't9', 2, 'r9', 4, NULL, NULL), ('x10', 'E1', 't10', 'true', 'r10', 4, NULL, NULL),
-  ('x11', 'E1', 't11', -1, 'r11', 4, NULL, NULL);
+  ('x11', 'E1', 't11', -1, 'r11', 4, NULL, NULL), ('x12', 'E1', 't12', 1, NULL, NULL, '', NULL),
+  ('x13', 'E1', 't13', NULL, 'r13', 4, NULL, NULL), ('x14', 'E1', 't7', X'01', 'r14', 4, NULL, NULL);
 """
 
 
@@ -344,7 +347,9 @@ def same_results_as_iofold(view_sql: str) -> bool:
 def _probe(view_sql: str) -> bool:
     conn = sqlite3.connect(":memory:")
     try:
-        conn.executescript((schema_dir() / "schema.sql").read_text())
+        # Without NOT NULL: the probe holds what real files hold (NULL ratings and results) too.
+        conn.executescript(re.sub(r"\bNOT NULL\b", "", (schema_dir() / "schema.sql").read_text()))
+        conn.execute("PRAGMA ignore_check_constraints = ON")
         conn.executescript(_PROBE_ROWS)
         query = "SELECT * FROM eval_comparison"
         theirs_sql = view_sql
@@ -389,7 +394,7 @@ WHERE eval_id IN (SELECT value FROM json_each(?)) GROUP BY eval_id"""
 
 
 def _json_list(items: Iterable[str]) -> str:
-    return json.dumps(list(items))
+    return json.dumps(list(items), default=to_text)  # a BLOB id matches nothing instead of failing
 
 
 def _load_evals(conn: sqlite3.Connection, eval_set_id: str | None, eval_ids: Sequence[str] | None,
@@ -404,7 +409,7 @@ def _load_evals(conn: sqlite3.Connection, eval_set_id: str | None, eval_ids: Seq
     out = []
     for r in conn.execute(_EVALS.format(where=where), params):
         out.append(MatrixStats(
-            eval_id=str(r[0]), eval_set_id=str(r[1]), name=str(r[2] or ""), version=to_count(r[3]),
+            eval_id=to_text(r[0]), eval_set_id=to_text(r[1]), name=to_text(r[2]), version=to_count(r[3]),
             status=str(r[4] or ""), source=source,
             stored_accuracy=to_float(r[5]),
             stored_contradictions=to_int(r[6]),
