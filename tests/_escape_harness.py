@@ -10,6 +10,7 @@ The harness is a child subreaper: anything a worker leaves behind becomes its ch
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -37,7 +38,8 @@ def _children() -> list[int]:
 
 
 def main() -> None:
-    spec = json.loads(open(sys.argv[1], encoding="utf-8").read())
+    with open(sys.argv[1], encoding="utf-8") as fh:
+        spec = json.load(fh)
     ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     from iofold_tui.data.evalrun.sandbox import EvalCodeError, EvalRunner, SandboxError
 
@@ -58,10 +60,8 @@ def main() -> None:
     leftover = _children()
     out["leftover"] = leftover
     for pid in leftover:
-        try:
+        with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
     with open(sys.argv[2], "w", encoding="utf-8") as fh:
         json.dump(out, fh)
 

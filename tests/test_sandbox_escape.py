@@ -379,7 +379,7 @@ def _system_python_as_nobody(tmp: Path) -> Python | None:
     import pyseccomp
 
     shutil.copy(pyseccomp.__file__, lib / "pyseccomp.py")
-    for root, dirs, files in os.walk(tmp):
+    for root, _dirs, files in os.walk(tmp):
         os.chmod(root, 0o755)
         for name in files:
             os.chmod(os.path.join(root, name), 0o644)
