@@ -137,3 +137,24 @@ async def test_n_is_next_match_while_searching(tmp_path: Path) -> None:
         await settle(app, pilot)
         await pilot.press("n")
         await _until(pilot, app, lambda: isinstance(app.screen, EvalEditorScreen))
+
+
+async def test_try_the_editors_code_on_one_trace_stores_nothing(tmp_path: Path) -> None:
+    from iofold_tui.ui.panes.eval_editor import TryTraceScreen
+
+    db = build_db(tmp_path / "ui4.sqlite")
+    before = sqlite3.connect(db).execute("SELECT count(*) FROM eval_executions").fetchone()[0]
+    app = _app(db)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("n")
+        await _until(pilot, app, lambda: isinstance(app.screen, EvalEditorScreen) and app.screen.detail is not None)
+        await _until(pilot, app, lambda: not app.screen.checking)
+        await pilot.press("ctrl+r")  # nothing saved yet: the editor's own code on one trace
+        await settle(app, pilot)
+        await pilot.press(*"trace_001", "enter")
+        await _until(pilot, app, lambda: isinstance(app.screen, TryTraceScreen) and app.screen.result is not None)
+        result = app.screen.result
+        assert result.result is True and "get_order_status" in result.reason  # the seed's own execution says so
+        assert "PASS" in str(app.screen.query_one("#try-out").render())
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM eval_executions").fetchone()[0] == before

@@ -24,13 +24,15 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.strip import Strip
 from textual.timer import Timer
 from textual.widgets import Footer, Static, TextArea
 
 from iofold_tui.data.errors import ReadOnlyError
+from iofold_tui.data.evalrun.sandbox import ExecResult
 from iofold_tui.data.evals.drafts import (
     DraftError,
     NewVersion,
@@ -41,6 +43,7 @@ from iofold_tui.data.evals.drafts import (
 )
 from iofold_tui.data.evals.versions import EvalDetail, load_eval, terminal_safe
 from iofold_tui.data.sanitize import one_line
+from iofold_tui.ui.text import safe
 from iofold_tui.ui.widgets import Confirm, PickOne, Prompt
 
 CHECK_DEBOUNCE_S = 0.3
@@ -264,11 +267,19 @@ class EvalEditorScreen(Screen[str | None]):
         return self.saved.id
 
     def action_try_it(self) -> None:
+        if self.saved is None or self.dirty:  # the editor's text on one trace needs no saved version
+            if self.detail is None:
+                return
+            if self.saved is None:
+                self._try_preview()
+                return
         eval_id = self._need_saved()
         if eval_id is None:
             return
         options = [("labelled", "the labelled traces of the eval set (fast feedback)"),
-                   ("trace", "one trace (by id)…"), ("all", "all traces of the workspace")]
+                   ("trace", "one trace (by id), stored as a run…"),
+                   ("preview", "one trace (by id): the editor's code, nothing stored…"),
+                   ("all", "all traces of the workspace")]
 
         def chosen(value: str | None) -> None:
             from iofold_tui.ui.run_eval import start_eval_run
@@ -279,13 +290,33 @@ class EvalEditorScreen(Screen[str | None]):
                 self.app.push_screen(Prompt("Trace id to run on", self.last_trace or ""),
                                      lambda tid: start_eval_run(self.app, eval_id, selection=[tid.strip()])
                                      if tid and tid.strip() else None)
+            elif value == "preview":
+                self._try_preview()
 
         self.app.push_screen(PickOne(f"Run v{self.saved.version if self.saved else '?'} on…", options, "labelled"),
                              chosen)
 
     @property
     def last_trace(self) -> str | None:
-        return getattr(self.app, "current_trace_id", None)
+        """The trace on screen in another pane (review, trace view), to run on first."""
+        stacks = getattr(self.app, "_screen_stacks", {})
+        for stack in stacks.values():
+            for screen in reversed(stack):
+                item = getattr(screen, "current", None)
+                trace_id = getattr(item, "trace_id", None) or getattr(screen, "trace_id", None)
+                if isinstance(trace_id, str) and trace_id:
+                    return trace_id
+        return None
+
+    def _try_preview(self) -> None:
+        if self.problems:
+            self.notify("fix the problems first: the sandbox refuses this code", severity="warning")
+            return
+        name = self.detail.summary.name if self.detail else None
+        code = self.editor.text
+        self.app.push_screen(Prompt("Run the editor's code on trace (nothing is stored)", self.last_trace or ""),
+                             lambda tid: self.app.push_screen(TryTraceScreen(code, name, self.source_id, tid.strip()))
+                             if tid and tid.strip() else None)
 
     def action_compare(self) -> None:
         eval_id = self._need_saved()
@@ -339,3 +370,72 @@ def _editor_command() -> list[str] | None:
             except ValueError:
                 continue
     return None
+
+
+class TryResult(Message):
+    def __init__(self, result: ExecResult | None, error: str | None) -> None:
+        super().__init__()
+        self.result, self.error = result, error
+
+
+class TryTraceScreen(ModalScreen[None]):
+    """The editor's code on one trace in the sandbox: verdict, reason, stdout/stderr, time. Writes nothing."""
+
+    BINDINGS = [Binding("escape,enter", "app.pop_screen", "Close", id="editor.try_close")]
+    DEFAULT_CSS = """
+    TryTraceScreen { align: center middle; }
+    TryTraceScreen > VerticalScroll { width: 90%; max-width: 120; height: auto; max-height: 80%;
+                                      border: thick $accent; background: $surface; padding: 0 1; }
+    """
+
+    def __init__(self, code: str, name: str | None, eval_id: str, trace_id: str) -> None:
+        super().__init__()
+        self.code, self.eval_name, self.eval_id, self.trace_id = code, name, eval_id, trace_id
+        self.result: ExecResult | None = None
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(Text(f"running on {one_line(self.trace_id, 60)}…", style="dim"), id="try-out")
+
+    def on_mount(self) -> None:
+        self._run()
+
+    @work(thread=True, exclusive=True, group="editor-try")
+    def _run(self) -> None:
+        from iofold_tui.data.evalrun.runs import iter_selected, load_target
+        from iofold_tui.data.evalrun.sandbox import EvalCodeError, EvalRunner, SandboxError
+
+        try:
+            with self.app.db.fresh() as conn:  # type: ignore[attr-defined]
+                traces = list(iter_selected(conn, load_target(conn, self.eval_id), [self.trace_id]))
+            if not traces:
+                self.post_message(TryResult(None, f"no trace {self.trace_id!r} in this database"))
+                return
+            with EvalRunner(self.code, self.eval_name, jobs=1) as runner:
+                results = list(runner.run(traces))
+            self.post_message(TryResult(results[0] if results else None, None if results else "no result"))
+        except EvalCodeError as exc:
+            self.post_message(TryResult(None, "the code cannot run: " + "; ".join(exc.problems)))
+        except (SandboxError, OSError) as exc:
+            self.post_message(TryResult(None, f"sandbox failure: {exc}"))
+        except Exception as exc:  # noqa: BLE001 - shown, never a crash
+            self.post_message(TryResult(None, f"{type(exc).__name__}: {exc}"))
+
+    def on_try_result(self, message: TryResult) -> None:
+        out = Text()
+        out.append(f"{one_line(self.trace_id, 60)}  ", style="bold")
+        r = self.result = message.result
+        if r is None:
+            out.append(one_line(message.error or "no result", 300), style="bold red")
+        else:
+            verdict = "ERROR" if r.error else "PASS" if r.result else "FAIL"
+            out.append(verdict, style="bold magenta" if r.error else "bold green" if r.result else "bold red")
+            out.append(f"   {r.execution_time_ms} ms\n", style="dim")
+            out.append("reason  ", style="bold")
+            out.append_text(safe(r.reason, limit=2000))
+            for label, text in (("error", r.error), ("stdout", r.stdout), ("stderr", r.stderr)):
+                if text:
+                    out.append(f"\n{label}  ", style="bold")
+                    out.append_text(safe(text, limit=4000))
+        out.append("\n(nothing was stored; Esc closes)", style="dim")
+        self.query_one("#try-out", Static).update(out)
