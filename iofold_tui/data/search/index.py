@@ -68,6 +68,7 @@ SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);
 CREATE TABLE IF NOT EXISTS docs(rid INTEGER PRIMARY KEY, key INTEGER NOT NULL UNIQUE, ts, fp INTEGER);
 CREATE INDEX IF NOT EXISTS docs_ts ON docs(ts DESC, rid);
+CREATE INDEX IF NOT EXISTS docs_pending ON docs(rid) WHERE fp IS NULL;
 CREATE TABLE IF NOT EXISTS bodies(key INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5({FTS_ARGS}, content = '');
 CREATE TABLE IF NOT EXISTS tools(tool TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY(tool, rid)) WITHOUT ROWID;
@@ -220,6 +221,10 @@ class SearchIndex:
 
     def count(self) -> int:
         return int(self.conn().execute("SELECT count(fp) FROM docs").fetchone()[0])  # pending rows have no fp
+
+    def building(self) -> bool:
+        """A build started and not finished (rows placed but not indexed yet)."""
+        return self.conn().execute("SELECT 1 FROM docs WHERE fp IS NULL LIMIT 1").fetchone() is not None
 
     def stamp(self) -> str:
         """Changes whenever the indexed data changes (facet cache key)."""
@@ -549,7 +554,9 @@ def run_search(db: sqlite3.Connection, source_key: Path | str | None, text: str,
         index: SearchIndex | None = None
         try:
             index = SearchIndex(source_key)
-            if index.exists():
+            if index.exists() and index.building():
+                note = "search index being built: scanning meanwhile"
+            elif index.exists():
                 if update:
                     index.sync(db, cancelled=cancelled)
                 result = index.search(node, order=order, limit=limit, want_all=want_all)
