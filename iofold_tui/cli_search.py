@@ -75,24 +75,28 @@ def index_cmd(source: str | None, demo: bool, rebuild: bool, verify: bool) -> No
 
 @click.command("search")
 @source_argument
-@click.argument("query")
+@click.argument("query", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
 @click.option("--regex", is_flag=True, help="QUERY is a regular expression (scans every trace).")
 @click.option("--order", type=click.Choice(["newest", "relevance"]), default="newest", show_default=True)
 @guarded
-def search_cmd(source: str | None, demo: bool, query: str, as_json: bool, limit: int, regex: bool, order: str) -> None:
+def search_cmd(source: str | None, demo: bool, query: str | None, as_json: bool, limit: int, regex: bool, order: str) -> None:
     """Full-text search: words, "phrases", prefix*, AND/OR/NOT, field:term (tool:, error:, role:, user:,
     assistant:, msg:, io:, input:, output:, id:). Uses the index when built, else scans."""
     from iofold_tui.data.sanitize import json_text, one_line
     from iofold_tui.data.search.index import run_search, trace_rows
     from iofold_tui.data.search.query import SearchSyntaxError
 
+    if query is None and demo:  # `iofold-tui search --demo QUERY`: the one argument is the query
+        source, query = None, source
+    if query is None:
+        fail("no QUERY given: iofold-tui search SOURCE QUERY")
     opened = open_any(source, demo=demo, read_only=True)
     conn = opened.db.conn()
     show = _progress("scanning") if sys.stderr.isatty() else None
     try:
-        result = run_search(conn, _key(opened), query, order=order, limit=limit, regex=regex, progress=show)
+        result = run_search(conn, _key(opened), str(query), order=order, limit=limit, regex=regex, progress=show)
     except SearchSyntaxError as exc:
         fail(f"search: {exc}")
     if show:

@@ -308,6 +308,8 @@ def test_cli_index_and_search(demo: Path, tmp_path: Path, monkeypatch: pytest.Mo
         assert out.exit_code == 2 and "Traceback" not in out.output and len(out.stderr.strip().splitlines()) == 1
     out = runner.invoke(main, ["index", str(demo)])
     assert "up to date" in out.stdout
+    out = runner.invoke(main, ["search", "--demo", "refund", "--json"])
+    assert out.exit_code == 0 and json.loads(out.stdout)["total"] > 0
 
 
 # ------------------------------------------------------------ facets and sorting

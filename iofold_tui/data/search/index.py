@@ -166,7 +166,8 @@ class SearchIndex:
         try:
             self.path = path or sidecar_path(self.source_key)
         except OSError as exc:
-            raise IndexUnavailable(f"cache dir unavailable ({exc.strerror or exc})") from None
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            raise IndexUnavailable(f"cache dir unavailable ({where}{exc.strerror or exc})") from None
         self._conn: sqlite3.Connection | None = None
         self.batch = BATCH  # rows per transaction (and per cancel check)
 
