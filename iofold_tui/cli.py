@@ -428,10 +428,10 @@ from iofold_tui.cli_search import index_cmd, search_cmd  # noqa: E402 - they reu
 main.add_command(index_cmd)
 main.add_command(search_cmd)
 
-from iofold_tui.cli_team import agreement_cmd, import_labels_cmd  # noqa: E402 - they reuse the helpers above
+from iofold_tui.cli_team import agreement_cmd, annotator_cmd, import_labels_cmd  # noqa: E402 - they reuse the helpers above
 
-main.add_command(agreement_cmd)
-main.add_command(import_labels_cmd)
+for _command in (agreement_cmd, import_labels_cmd, annotator_cmd):
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

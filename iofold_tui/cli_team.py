@@ -171,3 +171,21 @@ def import_labels_cmd(source: str | None, file: str | None, demo: bool, from_cop
                   if result.changed_meanwhile else "")
                + (f"; {plural(len(result.conflicts_left), 'conflict')} left as they are"
                   if result.conflicts_left else ""))
+
+
+@click.command("annotator")
+@click.argument("name", required=False)
+@click.option("--unset", is_flag=True, help="Forget the saved name (back to the OS user).")
+@guarded
+def annotator_cmd(name: str | None, unset: bool) -> None:
+    """Show or set the annotator name recorded with every label this user writes (default: the OS user;
+    the IOFOLD_TUI_ANNOTATOR environment variable overrides it)."""
+    from iofold_tui.data.labels.annotator import resolve_annotator, set_annotator
+    from iofold_tui.data.sanitize import one_line
+
+    if name is not None and unset:
+        fail("give NAME or --unset, not both")
+    if name is not None or unset:
+        set_annotator(None if unset else name)
+    current, where = resolve_annotator()
+    click.echo(f"{one_line(current, None)} (from {where})")

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import sqlite3
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -170,114 +168,123 @@ class AgreementSession:
         return found
 
     def eval_set_report(self, es: str, name: str, *, versions: bool = True) -> dict[str, Any]:
+        dist = self._vectors(es)
         anns = self.annotators
+        k = len(anns)
         labelled = []
-        for a in anns:
+        for i, a in enumerate(anns):
             by_rating = {r: 0 for r in RATINGS}
-            for rating, count in self.conn.execute(
-                    f"SELECT rating, count(*) FROM {a.relation} WHERE eval_set_id = ? AND {_VALID} {_scoped(a, a.relation)} "
-                    "GROUP BY rating", (es, *a.params)):
-                by_rating[str(rating)] = int(count)
+            for v, n in dist:
+                code = (v >> 2 * i) & 3
+                if code:
+                    by_rating[RATINGS[code - 1]] += n
             labelled.append({"name": a.name, "labelled": sum(by_rating.values()), "by_rating": by_rating})
-        pairs = [self._pair(es, a, b) for a, b in itertools.combinations(anns, 2)]
-        group = self._fleiss(es) if len(anns) >= 3 else None
-        evals = self._verdicts(es) if versions else []
+        pairs = [self._pair(dist, i, j) for i, j in itertools.combinations(range(k), 2)]
+        group = None
+        if k >= 3:
+            counts = []
+            for v, n in dist:
+                codes = [(v >> 2 * i) & 3 for i in range(k)]
+                if all(codes):
+                    counts.append(([codes.count(c + 1) for c in range(len(RATINGS))], n))
+            traces, unanimous, kappa = fleiss(counts, k)
+            group = {"annotators": k, "traces": traces, "unanimous": unanimous.value, "fleiss_kappa": kappa.value,
+                     "undefined": _undefined(unanimous=unanimous, fleiss_kappa=kappa)}
+        disagreeing = sum(n for v, n in dist if len({(v >> 2 * i) & 3 for i in range(k)} - {0}) > 1)
         return {
             "eval_set_id": es, "name": name, "annotators": labelled, "pairs": pairs, "fleiss": group,
-            "disagreements": self.count_disagreements(es),
-            "versions": [v for a in anns for v in self._versions(es, a, evals)] if versions else None,
+            "disagreements": disagreeing,
+            "versions": self._versions(es, labelled) if versions else None,
         }
 
-    def _pair(self, es: str, a: Annotator, b: Annotator) -> dict[str, Any]:
+    def _vectors(self, es: str) -> list[tuple[int, int]]:
+        """One pass over every annotator's labels of the set (sequential scans, no per-label index probe):
+        ``scratch.vec`` gets one row per trace labelled by anyone, ``v`` packing each annotator's rating in
+        two bits (0 none, 1 positive, 2 negative, 3 neutral; annotator i at bits 2i). Returns how many traces
+        have each ``v``: every inter-annotator figure follows from that distribution."""
+        arms, params = [], []
+        code = "(CASE t.rating WHEN 'positive' THEN 1 WHEN 'negative' THEN 2 ELSE 3 END)"
+        for i, a in enumerate(self.annotators):
+            where = f"WHERE t.eval_set_id = ? AND t.{_VALID} {_scoped(a, 't')}"
+            if self._one_row_per_key(a):
+                arms.append(f"SELECT t.trace_id, {code} << {2 * i} AS v FROM {a.relation} AS t NOT INDEXED {where}")
+            else:  # a table without UNIQUE(eval_set_id, trace_id): one rating per trace, or the bits would mix
+                arms.append(f"SELECT t.trace_id, max({code}) << {2 * i} AS v FROM {a.relation} AS t NOT INDEXED "
+                            f"{where} GROUP BY t.trace_id")
+            params.extend((es, *a.params))
+        self.conn.execute("PRAGMA query_only = 0")  # the in-memory scratch schema only
+        try:
+            self.conn.execute("DROP TABLE IF EXISTS scratch.vec")
+            self.conn.execute(f"CREATE TABLE scratch.vec AS SELECT trace_id, sum(v) AS v FROM "
+                              f"({' UNION ALL '.join(arms)}) GROUP BY trace_id", params)
+        finally:
+            self.conn.execute("PRAGMA query_only = 1")
+        return [(int(v), int(n)) for v, n in self.conn.execute("SELECT v, count(*) FROM scratch.vec GROUP BY v")]
+
+    def _one_row_per_key(self, a: Annotator) -> bool:
+        """Whether the relation has a unique index / key on exactly (eval_set_id, trace_id)."""
+        if a.kind in ("file", "history"):
+            return True
+        schema, _, table = a.relation.rpartition(".")
+        try:
+            for idx in self.conn.execute(f"PRAGMA {schema}.index_list({table})").fetchall():
+                if idx[2]:
+                    cols = [r[2] for r in self.conn.execute(f"PRAGMA {schema}.index_info({quote_ident(idx[1])})")]
+                    if sorted(cols) == ["eval_set_id", "trace_id"]:
+                        return True
+        except sqlite3.Error:
+            return False
+        return False
+
+    def _pair(self, dist: list[tuple[int, int]], i: int, j: int) -> dict[str, Any]:
         table = {r: {c: 0 for c in RATINGS} for r in RATINGS}
-        sql = (f"SELECT x.rating, y.rating, count(*) FROM {a.source_sql('x')} JOIN {b.source_sql('y')} "
-               f"ON y.eval_set_id = x.eval_set_id AND y.trace_id = x.trace_id "
-               f"WHERE x.eval_set_id = ? AND x.{_VALID} AND y.{_VALID} {_scoped(a, 'x')} {_scoped(b, 'y')} "
-               "GROUP BY 1, 2")
-        for ra, rb, count in self.conn.execute(sql, (es, *a.params, *b.params)):
-            table[str(ra)][str(rb)] = int(count)
+        for v, n in dist:
+            a, b = (v >> 2 * i) & 3, (v >> 2 * j) & 3
+            if a and b:
+                table[RATINGS[a - 1]][RATINGS[b - 1]] += n
         overlap = sum(sum(r.values()) for r in table.values())
         agree = sum(table[c][c] for c in RATINGS)
         percent, kappa = cohen(table)
-        return {"a": a.name, "b": b.name, "overlap": overlap, "agree": agree,
+        return {"a": self.annotators[i].name, "b": self.annotators[j].name, "overlap": overlap, "agree": agree,
                 "percent_agreement": percent.value, "cohens_kappa": kappa.value,
                 "undefined": _undefined(percent_agreement=percent, cohens_kappa=kappa), "confusion": table}
 
-    def _fleiss(self, es: str) -> dict[str, Any]:
-        anns = self.annotators
-        aliases = [f"a{i}" for i in range(len(anns))]
-        joins = anns[0].source_sql(aliases[0])
-        for a, al in zip(anns[1:], aliases[1:], strict=True):
-            joins += (f" JOIN {a.source_sql(al)} ON {al}.eval_set_id = a0.eval_set_id "
-                      f"AND {al}.trace_id = a0.trace_id")
-        where = " AND ".join(f"{al}.{_VALID}" for al in aliases)
-        extra = " ".join(_scoped(a, al) for a, al in zip(anns, aliases, strict=True))
-        ratings = ", ".join(f"{al}.rating" for al in aliases)
-        sql = f"SELECT {ratings}, count(*) FROM {joins} WHERE a0.eval_set_id = ? AND {where} {extra} GROUP BY {ratings}"
-        params = (es, *(p for a in anns for p in a.params))
-        counts = []
-        for row in self.conn.execute(sql, params):
-            c = Counter(str(v) for v in row[:-1])
-            counts.append(([c[r] for r in RATINGS], int(row[-1])))
-        traces, unanimous, kappa = fleiss(counts, len(anns))
-        return {"annotators": len(anns), "traces": traces, "unanimous": unanimous.value,
-                "fleiss_kappa": kappa.value, "undefined": _undefined(unanimous=unanimous, fleiss_kappa=kappa)}
-
-    def _verdicts(self, es: str) -> list[tuple[str, str, int, str]]:
-        """The set's eval versions (id, name, version, status), and in ``scratch.verdict`` the state of each
-        version's execution on every trace any annotator labelled: each execution row is read once, however
-        many annotators there are (reading those rows is the cost of this part)."""
+    def _versions(self, es: str, labelled: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each annotator against each eval version of the set (in the source database). Each version's
+        execution on each labelled trace is read once for all annotators (``scratch.vec`` joined to the
+        ``eval_executions(eval_id, trace_id)`` index): this is the part whose cost grows with the labels."""
         evals = [(str(e[0]), str(e[1] or ""), _int(e[2]), str(e[3] or "")) for e in self.conn.execute(
             "SELECT id, name, version, status FROM main.evals WHERE eval_set_id = ? ORDER BY version, id", (es,))]
-        self.conn.execute("PRAGMA query_only = 0")  # the in-memory scratch schema only
-        try:
-            self.conn.execute("DROP TABLE IF EXISTS scratch.verdict")
-            self.conn.execute("CREATE TABLE scratch.verdict (eval_id, trace_id, state, "
-                              "PRIMARY KEY (eval_id, trace_id)) WITHOUT ROWID")
-            if not evals:
-                return evals
-            union = " UNION ".join(f"SELECT trace_id FROM {a.relation} WHERE eval_set_id = ? AND {_VALID} "
-                                   f"{_scoped(a, a.relation)}" for a in self.annotators)
-            params = [p for a in self.annotators for p in (es, *a.params)]
-            # The rules of data/matrix/stats.py: an error first, then a result of 1 / 0, anything else invalid.
-            self.conn.execute(
-                "INSERT OR IGNORE INTO scratch.verdict SELECT e.eval_id, e.trace_id, CASE "
-                "WHEN e.error IS NOT NULL THEN 'error' WHEN coalesce(e.result IN (0, 1), 0) = 0 THEN 'invalid' "
-                "WHEN e.result = 1 THEN 'pass' ELSE 'fail' END "
-                f"FROM ({union}) AS u JOIN main.eval_executions AS e "
-                "ON e.eval_id IN (SELECT value FROM json_each(?)) AND e.trace_id = u.trace_id",
-                (*params, json.dumps([e[0] for e in evals])))
-        finally:
-            self.conn.execute("PRAGMA query_only = 1")
-        return evals
-
-    def _versions(self, es: str, a: Annotator, evals: list[tuple[str, str, int, str]]) -> list[dict[str, Any]]:
-        if not evals:
-            return []
-        stats = {e[0]: MatrixStats(e[0], es, e[1], e[2], e[3], a.name) for e in evals}
-        sql = (f"SELECT v.eval_id, f.rating, v.state, count(*) FROM {a.source_sql('f')} "
-               "JOIN scratch.verdict AS v ON v.eval_id IN (SELECT value FROM json_each(?)) AND v.trace_id = f.trace_id "
-               f"WHERE f.eval_set_id = ? AND f.{_VALID} {_scoped(a, 'f')} GROUP BY 1, 2, 3")
-        for eval_id, rating, state, count in self.conn.execute(sql, (json.dumps(list(stats)), es, *a.params)):
-            stats[str(eval_id)].cells[str(rating)][str(state)] += int(count)
-        labels = dict(self.conn.execute(
-            f"SELECT rating, count(*) FROM {a.relation} WHERE eval_set_id = ? AND {_VALID} {_scoped(a, a.relation)} GROUP BY 1",
-            (es, *a.params)).fetchall())
         out = []
-        for s in stats.values():
-            for r in RATINGS:
-                s.cells[r]["not_run"] = int(labels.get(r, 0)) - sum(s.cells[r][st] for st in
-                                                                    ("pass", "fail", "error", "invalid"))
-            accuracy, kappa = s.accuracy, s.cohens_kappa
-            excluded = {k: v for k, v in s.excluded.items() if k != "unlabelled"}
-            out.append({"annotator": a.name, "eval_id": s.eval_id, "eval_name": s.name, "version": s.version,
-                        "status": s.status, "n": s.n, "agree": s.tp + s.tn, "tp": s.tp, "fp": s.fp, "fn": s.fn,
-                        "tn": s.tn, "percent_agreement": accuracy.value, "cohens_kappa": kappa.value,
-                        "undefined": _undefined(percent_agreement=accuracy, cohens_kappa=kappa),
-                        "excluded": excluded})
+        stats = {(i, e[0]): MatrixStats(e[0], es, e[1], e[2], e[3], a.name)
+                 for e in evals for i, a in enumerate(self.annotators)}
+        for e in evals:
+            # The rules of data/matrix/stats.py: an error first, then a result of 1 / 0, anything else invalid.
+            rows = self.conn.execute(
+                "SELECT x.v, CASE WHEN e.error IS NOT NULL THEN 'error' "
+                "WHEN coalesce(e.result IN (0, 1), 0) = 0 THEN 'invalid' WHEN e.result = 1 THEN 'pass' ELSE 'fail' END, "
+                "count(*) FROM scratch.vec AS x JOIN main.eval_executions AS e ON e.eval_id = ? "
+                "AND e.trace_id = x.trace_id GROUP BY 1, 2", (e[0],)).fetchall()
+            for i in range(len(self.annotators)):
+                cells = stats[(i, e[0])].cells
+                for v, state, n in rows:
+                    code = (int(v) >> 2 * i) & 3
+                    if code:
+                        cells[RATINGS[code - 1]][str(state)] += int(n)
+        for e in evals:
+            for i, a in enumerate(self.annotators):
+                s = stats[(i, e[0])]
+                for r in RATINGS:
+                    s.cells[r]["not_run"] = labelled[i]["by_rating"][r] - sum(
+                        s.cells[r][st] for st in ("pass", "fail", "error", "invalid"))
+                accuracy, kappa = s.accuracy, s.cohens_kappa
+                out.append({"annotator": a.name, "eval_id": s.eval_id, "eval_name": s.name, "version": s.version,
+                            "status": s.status, "n": s.n, "agree": s.tp + s.tn, "tp": s.tp, "fp": s.fp, "fn": s.fn,
+                            "tn": s.tn, "percent_agreement": accuracy.value, "cohens_kappa": kappa.value,
+                            "undefined": _undefined(percent_agreement=accuracy, cohens_kappa=kappa),
+                            "excluded": {k: v for k, v in s.excluded.items() if k != "unlabelled"}})
+        out.sort(key=lambda d: [a.name for a in self.annotators].index(d["annotator"]))
         return out
-
-    # -- disagreements ------------------------------------------------------------------------------
 
     def _pair_disagree_sql(self, a: Annotator, b: Annotator, select: str) -> tuple[str, tuple[object, ...]]:
         sql = (f"SELECT {select} FROM {a.source_sql('x')} JOIN {b.source_sql('y')} "

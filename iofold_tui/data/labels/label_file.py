@@ -145,16 +145,22 @@ def _text(value: object) -> str | None:
 
 
 def _row(line: int, rec: dict[str, object], errors: list[LineError]) -> LabelRow | None:
+    get = rec.get
+    es, tid, raw_rating, notes_raw, action_raw = (get("eval_set_id"), get("trace_id"), get("rating"), get("notes"),
+                                                  get("action"))
+    if (type(es) is str and type(tid) is str and es and tid and raw_rating in RATINGS and action_raw in (None, "upsert")
+            and (notes_raw is None or (type(notes_raw) is str and len(notes_raw) <= MAX_FIELD))):
+        annotator = get("annotator")  # the common row, without the checks below
+        return LabelRow(line, es, tid, raw_rating, notes_raw or None,  # type: ignore[arg-type]
+                        annotator if type(annotator) is str and annotator else _text(annotator) or None)
     problems: list[str] = []
-    es, tid = _text(rec.get("eval_set_id")), _text(rec.get("trace_id"))
+    es, tid = _text(es), _text(tid)
     if not es:
         problems.append("no eval_set_id")
     if not tid:
         problems.append("no trace_id")
-    raw_rating = rec.get("rating")
     rating = _text(raw_rating) or None
-    action = _text(rec.get("action")) or ("upsert" if rating is not None else "delete")
-    notes_raw = rec.get("notes")
+    action = _text(action_raw) or ("upsert" if rating is not None else "delete")
     notes = _text(notes_raw) or None
     if notes_raw is not None and not isinstance(notes_raw, str | int | float) or isinstance(notes_raw, bool):
         problems.append("notes is not text")
@@ -170,7 +176,7 @@ def _row(line: int, rec: dict[str, object], errors: list[LineError]) -> LabelRow
     if problems:
         errors.append(LineError(line, "; ".join(problems)))
         return None
-    annotator = _text(rec.get("annotator")) or None
+    annotator = _text(get("annotator")) or None
     return LabelRow(line, es or "", tid or "", rating if action == "upsert" else None,
                     notes if action == "upsert" else None, annotator)
 
