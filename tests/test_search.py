@@ -308,7 +308,7 @@ def test_cli_index_and_search(demo: Path, tmp_path: Path, monkeypatch: pytest.Mo
         assert out.exit_code == 2 and "Traceback" not in out.output and len(out.stderr.strip().splitlines()) == 1
     out = runner.invoke(main, ["index", str(demo)])
     assert "up to date" in out.stdout
-    out = runner.invoke(main, ["search", "--demo", "refund", "--json"])
+    out = runner.invoke(main, ["search", "--demo", "timeout", "--json"])
     assert out.exit_code == 0 and json.loads(out.stdout)["total"] > 0
 
 
