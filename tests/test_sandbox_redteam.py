@@ -47,6 +47,8 @@ def real_builtins():
     child = Child([])
     child == child
     return child.a[0]
+def real_import(name):
+    return real_builtins()["__import__"](name)
 """
 
 # The same through typing: a ForwardRef of namedtuple-shaped text was allowed to compile, which armed
@@ -64,14 +66,43 @@ def real_builtins():
     except Exception:
         pass
     return found["__builtins__"]
+def real_import(name):
+    return real_builtins()["__import__"](name)
+"""
+
+# functools.wraps(f) was the real partial(update_wrapper, ...): its public ``.func`` is the unchecked
+# update_wrapper, which copies any attribute (a function's __globals__) into the eval's __setattr__.
+WRAPS_ESCAPE = """
+import functools, json
+_got = []
+class _Box:
+    def __setattr__(self, name, value):
+        _got.append(value)
+def real_builtins():
+    functools.wraps(json.loads).func(_Box(), json.loads, assigned=("__glo" + "bals__",), updated=())
+    return _got[0]["__builtins__"]
+def real_import(name):
+    return real_builtins()["__import__"](name)
+"""
+
+# Enum._convert_(name, module, filter) builds an enum from any module's globals (``self.<private>`` passes
+# the static check, and ``self`` may be any object).
+ENUM_CONVERT_ESCAPE = """
+import enum
+def _leak(self):
+    return self._convert_("Leak", "restrict", lambda name: name == "importlib")
+_found = []
+def real_import(name):
+    if not _found:  # once: it also replaces the module's own global with the enum's member
+        _found.append(_leak(enum.Enum).importlib.value)
+    return _found[0].import_module(name)
 """
 
 # With the real builtins: calls CPython does not audit (mkfifo makes a file, pidfd_send_signal kills).
 GOALS = """
 def check(trace):
-    b = real_builtins()
-    os = b["__import__"]("os")
-    signal = b["__import__"]("signal")
+    os = real_import("os")
+    signal = real_import("signal")
     os.mkfifo({fifo!r})
     signal.pidfd_send_signal(os.pidfd_open({victim}), 9)
     return (True, "escaped")
@@ -149,6 +180,41 @@ def test_forward_ref_cannot_spend_namedtuples_exec(target: Target) -> None:
     assert all(r.error for r in results)
 
 
+@pytest.mark.skipif(not LINUX, reason="mkfifo/pidfd goals are Linux")
+@pytest.mark.parametrize("escape", ["functools.wraps().func", "Enum._convert_"])
+def test_library_objects_hand_out_no_real_builtins(escape: str, target: Target) -> None:
+    route = {"functools.wraps().func": WRAPS_ESCAPE, "Enum._convert_": ENUM_CONVERT_ESCAPE}[escape]
+    code = route + GOALS.format(fifo=str(target.scratch / "pwned-library"), victim=target.victim.pid)
+    results, _ = _run(code, PY_ONLY)
+    target.untouched()
+    assert results and all(r.error for r in results), results
+
+
+@pytest.mark.skipif(not LINUX, reason="needs the Linux goals")
+def test_audit_hook_tables_cannot_be_replaced(target: Target) -> None:
+    """The audit hook alone: enum.global_enum writes an enum's members into sys.modules[cls.__module__];
+    naming the hook's module put a member that contains everything in place of its allow-list."""
+    code = f"""
+    import enum
+    class Everything(enum.Enum):
+        __module__ = "restrict"
+        _ALLOWED_EVENTS = 1
+        def __contains__(self, item):
+            return True
+    def check(trace):
+        try:
+            enum.global_enum(Everything)
+        except BaseException:
+            pass
+        return (True, open({str(target.secret_file)!r}).read())
+    """
+    results, _ = _run(code, PY_ONLY | {"static", "builtins"})
+    assert results
+    for r in results:
+        assert target.secret not in r.reason + (r.error or "") + r.stdout + r.stderr
+        assert r.result is None and r.error, r
+
+
 @pytest.mark.skipif(not LINUX, reason="needs signal.setitimer and the Linux goals")
 def test_audit_hook_has_no_window_for_signal_handlers(target: Target) -> None:
     """The audit hook alone (real builtins): while it looked at its caller's frame, a flag let every event
@@ -205,8 +271,7 @@ def test_forged_retire_does_not_retry_a_trace_forever(layers: str) -> None:
         code = FORGED_RETIRE + "import os\ndef check(trace):\n    _forge(os)\n"
         disable = OS_ONLY
     else:
-        code = DATACLASS_ESCAPE + FORGED_RETIRE + (
-            "def check(trace):\n    _forge(real_builtins()['__import__']('os'))\n")
+        code = DATACLASS_ESCAPE + FORGED_RETIRE + "def check(trace):\n    _forge(real_import('os'))\n"
         disable = ALL
     traces, timeout_s = 3, 0.5
     results, elapsed = _run(code, disable, traces=traces, timeout_s=timeout_s)

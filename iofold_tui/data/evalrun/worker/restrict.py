@@ -15,6 +15,7 @@ from __future__ import annotations
 import builtins
 import collections
 import dataclasses
+import enum
 import functools
 import importlib
 import keyword
@@ -52,7 +53,9 @@ _SAFE_BUILTINS = _names(
 # the eval is handed an empty stand-in: the call works and no real module reaches the eval.
 _C_SELF_IMPORTS = frozenset({"time"})
 # Attributes a proxy leaves out although they are public: they hand out objects by attribute name.
-_HIDDEN = {"string": {"Formatter"}}
+# enum.global_enum writes a class's members into ``sys.modules[cls.__module__]``, and ``__module__`` is the
+# eval's to choose: the worker's own modules (the audit hook's tables) included.
+_HIDDEN = {"string": {"Formatter"}, "enum": {"global_enum"}}
 # Audit events that pure computation in the allowed modules raises; everything else is refused.
 _ALLOWED_EVENTS = frozenset({"builtins.id", "sys._getframe", "object.__setattr__", "object.__delattr__",
                              "marshal.loads"})
@@ -139,7 +142,8 @@ def _safe_wraps(wrapped: object, assigned: object = functools.WRAPPER_ASSIGNMENT
                 updated: object = functools.WRAPPER_UPDATES) -> object:
     if assigned != functools.WRAPPER_ASSIGNMENTS or updated != functools.WRAPPER_UPDATES:
         raise TypeError("wraps with custom attribute names is not allowed in an eval")
-    return functools.wraps(wrapped)  # type: ignore[arg-type]
+    # Not functools.wraps(): that is a partial whose public ``.func`` is the real update_wrapper.
+    return functools.partial(_safe_update_wrapper, wrapped=wrapped)
 
 
 _REPLACEMENTS: dict[str, dict[str, object]] = {
@@ -161,7 +165,17 @@ def _proxy(name: str) -> types.ModuleType:
     return proxy
 
 
+def _disarm() -> None:
+    """Library methods that read or write any module's globals by a name the eval passes. Private names,
+    but a private attribute is in reach of ``self.<name>`` (the static check lets methods use their own),
+    and ``self`` can be any object: ``Enum._convert_(name, "restrict", filter)`` hands out that module's
+    ``sys`` and ``builtins`` and overwrites its globals. The worker never calls it after start-up."""
+    if "_convert_" in vars(enum.EnumType):
+        del enum.EnumType._convert_
+
+
 def build_proxies() -> dict[str, types.ModuleType]:
+    _disarm()
     proxies = {name: _proxy(name) for name in ALLOWED_MODULES}
     proxies["collections"].abc = proxies["collections.abc"]  # type: ignore[attr-defined]
     return proxies
@@ -203,9 +217,13 @@ def install_audit_hook(module_code: types.CodeType) -> None:
     ``module_code`` (the eval's compiled module) may be executed once."""
     getframe = sys._getframe
     first_exec = [module_code]
+    # Bound here, not looked up in this module's globals at each event: nothing the eval does to a module's
+    # namespace changes what the hook allows.
+    allowed, dataclasses_globals, collections_globals = _ALLOWED_EVENTS, _DATACLASSES_GLOBALS, _COLLECTIONS_GLOBALS
+    namedtuple_source, blocked = _NAMEDTUPLE_SRC.fullmatch, PermissionError
 
     def hook(event: str, args: tuple[object, ...]) -> None:
-        if event in _ALLOWED_EVENTS:
+        if event in allowed:
             return
         if event in ("compile", "exec"):
             # Judged by the *direct* caller (the frame that called compile/exec/eval), through f_globals:
@@ -215,19 +233,19 @@ def install_audit_hook(module_code: types.CodeType) -> None:
             # exec is namedtuple's" flag would be spent by whichever exec comes next (typing.ForwardRef
             # compiles namedtuple-shaped text too, and its evaluation then runs in the eval's globals).
             caller = getframe(1).f_globals  # raises "sys._getframe": allowed above
-            if caller is _DATACLASSES_GLOBALS:
+            if caller is dataclasses_globals:
                 return
-            if caller is _COLLECTIONS_GLOBALS:  # namedtuple's one eval() of the one shape of source
+            if caller is collections_globals:  # namedtuple's one eval() of the one shape of source
                 if event == "exec":
                     return
                 source = args[0] if args else None
                 if isinstance(source, bytes):
                     source = source.decode("utf-8", "replace")
-                if isinstance(source, str) and _NAMEDTUPLE_SRC.fullmatch(source):
+                if isinstance(source, str) and namedtuple_source(source):
                     return
             if event == "exec" and args and first_exec and args[0] is first_exec[0]:
                 first_exec.clear()
                 return
-        raise PermissionError(f"{event} is blocked by the iofold sandbox")
+        raise blocked(f"{event} is blocked by the iofold sandbox")
 
     sys.addaudithook(hook)
