@@ -6,8 +6,9 @@ Make DB with ``iofold-tui demo-db DB --traces 1000000 --eval-sets 1`` (about 300
 DB itself is never written: the bench copies it twice into --work (default DB's folder + ``.team``) and
 makes the copies disagree (bob: every 10th label flipped, every 20th removed; carol: every 7th made
 neutral). Measures, warm cache, median of --runs:
-  - agreement mine × bob (Cohen's κ, confusion, disagreements count, both against every eval version);
-  - agreement mine × bob × carol (adds Fleiss' κ and the three pairs);
+  - agreement mine × bob (Cohen's κ, confusion, counts, disagreements count), then also against every eval
+    version of the set;
+  - agreement mine × bob × carol (adds Fleiss' κ and the three pairs), then also against the versions;
   - the first page of 100 disagreements and a page deep in the set (keyset);
   - import of --import-labels labels from a CSV into a copy that lacks them (parse + check + preview, then
     the one undoable step), and undoing that step.
@@ -86,15 +87,17 @@ def main() -> None:
     ro.close()
     opened = open_source(db, read_only=True)
 
-    def agreement(others: list[Path]) -> dict[str, Any]:
+    def agreement(others: list[Path], versions: bool) -> dict[str, Any]:
         with open_agreement(opened, [str(o) for o in others]) as session:
-            return session.report()
+            return session.report(versions=versions)
 
-    report, out["agreement_2_s"] = _median(lambda: agreement([bob]), args.runs)
+    report, out["agreement_2_s"] = _median(lambda: agreement([bob], False), args.runs)
     first = report["eval_sets"][0]["pairs"][0]
     out["agreement_2_pair"] = {k: first[k] for k in ("overlap", "agree", "percent_agreement", "cohens_kappa")}
-    report, out["agreement_3_s"] = _median(lambda: agreement([bob, carol]), args.runs)
+    report, out["agreement_2_with_versions_s"] = _median(lambda: agreement([bob], True), args.runs)
+    report, out["agreement_3_s"] = _median(lambda: agreement([bob, carol], False), args.runs)
     out["agreement_3_fleiss"] = report["eval_sets"][0]["fleiss"]
+    report, out["agreement_3_with_versions_s"] = _median(lambda: agreement([bob, carol], True), args.runs)
     with open_agreement(opened, [str(bob), str(carol)]) as session:
         es = session.eval_sets()[0][0]
         page, t = _median(lambda: session.disagreements(es, limit=100), args.runs)

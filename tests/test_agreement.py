@@ -319,3 +319,49 @@ def test_copy_reopened_by_path_for_d1_export_wrangler_dir(tmp_path: Path) -> Non
     shutil.copy(make_copy(tmp_path / "b.sqlite", {"0": P, "1": N}), project / "abc.sqlite")
     pair = report_for(a, tmp_path / "proj")["pairs"][0]
     assert (pair["overlap"], pair["agree"], pair["percent_agreement"]) == (2, 2, 1.0)
+
+
+def test_copy_without_unique_key_counts_each_trace_once(tmp_path: Path) -> None:
+    """A hostile copy whose feedback table lost UNIQUE(eval_set_id, trace_id) and holds two rows for a trace:
+    the packed ratings must not mix (one rating per trace and annotator)."""
+    a = make_copy(tmp_path / "a.sqlite", {"0": P, "1": N, "2": P})
+    b = make_copy(tmp_path / "b.sqlite", {"0": P, "1": N, "2": P})
+    conn = sqlite3.connect(b)
+    with conn:
+        conn.execute("PRAGMA legacy_alter_table = ON")
+        conn.execute("ALTER TABLE feedback RENAME TO feedback_old")
+        conn.execute("CREATE TABLE feedback (id TEXT, eval_set_id TEXT, trace_id TEXT, rating TEXT, notes TEXT, "
+                     "created_at TEXT, updated_at TEXT)")
+        conn.execute("INSERT INTO feedback SELECT * FROM feedback_old")
+        conn.execute("DROP TABLE feedback_old")
+        conn.execute("INSERT INTO feedback (id, eval_set_id, trace_id, rating) VALUES ('dup', ?, ?, 'neutral')",
+                      (ES2, tid(0)))
+    conn.close()
+    s = report_for(a, b)
+    assert s["annotators"][1]["labelled"] == 3
+    pair = s["pairs"][0]
+    assert pair["overlap"] == 3 and sum(sum(r.values()) for r in pair["confusion"].values()) == 3
+
+
+def test_annotator_name_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from iofold_tui.data.labels.annotator import resolve_annotator, set_annotator
+    from iofold_tui.data.prefs import save_prefs
+
+    monkeypatch.delenv("IOFOLD_TUI_ANNOTATOR", raising=False)
+    monkeypatch.setattr("getpass.getuser", lambda: "osuser")
+    db = tmp_path / "x.sqlite"
+    assert resolve_annotator(db) == ("osuser", "os user")
+    set_annotator("  Alice\n  B ")
+    assert resolve_annotator(db) == ("Alice B", "settings")
+    save_prefs(db, {"annotator": "per-db"})
+    assert resolve_annotator(db) == ("per-db", "prefs")
+    monkeypatch.setenv("IOFOLD_TUI_ANNOTATOR", "carol")
+    assert resolve_annotator(db) == ("carol", "env")
+    monkeypatch.delenv("IOFOLD_TUI_ANNOTATOR")
+
+    def no_user() -> str:
+        raise KeyError("no user")
+
+    monkeypatch.setattr("getpass.getuser", no_user)
+    set_annotator(None)
+    assert resolve_annotator(None) == ("unknown", "unknown")

@@ -113,3 +113,36 @@ async def test_third_rating_and_agreement_view(tmp_path: Path) -> None:
                          and "labelled" in str(app.screen.query_one("#ag-text", Static).render()))
     finally:
         finish(app)
+
+
+async def test_agreement_view_reviews_the_disagreements(tmp_path: Path) -> None:
+    import shutil
+
+    from textual.widgets import Input
+
+    db = build_db(tmp_path / "mine.sqlite")
+    other = tmp_path / "bob.sqlite"
+    shutil.copy(db, other)
+    conn = sqlite3.connect(other)
+    with conn:
+        flipped = conn.execute("SELECT trace_id FROM feedback WHERE eval_set_id = ? AND rating = 'positive' "
+                               "ORDER BY trace_id LIMIT 1", (ES,)).fetchone()[0]
+        conn.execute("UPDATE feedback SET rating = 'negative' WHERE eval_set_id = ? AND trace_id = ?", (ES, flipped))
+    conn.close()
+    app = IofoldApp(open_source(db), pane="overview", eval_set="response-quality", watch_interval=0)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(app, pilot)
+            await pilot.press("A")
+            await _until(pilot, lambda: isinstance(app.screen, AgreementScreen))
+            screen = app.screen
+            screen.query_one(Input).value = str(other)
+            screen.query_one(Input).focus()
+            await pilot.press("enter")
+            await _until(pilot, lambda: screen.query_one(DataTable).row_count == 1
+                         and "Cohen" in str(screen.query_one("#ag-text", Static).render()))
+            await pilot.press("r")
+            await _until(pilot, lambda: app.current_mode == "review")
+            assert app.state.trace_filter.trace_ids == (flipped,)
+    finally:
+        finish(app)

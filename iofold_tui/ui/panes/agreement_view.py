@@ -3,7 +3,8 @@
 Annotators: this database, every annotator of its label history (when the history records who labelled),
 and the copies / label files typed into the field (paths separated by spaces; the same as ``iofold-tui
 agreement SOURCE OTHER...``). Figures are computed in a worker (data/labels/agreement.py) and shown as the
-CLI prints them; the disagreements are listed below, Enter opens a trace.
+CLI prints them; the disagreements are listed below, Enter opens a trace, r reviews them (the review pane with the trace filter
+set to them, as the matrix's drill-down does).
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ from iofold_tui.ui.text import cell, safe
 from iofold_tui.ui.widgets import PaneHeader
 
 PAGE = 200
+REVIEW_MAX = 10_000  # disagreements opened as one review queue
+
+
+class ReviewIds(Message):
+    def __init__(self, ids: list[str], error: str | None = None) -> None:
+        super().__init__()
+        self.ids, self.error = ids, error
 
 
 class AgreementLoaded(Message):
@@ -38,6 +46,7 @@ class AgreementScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="agreement.back"),
         Binding("enter", "open_trace", "Open trace", id="agreement.open", show=True),
+        Binding("r", "review", "Review them", id="agreement.review"),
     ]
     DEFAULT_CSS = """
     AgreementScreen #ag-others { height: 3; }
@@ -117,3 +126,29 @@ class AgreementScreen(Screen[None]):
             from iofold_tui.ui.panes.trace_detail import TraceDetailScreen
 
             self.app.push_screen(TraceDetailScreen(str(key)))
+
+    def action_review(self) -> None:
+        if self.query_one(DataTable).row_count == 0:
+            self.app.notify("no disagreements to review")
+            return
+        self._review_ids()
+
+    @work(thread=True, exclusive=True, group="ag-review")
+    def _review_ids(self) -> None:
+        es = getattr(self.app.state, "eval_set_id", None)
+        try:
+            with open_agreement(self.app.source, self.others, history_annotators=True) as session:  # type: ignore[attr-defined]
+                ids = [d.trace_id for d in session.disagreements(es, limit=REVIEW_MAX)]
+        except Exception as exc:  # noqa: BLE001 - one line
+            self.post_message(ReviewIds([], one_line(str(exc), 200)))
+            return
+        self.post_message(ReviewIds(ids))
+
+    def on_review_ids(self, message: ReviewIds) -> None:
+        if message.error is not None:
+            self.app.notify(message.error, severity="error")
+            return
+        if len(message.ids) == REVIEW_MAX:
+            self.app.notify(f"reviewing the first {REVIEW_MAX:,} disagreements", timeout=4)
+        self.app.pop_screen()
+        self.app.open_review_queue(tuple(message.ids))  # type: ignore[attr-defined]
