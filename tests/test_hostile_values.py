@@ -390,3 +390,14 @@ def test_blob_ids_do_not_break_id_lists(tmp_path: Path) -> None:
     overview(conn, None)
     assert [s.eval_id for s in compute_stats(conn, SET)] == [EVAL, "<BLOB 1 bytes: a9>"]
     conn.close()
+
+
+def test_ids_with_nul_in_generated_sql(tmp_path: Path) -> None:
+    """Jump/listing SQL writes ids as literals: an id holding NUL (found by fuzzing) becomes X'..' text."""
+    from iofold_tui.data.inspect.integrations import list_integrations
+
+    path = _db(tmp_path, "UPDATE integrations SET id = 'int' || char(0) || 'x'",
+               "UPDATE traces SET integration_id = 'int' || char(0) || 'x'")
+    conn = connect(path, read_only=True)
+    assert [i.trace_count for i in list_integrations(conn, None)] == [5]
+    conn.close()

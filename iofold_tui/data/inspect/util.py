@@ -25,7 +25,11 @@ def literal(value: str | int | float | None) -> str:
         return repr(value) if math.isfinite(value) else "NULL"  # nan/inf have no SQL literal
     if isinstance(value, bytes | bytearray | memoryview):
         return f"X'{bytes(value).hex()}'"
-    return "'" + str(value).replace("'", "''") + "'"
+    text = str(value)
+    if "\x00" in text or any(0xD800 <= ord(c) < 0xE000 for c in text if c >= "\ud800"):
+        # SQL text cannot hold NUL (sqlite3 refuses the query) or lone surrogates: the same bytes as hex
+        return f"CAST(X'{text.encode('utf-8', 'surrogatepass').hex()}' AS TEXT)"
+    return "'" + text.replace("'", "''") + "'"
 
 
 def schema_columns(conn: sqlite3.Connection) -> dict[str, set[str]]:
