@@ -69,8 +69,8 @@ async def matrix_relabel(db: Path, repeats: int = 40) -> dict[str, float]:
     patched: list[float] = []
     original = MatrixPane.on_relabelled
 
-    def on_relabelled(self: MatrixPane, message: object) -> None:
-        original(self, message)
+    def on_relabelled(self: MatrixPane, *args: object) -> None:
+        original(self, *args)  # type: ignore[arg-type]
         patched.append(time.perf_counter())
 
     MatrixPane.on_relabelled = on_relabelled  # type: ignore[method-assign]

@@ -202,7 +202,7 @@ async def test_jumps_to_traces_executions_and_matrix(evals_db: Path) -> None:
         switch = app.switch_mode
 
         def spy(mode: str) -> object:  # the matrix consumes pending_matrix_eval: record it at the switch
-            switches.append((mode, getattr(app, "pending_matrix_eval", None)))
+            switches.append((mode, app.state.pending_matrix_eval))
             return switch(mode)
 
         app.switch_mode = spy  # type: ignore[method-assign]
@@ -213,7 +213,7 @@ async def test_jumps_to_traces_executions_and_matrix(evals_db: Path) -> None:
             await pilot.press("E")
             await settle(app, pilot)
         else:
-            assert switches == [] and app.pending_matrix_eval == V1  # type: ignore[attr-defined]
+            assert switches == [] and app.state.pending_matrix_eval == V1
         await pilot.press("e")
         await settle(app, pilot)
         assert app.current_mode == "traces"

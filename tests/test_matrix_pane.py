@@ -17,7 +17,7 @@ from iofold_tui.data.paths import schema_dir
 from iofold_tui.data.source.loader import open_source
 from iofold_tui.ui import labeling
 from iofold_tui.ui.app import IofoldApp
-from iofold_tui.ui.panes import matrix as matrix_mod
+from iofold_tui.ui.models import matrix as matrix_mod  # the matrix pane's model: page size, statistics
 from iofold_tui.ui.panes.matrix import MatrixPane
 from iofold_tui.ui.panes.matrix_widgets import CellDetailScreen, SourceDateScreen, VersionPicker
 from iofold_tui.ui.panes.trace_detail import TraceDetailScreen
@@ -354,10 +354,10 @@ async def test_pending_matrix_eval_and_select_item(db: Path) -> None:
     app = make_app(db, pane="traces")
     async with app.run_test(size=(140, 44)) as pilot:
         await settle(app, pilot)
-        app.pending_matrix_eval = "v2"  # what the evals pane sets before switching
+        app.state.pending_matrix_eval = "v2"  # what the evals pane sets before switching
         await pilot.press("M")
         await settle(app, pilot)
-        assert cursor(app)[1] == "v:v2" and app.pending_matrix_eval is None
+        assert cursor(app)[1] == "v:v2" and app.state.pending_matrix_eval is None
         pane(app).select_item("t04")
         await settle(app, pilot)
         assert cursor(app) == ("t04", "v:v2")

@@ -4,14 +4,31 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
+from iofold_tui.data.sanitize import one_line
 from iofold_tui.ui.widgets import KeyFooter, PaneHeader
+
+
+@dataclass
+class QueryDone(Message, bubble=False):
+    """A ``Pane.run_query`` worker finished (posted from its thread; handled on the UI thread)."""
+
+    group: str | None
+    ticket: int
+    on_result: Callable[[Any], object]
+    on_error: Callable[[BaseException], object] | None = None
+    result: object = None
+    error: BaseException | None = None
+    what: str = "query"
 
 
 class Pane(Screen[None]):
@@ -24,6 +41,7 @@ class Pane(Screen[None]):
     # else (no query, no key of its own); every other pane works as usual.
     requires: tuple[str, ...] = ()
     _GUARDED = ("reload", "on_screen_resume", "select_item", "run_sql")
+    _tickets: dict[str | None, int]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:  # noqa: ANN401
         super().__init_subclass__(**kwargs)
@@ -105,6 +123,60 @@ class Pane(Screen[None]):
 
     def reload(self) -> None:
         """Re-query what the pane shows (runs its workers)."""
+
+    def select_item(self, item_id: str) -> None:
+        """Put the cursor on ``item_id`` (what ``iofold-tui DB --select ID`` and the palette hand over)."""
+        self.notify(f"{self.pane_title}: nothing to select here", severity="warning")
+
+    # -- queries off the UI thread ----------------------------------------------------------------------
+    def run_query(self, fn: Callable[..., Any], *args: Any, on_result: Callable[[Any], object],  # noqa: ANN401
+                  group: str | None = "query", what: str = "query",
+                  on_error: Callable[[BaseException], object] | None = None) -> int:
+        """Run ``fn(*args)`` in a thread worker; ``on_result(value)`` runs on the UI thread unless a newer
+        query of the same ``group`` was started meanwhile (its result would be stale: it is dropped).
+        ``group=None``: every result is delivered. An exception becomes one sanitised line in the pane
+        (``what`` failed: …) and ``on_error(exc)``, never a traceback. Returns the query's ticket (see ``is_latest``)."""
+        tickets = self.__dict__.setdefault("_tickets", {})
+        ticket = tickets.get(group, 0) + 1
+        tickets[group] = ticket
+        self._query_worker(fn, args, on_result, on_error, group, ticket, what)
+        return ticket
+
+    def ticket(self, group: str | None) -> int:
+        """The ticket of the newest query of ``group`` (0: none yet)."""
+        return self.__dict__.get("_tickets", {}).get(group, 0)
+
+    def is_latest(self, group: str | None, ticket: int) -> bool:
+        """No query of ``group`` was started after the one with this ``ticket``."""
+        return self.ticket(group) == ticket
+
+    def supersede(self, group: str) -> None:
+        """Results of queries of ``group`` already running are dropped when they arrive."""
+        tickets = self.__dict__.setdefault("_tickets", {})
+        tickets[group] = tickets.get(group, 0) + 1
+
+    @work(thread=True, group="pane-query")
+    def _query_worker(self, fn: Callable[..., Any], args: tuple[Any, ...], on_result: Callable[[Any], object],
+                      on_error: Callable[[BaseException], object] | None, group: str | None, ticket: int,
+                      what: str) -> None:
+        try:
+            done = QueryDone(group, ticket, on_result, on_error, result=fn(*args), what=what)
+        except Exception as exc:  # noqa: BLE001 - a thread's traceback would garble the screen: one line instead
+            done = QueryDone(group, ticket, on_result, on_error, error=exc, what=what)
+        self.post_message(done)
+
+    def on_query_done(self, message: QueryDone) -> None:
+        message.stop()
+        if message.group is not None and not self.is_latest(message.group, message.ticket):
+            return
+        if message.error is not None:
+            error = message.error
+            detail = one_line(str(error), 200) or type(error).__name__
+            self.notify(f"{message.what} failed: {detail}", severity="error")
+            if message.on_error is not None:
+                message.on_error(error)
+            return
+        message.on_result(message.result)
 
     def on_mount(self) -> None:
         if self.unavailable:

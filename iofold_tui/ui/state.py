@@ -15,6 +15,8 @@ class AppState:
     workspace_id: str | None = None
     eval_set_id: str | None = None
     trace_filter: TraceFilter = field(default_factory=TraceFilter)
+    # handed from one pane to the next (set by the sender, taken by the receiver once it shows)
+    pending_matrix_eval: str | None = None  # the matrix puts its cursor on this eval version's column
 
     @property
     def eval_set(self) -> EvalSet | None:

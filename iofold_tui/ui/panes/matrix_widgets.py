@@ -4,7 +4,6 @@ version picker, the source/date dialog and the cell drill-down screen."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from rich.console import RenderableType
 from rich.text import Text
@@ -24,6 +23,7 @@ from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.text import plural
 from iofold_tui.data.traces.detail import TraceDetail, load_trace
 from iofold_tui.data.traces.query import TraceFilter
+from iofold_tui.ui.models.matrix import SourceDate, version_title
 from iofold_tui.ui.panes.trace_filters import TraceFilterScreen
 from iofold_tui.ui.row_table import same_cell
 from iofold_tui.ui.text import code, rating_text, safe
@@ -102,12 +102,6 @@ def matrix_cell(c: Cell) -> Text:
 def contradiction_mark(row: MatrixRow) -> Text:
     n = row.contradictions
     return Text(str(n), style="bold red", justify="right") if n else Text("")
-
-
-def version_title(s: MatrixStats | None, eval_id: str, same_name: bool) -> str:
-    if s is None:
-        return one_line(eval_id, 14)
-    return f"v{s.version}" if same_name else f"{one_line(s.name, 10)} v{s.version}"
 
 
 def _count(value: int) -> Text:
@@ -305,13 +299,6 @@ class VersionPicker(ModalScreen[tuple[str, ...] | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
-
-
-@dataclass(frozen=True)
-class SourceDate:
-    sources: tuple[str, ...]
-    date_from: str | None
-    date_to: str | None
 
 
 class SourceDateScreen(TraceFilterScreen):
