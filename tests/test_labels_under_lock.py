@@ -269,3 +269,22 @@ async def test_quit_with_pending_labels_asks_and_keeps_them(db: Path) -> None:
         assert feedback(db, "ux_000") is not None or [i.trace_id for i in store.queued()] == ["ux_000"]
     finally:
         store.close()
+
+
+async def test_trace_list_row_shows_pending_then_the_written_label(db: Path) -> None:
+    _journal(db, "wal")  # readers go on under a WAL writer's lock: the list stays browsable
+    app = make_app(db, pane="traces")
+    app.label_writer_timing = FAST  # type: ignore[assignment]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        table = app.screen.table  # type: ignore[attr-defined]
+        with locked(db, "IMMEDIATE", 3.0):
+            await pilot.press("a")
+            await pilot.pause()
+            assert "⧗" in str(table.get_cell("ux_000", "rating"))
+            assert table.cursor_key == "ux_001"
+            assert "1 label pending" in _header(app)
+        await labels_written(app, pilot, timeout=20)
+        await settle(app, pilot)
+        assert "⧗" not in str(table.get_cell("ux_000", "rating")) and feedback(db, "ux_000")[1] == "positive"
+    finish(app)

@@ -183,7 +183,7 @@ class IofoldApp(App[None]):
         gc.disable()
         self.set_timer(0.1, gc.enable)
 
-    @work(thread=True, exclusive=True, group="catalog")
+    @work(thread=True, exclusive=True, group="catalog", exit_on_error=False)
     def load_catalog(self) -> None:
         conn = self.db.conn()
         spaces = catalog.workspaces(conn)
@@ -348,7 +348,7 @@ class IofoldApp(App[None]):
         self.state.trace_filter = replace(self.state.trace_filter, **changes)  # type: ignore[arg-type]
 
     # -- database changes underneath ------------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="watch")
+    @work(thread=True, exclusive=True, group="watch", exit_on_error=False)  # a locked file: next tick
     def watch_database(self) -> None:
         version = self.db.data_version()
         # Our own label writes move the version too (another connection): they need no reload, and one

@@ -321,7 +321,7 @@ class LabelQueue:
         n = len(self.pending)
         text = f"⧗ {n:,} label{'s' if n != 1 else ''} pending"
         if self.waiting_s >= 1:
-            text += f" (database locked {self.waiting_s:.0f} s, retrying)"
+            text += f" (db locked {self.waiting_s:.0f} s)"
         return text
 
 

@@ -80,6 +80,7 @@ class Prepared:
     summary_key: tuple[object, ...] = ()
     summary: Text | None = None
     summary_lines: list[list[Segment]] | None = None
+    error: str | None = None  # could not be read (another process holds an exclusive lock): retried
 
 
 def _summary_key(eval_set_id: str, blind: bool, label: FeedbackRow | None) -> tuple[object, ...]:
@@ -314,7 +315,11 @@ class ReviewPane(Pane):
         """Load, render and wrap upcoming traces here, so a label key only swaps prepared lines in."""
         conn = self.iofold.db.conn()
         for trace_id in trace_ids:
-            detail = load_trace(conn, trace_id)
+            try:
+                detail = load_trace(conn, trace_id)
+            except sqlite3.OperationalError as exc:  # e.g. a rollback-journal EXCLUSIVE lock held elsewhere
+                self.post_message(DetailLoaded(trace_id, Prepared(None, None, [], width, error=str(exc)), generation))
+                continue
             prepared = Prepared(detail, None, [], width)
             if detail is not None:
                 steps = steps_text(detail)
@@ -331,10 +336,18 @@ class ReviewPane(Pane):
             return
         self.requested.discard(message.trace_id)
         self.cache[message.trace_id] = message.prepared
+        if message.prepared.error is not None:  # read it again in a moment (the lock may be gone)
+            self.set_timer(1.0, lambda: self._retry_detail(message.trace_id, message.generation))
         while len(self.cache) > CACHE:
             self.cache.popitem(last=False)
         if self.current is not None and self.current.trace_id == message.trace_id:
             self._refresh_label()  # its label came with the detail (read in the worker)
+
+    def _retry_detail(self, trace_id: str, generation: int) -> None:
+        prepared = self.cache.get(trace_id)
+        if generation == self.generation and prepared is not None and prepared.error is not None:
+            del self.cache[trace_id]
+            self._request([trace_id])
 
     def _request(self, trace_ids: list[str]) -> None:
         wanted = [t for t in trace_ids if t not in self.cache and t not in self.requested]
@@ -352,13 +365,16 @@ class ReviewPane(Pane):
     def _load_stats(self, generation: int, spec: QueueSpec, need_total: bool) -> None:
         conn = self.iofold.db.conn()
         store = self.store()
-        external = store.changed_since_last_check() if store is not None else False
-        counts = label_counts(conn, spec.eval_set_id)
-        total = left = None
-        if spec.flt is None and (need_total or external):
-            total = total_traces(conn, spec.workspace_id)
-        elif spec.flt is not None and (need_total or external):
-            left = unlabelled_count(conn, spec)
+        try:
+            counts = label_counts(conn, spec.eval_set_id)
+            external = store.changed_since_last_check() if store is not None else False
+            total = left = None
+            if spec.flt is None and (need_total or external):
+                total = total_traces(conn, spec.workspace_id)
+            elif spec.flt is not None and (need_total or external):
+                left = unlabelled_count(conn, spec)
+        except sqlite3.OperationalError:  # locked by another process: the next reload counts again
+            return
         self.post_message(StatsLoaded(counts, total, left, external, generation))
 
     def on_stats_loaded(self, message: StatsLoaded) -> None:
@@ -471,7 +487,11 @@ class ReviewPane(Pane):
             return
         prepared = self.cache.get(item.trace_id)
         document = self.query_one(ReviewDocument)
-        if prepared is None or prepared.detail is None:
+        if prepared is not None and prepared.error is not None:
+            self.steps_for = None
+            document.show(Text(f"cannot read trace {one_line(item.trace_id, 60)} yet: {one_line(prepared.error, 80)} "
+                               "(another process holds the database's lock); retrying…", style="bold yellow"))
+        elif prepared is None or prepared.detail is None:
             self.steps_for = None
             document.show(Text(f"trace {one_line(item.trace_id, 60)} no longer exists: it was deleted from the "
                                "database (by another process?). j moves on.", style="bold red"))
@@ -705,7 +725,7 @@ class ReviewPane(Pane):
         after = (item.timestamp, item.rowid) if item is not None and item.tier >= 0 else None
         self._find_unlabelled(self.generation, self.spec, after, item.trace_id if item else None)
 
-    @work(thread=True, exclusive=True, group="review-jump")
+    @work(thread=True, exclusive=True, group="review-jump", exit_on_error=False)
     def _find_unlabelled(self, generation: int, spec: QueueSpec, after: tuple[str, int] | None,
                          exclude: str | None) -> None:
         self.post_message(JumpFound(next_unlabelled(self.iofold.db.conn(), spec, after, exclude), generation))

@@ -234,7 +234,9 @@ class TracesPane(Pane):
             return
         self._fetch(direction, key, focus_id, self.generation, self.current_filter(), candidates)
 
-    @work(thread=True, group="prefetch")
+    # A read that fails (another process holds a rollback-journal EXCLUSIVE lock beyond the busy timeout)
+    # must not end the app: the next key or refresh reads again.
+    @work(thread=True, group="prefetch", exit_on_error=False)
     def _prefetch(self, keys: list[tuple[str, tuple[str, int]]], generation: int, flt: TraceFilter) -> None:
         """Read the pages before and after the visible one (a 6 GB file is mostly cold on disk: a page
         costs ~100 random reads), so crossing a page edge shows rows without waiting for the disk."""
@@ -249,7 +251,7 @@ class TracesPane(Pane):
         if generation == self.generation:
             self.prefetched = found
 
-    @work(thread=True, exclusive=True, group="page")
+    @work(thread=True, exclusive=True, group="page", exit_on_error=False)
     def _fetch(self, direction: Direction | Literal["around"], key: tuple[str, int] | None, focus_id: str | None,
                generation: int, flt: TraceFilter, candidates: tuple[str, ...] = ()) -> None:
         query = TraceQuery(self.iofold.db.conn(), flt)
@@ -285,7 +287,7 @@ class TracesPane(Pane):
             page = query.first_page(PAGE_SIZE)
         self.post_message(PageLoaded(page, direction, generation))
 
-    @work(thread=True, exclusive=True, group="count")
+    @work(thread=True, exclusive=True, group="count", exit_on_error=False)
     def load_count(self) -> None:
         generation = self.generation
         conn = self.iofold.db.conn()
@@ -604,9 +606,8 @@ class TracesPane(Pane):
         intent = queue.pending_for(eval_set.id, trace_id) if queue is not None else None  # type: ignore[union-attr]
         if intent is None or intent.kind != "label":
             return rating_text(stored)
-        text = Text("⧗", style="bold yellow reverse")
-        text.append(rating_text(intent.rating))
-        return text
+        # "⧗ pos": fits the 5-cell column; the header says why it is pending
+        return Text(f"⧗ {(intent.rating or 'none')[:3]}", style="bold yellow reverse")
 
     def on_label_applied(self, applied: object) -> None:
         """A queued label was written (ui.labeling.LabelQueue): the visible rows show the database again."""
