@@ -57,7 +57,7 @@ def label_some(db: Path, ids: list[str]) -> None:
     store = open_store_for(opened)
     try:
         for i, t in enumerate(ids[:6]):
-            store.set_label(ES2, t, P if i % 2 else N, note=f'note {i}, "quoted"\nsecond line' if i % 3 else None)
+            store.set_label(ES2, t, P if i % 2 else N, note=f'note {i}, "quoted"\nsecond\rline' if i % 3 else None)
         store.set_labels(ES2, ids[6:10], U)
     finally:
         store.close()
@@ -213,3 +213,61 @@ def test_preview_writes_nothing(tmp_path: Path) -> None:
     conn = sqlite3.connect(b)
     assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name LIKE '%imp%'").fetchone()[0] == 0
     conn.close()
+
+
+# ---------------------------------------------------------------- properties
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_text)
+def test_patch_literal_round_trip_property(value: str) -> None:
+    assert decode_literal(sql_literal(value)) == value
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12),
+                          st.sampled_from([P, N, U, None]), st.one_of(st.none(), _text)),
+                min_size=1, max_size=8, unique_by=lambda r: r[0]))
+def test_every_export_format_reads_back_exactly(tmp_path: Path, rows: list) -> None:
+    """What export-labels writes (csv, jsonl, sql patch), label_file reads back: same keys, ratings and notes
+    (a CSV has no way to tell an empty note from none: both read as none)."""
+    from iofold_tui.data.labels.history import FeedbackRow
+    from iofold_tui.data.labels.patch import NetChange, _record, statements
+
+    nets = [NetChange(ES2, tid, None if rating is None else FeedbackRow(f"fb_{i}", rating, notes, "t", "t"),
+                      f"fb_{i}", "2026-01-01", (None, ("x", "positive", None, None)))
+            for i, (tid, rating, notes) in enumerate(rows)]
+    expected = sorted((n.trace_id, n.final.rating if n.final else None, (n.final.notes or None) if n.final else None)
+                      for n in nets)
+    for fmt in ("csv", "jsonl", "patch"):
+        path = tmp_path / f"x.{fmt}"
+        if fmt == "csv":
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=list(_record(nets[0])), lineterminator="\r\n")  # as patch.py
+            writer.writeheader()
+            writer.writerows(_record(n) for n in nets)
+            path.write_text(buf.getvalue(), encoding="utf-8", newline="")
+        elif fmt == "jsonl":
+            path.write_text("".join(json.dumps(_record(n), ensure_ascii=False) + "\n" for n in nets), encoding="utf-8")
+        else:
+            path.write_text("-- iofold-tui label patch\n" + "".join(s + "\n" for n in nets for s in statements(n)),
+                            encoding="utf-8")
+        parsed = read_label_file(path, fmt)
+        assert parsed.ok, (fmt, parsed.errors)
+        got = sorted((r.trace_id, r.rating, r.notes or None) for r in parsed.rows)
+        assert got == expected, fmt
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=300))
+def test_any_bytes_never_raise(tmp_path: Path, data: bytes) -> None:
+    for suffix in (".csv", ".jsonl", ".sql"):
+        path = tmp_path / f"f{suffix}"
+        path.write_bytes(data)
+        parsed = read_label_file(path)
+        assert parsed.ok or all(e.message for e in parsed.errors)

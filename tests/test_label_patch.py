@@ -123,7 +123,8 @@ def test_csv_and_jsonl_parse_back(pair: tuple[Path, Path]) -> None:
         summary = write_changes(store, buf, fmt="csv")
     rows = list(csv.DictReader(io.StringIO(buf.getvalue())))
     assert summary.count == len(rows) == len(records) == 14
-    assert list(rows[0]) == ["eval_set_id", "trace_id", "action", "rating", "notes", "changed_at", "feedback_id"]
+    assert list(rows[0]) == ["eval_set_id", "trace_id", "action", "rating", "notes", "changed_at", "feedback_id",
+                             "annotator"]
     by_trace = {r["trace_id"]: r for r in records}
     assert by_trace["tx_00000"]["notes"] == TRICKY
     assert {r["trace_id"]: r["notes"] for r in rows}["tx_00000"] == TRICKY

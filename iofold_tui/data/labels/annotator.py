@@ -82,3 +82,20 @@ def set_annotator(name: str | None) -> None:
     except OSError:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def key_annotators(history_conn: object) -> dict[tuple[str, str], str]:
+    """Who made the latest applied label step of each (eval set, trace) in a label history (an open
+    sqlite3 connection on the sidecar); empty for a history that does not record annotators yet."""
+    import sqlite3
+
+    conn: sqlite3.Connection = history_conn  # type: ignore[assignment]
+    try:
+        if "annotator" not in {r[1] for r in conn.execute("PRAGMA table_info(steps)")}:
+            return {}
+        rows = conn.execute(
+            "SELECT c.eval_set_id, c.trace_id, s.annotator, max(s.id) FROM changes c JOIN steps s ON s.id = c.step_id "
+            "WHERE s.status = 'applied' GROUP BY c.eval_set_id, c.trace_id")
+        return {(str(es), str(tid)): str(who) for es, tid, who, _ in rows if who is not None}
+    except sqlite3.Error:
+        return {}

@@ -40,13 +40,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TextIO
 
+from iofold_tui.data.labels.annotator import key_annotators
 from iofold_tui.data.labels.history import APPLIED, FeedbackRow, LabelChange, LabelHistory, utc_stamp
 from iofold_tui.data.labels.store import LabelStore
 from iofold_tui.data.sanitize import one_line
 
 Format = Literal["sql", "csv", "jsonl"]
 FORMATS: tuple[str, ...] = ("sql", "csv", "jsonl")
-COLUMNS = ("eval_set_id", "trace_id", "action", "rating", "notes", "changed_at", "feedback_id")
+COLUMNS = ("eval_set_id", "trace_id", "action", "rating", "notes", "changed_at", "feedback_id", "annotator")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # tab stays literal, as wrangler's own export does
 
 
@@ -222,10 +223,10 @@ def _conflict_select(keys_json: str) -> str:
         "ORDER BY o.e, o.t;")
 
 
-def _record(n: NetChange) -> dict[str, str | None]:
+def _record(n: NetChange, annotator: str | None = None) -> dict[str, str | None]:
     return {"eval_set_id": n.eval_set_id, "trace_id": n.trace_id, "action": n.action,
             "rating": n.final.rating if n.final else None, "notes": n.final.notes if n.final else None,
-            "changed_at": n.changed_at, "feedback_id": n.last_id}
+            "changed_at": n.changed_at, "feedback_id": n.last_id, "annotator": annotator}
 
 
 def write_changes(source: LabelStore | Path, out: TextIO, *, since: datetime | None = None,
@@ -240,6 +241,7 @@ def write_changes(source: LabelStore | Path, out: TextIO, *, since: datetime | N
     history = LabelHistory(source.history.path if isinstance(source, LabelStore) else Path(source))
     try:
         net = list(net_changes(history, since))
+        who = {} if fmt == "sql" else key_annotators(history.conn)  # who made each key's latest label (issue 18)
         db = str(source.db_path.resolve()) if isinstance(source, LabelStore) else history.meta("source_db")
     finally:
         history.close()
@@ -255,12 +257,14 @@ def write_changes(source: LabelStore | Path, out: TextIO, *, since: datetime | N
             finally:
                 history.close()
     elif fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+        # CRLF (RFC 4180): the writer quotes a field holding any line-terminator character, so a lone CR in
+        # a note or id is quoted too (with "\n" alone it was written bare and split the row on reading).
+        writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\r\n")
         writer.writeheader()
-        writer.writerows(_record(n) for n in net)
+        writer.writerows(_record(n, who.get((n.eval_set_id, n.trace_id))) for n in net)
     else:
         for n in net:
-            out.write(json.dumps(_record(n), ensure_ascii=False) + "\n")
+            out.write(json.dumps(_record(n, who.get((n.eval_set_id, n.trace_id))), ensure_ascii=False) + "\n")
     return summary
 
 
