@@ -365,3 +365,19 @@ def test_annotator_name_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr("getpass.getuser", no_user)
     set_annotator(None)
     assert resolve_annotator(None) == ("unknown", "unknown")
+
+
+def test_labels_in_eval_sets_the_source_lacks_are_counted(tmp_path: Path) -> None:
+    a = make_copy(tmp_path / "a.sqlite", {"0": P})
+    b = make_copy(tmp_path / "b.sqlite", {"0": P, "1": N})
+    conn = sqlite3.connect(b)
+    with conn:
+        conn.execute("PRAGMA ignore_check_constraints = 1")
+        conn.execute("INSERT INTO eval_sets (id, workspace_id, name) VALUES ('zz_new', 'ws_demo', 'new set')")
+        conn.executemany("INSERT INTO feedback (id, eval_set_id, trace_id, rating) VALUES (?, 'zz_new', ?, ?)",
+                         [("n1", tid(0), P), ("n2", tid(1), N), ("n3", tid(2), "bogus")])
+    conn.close()
+    opened = open_source(a, read_only=True)
+    with open_agreement(opened, [str(b)]) as session:
+        report = session.report()
+    assert report["unknown_eval_sets"] == {"b.sqlite": 2}

@@ -155,14 +155,22 @@ class AgreementSession:
         return out
 
     def _unknown_sets(self, known: set[str]) -> dict[str, int]:
-        """Labels (per annotator) in eval sets the source does not have."""
+        """Labels (per annotator) in eval sets the source does not have. The distinct eval set ids come from
+        index seeks (``min(eval_set_id) > previous``), one per set: no pass over the labels."""
         found: dict[str, int] = {}
         for a in self.annotators[1:]:
-            n = 0
-            for es, count in self.conn.execute(
-                    f"SELECT eval_set_id, count(*) FROM {a.relation} WHERE {_VALID} {_scoped(a, a.relation)} GROUP BY 1", a.params):
-                if es not in known:
-                    n += int(count)
+            n, previous = 0, None
+            for _ in range(10_000):  # a bound: far more eval sets than any database has
+                row = self.conn.execute(
+                    f"SELECT min(eval_set_id) FROM {a.relation} WHERE {'eval_set_id > ?' if previous is not None else '1'}"
+                    f" {_scoped(a, a.relation)}", ((previous,) if previous is not None else ()) + a.params).fetchone()
+                if row is None or row[0] is None:
+                    break
+                previous = row[0]
+                if previous not in known:
+                    n += int(self.conn.execute(
+                        f"SELECT count(*) FROM {a.relation} WHERE eval_set_id = ? AND {_VALID} {_scoped(a, a.relation)}",
+                        (previous, *a.params)).fetchone()[0])
             if n:
                 found[a.name] = n
         return found
