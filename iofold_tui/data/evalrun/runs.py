@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import json
 import queue
+import secrets
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
@@ -336,7 +336,14 @@ def _upsert(conn: sqlite3.Connection, eval_id: str, results: list[ExecResult],
     conn.executemany(
         "INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms, error, stdout, "
         "stderr, executed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(f"exec_{uuid.uuid4().hex}", eval_id, r.trace_id, *values(r)) for r in results if r.trace_id not in current])
+        [(execution_id(), eval_id, r.trace_id, *values(r)) for r in results if r.trace_id not in current])
+
+
+def execution_id() -> str:
+    """A new ``eval_executions.id``: time-ordered (nanoseconds, then 64 random bits: 32 hex digits like the
+    uuid4 it replaces), so a run's inserts append to the primary-key index instead of landing on random
+    pages of a multi-million-row index (a draft run at 1M traces was write-bound on exactly that)."""
+    return f"exec_{time.time_ns():016x}{secrets.token_hex(8)}"
 
 
 def _writer_connection(conn: sqlite3.Connection) -> sqlite3.Connection | None:
