@@ -127,6 +127,19 @@ def source_argument(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.argument("source", required=False)(fn)
 
 
+def _set_api_base(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        os.environ["IOFOLD_D1_API_BASE"] = value  # read by data/source/d1client.py
+    return value
+
+
+def api_base_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--api-base URL``: the D1 REST API base for d1:// sources (tests, self-hosted proxies)."""
+    return click.option("--api-base", metavar="URL", expose_value=False, callback=_set_api_base, is_eager=True,
+                        help="D1 REST API base for d1:// sources (default https://api.cloudflare.com/client/v4; "
+                             "also IOFOLD_D1_API_BASE).")(fn)
+
+
 def open_any(source: str | None, *, demo: bool = False, read_only: bool = False):  # noqa: ANN201
     from iofold_tui.data.source.loader import open_source
 
@@ -142,7 +155,8 @@ def open_any(source: str | None, *, demo: bool = False, read_only: bool = False)
 @click.version_option(__version__, prog_name="iofold-tui")
 def main() -> None:
     """Browse, label and evaluate an iofold database: a SQLite file, a `wrangler d1 export` .sql file,
-    or a wrangler project directory. `iofold-tui --demo` opens a built-in demo."""
+    a wrangler project directory, or a live D1 database (d1://NAME, token in CLOUDFLARE_API_TOKEN).
+    `iofold-tui --demo` opens a built-in demo."""
 
 
 @main.command("open")
@@ -154,6 +168,7 @@ def main() -> None:
 @click.option("--select", help="Trace id to focus.")
 @click.option("--carry-labels", "carry", is_flag=True,
               help="First carry labels made on an older export of the same D1 database (see carry-labels).")
+@api_base_option
 @guarded
 def open_cmd(source: str | None, demo: bool, read_only: bool, pane: str, review: bool, eval_set: str | None,
              select: str | None, carry: bool) -> None:
@@ -172,6 +187,7 @@ def open_cmd(source: str | None, demo: bool, read_only: bool, pane: str, review:
 @main.command()
 @source_argument
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@api_base_option
 @guarded
 def info(source: str | None, demo: bool, as_json: bool) -> None:
     """Schema generation, tables with row counts, warnings."""
@@ -432,6 +448,11 @@ from iofold_tui.cli_team import agreement_cmd, annotator_cmd, import_labels_cmd 
 
 for _command in (agreement_cmd, import_labels_cmd, annotator_cmd):
     main.add_command(_command)
+
+from iofold_tui.cli_d1 import pull_cmd, push_cmd  # noqa: E402 - they reuse the helpers above
+
+main.add_command(pull_cmd)
+main.add_command(push_cmd)
 
 if __name__ == "__main__":
     main()

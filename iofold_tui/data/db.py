@@ -87,8 +87,17 @@ def with_rowid(conn: sqlite3.Connection, table: str) -> sqlite3.Connection:
     return conn if column == "rowid" else RowidAs(conn, column)  # type: ignore[return-value]
 
 
+# A source that is not a file (a live D1 database: source/d1remote.py) registers an opener for its local
+# placeholder path; ``connect`` on that path returns the opener's connection (same execute/cursor interface),
+# so code that opens ``db.path`` itself (SQL console, matrix grid) works on it unchanged.
+REMOTE_OPENERS: dict[str, Callable[..., Any]] = {}
+
+
 def connect(path: Path, *, read_only: bool = False, immutable: bool = False) -> sqlite3.Connection:
     """Open ``path`` (read-only through a URI so SQLite itself refuses writes)."""
+    opener = REMOTE_OPENERS.get(str(path))
+    if opener is not None:
+        return opener(read_only=read_only or immutable)  # type: ignore[no-any-return]
     if read_only or immutable:
         flags = "mode=ro&immutable=1" if immutable else "mode=ro"
         uri = f"{Path(path).resolve().as_uri()}?{flags}"

@@ -49,11 +49,20 @@ def label_store(app: Any) -> LabelStore:
         store = getattr(app, _ATTR, None)
         if store is None:
             source = app.source
-            store = LabelStore(source.db.path, history_path=source.history_path,
-                               read_only_reason=source.read_only_reason)
+            store = open_store(source)
             setattr(app, _ATTR, store)
             weakref.finalize(app, store.close)
     return store
+
+
+def open_store(source: Any) -> LabelStore:  # noqa: ANN401 - an OpenedSource
+    """The LabelStore for ``source``: a live D1 database writes labels as conditional D1 statements."""
+    if source.kind == "d1-remote":
+        from iofold_tui.data.labels.remote_store import RemoteLabelStore
+
+        return RemoteLabelStore(source.db.remote, source.db.path, history_path=source.history_path,
+                                read_only_reason=source.read_only_reason)
+    return LabelStore(source.db.path, history_path=source.history_path, read_only_reason=source.read_only_reason)
 
 
 def open_label_store(app: Any) -> LabelStore | None:

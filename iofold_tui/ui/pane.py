@@ -99,6 +99,9 @@ class Pane(Screen[None]):
         parts.append(f"eval set: {state.eval_set.name}" if state.eval_set else "no eval set")
         if app.source.read_only_reason:
             parts.append("READ-ONLY")
+        remote_status = getattr(app.db, "status", None)  # a live D1 source: the last round trip, or offline
+        if callable(remote_status):
+            parts.append(remote_status())
         queue = getattr(app, "_iofold_label_queue", None)  # ui.labeling.LabelQueue, once labels were queued
         pending = queue.summary() if queue is not None else None
         if pending:

@@ -23,7 +23,7 @@ from iofold_tui.data.errors import SourceError
 from iofold_tui.data.source.schema import SchemaInfo, detect
 
 SQLITE_HEADER = b"SQLite format 3\x00"
-SourceKind = Literal["sqlite", "d1-export", "wrangler-dir", "demo"]
+SourceKind = Literal["sqlite", "d1-export", "wrangler-dir", "demo", "d1-remote"]
 Progress = Callable[[int, int], None]
 
 
@@ -119,6 +119,10 @@ def open_source(
     """Open a source for browsing and labelling. Raises SourceError with a one-line message."""
     if demo:
         return _open_demo()
+    if isinstance(target, str) and target.startswith("d1://"):  # a live D1 database (source/d1remote.py)
+        from iofold_tui.data.source.d1remote import open_remote
+
+        return open_remote(target, read_only=read_only)
     if target is None:
         raise SourceError(None, "no source given (a .sqlite file, a wrangler d1 export .sql, a wrangler project dir, or --demo)")
     origin = Path(target).expanduser()

@@ -1,0 +1,385 @@
+"""A plain client for Cloudflare D1's REST API (spec §11): ``/raw``, ``/query``, the database list.
+
+Plain ``http.client`` rather than the ``cloudflare`` SDK: the SDK (httpx + pydantic + anyio, ~10 MB) hides
+the parts this app must control itself — which failures are retried and for how long (its retries ignore
+that a label writer has its own backoff), ``Retry-After``, one-line messages per failure kind, the round
+trip of each request for the status line — and would be the only user of those dependencies.
+
+The token comes from ``CLOUDFLARE_API_TOKEN`` only. It is held in a closure-free private attribute, never
+in ``repr``/``str`` of anything, never in a message: :func:`scrub` removes it from any text that leaves
+this module (error bodies echo requests in some proxies).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import socket
+import sqlite3
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
+TOKEN_ENV = "CLOUDFLARE_API_TOKEN"
+ACCOUNT_ENV = "CLOUDFLARE_ACCOUNT_ID"
+API_BASE_ENV = "IOFOLD_D1_API_BASE"
+TIMEOUT_S = 30.0
+MAX_STATEMENTS = 50  # statements per /query batch (D1 allows more; small batches keep each under its limits)
+MAX_SQL_BYTES = 90_000  # D1 caps one statement's text at 100 KB
+MAX_PARAMS = 100  # D1 caps bound parameters per statement at 100
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+
+
+class D1Error(sqlite3.OperationalError):
+    """One failure of the remote, with a one-line message. A subclass of ``sqlite3.OperationalError`` so
+    every pane's existing handling of a failed query (message, keep what is shown) applies unchanged.
+
+    kind: ``auth`` (401), ``forbidden`` (403: token lacks permission), ``rate`` (429), ``server`` (5xx),
+    ``timeout``, ``network`` (DNS / refused / dropped), ``sql`` (D1 refused the statement), ``limit``
+    (response size / statement limits), ``protocol`` (not D1's envelope), ``config``."""
+
+    RETRYABLE = frozenset({"rate", "server", "timeout", "network"})
+
+    def __init__(self, kind: str, message: str, *, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in self.RETRYABLE
+
+
+_SECRETS: set[str] = set()
+
+
+def scrub(text: str) -> str:
+    """``text`` with every token this process knows replaced by ``***``."""
+    for secret in _SECRETS:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def token_from_env() -> str:
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise D1Error("config", f"set {TOKEN_ENV} to an API token with D1 Read (and D1 Edit to label)")
+    _SECRETS.add(token)
+    return token
+
+
+def account_from_env_or_wrangler(start: Path | None = None) -> str:
+    """``CLOUDFLARE_ACCOUNT_ID``, else ``account_id`` in the wrangler config of the current project."""
+    account = os.environ.get(ACCOUNT_ENV, "").strip()
+    if account:
+        return account
+    folder = (start or Path.cwd()).resolve()
+    for d in (folder, *folder.parents):
+        for name in ("wrangler.toml", "wrangler.json", "wrangler.jsonc"):
+            f = d / name
+            if f.is_file():
+                found = _account_in(f)
+                if found:
+                    return found
+    raise D1Error("config", f"set {ACCOUNT_ENV} (or account_id in the project's wrangler.toml)")
+
+
+def _account_in(path: Path) -> str | None:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    if path.suffix == ".toml":
+        import tomllib
+
+        try:
+            value = tomllib.loads(text).get("account_id")
+        except tomllib.TOMLDecodeError:
+            return None
+    else:
+        m = re.search(r'"account_id"\s*:\s*"([^"]+)"', text)
+        value = m.group(1) if m else None
+    return value if isinstance(value, str) and value.strip() else None
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    failures: int = 0
+    rows_read: int = 0
+    rows_written: int = 0
+    last_rtt_ms: float | None = None
+    last_error: str | None = None
+    times: list[float] = field(default_factory=list)  # monotonic start of each request (last 1000)
+
+
+@dataclass(frozen=True)
+class Result:
+    """One statement's answer: ``columns`` and ``rows`` (tuples), and D1's ``meta``."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    meta: dict[str, Any]
+
+    @property
+    def changes(self) -> int:
+        return int(self.meta.get("changes") or 0)
+
+
+class D1Client:
+    """One D1 database over HTTP. Thread-safe: one ``http.client`` connection per thread."""
+
+    def __init__(self, account_id: str, database: str, token: str, *, api_base: str | None = None,
+                 timeout_s: float = TIMEOUT_S, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.api_base = (api_base or os.environ.get(API_BASE_ENV) or DEFAULT_API_BASE).rstrip("/")
+        parsed = urllib.parse.urlsplit(self.api_base)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise D1Error("config", f"--api-base {self.api_base!r}: expected http(s)://host[:port]/path")
+        self._scheme, self._host, self._port = parsed.scheme, parsed.hostname, parsed.port
+        self._prefix = parsed.path.rstrip("/")
+        self.account_id = account_id
+        self.__token = token
+        _SECRETS.add(token)
+        self.timeout_s = timeout_s
+        self._sleep = sleep
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self.stats = Stats()
+        self.cancelled = threading.Event()  # set: retries stop waiting (the app is closing)
+        self.database_name = database
+        self.database_id = database if _UUID.match(database) else ""
+
+    def __repr__(self) -> str:
+        return f"D1Client({self.api_base!r}, account={self.account_id!r}, database={self.database_name!r})"
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def _http(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "http", None)
+        if conn is None:
+            cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+            conn = cls(self._host, self._port, timeout=self.timeout_s)
+            self._local.http = conn
+        return conn
+
+    def _drop_http(self) -> None:
+        conn = getattr(self._local, "http", None)
+        if conn is not None:
+            conn.close()
+            self._local.http = None
+
+    def request(self, method: str, path: str, body: object = None, *, retries: int = 3,
+                max_wait_s: float = 30.0) -> dict[str, Any]:
+        """One API call with retries (429 honouring Retry-After, 5xx, timeouts, network) and backoff;
+        raises D1Error with a one-line message. ``retries=0``: one attempt (callers with their own backoff)."""
+        delay = 0.25
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                return self._once(method, path, body)
+            except D1Error as exc:
+                with self._lock:
+                    self.stats.failures += 1
+                    self.stats.last_error = str(exc)
+                if not exc.retryable or attempt >= retries or self.cancelled.is_set():
+                    raise
+                wait = exc.retry_after if exc.retry_after is not None else delay
+                if time.monotonic() - started + wait > max_wait_s:
+                    raise
+                attempt += 1
+                self._sleep(wait)
+                delay = min(delay * 2, 8.0)
+
+    def _once(self, method: str, path: str, body: object) -> dict[str, Any]:
+        data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
+        headers = {"Authorization": f"Bearer {self.__token}", "Accept": "application/json",
+                   "User-Agent": "iofold-tui"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        t0 = time.monotonic()
+        with self._lock:
+            self.stats.requests += 1
+            self.stats.times.append(t0)
+            del self.stats.times[:-1000]
+        try:
+            conn = self._http()
+            conn.request(method, self._prefix + path, body=data, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+            status = resp.status
+            retry_after = resp.getheader("Retry-After")
+        except TimeoutError:
+            self._drop_http()
+            raise D1Error("timeout", f"D1 did not answer within {self.timeout_s:g} s (network slow or down)") from None
+        except socket.gaierror:
+            self._drop_http()
+            raise D1Error("network", f"cannot resolve {self._host} (DNS: offline?)") from None
+        except (ConnectionError, http.client.HTTPException, OSError) as exc:
+            self._drop_http()
+            what = "connection dropped" if isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError,
+                                                              http.client.IncompleteRead, BrokenPipeError)) else \
+                "cannot connect"
+            raise D1Error("network", f"{what} to {self._host} (network down?)") from None
+        finally:
+            with self._lock:
+                self.stats.last_rtt_ms = (time.monotonic() - t0) * 1000
+        return self._decode(status, raw, retry_after)
+
+    def _decode(self, status: int, raw: bytes, retry_after: str | None) -> dict[str, Any]:
+        try:
+            doc = json.loads(raw.decode("utf-8", errors="replace")) if raw else None
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            doc = None
+        first = _first_error(doc)
+        if status == 429:
+            wait = _retry_after(retry_after)
+            raise D1Error("rate", f"D1 rate limit (429): retrying in {wait:g} s" if wait is not None else
+                          "D1 rate limit (429)", status=status, retry_after=wait if wait is not None else 1.0)
+        if status >= 500:
+            raise D1Error("server", f"D1 server error {status}{': ' + first if first else ''}", status=status,
+                          retry_after=_retry_after(retry_after))
+        if status == 401:
+            raise D1Error("auth", f"{TOKEN_ENV} was refused (401: invalid or expired token)", status=status)
+        if status == 403:
+            raise D1Error("forbidden", f"the API token may not do this (403{': ' + first if first else ''})",
+                          status=status)
+        if doc is None:
+            raise D1Error("protocol", f"not a Cloudflare API answer (HTTP {status})", status=status)
+        if status >= 400 or not doc.get("success", False):
+            message = first or f"HTTP {status}"
+            kind = "limit" if re.search(r"too (large|big|many)|exceed|limit", message, re.IGNORECASE) else "sql"
+            if status == 404 and kind == "sql" and "D1_ERROR" not in message:
+                kind = "config"
+            raise D1Error(kind, f"D1: {message}", status=status)
+        return doc
+
+    # -- D1 endpoints ----------------------------------------------------------------------------
+
+    def _db_path(self, verb: str) -> str:
+        if not self.database_id:
+            self.database_id = self.resolve_database(self.database_name)
+        return f"/accounts/{self.account_id}/d1/database/{self.database_id}/{verb}"
+
+    def resolve_database(self, name: str) -> str:
+        """The uuid of database ``name`` (the list endpoint, filtered by name)."""
+        doc = self.request("GET", f"/accounts/{self.account_id}/d1/database?name={urllib.parse.quote(name)}&per_page=100")
+        for item in doc.get("result") or []:
+            if isinstance(item, dict) and item.get("name") == name and item.get("uuid"):
+                return str(item["uuid"])
+        raise D1Error("config", f"no D1 database named {name!r} in account {self.account_id}")
+
+    def raw(self, sql: str, params: Sequence[Any] = (), *, retries: int = 3) -> Result:
+        """One statement through ``/raw`` (rows as arrays)."""
+        _check_statement(sql, params)
+        doc = self.request("POST", self._db_path("raw"), {"sql": sql, "params": [_param(p) for p in params]},
+                           retries=retries)
+        res = _results(doc, 1)[0]
+        body = res.get("results") or {}
+        cols = [str(c) for c in body.get("columns") or []]
+        rows = [tuple(_value(v) for v in r) for r in body.get("rows") or []]
+        self._count(res.get("meta") or {})
+        return Result(cols, rows, res.get("meta") or {})
+
+    def batch(self, statements: Sequence[tuple[str, Sequence[Any]]], *, retries: int = 3) -> list[Result]:
+        """Statements through ``/query`` as ONE D1 batch (atomic: all or none), in chunks of MAX_STATEMENTS
+        (each chunk atomic on its own)."""
+        out: list[Result] = []
+        for i in range(0, len(statements), MAX_STATEMENTS):
+            chunk = statements[i:i + MAX_STATEMENTS]
+            for sql, params in chunk:
+                _check_statement(sql, params)
+            body = {"batch": [{"sql": s, "params": [_param(p) for p in ps]} for s, ps in chunk]}
+            doc = self.request("POST", self._db_path("query"), body, retries=retries)
+            for res in _results(doc, len(chunk)):
+                objs = res.get("results") or []
+                cols = list(objs[0].keys()) if objs and isinstance(objs[0], dict) else []
+                rows = [tuple(_value(o.get(c)) for c in cols) for o in objs if isinstance(o, dict)]
+                meta = res.get("meta") or {}
+                self._count(meta)
+                out.append(Result(cols, rows, meta))
+        return out
+
+    def _count(self, meta: dict[str, Any]) -> None:
+        with self._lock:
+            self.stats.rows_read += int(meta.get("rows_read") or 0)
+            self.stats.rows_written += int(meta.get("rows_written") or 0)
+
+    def requests_per_minute(self) -> int:
+        now = time.monotonic()
+        with self._lock:
+            return sum(1 for t in self.stats.times if now - t <= 60)
+
+
+def _first_error(doc: dict[str, Any] | None) -> str:
+    if not doc:
+        return ""
+    errors = doc.get("errors") or []
+    parts = []
+    for e in errors[:2]:
+        if isinstance(e, dict):
+            parts.append(f"{e.get('message', '')} [{e.get('code', '?')}]".strip())
+    return scrub(" ".join(" ".join(parts).split()))[:300]
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, min(float(value), 120.0))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, min(parsedate_to_datetime(value).timestamp() - time.time(), 120.0))
+        except (TypeError, ValueError):
+            return None
+
+
+def _results(doc: dict[str, Any], expected: int) -> list[dict[str, Any]]:
+    result = doc.get("result")
+    if not isinstance(result, list) or len(result) < expected or not all(isinstance(r, dict) for r in result):
+        raise D1Error("protocol", "D1 answered without one result per statement")
+    for r in result:
+        if r.get("success") is False:
+            raise D1Error("sql", f"D1: {scrub(str(r.get('error') or 'statement failed'))[:300]}")
+    return result
+
+
+def _param(value: Any) -> Any:  # noqa: ANN401 - any SQLite value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise D1Error("sql", "BLOB parameters cannot be sent to D1 over JSON")
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _value(value: Any) -> Any:  # noqa: ANN401 - any JSON value
+    """D1 sends a BLOB as an array of byte values."""
+    if isinstance(value, list):
+        try:
+            return bytes(value)
+        except (TypeError, ValueError):
+            return json.dumps(value)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return value
+
+
+def _check_statement(sql: str, params: Sequence[Any]) -> None:
+    if len(sql.encode("utf-8")) > MAX_SQL_BYTES:
+        raise D1Error("limit", f"statement of {len(sql.encode('utf-8')):,} bytes is over D1's 100 KB statement limit")
+    if len(params) > MAX_PARAMS:
+        raise D1Error("limit", f"{len(params)} parameters: D1 allows {MAX_PARAMS} per statement")

@@ -1,0 +1,577 @@
+"""A live D1 database as a source: ``iofold-tui d1://DATABASE``.
+
+Every pane runs plain SQLite SQL on a connection from ``Database.conn()`` / ``fresh()``. ``RemoteDatabase``
+gives them :class:`RemoteConnection`, a small DB-API shim: ``execute(sql, params)`` returns a cursor
+(fetchone/fetchmany/fetchall/description, ``sqlite3.Row`` rows when asked for), ``executemany``, no-op
+transactions; each statement is one HTTP request to D1's ``/raw`` endpoint (rows as arrays). So keyset
+paging, filters, detail, evals, matrix and overview run unchanged — their SQL is SQLite's, D1 is SQLite.
+
+What the remote cannot run is handled here:
+  - ``PRAGMA data_version`` -> a cheap change probe (``max(rowid)`` of the tables labels and runs touch,
+    1 row read each, at most every PROBE_S) plus this process's own writes; a colleague's relabel in place
+    shows up when the page cache expires (CACHE_TTL_S, the seed README's advice for matrix statistics);
+  - connection PRAGMAs (busy_timeout, query_only, foreign_keys, cache_size…) and BEGIN/COMMIT/ROLLBACK/
+    SAVEPOINT: no-ops (D1 runs each request as its own transaction);
+  - ``CREATE TEMP …`` / ``ATTACH`` / ``DETACH``: refused with sqlite3.OperationalError — every caller already
+    has a path for "TEMP unavailable" (a read-only or immutable file refuses them too);
+  - more than 100 bound parameters (D1's limit; ``IN (?,…)`` id lists): the values are inlined as literals.
+Reads are cached (an LRU of (sql, params) -> rows, invalidated by the probe and own writes, expired after
+CACHE_TTL_S), so scrolling back, re-rendering the overview or the matrix costs no request, and when the
+network is down what was seen stays usable; an uncached read fails with the client's one-line message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from iofold_tui.data import paths
+from iofold_tui.data.db import REMOTE_OPENERS, Database
+from iofold_tui.data.source.d1client import MAX_PARAMS, D1Client, D1Error, Result
+
+PROBE_S = 5.0
+CACHE_TTL_S = 60.0
+CACHE_ENTRIES = 512
+CACHE_ROWS = 200_000
+_PROBE_SQL = ("SELECT (SELECT max(rowid) FROM feedback), (SELECT max(rowid) FROM eval_executions), "
+              "(SELECT max(rowid) FROM evals), (SELECT max(rowid) FROM traces), (SELECT max(rowid) FROM eval_sets)")
+_NOOP = re.compile(r"^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
+_LOCAL_PRAGMA = re.compile(
+    r"^\s*PRAGMA\s+(?:main\.)?(busy_timeout|foreign_keys|cache_size|journal_mode|synchronous|"
+    r"temp_store|mmap_size|recursive_triggers|case_sensitive_like|trusted_schema|locking_mode)\b",
+    re.IGNORECASE)
+_QUERY_ONLY = re.compile(r"^\s*PRAGMA\s+(?:main\.)?query_only\s*(?:=\s*([^\s;]+))?\s*;?\s*$", re.IGNORECASE)
+_DATA_VERSION = re.compile(r"^\s*PRAGMA\s+(?:main\.)?data_version\s*;?\s*$", re.IGNORECASE)
+_CF_PRAGMA = re.compile(r"^\s*PRAGMA\s+(?:main\.)?\w+\s*\(\s*[\"'`\[]?_cf_", re.IGNORECASE)  # D1's own tables: not authorized
+_REFUSED = re.compile(r"^\s*(CREATE\s+(TEMP|TEMPORARY)\b|ATTACH\b|DETACH\b|VACUUM\b)|\btemp\.", re.IGNORECASE)
+_READ = re.compile(r"^\s*(SELECT|WITH|VALUES|PRAGMA|EXPLAIN)\b", re.IGNORECASE)
+_WRITE_WORD = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+_COMMENTS = re.compile(r"^(\s|--[^\n]*(\n|$)|/\*.*?\*/)+", re.DOTALL)
+
+
+def _strip(sql: str) -> str:
+    return _COMMENTS.sub("", sql, count=1)
+
+
+def is_read(sql: str) -> bool:
+    s = _strip(sql)
+    if not _READ.match(s):
+        return False
+    return not (s[:4].upper() == "WITH" and _WRITE_WORD.search(s))
+
+
+def sql_literal(value: Any) -> str:  # noqa: ANN401 - any SQLite value
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "X'" + bytes(value).hex() + "'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def bind(sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple[str, list[Any]]:
+    """Positional ``params`` for D1: named parameters (``:name``, ``@name``, ``$name``) become positional;
+    more than D1's 100 (or any BLOB) are inlined as literals. Placeholders inside strings, quoted names and
+    comments are left alone."""
+    named = isinstance(params, dict)
+    values = list(params) if not named else []
+    out: list[str] = []
+    ordered: list[Any] = []
+    i, n, pos = 0, len(sql), 0
+    while i < n:
+        c = sql[i]
+        if c in "'\"`[":
+            close = "]" if c == "[" else c
+            j = i + 1
+            while j < n:
+                if sql[j] == close:
+                    if close != "]" and j + 1 < n and sql[j + 1] == close:
+                        j += 2
+                        continue
+                    break
+                j += 1
+            out.append(sql[i:j + 1])
+            i = j + 1
+        elif c == "-" and sql.startswith("--", i):
+            j = sql.find("\n", i)
+            j = n if j < 0 else j
+            out.append(sql[i:j])
+            i = j
+        elif c == "/" and sql.startswith("/*", i):
+            j = sql.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            out.append(sql[i:j])
+            i = j
+        elif c == "?":
+            j = i + 1
+            while j < n and sql[j].isdigit():
+                j += 1
+            idx = int(sql[i + 1:j]) - 1 if j > i + 1 else pos
+            pos = idx + 1
+            ordered.append(values[idx] if idx < len(values) else None)
+            out.append("\0")
+            i = j
+        elif c in ":@$" and named and i + 1 < n and (sql[i + 1].isalpha() or sql[i + 1] == "_"):
+            j = i + 1
+            while j < n and (sql[j].isalnum() or sql[j] == "_"):
+                j += 1
+            ordered.append(params[sql[i + 1:j]])  # type: ignore[index]
+            out.append("\0")
+            i = j
+        else:
+            out.append(c)
+            i += 1
+    inline = len(ordered) > MAX_PARAMS or any(isinstance(v, (bytes, bytearray, memoryview)) for v in ordered)
+    text = "".join(out)
+    if inline:
+        parts = text.split("\0")
+        return "".join(p + (sql_literal(ordered[k]) if k < len(ordered) else "") for k, p in enumerate(parts)), []
+    return text.replace("\0", "?"), ordered
+
+
+class PageCache:
+    """LRU of read results, bounded by entries and rows, dropped on a change (``clear``) or after the TTL."""
+
+    def __init__(self, ttl_s: float = CACHE_TTL_S) -> None:
+        self.ttl_s = ttl_s
+        self._items: OrderedDict[tuple[Any, ...], tuple[float, Result]] = OrderedDict()
+        self._rows = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[Any, ...], *, stale_ok: bool = False) -> Result | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None or (not stale_ok and time.monotonic() - item[0] > self.ttl_s):
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return item[1]
+
+    def put(self, key: tuple[Any, ...], result: Result) -> None:
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._rows -= len(old[1].rows)
+            self._items[key] = (time.monotonic(), result)
+            self._rows += len(result.rows)
+            while self._items and (len(self._items) > CACHE_ENTRIES or self._rows > CACHE_ROWS):
+                _, (_, dropped) = self._items.popitem(last=False)
+                self._rows -= len(dropped.rows)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._rows = 0
+
+
+class RemoteCursor:
+    """The answer of one statement, as much of ``sqlite3.Cursor`` as the app uses."""
+
+    arraysize = 1
+
+    def __init__(self, conn: RemoteConnection, result: Result | None = None) -> None:
+        self.connection = conn
+        self._rows: list[Any] = []
+        self._at = 0
+        self.description: tuple[tuple[str, None, None, None, None, None, None], ...] | None = None
+        self.rowcount = -1
+        self.lastrowid: int | None = None
+        if result is not None:
+            self._load(result)
+
+    def _load(self, result: Result) -> None:
+        self.description = tuple((c, None, None, None, None, None, None) for c in result.columns) or None
+        factory = self.connection.row_factory
+        if factory is sqlite3.Row and result.columns:
+            proto = _row_cursor(tuple(result.columns))
+            self._rows = [sqlite3.Row(proto, r) for r in result.rows]
+        elif callable(factory) and factory is not sqlite3.Row:
+            self._rows = [factory(self, r) for r in result.rows]
+        else:
+            self._rows = list(result.rows)
+        self.rowcount = result.changes if not result.columns else -1
+        last = result.meta.get("last_row_id")
+        self.lastrowid = int(last) if isinstance(last, int) else None
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> RemoteCursor:
+        cur = self.connection.execute(sql, params)
+        self.__dict__.update({k: cur.__dict__[k] for k in ("_rows", "_at", "description", "rowcount", "lastrowid")})
+        return self
+
+    def fetchone(self) -> Any:  # noqa: ANN401
+        if self._at >= len(self._rows):
+            return None
+        self._at += 1
+        return self._rows[self._at - 1]
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        size = self.arraysize if size is None else size
+        out = self._rows[self._at:self._at + size]
+        self._at += len(out)
+        return out
+
+    def fetchall(self) -> list[Any]:
+        out = self._rows[self._at:]
+        self._at = len(self._rows)
+        return out
+
+    def __iter__(self) -> Iterator[Any]:
+        while self._at < len(self._rows):
+            self._at += 1
+            yield self._rows[self._at - 1]
+
+    def close(self) -> None:
+        self._rows = []
+
+
+_PROTO_LOCK = threading.Lock()
+_PROTO: dict[tuple[str, ...], sqlite3.Cursor] = {}
+_MEM = sqlite3.connect(":memory:", check_same_thread=False)
+
+
+def _row_cursor(columns: tuple[str, ...]) -> sqlite3.Cursor:
+    """A real sqlite3 cursor whose description names ``columns``: ``sqlite3.Row`` needs one to index by name."""
+    with _PROTO_LOCK:
+        cur = _PROTO.get(columns)
+        if cur is None:
+            cur = _MEM.cursor()
+            cur.execute("SELECT " + ", ".join(f"NULL AS \"{c.replace(chr(34), chr(34) * 2)}\"" for c in columns))
+            cur.fetchall()
+            if len(_PROTO) > 2000:
+                _PROTO.clear()
+            _PROTO[columns] = cur
+        return cur
+
+
+class Remote:
+    """What every connection of one remote source shares: the client, the page cache, the change probe."""
+
+    def __init__(self, client: D1Client, *, read_only_reason: str | None = None) -> None:
+        self.client = client
+        self.cache = PageCache()
+        self.read_only_reason = read_only_reason
+        self._probe_lock = threading.Lock()
+        self._probe_at = 0.0
+        self._probe_value: tuple[Any, ...] | None = None
+        self._own_writes = 0
+        self._version = 1
+        self._others = 1
+        self._wrote_since_probe = False
+        self.offline: str | None = None  # the last failure's message while the remote is unreachable
+
+    def note_write(self, own: bool = True) -> None:
+        with self._probe_lock:
+            self._own_writes += 1
+            self._version += 1
+            self._wrote_since_probe = True
+        self.cache.clear()
+
+    def others_version(self) -> int:
+        """Like ``data_version`` but moved only by changes this process did not make (a probe that moved
+        with no own write since the previous probe)."""
+        self.data_version()
+        return self._others
+
+    def data_version(self) -> int:
+        """Moves when the remote changed (probe) or this process wrote; the probe runs at most every PROBE_S."""
+        with self._probe_lock:
+            if time.monotonic() - self._probe_at < PROBE_S:
+                return self._version
+            self._probe_at = time.monotonic()
+        try:
+            value = self.client.raw(_PROBE_SQL, retries=0).rows[0]
+            self.offline = None
+        except D1Error as exc:
+            self.offline = str(exc)
+            return self._version
+        with self._probe_lock:
+            if self._probe_value is not None and value != self._probe_value:
+                self._version += 1
+                if not self._wrote_since_probe:
+                    self._others += 1
+                self.cache.clear()
+            self._probe_value = value
+            self._wrote_since_probe = False
+            return self._version
+
+    def run(self, sql: str, params: Sequence[Any] | dict[str, Any], *, cached: bool = True) -> Result:
+        text, values = bind(sql, params)
+        if is_read(text):
+            key = (text, tuple(values))
+            hit = self.cache.get(key) if cached else None
+            if hit is not None:
+                return hit
+            try:
+                result = self.client.raw(text, values)
+            except D1Error as exc:
+                if exc.retryable:
+                    self.offline = str(exc)
+                    stale = self.cache.get(key, stale_ok=True) if cached else None
+                    if stale is not None:
+                        return stale
+                raise
+            self.offline = None
+            self.cache.put(key, result)
+            return result
+        if self.read_only_reason:
+            raise sqlite3.OperationalError(f"attempt to write a readonly database ({self.read_only_reason})")
+        try:
+            result = self.client.batch([(text, values)], retries=0)[0]
+        except D1Error as exc:
+            if exc.kind == "forbidden":
+                self.read_only_reason = f"the API token cannot write ({exc})"
+                raise sqlite3.OperationalError(f"attempt to write a readonly database ({exc})") from None
+            raise
+        self.note_write()
+        return result
+
+
+class RemoteConnection:
+    """A DB-API-like connection whose statements run on D1 (see the module docstring)."""
+
+    def __init__(self, remote: Remote, *, cached: bool = True) -> None:
+        self.remote = remote
+        self.cached = cached  # False: every read asks D1 (label writes read the row they replace)
+        self.memo: dict[tuple[Any, ...], Result] | None = None  # one-shot answers (see RemoteLabelStore)
+        self.row_factory: Any = None
+        self.text_factory: Any = str
+        self.in_transaction = False
+        self.query_only = False  # PRAGMA query_only = 1 (the SQL console's read-only mode): writes refused here
+        self.isolation_level = None
+        self.total_changes = 0
+        self._closed = False
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> RemoteCursor:
+        if self._closed:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+        s = _strip(sql)
+        m = _QUERY_ONLY.match(s)
+        if m:
+            if m.group(1) is None:
+                return RemoteCursor(self, Result(["query_only"], [(int(self.query_only),)], {}))
+            self.query_only = m.group(1).strip("'\"").lower() in ("1", "on", "true", "yes")
+            return RemoteCursor(self)
+        if _NOOP.match(s) or _LOCAL_PRAGMA.match(s) or _CF_PRAGMA.match(s):
+            return RemoteCursor(self)
+        if self.query_only and (not is_read(s) or (s[:6].upper() == "PRAGMA" and "=" in s)):
+            raise sqlite3.OperationalError("attempt to write a readonly database (read-only mode)")
+        if _DATA_VERSION.match(s):
+            return RemoteCursor(self, Result(["data_version"], [(self.remote.data_version(),)], {}))
+        if _REFUSED.search(s):
+            raise sqlite3.OperationalError("not available on a live D1 database (TEMP tables, ATTACH, VACUUM)")
+        memo_key = (sql, tuple(params) if not isinstance(params, dict) else tuple(sorted(params.items())))
+        if self.memo is not None and memo_key in self.memo:
+            return RemoteCursor(self, self.memo.pop(memo_key))
+        result = self.remote.run(sql, params, cached=self.cached)
+        if self.memo is not None and result.columns:
+            self.memo[memo_key] = result
+        self.total_changes += result.changes
+        return RemoteCursor(self, result)
+
+    def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> RemoteCursor:
+        """One request for all rows (a D1 batch, atomic per chunk)."""
+        items = [bind(sql, p) for p in seq]
+        if self.query_only:
+            raise sqlite3.OperationalError("attempt to write a readonly database (read-only mode)")
+        if not items:
+            return RemoteCursor(self)
+        if self.remote.read_only_reason:
+            raise sqlite3.OperationalError(f"attempt to write a readonly database ({self.remote.read_only_reason})")
+        results = self.remote.client.batch(items, retries=0)
+        self.remote.note_write()
+        cur = RemoteCursor(self)
+        cur.rowcount = sum(r.changes for r in results)
+        self.total_changes += cur.rowcount
+        return cur
+
+    def executescript(self, script: str) -> RemoteCursor:
+        raise sqlite3.OperationalError("scripts are not run on a live D1 database")
+
+    def cursor(self) -> RemoteCursor:
+        return RemoteCursor(self)
+
+    def commit(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        pass
+
+    def interrupt(self) -> None:
+        pass  # a request in flight finishes (bounded by the client's timeout); nothing waits on retries
+
+    def set_authorizer(self, *_: Any) -> None:
+        pass  # the SQL console's read-only guard: D1 itself and the token decide (read-only: writes refused)
+
+    def set_progress_handler(self, *_: Any) -> None:
+        pass
+
+    def create_function(self, *_: Any, **__: Any) -> None:
+        raise sqlite3.NotSupportedError("Python functions cannot run inside D1")
+
+    def close(self) -> None:
+        self._closed = True
+
+    def __enter__(self) -> RemoteConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+class RemoteDatabase(Database):
+    """``Database`` over D1: same methods, remote connections. ``path`` is a local placeholder in the cache
+    dir (keys for prefs and sidecars; never opened as SQLite by the panes that go through ``conn()``)."""
+
+    def __init__(self, remote: Remote, path: Path) -> None:
+        super().__init__(path, read_only_reason=remote.read_only_reason)
+        self.remote = remote
+        REMOTE_OPENERS[str(path)] = self._open
+
+    def _open(self, *, read_only: bool = False) -> RemoteConnection:
+        conn = RemoteConnection(self.remote)
+        conn.row_factory = sqlite3.Row
+        conn.query_only = read_only
+        return conn
+
+    @property  # type: ignore[override]
+    def read_only_reason(self) -> str | None:
+        return self.remote.read_only_reason
+
+    @read_only_reason.setter
+    def read_only_reason(self, value: str | None) -> None:
+        if hasattr(self, "remote"):
+            self.remote.read_only_reason = value
+
+    def conn(self) -> RemoteConnection:  # type: ignore[override]
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = RemoteConnection(self.remote)
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def fresh(self) -> Iterator[RemoteConnection]:  # type: ignore[override]
+        conn = RemoteConnection(self.remote)
+        conn.row_factory = sqlite3.Row
+        yield conn
+
+    def write(self, fn: Any) -> Any:  # noqa: ANN401
+        if self.read_only_reason:
+            from iofold_tui.data.errors import ReadOnlyError
+
+            raise ReadOnlyError(self.read_only_reason)
+        return fn(self.conn())
+
+    def data_version(self) -> int:
+        return self.remote.data_version()
+
+    def interrupt_all(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.remote.client.cancelled.set()
+        REMOTE_OPENERS.pop(str(self.path), None)
+        self._local = threading.local()
+
+    def status(self) -> str:
+        """For the status line: ``D1 42 ms`` (the last round trip), or why it is offline."""
+        if self.remote.offline:
+            return f"D1 offline: {self.remote.offline}"
+        rtt = self.remote.client.stats.last_rtt_ms
+        return "D1" if rtt is None else f"D1 {rtt:.0f} ms"
+
+
+def placeholder_path(client: D1Client) -> Path:
+    """A stable local name for this remote database (prefs, label history, SQL history key on it)."""
+    folder = paths.data_dir() / "d1"
+    folder.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(f"{client.api_base}|{client.account_id}|{client.database_id}".encode()).hexdigest()[:16]
+    path = folder / f"{client.database_name[:40].replace('/', '_')}-{key}.d1"
+    if not path.exists():
+        with contextlib.suppress(OSError):
+            path.write_text(f"iofold-tui live D1 source: {client.database_name} ({client.database_id})\n")
+    return path
+
+
+# -- opening -----------------------------------------------------------------------------------------
+
+D1_SCHEME = "d1://"
+
+
+def is_d1_target(target: object) -> bool:
+    return isinstance(target, str) and target.startswith(D1_SCHEME)
+
+
+def connect_client(target: str, *, api_base: str | None = None, timeout_s: float | None = None) -> D1Client:
+    """A client for ``d1://NAME-or-UUID`` (token and account from the environment / wrangler config)."""
+    from iofold_tui.data.source.d1client import TIMEOUT_S, account_from_env_or_wrangler, token_from_env
+
+    name = target[len(D1_SCHEME):].strip().strip("/")
+    if not name:
+        raise D1Error("config", "d1:// needs a database name or id, e.g. d1://iofold")
+    client = D1Client(account_from_env_or_wrangler(), name, token_from_env(), api_base=api_base,
+                      timeout_s=timeout_s or TIMEOUT_S)
+    if not client.database_id:
+        client.database_id = client.resolve_database(name)
+    return client
+
+
+def _prefill_schema(remote: Remote) -> None:
+    """Every table's ``PRAGMA table_info`` in ONE request (pragma_table_info), put in the page cache under
+    the statements the app sends, so opening costs one round trip instead of one per table."""
+    try:
+        res = remote.client.raw(
+            "SELECT m.name, p.cid, p.name, p.type, p.\"notnull\", p.dflt_value, p.pk FROM sqlite_master m, "
+            "pragma_table_info(m.name) p WHERE m.type IN ('table', 'view') AND m.name NOT LIKE '\\_cf\\_%' ESCAPE '\\' "
+            "ORDER BY m.name, p.cid")
+    except D1Error as exc:
+        if exc.kind in ("sql", "limit"):
+            return  # not allowed there: each PRAGMA goes on its own
+        raise
+    by: dict[str, list[tuple[Any, ...]]] = {}
+    for r in res.rows:
+        by.setdefault(str(r[0]), []).append(tuple(r[1:]))
+    cols = ["cid", "name", "type", "notnull", "dflt_value", "pk"]
+    for table, rows in by.items():
+        quoted = '"' + table.replace('"', '""') + '"'
+        for form in (f"PRAGMA table_info({quoted})", f"PRAGMA table_info({table})", f"PRAGMA table_info('{table}')"):
+            remote.cache.put((form, ()), Result(cols, rows, {}))
+
+
+def open_remote(target: str, *, read_only: bool = False, api_base: str | None = None) -> Any:  # noqa: ANN401
+    """Open ``d1://DATABASE`` as an ``OpenedSource`` (raises SourceError with one line)."""
+    from iofold_tui.data.errors import SourceError
+    from iofold_tui.data.source.loader import OpenedSource
+    from iofold_tui.data.source.schema import detect
+
+    origin = Path(target)
+    try:
+        client = connect_client(target, api_base=api_base)
+        remote = Remote(client, read_only_reason="opened with --read-only" if read_only else None)
+        _prefill_schema(remote)
+        db = RemoteDatabase(remote, placeholder_path(client))
+        info = detect(db.conn(), origin)
+    except D1Error as exc:
+        raise SourceError(target, str(exc)) from None  # type: ignore[arg-type]
+    history = db.path.with_name(db.path.name + ".labels.sqlite")
+    notes = [f"live D1 database {client.database_name} ({client.database_id}) via {client.api_base}", *info.warnings]
+    opened = OpenedSource(kind="d1-remote", origin=origin, db=db, schema=info, history_path=history,  # type: ignore[arg-type]
+                          notes=notes)
+    opened.target = target  # type: ignore[attr-defined]
+    return opened
