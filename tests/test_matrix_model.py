@@ -4,7 +4,6 @@ Statistics patched incrementally must equal statistics recomputed from scratch."
 
 from __future__ import annotations
 
-import ast
 import shutil
 import sqlite3
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from test_matrix import NEWEST_FIRST, _build
 
 from iofold_tui.data.db import Database
+from iofold_tui.data.evals import lookup
 from iofold_tui.data.matrix import freshness
 from iofold_tui.data.matrix.stats import compute_stats
 from iofold_tui.data.paths import schema_dir
@@ -183,16 +183,9 @@ def test_freshness_queries(db: Path) -> None:
     conn = sqlite3.connect(db)
     assert freshness.label_counts(conn, "S") == {"positive": 4, "negative": 5, "neutral": 1}
     assert freshness.execution_signature(conn, ["v1"])["v1"][0] == 11
-    assert freshness.eval_set_of(conn, "o1") == "O" and freshness.eval_set_of(conn, "nope") is None
+    assert lookup.eval_set_of(conn, "o1") == "O" and lookup.eval_set_of(conn, "nope") is None
     ids, more = freshness.confusion_trace_ids(conn, "v1", "FP", cap=1)
     assert ids == ["t03"] and more
     assert freshness.confusion_trace_ids(conn, "v1", "FP", cap=10) == (["t03", "t13"], False)
     conn.close()
 
-
-def test_models_import_no_textual() -> None:
-    for path in Path(model_mod.__file__).parent.glob("*.py"):
-        tree = ast.parse(path.read_text())
-        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-        names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
-        assert not [n for n in names if n.split(".")[0] in ("textual", "rich")], path

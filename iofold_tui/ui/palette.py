@@ -8,7 +8,9 @@ from functools import partial
 from rich.text import Text
 from textual.command import Hit, Hits, Provider
 
+from iofold_tui.data.evals.lookup import eval_choices
 from iofold_tui.data.sanitize import one_line
+from iofold_tui.data.traces.lookup import trace_ids_from
 from iofold_tui.data.traces.query import RATING_STATES
 
 
@@ -22,10 +24,7 @@ class TraceIdProvider(Provider):
         app = self.app
 
         def lookup() -> list[str]:
-            rows = app.db.conn().execute(  # type: ignore[attr-defined]
-                "SELECT id FROM traces WHERE id >= ? AND id < ? ORDER BY id LIMIT 8", (query, query + "\uffff")
-            ).fetchall()
-            return [str(r[0]) for r in rows]
+            return trace_ids_from(app.db.conn(), query, 8)  # type: ignore[attr-defined]
 
         for trace_id in await asyncio.to_thread(lookup):
             yield Hit(1.0, Text(f"Trace: {one_line(trace_id, 80)}"), partial(app.open_trace, trace_id),  # type: ignore[attr-defined]
@@ -39,10 +38,9 @@ class EvalProvider(Provider):
 
         def lookup() -> list[tuple[str, str, int]]:
             try:
-                rows = app.db.conn().execute("SELECT id, name, version FROM evals ORDER BY name, version LIMIT 500").fetchall()  # type: ignore[attr-defined]
+                return eval_choices(app.db.conn(), 500)  # type: ignore[attr-defined]
             except Exception:  # noqa: BLE001 - a database without an evals table
                 return []
-            return [(str(r[0]), str(r[1]), int(r[2] or 0)) for r in rows]
 
         for eval_id, name, version in await asyncio.to_thread(lookup):
             label = f"Eval: {one_line(name, 60)} v{version} ({one_line(eval_id, 40)})"

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from textual.worker import WorkerCancelled
 
+from iofold_tui.data.evals.lookup import eval_with_parent
 from iofold_tui.data.source.loader import OpenedSource
+from iofold_tui.data.traces.lookup import newest_trace_id
 from iofold_tui.ui.app import IofoldApp
 from iofold_tui.ui.panes import PANES
 from iofold_tui.ui.widgets import KeyFooter
@@ -55,8 +57,7 @@ async def _workbench(app: IofoldApp, pilot: object, pane: str, select: str | Non
     from iofold_tui.ui.panes.compare import CompareScreen
     from iofold_tui.ui.panes.eval_editor import EvalEditorScreen
 
-    row = app.db.query_one("SELECT id, parent_eval_id FROM evals WHERE id = coalesce(?, (SELECT id FROM evals "
-                           "WHERE parent_eval_id IS NOT NULL ORDER BY version DESC LIMIT 1))", (select,))
+    row = eval_with_parent(app.db.conn(), select)
     if row is None:
         raise ValueError(f"no eval {select!r} to show" if select else "the database has no eval with a parent")
     if pane == "eval-editor":
@@ -72,10 +73,10 @@ async def _workbench(app: IofoldApp, pilot: object, pane: str, select: str | Non
 
 
 def _first_trace(app: IofoldApp) -> str:
-    row = app.db.query_one("SELECT id FROM traces ORDER BY timestamp DESC LIMIT 1")
-    if row is None:
+    trace_id = newest_trace_id(app.db.conn())
+    if trace_id is None:
         raise ValueError("the database has no traces")
-    return str(row[0])
+    return trace_id
 
 
 def take_screenshot(

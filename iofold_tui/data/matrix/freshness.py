@@ -25,12 +25,6 @@ def label_counts(conn: sqlite3.Connection, eval_set_id: str) -> dict[str, int]:
     return {rating: n for rating, n in _labels(conn, eval_set_id).items() if n}
 
 
-def eval_set_of(conn: sqlite3.Connection, eval_id: str) -> str | None:
-    """The eval set an eval version belongs to (None: no such eval)."""
-    row = conn.execute("SELECT eval_set_id FROM evals WHERE id = ?", (eval_id,)).fetchone()
-    return None if row is None else str(row[0])
-
-
 def confusion_trace_ids(conn: sqlite3.Connection, eval_id: str, cell: str, cap: int) -> tuple[list[str], bool]:
     """Up to ``cap`` trace ids of one confusion cell, by trace id, and whether there are more."""
     ids: list[str] = []

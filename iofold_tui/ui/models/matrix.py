@@ -24,10 +24,10 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
 from iofold_tui.data.db import Database, connect, with_rowid
+from iofold_tui.data.evals.lookup import eval_set_of
 from iofold_tui.data.evals.versions import EvalSummary, list_evals
 from iofold_tui.data.matrix.freshness import (
     confusion_trace_ids,
-    eval_set_of,
     execution_signature,
     label_counts,
 )

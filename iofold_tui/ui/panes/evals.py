@@ -636,7 +636,7 @@ class EvalsPane(Pane):
     def action_matrix(self) -> None:
         if not self.selected_id:
             return
-        self.app.pending_matrix_eval = self.selected_id  # type: ignore[attr-defined]
+        self.iofold.state.pending_matrix_eval = self.selected_id
         if self.iofold.pane_spec("matrix") is None:
             self.notify("the matrix pane is not part of this build", severity="warning")
             return

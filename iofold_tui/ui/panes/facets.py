@@ -20,6 +20,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
+from iofold_tui.data.evals.lookup import first_eval_set, newest_version
 from iofold_tui.data.search import facets as F
 from iofold_tui.data.traces.query import TraceFilter
 from iofold_tui.ui.text import cell
@@ -107,10 +108,8 @@ class FacetScreen(ModalScreen[TraceFilter | None]):
     def _scope(self, conn: sqlite3.Connection) -> tuple[str | None, str | None]:
         es = self.flt.eval_set_id
         if not es:
-            row = conn.execute("SELECT id FROM eval_sets ORDER BY created_at LIMIT 1").fetchone()
-            es = row[0] if row else None
-        row = conn.execute("SELECT id FROM evals WHERE eval_set_id = ? ORDER BY version DESC LIMIT 1", (es,)).fetchone()
-        return es, (row[0] if row else None)
+            es = first_eval_set(conn)
+        return es, newest_version(conn, es)
 
     @work(thread=True, exclusive=True, group="facet")
     def load(self, name: str) -> None:

@@ -20,8 +20,10 @@ from textual.widgets import DataTable, Footer, Static
 
 from iofold_tui.data.labels.conflict_queue import QueuedConflict, load_conflicts, resolve
 from iofold_tui.data.labels.history import FeedbackRow
+from iofold_tui.data.labels.lookup import feedback_row
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.text import plural
+from iofold_tui.data.traces.lookup import previews
 from iofold_tui.ui.labeling import disabled_reason, label_store
 from iofold_tui.ui.text import cell, safe
 from iofold_tui.ui.widgets import PaneHeader
@@ -109,12 +111,9 @@ class LabelConflictsScreen(Screen[None]):
             rows: list[ConflictRow] = []
             with self.app.source.db.fresh() as conn:  # type: ignore[attr-defined]
                 for c in conflicts:
-                    f = conn.execute("SELECT id, rating, notes, created_at, updated_at FROM feedback "
-                                     "WHERE eval_set_id = ? AND trace_id = ?", (c.eval_set_id, c.trace_id)).fetchone()
-                    t = conn.execute("SELECT input_preview, output_preview FROM traces WHERE id = ?",
-                                     (c.trace_id,)).fetchone()
-                    mine = None if f is None else FeedbackRow(f[0], f[1], f[2], f[3], f[4])
-                    rows.append(ConflictRow(c, mine, t[0] if t else None, t[1] if t else None))
+                    t = previews(conn, c.trace_id)
+                    rows.append(ConflictRow(c, feedback_row(conn, c.eval_set_id, c.trace_id),
+                                            t[0] if t else None, t[1] if t else None))
         except Exception as exc:  # noqa: BLE001 - shown as one line
             self.post_message(ConflictsLoaded(None, one_line(str(exc), 200)))
             return
