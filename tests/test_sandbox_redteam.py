@@ -31,8 +31,9 @@ PY_ONLY = OS_LAYERS  # every Python layer (static, builtins, audit) and none of 
 OS_ONLY = frozenset({"static", "builtins", "audit"})  # the operating system's layers alone
 ALL = frozenset()
 
-# Reaches the real builtins with every Python layer on: dataclasses writes a base class's (mutable)
-# Field.name into the source it compiles, and the sandbox lets dataclasses compile anything.
+# Reached the real builtins with every Python layer on: dataclasses writes a base class's (mutable)
+# Field.name into the source it compiles, and the sandbox let dataclasses compile anything (now the hook
+# checks the shape of that source).
 DATACLASS_ESCAPE = """
 import dataclasses
 @dataclasses.dataclass
@@ -156,13 +157,9 @@ def _run(code: str, disable: frozenset[str], traces: int = 1, timeout_s: float =
 # -- Python layers: library code that compiles text ------------------------------------------------------
 
 @pytest.mark.skipif(not LINUX, reason="mkfifo/pidfd goals are Linux")
-@pytest.mark.xfail(strict=True, reason=(
-    "dataclasses compiles text built from Field.name, which the eval can change on a base class's field "
-    "(and on a str subclass whose __format__ runs while the text is built); the audit hook lets "
-    "dataclasses compile anything, so the eval runs text the static check never saw, with the real "
-    "builtins. Fix: an exec-free dataclass for evals, or the hook checks the generated source's AST"))
-def test_dataclass_base_field_injection_reaches_nothing(target: Target) -> None:
-    code = DATACLASS_ESCAPE + GOALS.format(fifo=str(target.scratch / "pwned-dataclass"), victim=target.victim.pid)
+@pytest.mark.parametrize("escape", ["dataclass base field", "dataclass str subclass"])
+def test_dataclass_base_field_injection_reaches_nothing(escape: str, target: Target) -> None:
+    code = ESCAPES[escape] + GOALS.format(fifo=str(target.scratch / "pwned-dataclass"), victim=target.victim.pid)
     results, _ = _run(code, PY_ONLY)
     target.untouched()
     assert all(r.error for r in results)
@@ -180,7 +177,29 @@ def test_forward_ref_cannot_spend_namedtuples_exec(target: Target) -> None:
     assert all(r.error for r in results)
 
 
-ESCAPES = {"dataclass base field": DATACLASS_ESCAPE, "typing.ForwardRef": FORWARD_REF_ESCAPE,
+# The same through a str subclass: Field.name looks harmless whenever checked, but its __format__ writes
+# the injection while dataclasses builds the text.
+DATACLASS_FORMAT_ESCAPE = """
+import dataclasses
+class _Sly(str):
+    def __format__(self, spec):
+        return "a.append(__builtins__)"
+@dataclasses.dataclass
+class _Base:
+    a: list
+def real_builtins():
+    dataclasses.fields(_Base)[0].name = _Sly("a")
+    @dataclasses.dataclass(init=False, repr=False)
+    class Child(_Base):
+        pass
+    child = Child([])
+    child == child
+    return child.a[0]
+def real_import(name):
+    return real_builtins()["__import__"](name)
+"""
+
+ESCAPES = {"dataclass base field": DATACLASS_ESCAPE, "dataclass str subclass": DATACLASS_FORMAT_ESCAPE, "typing.ForwardRef": FORWARD_REF_ESCAPE,
            "functools.wraps().func": WRAPS_ESCAPE, "Enum._convert_": ENUM_CONVERT_ESCAPE}
 
 
@@ -331,6 +350,59 @@ def test_replacement_workers_cannot_stretch_a_run() -> None:
 # -- no false refusals ---------------------------------------------------------------------------------------
 
 ORDINARY = {
+    "dataclass variants (the source check)": """
+        import dataclasses, typing
+        from dataclasses import dataclass, field, InitVar, KW_ONLY
+        @dataclass
+        class A:
+            x: int
+            y: str = "a"
+            z: list = field(default_factory=list)
+        @dataclass(frozen=True, order=True, slots=True)
+        class B:
+            self: int
+            other: int = 0
+        @dataclass(unsafe_hash=True, kw_only=True)
+        class C:
+            a: int = 1
+            b: InitVar[int] = 2
+            def __post_init__(self, b):
+                self.a += b
+        @dataclass(eq=False, repr=False)
+        class D:
+            _: KW_ONLY
+            q: int = field(default=3, repr=False, compare=False, hash=None, init=False)
+            r: typing.ClassVar[int] = 4
+            s: list = field(default_factory=list, init=False)
+        @dataclass
+        class E(A):
+            w: int = 5
+        @dataclass(frozen=True, slots=True, weakref_slot=True)
+        class F:
+            name: str = field(default_factory=str)
+            value: str = "v"
+        M = dataclasses.make_dataclass("M", [("b", int, 0), ("c", int, field(default=1))], bases=(F,), frozen=True)
+        @dataclass(order=True)
+        class G:
+            é: int = 1
+            name: str = field(default="n", compare=False)
+        def check(trace):
+            b = B(1, 2)
+            try:
+                b.other = 3
+                frozen = "not frozen"
+            except dataclasses.FrozenInstanceError:
+                frozen = "frozen"
+            out = [repr(A(1)), repr(b), str(b < B(2)), frozen, str(hash(C(a=1))), str(C(a=1).a), repr(D()), str(D().q),
+                   repr(E(1, w=2)), repr(F()), repr(M(b=2)), str(G() <= G(2)), str(dataclasses.asdict(E(1))),
+                   repr(dataclasses.replace(b, other=9)), str(A(1) == A(1)), str(dataclasses.astuple(M()))]
+            return (all(out), " | ".join(out))
+    """,
+    "a non-ASCII name (the parser imports unicodedata)": """
+        def check(trace):
+            café = "ok"
+            return (True, café)
+    """,
     "datetime.strftime (imports time from C)": """
         import datetime
         def check(trace):

@@ -119,6 +119,7 @@ def _preload() -> None:
     time.localtime()
     collections.namedtuple("_Warm", "a")
     "x".encode("latin-1").decode("cp1252")
+    compile("\u00e9 = 0", "<preload>", "exec", dont_inherit=True)  # non-ASCII names: the parser imports unicodedata
 
 
 class Sandbox:

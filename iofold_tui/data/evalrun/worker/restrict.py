@@ -12,6 +12,7 @@ Stdlib only; imported by ``main`` before any eval code exists.
 
 from __future__ import annotations
 
+import ast
 import builtins
 import collections
 import dataclasses
@@ -61,7 +62,9 @@ _ALLOWED_EVENTS = frozenset({"builtins.id", "sys._getframe", "object.__setattr__
                              "marshal.loads"})
 # The only source compiled after lockdown: collections.namedtuple's generated __new__ ...
 _NAMEDTUPLE_SRC = re.compile(r"lambda _cls, ([\w, ]*): _tuple_new\(_cls, \(\1\)\)")
-# ... and the methods dataclasses writes, from field names that ``_checked_fields`` proved identifiers.
+# ... and the methods dataclasses writes. Their text is built from Field.name, which the eval can change
+# (a base class's fields, a str subclass whose __format__ runs while the text is built), so the text itself
+# is checked (``_dataclass_source_ok``) before it may compile.
 _DATACLASSES_GLOBALS = vars(dataclasses)
 _COLLECTIONS_GLOBALS = vars(collections)
 
@@ -99,6 +102,75 @@ def safe_delattr(obj: object, name: str) -> None:
     if refused(name) or name in SAFE_DUNDERS:
         raise AttributeError(f"deleting attribute {name!r} is not allowed in an eval")
     delattr(obj, name)
+
+
+_DC_BUILTIN_NAMES = frozenset({"type", "super", "hash", "NotImplemented"})
+_DC_CALLS = frozenset({"type", "super", "hash", "FrozenInstanceError"})
+_DC_DUNDER_ATTRS = frozenset({"__class__", "__qualname__", "__setattr__", "__delattr__", "__post_init__"})
+_DC_NODES = (ast.Assign, ast.Expr, ast.If, ast.Raise, ast.Return, ast.Pass, ast.Load, ast.Store, ast.Constant,
+             ast.Tuple, ast.Compare, ast.BoolOp, ast.Or, ast.Is, ast.In, ast.Eq, ast.Lt, ast.LtE, ast.Gt, ast.GtE,
+             ast.BinOp, ast.Add, ast.JoinedStr, ast.FormattedValue, ast.IfExp)
+
+
+def _dataclass_source_ok(source: object) -> bool:
+    """Whether ``source`` has the shape of what dataclasses' ``_create_fn`` writes for plain field names:
+    ``def __create_fn__(<names>): def <method>(<params>): <body>; return <method>``, where the body reads
+    only those names and a few builtins, reads attributes only of a name (one level; ``self.__class__.
+    __qualname__`` and ``super(...)`` aside) and calls only type/super/hash/FrozenInstanceError, the default
+    factories and ``__setattr__``/``__delattr__``/``__post_init__``. Injected text breaks one of these."""
+    if isinstance(source, bytes):
+        source = source.decode("utf-8", "replace")
+    if not isinstance(source, str):
+        return False
+    try:  # an AST only (its compile event comes from this module: allowed by the hook)
+        tree = compile(source, "<dataclass>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    if len(tree.body) != 1 or type(tree.body[0]) is not ast.FunctionDef:
+        return False
+    outer = tree.body[0]
+    outer_args = outer.args
+    if (outer.name != "__create_fn__" or outer.decorator_list or outer.returns or outer_args.posonlyargs
+            or outer_args.vararg or outer_args.kwonlyargs or outer_args.kwarg or outer_args.defaults
+            or any(arg.annotation for arg in outer_args.args) or len(outer.body) != 2):
+        return False
+    outer_names = {arg.arg for arg in outer_args.args}
+    inner, back = outer.body
+    if type(inner) is not ast.FunctionDef or inner.decorator_list or not (
+            type(back) is ast.Return and type(back.value) is ast.Name and back.value.id == inner.name):
+        return False
+    inner_args = inner.args
+    if inner_args.posonlyargs or inner_args.vararg or inner_args.kwarg:
+        return False
+    params = inner_args.args + inner_args.kwonlyargs
+    # Annotations, defaults and the return annotation are evaluated in __create_fn__: its names only.
+    outer_scope = [arg.annotation for arg in params] + inner_args.defaults + inner_args.kw_defaults + [inner.returns]
+    if not all(node is None or (type(node) is ast.Name and node.id in outer_names) for node in outer_scope):
+        return False
+    names = outer_names | {arg.arg for arg in params} | _DC_BUILTIN_NAMES
+    for statement in inner.body:
+        for node in ast.walk(statement):
+            kind = type(node)
+            if kind is ast.Name:
+                if node.id not in names:
+                    return False
+            elif kind is ast.Attribute:
+                value = node.value
+                if (node.attr.startswith("__") and node.attr not in _DC_DUNDER_ATTRS) or not (
+                        type(value) is ast.Name
+                        or (type(value) is ast.Call and type(value.func) is ast.Name and value.func.id == "super")
+                        or (type(value) is ast.Attribute and value.attr == "__class__"
+                            and node.attr == "__qualname__" and type(value.value) is ast.Name)):
+                    return False
+            elif kind is ast.Call:
+                func = node.func
+                if node.keywords or not (
+                        (type(func) is ast.Name and (func.id in _DC_CALLS or func.id.startswith("_dflt_")))
+                        or (type(func) is ast.Attribute and func.attr in ("__setattr__", "__delattr__", "__post_init__"))):
+                    return False
+            elif not isinstance(node, _DC_NODES):
+                return False
+    return True
 
 
 def _checked_fields(cls: object) -> None:
@@ -220,7 +292,8 @@ def install_audit_hook(module_code: types.CodeType) -> None:
     # Bound here, not looked up in this module's globals at each event: nothing the eval does to a module's
     # namespace changes what the hook allows.
     allowed, dataclasses_globals, collections_globals = _ALLOWED_EVENTS, _DATACLASSES_GLOBALS, _COLLECTIONS_GLOBALS
-    namedtuple_source, blocked = _NAMEDTUPLE_SRC.fullmatch, PermissionError
+    namedtuple_source, blocked, dataclass_source_ok, own_globals = (
+        _NAMEDTUPLE_SRC.fullmatch, PermissionError, _dataclass_source_ok, globals())
 
     def hook(event: str, args: tuple[object, ...]) -> None:
         if event in allowed:
@@ -233,7 +306,10 @@ def install_audit_hook(module_code: types.CodeType) -> None:
             # exec is namedtuple's" flag would be spent by whichever exec comes next (typing.ForwardRef
             # compiles namedtuple-shaped text too, and its evaluation then runs in the eval's globals).
             caller = getframe(1).f_globals  # raises "sys._getframe": allowed above
-            if caller is dataclasses_globals:
+            if caller is dataclasses_globals:  # _create_fn's exec(text): the text is checked at its compile
+                if event == "exec" or dataclass_source_ok(args[0] if args else None):
+                    return
+            elif caller is own_globals and event == "compile":  # dataclass_source_ok's parse (an AST only)
                 return
             if caller is collections_globals:  # namedtuple's one eval() of the one shape of source
                 if event == "exec":
