@@ -271,3 +271,21 @@ def test_any_bytes_never_raise(tmp_path: Path, data: bytes) -> None:
         path.write_bytes(data)
         parsed = read_label_file(path)
         assert parsed.ok or all(e.message for e in parsed.errors)
+
+
+def test_a_d1_export_file_is_read_as_another_copy(tmp_path: Path) -> None:
+    """FILE may be a `wrangler d1 export` .sql of another copy (not a label patch): read through its cached
+    working copy, the .sql itself untouched."""
+    a, ids = copy_db(tmp_path / "alice.sqlite")
+    b, _ = copy_db(tmp_path / "bob.sqlite")
+    label_some(a, ids)
+    dump = tmp_path / "alice.sql"
+    conn = sqlite3.connect(a)
+    dump.write_text("PRAGMA defer_foreign_keys=TRUE;\n" + "\n".join(
+        line for line in conn.iterdump() if line not in ("BEGIN TRANSACTION;", "COMMIT;")) + "\n")
+    conn.close()
+    before = dump.read_bytes()
+    result = invoke("import-labels", str(b), str(dump), "--eval-set", ES2, "--apply")
+    assert result.exit_code == 0, result.output
+    assert labels(b) == labels(a)
+    assert dump.read_bytes() == before
