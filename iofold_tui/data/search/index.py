@@ -480,7 +480,8 @@ class SearchIndex:
             every = None
             if want_all:
                 every = rowids if limit is None else [int(r[0]) for r in conn.execute(
-                    "SELECT d.rid FROM fts JOIN docs d ON d.key = fts.rowid WHERE fts MATCH ?", (match,))]
+                    "SELECT d.rid FROM fts JOIN docs d ON d.key = fts.rowid WHERE fts MATCH ? ORDER BY fts.rowid DESC",
+                    (match,))]  # newest first, so a caller's cap keeps the newest
         except sqlite3.OperationalError as exc:  # a MATCH we built is always valid: anything else is the index
             raise IndexUnavailable(f"search index unusable ({exc})") from None
         return SearchResult(rowids, total, True, order, ms=(time.perf_counter() - start) * 1000, all_rowids=every)

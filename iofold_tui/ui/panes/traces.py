@@ -536,6 +536,9 @@ class TracesPane(Pane):
         rowids = (result.all_rowids or [])[:SEARCH_CAP]
         if result.note:
             self.app.call_from_thread(self.notify, result.note)
+        if len(result.all_rowids or []) > SEARCH_CAP:
+            self.app.call_from_thread(self.notify, f"{len(result.all_rowids or []):,} matches: the list keeps the newest "
+                                      f"{SEARCH_CAP:,} (narrow the query for the rest)")
         self.post_message(StepScanProgress(0, 0, len(rowids), True, rowids, result.complete and result.total <= SEARCH_CAP))
         if not result.used_index and ("no search index" in (result.note or "") or "unusable" in (result.note or "")):
             self.build_search_index()
