@@ -116,20 +116,12 @@ class IofoldApp(App[None]):
     def _open_labels(self) -> None:
         """Labels queued by an earlier session (it quit, or was killed, while the database was locked) are
         written now, whatever pane is shown: open the store and its writer if the sidecar holds any."""
-        import sqlite3
-
+        from iofold_tui.data.labels.history import queued_count
         from iofold_tui.ui import labeling
 
-        path = Path(self.source.history_path)
-        if self.source.read_only_reason or not path.is_file():
+        if self.source.read_only_reason:
             return
-        queued = 0
-        with contextlib.suppress(sqlite3.Error):  # a read-only peek: no schema work, never an error
-            peek = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
-            try:
-                queued = int(peek.execute("SELECT count(*) FROM queued WHERE status = 'queued'").fetchone()[0])
-            finally:
-                peek.close()
+        queued = queued_count(Path(self.source.history_path))
         if queued:
             with contextlib.suppress(Exception):  # a store that cannot open says why when a label key is pressed
                 labeling.label_queue(self)

@@ -399,6 +399,23 @@ class LabelHistory:
             yield group
 
 
+def queued_count(path: Path) -> int:
+    """Label intents an earlier session left queued in the sidecar at ``path`` (a read-only peek: no schema
+    work, 0 when the file is missing, older or unreadable)."""
+    if not Path(path).is_file():
+        return 0
+    try:
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
+    except sqlite3.Error:
+        return 0
+    try:
+        return int(conn.execute("SELECT count(*) FROM queued WHERE status = 'queued'").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+    finally:
+        conn.close()
+
+
 def open_sidecar(path: Path, ddl: str, format_version: str, *, busy_timeout_s: float = 10.0) -> sqlite3.Connection:
     """Open (creating) one of iofold-tui's own history files: WAL, fsynced commits (an entry must be on disk
     before the user's database commits), schema ``ddl`` and a ``meta`` format version."""
