@@ -290,14 +290,14 @@ async def test_export_and_open(evals_db: Path, tmp_path: Path, monkeypatch: pyte
 
 async def test_select_item_switches_set_and_honours_diff_with(evals_db: Path) -> None:
     app = _app(evals_db)
-    app.screenshot_options = {"diff_with": "ev_v2"}
+    app.state.screenshot_diff_with = "ev_v2"
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         pane = _pane(app)
         pane.select_item(V1)
         await settle(app, pilot)
         assert pane.active_tab == "diff" and pane.diff_key == ("ev_v2", V1, False)
-        app.screenshot_options = {}
+        app.state.screenshot_diff_with = None
         pane.select_item("ev_other")
         await settle(app, pilot)
         assert app.state.eval_set_id == "set_b" and pane.selected_id == "ev_other"

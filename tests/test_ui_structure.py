@@ -20,7 +20,6 @@ RUNS_SQL = {"execute", "executemany", "executescript", "query", "query_one", "qu
 # Files other engineers were still editing when this rule landed (issue 15); each one names what is left.
 PENDING: dict[str, str] = {
     "app.py": "the label queue's sidecar count (peek.execute) belongs in data/labels",
-    "panes/evals.py": "the eval set of an eval id: data.evals.lookup.eval_set_of",
 }
 
 

@@ -20,6 +20,7 @@ from iofold_tui.data.source.catalog import EvalSet, Workspace
 from iofold_tui.data.source.loader import OpenedSource
 from iofold_tui.data.traces.query import TraceFilter
 from iofold_tui.ui.keymap import load_keymap
+from iofold_tui.ui.navigation import OpenMatrixColumn, OpenReviewQueue
 from iofold_tui.ui.palette import EvalProvider, FilterProvider, TraceIdProvider
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes import PANES, PaneSpec
@@ -77,8 +78,6 @@ class IofoldApp(App[None]):
         self.user_keymap: dict[str, str] = {}  # binding id -> keys, from the user's keymap file
         self._data_version: int | None = None
         self._others_version: int | None = None
-        self.review_with_filter = False  # set by open_review_queue, consumed by the review pane
-        self.trace_columns: object = None  # the trace list's columns (ui/trace_columns.py), per database
 
     @property
     def db(self):  # noqa: ANN201 - Database; a property so panes read it one way
@@ -86,7 +85,7 @@ class IofoldApp(App[None]):
 
     def on_mount(self) -> None:
         if self.source.kind != "demo":
-            self.trace_columns = load_prefs(self.db.path).get("trace_columns")
+            self.state.trace_columns = load_prefs(self.db.path).get("trace_columns")
         keymap, problem = load_keymap()
         self.user_keymap = keymap
         if keymap:
@@ -256,7 +255,7 @@ class IofoldApp(App[None]):
             "workspace_id": self.state.workspace_id,
             "trace_filter": {k: getattr(flt, k) for k in self.REMEMBERED_FILTER},
             "theme": self.theme,
-            "trace_columns": self.trace_columns,
+            "trace_columns": self.state.trace_columns,
         })
 
     # -- jumps used by the palette and by panes ---------------------------------------------------------
@@ -275,12 +274,22 @@ class IofoldApp(App[None]):
         """Review exactly these traces (a confusion-matrix cell, a selection): review mode with the trace
         filter set to them, so the queue pages through SQL like any other."""
         self.state.trace_filter = replace(self.state.trace_filter.cleared(), trace_ids=tuple(trace_ids))
-        self.review_with_filter = True
+        self.state.review_queue_pending = True
         for stack in self._screen_stacks.values():
             for screen in stack:
                 if isinstance(screen, Pane):
                     screen.stale = True
         self.switch_mode("review")
+
+    def on_open_review_queue(self, message: OpenReviewQueue) -> None:
+        self.open_review_queue(message.trace_ids)
+
+    def on_open_matrix_column(self, message: OpenMatrixColumn) -> None:
+        self.state.pending_matrix_eval = message.eval_id  # taken by the matrix when it shows
+        if self.pane_spec("matrix") is None:
+            self.notify("the matrix pane is not part of this build", severity="warning")
+            return
+        self.switch_mode("matrix")
 
     def apply_trace_filter(self, changes: dict[str, object] | None) -> None:
         if changes is None:

@@ -63,7 +63,7 @@ async def _workbench(app: IofoldApp, pilot: object, pane: str, select: str | Non
     if pane == "eval-editor":
         await app.push_screen(EvalEditorScreen(str(row[0])))
     else:
-        other = (getattr(app, "screenshot_options", None) or {}).get("diff_with") or row[1]
+        other = app.state.screenshot_diff_with or row[1]
         if other is None:
             raise ValueError(f"{row[0]} has no parent: give --diff OTHER_EVAL")
         await app.push_screen(CompareScreen(str(other), str(row[0])))
@@ -95,7 +95,7 @@ def take_screenshot(
                          f"{', '.join(WORKBENCH)})")
     start = "traces" if pane == "trace" else "evals" if pane in WORKBENCH else pane
     app = IofoldApp(opened, pane=start, eval_set=eval_set, select=select, watch_interval=0)
-    app.screenshot_options = {"diff_with": diff_with}
+    app.state.screenshot_diff_with = diff_with
     app.remember_prefs = False  # a screenshot does not change the pane the next start opens
     svg = asyncio.run(_render(app, pane, select, size))
     output.parent.mkdir(parents=True, exist_ok=True)

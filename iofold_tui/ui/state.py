@@ -17,6 +17,11 @@ class AppState:
     trace_filter: TraceFilter = field(default_factory=TraceFilter)
     # handed from one pane to the next (set by the sender, taken by the receiver once it shows)
     pending_matrix_eval: str | None = None  # the matrix puts its cursor on this eval version's column
+    review_queue_pending: bool = False  # review mode takes the trace filter as its queue (open_review_queue)
+    # remembered per database
+    trace_columns: object = None  # the trace list's chosen columns (ui/trace_columns.py prefs form)
+    # `iofold-tui screenshot --pane compare --diff OTHER`: the eval the compare view diffs against
+    screenshot_diff_with: str | None = None
 
     @property
     def eval_set(self) -> EvalSet | None:

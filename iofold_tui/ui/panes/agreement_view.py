@@ -22,6 +22,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from iofold_tui.data.labels.agreement import open_agreement, report_lines
 from iofold_tui.data.sanitize import one_line
+from iofold_tui.ui.navigation import OpenReviewQueue
 from iofold_tui.ui.text import cell, safe
 from iofold_tui.ui.widgets import PaneHeader
 
@@ -151,4 +152,4 @@ class AgreementScreen(Screen[None]):
         if len(message.ids) == REVIEW_MAX:
             self.app.notify(f"reviewing the first {REVIEW_MAX:,} disagreements", timeout=4)
         self.app.pop_screen()
-        self.app.open_review_queue(tuple(message.ids))  # type: ignore[attr-defined]
+        self.post_message(OpenReviewQueue(tuple(message.ids)))

@@ -31,6 +31,7 @@ from iofold_tui.data.evals.compare import CompareError, Comparison, cached_compa
 from iofold_tui.data.evals.drafts import DraftError, promote, workbench_path
 from iofold_tui.data.matrix.stats import METRICS, RATINGS, STATES, MatrixStats
 from iofold_tui.data.sanitize import clean, one_line
+from iofold_tui.ui.navigation import OpenReviewQueue
 from iofold_tui.ui.widgets import Confirm, KeyFooter
 
 QUEUE_CAP = 50_000  # trace ids handed to the review queue from one flip list (as the matrix drill-down)
@@ -370,7 +371,7 @@ class CompareScreen(Screen[None]):
             self.notify(f"no traces in {message.title}", severity="warning")
             return
         app = self.app
-        app.open_review_queue(tuple(message.ids))  # type: ignore[attr-defined]
+        self.post_message(OpenReviewQueue(tuple(message.ids)))
         capped = f" (the first {len(message.ids):,} by trace id)" if message.more else ""
         app.notify(f"review queue: {len(message.ids):,} traces, {one_line(message.title, 80)}{capped}. "
                    "f in review mode drops it.", timeout=10)

@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from iofold_tui.data.evals import versions as core
+from iofold_tui.data.evals.lookup import eval_set_of
 from iofold_tui.data.evals.versions import (
     EvalCounts,
     EvalDetail,
@@ -28,6 +29,7 @@ from iofold_tui.data.evals.versions import (
 from iofold_tui.data.paths import cache_dir
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.text import plural
+from iofold_tui.ui.navigation import OpenMatrixColumn
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes.evals_widgets import (
     CodeView,
@@ -636,11 +638,7 @@ class EvalsPane(Pane):
     def action_matrix(self) -> None:
         if not self.selected_id:
             return
-        self.iofold.state.pending_matrix_eval = self.selected_id
-        if self.iofold.pane_spec("matrix") is None:
-            self.notify("the matrix pane is not part of this build", severity="warning")
-            return
-        self.app.switch_mode("matrix")
+        self.post_message(OpenMatrixColumn(self.selected_id))
 
     def action_run_eval(self, dry_run: bool) -> None:
         """Re-run the selected eval locally in the sandbox over the eval set's labelled traces."""
@@ -696,7 +694,7 @@ class EvalsPane(Pane):
             self._locate(eval_id)
 
     def _apply_screenshot_options(self) -> None:
-        other = (getattr(self.app, "screenshot_options", None) or {}).get("diff_with")
+        other = self.iofold.state.screenshot_diff_with
         self.pending_select = None
         if other:
             self.base_override = str(other)
@@ -704,8 +702,7 @@ class EvalsPane(Pane):
 
     @work(thread=True, group="evals-locate")
     def _locate(self, eval_id: str) -> None:
-        row = self.iofold.db.conn().execute("SELECT eval_set_id FROM evals WHERE id = ?", (eval_id,)).fetchone()
-        self.post_message(Located(eval_id, None if row is None else str(row[0])))
+        self.post_message(Located(eval_id, eval_set_of(self.iofold.db.conn(), eval_id)))
 
     def on_located(self, message: Located) -> None:
         state = self.iofold.state

@@ -44,6 +44,7 @@ from iofold_tui.ui.models.matrix import (
     StatsExtra,
     StatsLoaded,
 )
+from iofold_tui.ui.navigation import OpenReviewQueue
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes.matrix_widgets import (
     CONFUSION_TITLES,
@@ -565,10 +566,9 @@ class MatrixPane(Pane):
         if not ids:
             self.notify(f"no traces in {title}", severity="warning")
             return
-        app = self.iofold
-        app.open_review_queue(tuple(ids))  # exactly those traces: other trace filters are dropped
+        self.post_message(OpenReviewQueue(tuple(ids)))  # exactly those traces: other trace filters are dropped
         capped = f" (the first {len(ids):,} by trace id)" if more else ""
-        app.notify(f"review queue: {plural(len(ids), 'trace')}, {title}{capped}. "
+        self.app.notify(f"review queue: {plural(len(ids), 'trace')}, {title}{capped}. "
                    "f in review mode (or c in the trace list) drops it.", timeout=10)
 
     # -- relabelling ---------------------------------------------------------------------------------------

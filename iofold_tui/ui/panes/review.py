@@ -222,8 +222,8 @@ class ReviewPane(Pane):
 
     def reload(self) -> None:
         state = self.iofold.state
-        if getattr(self.app, "review_with_filter", False):  # a queue handed over by another pane
-            self.app.review_with_filter = False  # type: ignore[attr-defined]
+        if state.review_queue_pending:  # a queue handed over by another pane
+            state.review_queue_pending = False
             self.use_filter = True
         self.eval_set = state.eval_set
         if self.eval_set is None:

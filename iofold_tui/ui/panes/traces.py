@@ -124,7 +124,7 @@ class TracesPane(Pane):
 
     def compose_body(self) -> ComposeResult:
         table = RowTable(id="traces")  # the search bar is mounted above it on the first "/"
-        self.column_choice = trace_columns.from_prefs(getattr(self.app, "trace_columns", None))
+        self.column_choice = trace_columns.from_prefs(self.iofold.state.trace_columns)
         columns, self.compact_time = trace_columns.layout(self.column_choice, self.app.size.width)
         for key, label, width in columns:
             table.add_column(label, width=width, key=key)
@@ -158,7 +158,7 @@ class TracesPane(Pane):
             if choice is None:
                 return
             self.column_choice = choice
-            self.app.trace_columns = trace_columns.to_prefs(choice)  # type: ignore[attr-defined]
+            self.iofold.state.trace_columns = trace_columns.to_prefs(choice)
             save = getattr(self.app, "save_prefs", None)
             if save is not None and self.iofold.state.workspaces:
                 save()
