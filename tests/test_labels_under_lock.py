@@ -288,3 +288,22 @@ async def test_trace_list_row_shows_pending_then_the_written_label(db: Path) -> 
         await settle(app, pilot)
         assert "⧗" not in str(table.get_cell("ux_000", "rating")) and feedback(db, "ux_000")[1] == "positive"
     finish(app)
+
+
+def test_a_label_cancelled_while_the_writer_holds_it_is_not_written(db: Path, tmp_path: Path) -> None:
+    """Undo (cancel) lands between the writer picking the intent and recording its step: nothing is written
+    and the intent stays cancelled (redo can queue it again)."""
+    store = LabelStore(db, history_path=tmp_path / "h.sqlite")
+    try:
+        intent = store.queue_label(ES, "ux_000", "positive")
+        picked = store.history.next_queued()
+        assert picked == intent
+        assert store.cancel_queued() == intent
+        store.history.next_queued = lambda: picked  # type: ignore[method-assign] - the writer already holds it
+        assert store.apply_next().outcome == "cancelled"
+        assert feedback(db, "ux_000") is None and store.history.top_applied() is None
+        del store.history.next_queued
+        assert store.restore_cancelled() is not None and store.apply_next().outcome == "applied"
+        assert feedback(db, "ux_000")[1] == "positive"
+    finally:
+        store.close()

@@ -116,6 +116,10 @@ class Step:
     changes: tuple[LabelChange, ...]
 
 
+class IntentCancelled(Exception):
+    """The intent being applied was cancelled (undone while still queued): nothing is written."""
+
+
 @dataclass(frozen=True, slots=True)
 class Intent:
     """A label key recorded in the sidecar, not yet written to the user's database."""
@@ -277,8 +281,12 @@ class LabelHistory:
         return None if row is None else _intent(row)
 
     def bind(self, intent_id: int, step_id: int) -> None:
-        """Inside a sidecar transaction: the step ``step_id`` applies ``intent_id``."""
-        self.conn.execute("UPDATE queued SET step_id = ? WHERE id = ?", (step_id, intent_id))
+        """Inside a sidecar transaction: the step ``step_id`` applies ``intent_id``. Raises IntentCancelled
+        when the user cancelled it (undo) after the writer picked it up: the transaction rolls back."""
+        cur = self.conn.execute("UPDATE queued SET step_id = ? WHERE id = ? AND status = 'queued'",
+                                (step_id, intent_id))
+        if cur.rowcount == 0:
+            raise IntentCancelled(intent_id)
 
     def unbind(self, intent_id: int) -> None:
         with self._txn():

@@ -43,6 +43,7 @@ from iofold_tui.data.labels.history import (
     UNDONE,
     FeedbackRow,
     Intent,
+    IntentCancelled,
     LabelChange,
     LabelHistory,
     Step,
@@ -585,6 +586,8 @@ class LabelStore:
                 result = self._apply(intent, wait_s)
             except LockedError as exc:
                 return Applied("busy", intent, error=str(exc))
+            except IntentCancelled:  # undone by the user while this write waited: it stays cancelled
+                return Applied("cancelled", intent)
             except UndoConflictError as exc:
                 self.history.consume(intent.id)
                 return Applied("failed", intent, error=str(exc), conflict=exc)

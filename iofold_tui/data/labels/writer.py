@@ -9,6 +9,7 @@ The timings are parameters so tests can simulate a 45 s or 120 s lock in a fract
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -71,7 +72,7 @@ class LabelWriter:
             try:
                 done = self.store.apply_next(self.timing.attempt_wait_s)
             except Exception as exc:  # noqa: BLE001 - the store closed under us, or worse: report, keep the intent
-                if self._stop.is_set():
+                if self._stop.is_set() or isinstance(exc, sqlite3.ProgrammingError):  # closed: the app is gone
                     return
                 self._emit(WriterEvent("busy", Applied("busy", error=str(exc)), 0.0, attempts))
                 self._stop.wait(self.timing.backoff_max_s)
