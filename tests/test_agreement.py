@@ -381,3 +381,41 @@ def test_labels_in_eval_sets_the_source_lacks_are_counted(tmp_path: Path) -> Non
     with open_agreement(opened, [str(b)]) as session:
         report = session.report()
     assert report["unknown_eval_sets"] == {"b.sqlite": 2}
+
+
+# ---------------------------------------------------------------- property: SQL figures = a direct count
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_labels = st.dictionaries(st.integers(0, 11), st.sampled_from([P, N, U]), max_size=12)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mine=_labels, bob=_labels, carol=_labels)
+def test_packed_figures_equal_a_direct_count(tmp_path_factory: pytest.TempPathFactory, mine: dict, bob: dict,
+                                             carol: dict) -> None:
+    folder = tmp_path_factory.mktemp("prop")
+    a = make_copy(folder / "a.sqlite", {str(k): v for k, v in mine.items()})
+    files = []
+    for name, labels in (("bob", bob), ("carol", carol)):
+        path = folder / f"{name}.csv"
+        path.write_text("eval_set_id,trace_id,rating\n" + "".join(f"{ES2},{tid(k)},{v}\n" for k, v in labels.items()))
+        files.append(path)
+    s = report_for(a, *files)
+    people = [mine, bob, carol]
+    for pair, (i, j) in zip(s["pairs"], [(0, 1), (0, 2), (1, 2)], strict=True):
+        table = {r: {c: 0 for c in (P, N, U)} for r in (P, N, U)}
+        for k in set(people[i]) & set(people[j]):
+            table[people[i][k]][people[j][k]] += 1
+        assert pair["confusion"] == table
+        percent, kappa = cohen(table)
+        assert (pair["percent_agreement"], pair["cohens_kappa"]) == (percent.value, kappa.value)
+    everyone = set(mine) & set(bob) & set(carol)
+    counts = [([[p[k] for p in people].count(c) for c in (P, N, U)], 1) for k in everyone]
+    traces, unanimous, kappa = fleiss(counts, 3)
+    assert (s["fleiss"]["traces"], s["fleiss"]["fleiss_kappa"]) == (traces, kappa.value)
+    assert s["fleiss"]["unanimous"] == unanimous.value
+    assert [x["labelled"] for x in s["annotators"]] == [len(mine), len(bob), len(carol)]
+    differ = {k for k in set(mine) | set(bob) | set(carol) if len({p[k] for p in people if k in p}) > 1}
+    assert s["disagreements"] == len(differ)
