@@ -289,3 +289,24 @@ def test_a_d1_export_file_is_read_as_another_copy(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert labels(b) == labels(a)
     assert dump.read_bytes() == before
+
+
+def test_their_deletion_is_a_conflict_until_preferred(tmp_path: Path) -> None:
+    b, ids = copy_db(tmp_path / "bob.sqlite")
+    store = open_store_for(open_source(b))
+    try:
+        store.set_label(ES2, ids[0], P, note="keep?")
+    finally:
+        store.close()
+    theirs = tmp_path / "t.csv"
+    theirs.write_text(f"eval_set_id,trace_id,action,rating\n{ES2},{ids[0]},delete,\n{ES2},{ids[1]},delete,\n")
+    plan = plan_import(open_source(b, read_only=True), theirs)
+    assert [i.status for i in plan.items] == ["conflict", "same"]
+    result = invoke("import-labels", str(b), str(theirs), "--apply")
+    assert result.exit_code == 0 and labels(b)[ids[0]] == (P, "keep?")
+    result = invoke("import-labels", str(b), str(theirs), "--apply", "--prefer", "theirs")
+    assert result.exit_code == 0, result.output
+    assert ids[0] not in labels(b)
+    from iofold_tui.data.labels.conflict_queue import load_conflicts
+
+    assert load_conflicts(open_source(b).db.path) == []  # resolved by the rule: off the queue
