@@ -199,8 +199,23 @@ def real_import(name):
     return real_builtins()["__import__"](name)
 """
 
+# dataclasses.asdict deep-copied its leaves; deepcopy calls typing's alias __reduce__, which returns
+# ``globals()[self._name]`` — a private attribute ``self.<name> = ...`` may set — and reconstructs with it.
+ALIAS_REDUCE_ESCAPE = """
+import dataclasses, typing
+@dataclasses.dataclass
+class _Holder:
+    value: object
+def _grab(self):
+    self._name = "__builtins__"
+    return dataclasses.asdict(_Holder(self))["value"]
+def real_import(name):
+    return _grab(typing.Literal["__import__"])(name)
+"""
+
 ESCAPES = {"dataclass base field": DATACLASS_ESCAPE, "dataclass str subclass": DATACLASS_FORMAT_ESCAPE, "typing.ForwardRef": FORWARD_REF_ESCAPE,
-           "functools.wraps().func": WRAPS_ESCAPE, "Enum._convert_": ENUM_CONVERT_ESCAPE}
+           "functools.wraps().func": WRAPS_ESCAPE, "Enum._convert_": ENUM_CONVERT_ESCAPE,
+           "typing alias __reduce__": ALIAS_REDUCE_ESCAPE}
 
 
 @pytest.mark.skipif(not CONFINED, reason="the OS does not confine the sandbox here")
@@ -217,7 +232,7 @@ def test_every_escape_is_contained_by_the_os_layers(escape: str, target: Target)
 
 
 @pytest.mark.skipif(not LINUX, reason="mkfifo/pidfd goals are Linux")
-@pytest.mark.parametrize("escape", ["functools.wraps().func", "Enum._convert_"])
+@pytest.mark.parametrize("escape", ["functools.wraps().func", "Enum._convert_", "typing alias __reduce__"])
 def test_library_objects_hand_out_no_real_builtins(escape: str, target: Target) -> None:
     code = ESCAPES[escape] + GOALS.format(fifo=str(target.scratch / "pwned-library"), victim=target.victim.pid)
     results, _ = _run(code, PY_ONLY)

@@ -218,8 +218,37 @@ def _safe_wraps(wrapped: object, assigned: object = functools.WRAPPER_ASSIGNMENT
     return functools.partial(_safe_update_wrapper, wrapped=wrapped)
 
 
+def _plain(obj: object, factory: typing.Callable[[list[typing.Any]], object], pairs: bool) -> object:
+    """asdict/astuple's walk, without copy.deepcopy: deepcopy calls library ``__reduce__`` methods on
+    library objects, and typing's alias reduces to ``globals()[self._name]`` (a private attribute the eval
+    can set: ``"__builtins__"`` gives the real builtins). Leaves are returned as they are, not copied."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        items = [(field.name, _plain(getattr(obj, field.name), factory, pairs)) for field in dataclasses.fields(obj)]
+        return factory(items if pairs else [value for _, value in items])
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*[_plain(value, factory, pairs) for value in obj])
+    if isinstance(obj, list | tuple | set | frozenset):
+        return type(obj)(_plain(value, factory, pairs) for value in obj)
+    if isinstance(obj, dict):
+        return type(obj)((_plain(key, factory, pairs), _plain(value, factory, pairs)) for key, value in obj.items())
+    return obj
+
+
+def _safe_asdict(obj: object, *, dict_factory: typing.Callable[..., object] = dict) -> object:
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        raise TypeError("asdict() should be called on dataclass instances")
+    return _plain(obj, dict_factory, True)
+
+
+def _safe_astuple(obj: object, *, tuple_factory: typing.Callable[..., object] = tuple) -> object:
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        raise TypeError("astuple() should be called on dataclass instances")
+    return _plain(obj, tuple_factory, False)
+
+
 _REPLACEMENTS: dict[str, dict[str, object]] = {
-    "dataclasses": {"dataclass": _safe_dataclass, "make_dataclass": _safe_make_dataclass},
+    "dataclasses": {"dataclass": _safe_dataclass, "make_dataclass": _safe_make_dataclass,
+                    "asdict": _safe_asdict, "astuple": _safe_astuple},
     "functools": {"update_wrapper": _safe_update_wrapper, "wraps": _safe_wraps},
 }
 
