@@ -1,0 +1,409 @@
+"""A live D1 database through its REST API (issue 19), against a real D1 binding served by ``wrangler dev
+--local`` (tests/fixtures/d1_api_worker) — no internet. One server per module (~10 s to start)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from d1_api_tools import ACCOUNT, DB_ID, TOKEN_RO, TOKEN_RW, D1Api, FaultProxy
+
+from iofold_tui.data.labels.writer import LabelWriter, WriterEvent, WriterTiming
+from iofold_tui.data.source.d1client import D1Client, D1Error
+
+pytestmark = pytest.mark.wrangler
+ES = "set_response_quality"
+EVAL = "eval_response_quality_v1"
+BULK = 1200
+
+
+def wait_for(cond: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> Any:  # noqa: ANN401
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[D1Api]:
+    server = D1Api().start()
+    try:
+        server.exec(
+            f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {BULK}) "
+            "INSERT INTO traces (id, workspace_id, integration_id, trace_id, source, timestamp, metadata, steps, "
+            "input_preview, output_preview, step_count, has_errors) SELECT printf('bulk_%05d', i), 'ws_demo', "
+            "'int_langfuse_demo', printf('ext-%05d', i), CASE WHEN i % 3 = 0 THEN 'langsmith' ELSE 'langfuse' END, "
+            "printf('2025-10-%02d %02d:%02d:00', 1 + i % 28, i % 24, i % 60), '{}', "
+            "'[{\"role\": \"user\", \"content\": \"q' || i || '\"}]', 'question ' || i, 'answer ' || i, 1, "
+            "i % 7 = 0 FROM n",
+            "INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes, created_at, updated_at) "
+            "SELECT 'fb_' || id, 'set_response_quality', id, CASE WHEN rowid % 2 = 0 THEN 'positive' ELSE 'negative' END, "
+            "NULL, '2025-10-30 00:00:00', '2025-10-30 00:00:00' FROM traces WHERE id LIKE 'bulk_%' AND rowid % 3 = 0",
+            "INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms, executed_at) "
+            "SELECT 'ex_' || id, 'eval_response_quality_v1', id, rowid % 4 <> 0, 'r', 3, '2025-10-31 00:00:00' "
+            "FROM traces WHERE id LIKE 'bulk_%' AND rowid % 2 = 0")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def env(api: D1Api, monkeypatch: pytest.MonkeyPatch) -> D1Api:
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN_RW)
+    monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", ACCOUNT)
+    monkeypatch.setenv("IOFOLD_D1_API_BASE", api.api_base)
+    api.faults()
+    return api
+
+
+@pytest.fixture
+def proxy(api: D1Api, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    p = FaultProxy(api.port)
+    monkeypatch.setenv("IOFOLD_D1_API_BASE", p.api_base)
+    yield p
+    p.close()
+
+
+def open_remote(read_only: bool = False) -> Any:  # noqa: ANN401
+    from iofold_tui.data.source.loader import open_source
+
+    return open_source("d1://iofold", read_only=read_only)
+
+
+def client(api_base: str, token: str = TOKEN_RW, **kw: Any) -> D1Client:
+    return D1Client(ACCOUNT, DB_ID, token, api_base=api_base, **kw)
+
+
+def remote_row(api: D1Api, trace_id: str) -> dict[str, Any] | None:
+    rows = api.exec(("SELECT id, rating, notes, updated_at FROM feedback WHERE eval_set_id = ? AND trace_id = ?",
+                     [ES, trace_id]))[0]["results"]
+    return rows[0] if rows else None
+
+
+def colleague_labels(api: D1Api, trace_id: str, rating: str, at: str) -> None:
+    api.exec(("INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes, created_at, updated_at) "
+              "VALUES ('fb_colleague_' || ?2, ?1, ?2, ?3, NULL, ?4, ?4) ON CONFLICT (eval_set_id, trace_id) "
+              "DO UPDATE SET rating = excluded.rating, updated_at = excluded.updated_at", [ES, trace_id, rating, at]))
+
+
+# -- the contract and the shim -----------------------------------------------------------------------
+
+def test_opens_by_name_and_reads_like_sqlite(env: D1Api, tmp_path: Path) -> None:
+    opened = open_remote()
+    assert opened.kind == "d1-remote" and opened.schema.generation == "v1.0"
+    conn = opened.db.conn()
+    row = conn.execute("SELECT id, step_count FROM traces WHERE id = ?", ("trace_001",)).fetchone()
+    assert row["id"] == "trace_001" and row[1] == 3  # sqlite3.Row: by name and by index
+    named = conn.execute("SELECT count(*) AS n FROM traces WHERE source = :s", {"s": "langsmith"}).fetchone()
+    assert named["n"] == BULK // 3
+    ids = [f"bulk_{i:05d}" for i in range(1, 301)]  # 300 parameters: over D1's 100, inlined
+    marks = ",".join("?" * len(ids))
+    assert conn.execute(f"SELECT count(*) FROM traces WHERE id IN ({marks})", ids).fetchone()[0] == 300
+    assert conn.execute("PRAGMA data_version").fetchone()[0] >= 1
+    with pytest.raises(sqlite3.OperationalError):
+        conn.execute("CREATE TEMP TABLE t AS SELECT 1")
+    cur = conn.execute("SELECT id FROM traces ORDER BY rowid LIMIT 5")
+    assert [d[0] for d in cur.description] == ["id"] and len(cur.fetchmany(2)) == 2 and len(cur.fetchall()) == 3
+
+
+def test_keyset_paging_matches_a_pulled_copy_and_never_uses_offset(env: D1Api, tmp_path: Path) -> None:
+    from iofold_tui.data.source.d1pull import pull
+    from iofold_tui.data.traces.query import TraceFilter, TraceQuery
+
+    opened = open_remote()
+    sent: list[str] = []
+    raw = opened.db.remote.client.raw
+    opened.db.remote.client.raw = lambda sql, params=(), **kw: (sent.append(sql), raw(sql, params, **kw))[1]
+    copy = tmp_path / "copy.sqlite"
+    report = pull(client(env.api_base), copy)
+    assert report.tables["traces"] == BULK + 5
+    local = sqlite3.connect(copy)
+    local.row_factory = sqlite3.Row
+    for flt in (TraceFilter(eval_set_id=ES), TraceFilter(eval_set_id=ES, rating="positive", newest_first=False),
+                TraceFilter(eval_set_id=ES, sources=("langsmith",), has_errors=True)):
+        pages = []
+        for conn in (opened.db.conn(), local):
+            q, got = TraceQuery(conn, flt), []
+            page = q.first_page(100)
+            while True:
+                got += [r.id for r in page.rows]
+                if not page.has_after:
+                    break
+                page = q.page_after(page.rows[-1].key, 100)
+            pages.append(got)
+        assert pages[0] == pages[1] and len(pages[0]) > 0
+    assert sent and not any("OFFSET" in s.upper() for s in sent)
+    # scrolling back over a page already seen costs no request (the page cache)
+    before = opened.db.remote.client.stats.requests
+    TraceQuery(opened.db.conn(), TraceFilter(eval_set_id=ES)).first_page(100)
+    assert opened.db.remote.client.stats.requests == before
+
+
+def test_matrix_statistics_on_d1_equal_the_local_copy(env: D1Api, tmp_path: Path) -> None:
+    from iofold_tui.data.matrix.report import stats_report
+    from iofold_tui.data.source.d1pull import pull
+
+    copy = tmp_path / "copy.sqlite"
+    pull(client(env.api_base), copy)
+    local = sqlite3.connect(copy)
+    local.row_factory = sqlite3.Row
+    opened = open_remote()
+    remote = stats_report(opened.db.conn(), ES)
+    assert remote == stats_report(local, ES)
+    evals = remote["eval_sets"][0]["evals"]
+    assert len(evals) == 1 and json.dumps(evals[0]).count("bulk") == 0  # statistics, not rows
+    assert sum(v for v in remote["eval_sets"][0]["labels"].values() if isinstance(v, int)) > 400
+    before = opened.db.remote.client.stats.requests
+    assert stats_report(opened.db.conn(), ES) == remote  # cached: no request
+    assert opened.db.remote.client.stats.requests == before
+
+
+# -- labels --------------------------------------------------------------------------------------------
+
+def _store_and_writer(opened: Any) -> tuple[Any, LabelWriter, list[WriterEvent]]:  # noqa: ANN401
+    from iofold_tui.data.labels.remote_store import RemoteLabelStore
+
+    store = RemoteLabelStore(opened.db.remote, opened.db.path, history_path=opened.history_path)
+    events: list[WriterEvent] = []
+    writer = LabelWriter(store, events.append, WriterTiming(0.05, 0.05, 0.2)).start()
+    return store, writer, events
+
+
+def test_label_is_pending_then_acknowledged_then_undone(env: D1Api) -> None:
+    opened = open_remote()
+    store, writer, events = _store_and_writer(opened)
+    try:
+        before = remote_row(env, "bulk_00010")
+        assert before is not None and before["rating"] == "negative"
+        store.queue_label(ES, "bulk_00010", "positive", note="looks right")
+        assert [i.trace_id for i in store.queued()] == ["bulk_00010"]  # pending: in the sidecar first
+        writer.wake()
+        wait_for(lambda: any(e.kind == "applied" for e in events), what="ack")
+        assert not store.queued()
+        row = remote_row(env, "bulk_00010")
+        assert row is not None and (row["rating"], row["notes"]) == ("positive", "looks right")
+        # the shim's cached pages were dropped: the panes read the new label
+        got = opened.db.conn().execute("SELECT rating FROM feedback WHERE trace_id = ?", ("bulk_00010",)).fetchone()
+        assert got[0] == "positive"
+        store.queue_travel(undo=True)
+        writer.wake()
+        wait_for(lambda: remote_row(env, "bulk_00010") == before, what="undo on D1 (the row exactly as before)")
+    finally:
+        writer.stop()
+        store.close()
+
+
+def test_a_colleagues_newer_label_is_flagged_not_overwritten(env: D1Api) -> None:
+    opened = open_remote()
+    store, writer, events = _store_and_writer(opened)
+    try:
+        writer.stop()  # hold the intent while the colleague writes
+        store.queue_label(ES, "bulk_00012", "negative")
+        colleague_labels(env, "bulk_00012", "neutral", "2099-01-01 00:00:00")
+        writer = LabelWriter(store, events.append, WriterTiming(0.05, 0.05, 0.2)).start()
+        failed = wait_for(lambda: [e for e in events if e.kind == "failed"], what="conflict")
+        assert "conflict" in (failed[0].applied.error or "")
+        assert remote_row(env, "bulk_00012")["rating"] == "neutral"  # theirs kept
+        assert not store.queued()
+    finally:
+        writer.stop()
+        store.close()
+
+
+def test_offline_labels_stay_queued_and_land_when_the_network_returns(env: D1Api, proxy: FaultProxy) -> None:
+    opened = open_remote()
+    store, writer, events = _store_and_writer(opened)
+    proxy.set_down(True)
+    try:
+        for tid in ("bulk_00020", "bulk_00022", "bulk_00024"):
+            store.queue_label(ES, tid, "neutral")
+        writer.wake()
+        busy = wait_for(lambda: [e for e in events if e.kind == "busy"], what="busy while offline")
+        assert "network" in (busy[0].applied.error or "") or "connect" in (busy[0].applied.error or "")
+        assert len(store.queued()) == 3
+        # the app quits while offline: the intents stay in the sidecar
+        writer.stop()
+        store.close()
+        assert remote_row(env, "bulk_00020") is None or remote_row(env, "bulk_00020")["rating"] != "neutral"
+        proxy.set_down(False)
+        store, writer, events = _store_and_writer(open_remote())
+        writer.wake()
+        wait_for(lambda: not store.queued(), what="queued labels written")
+        assert all(remote_row(env, t)["rating"] == "neutral" for t in ("bulk_00020", "bulk_00022", "bulk_00024"))
+        # cached pages keep working while the network is down
+        conn = opened.db.conn()
+        first = conn.execute("SELECT id FROM traces ORDER BY rowid LIMIT 3").fetchall()
+        proxy.set_down(True)
+        opened.db.remote.cache.ttl_s = 0  # even expired: shown rather than failing
+        assert conn.execute("SELECT id FROM traces ORDER BY rowid LIMIT 3").fetchall() == first
+        with pytest.raises(sqlite3.OperationalError, match="network"):
+            conn.execute("SELECT id FROM traces ORDER BY rowid LIMIT 4").fetchall()
+    finally:
+        proxy.set_down(False)
+        writer.stop()
+        store.close()
+
+
+def test_read_only_token_makes_the_source_read_only(env: D1Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN_RO)
+    opened = open_remote()
+    store, writer, events = _store_and_writer(opened)
+    try:
+        store.queue_label(ES, "bulk_00030", "positive")
+        writer.wake()
+        failed = wait_for(lambda: [e for e in events if e.kind == "failed"], what="refused write")
+        assert "403" in (failed[0].applied.error or "")
+        assert opened.db.read_only_reason and "cannot write" in opened.db.read_only_reason
+        assert store.read_only
+    finally:
+        writer.stop()
+        store.close()
+    assert open_remote(read_only=True).db.read_only_reason == "opened with --read-only"
+
+
+# -- injected faults -------------------------------------------------------------------------------------
+
+def test_429_with_retry_after_and_5xx_are_retried(env: D1Api) -> None:
+    c = client(env.api_base)
+    env.faults(fail=[{"status": 429, "retry_after": 1, "times": 1}, {"status": 500, "times": 1},
+                     {"status": 503, "times": 1}])
+    t0 = time.monotonic()
+    assert c.raw("SELECT 1 AS one").rows == [(1,)]
+    assert time.monotonic() - t0 >= 1.0  # waited as told
+    assert c.stats.failures == 3
+    env.faults(fail=[{"status": 500, "times": 10}])
+    with pytest.raises(D1Error) as exc:
+        client(env.api_base, sleep=lambda s: None).raw("SELECT 1")
+    assert exc.value.kind == "server" and "\n" not in str(exc.value)
+    env.faults()
+
+
+def test_each_failure_kind_has_one_line(env: D1Api, proxy: FaultProxy) -> None:
+    cases: list[tuple[D1Client, str, str]] = [
+        (client(env.api_base, token="wrong-token-123"), "auth", "SELECT 1"),
+        (client(env.api_base), "sql", "SELECT nope FROM nowhere"),
+        (client(env.api_base, token=TOKEN_RO), "forbidden", "DELETE FROM jobs WHERE 0"),
+        (D1Client(ACCOUNT, DB_ID, TOKEN_RW, api_base="http://127.0.0.1:9/client/v4", sleep=lambda s: None),
+         "network", "SELECT 1"),
+        (D1Client(ACCOUNT, DB_ID, TOKEN_RW, api_base="http://no-such-host.invalid/client/v4", sleep=lambda s: None),
+         "network", "SELECT 1"),
+    ]
+    for c, kind, sql in cases:
+        with pytest.raises(D1Error) as exc:
+            c.raw(sql) if sql.startswith("SELECT") else c.batch([(sql, [])])
+        assert exc.value.kind == kind, (kind, str(exc.value))
+        assert "\n" not in str(exc.value) and "token-" not in str(exc.value)
+    env.faults(delay_ms=1500)
+    with pytest.raises(D1Error) as exc:
+        client(env.api_base, timeout_s=0.5, sleep=lambda s: None).raw("SELECT 1", retries=1)
+    assert exc.value.kind == "timeout"
+    env.faults()
+    proxy.set_down(True)
+    with pytest.raises(D1Error) as exc:
+        D1Client(ACCOUNT, DB_ID, TOKEN_RW, api_base=proxy.api_base, sleep=lambda s: None).raw("SELECT 1")
+    assert exc.value.kind == "network" and "dropped" in str(exc.value)
+    proxy.set_down(False)
+
+
+def test_dropped_connection_mid_session_is_retried(env: D1Api, proxy: FaultProxy) -> None:
+    c = D1Client(ACCOUNT, DB_ID, TOKEN_RW, api_base=proxy.api_base)
+    assert c.raw("SELECT 1").rows == [(1,)]  # a kept-alive connection...
+    proxy.set_down(True)  # ...is cut
+    proxy.set_down(False)
+    assert c.raw("SELECT 2").rows == [(2,)]
+
+
+# -- the command line: pull, push, open, and the token never shown -----------------------------------
+
+def _cli(args: list[str], env_vars: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(Path(sys.executable).parent / "iofold-tui"), *args], env=env_vars, cwd=cwd,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_pull_label_offline_push_and_token_never_leaks(env: D1Api, tmp_path: Path) -> None:
+    base = {**os.environ, "CLOUDFLARE_API_TOKEN": TOKEN_RW, "CLOUDFLARE_ACCOUNT_ID": ACCOUNT,
+            "IOFOLD_D1_API_BASE": "", "IOFOLD_TUI_DATA_DIR": str(tmp_path / "data"),
+            "IOFOLD_TUI_CACHE_DIR": str(tmp_path / "cache")}
+    outputs: list[str] = []
+    copy = tmp_path / "copy.sqlite"
+    r = _cli(["pull", "--api-base", env.api_base, "d1://iofold", str(copy)], base, tmp_path)
+    outputs += [r.stdout, r.stderr]
+    assert r.returncode == 0, r.stderr
+    assert "rows in 10 tables" in r.stdout
+    from iofold_tui.data.labels.store import LabelStore
+    from iofold_tui.data.source.loader import open_source
+
+    os.environ["IOFOLD_TUI_DATA_DIR"] = base["IOFOLD_TUI_DATA_DIR"]
+    opened = open_source(str(copy))
+    with LabelStore(opened.db.path, history_path=opened.history_path) as store:
+        store.set_label(ES, "bulk_00040", "neutral")
+        store.set_label(ES, "bulk_00042", "positive")
+    colleague_labels(env, "bulk_00042", "negative", "2099-01-02 00:00:00")  # meanwhile
+    r = _cli(["push", "--api-base", env.api_base, str(copy), "d1://iofold"], base, tmp_path)
+    outputs += [r.stdout, r.stderr]
+    assert r.returncode == 1, r.stderr  # one conflict
+    assert "1 applied" in r.stdout and "1 conflict" in r.stdout
+    assert remote_row(env, "bulk_00040")["rating"] == "neutral"
+    assert remote_row(env, "bulk_00042")["rating"] == "negative"
+    bad = {**base, "CLOUDFLARE_API_TOKEN": "secret-wrong-token-zz9"}
+    r = _cli(["info", "--api-base", env.api_base, "d1://iofold"], bad, tmp_path)
+    outputs += [r.stdout, r.stderr]
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "401" in r.stderr
+    r = _cli(["info", "--api-base", env.api_base, "d1://iofold"], base, tmp_path)
+    outputs += [r.stdout, r.stderr]
+    assert r.returncode == 0 and "v1.0" in r.stdout
+    for token in (TOKEN_RW, "secret-wrong-token-zz9"):
+        assert not any(token in o for o in outputs)
+        for f in tmp_path.rglob("*"):
+            if f.is_file() and f != copy:
+                with contextlib.suppress(OSError):
+                    assert token.encode() not in f.read_bytes(), f
+
+
+def test_the_tui_shows_rows_the_round_trip_and_a_pending_label(env: D1Api) -> None:
+    import asyncio
+
+    from iofold_tui.ui.app import IofoldApp
+
+    async def run() -> None:
+        app = IofoldApp(open_remote())
+        async with app.run_test(size=(120, 30)) as pilot:
+            from iofold_tui.ui.pane import PaneHeader
+
+            await wait_async(pilot, lambda: "trace_005" in app.export_screenshot())
+            header = str(app.screen.query_one(PaneHeader).render())
+            assert "D1" in header and "ms" in header
+            await pilot.press("x")
+            await wait_async(pilot, lambda: remote_row(env, "trace_005")["rating"] == "negative")
+
+    async def wait_async(pilot: Any, cond: Callable[[], bool], timeout: float = 15) -> None:  # noqa: ANN401
+        deadline = time.monotonic() + timeout
+        while not cond():
+            assert time.monotonic() < deadline, "timed out"
+            await pilot.pause(0.05)
+
+    asyncio.run(run())
+
+
+def test_status_and_json_shapes(env: D1Api) -> None:
+    c = client(env.api_base)
+    res = c.batch([("SELECT 1 AS a", []), ("UPDATE jobs SET progress = progress WHERE 0", [])])
+    assert res[0].columns == ["a"] and res[0].rows == [(1,)]
+    assert set(res[1].meta) >= {"changed_db", "changes", "duration", "last_row_id", "rows_read", "rows_written",
+                                "size_after"}
+    assert c.resolve_database("iofold") == DB_ID
+    with pytest.raises(D1Error, match="no D1 database named"):
+        c.resolve_database("nope")
+    assert c.stats.last_rtt_ms is not None and json.dumps(c.stats.last_rtt_ms)
