@@ -110,6 +110,8 @@ class AgreementSession:
     source_label: str
     _attached: int = 0
     notes: list[str] = field(default_factory=list)
+    _dist: dict[object, list[tuple[int, int]]] = field(default_factory=dict)
+    _vec_scope: object = "none yet"  # the set scratch.vec holds (None: every set)
 
     def close(self) -> None:
         self.conn.close()
@@ -143,6 +145,7 @@ class AgreementSession:
     def report(self, eval_set: str | None = None, *, versions: bool = True) -> dict[str, Any]:
         """Every figure, per eval set; ``versions=False`` leaves out the eval-version agreement (``None``)."""
         sets = self.eval_sets(eval_set)
+        self._vectors(sets[0][0] if eval_set is not None and sets else None)  # one pass for every set
         out: dict[str, Any] = {
             "source": self.source_label,
             "annotators": [{"name": a.name, "origin": a.origin, "kind": a.kind} for a in self.annotators],
@@ -176,7 +179,9 @@ class AgreementSession:
         return found
 
     def eval_set_report(self, es: str, name: str, *, versions: bool = True) -> dict[str, Any]:
-        dist = self._vectors(es)
+        if self._vec_scope not in (None, es):  # ``report`` fills every set at once; alone, this set only
+            self._vectors(es)
+        dist = self._dist.get(es, [])
         anns = self.annotators
         k = len(anns)
         labelled = []
@@ -205,29 +210,34 @@ class AgreementSession:
             "versions": self._versions(es, labelled) if versions else None,
         }
 
-    def _vectors(self, es: str) -> list[tuple[int, int]]:
-        """One pass over every annotator's labels of the set (sequential scans, no per-label index probe):
-        ``scratch.vec`` gets one row per trace labelled by anyone, ``v`` packing each annotator's rating in
-        two bits (0 none, 1 positive, 2 negative, 3 neutral; annotator i at bits 2i). Returns how many traces
-        have each ``v``: every inter-annotator figure follows from that distribution."""
+    def _vectors(self, es: str | None) -> None:
+        """One pass over every annotator's labels (sequential scans, no per-label index probe) of the set
+        ``es`` (None: every set at once): ``scratch.vec`` gets one row per (eval set, trace) labelled by
+        anyone, ``v`` packing each annotator's rating in two bits (0 none, 1 positive, 2 negative, 3 neutral;
+        annotator i at bits 2i). ``_dist`` then holds, per set, how many traces have each ``v``: every
+        inter-annotator figure follows from that distribution."""
         arms, params = [], []
         code = "(CASE t.rating WHEN 'positive' THEN 1 WHEN 'negative' THEN 2 ELSE 3 END)"
         for i, a in enumerate(self.annotators):
-            where = f"WHERE t.eval_set_id = ? AND t.{_VALID} {_scoped(a, 't')}"
+            where = f"WHERE {'t.eval_set_id = ? AND ' if es is not None else ''}t.{_VALID} {_scoped(a, 't')}"
             if self._one_row_per_key(a):
-                arms.append(f"SELECT t.trace_id, {code} << {2 * i} AS v FROM {a.relation} AS t NOT INDEXED {where}")
+                arms.append(f"SELECT t.eval_set_id AS e, t.trace_id AS t, {code} << {2 * i} AS v "
+                            f"FROM {a.relation} AS t NOT INDEXED {where}")
             else:  # a table without UNIQUE(eval_set_id, trace_id): one rating per trace, or the bits would mix
-                arms.append(f"SELECT t.trace_id, max({code}) << {2 * i} AS v FROM {a.relation} AS t NOT INDEXED "
-                            f"{where} GROUP BY t.trace_id")
-            params.extend((es, *a.params))
+                arms.append(f"SELECT t.eval_set_id AS e, t.trace_id AS t, max({code}) << {2 * i} AS v "
+                            f"FROM {a.relation} AS t NOT INDEXED {where} GROUP BY t.eval_set_id, t.trace_id")
+            params.extend(((es,) if es is not None else ()) + a.params)
         self.conn.execute("PRAGMA query_only = 0")  # the in-memory scratch schema only
         try:
             self.conn.execute("DROP TABLE IF EXISTS scratch.vec")
-            self.conn.execute(f"CREATE TABLE scratch.vec AS SELECT trace_id, sum(v) AS v FROM "
-                              f"({' UNION ALL '.join(arms)}) GROUP BY trace_id", params)
+            self.conn.execute(f"CREATE TABLE scratch.vec AS SELECT e AS eval_set_id, t AS trace_id, sum(v) AS v "
+                              f"FROM ({' UNION ALL '.join(arms)}) GROUP BY e, t", params)
         finally:
             self.conn.execute("PRAGMA query_only = 1")
-        return [(int(v), int(n)) for v, n in self.conn.execute("SELECT v, count(*) FROM scratch.vec GROUP BY v")]
+        self._dist = {}
+        for e, v, n in self.conn.execute("SELECT eval_set_id, v, count(*) FROM scratch.vec GROUP BY 1, 2"):
+            self._dist.setdefault(e, []).append((int(v), int(n)))
+        self._vec_scope = es
 
     def _one_row_per_key(self, a: Annotator) -> bool:
         """Whether the relation has a unique index / key on exactly (eval_set_id, trace_id)."""
@@ -272,7 +282,7 @@ class AgreementSession:
                 "SELECT x.v, CASE WHEN e.error IS NOT NULL THEN 'error' "
                 "WHEN coalesce(e.result IN (0, 1), 0) = 0 THEN 'invalid' WHEN e.result = 1 THEN 'pass' ELSE 'fail' END, "
                 "count(*) FROM scratch.vec AS x JOIN main.eval_executions AS e ON e.eval_id = ? "
-                "AND e.trace_id = x.trace_id GROUP BY 1, 2", (e[0],)).fetchall()
+                "AND e.trace_id = x.trace_id WHERE x.eval_set_id = ? GROUP BY 1, 2", (e[0], es)).fetchall()
             for i in range(len(self.annotators)):
                 cells = stats[(i, e[0])].cells
                 for v, state, n in rows:
