@@ -19,7 +19,6 @@ from iofold_tui.ui.labeling import label_store
 from iofold_tui.ui.widgets import Confirm
 
 COMMAND = "Carry labels from an older copy"
-_ATTR = "stranded_labels"
 
 
 def start_stranded_check(app: Any) -> None:  # noqa: ANN401 - the IofoldApp
@@ -36,12 +35,12 @@ def _check(app: Any) -> None:  # noqa: ANN401
 
 
 def _show(app: Any, report: StrandedReport, notice: str) -> None:  # noqa: ANN401
-    setattr(app, _ATTR, report)
+    app.state.stranded_labels = report
     app.notify(notice, title="labels", severity="warning", timeout=12)
 
 
 def stranded(app: Any) -> StrandedReport | None:  # noqa: ANN401
-    report = getattr(app, _ATTR, None)
+    report = app.state.stranded_labels
     return report if report is not None and report.not_in_d1 else None
 
 
@@ -78,7 +77,7 @@ def _carry(app: Any) -> None:  # noqa: ANN401
 
 
 def _done(app: Any, carried: int, conflicts: int) -> None:  # noqa: ANN401
-    setattr(app, _ATTR, None)
+    app.state.stranded_labels = None
     left = f"; {plural(conflicts, 'conflict')} left as D1 has {'it' if conflicts == 1 else 'them'}" \
         if conflicts else ""
     app.notify(f"carried {plural(carried, 'label change')} (u undoes){left}", title="labels")

@@ -32,7 +32,6 @@ from iofold_tui.ui.label_keys import RATING_KEYS, label_bindings, undo_bindings 
 from iofold_tui.ui.widgets import Confirm
 
 # rating, main key, digit key (iofold v1.0 review page: 1 positive, 2 neutral, 3 negative), footer text
-_ATTR = "_iofold_label_store"
 _create_lock = threading.Lock()
 
 
@@ -42,15 +41,15 @@ class LabelActionError(Exception):
 
 def label_store(app: Any) -> LabelStore:
     """The app's one LabelStore (created on first use, from any thread; closed when the app goes away)."""
-    store = getattr(app, _ATTR, None)
+    store = app.state.label_store
     if store is not None:
         return store
     with _create_lock:
-        store = getattr(app, _ATTR, None)
+        store = app.state.label_store
         if store is None:
             source = app.source
             store = open_store(source)
-            setattr(app, _ATTR, store)
+            app.state.label_store = store
             weakref.finalize(app, store.close)
     return store
 
@@ -67,15 +66,15 @@ def open_store(source: Any) -> LabelStore:  # noqa: ANN401 - an OpenedSource
 
 def open_label_store(app: Any) -> LabelStore | None:
     """The app's LabelStore if something already opened it (never opens one)."""
-    return getattr(app, _ATTR, None)
+    return app.state.label_store
 
 
 def close_label_store(app: Any) -> None:
     """For the app's unmount (and tests that restart an app on the same files)."""
     close_label_queue(app)  # the writer first: it uses the store
-    store = getattr(app, _ATTR, None)
+    store = app.state.label_store
     if store is not None:
-        setattr(app, _ATTR, None)
+        app.state.label_store = None
         store.close()
 
 
@@ -198,7 +197,6 @@ def undo_redo(app: Any, *, undo: bool, done: Callable[[Step | None], None]) -> N
 
 
 # -- queued labels: keys never wait for the database lock --------------------------------------------
-_QUEUE_ATTR = "_iofold_label_queue"
 
 
 class LabelQueue:
@@ -345,23 +343,23 @@ def _all_screens(app: Any) -> list[Any]:
 
 def label_queue(app: Any) -> LabelQueue:
     """The app's LabelQueue (opens the store and starts the writer on first use)."""
-    queue = getattr(app, _QUEUE_ATTR, None)
+    queue = app.state.label_queue
     if queue is None:
         store = label_store(app)
         with _create_lock:
-            queue = getattr(app, _QUEUE_ATTR, None)
+            queue = app.state.label_queue
             if queue is None:
                 queue = LabelQueue(app, store)
-                setattr(app, _QUEUE_ATTR, queue)
+                app.state.label_queue = queue
     return queue
 
 
 def open_label_queue(app: Any) -> LabelQueue | None:
-    return getattr(app, _QUEUE_ATTR, None)
+    return app.state.label_queue
 
 
 def close_label_queue(app: Any) -> None:
-    queue = getattr(app, _QUEUE_ATTR, None)
+    queue = app.state.label_queue
     if queue is not None:
-        setattr(app, _QUEUE_ATTR, None)
+        app.state.label_queue = None
         queue.close()

@@ -102,7 +102,7 @@ class Pane(Screen[None]):
         remote_status = getattr(app.db, "status", None)  # a live D1 source: the last round trip, or offline
         if callable(remote_status):
             parts.append(remote_status())
-        queue = getattr(app, "_iofold_label_queue", None)  # ui.labeling.LabelQueue, once labels were queued
+        queue = state.label_queue  # once labels were queued
         pending = queue.summary() if queue is not None else None
         if pending:
             parts.append(pending)

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from iofold_tui.data.source.catalog import EvalSet, Workspace
 from iofold_tui.data.traces.query import TraceFilter
+
+if TYPE_CHECKING:
+    from iofold_tui.data.labels.carry import StrandedReport
+    from iofold_tui.data.labels.store import LabelStore
+    from iofold_tui.ui.labeling import LabelQueue
 
 
 @dataclass
@@ -22,6 +28,10 @@ class AppState:
     trace_columns: object = None  # the trace list's chosen columns (ui/trace_columns.py prefs form)
     # `iofold-tui screenshot --pane compare --diff OTHER`: the eval the compare view diffs against
     screenshot_diff_with: str | None = None
+    # the app's label writing (ui/labeling.py opens them on first use, from any thread)
+    label_store: LabelStore | None = None
+    label_queue: LabelQueue | None = None
+    stranded_labels: StrandedReport | None = None  # labels made on an older export of this D1 (ui/carry.py)
 
     @property
     def eval_set(self) -> EvalSet | None:
