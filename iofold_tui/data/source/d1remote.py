@@ -50,6 +50,7 @@ _LOCAL_PRAGMA = re.compile(
     r"temp_store|mmap_size|recursive_triggers|case_sensitive_like|trusted_schema|locking_mode)\b",
     re.IGNORECASE)
 _QUERY_ONLY = re.compile(r"^\s*PRAGMA\s+(?:main\.)?query_only\s*(?:=\s*([^\s;]+))?\s*;?\s*$", re.IGNORECASE)
+_DATABASE_LIST = re.compile(r"^\s*PRAGMA\s+database_list\s*;?\s*$", re.IGNORECASE)
 _DATA_VERSION = re.compile(r"^\s*PRAGMA\s+(?:main\.)?data_version\s*;?\s*$", re.IGNORECASE)
 _CF_PRAGMA = re.compile(r"^\s*PRAGMA\s+(?:main\.)?\w+\s*\(\s*[\"'`\[]?_cf_", re.IGNORECASE)  # D1's own tables: not authorized
 _REFUSED = re.compile(r"^\s*(CREATE\s+(TEMP|TEMPORARY)\b|ATTACH\b|DETACH\b|VACUUM\b)|\btemp\.", re.IGNORECASE)
@@ -78,7 +79,13 @@ def sql_literal(value: Any) -> str:  # noqa: ANN401 - any SQLite value
         return repr(value) if isinstance(value, float) else str(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return "X'" + bytes(value).hex() + "'"
-    return "'" + str(value).replace("'", "''") + "'"
+    text = str(value)
+    if "\x00" in text:  # a NUL cannot appear in SQL text: the exact bytes, as TEXT
+        return "CAST(X'" + text.encode("utf-8").hex() + "' AS TEXT)"
+    return "'" + text.replace("'", "''") + "'"
+
+
+_MARK = object()  # a placeholder's place in the split statement
 
 
 def bind(sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple[str, list[Any]]:
@@ -87,7 +94,7 @@ def bind(sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple[str, list[An
     comments are left alone."""
     named = isinstance(params, dict)
     values = list(params) if not named else []
-    out: list[str] = []
+    out: list[Any] = []
     ordered: list[Any] = []
     i, n, pos = 0, len(sql), 0
     while i < n:
@@ -121,24 +128,38 @@ def bind(sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple[str, list[An
             idx = int(sql[i + 1:j]) - 1 if j > i + 1 else pos
             pos = idx + 1
             ordered.append(values[idx] if idx < len(values) else None)
-            out.append("\0")
+            out.append(_MARK)
             i = j
         elif c in ":@$" and named and i + 1 < n and (sql[i + 1].isalpha() or sql[i + 1] == "_"):
             j = i + 1
             while j < n and (sql[j].isalnum() or sql[j] == "_"):
                 j += 1
             ordered.append(params[sql[i + 1:j]])  # type: ignore[index]
-            out.append("\0")
+            out.append(_MARK)
             i = j
         else:
             out.append(c)
             i += 1
     inline = len(ordered) > MAX_PARAMS or any(isinstance(v, (bytes, bytearray, memoryview)) for v in ordered)
-    text = "".join(out)
-    if inline:
-        parts = text.split("\0")
-        return "".join(p + (sql_literal(ordered[k]) if k < len(ordered) else "") for k, p in enumerate(parts)), []
-    return text.replace("\0", "?"), ordered
+    if not inline:
+        return "".join("?" if part is _MARK else part for part in out), ordered
+    # Floats stay parameters while they fit: SQLite's reading of a decimal literal is not always the exact
+    # double (the last bit of extreme values); past 100 floats they are inlined as repr (17 digits) anyway.
+    keep_floats = sum(isinstance(v, float) for v in ordered) <= MAX_PARAMS
+    k = iter(ordered)
+    text: list[str] = []
+    kept: list[Any] = []
+    for part in out:
+        if part is not _MARK:
+            text.append(part)
+            continue
+        value = next(k)
+        if keep_floats and isinstance(value, float):
+            text.append("?")
+            kept.append(value)
+        else:
+            text.append(sql_literal(value))
+    return "".join(text), kept
 
 
 class PageCache:
@@ -370,6 +391,8 @@ class RemoteConnection:
             return RemoteCursor(self)
         if self.query_only and (not is_read(s) or (s[:6].upper() == "PRAGMA" and "=" in s)):
             raise sqlite3.OperationalError("attempt to write a readonly database (read-only mode)")
+        if _DATABASE_LIST.match(s):  # D1 refuses it; no file behind "main" (callers treat it as in-memory)
+            return RemoteCursor(self, Result(["seq", "name", "file"], [(0, "main", "")], {}))
         if _DATA_VERSION.match(s):
             return RemoteCursor(self, Result(["data_version"], [(self.remote.data_version(),)], {}))
         if _REFUSED.search(s):
