@@ -213,9 +213,34 @@ def real_import(name):
     return _grab(typing.Literal["__import__"])(name)
 """
 
+# asdict/astuple/replace fetch every field by name: a real Field renamed "__reduce__", in the fake
+# __dataclass_fields__ of a typing alias subclass (``_root=True`` lets it be subclassed) built with
+# name="__builtins__", fetches the bound alias __reduce__, whose result holds the real builtins dict.
+FIELD_NAME_ESCAPE = """
+import dataclasses, typing
+def _reduce():
+    field = dataclasses.fields(dataclasses.make_dataclass("_D", ["q"]))[0]
+    field.name = "__reduce__"
+    X = type("X", (type(typing.Literal["x"]),), {"__dataclass_fields__": {"__reduce__": field}}, _root=True)
+    alias = X(typing.Literal, ("__import__",), name="__builtins__")
+    if "{how}" != "replace":
+        return dataclasses.{how}(alias)
+    seen = []
+    X.__init__ = lambda self, **fields: seen.append(fields)  # replace() hands every field to the class
+    dataclasses.replace(alias)
+    return seen[0]
+def real_import(name):
+    got = _reduce()
+    func, args = (got["__reduce__"] if isinstance(got, dict) else got[0])()
+    return func(*args)(name)
+"""
+
 ESCAPES = {"dataclass base field": DATACLASS_ESCAPE, "dataclass str subclass": DATACLASS_FORMAT_ESCAPE, "typing.ForwardRef": FORWARD_REF_ESCAPE,
            "functools.wraps().func": WRAPS_ESCAPE, "Enum._convert_": ENUM_CONVERT_ESCAPE,
-           "typing alias __reduce__": ALIAS_REDUCE_ESCAPE}
+           "typing alias __reduce__": ALIAS_REDUCE_ESCAPE,
+           "dunder field name (asdict)": FIELD_NAME_ESCAPE.replace("{how}", "asdict"),
+           "dunder field name (astuple)": FIELD_NAME_ESCAPE.replace("{how}", "astuple"),
+           "dunder field name (replace)": FIELD_NAME_ESCAPE.replace("{how}", "replace")}
 
 
 @pytest.mark.skipif(not CONFINED, reason="the OS does not confine the sandbox here")
@@ -232,7 +257,9 @@ def test_every_escape_is_contained_by_the_os_layers(escape: str, target: Target)
 
 
 @pytest.mark.skipif(not LINUX, reason="mkfifo/pidfd goals are Linux")
-@pytest.mark.parametrize("escape", ["functools.wraps().func", "Enum._convert_", "typing alias __reduce__"])
+@pytest.mark.parametrize("escape", ["functools.wraps().func", "Enum._convert_", "typing alias __reduce__",
+                                    "dunder field name (asdict)", "dunder field name (astuple)",
+                                    "dunder field name (replace)"])
 def test_library_objects_hand_out_no_real_builtins(escape: str, target: Target) -> None:
     code = ESCAPES[escape] + GOALS.format(fifo=str(target.scratch / "pwned-library"), victim=target.victim.pid)
     results, _ = _run(code, PY_ONLY)

@@ -218,12 +218,39 @@ def _safe_wraps(wrapped: object, assigned: object = functools.WRAPPER_ASSIGNMENT
     return functools.partial(_safe_update_wrapper, wrapped=wrapped)
 
 
+def _field_names(obj: object) -> list[str]:
+    """The field names of a dataclass instance, each read once and checked: asdict/astuple/replace fetch
+    fields by name, and a field (or a fake ``__dataclass_fields__``) may be named ``__reduce__``."""
+    names = []
+    for field in dataclasses.fields(obj):  # type: ignore[arg-type]
+        name = field.name
+        if type(name) is not str or _DUNDER.fullmatch(name) or name in FRAME_ATTRS:
+            raise TypeError(f"dataclass field name {name!r} is not allowed in an eval")
+        names.append(name)
+    return names
+
+
+def _safe_replace(obj: object, /, **changes: object) -> object:
+    """dataclasses.replace for evals: the fields' names are checked (``_field_names``); InitVar fields
+    are passed only when given."""
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        raise TypeError("replace() should be called on dataclass instances")
+    init = {field.name: field.init for field in dataclasses.fields(obj)}  # type: ignore[arg-type]
+    for name in _field_names(obj):
+        if not init.get(name, True):
+            if name in changes:
+                raise ValueError(f"field {name} is declared with init=False, it cannot be specified with replace()")
+        elif name not in changes:
+            changes[name] = getattr(obj, name)
+    return type(obj)(**changes)
+
+
 def _plain(obj: object, factory: typing.Callable[[list[typing.Any]], object], pairs: bool) -> object:
     """asdict/astuple's walk, without copy.deepcopy: deepcopy calls library ``__reduce__`` methods on
     library objects, and typing's alias reduces to ``globals()[self._name]`` (a private attribute the eval
     can set: ``"__builtins__"`` gives the real builtins). Leaves are returned as they are, not copied."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        items = [(field.name, _plain(getattr(obj, field.name), factory, pairs)) for field in dataclasses.fields(obj)]
+        items = [(name, _plain(getattr(obj, name), factory, pairs)) for name in _field_names(obj)]
         return factory(items if pairs else [value for _, value in items])
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):
         return type(obj)(*[_plain(value, factory, pairs) for value in obj])
@@ -248,7 +275,7 @@ def _safe_astuple(obj: object, *, tuple_factory: typing.Callable[..., object] = 
 
 _REPLACEMENTS: dict[str, dict[str, object]] = {
     "dataclasses": {"dataclass": _safe_dataclass, "make_dataclass": _safe_make_dataclass,
-                    "asdict": _safe_asdict, "astuple": _safe_astuple},
+                    "asdict": _safe_asdict, "astuple": _safe_astuple, "replace": _safe_replace},
     "functools": {"update_wrapper": _safe_update_wrapper, "wraps": _safe_wraps},
 }
 
