@@ -8,9 +8,7 @@ model's transitions. Widgets are touched only on the UI thread.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import time
 from collections import deque
 from collections.abc import Callable
 
@@ -21,80 +19,37 @@ from textual.binding import Binding
 from textual.widgets import Input, Static
 
 from iofold_tui.data.matrix.grid import FILTERS, MatrixRow
-from iofold_tui.data.sanitize import one_line
-from iofold_tui.data.source import catalog
-from iofold_tui.data.text import plural
 from iofold_tui.data.traces.preview import preview_text
 from iofold_tui.ui import labeling
 from iofold_tui.ui.models.matrix import (
-    INCREMENTAL_LIMIT,
-    SORTS,
     Direction,
     EvalLocated,
     GridNote,
     GridResult,
     MatrixModel,
-    Move,
     MoveTo,
     PageLoaded,
-    Refreshed,
-    Relabelled,
-    SourceDate,
     StatsChecked,
     StatsExtra,
     StatsLoaded,
 )
-from iofold_tui.ui.navigation import OpenReviewQueue
 from iofold_tui.ui.pane import Pane
+from iofold_tui.ui.panes.matrix_filters import MatrixFilters, status_line
+from iofold_tui.ui.panes.matrix_labels import MatrixRelabel
 from iofold_tui.ui.panes.matrix_widgets import (
     CONFUSION_TITLES,
     FILTER_TITLES,
     CellDetailScreen,
-    SourceDateScreen,
     StatsTable,
-    VersionPicker,
     contradiction_mark,
     matrix_cell,
     stats_notes,
 )
 from iofold_tui.ui.row_table import RowTable
 from iofold_tui.ui.text import cell, rating_text
-from iofold_tui.ui.widgets import PickOne, Prompt
 
 
-def status_line(m: MatrixModel) -> Text:
-    """Filter, sort, where, the page's rows and query time, the statistics' state."""
-    status = Text()
-    status.append(FILTER_TITLES[m.filter], style="bold cyan" if m.filter != "all" else "bold")
-    status.append(f"  ·  {SORTS[m.sort_index][2]}")
-    parts = []
-    if m.where.sources:
-        parts.append("source=" + ",".join(one_line(s, 20) for s in m.where.sources))
-    if m.where.date_from or m.where.date_to:
-        parts.append(f"{m.where.date_from or '…'}→{m.where.date_to or '…'}")
-    if m.text:
-        parts.append(f'"{one_line(m.text, 30)}"')
-    if parts:
-        status.append("  ·  " + " · ".join(parts), style="cyan")
-    if m.sorting:
-        status.append("  ·  sorting… (ranking contradicted traces)", style="bold yellow")
-    elif m.page is not None:
-        rows = len(m.page.rows)
-        status.append(f"  ·  {rows} row{'s' if rows != 1 else ''} on this page" if rows else "  ·  no rows match",
-                      style="" if rows else "bold yellow")
-        if m.page.has_after:
-            status.append(" (more below)", style="dim")
-        status.append(f"  ·  query {m.page.query_ms:.1f} ms", style="dim")
-    if m.stats is None:
-        status.append("  ·  statistics: computing…", style="yellow")
-    elif m.relabelled:
-        status.append("  ·  stats updated incrementally", style="cyan")
-    elif m.stats_ms is not None:
-        status.append(f"  ·  stats {'cached' if m.stats_cached else f'{m.stats_ms / 1000:.1f} s'}", style="dim")
-    return status
-
-
-class MatrixPane(Pane):
+class MatrixPane(MatrixFilters, MatrixRelabel, Pane):
     pane_title = "Matrix"
     requires = ("evals", "eval_executions")
     BINDINGS = [
@@ -428,54 +383,7 @@ class MatrixPane(Pane):
             self._notes_key = key
             self.query_one("#mx-notes", Static).update(text)
 
-    # -- filters and sort --------------------------------------------------------------------------------
-    def action_set_filter(self, name: str) -> None:
-        if name in FILTERS and name != self.model.filter:
-            self.model.filter = name
-            self._requery()
-
-    def action_pick_filter(self) -> None:
-        options = [(name, f"{i}  {FILTER_TITLES[name]}") for i, name in enumerate(FILTERS)]
-
-        def chosen(value: str | None) -> None:
-            if value:
-                self.action_set_filter(value)
-
-        self.app.push_screen(PickOne("Show rows (digit keys pick directly)", options, self.model.filter), chosen)
-
-    def action_cycle_sort(self) -> None:
-        self.model.sort_index = (self.model.sort_index + 1) % len(SORTS)
-        self.notify(f"sort: {SORTS[self.model.sort_index][2]}")
-        self._requery()
-
-    def action_source_date(self) -> None:
-        def done(result: SourceDate | None) -> None:
-            if result is not None and result != self.model.where:
-                self.model.where = result
-                self._requery()
-
-        state = self.iofold.state
-        ws = state.workspace_id if len(state.workspaces) > 1 else None
-        db = self.iofold.db
-
-        def sources() -> list[str]:
-            with db.fresh() as conn:
-                return catalog.sources(conn, ws)
-
-        self.run_query(sources, on_result=lambda found: self.app.push_screen(
-            SourceDateScreen(self.model.where, found), done), group="sources", what="listing sources")
-
-    def action_clear_filters(self) -> None:
-        self.query_one("#search-bar", Input).remove_class("visible")
-        self.model.clear_filters()
-        self._requery()
-
-    def action_search(self) -> None:
-        bar = self.query_one("#search-bar", Input)
-        bar.value = self.model.text
-        bar.add_class("visible")
-        bar.focus()
-
+    # -- search and selection (handlers stay on the screen class: Textual collects them from it)
     @on(Input.Changed, "#search-bar")
     def _search_changed(self, event: Input.Changed) -> None:
         if event.value != self.model.text:
@@ -487,45 +395,6 @@ class MatrixPane(Pane):
         self.grid.focus()
         if not self.model.text:
             self.query_one("#search-bar", Input).remove_class("visible")
-
-    def action_close_search(self) -> None:
-        bar = self.query_one("#search-bar", Input)
-        if bar.has_focus:
-            bar.value = ""
-            bar.remove_class("visible")
-            self.grid.focus()
-
-    def action_pick_versions(self) -> None:
-        m = self.model
-        if not m.versions or m.set_id is None:
-            self.notify("this eval set has no eval versions", severity="warning")
-            return
-        set_id = m.set_id
-        current = m.chosen.get(set_id) or tuple(v.id for v in m.versions)
-        options = [(v.id, f"{v.name} v{v.version}  ({v.status}, {v.id})") for v in m.versions]
-
-        def done(picked: tuple[str, ...] | None) -> None:
-            if picked is not None and set_id == m.set_id:
-                m.choose_versions(picked)
-                self._requery()
-
-        self.app.push_screen(VersionPicker(options, current), done)
-
-    # -- jumps ---------------------------------------------------------------------------------------------
-    def action_next_contradiction(self) -> None:
-        if self.model.set_id is not None:
-            self._grid_query(self.model.jump_job(True, self.grid.cursor_key))
-
-    def action_previous_contradiction(self) -> None:
-        if self.model.set_id is not None:
-            self._grid_query(self.model.jump_job(False, self.grid.cursor_key))
-
-    def action_goto(self) -> None:
-        def go(value: str | None) -> None:
-            if value and value.strip():
-                self.select_item(value.strip())
-
-        self.app.push_screen(Prompt("Go to a trace (id or external id), an eval version or an eval set"), go)
 
     def select_item(self, value: str) -> None:
         """An eval set (name or id), an eval version (its column) or a trace (its row)."""
@@ -541,18 +410,6 @@ class MatrixPane(Pane):
             return
         self._grid_query(self.model.locate_job(value))
 
-    def _eval_located(self, result: EvalLocated) -> None:
-        state = self.iofold.state
-        if result.eval_set_id not in {es.id for es in state.eval_sets}:
-            self.notify(f"eval {one_line(result.eval_id, 40)} is not in this workspace", severity="warning")
-            return
-        self.model.focus_eval = result.eval_id
-        if result.eval_set_id != state.eval_set_id:
-            state.eval_set_id = result.eval_set_id
-            self.iofold.refresh_panes()
-        else:
-            self._want_column(result.eval_id)
-
     # -- drill-down from the statistics --------------------------------------------------------------------
     @on(StatsTable.Drill)
     def _drill(self, event: StatsTable.Drill) -> None:
@@ -562,104 +419,9 @@ class MatrixPane(Pane):
         self.run_query(self.model.drill_job(event.eval_id, event.cell), on_result=lambda found: self._drilled(
             *found, title), group="drill", what="collecting the traces")
 
-    def _drilled(self, ids: list[str], more: bool, title: str) -> None:
-        if not ids:
-            self.notify(f"no traces in {title}", severity="warning")
-            return
-        self.post_message(OpenReviewQueue(tuple(ids)))  # exactly those traces: other trace filters are dropped
-        capped = f" (the first {len(ids):,} by trace id)" if more else ""
-        self.app.notify(f"review queue: {plural(len(ids), 'trace')}, {title}{capped}. "
-                   "f in review mode (or c in the trace list) drops it.", timeout=10)
-
     # -- relabelling ---------------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return True  # label keys stay enabled where labelling is off: pressing one says why
-
-    def action_label(self, rating: str) -> None:
-        t0 = time.perf_counter()
-        reason = labeling.disabled_reason(self.app)
-        trace_id, set_id = self.grid.cursor_key, self.model.set_id
-        if reason or set_id is None:
-            self.notify(f"labelling disabled: {reason}" if reason else "pick an eval set first (v)", severity="warning")
-            return
-        if trace_id is None:
-            return
-        try:  # queued: the writer thread writes it (never waiting for the lock here); see on_label_applied
-            labeling.label_queue(self.app).label(set_id, trace_id, rating)
-        except labeling.LabelActionError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self._label_t0[trace_id] = t0
-
-    def on_label_applied(self, applied: object) -> None:
-        """A queued label / undo / redo reached the database: the rows and the statistics follow."""
-        intent, result = getattr(applied, "intent", None), getattr(applied, "result", None)
-        if intent is None or result is None or getattr(applied, "outcome", "") != "applied":
-            return
-        if intent.kind in ("undo", "redo"):
-            moves = self.model.travel_moves(getattr(result, "changes", []), undo=intent.kind == "undo")
-            if len(moves) > INCREMENTAL_LIMIT:
-                self._load_stats()
-                self._refresh_same()
-            elif moves:
-                self._apply_transitions(moves)
-            return
-        if getattr(result, "eval_set_id", None) != self.model.set_id:
-            return
-        old = result.old.rating if result.old else None
-        new = result.new.rating if result.new else None
-        if old != new:
-            self._apply_transitions([(result.trace_id, old, new)], self._label_t0.pop(result.trace_id, None))
-
-    def action_undo(self) -> None:
-        if labeling.explain_disabled(self.app):
-            return
-        with contextlib.suppress(labeling.LabelActionError):
-            labeling.label_queue(self.app).travel(undo=True)
-
-    def action_redo(self) -> None:
-        if labeling.explain_disabled(self.app):
-            return
-        with contextlib.suppress(labeling.LabelActionError):
-            labeling.label_queue(self.app).travel(undo=False)
-
-    def _apply_transitions(self, moves: list[Move], t0: float | None = None) -> None:
-        """Labels moved (committed already): patch the grid's TEMP table, the rows and the statistics."""
-        job = self.model.relabel_job(moves, t0)
-        if job is None:
-            return
-        page_ticket = self.ticket("grid")  # rows are patched only on the page this relabel saw
-        # group None: never dropped, every relabel's statistics delta must arrive exactly once
-        self.run_query(job, on_result=lambda result: self.on_relabelled(result, page_ticket),
-                       on_error=lambda _: self.on_relabelled(None, page_ticket), group=None,
-                       what="refreshing the relabelled rows")
-
-    def on_relabelled(self, result: Relabelled | None, page_ticket: int = 0) -> None:
-        m = self.model
-        outcome = m.relabel_done(result)
-        if outcome == "recompute":
-            if result is not None and result.error:
-                self.notify(f"refreshing the relabelled rows failed: {result.error}", severity="error")
-            self._load_stats()
-            if result is None or result.error:
-                self._refresh_same()
-                return
-        elif outcome == "applied" and result is not None and result.t0 is not None:  # measured once painted
-            t0 = result.t0
-            self.call_after_refresh(lambda: self.relabel_ms.append((time.perf_counter() - t0) * 1000))
-        if result is not None and self.is_latest("grid", page_ticket) and m.page is not None:
-            for item in result.items:
-                self._replace_row(item)
-        self._show_stats()
-        self.update_status()
-        if m.take_recheck():
-            self._start_check()
-
-    def _replace_row(self, item: Refreshed) -> None:
-        row = self.model.replace_row(item)
-        if row is not None:
-            keys = [str(k) for k in self.grid.columns]
-            self.grid.update_cells(row.trace_id, dict(zip(keys, self._cells(row), strict=True)))
 
     def on_unmount(self) -> None:
         self.model.close()
