@@ -407,3 +407,23 @@ def test_status_and_json_shapes(env: D1Api) -> None:
     with pytest.raises(D1Error, match="no D1 database named"):
         c.resolve_database("nope")
     assert c.stats.last_rtt_ms is not None and json.dumps(c.stats.last_rtt_ms)
+
+
+def test_run_eval_reads_and_writes_in_batches_and_undoes(env: D1Api, tmp_path: Path) -> None:
+    base = {**os.environ, "CLOUDFLARE_API_TOKEN": TOKEN_RW, "CLOUDFLARE_ACCOUNT_ID": ACCOUNT,
+            "IOFOLD_D1_API_BASE": env.api_base, "IOFOLD_TUI_DATA_DIR": str(tmp_path / "data"),
+            "IOFOLD_TUI_CACHE_DIR": str(tmp_path / "cache")}
+
+    def executions() -> int:
+        return env.exec(("SELECT count(*) AS n FROM eval_executions WHERE eval_id = ?", [EVAL]))[0]["results"][0]["n"]
+
+    before = executions()
+    env.faults()  # resets the request count
+    r = _cli(["run-eval", "d1://iofold", EVAL, "--traces", "all", "--json", "--unconfined"], base, tmp_path)
+    assert r.returncode == 0, r.stderr
+    requests = env.stats()["requests"]
+    assert executions() == BULK + 5
+    assert requests < (BULK + 5) / 10, requests  # batches, not a request per trace
+    r = _cli(["undo-run", "d1://iofold"], base, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert executions() == before
