@@ -294,12 +294,21 @@ def _proxy(name: str) -> types.ModuleType:
 
 
 def _disarm() -> None:
-    """Library methods that read or write any module's globals by a name the eval passes. Private names,
+    """Library methods that read or write any module's globals by a name the eval chooses. Private names,
     but a private attribute is in reach of ``self.<name>`` (the static check lets methods use their own),
     and ``self`` can be any object: ``Enum._convert_(name, "restrict", filter)`` hands out that module's
     ``sys`` and ``builtins`` and overwrites its globals. The worker never calls it after start-up."""
     if "_convert_" in vars(enum.EnumType):
         del enum.EnumType._convert_
+    # typing's alias reduces to ``globals()[self._name]`` (its module's ``__builtins__`` too), and an alias
+    # subclass (``_root=True``) takes any name: nothing in the worker pickles or copies aliases.
+    alias = getattr(typing, "_GenericAlias", None)
+    if isinstance(alias, type) and "__reduce__" in vars(alias):
+        alias.__reduce__ = _no_reduce  # type: ignore[method-assign]
+
+
+def _no_reduce(self: object) -> object:
+    raise TypeError("typing aliases cannot be reduced in an eval")
 
 
 def build_proxies() -> dict[str, types.ModuleType]:
