@@ -41,7 +41,11 @@ if mode.startswith("die_"):
             real(self, step_id, status)
         LabelHistory.set_status = set_status
     else:  # history written (pending/undoing), feedback transaction never commits
-        labels.LabelStore._commit = lambda self, deadline: os._exit(9)
+        real_apply = labels._apply_writes
+        def apply_then_die(conn, writes):
+            real_apply(conn, writes)
+            os._exit(9)  # the rows are written in the open transaction; COMMIT never runs
+        labels._apply_writes = apply_then_die
     if action == "label":
         store.set_label("set_extra", f"tx_{start + 1:05d}", "negative")
     else:

@@ -1,8 +1,10 @@
 """SQLite connections for one opened source.
 
 Every thread gets its own connection (sqlite3 connections must not be shared between the UI's thread
-workers). Writes go through ``write()``: BEGIN IMMEDIATE with a busy timeout and bounded retries, so a
-second writer (wrangler dev, a script) delays a label instead of failing it.
+workers). Every write transaction in the package, on the user's database and on iofold-tui's own sidecar
+files, goes through ``write_txn()``: BEGIN IMMEDIATE with the connection's busy timeout, then bounded
+retries with backoff, COMMIT (retried the same way), ROLLBACK on any error. A second writer (wrangler
+dev, a script) delays a label instead of failing it. ``is_busy()`` is the one definition of "locked".
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +24,7 @@ from iofold_tui.data.errors import ReadOnlyError
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000
-WRITE_RETRIES = 5
+WRITE_WAIT_S = 30.0  # how long a write waits for another process's lock, busy timeouts included
 
 
 def _mark_undecodable(exc: UnicodeError) -> tuple[str, int]:
@@ -110,6 +112,94 @@ def connect(path: Path, *, read_only: bool = False, immutable: bool = False) -> 
     return conn
 
 
+# ---------------------------------------------------------------------------------------- transactions
+
+_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+_BUSY_TEXT = ("database is locked", "database table is locked", "database is busy")
+
+
+def _primary_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF
+
+
+def is_busy(exc: BaseException) -> bool:
+    """The one definition of "another connection holds the lock": an ``OperationalError`` whose primary
+    result code is SQLITE_BUSY or SQLITE_LOCKED (extended codes such as SQLITE_BUSY_SNAPSHOT included).
+    An error raised by Python code rather than by SQLite (no ``sqlite_errorcode``, e.g. a DB-API shim)
+    is judged by SQLite's own message for those codes."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = _primary_code(exc)
+    if code is None:
+        return str(exc).startswith(_BUSY_TEXT)
+    return code in _BUSY_CODES
+
+
+def is_readonly(exc: BaseException) -> bool:
+    """SQLite refused a write: a read-only file, connection or directory (SQLITE_READONLY)."""
+    return _primary_code(exc) == sqlite3.SQLITE_READONLY
+
+
+def _retry_busy(conn: sqlite3.Connection, sql: str, deadline: float,
+                timeout_error: Callable[[sqlite3.OperationalError], BaseException] | None) -> None:
+    """``conn.execute(sql)``, retried with backoff (20 ms doubling to 0.5 s) while :func:`is_busy` and
+    ``deadline`` (``time.monotonic()``) is not passed; then ``timeout_error(exc)`` or the error itself."""
+    delay = 0.02
+    while True:
+        try:
+            conn.execute(sql)
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if timeout_error is None:
+                    raise
+                raise timeout_error(exc) from None
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 0.5)
+
+
+def begin_immediate(conn: sqlite3.Connection, deadline: float,
+                    timeout_error: Callable[[sqlite3.OperationalError], BaseException] | None = None) -> None:
+    """BEGIN IMMEDIATE, waiting for another writer until ``deadline``; a database SQLite refuses to write
+    raises :class:`ReadOnlyError`."""
+    try:
+        _retry_busy(conn, "BEGIN IMMEDIATE", deadline, timeout_error)
+    except sqlite3.OperationalError as exc:
+        if is_readonly(exc):
+            raise ReadOnlyError(f"the database refused the write: {exc}") from None
+        raise
+
+
+@contextmanager
+def write_txn(conn: sqlite3.Connection, *, max_wait_s: float = WRITE_WAIT_S,
+              lock: AbstractContextManager[Any] | None = None,
+              timeout_error: Callable[[sqlite3.OperationalError], BaseException] | None = None,
+              ) -> Iterator[sqlite3.Connection]:
+    """One write transaction on ``conn`` (autocommit mode, ``isolation_level=None``)::
+
+        with write_txn(conn) as conn:
+            conn.execute("INSERT ...")
+
+    BEGIN IMMEDIATE and COMMIT wait for another process's lock (the connection's busy timeout, then
+    retries with backoff) for at most ``max_wait_s`` in all; then ``timeout_error(exc)`` is raised (default:
+    the busy error itself). Any error in the body rolls back. ``lock`` (e.g. a ``threading.RLock``) is held
+    for the whole transaction, for connections shared between threads."""
+    with lock if lock is not None else nullcontext():
+        deadline = time.monotonic() + max_wait_s
+        begin_immediate(conn, deadline, timeout_error)
+        try:
+            yield conn
+            _retry_busy(conn, "COMMIT", deadline, timeout_error)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+
 class Database:
     """An opened iofold database: per-thread connections plus a safe write path."""
 
@@ -151,31 +241,12 @@ class Database:
     def query_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
         return self.conn().execute(sql, params).fetchone()
 
-    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in one committed transaction; retry when another process holds the lock."""
+    def write(self, fn: Callable[[sqlite3.Connection], T], *, max_wait_s: float = WRITE_WAIT_S) -> T:
+        """Run ``fn`` in one committed transaction (:func:`write_txn`)."""
         if self.read_only_reason:
             raise ReadOnlyError(self.read_only_reason)
-        conn = self.conn()
-        delay = 0.05
-        for attempt in range(WRITE_RETRIES):
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                if "locked" in str(exc) or "busy" in str(exc):
-                    if attempt == WRITE_RETRIES - 1:
-                        raise
-                    time.sleep(delay)
-                    delay *= 2
-                    continue
-                raise
-            try:
-                result = fn(conn)
-                conn.execute("COMMIT")
-                return result
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        raise sqlite3.OperationalError("database is locked")
+        with write_txn(self.conn(), max_wait_s=max_wait_s) as conn:
+            return fn(conn)
 
     def data_version(self) -> int:
         """Changes by *other* connections bump this; used to refresh views when the file changed underneath.

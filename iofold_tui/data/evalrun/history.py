@@ -18,14 +18,13 @@ import json
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from iofold_tui.data.db import write_txn
 from iofold_tui.data.errors import ReadOnlyError
-from iofold_tui.data.labels.history import SidecarTxn as _SidecarTxn
 from iofold_tui.data.labels.history import open_sidecar, utc_stamp
 from iofold_tui.data.matrix.stats import recomputed_counts
 
@@ -124,7 +123,7 @@ class RunHistory:
 
     def begin(self, eval_id: str, selection: str, total: int, old_counters: Sequence[Any]) -> int:
         now = utc_stamp()
-        with _SidecarTxn(self.conn):
+        with write_txn(self.conn):
             self._prune()
             cur = self.conn.execute(
                 "INSERT INTO runs (eval_id, selection, status, created_at, status_at, pid, total, "
@@ -147,7 +146,7 @@ class RunHistory:
         """Record the state before a batch (first record of a trace wins): ``rows`` are
         ``(trace_id, *EXEC_COLS)`` of existing executions, ``missing`` the traces that had none."""
         marks = ",".join("?" * (3 + len(EXEC_COLS)))
-        with _SidecarTxn(self.conn):
+        with write_txn(self.conn):
             self.conn.executemany(f"INSERT OR IGNORE INTO prev VALUES ({marks})",
                                   ((run_id, row[0], 1, *row[1:]) for row in rows))
             self.conn.executemany(
@@ -156,7 +155,7 @@ class RunHistory:
             self.conn.execute("UPDATE runs SET done = ? WHERE id = ?", (done, run_id))
 
     def finish(self, run_id: int, status: str, new_counters: Sequence[Any] | None, done: int | None = None) -> None:
-        with _SidecarTxn(self.conn):
+        with write_txn(self.conn):
             self.conn.execute(
                 "UPDATE runs SET status = ?, status_at = ?, done = coalesce(?, done), new_execution_count = ?, "
                 "new_contradiction_count = ?, new_accuracy = ? WHERE id = ?",
@@ -165,7 +164,7 @@ class RunHistory:
             _ACTIVE.discard((self._key, run_id))
 
     def set_status(self, run_id: int, status: str) -> None:
-        with _SidecarTxn(self.conn):
+        with write_txn(self.conn):
             self.conn.execute("UPDATE runs SET status = ?, status_at = ? WHERE id = ?", (status, utc_stamp(), run_id))
 
     # -- reading -------------------------------------------------------------------------------------
@@ -248,40 +247,6 @@ def current_rows(conn: sqlite3.Connection, eval_id: str, ids: list[str]) -> dict
     return {str(r[0]): tuple(r) for r in lookup(conn, sql, eval_id, ids)}
 
 
-def begin_immediate(conn: sqlite3.Connection, max_wait_s: float = 30.0) -> None:
-    """BEGIN IMMEDIATE, waiting (with the connection's busy timeout, then backoff) for another writer."""
-    deadline, delay = time.monotonic() + max_wait_s, 0.05
-    while True:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-            if code == sqlite3.SQLITE_READONLY:
-                raise ReadOnlyError(f"the database refused the write: {exc}") from None
-            if code not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
-
-
-class UserTxn:
-    """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK) on the user's database."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        begin_immediate(self.conn)
-        return self.conn
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        if exc_type is None:
-            self.conn.execute("COMMIT")
-        elif self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
-
-
 def write_counters(conn: sqlite3.Connection, eval_id: str) -> tuple[Any, Any, Any]:
     """Recompute (scoped) and store the eval's counters; call inside a write transaction."""
     counts = recomputed_counts(conn, [eval_id]).get(eval_id)
@@ -301,7 +266,7 @@ def recover_runs(conn: sqlite3.Connection, history: RunHistory) -> list[int]:
     pending = history.stale_running() + [r for r in history.recent(KEEP_RUNS)
                                          if r.status == INTERRUPTED and r.new_counters == (None, None, None)]
     for run in pending:
-        with UserTxn(conn):
+        with write_txn(conn):
             counters = write_counters(conn, run.eval_id)
         history.finish(run.id, INTERRUPTED, counters)
         settled.append(run.id)
@@ -349,7 +314,7 @@ def undo_run(conn: sqlite3.Connection, runs_file: Path, run_id: int | None = Non
             raise RunError(f"run {later[-1]} of the same eval came later: undo it first")
         history.set_status(run.id, UNDOING)
         restored = deleted = 0
-        with UserTxn(conn):
+        with write_txn(conn):
             for chunk in history.iter_prev(run.id):
                 gone = [(run.eval_id, row[0]) for row in chunk if not row[1]]
                 back = [(*row[2:], run.eval_id, row[0]) for row in chunk if row[1]]

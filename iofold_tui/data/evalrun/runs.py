@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from iofold_tui.data.db import BUSY_TIMEOUT_MS
+from iofold_tui.data.db import BUSY_TIMEOUT_MS, write_txn
 from iofold_tui.data.errors import ReadOnlyError
 from iofold_tui.data.evalrun.history import (
     APPLIED,
@@ -45,7 +45,6 @@ from iofold_tui.data.evalrun.history import (
     RunError,
     RunHistory,
     UndoReport,
-    UserTxn,
     chunks,
     current_rows,
     list_runs,
@@ -496,7 +495,7 @@ class EvalRun:
                history: RunHistory | None, summary: RunSummary, on_batch: Callable[[RunBatch], None] | None) -> None:
         ids = [r.trace_id for r in results]
         if history is not None and summary.run_id is not None:
-            with UserTxn(conn):
+            with write_txn(conn):
                 current = current_rows(conn, target.id, ids)
                 ratings = _ratings(conn, target.eval_set_id, ids)
                 history.save_prev(summary.run_id, [t for t in ids if t not in current], list(current.values()),
@@ -521,7 +520,7 @@ class EvalRun:
     def _finish(self, history: RunHistory, summary: RunSummary, status: str, quiet: bool = False) -> None:
         assert summary.run_id is not None
         try:
-            with UserTxn(self.conn) as conn:
+            with write_txn(self.conn) as conn:
                 summary.stored_after = write_counters(conn, summary.eval_id)
             summary.contradictions_after = summary.stored_after[1]
             history.finish(summary.run_id, status, summary.stored_after, summary.progress.done)

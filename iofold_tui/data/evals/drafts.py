@@ -31,11 +31,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from iofold_tui.data.db import decode_text
+from iofold_tui.data.db import decode_text, write_txn
 from iofold_tui.data.errors import ReadOnlyError
-from iofold_tui.data.evalrun.history import UserTxn
 from iofold_tui.data.evalrun.sandbox import analyse
-from iofold_tui.data.labels.history import SidecarTxn, open_sidecar, utc_stamp
+from iofold_tui.data.labels.history import open_sidecar, utc_stamp
 
 FORMAT_VERSION = "1"
 MODEL_USED = "hand-edited (iofold-tui)"
@@ -154,7 +153,7 @@ class Workbench:
     def record(self, kind: str, eval_id: str, eval_set_id: str | None, source_id: str | None,
                version: int | None, prev: list[tuple[str, Any, Any]] = ()) -> int:  # type: ignore[assignment]
         now = utc_stamp()
-        with SidecarTxn(self.conn):
+        with write_txn(self.conn):
             cur = self.conn.execute(
                 "INSERT INTO actions (kind, eval_id, eval_set_id, source_id, version, status, created_at, status_at) "
                 "VALUES (?,?,?,?,?,?,?,?)", (kind, eval_id, eval_set_id, source_id, version, APPLIED, now, now))
@@ -164,12 +163,12 @@ class Workbench:
 
     def drop(self, action_id: int) -> None:
         """Forget an action whose user transaction rolled back."""
-        with SidecarTxn(self.conn):
+        with write_txn(self.conn):
             self.conn.execute("DELETE FROM prev WHERE action_id = ?", (action_id,))
             self.conn.execute("DELETE FROM actions WHERE id = ?", (action_id,))
 
     def set_status(self, action_id: int, status: str) -> None:
-        with SidecarTxn(self.conn):
+        with write_txn(self.conn):
             self.conn.execute("UPDATE actions SET status = ?, status_at = ? WHERE id = ?",
                               (status, utc_stamp(), action_id))
 
@@ -250,7 +249,7 @@ def create_version(conn: sqlite3.Connection, sidecar: Path, source_id: str, code
                          f"{'s' if len(problems) != 1 else ''})", [p.text() for p in problems])
     new_id = f"eval_{uuid.uuid4().hex}"
     with Workbench(sidecar) as bench:
-        with UserTxn(conn):
+        with write_txn(conn):
             source = _source_row(conn, source_id)  # again, inside the write lock
             set_id = source.get("eval_set_id")
             top = conn.execute(f"SELECT max(CAST(version AS INTEGER)) FROM evals WHERE {_SAME_SET}",
@@ -280,7 +279,7 @@ def create_version(conn: sqlite3.Connection, sidecar: Path, source_id: str, code
 
 
 def _promote(conn: sqlite3.Connection, bench: Workbench, eval_id: str) -> int:
-    with UserTxn(conn):
+    with write_txn(conn):
         source = _source_row(conn, eval_id)
         # quote(): the exact stored values (any type, any bytes) as SQL literals, for an exact undo.
         touched = conn.execute(
@@ -326,7 +325,7 @@ def undo_last(conn: sqlite3.Connection, sidecar: Path, *, read_only_reason: str 
         action = bench.last_applied()
         if action is None:
             raise DraftError("no eval version change to undo")
-        with UserTxn(conn):
+        with write_txn(conn):
             if action.kind == CREATE:
                 text = _undo_create(conn, action)
             else:

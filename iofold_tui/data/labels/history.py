@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from iofold_tui.data.db import write_txn
 
 FORMAT_VERSION = "1"
 PENDING, APPLIED, UNDOING, UNDONE, REDOING, DISCARDED = (
@@ -191,8 +193,8 @@ class LabelHistory:
     def close(self) -> None:
         self.conn.close()
 
-    def _txn(self) -> SidecarTxn:
-        return SidecarTxn(self.conn, self._txn_lock)
+    def _txn(self) -> AbstractContextManager[sqlite3.Connection]:
+        return write_txn(self.conn, lock=self._txn_lock)
 
     def set_meta(self, key: str, value: str) -> None:
         with self._txn():
@@ -431,50 +433,12 @@ def open_sidecar(path: Path, ddl: str, format_version: str, *, busy_timeout_s: f
     conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
-    with SidecarTxn(conn):
+    with write_txn(conn):
         for statement in ddl.split(";"):
             if statement.strip():
                 conn.execute(statement)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('format_version', ?)", (format_version,))
     return conn
-
-
-class SidecarTxn:
-    """BEGIN IMMEDIATE ... COMMIT on the sidecar, retried briefly if another iofold-tui holds it."""
-
-    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock | None = None) -> None:
-        self.conn = conn
-        self.lock = lock
-
-    def __enter__(self) -> None:
-        if self.lock is not None:
-            self.lock.acquire()
-        try:
-            self._begin()
-        except BaseException:
-            if self.lock is not None:
-                self.lock.release()
-            raise
-
-    def _begin(self) -> None:
-        for attempt in range(50):
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if attempt == 49 or exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                    raise
-                time.sleep(min(0.01 * 2 ** attempt, 0.5))
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        try:
-            if exc_type is None:
-                self.conn.execute("COMMIT")
-            elif self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-        finally:
-            if self.lock is not None:
-                self.lock.release()
 
 
 def iter_chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:

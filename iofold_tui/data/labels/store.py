@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from iofold_tui.data.db import tolerant
+from iofold_tui.data.db import begin_immediate, is_readonly, tolerant, write_txn
 from iofold_tui.data.errors import ReadOnlyError, SourceError
 from iofold_tui.data.labels.history import (
     APPLIED,
@@ -130,14 +130,6 @@ def _utc_now() -> datetime:
 def new_feedback_id() -> str:
     """iofold's own style: the web app creates ``fb_${crypto.randomUUID()}``."""
     return f"fb_{uuid.uuid4()}"
-
-
-def _is_busy(exc: sqlite3.Error) -> bool:
-    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-
-
-def _is_readonly(exc: sqlite3.Error) -> bool:
-    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_READONLY
 
 
 class LabelStore:
@@ -449,64 +441,33 @@ class LabelStore:
         with self._lock:
             if self._reconcile_due:
                 self._reconcile(wait_s=self.max_wait_s if wait_s is None else wait_s)
-            deadline = time.monotonic() + (self.max_wait_s if wait_s is None else wait_s)
-            self._begin_immediate(deadline)
             plan: _Plan | None = None
             committed = False
             try:
-                plan = prepare(self._conn)
-                if plan is None:
-                    return None
-                _apply_writes(self._conn, plan.writes)
-                self._commit(deadline)
+                with write_txn(self._conn, max_wait_s=self.max_wait_s if wait_s is None else wait_s,
+                               timeout_error=self._locked_error):
+                    plan = prepare(self._conn)
+                    if plan is None:
+                        return None
+                    _apply_writes(self._conn, plan.writes)
                 committed = True
             except sqlite3.IntegrityError as exc:
                 raise LabelWriteError(f"label not saved: {exc} (does the trace / eval set exist?)") from None
             except sqlite3.OperationalError as exc:
-                if _is_readonly(exc):
+                if is_readonly(exc):
                     raise ReadOnlyError(f"the database refused the write: {exc}") from None
                 raise
             finally:
-                if not committed:
-                    if self._conn.in_transaction:
-                        self._conn.execute("ROLLBACK")
-                    if plan is not None:
-                        with contextlib.suppress(sqlite3.Error):
-                            plan.on_abort()  # if this fails too, _reconcile settles it on the next open
+                if not committed and plan is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        plan.on_abort()  # if this fails too, _reconcile settles it on the next open
             plan.on_commit()
             return plan
 
-    def _begin_immediate(self, deadline: float) -> None:
-        delay = 0.02
-        while True:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if _is_readonly(exc):
-                    raise ReadOnlyError(f"the database refused the write: {exc}") from None
-                self._wait_or_fail(exc, deadline, delay)
-                delay = min(delay * 2, 0.5)
-
-    def _commit(self, deadline: float) -> None:
-        delay = 0.02
-        while True:
-            try:
-                self._conn.execute("COMMIT")
-                return
-            except sqlite3.OperationalError as exc:
-                self._wait_or_fail(exc, deadline, delay)
-                delay = min(delay * 2, 0.5)
-
-    def _wait_or_fail(self, exc: sqlite3.OperationalError, deadline: float, delay: float) -> None:
-        if not _is_busy(exc):
-            raise exc
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise LockedError(
-                f"label not saved: another process kept {self.db_path.name} locked for over "
-                f"{self.max_wait_s:g} s (wrangler dev or a script?); try again") from None
-        time.sleep(min(delay, left))
+    def _locked_error(self, exc: sqlite3.OperationalError) -> LockedError:
+        return LockedError(
+            f"label not saved: another process kept {self.db_path.name} locked for over "
+            f"{self.max_wait_s:g} s (wrangler dev or a script?); try again")
 
     def _reconcile(self, wait_s: float) -> None:
         """Settle steps left in flight by a crash (see the module docstring), then the intents bound to them.
@@ -520,7 +481,7 @@ class LabelStore:
             if self.read_only_reason:
                 self._conn.execute("BEGIN")
             else:
-                self._begin_immediate(time.monotonic() + wait_s)
+                begin_immediate(self._conn, time.monotonic() + wait_s, self._locked_error)
             try:
                 for step_id, status in in_flight:
                     step = self.history.load(step_id)

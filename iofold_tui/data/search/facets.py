@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from iofold_tui.data.db import write_txn
 from iofold_tui.data.search.index import SearchIndex
 from iofold_tui.data.traces.query import TraceFilter
 
@@ -279,15 +280,10 @@ def prepare_contradicted(db: sqlite3.Connection, index: SearchIndex, eval_set_id
     if row is not None and row[0] == stamp:
         return int(json.loads(row[1])), True
     rows = db.execute(_CONTRA, (eval_set_id,)).fetchall()
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_txn(conn):
         conn.execute("DELETE FROM contra WHERE eval_set = ?", (eval_set_id,))
         conn.executemany("INSERT INTO contra VALUES (?, ?, ?, ?)", [(eval_set_id, int(r[0]), r[1], int(r[2])) for r in rows])
         conn.execute("INSERT OR REPLACE INTO cache VALUES (?, ?, ?)", (key, stamp, json.dumps(len(rows))))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return len(rows), False
 
 

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from iofold_tui.data import paths
+from iofold_tui.data.db import write_txn
 from iofold_tui.data.search.extract import COLUMNS, extract_all
 from iofold_tui.data.search.query import Node, SearchSyntaxError, parse, to_match
 from iofold_tui.data.search.scan import FTS_ARGS, SELECT_RAW, ScanResult, regex_scan, scan
@@ -340,14 +341,9 @@ class SearchIndex:
     def _delete(self, rids: list[int]) -> None:
         conn = self.conn()
         for i in range(0, len(rids), BATCH):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with write_txn(conn):
                 for rid in rids[i:i + BATCH]:
                     self._delete_one(rid)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
 
     def _delete_one(self, rid: int) -> bool:
         """Remove one trace; False when it was not indexed (absent, or only pending from a build)."""
@@ -384,8 +380,7 @@ class SearchIndex:
                                   f"ORDER BY t.rowid LIMIT {int(self.batch)}", (position, high)).fetchall()
                 if not rows:
                     break
-                conn.execute("BEGIN IMMEDIATE")
-                try:
+                with write_txn(conn):
                     for r in rows:
                         rid = int(r[0])
                         pending = conn.execute("SELECT key, ts FROM docs WHERE rid = ? AND fp IS NULL", (rid,)).fetchone()
@@ -408,10 +403,6 @@ class SearchIndex:
                         conn.execute("INSERT INTO bodies VALUES (?, ?)", (key, body))
                         conn.executemany("INSERT OR IGNORE INTO tools VALUES (?, ?)", [(t, rid) for t in tools])
                         conn.executemany("INSERT OR IGNORE INTO errors VALUES (?, ?)", [(e, rid) for e in errors])
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
                 done += len(rows)
                 position = int(rows[-1][0]) + 1
                 if progress:
@@ -451,10 +442,9 @@ class SearchIndex:
             rows = cur.fetchmany(20_000)
             if not rows:
                 return True
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany("INSERT INTO docs VALUES (?, ?, ?, NULL)",
-                             [(int(r[0]), (position - i) * GAP, r[1]) for i, r in enumerate(rows)])
-            conn.execute("COMMIT")
+            with write_txn(conn):
+                conn.executemany("INSERT INTO docs VALUES (?, ?, ?, NULL)",
+                                 [(int(r[0]), (position - i) * GAP, r[1]) for i, r in enumerate(rows)])
             position -= len(rows)
 
     # ------------------------------------------------------------ searching

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from iofold_tui.data import paths
-from iofold_tui.data.db import Database, connect
+from iofold_tui.data.db import Database, connect, is_busy
 from iofold_tui.data.errors import SourceError
 from iofold_tui.data.source.schema import SchemaInfo, detect
 
@@ -86,7 +86,7 @@ def _probe(path: Path, read_only_reason: str | None) -> tuple[Database, SchemaIn
             conn.close()
     except sqlite3.OperationalError as exc:
         msg = str(exc)
-        if "locked" in msg or "busy" in msg:
+        if is_busy(exc):
             raise SourceError(path, "database is locked by another process (try again, or close the other writer)") from None
         if read_only_reason and "unable to open" in msg:
             # A WAL database in a read-only folder cannot create its -shm: read it as immutable.
