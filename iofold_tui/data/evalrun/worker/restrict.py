@@ -126,7 +126,7 @@ def _dataclass_source_ok(source: object) -> bool:
         tree = compile(source, "<dataclass>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
-    if len(tree.body) != 1 or type(tree.body[0]) is not ast.FunctionDef:
+    if not (isinstance(tree, ast.Module) and len(tree.body) == 1 and isinstance(tree.body[0], ast.FunctionDef)):
         return False
     outer = tree.body[0]
     outer_args = outer.args
@@ -136,8 +136,8 @@ def _dataclass_source_ok(source: object) -> bool:
         return False
     outer_names = {arg.arg for arg in outer_args.args}
     inner, back = outer.body
-    if type(inner) is not ast.FunctionDef or inner.decorator_list or not (
-            type(back) is ast.Return and type(back.value) is ast.Name and back.value.id == inner.name):
+    if not (isinstance(inner, ast.FunctionDef) and not inner.decorator_list and isinstance(back, ast.Return)
+            and isinstance(back.value, ast.Name) and back.value.id == inner.name):
         return False
     inner_args = inner.args
     if inner_args.posonlyargs or inner_args.vararg or inner_args.kwarg:
@@ -145,32 +145,29 @@ def _dataclass_source_ok(source: object) -> bool:
     params = inner_args.args + inner_args.kwonlyargs
     # Annotations, defaults and the return annotation are evaluated in __create_fn__: its names only.
     outer_scope = [arg.annotation for arg in params] + inner_args.defaults + inner_args.kw_defaults + [inner.returns]
-    if not all(node is None or (type(node) is ast.Name and node.id in outer_names) for node in outer_scope):
+    if not all(node is None or (isinstance(node, ast.Name) and node.id in outer_names) for node in outer_scope):
         return False
     names = outer_names | {arg.arg for arg in params} | _DC_BUILTIN_NAMES
-    for statement in inner.body:
-        for node in ast.walk(statement):
-            kind = type(node)
-            if kind is ast.Name:
-                if node.id not in names:
-                    return False
-            elif kind is ast.Attribute:
-                value = node.value
-                if (node.attr.startswith("__") and node.attr not in _DC_DUNDER_ATTRS) or not (
-                        type(value) is ast.Name
-                        or (type(value) is ast.Call and type(value.func) is ast.Name and value.func.id == "super")
-                        or (type(value) is ast.Attribute and value.attr == "__class__"
-                            and node.attr == "__qualname__" and type(value.value) is ast.Name)):
-                    return False
-            elif kind is ast.Call:
-                func = node.func
-                if node.keywords or not (
-                        (type(func) is ast.Name and (func.id in _DC_CALLS or func.id.startswith("_dflt_")))
-                        or (type(func) is ast.Attribute and func.attr in ("__setattr__", "__delattr__", "__post_init__"))):
-                    return False
-            elif not isinstance(node, _DC_NODES):
-                return False
-    return True
+    return all(_dataclass_node_ok(node, names) for statement in inner.body for node in ast.walk(statement))
+
+
+def _dataclass_node_ok(node: ast.AST, names: set[str]) -> bool:
+    if isinstance(node, ast.Name):
+        return node.id in names
+    if isinstance(node, ast.Attribute):
+        value = node.value
+        if node.attr.startswith("__") and node.attr not in _DC_DUNDER_ATTRS:
+            return False
+        return (isinstance(value, ast.Name)
+                or (isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "super")
+                or (isinstance(value, ast.Attribute) and value.attr == "__class__" and node.attr == "__qualname__"
+                    and isinstance(value.value, ast.Name)))
+    if isinstance(node, ast.Call):
+        func = node.func
+        return not node.keywords and (
+            (isinstance(func, ast.Name) and (func.id in _DC_CALLS or func.id.startswith("_dflt_")))
+            or (isinstance(func, ast.Attribute) and func.attr in ("__setattr__", "__delattr__", "__post_init__")))
+    return isinstance(node, _DC_NODES)
 
 
 def _checked_fields(cls: object) -> None:
@@ -235,7 +232,7 @@ def _safe_replace(obj: object, /, **changes: object) -> object:
     are passed only when given."""
     if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
         raise TypeError("replace() should be called on dataclass instances")
-    init = {field.name: field.init for field in dataclasses.fields(obj)}  # type: ignore[arg-type]
+    init = {field.name: field.init for field in dataclasses.fields(obj)}
     for name in _field_names(obj):
         if not init.get(name, True):
             if name in changes:
@@ -253,7 +250,7 @@ def _plain(obj: object, factory: typing.Callable[[list[typing.Any]], object], pa
         items = [(name, _plain(getattr(obj, name), factory, pairs)) for name in _field_names(obj)]
         return factory(items if pairs else [value for _, value in items])
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        return type(obj)(*[_plain(value, factory, pairs) for value in obj])
+        return type(obj)(*[_plain(value, factory, pairs) for value in obj])  # type: ignore[arg-type]
     if isinstance(obj, list | tuple | set | frozenset):
         return type(obj)(_plain(value, factory, pairs) for value in obj)
     if isinstance(obj, dict):
@@ -299,12 +296,12 @@ def _disarm() -> None:
     and ``self`` can be any object: ``Enum._convert_(name, "restrict", filter)`` hands out that module's
     ``sys`` and ``builtins`` and overwrites its globals. The worker never calls it after start-up."""
     if "_convert_" in vars(enum.EnumType):
-        del enum.EnumType._convert_
+        delattr(enum.EnumType, "_convert_")
     # typing's alias reduces to ``globals()[self._name]`` (its module's ``__builtins__`` too), and an alias
     # subclass (``_root=True``) takes any name: nothing in the worker pickles or copies aliases.
     alias = getattr(typing, "_GenericAlias", None)
     if isinstance(alias, type) and "__reduce__" in vars(alias):
-        alias.__reduce__ = _no_reduce  # type: ignore[method-assign]
+        type.__setattr__(alias, "__reduce__", _no_reduce)
 
 
 def _no_reduce(self: object) -> object:
