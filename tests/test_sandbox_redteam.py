@@ -440,6 +440,25 @@ ORDINARY = {
                    repr(dataclasses.replace(b, other=9)), str(A(1) == A(1)), str(dataclasses.astuple(M()))]
             return (all(out), " | ".join(out))
     """,
+    "a dataclass under from __future__ import annotations": """
+        from __future__ import annotations
+        from dataclasses import InitVar, dataclass, field
+        from typing import ClassVar
+        @dataclass(frozen=True, order=True)
+        class Step:
+            role: str
+            text: str = ""
+            tags: list[str] = field(default_factory=list, compare=False, hash=False)
+            kinds: ClassVar[int] = 2
+        @dataclass
+        class Score:
+            value: float
+            bonus: InitVar[float | None] = None
+            def __post_init__(self, bonus: float | None) -> None:
+                self.value += bonus or 0
+        def check(trace: dict) -> tuple[bool, str]:
+            return (Step("a") < Step("b") and Score(1, 1).value == 2, repr(Step("user", "hi")))
+    """,
     "a non-ASCII name (the parser imports unicodedata)": """
         def check(trace):
             café = "ok"

@@ -33,6 +33,7 @@ import resource  # noqa: E402
 import signal  # noqa: E402
 import struct  # noqa: E402
 import time  # noqa: E402
+import types  # noqa: E402
 import typing  # noqa: E402
 
 if typing.TYPE_CHECKING:
@@ -158,7 +159,12 @@ class Sandbox:
 
     def setup(self) -> str | None:
         """Returns None when ready, else the problem (an exception in the module code, no function...)."""
-        user_globals: dict[str, object] = {"__name__": "eval", "__builtins__": __builtins__}
+        # The eval's namespace is a module in sys.modules: dataclasses reads string annotations (``from
+        # __future__ import annotations``) in sys.modules[cls.__module__] and failed on None without it.
+        module = types.ModuleType("eval")
+        sys.modules["eval"] = module
+        user_globals: dict[str, object] = module.__dict__
+        user_globals["__builtins__"] = __builtins__
         if "builtins" not in self.disabled:
             user_globals["__builtins__"] = restrict.safe_builtins(self.proxies)
         try:
