@@ -94,3 +94,38 @@ def test_is_busy_is_one_definition() -> None:
     other = sqlite3.OperationalError("database is locked")
     other.sqlite_errorcode = sqlite3.SQLITE_ERROR  # type: ignore[attr-defined]
     assert not is_busy(other)  # SQLite's own code wins over the text
+
+
+# ------------------------------------------------------------------ introspection (data/introspect.py)
+
+HOSTILE = ['we"ird', "with space", "ünï", "x'y", "select", "--"]
+
+
+def test_introspection_reads_hostile_names_views_and_without_rowid(tmp_path: Path) -> None:
+    from iofold_tui.data import introspect
+    from iofold_tui.data.db import quote_ident, rowid_column
+
+    p = tmp_path / "h.sqlite"
+    conn = sqlite3.connect(p)
+    for name in HOSTILE:
+        conn.execute(f"CREATE TABLE {quote_ident(name)} ({quote_ident(name + 'c')}, b)")
+    conn.execute('CREATE TABLE kv ("k""ey" TEXT, v, PRIMARY KEY (v, "k""ey")) WITHOUT ROWID')
+    conn.execute("CREATE TABLE gone (a)")
+    conn.execute('CREATE VIEW "v w" AS SELECT a FROM gone')
+    conn.execute("CREATE VIEW ok AS SELECT 1 AS one")
+    conn.execute("DROP TABLE gone")
+    conn.commit()
+    conn.close()
+    ro = connect(p, read_only=True)
+    assert set(HOSTILE) <= set(introspect.table_names(ro))
+    assert introspect.view_names(ro) == ["v w", "ok"]
+    cols = introspect.schema_columns(ro)
+    assert all(cols[name] == [name + "c", "b"] for name in HOSTILE)
+    assert cols["v w"] == [] and cols["ok"] == ["one"]  # a view over a dropped table: present, unusable
+    assert introspect.primary_key(ro, "kv") == ["v", 'k"ey']
+    assert rowid_column(ro, "kv") == '"v"'
+    assert introspect.primary_key(ro, 'we"ird') == [] and rowid_column(ro, 'we"ird') == "rowid"
+    assert introspect.columns(ro, "no such table") == []
+    assert introspect.view_sql(ro, "OK") == "CREATE VIEW ok AS SELECT 1 AS one"
+    assert introspect.view_sql(ro, "nope") is None
+    assert ro.execute("PRAGMA recursive_triggers").fetchone()[0] == 0  # no connection setting changed

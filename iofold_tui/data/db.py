@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from iofold_tui.data.errors import ReadOnlyError
+from iofold_tui.data.introspect import primary_key
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000
@@ -62,8 +63,8 @@ def rowid_column(conn: sqlite3.Connection, table: str) -> str:
         conn.execute(f"SELECT rowid FROM {quote_ident(table)} LIMIT 0")
         return "rowid"
     except sqlite3.OperationalError:
-        pk = sorted((r[5], r[1]) for r in conn.execute(f"PRAGMA table_info({quote_ident(table)})") if r[5])
-        return quote_ident(pk[0][1]) if pk else "rowid"
+        pk = primary_key(conn, table)
+        return quote_ident(pk[0]) if pk else "rowid"
 
 
 class RowidAs:

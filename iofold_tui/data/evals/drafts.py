@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from iofold_tui.data import introspect
 from iofold_tui.data.db import decode_text, write_txn
 from iofold_tui.data.errors import ReadOnlyError
 from iofold_tui.data.evalrun.sandbox import analyse
@@ -200,7 +201,7 @@ class Workbench:
 # ---------------------------------------------------------------- the user's database
 
 def _columns(conn: sqlite3.Connection) -> list[str]:
-    return [str(r[1]) for r in conn.execute('PRAGMA table_info("evals")')]
+    return introspect.columns(conn, "evals")
 
 
 def _text(value: object) -> str | None:

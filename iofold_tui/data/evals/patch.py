@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from iofold_tui.data import introspect
 from iofold_tui.data.evals.drafts import CREATE, Workbench
 from iofold_tui.data.labels.history import utc_stamp
 from iofold_tui.data.labels.patch import sql_literal
@@ -74,7 +75,7 @@ def _version_rows(conn: sqlite3.Connection, sidecar: Path, since: datetime | Non
         return [], 0
     with Workbench(sidecar) as bench:
         actions = bench.actions(CREATE, since=_since_stamp(since))
-    have = {str(r[1]) for r in conn.execute('PRAGMA table_info("evals")')}
+    have = introspect.column_set(conn, "evals")
     select = ", ".join(c if c in have else f"NULL AS {c}" for c in EVAL_COLS)
     rows, missing = [], 0
     for action in actions:

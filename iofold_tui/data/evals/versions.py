@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from iofold_tui.data.db import quote_ident
+from iofold_tui.data import introspect
 from iofold_tui.data.matrix.stats import EvalCounts, recomputed_counts
 from iofold_tui.data.sanitize import clean
 from iofold_tui.data.values import to_float, to_int, to_text
@@ -103,7 +103,7 @@ _LIST_COLUMNS = ("id", "eval_set_id", "name", "version", "parent_eval_id", "stat
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
-    return {str(r[1]) for r in conn.execute(f"PRAGMA table_info({quote_ident(table)})")}
+    return introspect.column_set(conn, table)
 
 
 _int = to_int

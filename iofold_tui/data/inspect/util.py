@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import sqlite3
 
-from iofold_tui.data.db import quote_ident
+from iofold_tui.data import introspect
 from iofold_tui.data.values import to_count
 
 
@@ -33,17 +33,8 @@ def literal(value: str | int | float | None) -> str:
 
 
 def schema_columns(conn: sqlite3.Connection) -> dict[str, set[str]]:
-    """Tables and views with their columns (PRAGMA reads only; a broken view maps to an empty set)."""
-    found: dict[str, set[str]] = {}
-    for row in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"):
-        name = row[0]
-        if name.startswith("sqlite_"):
-            continue
-        try:
-            found[name] = {r[1] for r in conn.execute(f"PRAGMA table_info({quote_ident(name)})")}
-        except sqlite3.DatabaseError:
-            found[name] = set()  # a view over a missing table: present but unusable
-    return found
+    """Tables and views with their columns (a view over a missing table maps to an empty set)."""
+    return {name: set(cols) for name, cols in introspect.schema_columns(conn).items()}
 
 
 def has_columns(schema: dict[str, set[str]], table: str, *columns: str) -> bool:

@@ -15,7 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from iofold_tui.data import paths
+from iofold_tui.data import introspect, paths
 from iofold_tui.data.prefs import load_prefs
 
 ENV = "IOFOLD_TUI_ANNOTATOR"
@@ -91,7 +91,7 @@ def key_annotators(history_conn: object) -> dict[tuple[str, str], str]:
 
     conn: sqlite3.Connection = history_conn  # type: ignore[assignment]
     try:
-        if "annotator" not in {r[1] for r in conn.execute("PRAGMA table_info(steps)")}:
+        if "annotator" not in introspect.column_set(conn, "steps"):
             return {}
         rows = conn.execute(
             "SELECT c.eval_set_id, c.trace_id, s.annotator, max(s.id) FROM changes c JOIN steps s ON s.id = c.step_id "

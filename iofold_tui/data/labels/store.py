@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from iofold_tui.data import introspect
 from iofold_tui.data.db import begin_immediate, is_readonly, tolerant, write_txn
 from iofold_tui.data.errors import ReadOnlyError, SourceError
 from iofold_tui.data.labels.history import (
@@ -186,7 +187,7 @@ class LabelStore:
         raise AssertionError("unreachable")
 
     def _schema_problem(self) -> str | None:
-        cols = {r[1] for r in self._conn.execute("PRAGMA table_info(feedback)")}
+        cols = introspect.column_set(self._conn, "feedback")
         if not cols:
             return "this database has no feedback table, so labels cannot be stored"
         missing = sorted(_REQUIRED - cols)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from iofold_tui.data import introspect
 from iofold_tui.data.paths import schema_dir
 from iofold_tui.data.source.schema import VIEW_COLUMNS
 from iofold_tui.data.values import to_count, to_float, to_int, to_text
@@ -297,16 +298,15 @@ def _canonical_view_sql() -> str:
 
 def comparison_source(conn: sqlite3.Connection) -> str:
     """``view`` when ``eval_comparison`` is iofold's own definition, else which fallback applies."""
-    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'view' AND name = 'eval_comparison' COLLATE NOCASE").fetchone()
-    if row is None:
+    sql = introspect.view_sql(conn, "eval_comparison")
+    if sql is None:
         return SOURCE_MISSING
     try:
-        cols = tuple(r[1] for r in conn.execute('PRAGMA table_info("eval_comparison")'))
+        cols = tuple(introspect.columns(conn, "eval_comparison"))
     except sqlite3.DatabaseError:  # a view over a dropped table
         return SOURCE_CUSTOMISED
     if cols != VIEW_COLUMNS:
         return SOURCE_CUSTOMISED
-    sql = row[0] or ""
     if _normalise(sql) == _canonical_view_sql() or same_results_as_iofold(sql):
         return SOURCE_VIEW
     return SOURCE_CUSTOMISED

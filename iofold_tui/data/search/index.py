@@ -45,8 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from iofold_tui.data import paths
-from iofold_tui.data.db import write_txn
+from iofold_tui.data import introspect, paths
+from iofold_tui.data.db import quote_ident, write_txn
 from iofold_tui.data.search.extract import COLUMNS, extract_all
 from iofold_tui.data.search.query import Node, SearchSyntaxError, parse, to_match
 from iofold_tui.data.search.scan import FTS_ARGS, SELECT_RAW, ScanResult, regex_scan, scan
@@ -114,18 +114,12 @@ def sidecar_path(source_key: Path) -> Path:
 def _ts_index(conn: sqlite3.Connection) -> str | None:
     """An index on traces whose first column is timestamp (the quick check reads only it)."""
     try:
-        for row in conn.execute("PRAGMA index_list('traces')").fetchall():
-            name = row[1]
-            cols = conn.execute(f"PRAGMA index_info({_q(name)})").fetchall()
-            if cols and cols[0][2] == "timestamp":
-                return str(name)
+        for name, cols in introspect.indexes(conn, "traces"):
+            if cols and cols[0] == "timestamp":
+                return name
     except sqlite3.DatabaseError:
         return None
     return None
-
-
-def _q(name: str) -> str:
-    return '"' + str(name).replace('"', '""') + '"'
 
 
 @dataclass
@@ -235,7 +229,7 @@ class SearchIndex:
     # ------------------------------------------------------------ keeping current
     def _quick(self, db: sqlite3.Connection, upto: int) -> list[int]:
         index = _ts_index(db)
-        hint = f"INDEXED BY {_q(index)}" if index else ""
+        hint = f"INDEXED BY {quote_ident(index)}" if index else ""
         row = db.execute(
             f"SELECT count(*), coalesce(sum(rowid), 0), coalesce(sum({TSX.format(ts='timestamp')}), 0) "
             f"FROM traces {hint} WHERE +rowid <= ?", (upto,)).fetchone()
@@ -318,7 +312,7 @@ class SearchIndex:
             index = _ts_index(db)
             sql = "SELECT {r} >> {s}, count(*), coalesce(sum({r}), 0), coalesce(sum({tsx}), 0) FROM {t} GROUP BY 1"
             theirs_sql = sql.format(r="rowid", s=BUCKET_SHIFT, tsx=TSX.format(ts="timestamp"),
-                                    t="traces" + (f" INDEXED BY {_q(index)}" if index else ""))
+                                    t="traces" + (f" INDEXED BY {quote_ident(index)}" if index else ""))
             ours_sql = sql.format(r="rid", s=BUCKET_SHIFT, tsx=TSX.format(ts="ts"), t="docs")
         theirs = {int(b): tuple(int(x) for x in rest) for b, *rest in db.execute(theirs_sql)}
         ours = {int(b): tuple(int(x) for x in rest) for b, *rest in self.conn().execute(ours_sql)}

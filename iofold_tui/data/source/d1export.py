@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from iofold_tui.data import paths
+from iofold_tui.data import introspect, paths
 from iofold_tui.data.errors import SourceError
 from iofold_tui.data.sanitize import one_line
 
@@ -562,7 +562,7 @@ class _Loader:
 
 def _code_warnings(conn: sqlite3.Connection) -> list[str]:
     """D1's newline round-trip bug (spec §6): flag eval code it may have altered."""
-    cols = {r[1] for r in conn.execute("PRAGMA table_info(evals)")}
+    cols = introspect.column_set(conn, "evals")
     if not {"id", "code"} <= cols:
         return []
     hazard, broken = [], []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from iofold_tui.data import introspect
 from iofold_tui.data.db import quote_ident
 from iofold_tui.data.source.loader import OpenedSource
 
@@ -12,10 +13,7 @@ from iofold_tui.data.source.loader import OpenedSource
 def source_info(opened: OpenedSource) -> dict[str, Any]:
     conn = opened.db.conn()
     tables = {}
-    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-    for name in names:
-        if name.startswith("sqlite_"):
-            continue
+    for name in sorted(introspect.table_names(conn)):
         try:
             tables[name] = int(conn.execute(f"SELECT count(*) FROM {quote_ident(name)}").fetchone()[0])
         except sqlite3.DatabaseError:  # a virtual table whose module is not loaded

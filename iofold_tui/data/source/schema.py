@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from iofold_tui.data.db import quote_ident
+from iofold_tui.data import introspect
 from iofold_tui.data.errors import SourceError
 
 # Columns iofold-tui reads, per v1.0 table. Extra tables/columns are fine.
@@ -43,21 +43,6 @@ class SchemaInfo:
     def has(self, table: str, column: str | None = None) -> bool:
         cols = self.tables.get(table)
         return cols is not None and (column is None or column in cols)
-
-
-def _tables(conn: sqlite3.Connection) -> tuple[dict[str, list[str]], dict[str, str]]:
-    tables: dict[str, list[str]] = {}
-    views: dict[str, str] = {}
-    for row in conn.execute("SELECT name, type, sql FROM sqlite_master WHERE type IN ('table', 'view')"):
-        name, kind, sql = row[0], row[1], row[2]
-        if kind == "view":
-            views[name] = sql or ""
-            continue
-        if name.startswith("sqlite_"):
-            continue
-        cols = [r[1] for r in conn.execute(f"PRAGMA table_info({quote_ident(name)})")]
-        tables[name] = cols
-    return tables, views
 
 
 def _view_state(conn: sqlite3.Connection) -> str:
@@ -115,8 +100,8 @@ def fingerprint(tables: dict[str, list[str]]) -> tuple[str | None, list[str]]:
 
 def detect(conn: sqlite3.Connection, path: Path | str | None = None) -> SchemaInfo:
     """Classify the database; raise SourceError when it is empty or not a v1.0 iofold database."""
-    tables, views = _tables(conn)
-    if not tables and not views:
+    tables = introspect.schema_columns(conn, views=False)
+    if not tables and not introspect.view_names(conn):
         raise SourceError(path, "empty database (no tables)")
     names = set(tables)
     generation, facts = fingerprint(tables)

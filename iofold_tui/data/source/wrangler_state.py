@@ -13,6 +13,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from iofold_tui.data import introspect
 from iofold_tui.data.db import tolerant
 from iofold_tui.data.errors import SourceError
 
@@ -66,7 +67,7 @@ def _probe(path: Path) -> D1Candidate:
         # Read-only: a read-only connection never checkpoints, so wrangler's files stay as they were.
         conn = tolerant(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True))
         try:
-            names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            names = introspect.table_names(conn)
         finally:
             conn.close()
     except sqlite3.Error as exc:

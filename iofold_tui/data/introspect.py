@@ -1,0 +1,87 @@
+"""Schema introspection of one connection, through sqlite-utils: the package's one reader of
+``sqlite_master`` and ``PRAGMA table_info`` / ``index_list``.
+
+Read-only by construction: the sqlite-utils ``Database`` wraps the caller's connection without setting
+a PRAGMA or running plugins, so read-only, immutable and D1 (data/source/d1remote.py) connections work
+unchanged; names are quoted by sqlite-utils' ``quote_identifier`` (the same rule as ``db.quote_ident``),
+so any table name (quotes, spaces, non-ASCII) is read as it is. Names starting with ``sqlite_`` are
+SQLite's own and left out.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import sqlite_utils
+from sqlite_utils.db import Table
+
+
+def _utils(conn: sqlite3.Connection) -> sqlite_utils.Database:
+    return sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
+
+
+class _Listed(Table):
+    """A table whose name was just read from ``sqlite_master``: ``Table.exists()`` would read the whole
+    list again for every table (quadratic on a database with thousands of tables)."""
+
+    def exists(self) -> bool:
+        return True
+
+
+def _user(name: object) -> bool:
+    return not str(name).startswith("sqlite_")
+
+
+def table_names(conn: sqlite3.Connection) -> list[str]:
+    """The user's tables (virtual tables and their shadow tables included), in ``sqlite_master`` order."""
+    return [str(n) for n in _utils(conn).table_names() if _user(n)]
+
+
+def view_names(conn: sqlite3.Connection) -> list[str]:
+    return [str(n) for n in _utils(conn).view_names() if _user(n)]
+
+
+def view_sql(conn: sqlite3.Connection, name: str) -> str | None:
+    """The ``CREATE VIEW`` text of ``name`` (names compare without case, as SQLite's), None without one."""
+    db = _utils(conn)
+    for view in db.view_names():
+        if str(view).lower() == name.lower():
+            return str(db.view(str(view)).schema or "")
+    return None
+
+
+def columns(conn: sqlite3.Connection, name: str) -> list[str]:
+    """The columns of table or view ``name`` in order ([] when there is none). A view over a dropped table
+    raises ``sqlite3.DatabaseError``."""
+    return [str(c.name) for c in _Listed(_utils(conn), name).columns]
+
+
+def column_set(conn: sqlite3.Connection, name: str) -> set[str]:
+    return set(columns(conn, name))
+
+
+def schema_columns(conn: sqlite3.Connection, *, views: bool = True) -> dict[str, list[str]]:
+    """Every user table (and view, unless ``views`` is False) with its columns; a view that cannot be
+    read (over a missing table) maps to []."""
+    db = _utils(conn)
+    names = [n for n in db.table_names() if _user(n)]
+    if views:
+        names += [n for n in db.view_names() if _user(n)]
+    found: dict[str, list[str]] = {}
+    for name in names:
+        try:
+            found[str(name)] = [str(c.name) for c in _Listed(db, str(name)).columns]
+        except sqlite3.DatabaseError:
+            found[str(name)] = []
+    return found
+
+
+def primary_key(conn: sqlite3.Connection, table: str) -> list[str]:
+    """The declared PRIMARY KEY columns in key order ([] when the table has only its rowid)."""
+    keyed = sorted((c for c in _Listed(_utils(conn), table).columns if c.is_pk), key=lambda c: int(c.is_pk))
+    return [str(c.name) for c in keyed]
+
+
+def indexes(conn: sqlite3.Connection, table: str) -> list[tuple[str, list[str]]]:
+    """(index name, its columns in order) for each index on ``table``."""
+    return [(str(i.name), [str(c) for c in i.columns]) for i in _Listed(_utils(conn), table).indexes]
