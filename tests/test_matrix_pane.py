@@ -324,6 +324,30 @@ async def test_relabel_updates_row_and_stats_incrementally_and_undo(db: Path,
     labeling.close_label_store(app)
 
 
+async def test_stats_table_on_screen_follows_a_relabel_and_its_undo(db: Path) -> None:
+    """The numbers painted, not only the table's data: a relabel and its undo patch the same rows twice
+    between two table rebuilds (a cache of the row's renderables once kept the first patch on screen)."""
+    app = make_app(db)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await settle(app, pilot)
+        table = pane(app).stats_table
+
+        def painted(eval_id: str) -> str:
+            return table.render_line(table.get_row_index(eval_id) + table.header_height).text
+
+        def data(eval_id: str) -> str:
+            return "".join(str(c) for c in table.get_row(eval_id))
+
+        for key in ("a", "u", "a", "u"):  # t13: negative -> positive, back, and again
+            await pilot.press(key)
+            await settle(app, pilot)
+            for eval_id in ("v1", "v2"):
+                assert painted(eval_id).rstrip() == data(eval_id).rstrip(), key
+        assert stat(app, "v1", "FP") == "2"
+        assert_stats_match_db(app, db)
+    labeling.close_label_store(app)
+
+
 async def test_version_choice_and_relabel_of_a_hidden_version(db: Path) -> None:
     app = make_app(db)
     async with app.run_test(size=(140, 44)) as pilot:

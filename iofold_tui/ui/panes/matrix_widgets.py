@@ -80,6 +80,10 @@ def patch_row(table: DataTable[Text | str], row_key: str, values: dict[str, Text
     cells = table._cell_render_cache  # keyed (row, column, ...): the unchanged cells stay rendered
     for cache_key in [k for k in cells.keys() if k[0] == rk and k[1] in changed]:  # noqa: SIM118 - not a dict
         cells.discard(cache_key)
+    index = table.get_row_index(rk)
+    renderables = table._row_renderable_cache  # keyed (update count, row index): the row's cells as renderables
+    for cache_key in [k for k in renderables.keys() if k[1] == index]:  # noqa: SIM118 - not a dict
+        renderables.discard(cache_key)
     rows = table._row_render_cache  # keyed (row, ...)
     for cache_key in [k for k in rows.keys() if k[0] == rk]:  # noqa: SIM118 - not a dict
         rows.discard(cache_key)
@@ -90,7 +94,7 @@ def patch_row(table: DataTable[Text | str], row_key: str, values: dict[str, Text
                 lines.discard(cache_key)
         except LookupError:
             lines.discard(cache_key)
-    table.refresh_row(table.get_row_index(rk))
+    table.refresh_row(index)
     return len(changed)
 
 
