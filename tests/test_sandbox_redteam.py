@@ -459,6 +459,36 @@ ORDINARY = {
         def check(trace: dict) -> tuple[bool, str]:
             return (Step("a") < Step("b") and Score(1, 1).value == 2, repr(Step("user", "hi")))
     """,
+    "NamedTuple/TypedDict/Protocol/Generic under from __future__ import annotations": """
+        from __future__ import annotations
+        import enum, functools, typing
+        from typing import NamedTuple, TypedDict, Protocol, Generic, TypeVar, Optional
+        T = TypeVar("T")
+        class P(NamedTuple):
+            a: int
+            b: Optional[str] = None
+        class TD(TypedDict, total=False):
+            x: int
+        class Proto(Protocol):
+            def name(self) -> str: ...
+        class Box(Generic[T]):
+            def __init__(self, v: T) -> None:
+                self.v = v
+        class C(enum.Enum):
+            A = 1
+        @functools.lru_cache(maxsize=128)
+        def f(x: int) -> int:
+            return x * 2
+        class K:
+            @functools.cached_property
+            def v(self) -> int:
+                return 1
+            @property
+            def w(self) -> int:
+                return 2
+        def check(trace: dict[str, object]) -> tuple[bool, str]:
+            return (True, f"{P(1)} {TD(x=1)} {Box(3).v} {C.A} {f(2)} {K().v} {K().w}")
+    """,
     "a non-ASCII name (the parser imports unicodedata)": """
         def check(trace):
             café = "ok"
@@ -502,6 +532,33 @@ def test_ordinary_code_is_not_refused(name: str) -> None:
     assert check_code(code) == []
     results, _ = _run(code, ALL)
     assert [(r.result, r.error) for r in results] == [(True, None)], results
+
+
+@pytest.mark.skipif(not CONFINED, reason="the OS does not confine the sandbox here")
+def test_string_annotations_compile_but_never_run() -> None:
+    """typing.ForwardRef may compile a plain type expression (NamedTuple under future annotations needs it),
+    never anything that calls, and evaluating one (an exec from typing) stays blocked."""
+    code = """
+    import typing
+    def check(trace):
+        out = []
+        for source in ["list[int] | None", "typing.Dict[str, 'X']", "(lambda: 0)()", "x._y", "f(x)"]:
+            try:
+                typing.ForwardRef(source)
+                out.append("compiled")
+            except PermissionError:
+                out.append("blocked")
+        class H:
+            x: typing.ForwardRef("int")
+        try:
+            typing.get_type_hints(H)
+            out.append("evaluated")
+        except PermissionError:
+            out.append("blocked")
+        return (True, " ".join(out))
+    """
+    results, _ = _run(code, ALL)
+    assert [r.reason for r in results] == ["compiled compiled blocked blocked blocked blocked"], results
 
 
 def test_relaxations_hand_out_nothing() -> None:

@@ -67,6 +67,7 @@ _NAMEDTUPLE_SRC = re.compile(r"lambda _cls, ([\w, ]*): _tuple_new\(_cls, \(\1\)\
 # is checked (``_dataclass_source_ok``) before it may compile.
 _DATACLASSES_GLOBALS = vars(dataclasses)
 _COLLECTIONS_GLOBALS = vars(collections)
+_TYPING_GLOBALS = vars(typing)
 
 
 _DUNDER = re.compile(r"__\w+__")
@@ -149,6 +150,33 @@ def _dataclass_source_ok(source: object) -> bool:
         return False
     names = outer_names | {arg.arg for arg in params} | _DC_BUILTIN_NAMES
     return all(_dataclass_node_ok(node, names) for statement in inner.body for node in ast.walk(statement))
+
+
+_TYPE_EXPRESSION_NODES = (ast.Expression, ast.Name, ast.Attribute, ast.Subscript, ast.Tuple, ast.List, ast.Constant,
+                          ast.BinOp, ast.BitOr, ast.Starred, ast.Load)
+
+
+def _type_expression_ok(source: object) -> bool:
+    """Whether ``source`` (what typing.ForwardRef compiles: a string annotation under ``from __future__
+    import annotations``) is a plain type expression: names, public attributes, subscripts, ``|``, tuples,
+    lists and constants — no call, no private or dunder name. Only compiling is allowed for it; evaluating
+    it (an exec from typing) stays blocked, and such a code object could do nothing anyway."""
+    if isinstance(source, bytes):  # the compile event carries the source as bytes
+        source = source.decode("utf-8", "replace")
+    if not isinstance(source, str) or len(source) > 1000:
+        return False
+    try:
+        tree = compile(source, "<annotation>", "eval", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    for node in ast.walk(tree):
+        if not isinstance(node, _TYPE_EXPRESSION_NODES) or (isinstance(node, ast.BinOp) and not isinstance(
+                node.op, ast.BitOr)):
+            return False
+        if (isinstance(node, ast.Name) and node.id.startswith("__")) or (
+                isinstance(node, ast.Attribute) and node.attr.startswith("_")):
+            return False
+    return True
 
 
 def _dataclass_node_ok(node: ast.AST, names: set[str]) -> bool:
@@ -356,6 +384,7 @@ def install_audit_hook(module_code: types.CodeType) -> None:
     allowed, dataclasses_globals, collections_globals = _ALLOWED_EVENTS, _DATACLASSES_GLOBALS, _COLLECTIONS_GLOBALS
     namedtuple_source, blocked, dataclass_source_ok, own_globals = (
         _NAMEDTUPLE_SRC.fullmatch, PermissionError, _dataclass_source_ok, globals())
+    typing_globals, type_expression_ok = _TYPING_GLOBALS, _type_expression_ok
 
     def hook(event: str, args: tuple[object, ...]) -> None:
         if event in allowed:
@@ -371,8 +400,10 @@ def install_audit_hook(module_code: types.CodeType) -> None:
             if caller is dataclasses_globals:  # _create_fn's exec(text): the text is checked at its compile
                 if event == "exec" or dataclass_source_ok(args[0] if args else None):
                     return
-            elif caller is own_globals and event == "compile":  # dataclass_source_ok's parse (an AST only)
+            elif caller is own_globals and event == "compile":  # the checks' own parse (an AST only)
                 return
+            elif caller is typing_globals and event == "compile" and type_expression_ok(args[0] if args else None):
+                return  # ForwardRef("list[int]"): compiled, never evaluated (an exec from typing is blocked)
             if caller is collections_globals:  # namedtuple's one eval() of the one shape of source
                 if event == "exec":
                     return
