@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from iofold_tui.data.db import with_rowid
+from iofold_tui.data.labels.counts import label_counts as label_counts  # the review header's counts
 from iofold_tui.data.traces import keyset
 from iofold_tui.data.traces.query import TraceFilter, _where
 
@@ -111,15 +112,6 @@ def next_unlabelled(conn: sqlite3.Connection, spec: QueueSpec, after: tuple[Any,
             if item.trace_id != exclude:
                 return item
     return None
-
-
-def label_counts(conn: sqlite3.Connection, eval_set_id: str) -> dict[str, int]:
-    """Labels of the eval set by rating (an index range on feedback(eval_set_id, rating))."""
-    counts = {"positive": 0, "negative": 0, "neutral": 0}
-    for rating, n in conn.execute("SELECT rating, count(*) FROM feedback WHERE eval_set_id = ? GROUP BY rating",
-                                  (eval_set_id,)):
-        counts[str(rating)] = int(n)
-    return counts
 
 
 def unlabelled_count(conn: sqlite3.Connection, spec: QueueSpec) -> int:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from iofold_tui.data.labels.counts import RATED
+from iofold_tui.data.labels.counts import label_counts as all_label_counts
 from iofold_tui.data.matrix.grid import cells_for_confusion
-from iofold_tui.data.matrix.report import _labels
 
 
 def execution_signature(conn: sqlite3.Connection, eval_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
@@ -22,7 +23,8 @@ def execution_signature(conn: sqlite3.Connection, eval_ids: Sequence[str]) -> di
 
 def label_counts(conn: sqlite3.Connection, eval_set_id: str) -> dict[str, int]:
     """The set's positive / negative / neutral label counts, the ratings with none left out."""
-    return {rating: n for rating, n in _labels(conn, eval_set_id).items() if n}
+    counts = all_label_counts(conn, eval_set_id)
+    return {rating: counts[rating] for rating in RATED if counts[rating]}
 
 
 def confusion_trace_ids(conn: sqlite3.Connection, eval_id: str, cell: str, cap: int) -> tuple[list[str], bool]:

@@ -22,12 +22,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from iofold_tui.data.traces import keyset
+from iofold_tui.data.traces.query import PREVIEW_CHARS, preview_columns
 
 FILTERS = ("all", "contradictions", "agreements", "errors", "unlabelled", "neutral", "versions_disagree")
 Sort = Literal["time", "contradicted"]
 Universe = Literal["all", "labelled"]
 CONFUSION_CELLS = ("TP", "FP", "FN", "TN", "error", "invalid", "neutral", "unlabelled", "not_run")
-_PREVIEW = 400
+_PREVIEW = PREVIEW_CHARS
 
 
 @dataclass(frozen=True)
@@ -209,10 +210,7 @@ def _filters(ctx: _Ctx, row_filter: str) -> tuple[list[str], list[Any]]:
 
 
 def _columns(ctx: _Ctx) -> str:
-    cols = [
-        "t.rowid", "t.id", "t.trace_id", "t.timestamp", "t.source", f"substr(t.input_preview, 1, {_PREVIEW})",
-        f"substr(t.output_preview, 1, {_PREVIEW})", "f.id", "f.rating", f"substr(f.notes, 1, {_PREVIEW})",
-    ]
+    cols = [preview_columns(), "f.id", "f.rating", f"substr(f.notes, 1, {_PREVIEW})"]
     for i in range(len(ctx.eval_ids)):
         cols += [f"e{i}.id", f"e{i}.result", f"substr(e{i}.reason, 1, {_PREVIEW})", f"substr(e{i}.error, 1, {_PREVIEW})"]
     return ", ".join(cols)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from iofold_tui.data.labels.counts import RATED, label_counts
 from iofold_tui.data.matrix.stats import (
     METRICS,
     MatrixStats,
@@ -42,9 +43,8 @@ def resolve_eval_set(conn: sqlite3.Connection, name_or_id: str, workspace_id: st
 # ---------------------------------------------------------------- report
 
 def _labels(conn: sqlite3.Connection, eval_set_id: str) -> dict[str, int]:
-    rows = dict(conn.execute("SELECT rating, COUNT(*) FROM feedback WHERE eval_set_id = ? GROUP BY rating",
-                             (eval_set_id,)).fetchall())
-    return {r: int(rows.get(r, 0)) for r in ("positive", "negative", "neutral")}
+    counts = label_counts(conn, eval_set_id)
+    return {r: counts[r] for r in RATED}
 
 
 def stats_report(conn: sqlite3.Connection, eval_set: str | None = None, *, workspace_id: str | None = None,

@@ -30,6 +30,7 @@ from fractions import Fraction
 from typing import Any
 
 from iofold_tui.data import introspect
+from iofold_tui.data.labels.counts import label_counts
 from iofold_tui.data.paths import schema_dir
 from iofold_tui.data.source.schema import VIEW_COLUMNS
 from iofold_tui.data.values import to_count, to_float, to_int, to_text
@@ -384,7 +385,6 @@ _TOTALS = """
 SELECT eval_id, COUNT(*), SUM(error IS NOT NULL), SUM(error IS NULL AND result = 1),
        SUM(error IS NULL AND coalesce(result IN (0, 1), 0) = 0)
 FROM eval_executions WHERE eval_id IN (SELECT value FROM json_each(?)) GROUP BY eval_id"""
-_LABELS = "SELECT rating, COUNT(*) FROM feedback WHERE eval_set_id = ? GROUP BY rating"
 _EVALS = """
 SELECT id, eval_set_id, name, version, status, accuracy, contradiction_count, execution_count
 FROM evals WHERE {where} ORDER BY version, id"""
@@ -438,7 +438,7 @@ def _fill(conn: sqlite3.Connection, stats: list[MatrixStats], source: str) -> No
     labels: dict[str, dict[str, int]] = {}
     for s in stats:
         if s.eval_set_id not in labels:
-            labels[s.eval_set_id] = dict(conn.execute(_LABELS, (s.eval_set_id,)).fetchall())
+            labels[s.eval_set_id] = label_counts(conn, s.eval_set_id)
         for rating in RATINGS[:3]:
             executed = sum(s.cells[rating][st] for st in EXECUTED)
             s.cells[rating]["not_run"] = int(labels[s.eval_set_id].get(rating, 0)) - executed

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from iofold_tui.data.db import write_txn
+from iofold_tui.data.labels.counts import rating_rows
 from iofold_tui.data.search.index import SearchIndex
 from iofold_tui.data.traces.query import TraceFilter
 
@@ -79,8 +80,7 @@ def _column_facet(db: sqlite3.Connection, name: str, eval_set_id: str | None, ev
     elif name == "rating":
         if not eval_set_id:
             raise ValueError("the rating facet needs an eval set")
-        rows = db.execute("SELECT rating, count(*) FROM feedback WHERE eval_set_id = ? GROUP BY rating ORDER BY 2 DESC",
-                          (eval_set_id,)).fetchall()
+        rows = rating_rows(db, eval_set_id)
         labelled = sum(int(r[1]) for r in rows)
         rows = [*rows, ("unlabelled", max(total - labelled, 0))]
     elif name == "verdict":

@@ -50,6 +50,7 @@ from iofold_tui.data.db import quote_ident, write_txn
 from iofold_tui.data.search.extract import COLUMNS, extract_all
 from iofold_tui.data.search.query import Node, SearchSyntaxError, parse, to_match
 from iofold_tui.data.search.scan import FTS_ARGS, SELECT_RAW, ScanResult, regex_scan, scan
+from iofold_tui.data.traces.query import preview_columns
 
 FORMAT = 2
 GAP = 1 << 36  # spacing of order keys at a build: room for 36 halvings between two neighbours
@@ -100,8 +101,8 @@ def trace_rows(db: sqlite3.Connection, rowids: list[int]) -> list[dict[str, Any]
         return []
     got = {}
     for r in db.execute(
-        "SELECT rowid, id, trace_id, timestamp, source, substr(input_preview, 1, 400), substr(output_preview, 1, 400), "
-        "step_count, has_errors FROM traces WHERE rowid IN (SELECT value FROM json_each(?))", (json.dumps(rowids),)):
+        f"SELECT {preview_columns()}, t.step_count, t.has_errors FROM traces t "
+        "WHERE t.rowid IN (SELECT value FROM json_each(?))", (json.dumps(rowids),)):
         got[int(r[0])] = {"rowid": int(r[0]), "id": r[1], "trace_id": r[2], "timestamp": r[3], "source": r[4],
                           "input_preview": r[5], "output_preview": r[6], "step_count": r[7], "has_errors": bool(r[8])}
     return [got[rid] for rid in rowids if rid in got]

@@ -140,8 +140,17 @@ def _where(flt: TraceFilter, drive_from_feedback: bool = False) -> _Sql:
     return sql
 
 
-_COLUMNS = """t.rowid, t.id, t.trace_id, t.timestamp, t.source, substr(t.input_preview, 1, 400),
-substr(t.output_preview, 1, 400), t.step_count, t.has_errors, f.rating, substr(f.notes, 1, 400)"""
+PREVIEW_CHARS = 400  # how much of a preview (or note) a list row reads
+
+
+def preview_columns(alias: str = "t") -> str:
+    """A trace's list-row columns, the one definition for every list (traces, search results, matrix):
+    rowid, id, trace_id, timestamp, source and both previews cut to ``PREVIEW_CHARS``."""
+    return (f"{alias}.rowid, {alias}.id, {alias}.trace_id, {alias}.timestamp, {alias}.source, "
+            f"substr({alias}.input_preview, 1, {PREVIEW_CHARS}), substr({alias}.output_preview, 1, {PREVIEW_CHARS})")
+
+
+_COLUMNS = f"{preview_columns()}, t.step_count, t.has_errors, f.rating, substr(f.notes, 1, {PREVIEW_CHARS})"
 
 
 def _row(r: sqlite3.Row | tuple[Any, ...]) -> TraceRow:
