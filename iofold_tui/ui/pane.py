@@ -127,6 +127,22 @@ class Pane(Screen[None]):
     def reload(self) -> None:
         """Re-query what the pane shows (runs its workers)."""
 
+    # True: the pane applies ``--select`` itself once its first rows are in (the trace list, evals, matrix);
+    # otherwise the base class calls ``select_item`` with it right after the first reload.
+    selects_on_start = False
+
+    def start_selection(self) -> str | None:
+        """``iofold-tui DB --pane P --select ID``: the id, once, when this is the pane the app started on."""
+        app = self.app
+        start = getattr(app, "start_select", None)
+        if not start or self.__dict__.get("_start_taken"):
+            return None
+        self._start_taken = True
+        from iofold_tui.ui.panes import PANES  # the registry imports the panes, which import this module
+
+        mode = next((p.mode for p in PANES if p.target.endswith(f":{type(self).__name__}")), None)
+        return start if mode is not None and mode == getattr(app, "start_pane", None) else None
+
     def select_item(self, item_id: str) -> None:
         """Put the cursor on ``item_id`` (what ``iofold-tui DB --select ID`` and the palette hand over)."""
         self.notify(f"{self.pane_title}: nothing to select here", severity="warning")
@@ -189,6 +205,9 @@ class Pane(Screen[None]):
         self.set_status(Text(f"no table {', '.join(self.unavailable)} in this database", style="yellow")
                         if self.unavailable else "")
         self.reload()
+        start = None if self.selects_on_start or self.unavailable else self.start_selection()
+        if start:
+            self.call_after_refresh(self.select_item, start)
 
     def on_screen_resume(self) -> None:
         if self.stale:

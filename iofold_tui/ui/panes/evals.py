@@ -94,6 +94,7 @@ class Located(Message):
 
 class EvalsPane(Pane):
     pane_title = "Evals"
+    selects_on_start = True  # applied when the first page / the eval is in
     requires = ("evals", "eval_executions")
     BINDINGS = [
         Binding("c", "tab('code')", "Code", id="evals.code"),

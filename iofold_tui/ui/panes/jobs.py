@@ -3,6 +3,7 @@ type, with the selected job's context / metadata / result described per type (sp
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from rich.text import Text
@@ -33,6 +34,7 @@ from iofold_tui.ui.text import cell, safe
 from iofold_tui.ui.widgets import PickOne
 
 PAGE_SIZE = 100
+FIND_PAGES = 1_000  # pages walked looking for a job id (100k jobs)
 PRETTY_LIMIT = 20_000  # characters of pretty JSON shown per payload (an execute job may list 1M trace ids)
 STATUS_STYLE = {"queued": "dim", "running": "bold yellow", "completed": "green", "failed": "bold red",
                 "cancelled": "magenta"}
@@ -40,12 +42,16 @@ FIXED = (("id", 14), ("type", 8), ("status", 9), ("progress", 15), ("created", 1
          ("completed", 9), ("duration", 8))
 
 
-class JobsLoaded(Message):
-    def __init__(self, page: JobPage, matching: int, counts: dict[tuple[str | None, str | None], int],
-                 page_no: int, focus_id: str | None, cursor: Literal["first", "last"], generation: int) -> None:
-        super().__init__()
-        self.page, self.matching, self.counts = page, matching, counts
-        self.page_no, self.focus_id, self.cursor, self.generation = page_no, focus_id, cursor, generation
+@dataclass
+class JobsLoaded:
+    page: JobPage
+    matching: int
+    counts: dict[tuple[str | None, str | None], int]
+    page_no: int
+    focus_id: str | None
+    cursor: Literal["first", "last"]
+    stale: int  # jobs "running" for more than STALE_JOB_HOURS
+    starts: list[JobCursor | None] | None = None  # the keyset starts of pages 0..page_no (a search walked them)
 
 
 class DetailReady(Message):
@@ -146,7 +152,6 @@ class JobsPane(Pane):
         super().__init__()
         self.status: str | None = None
         self.type: str | None = None
-        self.generation = 0
         self.page: JobPage | None = None
         self.page_no = 0
         self.starts: list[JobCursor | None] = [None]  # keyset start of each page seen
@@ -181,7 +186,6 @@ class JobsPane(Pane):
     # -- loading ---------------------------------------------------------------------------------------
     def reload(self, *, keep: bool = True) -> None:
         """Re-query the page on screen (the database changed) keeping the cursor, or start over."""
-        self.generation += 1
         ws = workspace_scope(self.app)
         keep = keep and ws == self.ws  # another workspace: its first page
         self.ws = ws
@@ -194,23 +198,35 @@ class JobsPane(Pane):
 
     def _fetch(self, page_no: int, start: JobCursor | None, focus_id: str | None,
                cursor: Literal["first", "last"]) -> None:
-        self._load(workspace_scope(self.app), self.status, self.type, page_no, start, focus_id, cursor, self.generation)
+        self.run_query(self._load, workspace_scope(self.app), self.status, self.type, page_no, start, focus_id,
+                       cursor, on_result=self.on_jobs_loaded, group="page", what="reading jobs")
 
-    @work(thread=True, exclusive=True, group="jobs-page")
     def _load(self, ws: str | None, status: str | None, job_type: str | None, page_no: int, start: JobCursor | None,
-              focus_id: str | None, cursor: Literal["first", "last"], generation: int) -> None:
+              focus_id: str | None, cursor: Literal["first", "last"], find: bool = False) -> JobsLoaded | None:
+        """One page (in a worker). ``find``: walk the pages from ``start`` until one holds ``focus_id``."""
+        starts: list[JobCursor | None] | None = [start] if find else None
         with self.iofold.db.fresh() as conn:
             page = list_jobs(conn, ws, status, job_type, PAGE_SIZE, start)
+            while find and starts is not None and not any(r.id == focus_id for r in page.rows):
+                if page.next_cursor is None or len(starts) > FIND_PAGES:
+                    return None
+                starts.append(page.next_cursor)
+                page_no += 1
+                page = list_jobs(conn, ws, status, job_type, PAGE_SIZE, page.next_cursor)
             groups = job_groups(conn, ws)
-            self.stale_count = stale_running(conn, ws)
+            stale = stale_running(conn, ws)
         counts = {(g.type, g.status): g.count for g in groups}
         matching = sum(n for (t, s), n in counts.items() if status in (None, s) and job_type in (None, t))
-        self.post_message(JobsLoaded(page, matching, counts, page_no, focus_id, cursor, generation))
+        return JobsLoaded(page, matching, counts, page_no, focus_id, cursor, stale, starts)
 
-    def on_jobs_loaded(self, message: JobsLoaded) -> None:
-        if message.generation != self.generation:
+    def on_jobs_loaded(self, message: JobsLoaded | None) -> None:
+        if message is None:
+            self.notify("no such job with these filters", severity="warning")
             return
         self.page, self.page_no, self.matching, self.counts = message.page, message.page_no, message.matching, message.counts
+        self.stale_count = message.stale
+        if message.starts is not None:
+            self.starts = message.starts
         del self.starts[message.page_no + 1:]
         if message.page.next_cursor is not None:
             self.starts.append(message.page.next_cursor)
@@ -326,8 +342,11 @@ class JobsPane(Pane):
         self.reload(keep=False)
 
     def select_item(self, job_id: str) -> None:
-        """Select ``job_id`` if it is on the page (screenshots)."""
+        """Select ``job_id``: on the page shown, else the page holding it (``--select``, screenshots)."""
         if self.page and any(r.id == job_id for r in self.page.rows):
             index = next(i for i, r in enumerate(self.page.rows) if r.id == job_id)
             self.table.move_cursor(row=index, animate=False)
             self._show_selected()
+            return
+        self.run_query(self._load, workspace_scope(self.app), self.status, self.type, 0, None, job_id, "first", True,
+                       on_result=self.on_jobs_loaded, group="page", what="finding the job")

@@ -51,6 +51,7 @@ from iofold_tui.ui.text import cell, rating_text
 
 class MatrixPane(MatrixFilters, MatrixRelabel, Pane):
     pane_title = "Matrix"
+    selects_on_start = True
     requires = ("evals", "eval_executions")
     BINDINGS = [
         Binding("f", "pick_filter", "Filter", id="matrix.filter"),
@@ -251,6 +252,9 @@ class MatrixPane(MatrixFilters, MatrixRelabel, Pane):
 
     def on_page_loaded(self, result: PageLoaded) -> None:
         page = result.page
+        start = self.start_selection()  # --select: a trace, an eval version or an eval set, once the set is shown
+        if start:
+            self.call_after_refresh(self.select_item, start)
         if self.model.page_loaded(result):
             self._load_stats()
         column = self._cursor_column()

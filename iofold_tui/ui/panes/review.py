@@ -117,6 +117,7 @@ class JumpFound(Message):
 
 class ReviewPane(Pane):
     pane_title = "Review"
+    selects_on_start = True  # applied once the queue's first trace is in
     AUTO_FOCUS = ""  # nothing focused: the pane's keys work at once (None would mean the app default)
     BINDINGS = [
         *labeling.label_bindings("review"),
@@ -307,6 +308,9 @@ class ReviewPane(Pane):
         if self.want_next:
             self.want_next = False
             self._advance()
+            start = self.start_selection()  # --select: that trace once the queue's first one is in
+            if start:
+                self.select_item(start)
         elif self.current is None and not self.ahead and self.exhausted:
             self._message(self._nothing_to_review())
         self._prefetch()

@@ -89,6 +89,7 @@ class BulkDone(Message):
 
 class TracesPane(Pane):
     pane_title = "Traces"
+    selects_on_start = True  # applied when the first page / the eval is in
     BINDINGS = [
         Binding("slash", "search", "Search", id="traces.search"),
         Binding("g", "grep_steps", "Search steps", id="traces.grep"),
