@@ -2,21 +2,20 @@
 
 Everything a label key does locally holds here too: the key records an intent in the sidecar history
 (committed, milliseconds — shown pending), the writer thread (labels/writer.py) applies intents in order
-with backoff. Applying one:
-  1. read the key's current row from D1 (never from the page cache);
-  2. if that row was written by someone else after the intent was recorded (its ``updated_at`` is newer than
-     the key press and it is not a row this store wrote), the label is a CONFLICT: flagged (a ``failed``
-     outcome naming both labels), never written over the colleague's newer one;
-  3. else record the step in the sidecar as pending and send ONE D1 batch: per row the statement is
-     conditional on the row still being what step 1 read (patch.py's rule: matched on id, rating, notes,
-     updated_at; INSERT only WHERE NOT EXISTS), each followed by a guard ``SELECT CASE WHEN changes() = 1
-     THEN 1 ELSE json('…') END`` that fails the batch — D1 runs a batch as one transaction, so it rolls back
-     whole — when a row moved between 1 and 3; the intent is then retried from 1 (and becomes a conflict);
-  4. D1 acknowledged: the step is marked applied (the label shows as written).
-Network down, timeouts, 429 and 5xx leave the intent queued (``busy``: the writer backs off and retries;
-the sidecar keeps it across restarts, so offline labels land when the network returns). A 403 on a write
-makes the source read-only with that reason. A timeout after D1 did apply the batch is safe: the retry reads
-the row, finds it already at the target, and records it as applied.
+with backoff. A label or note key is applied in ONE round trip, one D1 batch (a batch is one transaction):
+  1. the key's row as it is; 2. the write, conditional: it replaces the row only when the row was last written
+  no later than the key press (``updated_at``); our own writes are stamped with the key press time, so only
+  a colleague's label made after the key press is "newer"; 3. the row after.
+A row that was newer and so left as it is: a CONFLICT, flagged (a ``failed`` outcome naming both labels),
+never written over. Otherwise the step (row before -> row after) goes to the sidecar history as applied, so
+undo/redo and ``export-labels`` work as on a file. Undo/redo read the rows, then send conditional statements
+(patch.py's rule: the row must still be exactly what was read; a guard ``SELECT CASE WHEN changes() = 1 THEN 1
+ELSE json('…') END`` after each fails the batch — rolled back whole — when it moved meanwhile).
+Network down, timeouts, 429 and 5xx leave the intent queued (``busy``: the writer backs off and retries; the
+sidecar keeps it across restarts, so offline labels land when the network returns). A 403 on a write makes
+the source read-only with that reason. A timeout after D1 applied the batch is safe: the retry finds the row
+already at the target (no change, the intent is consumed). The one gap against the local store: the D1 commit
+comes before the sidecar step, so a crash between the two leaves the label in D1 without its undo entry.
 """
 
 from __future__ import annotations
@@ -30,13 +29,63 @@ from pathlib import Path
 from typing import Any
 
 from iofold_tui.data.errors import ReadOnlyError
-from iofold_tui.data.labels.history import FeedbackRow, Intent, LabelChange, LabelHistory
-from iofold_tui.data.labels.store import LabelStore, LabelWriteError, LockedError, _Plan, _read_rows, _utc_now
+from iofold_tui.data.labels.history import APPLIED, FeedbackRow, Intent, LabelChange, LabelHistory
+from iofold_tui.data.labels.store import (
+    LabelStore,
+    LabelWriteError,
+    LockedError,
+    NoLabelError,
+    _check_rating,
+    _Plan,
+    _utc_now,
+    new_feedback_id,
+)
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.source.d1client import D1Error
 from iofold_tui.data.source.d1remote import Remote, RemoteConnection
 
 _GUARD = "SELECT CASE WHEN changes() = 1 THEN 1 ELSE json('iofold: row moved') END"
+
+
+_ROW = "SELECT id, rating, notes, created_at, updated_at FROM feedback WHERE eval_set_id = ? AND trace_id = ?"
+# The row may be replaced when it was last written no later than the key press (text 'YYYY-MM-DD HH:MM:SS',
+# ISO 'T' and fractions/zone ignored); a newer row is a colleague's newer label: left as it is.
+_NOT_NEWER = "(updated_at IS NULL OR replace(substr(CAST(updated_at AS TEXT), 1, 19), 'T', ' ') <= ?)"
+
+
+def label_batch(intent: Intent, new_id: str) -> list[tuple[str, list[Any]]]:
+    """One label/note key as one D1 batch (one transaction): the row before, the conditional write(s), the
+    row after. Our write is stamped with the key press time, so a later key of ours never looks "newer"
+    than an earlier one, and an offline label keeps the time it was made."""
+    es, tid = intent.eval_set_id, intent.trace_id
+    at = _stamp19(intent.created_at)
+    key = [es, tid]
+    out: list[tuple[str, list[Any]]] = [(_ROW, key)]
+    note = intent.note or None
+    if intent.kind == "note":
+        out.append((f"UPDATE feedback SET notes = ?, updated_at = ? WHERE eval_set_id = ? AND trace_id = ? "
+                    f"AND {_NOT_NEWER} AND notes IS NOT ?", [note, at, *key, at, note]))
+    elif intent.rating is None:
+        out.append((f"DELETE FROM feedback WHERE eval_set_id = ? AND trace_id = ? AND {_NOT_NEWER}", [*key, at]))
+    else:
+        set_note = 1 if intent.note_set else 0
+        out.append((f"UPDATE feedback SET rating = ?, notes = CASE WHEN ? THEN ? ELSE notes END, updated_at = ? "
+                    f"WHERE eval_set_id = ? AND trace_id = ? AND {_NOT_NEWER} "
+                    "AND (rating IS NOT ? OR (? AND notes IS NOT ?))",
+                    [intent.rating, set_note, note, at, *key, at, intent.rating, set_note, note]))
+        out.append(("INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes, created_at, updated_at) "
+                    "SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS "
+                    "(SELECT 1 FROM feedback WHERE eval_set_id = ? AND trace_id = ?)",
+                    [new_id, es, tid, intent.rating, note, at, at, *key]))
+    out.append((_ROW, key))
+    return out
+
+
+def _row_of(result: Any) -> FeedbackRow | None:  # noqa: ANN401 - a d1client.Result
+    if not result.rows:
+        return None
+    r = result.rows[0]
+    return FeedbackRow(r[0], r[1], r[2], r[3], r[4])
 
 
 class LabelConflictError(LabelWriteError):
@@ -99,7 +148,6 @@ class RemoteLabelStore(LabelStore):
         self._data_version = 0
         self._applying: Intent | None = None
         self._reconcile_due = True
-        self._written: dict[tuple[str, str], FeedbackRow | None] = {}
         with contextlib.suppress(LockedError, D1Error):
             self._reconcile(wait_s=1.0)
 
@@ -141,8 +189,6 @@ class RemoteLabelStore(LabelStore):
                     plan.on_abort()
                 raise
             self.remote.note_write(own=True)
-            for es, tid, _cur, new in plan.writes:
-                self._written[(es, tid)] = new
             plan.on_commit()
             return plan
 
@@ -156,35 +202,38 @@ class RemoteLabelStore(LabelStore):
         return LabelWriteError(f"label not saved: {exc}")
 
     def _apply(self, intent: Intent, wait_s: float) -> object:
-        if intent.kind in ("label", "note") and intent.eval_set_id and intent.trace_id:
-            key = (intent.eval_set_id, intent.trace_id)
-            self._conn.memo = {}  # the write below reads the same row: answered from this read, one round trip
-            try:
-                current = _read_rows(self._conn, key[0], [key[1]]).get(key[1])  # type: ignore[arg-type]
-            except D1Error as exc:
-                self._conn.memo = None
-                raise self._mapped(exc) from None
-            if (current is not None and key not in self._written
-                    and _stamp19(current.updated_at) > _stamp19(intent.created_at)
-                    and not self._is_ours(current)):
-                self._conn.memo = None
-                wanted = intent.rating if intent.kind == "label" else current.rating
-                raise LabelConflictError(
-                    f"conflict on trace {one_line(key[1], 40)}: a colleague labelled it "
-                    f"{current.rating} at {_stamp19(current.updated_at)}, after your "
-                    f"{wanted or 'clear'} ({_stamp19(intent.created_at)}); theirs is kept, yours not written")
-        try:
+        """A label or note key: ONE D1 batch (see the module docstring); undo/redo: the store's own path."""
+        if intent.kind not in ("label", "note") or not intent.eval_set_id or not intent.trace_id:
             return super()._apply(intent, wait_s)
-        finally:
-            self._conn.memo = None
-
-    def _is_ours(self, row: FeedbackRow) -> bool:
-        """The row is one an earlier session of this history wrote (its feedback id and stamp)."""
-        for step in self.history.recent(200):
-            for c in step.changes:
-                if c.new is not None and c.new.id == row.id and c.new.updated_at == row.updated_at:
-                    return True
-        return False
+        if self.read_only_reason or self.remote.read_only_reason:
+            raise ReadOnlyError(self.read_only_reason or self.remote.read_only_reason or "read-only")
+        es, tid = intent.eval_set_id, intent.trace_id
+        if intent.kind == "label":
+            _check_rating(intent.rating)
+        try:
+            if self._reconcile_due:
+                self._reconcile(wait_s=wait_s)
+            results = self.remote.client.batch(label_batch(intent, new_feedback_id()), retries=0)
+        except D1Error as exc:
+            raise self._mapped(exc) from None
+        old, new = _row_of(results[0]), _row_of(results[-1])
+        self.remote.note_write(own=True)
+        if old is not None and new == old and _stamp19(old.updated_at) > _stamp19(intent.created_at):
+            wanted = (intent.rating or "clear") if intent.kind == "label" else "note"
+            target = (intent.rating, intent.note if intent.note_set else old.notes)
+            if intent.kind == "note" or target != (old.rating, old.notes):
+                raise LabelConflictError(
+                    f"conflict on trace {one_line(tid, 40)}: a colleague labelled it {old.rating} at "
+                    f"{_stamp19(old.updated_at)}, after your {wanted} ({_stamp19(intent.created_at)}); "
+                    "theirs is kept, yours not written")
+        if intent.kind == "note" and old is None:
+            raise NoLabelError("note not saved: the trace has no label in this eval set")
+        change = LabelChange(es, tid, old, new, intent.seconds_spent)
+        if new == old:
+            return change  # nothing to change: no step (the intent is consumed)
+        step_id, _ = self.history.add_pending(intent.kind, self.session, [change], intent.id)
+        self.history.set_status(step_id, APPLIED, consume=intent.id)
+        return LabelChange(es, tid, old, new, intent.seconds_spent, step_id)
 
     def apply_next(self, wait_s: float = 0.25) -> Any:  # noqa: ANN401 - Applied
         from iofold_tui.data.labels.store import Applied

@@ -293,6 +293,23 @@ class D1Client:
         self._count(res.get("meta") or {})
         return Result(cols, rows, res.get("meta") or {})
 
+    def raw_batch(self, statements: Sequence[tuple[str, Sequence[Any]]], *, retries: int = 3) -> list[Result]:
+        """Read statements through ``/raw`` as batches (``{"batch": [...]}``): one round trip per chunk."""
+        out: list[Result] = []
+        for i in range(0, len(statements), MAX_STATEMENTS):
+            chunk = statements[i:i + MAX_STATEMENTS]
+            for sql, params in chunk:
+                _check_statement(sql, params)
+            body = {"batch": [{"sql": s, "params": [_param(p) for p in ps]} for s, ps in chunk]}
+            doc = self.request("POST", self._db_path("raw"), body, retries=retries)
+            for res in _results(doc, len(chunk)):
+                rb = res.get("results") or {}
+                meta = res.get("meta") or {}
+                self._count(meta)
+                out.append(Result([str(c) for c in rb.get("columns") or []],
+                                  [tuple(_value(v) for v in r) for r in rb.get("rows") or []], meta))
+        return out
+
     def batch(self, statements: Sequence[tuple[str, Sequence[Any]]], *, retries: int = 3) -> list[Result]:
         """Statements through ``/query`` as ONE D1 batch (atomic: all or none), in chunks of MAX_STATEMENTS
         (each chunk atomic on its own)."""

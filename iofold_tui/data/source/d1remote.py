@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import os
 import re
 import sqlite3
 import threading
@@ -39,6 +41,8 @@ from iofold_tui.data.db import REMOTE_OPENERS, Database
 from iofold_tui.data.source.d1client import MAX_PARAMS, D1Client, D1Error, Result
 
 PROBE_S = 5.0
+WARM_S = 4.0  # a launch's reads, replayed as one batch by the next launch
+WARM_MAX = 60
 CACHE_TTL_S = 60.0
 CACHE_ENTRIES = 512
 CACHE_ROWS = 200_000
@@ -294,6 +298,31 @@ class Remote:
         self._others = 1
         self._wrote_since_probe = False
         self.offline: str | None = None  # the last failure's message while the remote is unreachable
+        self._recording: list[tuple[str, list[Any]]] | None = None
+        self._record_until = 0.0
+
+    def start_recording(self, path: Path, database_id: str) -> None:
+        """Note the reads of the first WARM_S seconds (what a launch asks); saved to ``path`` so the next
+        launch sends them all in one batch (``warm_up``)."""
+        self._recording = []
+        self._record_until = time.monotonic() + WARM_S
+
+        def save() -> None:
+            items, self._recording = self._recording or [], None
+            with contextlib.suppress(OSError, TypeError, ValueError):
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_text(json.dumps({"database_id": database_id, "statements": items[:WARM_MAX]}))
+                os.replace(tmp, path)
+
+        timer = threading.Timer(WARM_S, save)
+        timer.daemon = True
+        timer.start()
+
+    def _record(self, text: str, values: list[Any]) -> None:
+        rec = self._recording
+        if rec is not None and len(rec) < WARM_MAX and time.monotonic() < self._record_until \
+                and [text, values] not in rec:
+            rec.append([text, list(values)])  # type: ignore[arg-type]
 
     def note_write(self, own: bool = True) -> None:
         with self._probe_lock:
@@ -334,6 +363,8 @@ class Remote:
         text, values = bind(sql, params)
         if is_read(text):
             key = (text, tuple(values))
+            if cached:
+                self._record(text, values)
             hit = self.cache.get(key) if cached else None
             if hit is not None:
                 return hit
@@ -524,11 +555,11 @@ def placeholder_path(client: D1Client) -> Path:
     """A stable local name for this remote database (prefs, label history, SQL history key on it)."""
     folder = paths.data_dir() / "d1"
     folder.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(f"{client.api_base}|{client.account_id}|{client.database_id}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{client.api_base}|{client.account_id}|{client.database_name}".encode()).hexdigest()[:16]
     path = folder / f"{client.database_name[:40].replace('/', '_')}-{key}.d1"
     if not path.exists():
         with contextlib.suppress(OSError):
-            path.write_text(f"iofold-tui live D1 source: {client.database_name} ({client.database_id})\n")
+            path.write_text(f"iofold-tui live D1 source: {client.database_name}\n")
     return path
 
 
@@ -541,7 +572,8 @@ def is_d1_target(target: object) -> bool:
     return isinstance(target, str) and target.startswith(D1_SCHEME)
 
 
-def connect_client(target: str, *, api_base: str | None = None, timeout_s: float | None = None) -> D1Client:
+def connect_client(target: str, *, api_base: str | None = None, timeout_s: float | None = None,
+                   resolve: bool = True) -> D1Client:
     """A client for ``d1://NAME-or-UUID`` (token and account from the environment / wrangler config)."""
     from iofold_tui.data.source.d1client import TIMEOUT_S, account_from_env_or_wrangler, token_from_env
 
@@ -550,23 +582,19 @@ def connect_client(target: str, *, api_base: str | None = None, timeout_s: float
         raise D1Error("config", "d1:// needs a database name or id, e.g. d1://iofold")
     client = D1Client(account_from_env_or_wrangler(), name, token_from_env(), api_base=api_base,
                       timeout_s=timeout_s or TIMEOUT_S)
-    if not client.database_id:
+    if not client.database_id and resolve:
         client.database_id = client.resolve_database(name)
     return client
 
 
-def _prefill_schema(remote: Remote) -> None:
-    """Every table's ``PRAGMA table_info`` in ONE request (pragma_table_info), put in the page cache under
-    the statements the app sends, so opening costs one round trip instead of one per table."""
-    try:
-        res = remote.client.raw(
-            "SELECT m.name, p.cid, p.name, p.type, p.\"notnull\", p.dflt_value, p.pk FROM sqlite_master m, "
-            "pragma_table_info(m.name) p WHERE m.type IN ('table', 'view') AND m.name NOT LIKE '\\_cf\\_%' ESCAPE '\\' "
-            "ORDER BY m.name, p.cid")
-    except D1Error as exc:
-        if exc.kind in ("sql", "limit"):
-            return  # not allowed there: each PRAGMA goes on its own
-        raise
+_SCHEMA_SQL = ("SELECT m.name, p.cid, p.name, p.type, p.\"notnull\", p.dflt_value, p.pk FROM sqlite_master m, "
+               "pragma_table_info(m.name) p WHERE m.type IN ('table', 'view') AND m.name NOT LIKE '\\_cf\\_%' "
+               "ESCAPE '\\' ORDER BY m.name, p.cid")
+
+
+def _fill_schema(remote: Remote, res: Result) -> None:
+    """Every table's ``PRAGMA table_info`` from one pragma_table_info read, into the page cache under the
+    statements the app sends (one round trip instead of one per table)."""
     by: dict[str, list[tuple[Any, ...]]] = {}
     for r in res.rows:
         by.setdefault(str(r[0]), []).append(tuple(r[1:]))
@@ -577,6 +605,42 @@ def _prefill_schema(remote: Remote) -> None:
             remote.cache.put((form, ()), Result(cols, rows, {}))
 
 
+def warm_up(remote: Remote, warm_path: Path) -> None:
+    """The launch in (usually) ONE round trip: the schema and the reads the previous launch made (recorded in
+    ``warm_path``) go as one ``/raw`` batch and land in the page cache; the panes then find them there.
+    The database id comes from the same file (no list request). Anything odd: the plain path."""
+    client = remote.client
+    saved: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        loaded = json.loads(warm_path.read_text())
+        saved = loaded if isinstance(loaded, dict) else {}
+    statements = [(_SCHEMA_SQL, [])]
+    if isinstance(saved.get("statements"), list):
+        statements += [(str(sql), list(params)) for sql, params in saved["statements"][:WARM_MAX]
+                       if isinstance(params, list) and is_read(str(sql))]
+    if not client.database_id:
+        client.database_id = str(saved.get("database_id") or "") or client.resolve_database(client.database_name)
+    try:
+        results = client.raw_batch(statements)
+    except D1Error as exc:
+        if exc.retryable or exc.kind in ("auth", "forbidden"):
+            raise
+        if saved.get("database_id"):  # the database was replaced, or a recorded read no longer runs
+            client.database_id = client.resolve_database(client.database_name)
+        with contextlib.suppress(OSError):
+            warm_path.unlink()
+        try:
+            results = [client.raw(_SCHEMA_SQL)]
+        except D1Error as again:
+            if again.kind not in ("sql", "limit"):
+                raise
+            return  # pragma_table_info not allowed there: each PRAGMA goes on its own
+        statements = statements[:1]
+    _fill_schema(remote, results[0])
+    for (sql, params), res in zip(statements[1:], results[1:], strict=False):
+        remote.cache.put((sql, tuple(params)), res)
+
+
 def open_remote(target: str, *, read_only: bool = False, api_base: str | None = None) -> Any:  # noqa: ANN401
     """Open ``d1://DATABASE`` as an ``OpenedSource`` (raises SourceError with one line)."""
     from iofold_tui.data.errors import SourceError
@@ -585,10 +649,13 @@ def open_remote(target: str, *, read_only: bool = False, api_base: str | None = 
 
     origin = Path(target)
     try:
-        client = connect_client(target, api_base=api_base)
+        client = connect_client(target, api_base=api_base, resolve=False)
         remote = Remote(client, read_only_reason="opened with --read-only" if read_only else None)
-        _prefill_schema(remote)
-        db = RemoteDatabase(remote, placeholder_path(client))
+        path = placeholder_path(client)
+        warm = path.with_name(path.name + ".warm.json")
+        warm_up(remote, warm)
+        remote.start_recording(warm, client.database_id)
+        db = RemoteDatabase(remote, path)
         info = detect(db.conn(), origin)
     except D1Error as exc:
         raise SourceError(target, str(exc)) from None  # type: ignore[arg-type]
