@@ -293,12 +293,9 @@ def test_audit_hook_tables_cannot_be_replaced(target: Target) -> None:
 
 
 @pytest.mark.skipif(not LINUX, reason="mkfifo/pidfd goals are Linux")
-@pytest.mark.xfail(strict=True, reason=(
-    "CPython raises no audit event for os.mkfifo, os.mknod, os.pidfd_open + signal.pidfd_send_signal "
-    "(nor os.setpriority, os.sendfile/splice/copy_file_range, os.openpty, os.memfd_create): the audit "
-    "hook alone cannot stop them once the real modules are reached. Fix (defence in depth only; the OS "
-    "layers stop all of them): delete these from the worker's os/posix/signal modules at lockdown"))
 def test_audit_hook_alone_stops_unaudited_calls(target: Target) -> None:
+    """CPython raises no audit event for os.mkfifo, os.mknod, os.pidfd_open + signal.pidfd_send_signal and a
+    few more: the worker deletes them before lockdown (the OS layers stop them all anyway)."""
     code = ("def real_import(name):\n    return __import__(name)\n"
             + GOALS.format(fifo=str(target.scratch / "pwned-unaudited"), victim=target.victim.pid))
     results, _ = _run(code, PY_ONLY | {"static", "builtins"})
@@ -372,13 +369,9 @@ def test_forged_retire_does_not_retry_a_trace_forever(layers: str) -> None:
 
 
 @pytest.mark.skipif(not CONFINED, reason="the OS does not confine the sandbox here")
-@pytest.mark.xfail(strict=True, reason=(
-    "a replacement worker may spend STARTUP_TIMEOUT_S (10 s) in the eval's module code or compiling it: "
-    "an eval that ends its worker on every trace (os._exit here; MemoryError with every layer on) and "
-    "sleeps (or is ~0.7 MB of code) at module level costs up to 10 s per trace instead of timeout + 1 s. "
-    "Fix: the parent compiles once and sends the code object (marshal, parent->worker is trusted), and "
-    "after 'go' a worker's deadline is kill_after (module code has the per-trace CPU limit already)"))
 def test_replacement_workers_cannot_stretch_a_run() -> None:
+    """An eval that ends its worker on every trace and stalls at module level: a replacement worker gets one
+    trace's deadline for its module code (the app compiles the code once), so the run stays bounded."""
     code = "import os, time\ntime.sleep(2.0)\ndef check(trace):\n    os._exit(1)\n"
     traces, timeout_s = 3, 0.2
     kill_after = timeout_s + 0.5

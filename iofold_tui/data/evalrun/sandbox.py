@@ -52,7 +52,14 @@ from iofold_tui.data.evalrun.confinement import (
     seccomp_program,
     verify_from_outside,
 )
-from iofold_tui.data.evalrun.worker.restrict import ALLOWED_MODULES, FRAME_ATTRS, SAFE_DUNDERS, UNDERSCORE_OK
+from iofold_tui.data.evalrun.worker.restrict import (
+    ALLOWED_MODULES,
+    FRAME_ATTRS,
+    LINE_OFFSET,
+    SAFE_DUNDERS,
+    UNDERSCORE_OK,
+    compile_eval,
+)
 from iofold_tui.data.sanitize import one_line
 
 # -- static check -----------------------------------------------------------------------------------
@@ -453,10 +460,18 @@ class EvalRunner:
         # The wall-clock kill comes a little after the worker's own CPU timer had its chance.
         self.kill_after = timeout_s + min(1.0, max(0.5, 0.2 * timeout_s))
         bpf, bpf_detail = seccomp_program()
+        try:  # parsed already by analyse(); compiling cannot run any of it
+            code_object = compile_eval(code)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            line = getattr(exc, "lineno", None)
+            where = f" (line {line - LINE_OFFSET if line and line > LINE_OFFSET else line})" if line else ""
+            raise EvalCodeError([f"{type(exc).__name__}: {getattr(exc, 'msg', exc)}{where}"]) from None
+        self._started = False  # after the first start, replacement workers get kill_after for module code
         self._init_frame = _frame(
             marshal.dumps(
                 {
                     "code": code,
+                    "code_object": marshal.dumps(code_object),
                     "func": func,
                     "timeout_s": float(timeout_s),
                     "memory_mb": int(memory_mb),
@@ -484,6 +499,7 @@ class EvalRunner:
             for _ in range(self.jobs):
                 self._workers.append(self._spawn())
             self._wait_ready()
+            self._started = True
         except BaseException:
             self.close()
             raise
@@ -558,6 +574,8 @@ class EvalRunner:
         if not confinement.complete and not self.unconfined:
             raise SandboxUnavailable(confinement)
         worker.state = "confined"
+        if self._started:  # a replacement: its module code (CPU-timed already) gets one trace's deadline
+            worker.deadline = time.monotonic() + self.kill_after
         self._send(worker, _frame(marshal.dumps("go")))
 
     def _startup_step(self, worker: _Worker, message: Any) -> None:

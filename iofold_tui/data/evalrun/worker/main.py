@@ -24,7 +24,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves this folder out
 
 import _json  # noqa: E402
-import ast  # noqa: E402
 import collections  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
@@ -44,9 +43,7 @@ else:  # run as a script with -I: its siblings are top-level modules (see sys.pa
 
 _HEADER = struct.Struct(">I")
 _ERROR_CAP = 4000
-# The eval's code is compiled with its line numbers moved this far: any traceback line at or above it is
-# the eval's own, so the worker never needs the (audited) frame of a traceback to report a line.
-LINE_OFFSET = 10_000_000
+LINE_OFFSET = restrict.LINE_OFFSET
 
 
 def _not_serialisable(value: object) -> object:
@@ -140,6 +137,7 @@ class Sandbox:
         self.quiet = _Capture(0)
         self.func: typing.Callable[[dict[str, object]], object] | None = None
         self.lines = self.code.splitlines()
+        self.code_object: bytes = init["code_object"]
         self.bpf: bytes | None = init.get("bpf")
         self.bpf_detail = str(init.get("bpf_detail", ""))
         self.proxies: dict[str, typing.Any] = {}
@@ -167,13 +165,9 @@ class Sandbox:
         user_globals["__builtins__"] = __builtins__
         if "builtins" not in self.disabled:
             user_globals["__builtins__"] = restrict.safe_builtins(self.proxies)
-        try:
-            tree = ast.parse(self.code, "<eval>")
-            ast.increment_lineno(tree, LINE_OFFSET)
-            code = compile(tree, "<eval>", "exec", dont_inherit=True)
-        except SyntaxError as exc:
-            line = exc.lineno - LINE_OFFSET if exc.lineno and exc.lineno > LINE_OFFSET else exc.lineno
-            return f"SyntaxError: {exc.msg} (line {line})"
+        code = marshal.loads(self.code_object)  # compiled by the app (restrict.compile_eval)
+        if not isinstance(code, types.CodeType):
+            return "the app sent no code object"
         signal.signal(signal.SIGPROF, self._on_timer)
         sys.stdout = sys.stderr = self.quiet
         if "audit" not in self.disabled:
