@@ -427,3 +427,46 @@ def test_run_eval_reads_and_writes_in_batches_and_undoes(env: D1Api, tmp_path: P
     r = _cli(["undo-run", "d1://iofold"], base, tmp_path)
     assert r.returncode == 0, r.stderr
     assert executions() == before
+
+
+def test_quick_relabels_are_not_conflicts_and_older_labels_are_replaced(env: D1Api) -> None:
+    colleague_labels(env, "bulk_00050", "negative", "2020-01-01 00:00:00")  # older than any key press
+    opened = open_remote()
+    store, writer, events = _store_and_writer(opened)
+    try:
+        writer.stop()
+        store.queue_label(ES, "bulk_00050", "positive")
+        store.queue_label(ES, "bulk_00050", "neutral", note="second thought")
+        writer = LabelWriter(store, events.append, WriterTiming(0.05, 0.05, 0.2)).start()
+        wait_for(lambda: not store.queued(), what="both written")
+        assert not [e for e in events if e.kind == "failed"]
+        row = remote_row(env, "bulk_00050")
+        assert (row["rating"], row["notes"]) == ("neutral", "second thought")
+        assert row["id"] == "fb_colleague_bulk_00050"  # relabelled in place: the row keeps its id
+        assert len([s for s in store.recent_steps(10) if s.changes[0].trace_id == "bulk_00050"]) == 2
+    finally:
+        writer.stop()
+        store.close()
+
+
+def test_a_later_launch_replays_the_first_launchs_reads_in_one_request(env: D1Api,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import iofold_tui.data.source.d1remote as mod
+    from iofold_tui.data.source import catalog
+    from iofold_tui.data.traces.query import TraceFilter, TraceQuery
+
+    monkeypatch.setattr(mod, "WARM_S", 0.3)
+
+    def launch_reads(opened: Any) -> None:  # noqa: ANN401 - what the app reads before rows are on screen
+        conn = opened.db.conn()
+        catalog.workspaces(conn)
+        catalog.eval_sets(conn, None)
+        TraceQuery(conn, TraceFilter(eval_set_id=ES)).first_page(100)
+
+    first = open_remote()
+    launch_reads(first)
+    warm = first.db.path.with_name(first.db.path.name + ".warm.json")
+    wait_for(lambda: warm.exists() and "traces" in warm.read_text(), what="the launch recorded")
+    second = open_remote()
+    launch_reads(second)
+    assert second.db.remote.client.stats.requests == 1
