@@ -283,6 +283,16 @@ def test_429_with_retry_after_and_5xx_are_retried(env: D1Api) -> None:
     assert c.raw("SELECT 1 AS one").rows == [(1,)]
     assert time.monotonic() - t0 >= 1.0  # waited as told
     assert c.stats.failures == 3
+    # a 429 whose Retry-After is past the caller's budget: no request is sent until it is over
+    env.faults(fail=[{"status": 429, "retry_after": 300, "times": 1}])
+    c2 = client(env.api_base)
+    with pytest.raises(D1Error) as exc:
+        c2.raw("SELECT 1")
+    assert exc.value.kind == "rate"
+    sent = env.stats()["requests"]
+    with pytest.raises(D1Error, match="resume in"):
+        c2.raw("SELECT 1")
+    assert env.stats()["requests"] == sent
     env.faults(fail=[{"status": 500, "times": 10}])
     with pytest.raises(D1Error) as exc:
         client(env.api_base, sleep=lambda s: None).raw("SELECT 1")

@@ -156,6 +156,7 @@ class D1Client:
         self._lock = threading.Lock()
         self.stats = Stats()
         self.cancelled = threading.Event()  # set: retries stop waiting (the app is closing)
+        self._blocked_until = 0.0  # monotonic time a 429's Retry-After asked us to wait until
         self.database_name = database
         self.database_id = database if _UUID.match(database) else ""
 
@@ -187,8 +188,14 @@ class D1Client:
         attempt = 0
         while True:
             try:
+                left = self._blocked_until - time.monotonic()
+                if left > 0:  # after a 429 the API blocks everything for Retry-After: no request until then
+                    raise D1Error("rate", f"D1 rate limit (429): requests resume in {left:.0f} s",
+                                  status=429, retry_after=left)
                 return self._once(method, path, body)
             except D1Error as exc:
+                if exc.kind == "rate" and exc.retry_after:
+                    self._blocked_until = max(self._blocked_until, time.monotonic() + exc.retry_after)
                 with self._lock:
                     self.stats.failures += 1
                     self.stats.last_error = str(exc)
@@ -355,12 +362,12 @@ def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, min(float(value), 120.0))
+        return max(0.0, min(float(value), 600.0))  # Cloudflare blocks for up to 5 minutes
     except ValueError:
         from email.utils import parsedate_to_datetime
 
         try:
-            return max(0.0, min(parsedate_to_datetime(value).timestamp() - time.time(), 120.0))
+            return max(0.0, min(parsedate_to_datetime(value).timestamp() - time.time(), 600.0))
         except (TypeError, ValueError):
             return None
 
