@@ -6,14 +6,11 @@ back masked from the core as well.
 
 from __future__ import annotations
 
-import sqlite3
-
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from iofold_tui.data.inspect.integrations import IntegrationInfo, list_integrations
@@ -24,12 +21,6 @@ from iofold_tui.ui.panes.sql import show_sql, workspace_scope
 from iofold_tui.ui.text import cell, safe
 
 FIXED = (("name", 20), ("platform", 10), ("status", 7), ("key", 6), ("last sync", 20), ("traces", 10))
-
-
-class IntegrationsLoaded(Message):
-    def __init__(self, items: list[IntegrationInfo], error: str | None, generation: int) -> None:
-        super().__init__()
-        self.items, self.error, self.generation = items, error, generation
 
 
 def key_text(state: str) -> Text:
@@ -81,7 +72,6 @@ class IntegrationsPane(Pane):
     def __init__(self) -> None:
         super().__init__()
         self.items: list[IntegrationInfo] = []
-        self.generation = 0
         self.pending_select: str | None = None
 
     def compose_body(self) -> ComposeResult:
@@ -107,28 +97,20 @@ class IntegrationsPane(Pane):
 
     # -- loading ---------------------------------------------------------------------------------------
     def reload(self) -> None:
-        self.generation += 1
-        self._load(workspace_scope(self.app), self.generation)
+        db = self.iofold.db
+
+        def load(ws: str | None) -> list[IntegrationInfo]:
+            with db.fresh() as conn:
+                return list_integrations(conn, ws)
+
+        self.run_query(load, workspace_scope(self.app), on_result=self._show_items,
+                       on_error=lambda _: self._show_items([]), group="list", what="reading integrations")
         self.table.focus()
 
-    @work(thread=True, exclusive=True, group="integrations")
-    def _load(self, ws: str | None, generation: int) -> None:
-        try:
-            with self.iofold.db.fresh() as conn:
-                items = list_integrations(conn, ws)
-        except sqlite3.DatabaseError as exc:
-            self.post_message(IntegrationsLoaded([], str(exc), generation))
-            return
-        self.post_message(IntegrationsLoaded(items, None, generation))
-
-    def on_integrations_loaded(self, message: IntegrationsLoaded) -> None:
-        if message.generation != self.generation:
-            return
-        if message.error:
-            self.notify(f"integrations: {message.error}", severity="error")
+    def _show_items(self, items: list[IntegrationInfo]) -> None:
         table = self.table
         keep = self.pending_select or self.selected_id
-        self.items = message.items
+        self.items = items
         table.clear()
         for it in self.items:
             table.add_row(
