@@ -216,7 +216,8 @@ class AgreementSession:
         anyone, ``v`` packing each annotator's rating in two bits (0 none, 1 positive, 2 negative, 3 neutral;
         annotator i at bits 2i). ``_dist`` then holds, per set, how many traces have each ``v``: every
         inter-annotator figure follows from that distribution."""
-        arms, params = [], []
+        arms: list[str] = []
+        params: list[Any] = []
         code = "(CASE t.rating WHEN 'positive' THEN 1 WHEN 'negative' THEN 2 ELSE 3 END)"
         for i, a in enumerate(self.annotators):
             where = f"WHERE {'t.eval_set_id = ? AND ' if es is not None else ''}t.{_VALID} {_scoped(a, 't')}"
@@ -301,7 +302,7 @@ class AgreementSession:
                             "tn": s.tn, "percent_agreement": accuracy.value, "cohens_kappa": kappa.value,
                             "undefined": _undefined(percent_agreement=accuracy, cohens_kappa=kappa),
                             "excluded": {k: v for k, v in s.excluded.items() if k != "unlabelled"}})
-        out.sort(key=lambda d: [a.name for a in self.annotators].index(d["annotator"]))
+        out.sort(key=lambda d: [a.name for a in self.annotators].index(str(d["annotator"])))
         return out
 
     def _pair_disagree_sql(self, a: Annotator, b: Annotator, select: str) -> tuple[str, tuple[object, ...]]:
@@ -313,7 +314,8 @@ class AgreementSession:
 
     def count_disagreements(self, es: str) -> int:
         """Traces of the set that two annotators labelled differently."""
-        parts, params = [], []
+        parts: list[str] = []
+        params: list[Any] = []
         for a, b in itertools.combinations(self.annotators, 2):
             sql, p = self._pair_disagree_sql(a, b, "x.trace_id")
             parts.append(sql)
@@ -353,7 +355,7 @@ def _sort_key(value: object) -> tuple[int, Any]:
         return (1, value)
     if isinstance(value, str):
         return (2, value.encode())  # BINARY collation: byte order
-    return (3, bytes(value))  # type: ignore[arg-type]
+    return (3, bytes(value) if isinstance(value, bytes | bytearray | memoryview) else str(value).encode())
 
 
 def _scoped(a: Annotator, alias: str) -> str:
@@ -366,7 +368,7 @@ def _undefined(**metrics: Metric) -> dict[str, str]:
 
 def _int(value: object) -> int:
     try:
-        return int(value)  # type: ignore[call-overload]
+        return int(value) if isinstance(value, int | float | str | bytes) else 0
     except (TypeError, ValueError):
         return 0
 

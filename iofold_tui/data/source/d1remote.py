@@ -34,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from iofold_tui.data import paths
 from iofold_tui.data.db import REMOTE_OPENERS, Database
@@ -134,11 +134,11 @@ def bind(sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple[str, list[An
             ordered.append(values[idx] if idx < len(values) else None)
             out.append(_MARK)
             i = j
-        elif c in ":@$" and named and i + 1 < n and (sql[i + 1].isalpha() or sql[i + 1] == "_"):
+        elif c in ":@$" and isinstance(params, dict) and i + 1 < n and (sql[i + 1].isalpha() or sql[i + 1] == "_"):
             j = i + 1
             while j < n and (sql[j].isalnum() or sql[j] == "_"):
                 j += 1
-            ordered.append(params[sql[i + 1:j]])  # type: ignore[index]
+            ordered.append(params[sql[i + 1:j]])
             out.append(_MARK)
             i = j
         else:
@@ -321,8 +321,8 @@ class Remote:
     def _record(self, text: str, values: list[Any]) -> None:
         rec = self._recording
         if rec is not None and len(rec) < WARM_MAX and time.monotonic() < self._record_until \
-                and [text, values] not in rec:
-            rec.append([text, list(values)])  # type: ignore[arg-type]
+                and (text, values) not in rec:
+            rec.append((text, list(values)))
 
     def note_write(self, own: bool = True) -> None:
         with self._probe_lock:
@@ -502,7 +502,7 @@ class RemoteDatabase(Database):
         conn.query_only = read_only
         return conn
 
-    @property  # type: ignore[override]
+    @property
     def read_only_reason(self) -> str | None:
         return self.remote.read_only_reason
 
@@ -614,7 +614,7 @@ def warm_up(remote: Remote, warm_path: Path) -> None:
     with contextlib.suppress(OSError, ValueError):
         loaded = json.loads(warm_path.read_text())
         saved = loaded if isinstance(loaded, dict) else {}
-    statements = [(_SCHEMA_SQL, [])]
+    statements: list[tuple[str, list[Any]]] = [(_SCHEMA_SQL, [])]
     if isinstance(saved.get("statements"), list):
         statements += [(str(sql), list(params)) for sql, params in saved["statements"][:WARM_MAX]
                        if isinstance(params, list) and is_read(str(sql))]
@@ -656,12 +656,12 @@ def open_remote(target: str, *, read_only: bool = False, api_base: str | None = 
         warm_up(remote, warm)
         remote.start_recording(warm, client.database_id)
         db = RemoteDatabase(remote, path)
-        info = detect(db.conn(), origin)
+        info = detect(cast(sqlite3.Connection, db.conn()), origin)
     except D1Error as exc:
-        raise SourceError(target, str(exc)) from None  # type: ignore[arg-type]
+        raise SourceError(target, str(exc)) from None
     history = db.path.with_name(db.path.name + ".labels.sqlite")
     notes = [f"live D1 database {client.database_name} ({client.database_id}) via {client.api_base}", *info.warnings]
-    opened = OpenedSource(kind="d1-remote", origin=origin, db=db, schema=info, history_path=history,  # type: ignore[arg-type]
+    opened = OpenedSource(kind="d1-remote", origin=origin, db=db, schema=info, history_path=history,
                           notes=notes)
     opened.target = target  # type: ignore[attr-defined]
     return opened
