@@ -401,3 +401,26 @@ def test_ids_with_nul_in_generated_sql(tmp_path: Path) -> None:
     conn = connect(path, read_only=True)
     assert [i.trace_count for i in list_integrations(conn, None)] == [5]
     conn.close()
+
+
+async def test_wrong_typed_eval_counters_show_marked_in_the_evals_pane(tmp_path: Path) -> None:
+    """evals.accuracy='high', execution_count='many': the stored value is shown marked, not a bare '—'."""
+    import html
+
+    from iofold_tui.data.paths import schema_dir
+    from iofold_tui.data.source.loader import open_source
+    from iofold_tui.ui.app import IofoldApp
+    from iofold_tui.ui.screenshot import settle
+
+    db = tmp_path / "typed.sqlite"
+    conn = sqlite3.connect(db)
+    conn.executescript((schema_dir() / "schema.sql").read_text() + (schema_dir() / "seed.sql").read_text())
+    conn.execute("UPDATE evals SET accuracy = 'high', execution_count = 'many', contradiction_count = X'00ff'")
+    conn.commit()
+    conn.close()
+    app = IofoldApp(open_source(db), pane="evals", watch_interval=0)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(app, pilot)
+        svg = app.export_screenshot()
+        shown = html.unescape(" ".join(re.findall(r">([^<]*)</text>", svg))).replace("\xa0", " ")
+        assert "⚠'hi" in shown and "⚠'many" in shown and "⚠<BLOB" in shown  # narrow column: cut, marked

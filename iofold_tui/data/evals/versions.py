@@ -25,7 +25,7 @@ from typing import Any, Literal
 from iofold_tui.data import introspect
 from iofold_tui.data.matrix.stats import EvalCounts, recomputed_counts
 from iofold_tui.data.sanitize import clean
-from iofold_tui.data.values import to_float, to_int, to_text
+from iofold_tui.data.values import marked, to_float, to_int, to_text
 
 MAX_LIST = 5_000  # evals shown per set; more is said on screen
 MAX_TEST_ROWS = 5_000
@@ -50,6 +50,13 @@ class EvalSummary:
     contradiction_count: int | None
     created_at: str
     code_chars: int
+    # Stored counters that are not numbers (SQLite does not enforce types): field -> the value as stored,
+    # shown marked instead of as a bare "—".
+    unreadable: Mapping[str, object] = field(default_factory=dict)
+
+    def shown(self, name: str, value: object) -> str | None:
+        """The marked raw text of counter ``name`` when its stored value is not a number, else None."""
+        return marked(self.unreadable[name]) if name in self.unreadable and value is None else None
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,9 @@ def _summary(row: Mapping[str, Any]) -> EvalSummary:
         status=str(row["status"] or ""), model_used=str(row["model_used"] or ""), accuracy=_float(row["accuracy"]),
         execution_count=_int(row["execution_count"]), contradiction_count=_int(row["contradiction_count"]),
         created_at=str(row["created_at"] or ""), code_chars=_int(row.get("code_chars")) or 0,
+        unreadable={name: row[name] for name, convert in (("accuracy", _float), ("execution_count", _int),
+                                                         ("contradiction_count", _int))
+                    if row[name] is not None and convert(row[name]) is None},
     )
 
 
@@ -481,7 +491,7 @@ def split_lines(text: str) -> list[str]:
     return lines[:-1] if lines and lines[-1] == "" and len(lines) > 1 else ([] if text == "" else lines)
 
 
-def _groups(a: list[str], b: list[str], context: int | None) -> list[list[tuple[str, int, int, int, int]]]:
+def _groups(a: list[str], b: list[str], context: int | None) -> list[Sequence[tuple[str, int, int, int, int]]]:
     matcher = difflib.SequenceMatcher(None, a, b)
     if context is None:
         return [matcher.get_opcodes()]

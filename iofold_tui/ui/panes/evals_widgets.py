@@ -380,11 +380,15 @@ STATUS_STYLE = {"active": "bold green", "draft": "cyan", "archived": "dim"}
 DISAGREE = "bold black on yellow"
 
 
-def _num(value: int | None, style: str = "") -> Text:
+def _num(value: int | None, style: str = "", raw: str | None = None) -> Text:
+    if raw is not None:  # stored, but not a number: the value as stored, marked
+        return Text(one_line(raw, 14), style="yellow", justify="right")
     return Text("—" if value is None else f"{value:,}", style=style if value is not None else "dim", justify="right")
 
 
-def _acc(value: float | None) -> Text:
+def _acc(value: float | None, raw: str | None = None) -> Text:
+    if raw is not None:
+        return Text(one_line(raw, 14), style="yellow", justify="right")
     return Text("—" if value is None else f"{value:.2f}", style=BAND_STYLE[accuracy_band(value)], justify="right")
 
 
@@ -394,16 +398,19 @@ def list_cells(s: EvalSummary, link: ChainLink, counts: EvalCounts | None, count
     name = Text("⚠ " if link.note else "", style="yellow")
     name.append(cell(label, 70, style="" if link.depth else "bold"))
     pending = Text("…" if not counted else "?", style="dim", justify="right")
-    cells = [name, cell(s.status, 12, STATUS_STYLE.get(s.status, "yellow")), cell(s.model_used, 40), _acc(s.accuracy)]
+    cells = [name, cell(s.status, 12, STATUS_STYLE.get(s.status, "yellow")), cell(s.model_used, 40),
+             _acc(s.accuracy, s.shown("accuracy", s.accuracy))]
+    raw_exec = s.shown("execution_count", s.execution_count)
+    raw_contra = s.shown("contradiction_count", s.contradiction_count)
     if counts is None:
-        return [*cells, pending, _num(s.execution_count), pending, _num(s.contradiction_count), pending, pending,
-                cell(s.created_at[:10], 10)]
+        return [*cells, pending, _num(s.execution_count, raw=raw_exec), pending,
+                _num(s.contradiction_count, raw=raw_contra), pending, pending, cell(s.created_at[:10], 10)]
     exec_differs = s.execution_count != counts.execution_count
     contra_differs = s.contradiction_count != counts.contradictions
     return [*cells, _acc(counts.accuracy),
-            _num(s.execution_count, DISAGREE if exec_differs else ""),
+            _num(s.execution_count, DISAGREE if exec_differs else "", raw_exec),
             _num(counts.execution_count, "bold yellow" if exec_differs else ""),
-            _num(s.contradiction_count, DISAGREE if contra_differs else ""),
+            _num(s.contradiction_count, DISAGREE if contra_differs else "", raw_contra),
             _num(counts.contradictions, "bold yellow" if contra_differs else ""),
             _num(counts.errors, "red" if counts.errors else "dim"), cell(s.created_at[:10], 10)]
 
@@ -450,7 +457,8 @@ def details_text(detail: EvalDetail, link: ChainLink | None, counts: EvalCounts 
     for label, stored, live in rows:
         shown_live = "computing…" if counting else "—" if live is None else (
             f"{live:.3f}" if isinstance(live, float) else f"{live:,}")
-        shown_stored = "—" if stored is None else f"{stored:.3f}" if isinstance(stored, float) else f"{stored:,}"
+        shown_stored = s.shown(label, stored) or (
+            "—" if stored is None else f"{stored:.3f}" if isinstance(stored, float) else f"{stored:,}")
         differs = label != "accuracy" and counts is not None and stored != live
         text.append(f"  {label:<20} stored {shown_stored:>10}   recomputed {shown_live:>10}",
                     style=DISAGREE if differs else "")
