@@ -12,6 +12,7 @@ import contextlib
 import sqlite3
 import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
@@ -77,18 +78,17 @@ class WarningCache:
 _CACHE = WarningCache(WARNINGS_TTL_S)
 
 
-class FiguresLoaded(Message):
-    def __init__(self, figures: Overview | None, error: str | None, generation: int, took: float) -> None:
-        super().__init__()
-        self.figures, self.error, self.generation, self.took = figures, error, generation, took
-
-
+@dataclass
 class WarningsArrived(Message):
-    def __init__(self, kind: str | None, found: list[DataWarning], notes: list[str], generation: int,
-                 *, finished: bool = False, stopped: bool = False, cached: bool = False) -> None:
-        super().__init__()
-        self.kind, self.found, self.notes, self.generation = kind, found, notes, generation
-        self.finished, self.stopped, self.cached = finished, stopped, cached
+    """One check of the warnings worker started (``finished`` False) or ended; ``ticket``: the figures
+    query the checks belong to (``Pane.run_query``), stale once the overview reloaded."""
+
+    kind: str | None
+    found: list[DataWarning]
+    notes: list[str]
+    ticket: int
+    finished: bool = False
+    stopped: bool = False
 
 
 class FigureTable(DataTable[Text]):
@@ -141,7 +141,6 @@ class OverviewPane(Pane):
 
     def __init__(self) -> None:
         super().__init__()
-        self.generation = 0
         self.figures: Overview | None = None
         self.warnings: list[DataWarning] = []
         self.notes: list[str] = []
@@ -175,11 +174,18 @@ class OverviewPane(Pane):
 
     # -- loading ---------------------------------------------------------------------------------------
     def reload(self) -> None:
-        self.generation += 1
         self._stop_warnings()
         self.checking, self.checks_done, self.checks_state = None, 0, ""
         self.update_status()
-        self._load_figures(workspace_scope(self.app), self.generation)
+        db = self.iofold.db
+
+        def load(ws: str | None) -> tuple[Overview, float]:
+            started = time.perf_counter()
+            with db.fresh() as conn:
+                return overview(conn, ws, warnings=False), time.perf_counter() - started
+
+        self.run_query(load, workspace_scope(self.app), on_result=self._figures_loaded, group="figures",
+                       what="overview")
 
     def action_agreement(self) -> None:
         """Annotator agreement on the current eval set (issue 18)."""
@@ -197,30 +203,13 @@ class OverviewPane(Pane):
         _CACHE.clear()
         self.reload()
 
-    @work(thread=True, exclusive=True, group="ov-figures")
-    def _load_figures(self, ws: str | None, generation: int) -> None:
-        started = time.perf_counter()
-        try:
-            with self.iofold.db.fresh() as conn:
-                figures = overview(conn, ws, warnings=False)
-        except sqlite3.DatabaseError as exc:
-            self.post_message(FiguresLoaded(None, str(exc), generation, time.perf_counter() - started))
-            return
-        self.post_message(FiguresLoaded(figures, None, generation, time.perf_counter() - started))
-
-    def on_figures_loaded(self, message: FiguresLoaded) -> None:
-        if message.generation != self.generation:
-            return
-        self.took = message.took
-        if message.figures is None:
-            self.notify(f"overview failed: {message.error}", severity="error")
-            return
-        self.figures = message.figures
+    def _figures_loaded(self, loaded: tuple[Overview, float]) -> None:
+        self.figures, self.took = loaded
         self.warnings, self.notes = [], []
         self._fill()
-        self._start_warnings(message.figures.workspace_id, message.generation)
+        self._start_warnings(self.figures.workspace_id, self.ticket("figures"))
 
-    def _start_warnings(self, ws: str | None, generation: int) -> None:
+    def _start_warnings(self, ws: str | None, ticket: int) -> None:
         path = Path(self.iofold.db.path)
         cached = _CACHE.get(path, ws)
         if cached is not None:
@@ -229,10 +218,10 @@ class OverviewPane(Pane):
             self._fill_warnings()
             self.update_status()
             return
-        self._check_warnings(path, ws, generation)
+        self._check_warnings(path, ws, ticket)
 
     @work(thread=True, exclusive=True, group="ov-warnings")
-    def _check_warnings(self, path: Path, ws: str | None, generation: int) -> None:
+    def _check_warnings(self, path: Path, ws: str | None, ticket: int) -> None:
         worker = get_current_worker()
         found_all: list[DataWarning] = []
         notes_all: list[str] = []
@@ -243,22 +232,22 @@ class OverviewPane(Pane):
                 for kind in WARNING_KINDS:
                     if worker.is_cancelled:
                         return
-                    self.post_message(WarningsArrived(kind, [], [], generation))
+                    self.post_message(WarningsArrived(kind, [], [], ticket))
                     try:
                         found, notes = detect_warnings(conn, ws, kinds=[kind])
                     except sqlite3.OperationalError:  # interrupted: the user stopped the checks
-                        self.post_message(WarningsArrived(None, [], [], generation, stopped=True))
+                        self.post_message(WarningsArrived(None, [], [], ticket, stopped=True))
                         return
                     found_all += found
                     notes_all += notes
-                    self.post_message(WarningsArrived(kind, found, notes, generation, finished=True))
+                    self.post_message(WarningsArrived(kind, found, notes, ticket, finished=True))
             finally:
                 self._warn_conn = None
         _CACHE.put(path, ws, fingerprint, found_all, notes_all)
-        self.post_message(WarningsArrived(None, [], [], generation, finished=True))
+        self.post_message(WarningsArrived(None, [], [], ticket, finished=True))
 
     def on_warnings_arrived(self, message: WarningsArrived) -> None:
-        if message.generation != self.generation:
+        if not self.is_latest("figures", message.ticket):
             return
         if message.stopped:
             self.checking, self.checks_state = None, "stopped"
