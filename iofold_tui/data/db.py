@@ -240,13 +240,14 @@ class Database:
         return self.conn().execute(sql, params).fetchall()
 
     def query_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
-        return self.conn().execute(sql, params).fetchone()
+        row: sqlite3.Row | None = self.conn().execute(sql, params).fetchone()
+        return row
 
-    def write(self, fn: Callable[[sqlite3.Connection], T], *, max_wait_s: float = WRITE_WAIT_S) -> T:
+    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in one committed transaction (:func:`write_txn`)."""
         if self.read_only_reason:
             raise ReadOnlyError(self.read_only_reason)
-        with write_txn(self.conn(), max_wait_s=max_wait_s) as conn:
+        with write_txn(self.conn()) as conn:
             return fn(conn)
 
     def data_version(self) -> int:

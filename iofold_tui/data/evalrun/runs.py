@@ -444,7 +444,7 @@ class EvalRun:
                 if history is not None:
                     recover_runs(self.conn, history)
                     summary.run_id = history.begin(target.id, summary.selection, total, target.stored)
-                stream: Iterable[ExecResult] = (self.given if runner is None
+                stream: Iterable[ExecResult] = (self.given or [] if runner is None
                                                 else runner.run(iter_selected(self.conn, target, self.selection)))
                 self._loop(stream, target, history, summary, on_batch)
                 summary.cancelled = self._cancel.is_set()

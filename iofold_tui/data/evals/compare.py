@@ -121,8 +121,11 @@ class Comparison:
     def deltas(self) -> dict[str, float | None]:
         """B − A per metric; None when either side is undefined (its reason is on that side)."""
         ma, mb = self.a.metrics(), self.b.metrics()
-        return {name: None if ma[name].value is None or mb[name].value is None else mb[name].value - ma[name].value
-                for name in METRICS}
+        out: dict[str, float | None] = {}
+        for name in METRICS:
+            a, b = ma[name].value, mb[name].value
+            out[name] = None if a is None or b is None else b - a
+        return out
 
     def transitions(self) -> list[tuple[str, str, str, int]]:
         """The joint table as sorted rows (rating, state A, state B, count)."""

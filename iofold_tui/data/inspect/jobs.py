@@ -93,7 +93,7 @@ def _text(value: object) -> str | None:
 def _time(value: object) -> str | None:
     """A stored timestamp as text; anything that is not a timestamp (a number, a BLOB) visibly marked."""
     if value is None or (isinstance(value, str) and to_timestamp(value) is not None):
-        return value  # type: ignore[return-value]
+        return value
     return show_time(value)
 
 

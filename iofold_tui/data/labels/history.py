@@ -27,6 +27,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from iofold_tui.data.db import write_txn
 
@@ -143,7 +144,7 @@ _INTENT_COLS = ("id, created_at, kind, eval_set_id, trace_id, rating, note_set, 
                 "step_id")
 
 
-def _intent(r: sqlite3.Row | tuple) -> Intent:
+def _intent(r: sqlite3.Row | tuple[Any, ...]) -> Intent:
     return Intent(int(r[0]), r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8], bool(r[9]),
                   None if r[10] is None else int(r[10]))
 
@@ -173,7 +174,7 @@ _CHANGE_COLS = ("eval_set_id, trace_id, old_id, old_rating, old_notes, old_creat
                 "new_id, new_rating, new_notes, new_created_at, new_updated_at, seconds_spent")
 
 
-def change_from_row(row: sqlite3.Row | tuple, step_id: int | None = None) -> LabelChange:
+def change_from_row(row: sqlite3.Row | tuple[Any, ...], step_id: int | None = None) -> LabelChange:
     """Build a LabelChange from a row selected with ``_CHANGE_COLS`` (in that order)."""
     return LabelChange(row[0], row[1], _row(tuple(row[2:7])), _row(tuple(row[7:12])), row[12], step_id)
 

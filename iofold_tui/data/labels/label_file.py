@@ -151,7 +151,7 @@ def _row(line: int, rec: dict[str, object], errors: list[LineError]) -> LabelRow
     if (type(es) is str and type(tid) is str and es and tid and raw_rating in RATINGS and action_raw in (None, "upsert")
             and (notes_raw is None or (type(notes_raw) is str and len(notes_raw) <= MAX_FIELD))):
         annotator = get("annotator")  # the common row, without the checks below
-        return LabelRow(line, es, tid, raw_rating, notes_raw or None,  # type: ignore[arg-type]
+        return LabelRow(line, es, tid, raw_rating, notes_raw or None,
                         annotator if type(annotator) is str and annotator else _text(annotator) or None)
     problems: list[str] = []
     es, tid = _text(es), _text(tid)

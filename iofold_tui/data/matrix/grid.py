@@ -204,8 +204,9 @@ def _filters(ctx: _Ctx, row_filter: str) -> tuple[list[str], list[Any]]:
         "versions_disagree": f"{_any(ctx, 'pass')} AND {_any(ctx, 'fail')}",
     }
     for name in {q.filter, row_filter}:
-        if row_terms[name]:
-            where.append(row_terms[name])
+        term = row_terms[name]
+        if term:
+            where.append(term)
     return where, params
 
 

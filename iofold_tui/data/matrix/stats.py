@@ -399,6 +399,7 @@ def _json_list(items: Iterable[str]) -> str:
 
 def _load_evals(conn: sqlite3.Connection, eval_set_id: str | None, eval_ids: Sequence[str] | None,
                 source: str) -> list[MatrixStats]:
+    params: list[str | None]
     if eval_ids is not None:
         where, params = "id IN (SELECT value FROM json_each(?))", [_json_list(eval_ids)]
         if eval_set_id is not None:

@@ -55,11 +55,8 @@ def decode(value: Any) -> str:
     """Any SQLite value as text: bytes decode with U+FFFD, NUL becomes a space."""
     if value is None:
         return ""
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    elif not isinstance(value, str):
-        value = str(value)
-    return value.replace("\x00", " ") if "\x00" in value else value
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value if isinstance(value, str) else str(value)
+    return text.replace("\x00", " ") if "\x00" in text else text
 
 
 def _text(value: Any) -> str:
@@ -124,7 +121,7 @@ def _step(fields: _Fields, raw: Any) -> None:
         if not isinstance(call, dict):
             fields.add("io", call)
             continue
-        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        function: dict[str, Any] = fn if isinstance(fn := call.get("function"), dict) else {}
         name = _text(call.get("tool_name") or call.get("name") or function.get("name"))
         fields.add("tool", name)
         if name:
@@ -143,7 +140,7 @@ def _step(fields: _Fields, raw: Any) -> None:
     answer = None
     if isinstance(output, dict):
         answer = next((output[k] for k in _ANSWER_KEYS if isinstance(output.get(k), str) and output[k].strip()), None)
-    if answer is not None:
+    if answer is not None and isinstance(output, dict):
         fields.add("assistant", answer)
         rest = {k: v for k, v in output.items() if v is not answer}
         if rest:

@@ -192,7 +192,7 @@ class SearchIndex:
                 raise sqlite3.DatabaseError(f"index format {fmt[0]}, expected {FORMAT}")
         except (sqlite3.DatabaseError, OSError, ValueError, TypeError) as exc:
             with contextlib.suppress(Exception):
-                conn.close()  # type: ignore[possibly-undefined]
+                conn.close()
             raise IndexUnavailable(f"search index unusable ({exc})") from None
         self._conn = conn
         return conn

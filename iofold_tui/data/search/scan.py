@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from iofold_tui.data.search.extract import COLUMNS, extract
 from iofold_tui.data.search.query import Node, SearchSyntaxError, prefilter, to_match
@@ -44,7 +45,7 @@ def _sort_class(value: object) -> tuple[int, object]:
         return (1, value)
     if isinstance(value, str):
         return (2, value.encode("utf-8", "surrogatepass"))
-    return (3, bytes(value))  # type: ignore[arg-type]
+    return (3, bytes(value) if isinstance(value, bytes | bytearray | memoryview) else str(value).encode())
 
 
 class _Desc:
@@ -54,7 +55,7 @@ class _Desc:
         self.key = key
 
     def __lt__(self, other: _Desc) -> bool:
-        return other.key < self.key  # type: ignore[operator]
+        return other.key < self.key
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Desc) and self.key == other.key
@@ -84,7 +85,7 @@ def _bounds(conn: sqlite3.Connection) -> tuple[int, int] | None:
 
 
 def _walk(conn: sqlite3.Connection, condition: str | None, chunk: int, progress: Progress | None,
-          cancelled: Callable[[], bool], judge: Callable[[list[tuple]], list[tuple[object, int]]],
+          cancelled: Callable[[], bool], judge: Callable[[list[tuple[Any, ...]]], list[tuple[object, int]]],
           result: ScanResult) -> ScanResult:
     start = time.perf_counter()
     bounds = _bounds(conn)
@@ -99,7 +100,7 @@ def _walk(conn: sqlite3.Connection, condition: str | None, chunk: int, progress:
             result.complete = False
             break
         end = position + chunk
-        batch: list[tuple] = []
+        batch: list[tuple[Any, ...]] = []
         for row in conn.execute(sql, (position, end)):
             batch.append(tuple(row))
             if len(batch) >= 500:
@@ -123,7 +124,7 @@ def scan(conn: sqlite3.Connection, node: Node, *, chunk: int = 20_000, progress:
     mem.execute(f"CREATE VIRTUAL TABLE m USING fts5({FTS_ARGS})")
     placeholders = ",".join("?" * (len(COLUMNS) + 1))
 
-    def judge(rows: list[tuple]) -> list[tuple[object, int]]:
+    def judge(rows: list[tuple[Any, ...]]) -> list[tuple[object, int]]:
         ts = {int(r[0]): r[6] for r in rows}
         mem.executemany(f"INSERT INTO m(rowid, {', '.join(COLUMNS)}) VALUES ({placeholders})",
                         [(int(r[0]), *extract(*r[1:6])) for r in rows])
@@ -142,7 +143,7 @@ def regex_scan(conn: sqlite3.Connection, pattern: str, *, chunk: int = 20_000, p
     """Every trace whose fields (the index's text) match ``pattern`` (case-insensitive)."""
     rx = compile_regex(pattern)
 
-    def judge(rows: list[tuple]) -> list[tuple[object, int]]:
+    def judge(rows: list[tuple[Any, ...]]) -> list[tuple[object, int]]:
         return [(r[6], int(r[0])) for r in rows if any(rx.search(v) for v in extract(*r[1:6]) if v)]
 
     return _walk(conn, None, chunk, progress, cancelled, judge, ScanResult())

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, NamedTuple, cast
 
 from iofold_tui.data import introspect, paths
 from iofold_tui.data.errors import SourceError
@@ -50,7 +50,12 @@ _OPENERS = {"'": "'", '"': '"', "`": "`", "[": "]", "/": "*/"}
 _CONSTRUCT_NAMES = {"'": "a string literal", '"': "a quoted identifier", "`": "a quoted identifier",
                     "]": "a quoted identifier", "*/": "a /* comment"}
 _LEAD = re.compile(r"(?:\s++|--[^\n]*+|/\*.*?(?:\*/|\Z))*+", re.S)
-_SPACE = re.compile(r"\s*+").match
+# _TOP, _LEAD and _SPACE match every string (each part is optional): typed so, once, instead of an
+# Optional check per line.
+_AlwaysMatches = Callable[..., "re.Match[str]"]
+_top = cast(_AlwaysMatches, _TOP.match)
+_lead = cast(_AlwaysMatches, _LEAD.match)
+_SPACE = cast(_AlwaysMatches, re.compile(r"\s*+").match)
 _NAME = r"""(?:"(?:[^"]|"")*"|\[[^\]]*\]|`(?:[^`]|``)*`|'(?:[^']|'')*'|[^\s(.;,"'`\[]+)"""
 _CREATE = re.compile(
     rf"CREATE\s+(?:(?:TEMP|TEMPORARY)\s+)?(?:UNIQUE\s+)?(?:VIRTUAL\s+)?(TABLE|INDEX|VIEW|TRIGGER)\s+"
@@ -114,7 +119,7 @@ def classify(sql: str, pos: int = 0) -> tuple[str, str | None]:
 
 
 def _statement(text: str, line: int, terminated: bool = True) -> Statement:
-    lead = _LEAD.match(text).end()
+    lead = _lead(text).end()
     if lead:
         line += text.count("\n", 0, lead)
         text = text[lead:]
@@ -144,11 +149,10 @@ def iter_statements(stream: IO[bytes] | IO[str] | Iterable[str] | Iterable[bytes
     state: str | None = None  # closing delimiter of an open construct spanning lines
     opened_at = 0  # line where that construct was opened
     lineno = 0
-    top, space = _TOP.match, _SPACE
-    for line in stream:
-        if type(line) is bytes:
-            # surrogateescape keeps invalid UTF-8 visible to the loader (it rejects that statement).
-            line = line.decode("utf-8", "surrogateescape")
+    top, space = _top, _SPACE
+    for raw in stream:
+        # surrogateescape keeps invalid UTF-8 visible to the loader (it rejects that statement).
+        line = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
         lineno += 1
         if lineno == 1 and line.startswith("\ufeff"):
             line = line[1:]  # a byte-order mark left by a Windows editor
@@ -196,7 +200,7 @@ def iter_statements(stream: IO[bytes] | IO[str] | Iterable[str] | Iterable[bytes
         raise IncompleteInput(start, _CONSTRUCT_NAMES[state], opened_at)
     if parts:
         text = "".join(parts)
-        lead = _LEAD.match(text).end()
+        lead = _lead(text).end()
         if lead < len(text):
             yield _statement(text, start, terminated=False)
 
@@ -319,7 +323,7 @@ def _check_head(path: Path, head: bytes) -> None:
     if text.count("\ufffd") > len(text) // 10:  # a stray bad byte is a row error later, not this
         raise SourceError(path, "not a D1/SQL export (not UTF-8 text)")
     text = text.removeprefix("\ufeff")
-    pos = _LEAD.match(text).end()
+    pos = _lead(text).end()
     if pos >= len(text) and len(head) < _HEAD_BYTES:
         raise SourceError(path, "empty export: only comments, no SQL statements")
     if not _FIRST_STATEMENT.match(text, pos):
@@ -430,7 +434,7 @@ class _Pipeline:
                 return
             if isinstance(item, BaseException):
                 raise item
-            batch, done = item  # type: ignore[misc]
+            batch, done = cast("tuple[list[Statement | _Batch], int]", item)
             if self.progress and (done >= mark or done == self.total):
                 self.progress(done, self.total)
                 mark = done + step

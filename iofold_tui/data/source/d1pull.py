@@ -159,9 +159,9 @@ def push(client: D1Client, net: list[Any]) -> PushReport:
     before = remote_states(client, keys)
     to_send = [n for n in net if n.verdict(before.get((n.eval_set_id, n.trace_id))) == "apply"]
     already = sum(1 for n in net if n.verdict(before.get((n.eval_set_id, n.trace_id))) == "done")
-    stmts = [(s.rstrip(";"), []) for n in to_send for s in statements(n)]
+    stmts: list[tuple[str, list[Any]]] = [(s.rstrip(";"), []) for n in to_send for s in statements(n)]
     if stmts:
-        client.batch(stmts, retries=3)  # type: ignore[arg-type]
+        client.batch(stmts, retries=3)
     after = remote_states(client, keys)
     applied = 0
     conflicts = []

@@ -122,7 +122,8 @@ def open_source(
     if isinstance(target, str) and target.startswith("d1://"):  # a live D1 database (source/d1remote.py)
         from iofold_tui.data.source.d1remote import open_remote
 
-        return open_remote(target, read_only=read_only)
+        remote: OpenedSource = open_remote(target, read_only=read_only)
+        return remote
     if target is None:
         raise SourceError(None, "no source given (a .sqlite file, a wrangler d1 export .sql, a wrangler project dir, or --demo)")
     origin = Path(target).expanduser()

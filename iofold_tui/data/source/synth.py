@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
 from pathlib import Path
+from typing import Any
 
 from iofold_tui.data.errors import SourceError
 from iofold_tui.data.paths import schema_dir
@@ -98,7 +99,7 @@ TOOL_ERRORS = ("TimeoutError: upstream did not answer within 30s", "HTTP 503 Ser
                "PermissionError: token lacks scope 'orders:read'")
 MODELS = ("gpt-4o", "gpt-4o-mini", "claude-sonnet-4-5", "claude-3-5-haiku")
 
-Turn = tuple[str, str, dict, dict, str, str]
+Turn = tuple[str, str, dict[str, Any], dict[str, Any], str, str]
 
 
 def _order(r: random.Random) -> Turn:
@@ -218,12 +219,12 @@ def _corpus(min_len: int, rng: random.Random) -> str:
 # The three producer shapes of traces.steps
 # ----------------------------------------------------------------------------------------------
 
-Call = tuple[str, str, dict, dict | None, str | None]  # id, tool, arguments, result, error
+Call = tuple[str, str, dict[str, Any], dict[str, Any] | None, str | None]  # id, tool, arguments, result, error
 
 
-def _langfuse_steps(tid: str, ms: int, q: str, calls: list[Call], answer: str, model: str, flag: int) -> list[dict]:
+def _langfuse_steps(tid: str, ms: int, q: str, calls: list[Call], answer: str, model: str, flag: int) -> list[dict[str, Any]]:
     """One step per Langfuse observation; the user message is the stringified observation input."""
-    steps: list[dict] = []
+    steps: list[dict[str, Any]] = []
     inp = [{"role": "system", "content": PAD}, {"role": "user", "content": q}]
     steps.append({"step_id": "step_1", "trace_id": tid, "timestamp": _iso(ms), "messages_added": [
         {"role": "user", "content": _dumps(inp)}], "tool_calls": [], "input": inp,
@@ -231,8 +232,8 @@ def _langfuse_steps(tid: str, ms: int, q: str, calls: list[Call], answer: str, m
         "metadata": {"name": "plan" if calls else "answer", "type": "GENERATION", "level": "DEFAULT", "model": model}})
     for cid, tool, args, result, error in calls:
         ms += 180 + len(args) * 97
-        call: dict = {"id": cid, "tool_name": tool, "arguments": args}
-        step: dict = {"step_id": f"step_{len(steps) + 1}", "trace_id": tid, "timestamp": _iso(ms),
+        call: dict[str, Any] = {"id": cid, "tool_name": tool, "arguments": args}
+        step: dict[str, Any] = {"step_id": f"step_{len(steps) + 1}", "trace_id": tid, "timestamp": _iso(ms),
                       "messages_added": [{"role": "tool", "content": error or _dumps(result)}], "tool_calls": [call],
                       "input": args, "output": result,
                       "metadata": {"name": tool, "type": "SPAN", "level": "ERROR" if error else "DEFAULT"}}
@@ -254,9 +255,9 @@ def _langfuse_steps(tid: str, ms: int, q: str, calls: list[Call], answer: str, m
     return steps
 
 
-def _chat_steps(tid: str, ms: int, q: str, calls: list[Call], answer: str, model: str, flag: int) -> list[dict]:
+def _chat_steps(tid: str, ms: int, q: str, calls: list[Call], answer: str, model: str, flag: int) -> list[dict[str, Any]]:
     """One step per chat message; input/output are plain strings."""
-    steps: list[dict] = [
+    steps: list[dict[str, Any]] = [
         {"step_id": "step_1", "timestamp": _iso(ms), "messages_added": [{"role": "system", "content": PAD}],
          "tool_calls": [], "input": "", "output": "", "metadata": {"prompt_version": 3 + flag % 5}},
         {"step_id": "step_2", "timestamp": _iso(ms + 5), "messages_added": [{"role": "user", "content": q}],
@@ -268,8 +269,8 @@ def _chat_steps(tid: str, ms: int, q: str, calls: list[Call], answer: str, model
             "input": q, "output": "", "metadata": {"model": model, "finish_reason": "tool_calls"}})
         ms += 150 + len(args) * 61
         text = error or _dumps(result)
-        call: dict = {"id": cid, "tool_name": tool, "arguments": args}
-        step: dict = {"step_id": f"step_{len(steps) + 1}", "timestamp": _iso(ms), "messages_added": [
+        call: dict[str, Any] = {"id": cid, "tool_name": tool, "arguments": args}
+        step: dict[str, Any] = {"step_id": f"step_{len(steps) + 1}", "timestamp": _iso(ms), "messages_added": [
             {"role": "tool", "content": text}], "tool_calls": [call], "input": _dumps(args), "output": text,
             "metadata": {"tool_call_id": cid}}
         if error:
@@ -285,12 +286,12 @@ def _chat_steps(tid: str, ms: int, q: str, calls: list[Call], answer: str, model
     return steps
 
 
-def _span_steps(tid: str, ms: int, q: str, calls: list[Call], answer: str, model: str, flag: int) -> list[dict]:
+def _span_steps(tid: str, ms: int, q: str, calls: list[Call], answer: str, model: str, flag: int) -> list[dict[str, Any]]:
     """One step per span: input {messages}, output {content}, span ids/latency/tokens in metadata."""
     root = f"{flag:08x}"
     user = {"role": "user", "content": q}
 
-    def span(n: int, at: int, name: str, parent: str | None, msgs: list, content: str, latency: int, **extra) -> dict:
+    def span(n: int, at: int, name: str, parent: str | None, msgs: list[Any], content: str, latency: int, **extra: Any) -> dict[str, Any]:
         return {"step_id": f"step_{n}", "trace_id": tid, "timestamp": _iso(at), "messages_added": extra.pop("added", []),
                 "tool_calls": extra.pop("tool_calls", []), "input": {"messages": msgs}, "output": {"content": content},
                 "metadata": {"span_id": f"{root}{n:04x}", "parent_span_id": parent, "name": name, "latency_ms": latency,
@@ -300,8 +301,8 @@ def _span_steps(tid: str, ms: int, q: str, calls: list[Call], answer: str, model
                   added=[user])]
     for cid, tool, args, result, error in calls:
         ms += 400
-        call: dict = {"id": cid, "tool_name": tool, "arguments": args}
-        extra: dict = {"tool_calls": [call]}
+        call: dict[str, Any] = {"id": cid, "tool_name": tool, "arguments": args}
+        extra: dict[str, Any] = {"tool_calls": [call]}
         if error:
             call["error"] = extra["error"] = error
         else:
@@ -584,15 +585,15 @@ class _Stats:
     count: int = 0
     contradictions: int = 0  # the inflated, unscoped-view way real data has it
     errors: int = 0
-    details: list[dict] = field(default_factory=list)
-    error_samples: list[dict] = field(default_factory=list)
+    details: list[dict[str, Any]] = field(default_factory=list)
+    error_samples: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class _Chunk:
-    traces: list[tuple]
-    feedback: list[tuple]
-    executions: list[list[tuple]]  # per eval
+    traces: list[tuple[Any, ...]]
+    feedback: list[tuple[Any, ...]]
+    executions: list[list[tuple[Any, ...]]]  # per eval
     stats: list[_Stats]
     imports: Counter[tuple[int, int]]  # (integration, month) -> traces
 
@@ -626,7 +627,7 @@ def _width(bound: int) -> int:
     return max(6, len(str(bound)))
 
 
-def _trace_row(plan: _Plan, rng: random.Random, f: _Facts, imports: Counter) -> tuple:
+def _trace_row(plan: _Plan, rng: random.Random, f: _Facts, imports: Counter[tuple[int, int]]) -> tuple[Any, ...]:
     q, tool, args, result, answer, wrong = SCENARIOS[f.scenario](rng)
     cid = f"call_{rng.getrandbits(48):012x}"
     calls: list[Call] = [(cid, tool, args, result, None)]
@@ -641,8 +642,8 @@ def _trace_row(plan: _Plan, rng: random.Random, f: _Facts, imports: Counter) -> 
     return _row(plan, rng, f, imports, q, calls, answer)
 
 
-def _row(plan: _Plan, rng: random.Random, f: _Facts, imports: Counter, q: str, calls: list[Call], answer: str,
-         steps_text: str | None = None, step_count: int = 0) -> tuple:
+def _row(plan: _Plan, rng: random.Random, f: _Facts, imports: Counter[tuple[int, int]], q: str, calls: list[Call], answer: str,
+         steps_text: str | None = None, step_count: int = 0) -> tuple[Any, ...]:
     iid, _w, platform, _status = plan.integrations[f.integration]
     bits = rng.getrandbits(128)
     if steps_text is None:
@@ -664,8 +665,9 @@ def _row(plan: _Plan, rng: random.Random, f: _Facts, imports: Counter, q: str, c
             output, step_count, int(f.err), _sql_ts(f.epoch + 60 + bits % 3_600))
 
 
-def _feedback(plan: _Plan, k: int, rng: random.Random, facts: list[_Facts]) -> list[tuple]:
-    prefix, jw, rows = f"fb_{k:0{len(str(plan.chunks))}d}", len(str(plan.sets * CHUNK)), []
+def _feedback(plan: _Plan, k: int, rng: random.Random, facts: list[_Facts]) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    prefix, jw = f"fb_{k:0{len(str(plan.chunks))}d}", len(str(plan.sets * CHUNK))
     for f in facts:
         for s, lab in enumerate(f.labels):
             if lab == NONE:
@@ -677,9 +679,12 @@ def _feedback(plan: _Plan, k: int, rng: random.Random, facts: list[_Facts]) -> l
     return rows
 
 
-def _executions(plan: _Plan, k: int, rng: random.Random, facts: list[_Facts]) -> tuple[list[list[tuple]], list[_Stats]]:
+def _executions(plan: _Plan, k: int, rng: random.Random, facts: list[_Facts]) -> tuple[list[list[tuple[Any, ...]]], list[_Stats]]:
     prefix, jw = f"exec_{k:0{len(str(plan.chunks))}d}", len(str(len(plan.evals) * CHUNK))
-    out, stats, seq, stamps = [], [], 0, {}
+    out: list[list[tuple[Any, ...]]] = []
+    stats: list[_Stats] = []
+    stamps: dict[Any, Any] = {}
+    seq = 0
     for ev in plan.evals:
         rows, st = [], _Stats()
         for n, f in enumerate(facts):
@@ -731,7 +736,9 @@ def _chunk(plan: _Plan, k: int) -> _Chunk:
 def _hostile_chunk(plan: _Plan) -> _Chunk:
     """Hostile traces, newest of all (first on screen): markup, ANSI, controls, CJK, broken/empty/huge steps."""
     rng, k, end = random.Random(f"{plan.seed}:hostile"), plan.chunks, START + SPAN
-    facts, rows, imports = [], [], Counter()
+    facts: list[_Facts] = []
+    rows: list[tuple[Any, ...]] = []
+    imports: Counter[tuple[int, int]] = Counter()
     for n in range(plan.hostile_count):
         labels = tuple((POS if n % 2 else NEG) if s == 0 else NONE for s in range(plan.sets))
         text = HOSTILE_TEXT[n] if n < len(HOSTILE_TEXT) else None
@@ -801,7 +808,7 @@ def _chunks(plan: _Plan, pool: Pool | None) -> Iterator[_Chunk]:
     if pool is None:
         yield from (_chunk(plan, k) for k in range(plan.chunks))
     else:
-        pending: deque = deque()
+        pending: deque[Any] = deque()
         for k in range(plan.chunks):
             pending.append(pool.apply_async(_work, (k,)))
             if len(pending) > _workers() + IN_FLIGHT - 1:
@@ -841,7 +848,9 @@ class _Writer:
         self.feedback = self.executions = self.jobs = 0
 
     def accounts(self) -> None:
-        c, plan, users, members = self.conn, self.plan, [], []
+        c, plan = self.conn, self.plan
+        users: list[tuple[Any, ...]] = []
+        members: list[tuple[Any, ...]] = []
         for w in range(plan.workspaces):
             ts = _sql_ts(START - 30 * 86_400 + w * 3_600)
             c.execute("INSERT INTO workspaces VALUES (?,?,?,?)", (ws_id(w), f"Northwind agents {w + 1}", ts, ts))
@@ -903,9 +912,11 @@ class _Writer:
         self.conn.executemany("INSERT INTO evals VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
     def write_jobs(self) -> None:
-        plan, rng, rows, seen = self.plan, random.Random(f"{self.plan.seed}:jobs"), [], set()
+        plan, rng = self.plan, random.Random(f"{self.plan.seed}:jobs")
+        rows: list[tuple[Any, ...]] = []
+        seen: set[tuple[str, str]] = set()
 
-        def job(w: int, kind: str, status: str, created: int, context: dict, result: dict | None = None,
+        def job(w: int, kind: str, status: str, created: int, context: dict[str, Any], result: dict[str, Any] | None = None,
                 error: str | None = None, seconds: int = 30) -> None:
             started = None if status == "queued" else created + 1 + int(rng.random() * 5)
             done = None if started is None or status == "running" else started + seconds
@@ -915,7 +926,7 @@ class _Writer:
                          None if result is None else _dumps(result), error, _sql_ts(created),
                          None if started is None else _sql_ts(started), None if done is None else _sql_ts(done)))
 
-        def import_ctx(iid: str, lo: int, hi: int, limit: int) -> dict:
+        def import_ctx(iid: str, lo: int, hi: int, limit: int) -> dict[str, Any]:
             return {"integration_id": iid, "filters": {"date_from": _iso(lo * 1000), "date_to": _iso(hi * 1000),
                                                        "limit": limit}}
 
@@ -923,7 +934,7 @@ class _Writer:
             iid, w, _platform, _status = plan.integrations[integ]
             lo = START + month * 30 * 86_400
             failed = int(rng.random() * 2)
-            result: dict = {"imported": count, "skipped": int(rng.random() * 4), "failed": failed}
+            result: dict[str, Any] = {"imported": count, "skipped": int(rng.random() * 4), "failed": failed}
             if failed:
                 result["errors"] = [{"trace_id": f"ext-{rng.getrandbits(32):08x}", "error": "observation too large"}]
             job(w, "import", "completed", lo + 30 * 86_400 + 600, import_ctx(iid, lo, lo + 30 * 86_400, 100_000),
@@ -949,7 +960,7 @@ class _Writer:
                "generate": {"workspaceId": ws_id(0), "evalSetId": set_id(0, 0)},
                "execute": {"workspaceId": ws_id(0), "evalId": plan.evals[-1].id if plan.evals else "eval_missing",
                            "traceIds": [f"trace_{k:0{plan.tid_w}d}" for k in range(1, min(plan.traces, 3) + 1)]}}
-        done = {"import": {"imported": 0, "skipped": 0, "failed": 0}, "execute": {"completed": 0, "failed": 0},
+        done: dict[str, dict[str, Any]] = {"import": {"imported": 0, "skipped": 0, "failed": 0}, "execute": {"completed": 0, "failed": 0},
                 "generate": {"eval_id": None, "accuracy": None, "test_results": None}}
         errors = {"failed": "Worker exceeded CPU time limit", "cancelled": "Cancelled by user"}
         for kind in ("import", "generate", "execute"):

@@ -19,7 +19,7 @@ def _content_text(content: Any) -> str | None:
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # [{"type": "text", "text": "..."}, ...]
-        parts = [p.get("text") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+        parts = [text for p in content if isinstance(p, dict) and isinstance(text := p.get("text"), str)]
         return " ".join(parts) if parts else None
     return None
 

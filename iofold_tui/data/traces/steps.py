@@ -108,8 +108,9 @@ def _answer_text(output: Any) -> str:
         return output
     if isinstance(output, dict):
         for key in _ANSWER_KEYS:
-            if isinstance(output.get(key), str) and output[key].strip():
-                return output[key]
+            value = output.get(key)
+            if isinstance(value, str) and value.strip():
+                return value
     return ""
 
 
@@ -131,7 +132,7 @@ def _message(raw: Any) -> Message | None:
 def _tool(raw: Any) -> ToolCall | None:
     if not isinstance(raw, dict):
         return None
-    function = raw.get("function") if isinstance(raw.get("function"), dict) else {}
+    function: dict[str, Any] = fn if isinstance(fn := raw.get("function"), dict) else {}
     name = raw.get("tool_name") or raw.get("name") or function.get("name")
     error = raw.get("error")
     return ToolCall(name=str(name or "?"), arguments=raw.get("arguments", raw.get("args")),
