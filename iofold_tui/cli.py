@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, cast
 
 import click
 
@@ -32,7 +32,7 @@ class DefaultOpenGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     click.echo(f"iofold-tui: {message}", err=True)
     sys.exit(EXIT_BAD_INPUT)
 
@@ -54,7 +54,7 @@ def _user_name(opened: Any) -> str:  # noqa: ANN401 - an OpenedSource
     return "demo database" if opened.kind == "demo" else str(opened.origin)
 
 
-def fail_reading(message: str) -> None:
+def fail_reading(message: str) -> NoReturn:
     """``fail`` for a problem met while reading the open database: the line names the user's file."""
     fail(f"{_SOURCE_NAME[-1]}: {message}" if _SOURCE_NAME else message)
 
@@ -180,7 +180,7 @@ def open_cmd(source: str | None, demo: bool, read_only: bool, pane: str, review:
         _carry(opened, str(source), None, dry_run=False)
     from iofold_tui.ui.app import IofoldApp
 
-    app = IofoldApp(opened, pane="review" if review else pane, eval_set=eval_set, select=select)  # type: ignore[arg-type]
+    app = IofoldApp(opened, pane="review" if review else pane, eval_set=eval_set, select=select)
     app.run()
 
 
@@ -307,7 +307,7 @@ def export_labels(source: str | None, demo: bool, output: str, since: str | None
     it: a label changed in D1 since is left as it is and listed as a conflict."""
     from datetime import datetime
 
-    from iofold_tui.data.labels.patch import write_changes
+    from iofold_tui.data.labels.patch import Format, write_changes
     from iofold_tui.data.labels.store import LabelStore
     from iofold_tui.data.text import plural
 
@@ -324,11 +324,11 @@ def export_labels(source: str | None, demo: bool, output: str, since: str | None
     store = LabelStore(opened.db.path, history_path=opened.history_path, read_only_reason=opened.read_only_reason)
     try:
         if output == "-":
-            summary = write_changes(store, sys.stdout, since=since_dt, fmt=fmt)
+            summary = write_changes(store, sys.stdout, since=since_dt, fmt=cast(Format, fmt))
             sys.stdout.flush()
         else:
             with open(output, "w", encoding="utf-8", newline="") as fh:
-                summary = write_changes(store, fh, since=since_dt, fmt=fmt)
+                summary = write_changes(store, fh, since=since_dt, fmt=cast(Format, fmt))
     finally:
         store.close()
     click.echo(f"{plural(summary.count, 'label change')} ({plural(summary.upserts, 'upsert')}, "
