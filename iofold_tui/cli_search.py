@@ -46,6 +46,9 @@ def index_cmd(source: str | None, demo: bool, rebuild: bool, verify: bool) -> No
     from iofold_tui.data.search.index import IndexUnavailable, SearchIndex, sidecar_size
 
     opened = open_any(source, demo=demo, read_only=True)
+    if opened.kind == "d1-remote":  # it would copy every trace's steps over the network, and could not tell
+        fail(f"{source}: no search index for a live D1 database (searches scan on D1); "  # when D1 changed
+             "`iofold-tui pull` a working copy and index that")
     try:
         index = SearchIndex(_key(opened))
     except IndexUnavailable as exc:

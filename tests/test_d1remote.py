@@ -480,3 +480,24 @@ def test_a_later_launch_replays_the_first_launchs_reads_in_one_request(env: D1Ap
     second = open_remote()
     launch_reads(second)
     assert second.db.remote.client.stats.requests == 1
+
+
+def test_step_search_scans_on_d1_and_no_index_is_built_for_it(env: D1Api, tmp_path: Path) -> None:
+    from iofold_tui.data.search.index import run_search, source_key
+    from iofold_tui.data.source.d1pull import pull
+
+    copy = tmp_path / "copy.sqlite"
+    pull(client(env.api_base), copy)
+    local = sqlite3.connect(copy)
+    opened = open_remote()
+    for query in ("question 83", "answer", "SMTP", "\"order #48213\""):
+        with opened.db.fresh() as conn:
+            remote = run_search(conn, source_key(opened.kind, opened.origin, opened.db.path), query, limit=None,
+                                want_all=True)
+        assert not remote.used_index
+        assert remote.all_rowids == run_search(local, None, query, limit=None, want_all=True).all_rowids
+        assert query != "answer" or len(remote.all_rowids or []) >= BULK
+    base = {**os.environ, "CLOUDFLARE_API_TOKEN": TOKEN_RW, "CLOUDFLARE_ACCOUNT_ID": ACCOUNT,
+            "IOFOLD_D1_API_BASE": env.api_base}
+    r = _cli(["index", "d1://iofold"], base, tmp_path)
+    assert r.returncode == 2 and "no search index for a live D1" in r.stderr

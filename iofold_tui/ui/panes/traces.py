@@ -541,7 +541,8 @@ class TracesPane(Pane):
             self.app.call_from_thread(self.notify, f"{len(result.all_rowids or []):,} matches: the list keeps the newest "
                                       f"{SEARCH_CAP:,} (narrow the query for the rest)")
         self.post_message(StepScanProgress(0, 0, len(rowids), True, rowids, result.complete and result.total <= SEARCH_CAP))
-        if not result.used_index and ("no search index" in (result.note or "") or "unusable" in (result.note or "")):
+        if not result.used_index and ("no search index" in (result.note or "") or "unusable" in (result.note or "")) \
+                and src.kind != "d1-remote":  # a live D1: the scan runs there; an index would copy every step
             self.build_search_index()
 
     @work(thread=True, exclusive=True, group="search-index")
