@@ -8,13 +8,13 @@ result holds a read transaction, so it is released whenever the pane hides.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Literal
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.message import Message
 from textual.widgets import Static, TextArea
 
 from iofold_tui.data.errors import ReadOnlyError
@@ -34,16 +34,10 @@ HISTORY_PICK = 200
 WELCOME = "-- F5 (or ctrl+enter) runs; F3 presets; F4 history; read-only until F8\nSELECT name, type FROM sqlite_master ORDER BY type, name"
 
 
-class Executed(Message):
-    def __init__(self, result: ResultCursor, page: Page | None, generation: int) -> None:
-        super().__init__()
-        self.result, self.page, self.generation = result, page, generation
-
-
-class PageFetched(Message):
-    def __init__(self, page: Page, generation: int) -> None:
-        super().__init__()
-        self.page, self.generation = page, generation
+@dataclass
+class Executed:
+    result: ResultCursor
+    page: Page | None  # the first rows, when the statement returns rows
 
 
 def workspace_scope(app: App[None]) -> str | None:
@@ -87,7 +81,6 @@ class SqlPane(Pane):
         self.console: SqlConsole | None = None
         self.shown_sql = ""  # the statement whose rows are on screen (re-read when secrets are toggled)
         self.window: ResultWindow | None = None
-        self.generation = 0
         self.running = False
         self.fetching = False
         self.started = 0.0
@@ -164,23 +157,25 @@ class SqlPane(Pane):
             return
         if self.running:
             self.console.interrupt()  # the new statement waits for the console's lock otherwise
-        self.generation += 1
         self.running, self.released, self.hist_index = True, False, None
         self.started = time.perf_counter()
         self._say(Text("running… (Esc cancels)", style="yellow"))
         self.refresh_bindings()
-        self._execute(sql, self.generation)
+        console = self.console
 
-    @work(thread=True, group="sql-run")
-    def _execute(self, sql: str, generation: int) -> None:
-        assert self.console is not None
-        result = self.console.execute(sql)
-        page = result.fetch_page(PAGE_SIZE) if result.columns and result.ok else None
-        self.post_message(Executed(result, page, generation))
+        def execute(sql: str) -> Executed:
+            result = console.execute(sql)
+            return Executed(result, result.fetch_page(PAGE_SIZE) if result.columns and result.ok else None)
+
+        self.run_query(execute, sql, on_result=self.on_executed, on_error=lambda _: self._stopped(), group="sql",
+                       what="the statement")
+
+    def _stopped(self) -> None:
+        self.running = self.fetching = False
+        self.refresh_bindings()
+        self.update_status()
 
     def on_executed(self, message: Executed) -> None:
-        if message.generation != self.generation:
-            return
         self.running = False
         self.refresh_bindings()
         result, page = message.result, message.page
@@ -255,7 +250,7 @@ class SqlPane(Pane):
                 self.started = time.perf_counter()
                 self._say(Text("fetching more rows… (Esc cancels)", style="yellow"))
                 self.refresh_bindings()
-                self._fetch(self.generation)
+                self._fetch()
         elif event.direction in ("before", "first"):
             target = w.base if event.direction == "first" else w.shown - 1
             if w.page(target) is not None and target != w.shown:
@@ -264,20 +259,19 @@ class SqlPane(Pane):
                 self.notify(f"rows before {w.first_row(w.base) + 1:,} are no longer held: F5 runs the statement again",
                             severity="warning")
 
-    @work(thread=True, group="sql-fetch")
-    def _fetch(self, generation: int) -> None:
-        w = self.window
+    def _fetch(self) -> None:
+        w, ticket = self.window, self.ticket("sql")  # rows of the statement run last (a newer one drops them)
         if w is None:
             return
-        self.post_message(PageFetched(w.result.fetch_page(PAGE_SIZE), generation))
+        self.run_query(w.result.fetch_page, PAGE_SIZE, on_result=lambda page: self.on_page_fetched(page, ticket),
+                       on_error=lambda _: self._stopped(), group=None, what="fetching rows")
 
-    def on_page_fetched(self, message: PageFetched) -> None:
+    def on_page_fetched(self, page: Page, ticket: int) -> None:
         self.fetching = False
         self.refresh_bindings()
         w = self.window
-        if message.generation != self.generation or w is None:
+        if not self.is_latest("sql", ticket) or w is None:
             return
-        page = message.page
         if page.error:
             w.result.error = page.error
             w.result.interrupted = page.interrupted
