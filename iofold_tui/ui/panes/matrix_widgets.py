@@ -4,6 +4,7 @@ version picker, the source/date dialog and the cell drill-down screen."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from rich.console import RenderableType
 from rich.text import Text
@@ -198,10 +199,12 @@ def stats_notes(stats: Sequence[MatrixStats], titles: dict[str, str], *, computi
 class StatsTable(DataTable[Text | str]):
     """Versions × numbers; Enter on a confusion (or excluded) count opens exactly those traces."""
 
+    @dataclass
     class Drill(Message):
-        def __init__(self, eval_id: str, cell: str) -> None:
-            super().__init__()
-            self.eval_id, self.cell = eval_id, cell
+        """Enter on a count: the traces of that confusion cell (``CONFUSION_CELLS``) of this version."""
+
+        eval_id: str
+        cell: str
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="cell", zebra_stripes=False, cell_padding=0, **kwargs)  # type: ignore[arg-type]
@@ -323,10 +326,10 @@ class SourceDateScreen(TraceFilterScreen):
         return SourceDate(flt.sources, flt.date_from, flt.date_to)
 
 
+@dataclass
 class CellLoaded(Message):
-    def __init__(self, detail: TraceDetail | None, evaluation: EvalDetail | None) -> None:
-        super().__init__()
-        self.detail, self.evaluation = detail, evaluation
+    detail: TraceDetail | None
+    evaluation: EvalDetail | None
 
 
 class CellDetailScreen(Screen[None]):
