@@ -42,7 +42,7 @@ def ensure_db(traces: int) -> Path:
     return path
 
 
-def timed(fn, repeat: int = 20) -> tuple[float, float]:  # noqa: ANN001
+def timed(fn, repeat: int = 20) -> tuple[float, float]:
     """(median ms, p95 ms) over ``repeat`` calls."""
     samples = []
     for _ in range(repeat):
@@ -60,7 +60,10 @@ def query_figures(path: Path) -> dict[str, tuple[float, float]]:
     first = q.first_page(100)
     max_rowid = conn.execute("SELECT max(rowid) FROM traces").fetchone()[0]
     rng = random.Random(1)
-    ids = [conn.execute("SELECT id FROM traces WHERE rowid = ?", (rng.randint(1, max_rowid),)).fetchone()[0] for _ in range(20)]
+    ids = [
+        conn.execute("SELECT id FROM traces WHERE rowid = ?", (rng.randint(1, max_rowid),)).fetchone()[0]
+        for _ in range(20)
+    ]
     pages = iter(range(10**9))
     state = {"page": first}
 
@@ -89,7 +92,9 @@ def rows_on_screen(screen: str) -> bool:
 def launch_figures(path: Path, runs: int) -> dict[str, float]:
     app, floor = [], []
     for _ in range(runs):
-        floor.append(launch([sys.executable, str(HERE / "minimal_app.py"), str(path)], rows_on_screen, cwd=ROOT))
+        floor.append(
+            launch([sys.executable, str(HERE / "minimal_app.py"), str(path)], rows_on_screen, cwd=ROOT)
+        )
         app.append(launch([sys.executable, "-m", "iofold_tui", str(path), "--pane", "traces"], rows_on_screen,
                           cwd=ROOT))
     med = lambda xs: statistics.median(xs)  # noqa: E731
@@ -134,13 +139,20 @@ def review_figures(path: Path, labels: int, think_s: float) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--runs", type=int, default=3, help="launches per measurement (median)")
-    parser.add_argument("--labels", type=int, default=100, help="label keys timed in review mode (largest size)")
+    parser.add_argument(
+        "--labels", type=int, default=100, help="label keys timed in review mode (largest size)"
+    )
     parser.add_argument("--think-ms", type=float, default=300, help="pause between label keys")
-    parser.add_argument("--full", action="store_true",
-                        help="also run bench_app, bench_matrix, bench_d1export and bench_sandbox on the largest size")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="also run bench_app, bench_matrix, bench_d1export and bench_sandbox on the largest size",
+    )
     args = parser.parse_args()
     # As pip does when it installs the package: byte-compiled modules (an editable checkout, or
     # PYTHONDONTWRITEBYTECODE, would otherwise make every launch compile iofold_tui from source).
@@ -161,19 +173,26 @@ def run(args: argparse.Namespace) -> None:
         launch_res = launch_figures(path, args.runs)
         queries = query_figures(path)
         results[str(size)] = {"launch": launch_res, "queries": queries, "file_gb": path.stat().st_size / 1e9}
-        print(f"  launch → rows: app {launch_res['app_s']:.2f} s ({launch_res['app_rss_mb']:.0f} MB peak RSS), "
-              f"minimal Textual app {launch_res['floor_s']:.2f} s ({launch_res['floor_rss_mb']:.0f} MB) "
-              f"→ {launch_res['ratio_median']:.2f}× the floor (median of {args.runs} paired launches; "
-              f"best: {launch_res['app_best_s']:.2f} s vs {launch_res['floor_best_s']:.2f} s = "
-              f"{launch_res['app_best_s'] / launch_res['floor_best_s']:.2f}×)")
+        print(
+            f"  launch → rows: app {launch_res['app_s']:.2f} s ({launch_res['app_rss_mb']:.0f} MB peak RSS), "
+            f"minimal Textual app {launch_res['floor_s']:.2f} s ({launch_res['floor_rss_mb']:.0f} MB) "
+            f"→ {launch_res['ratio_median']:.2f}× the floor (median of {args.runs} paired launches; "
+            f"best: {launch_res['app_best_s']:.2f} s vs {launch_res['floor_best_s']:.2f} s = "
+            f"{launch_res['app_best_s'] / launch_res['floor_best_s']:.2f}×)"
+        )
         for name, (med, p95) in queries.items():
             print(f"  {name:<16} median {med:7.2f} ms   p95 {p95:7.2f} ms")
     largest = ensure_db(max(int(s) for s in args.sizes.split(",")))
     review = review_figures(largest, args.labels, args.think_ms / 1000)
     results["review"] = review
-    print(f"== review mode on {largest.name}, in a terminal, keys {args.think_ms:.0f} ms apart: label key → committed → "
-          f"next trace on screen p50 {review['p50_ms']:.1f} ms, p95 {review['p95_ms']:.1f} ms, max {review['max_ms']:.1f} ms "
-          f"(key → committed p50 {review['commit_p50_ms']:.1f} ms, p95 {review['commit_p95_ms']:.1f} ms; n={review['n']})")
+    print(
+        f"== review mode on {largest.name}, in a terminal, keys {args.think_ms:.0f} ms apart: label key → "
+        f"committed → "
+        f"next trace on screen p50 {review['p50_ms']:.1f} ms, p95 {review['p95_ms']:.1f} ms, max "
+        f"{review['max_ms']:.1f} ms "
+        f"(key → committed p50 {review['commit_p50_ms']:.1f} ms, p95 {review['commit_p95_ms']:.1f} ms; "
+        f"n={review['n']})"
+    )
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     if args.full:

@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from iofold_tui.data.source.loader import open_source  # noqa: E402
-from iofold_tui.ui.app import IofoldApp  # noqa: E402
-from iofold_tui.ui.screenshot import settle  # noqa: E402
+from iofold_tui.data.source.loader import open_source
+from iofold_tui.ui.app import IofoldApp
+from iofold_tui.ui.screenshot import settle
 
 
 def rss_mb() -> float:
@@ -39,7 +39,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def until(pilot: object, condition, timeout: float = 120.0) -> None:  # noqa: ANN001
+async def until(pilot: object, condition, timeout: float = 120.0) -> None:
     deadline = time.perf_counter() + timeout
     while not condition():
         if time.perf_counter() > deadline:
@@ -144,7 +144,9 @@ async def paging_latency(db: Path, pane_name: str, presses: int = 30) -> dict[st
                 done = len(applied)
                 t0 = time.perf_counter()
                 await pilot.press(key)
-                await until(pilot, lambda done=done: len(applied) > done and FRAMES and FRAMES[-1] > applied[-1])
+                await until(
+                    pilot, lambda done=done: len(applied) > done and FRAMES and FRAMES[-1] > applied[-1]
+                )
                 samples.append((next(f for f in FRAMES if f > applied[-1]) - t0) * 1000)
             result[f"{key}_p50_ms"], result[f"{key}_p95_ms"] = statistics.median(samples), pct(samples, 0.95)
         # Jump: to a random trace id in the trace list (what ':' + Enter runs), to the next contradiction
@@ -188,7 +190,9 @@ async def scroll_memory(db: Path, pane_name: str, pages: int) -> list[tuple[int,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("db", type=Path)
     parser.add_argument("--pages", type=int, default=300)
     parser.add_argument("--skip-matrix", action="store_true")
@@ -202,7 +206,10 @@ def main() -> None:
             f"{k} p50 {lat[k + '_p50_ms']:.0f} ms / p95 {lat[k + '_p95_ms']:.0f} ms"
             for k in ("pagedown", "end", "home", "jump")))
         series = asyncio.run(scroll_memory(args.db, name, args.pages))
-        print(f"{name}: RSS while paging 100-row pages: " + ", ".join(f"page {p}: {m:.0f} MB" for p, m in series))
+        print(
+            f"{name}: RSS while paging 100-row pages: "
+            + ", ".join(f"page {p}: {m:.0f} MB" for p, m in series)
+        )
     if not args.skip_matrix:
         mx = asyncio.run(matrix_relabel(args.db))
         print(f"matrix: relabel key → committed → statistics updated on screen: p50 {mx['p50_ms']:.1f} ms, "

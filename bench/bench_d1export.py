@@ -71,14 +71,26 @@ def _text(rng: random.Random, n: int) -> str:
 def _steps(rng: random.Random, trace: str) -> str:
     steps = []
     for i in range(rng.randint(2, 6)):
-        steps.append({
-            "step_id": f"{trace}_s{i}", "timestamp": f"2025-01-0{1 + i % 9}T10:00:0{i % 10}Z",
-            "messages_added": [{"role": "user", "content": _text(rng, 6) + "\n" + _text(rng, 4)},
-                               {"role": "assistant", "content": _text(rng, 10)}],
-            "tool_calls": [{"tool_name": "search_docs", "arguments": {"q": _text(rng, 2)},
-                            "result": {"hits": rng.randint(0, 9), "text": _text(rng, 8)}}],
-            "input": _text(rng, 5), "output": {"response": _text(rng, 12)}, "metadata": {"latency_ms": i * 37},
-        })
+        steps.append(
+            {
+                "step_id": f"{trace}_s{i}",
+                "timestamp": f"2025-01-0{1 + i % 9}T10:00:0{i % 10}Z",
+                "messages_added": [
+                    {"role": "user", "content": _text(rng, 6) + "\n" + _text(rng, 4)},
+                    {"role": "assistant", "content": _text(rng, 10)},
+                ],
+                "tool_calls": [
+                    {
+                        "tool_name": "search_docs",
+                        "arguments": {"q": _text(rng, 2)},
+                        "result": {"hits": rng.randint(0, 9), "text": _text(rng, 8)},
+                    }
+                ],
+                "input": _text(rng, 5),
+                "output": {"response": _text(rng, 12)},
+                "metadata": {"latency_ms": i * 37},
+            }
+        )
     return json.dumps(steps, ensure_ascii=False)
 
 
@@ -126,18 +138,54 @@ def export_lines(mb: int, seed: int) -> Iterator[str]:
     code = 'def check(trace: dict) -> tuple[bool, str]:\n    return True, "ok"\n'
     n_evals = math.ceil(budget * 0.3 / 100 / n_traces) + 1  # executions are > 100 bytes: enough versions
     for v in range(1, n_evals + 1):
-        yield insert("evals", (f"ev_{v}", "es_1", "check", None, v, None, code, "bench-model", None, None, 0.9,
-                               None, None, 0, 0, "active", "2025-01-03", "2025-01-03"))
+        yield insert(
+            "evals",
+            (
+                f"ev_{v}",
+                "es_1",
+                "check",
+                None,
+                v,
+                None,
+                code,
+                "bench-model",
+                None,
+                None,
+                0.9,
+                None,
+                None,
+                0,
+                0,
+                "active",
+                "2025-01-03",
+                "2025-01-03",
+            ),
+        )
     yield tables["eval_executions"]
     i = 0
     while written < budget:
         i += 1
-        line = insert("eval_executions", (f"ex_{i}", f"ev_{1 + i // n_traces}", f"trace_{1 + i % n_traces:07d}", rng.random() < 0.7,
-                                          _text(rng, 4), rng.randint(1, 900), None, None, None, "2025-01-04"))
+        line = insert(
+            "eval_executions",
+            (
+                f"ex_{i}",
+                f"ev_{1 + i // n_traces}",
+                f"trace_{1 + i % n_traces:07d}",
+                rng.random() < 0.7,
+                _text(rng, 4),
+                rng.randint(1, 900),
+                None,
+                None,
+                None,
+                "2025-01-04",
+            ),
+        )
         written += len(line) + 1
         yield line
-    for name in sorted(tables.keys() - {"workspaces", "integrations", "traces", "eval_sets", "feedback", "evals",
-                                 "eval_executions"}):
+    for name in sorted(
+        tables.keys()
+        - {"workspaces", "integrations", "traces", "eval_sets", "feedback", "evals", "eval_executions"}
+    ):
         yield tables[name]
     yield from rest  # indexes, then the view, as wrangler orders them
 
@@ -207,8 +255,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--keep", type=Path, help="directory to keep (and reuse) the generated export in")
     ap.add_argument("--repeat", type=int, default=2, help="runs of each loader; the best is reported")
-    ap.add_argument("--plain-mb", type=float, default=2.0,
-                    help="MB of the export to time `sqlite3 new.db < export.sql` on (it syncs every row); 0 skips")
+    ap.add_argument(
+        "--plain-mb",
+        type=float,
+        default=2.0,
+        help="MB of the export to time `sqlite3 new.db < export.sql` on (it syncs every row); 0 skips",
+    )
     args = ap.parse_args()
     if shutil.which("sqlite3") is None:
         sys.exit("the sqlite3 CLI is needed for the comparison")
@@ -225,18 +277,30 @@ def main() -> None:
         ours.append(time_loader(sql, work / "ours.sqlite"))
         tuned.append(time_cli(sql, work / "cli-tuned.sqlite", tuned=True))
     o, t = best(ours), best(tuned)
-    print(f"export: {size_mb:,.0f} MB, {ours[0]['statements']:,.0f} statements, {ours[0]['errors']:.0f} errors; "
-          f"best of {args.repeat}; MB/s by wall clock (CPU seconds in brackets)")
-    print(f"load_export:                       {size_mb / o['wall']:7.1f} MB/s  {o['wall']:6.1f} s ({o['cpu']:.1f})"
-          f"  peak RSS {max(r['rss_mb'] for r in ours):.0f} MB")
-    print(f"sqlite3 CLI, journal off, one txn: {size_mb / t['wall']:7.1f} MB/s  {t['wall']:6.1f} s ({t['cpu']:.1f})"
-          f"  ours/cli throughput {t['wall'] / o['wall']:.2f}x")
+    print(
+        f"export: {size_mb:,.0f} MB, {ours[0]['statements']:,.0f} statements, {ours[0]['errors']:.0f} "
+        f"errors; "
+        f"best of {args.repeat}; MB/s by wall clock (CPU seconds in brackets)"
+    )
+    print(
+        f"load_export:                       {size_mb / o['wall']:7.1f} MB/s  {o['wall']:6.1f} s "
+        f"({o['cpu']:.1f})"
+        f"  peak RSS {max(r['rss_mb'] for r in ours):.0f} MB"
+    )
+    print(
+        f"sqlite3 CLI, journal off, one txn: {size_mb / t['wall']:7.1f} MB/s  {t['wall']:6.1f} s "
+        f"({t['cpu']:.1f})"
+        f"  ours/cli throughput {t['wall'] / o['wall']:.2f}x"
+    )
     if args.plain_mb > 0:
         part = prefix_of(sql, args.plain_mb, work / "prefix.sql")
         p = time_cli(part, work / "cli-plain.sqlite", tuned=False)
         part_mb = part.stat().st_size / 1e6
-        print(f"sqlite3 new.db < export.sql:       {part_mb / p['wall']:7.1f} MB/s  (first {part_mb:.1f} MB: "
-              f"{p['wall']:.1f} s; one sync per row)  ours/cli throughput {(size_mb / o['wall']) / (part_mb / p['wall']):.1f}x")
+        print(
+            f"sqlite3 new.db < export.sql:       {part_mb / p['wall']:7.1f} MB/s  (first {part_mb:.1f} MB: "
+            f"{p['wall']:.1f} s; one sync per row)  ours/cli throughput "
+            f"{(size_mb / o['wall']) / (part_mb / p['wall']):.1f}x"
+        )
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -26,10 +26,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from iofold_tui.data.matrix.grid import MatrixQuery, first_page, next_contradiction, page_after  # noqa: E402
-from iofold_tui.data.matrix.grid import last_page as grid_last_page  # noqa: E402
-from iofold_tui.data.matrix.stats import compute_stats  # noqa: E402
-from iofold_tui.data.paths import schema_dir  # noqa: E402
+from iofold_tui.data.matrix.grid import MatrixQuery, first_page, next_contradiction, page_after
+from iofold_tui.data.matrix.grid import last_page as grid_last_page
+from iofold_tui.data.matrix.stats import compute_stats
+from iofold_tui.data.paths import schema_dir
 
 DEFAULT_1M = Path("/tmp/bench_1m.sqlite")
 DEFAULT_OWN = Path("/tmp/bench_matrix_200k.sqlite")
@@ -75,21 +75,27 @@ def generate(path: Path, traces: int, seed: int = 7) -> None:
     for s in sets:
         conn.execute("INSERT INTO eval_sets (id, workspace_id, name) VALUES (?, 'ws_1', ?)", (s, s))
     for v in (1, 2):
-        conn.execute("INSERT INTO evals (id, eval_set_id, name, version, code, model_used, contradiction_count, "
-                     "execution_count) VALUES (?, 'set_a', 'quality', ?, 'def quality(t): ...', 'm', 0, 0)",
-                     (f"eval_a{v}", v))
+        conn.execute(
+            "INSERT INTO evals (id, eval_set_id, name, version, code, model_used, contradiction_count, "
+            "execution_count) VALUES (?, 'set_a', 'quality', ?, 'def quality(t): ...', 'm', 0, 0)",
+            (f"eval_a{v}", v),
+        )
     truth = [rnd.random() < 0.55 for _ in range(traces)]
     sources = ["langfuse", "langsmith", "openai"]
 
     def trace_rows() -> Iterator[tuple[Any, ...]]:
         for i in range(traces):
-            ts = f"2025-{1 + i % 12:02d}-{1 + rnd.randrange(28):02d}T{rnd.randrange(24):02d}:{rnd.randrange(60):02d}:00Z"
+            day = f"2025-{1 + i % 12:02d}-{1 + rnd.randrange(28):02d}"
+            ts = f"{day}T{rnd.randrange(24):02d}:{rnd.randrange(60):02d}:00Z"
             yield (f"trace_{i:07d}", "ws_1", "int_1", f"ext_{i}", sources[i % 3], ts, "[]",
                    f"question {i} about {'pricing' if i % 7 == 0 else 'tools'}", f"answer {i}", 1, 0)
 
     for batch in _batches(trace_rows()):
-        conn.executemany("INSERT INTO traces (id, workspace_id, integration_id, trace_id, source, timestamp, steps, "
-                         "input_preview, output_preview, step_count, has_errors) VALUES (?,?,?,?,?,?,?,?,?,?,?)", batch)
+        conn.executemany(
+            "INSERT INTO traces (id, workspace_id, integration_id, trace_id, source, timestamp, steps, "
+            "input_preview, output_preview, step_count, has_errors) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            batch,
+        )
 
     def feedback_rows() -> Iterator[tuple[Any, ...]]:
         for s in sets:
@@ -102,7 +108,9 @@ def generate(path: Path, traces: int, seed: int = 7) -> None:
                     yield (f"fb_{s}_{i}", s, f"trace_{i:07d}", rating, None)
 
     for batch in _batches(feedback_rows()):
-        conn.executemany("INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes) VALUES (?,?,?,?,?)", batch)
+        conn.executemany(
+            "INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes) VALUES (?,?,?,?,?)", batch
+        )
 
     def execution_rows() -> Iterator[tuple[Any, ...]]:
         for v, acc in ((1, 0.8), (2, 0.9)):
@@ -112,8 +120,11 @@ def generate(path: Path, traces: int, seed: int = 7) -> None:
                 yield (f"ex_a{v}_{i}", f"eval_a{v}", f"trace_{i:07d}", result, "because", 3, err)
 
     for batch in _batches(execution_rows()):
-        conn.executemany("INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms, error) "
-                         "VALUES (?,?,?,?,?,?,?)", batch)
+        conn.executemany(
+            "INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms, error) "
+            "VALUES (?,?,?,?,?,?,?)",
+            batch,
+        )
     conn.commit()
     conn.execute("ANALYZE")
     conn.commit()
@@ -149,9 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     set_id = args.eval_set or conn.execute(
         "SELECT v.eval_set_id FROM eval_executions e JOIN evals v ON v.id = e.eval_id "
         "GROUP BY v.eval_set_id ORDER BY COUNT(*) DESC LIMIT 1").fetchone()[0]
-    figures: dict[str, Any] = {"db": str(db), "eval_set": set_id,
-                               "traces": conn.execute("SELECT max(rowid) FROM traces").fetchone()[0],
-                               "executions": conn.execute("SELECT COUNT(*) FROM eval_executions").fetchone()[0]}
+    figures: dict[str, Any] = {
+        "db": str(db),
+        "eval_set": set_id,
+        "traces": conn.execute("SELECT max(rowid) FROM traces").fetchone()[0],
+        "executions": conn.execute("SELECT COUNT(*) FROM eval_executions").fetchone()[0],
+    }
 
     raw_sql = RAW_SCOPED.format(set_id=set_id.replace("'", "''"))
 

@@ -3,7 +3,8 @@
     python bench/bench_sandbox.py [--traces 20000] [--baseline 100] [--jobs 2]
 
 Two workloads, each measured both ways in the same run: "synthetic" (a json/re eval over generated
-traces of ~1.5 KB of steps) and "seed" (schema/seed.sql's own eval over its 5 traces, cycled; ~3.3 KB). The baseline runs `jobs` processes at a time, so it gets the same cores, and uses `-I -S` (no site
+traces of ~1.5 KB of steps) and "seed" (schema/seed.sql's own eval over its 5 traces, cycled; ~3.3 KB).
+The baseline runs `jobs` processes at a time, so it gets the same cores, and uses `-I -S` (no site
 import) so that it is the cheapest possible process per trace, not a strawman.
 """
 
@@ -157,8 +158,11 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs, jobs={args.jobs}, python {sys.version.split()[0]}")
     print(check_sandbox().summary())
     starts = bench_startup(args.jobs)
-    print(f"worker start (confined, {args.jobs} workers, {len(starts)} runs): median {starts[len(starts) // 2] * 1000:.0f} ms, "
-          f"max {starts[-1] * 1000:.0f} ms")
+    print(
+        f"worker start (confined, {args.jobs} workers, {len(starts)} runs): median "
+        f"{starts[len(starts) // 2] * 1000:.0f} ms, "
+        f"max {starts[-1] * 1000:.0f} ms"
+    )
     print(f"{'workload':<11}{'mode':<42}{'traces':>8}{'seconds':>9}{'traces/s':>10}")
     for label, work in workloads.items():
         size = sum(len(steps) for _, steps in work[2]) / len(work[2])

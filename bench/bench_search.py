@@ -25,12 +25,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from iofold_tui.data.db import connect  # noqa: E402
-from iofold_tui.data.search import facets as F  # noqa: E402
-from iofold_tui.data.search.extract import extract  # noqa: E402
-from iofold_tui.data.search.index import SearchIndex, sidecar_size  # noqa: E402
-from iofold_tui.data.search.query import parse, tokens  # noqa: E402
-from iofold_tui.data.search.scan import scan  # noqa: E402
+from iofold_tui.data.db import connect
+from iofold_tui.data.search import facets as F
+from iofold_tui.data.search.extract import extract
+from iofold_tui.data.search.index import SearchIndex, sidecar_size
+from iofold_tui.data.search.query import parse, tokens
+from iofold_tui.data.search.scan import scan
 
 
 def _rss_mb() -> float:
@@ -42,19 +42,21 @@ def _pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p * (len(values) - 1))))]
 
 
-def _timed(fn: Any) -> tuple[Any, float]:  # noqa: ANN401
+def _timed(fn: Any) -> tuple[Any, float]:
     start = time.perf_counter()
     out = fn()
     return out, (time.perf_counter() - start) * 1000
 
 
-def _corpus(db: Any, n: int, rng: random.Random) -> tuple[list[str], list[str]]:  # noqa: ANN401
+def _corpus(db: Any, n: int, rng: random.Random) -> tuple[list[str], list[str]]:
     high = db.execute("SELECT max(rowid) FROM traces").fetchone()[0]
     words: list[str] = []
     phrases: list[str] = []
     while len(words) < n or len(phrases) < n:
-        row = db.execute("SELECT id, trace_id, input_preview, output_preview, steps FROM traces WHERE rowid >= ? LIMIT 1",
-                         (rng.randint(1, high),)).fetchone()
+        row = db.execute(
+            "SELECT id, trace_id, input_preview, output_preview, steps FROM traces WHERE rowid >= ? LIMIT 1",
+            (rng.randint(1, high),),
+        ).fetchone()
         values = [v for v in extract(*row) if v]
         toks = [t for t in tokens(rng.choice(values)) if t.isascii() and t.isalpha() and len(t) > 2]
         if len(toks) > 3:
@@ -64,9 +66,9 @@ def _corpus(db: Any, n: int, rng: random.Random) -> tuple[list[str], list[str]]:
     return words[:n], phrases[:n]
 
 
-def _like_scan(db: Any, text: str) -> tuple[int, float]:  # noqa: ANN401
+def _like_scan(db: Any, text: str) -> tuple[int, float]:
     pattern = "%" + text.strip('"') + "%"
-    sql = ("SELECT count(*) FROM traces WHERE input_preview LIKE ?1 OR output_preview LIKE ?1 OR steps LIKE ?1")
+    sql = "SELECT count(*) FROM traces WHERE input_preview LIKE ?1 OR output_preview LIKE ?1 OR steps LIKE ?1"
     (n,), ms = _timed(lambda: db.execute(sql, (pattern,)).fetchone())
     return int(n), ms
 
@@ -76,10 +78,15 @@ def _append(path: Path, n: int) -> list[int]:
     conn.execute("BEGIN")
     high = conn.execute("SELECT max(rowid) FROM traces").fetchone()[0]
     conn.execute(
-        "INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, metadata, steps, input_preview,"
-        " output_preview, step_count, has_errors) SELECT 'bench_' || rowid || '_' || ?, workspace_id, integration_id,"
-        " 'bench_' || rowid || '_' || ?, source, timestamp, metadata, steps, input_preview, output_preview, step_count,"
-        " has_errors FROM traces WHERE rowid > ? - ? ORDER BY rowid LIMIT ?", (time.time_ns(), time.time_ns(), high, n * 3, n))
+        "INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, metadata, steps, "
+        "input_preview,"
+        " output_preview, step_count, has_errors) SELECT 'bench_' || rowid || '_' || ?, workspace_id, "
+        "integration_id,"
+        " 'bench_' || rowid || '_' || ?, source, timestamp, metadata, steps, input_preview, output_preview, "
+        "step_count,"
+        " has_errors FROM traces WHERE rowid > ? - ? ORDER BY rowid LIMIT ?",
+        (time.time_ns(), time.time_ns(), high, n * 3, n),
+    )
     rows = [r[0] for r in conn.execute("SELECT rowid FROM traces WHERE rowid > ?", (high,))]
     conn.execute("COMMIT")
     conn.close()
@@ -100,7 +107,9 @@ def main() -> None:
     ap.add_argument("--side", type=Path)
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--queries", type=int, default=60)
-    ap.add_argument("--like", type=int, default=3, help="LIKE / fallback scans to time (each reads the table)")
+    ap.add_argument(
+        "--like", type=int, default=3, help="LIKE / fallback scans to time (each reads the table)"
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     side = args.side or Path(f"{args.db}.bench.fts.sqlite")
@@ -115,8 +124,11 @@ def main() -> None:
     out.update(build_mode=report.mode, build_s=ms / 1000, rss_before_mb=rss0, peak_rss_mb=_rss_mb(),
                sidecar_mb=sidecar_size(index) / 1e6)
     out["sidecar_share"] = out["sidecar_mb"] / out["db_mb"]
-    print(f"build ({report.mode}): {out['build_s']:.1f} s, sidecar {out['sidecar_mb']:,.1f} MB "
-          f"({out['sidecar_share']:.0%} of {out['db_mb']:,.1f} MB), peak RSS {out['peak_rss_mb']:.0f} MB", flush=True)
+    print(
+        f"build ({report.mode}): {out['build_s']:.1f} s, sidecar {out['sidecar_mb']:,.1f} MB "
+        f"({out['sidecar_share']:.0%} of {out['db_mb']:,.1f} MB), peak RSS {out['peak_rss_mb']:.0f} MB",
+        flush=True,
+    )
 
     rng = random.Random(17)
     words, phrases = _corpus(db, args.queries, rng)
@@ -129,22 +141,35 @@ def main() -> None:
             res, ms = _timed(lambda node=node: index.search(node, limit=50))
             counted.append(ms)
             totals.append(res.total)
-        rel = [_timed(lambda q=q: index.search(parse(q), order="relevance", limit=50))[1] for q in queries[:20]]
+        rel = [
+            _timed(lambda q=q: index.search(parse(q), order="relevance", limit=50))[1] for q in queries[:20]
+        ]
         likes = [_like_scan(db, q) for q in queries[:args.like]]
         scans = []
         for q in queries[:(args.like + 1) // 2]:
             res, ms = _timed(lambda q=q: scan(db, parse(q)))
             scans.append(ms)
-        out[kind] = {"n": len(queries), "p50_ms": statistics.median(times), "p95_ms": _pct(times, 0.95),
-                     "with_count_p95_ms": _pct(counted, 0.95),
-                     "max_ms": max(times), "median_matches": statistics.median(totals), "relevance_p95_ms": _pct(rel, 0.95),
-                     "like_scan_ms": [round(ms) for _, ms in likes], "fallback_scan_ms": [round(ms) for ms in scans]}
+        out[kind] = {
+            "n": len(queries),
+            "p50_ms": statistics.median(times),
+            "p95_ms": _pct(times, 0.95),
+            "with_count_p95_ms": _pct(counted, 0.95),
+            "max_ms": max(times),
+            "median_matches": statistics.median(totals),
+            "relevance_p95_ms": _pct(rel, 0.95),
+            "like_scan_ms": [round(ms) for _, ms in likes],
+            "fallback_scan_ms": [round(ms) for ms in scans],
+        }
         # (--like 0 skips both scans: they read the whole table)
         k = out[kind]
-        print(f"{kind}: first page p50 {k['p50_ms']:.1f} ms, p95 {k['p95_ms']:.1f} ms (max {k['max_ms']:.0f}); with the "
-              f"total count p95 {k['with_count_p95_ms']:.1f} ms; median "
-              f"{k['median_matches']:,.0f} matches; relevance p95 {k['relevance_p95_ms']:.1f} ms; LIKE scan "
-              f"{k['like_scan_ms']} ms; fallback scan {k['fallback_scan_ms']} ms", flush=True)
+        print(
+            f"{kind}: first page p50 {k['p50_ms']:.1f} ms, p95 {k['p95_ms']:.1f} ms (max {k['max_ms']:.0f}); "
+            f"with the "
+            f"total count p95 {k['with_count_p95_ms']:.1f} ms; median "
+            f"{k['median_matches']:,.0f} matches; relevance p95 {k['relevance_p95_ms']:.1f} ms; LIKE scan "
+            f"{k['like_scan_ms']} ms; fallback scan {k['fallback_scan_ms']} ms",
+            flush=True,
+        )
 
     added = _append(args.db, 1000)
     rep, ms = _timed(lambda: index.sync(db))
@@ -154,8 +179,12 @@ def main() -> None:
     out["update_1000_deleted"] = {"ms": ms2, "mode": rep2.mode, "deleted": rep2.deleted}
     rep3, ms3 = _timed(lambda: index.sync(db))
     out["update_nothing"] = {"ms": ms3, "mode": rep3.mode}
-    print(f"update: 1,000 new {ms:,.0f} ms ({rep.mode}, +{rep.added}); 1,000 deleted {ms2:,.0f} ms ({rep2.mode}, "
-          f"-{rep2.deleted}); nothing changed {ms3:,.0f} ms", flush=True)
+    print(
+        f"update: 1,000 new {ms:,.0f} ms ({rep.mode}, +{rep.added}); 1,000 deleted {ms2:,.0f} ms "
+        f"({rep2.mode}, "
+        f"-{rep2.deleted}); nothing changed {ms3:,.0f} ms",
+        flush=True,
+    )
 
     es = db.execute("SELECT id FROM eval_sets LIMIT 1").fetchone()[0]
     ev = db.execute("SELECT id FROM evals WHERE eval_set_id = ? LIMIT 1", (es,)).fetchone()[0]
@@ -167,16 +196,37 @@ def main() -> None:
         F._MEMO.clear()
         disk = F.facet(db, name, db_path=args.db, index=index, eval_set_id=es, eval_id=ev)
         mem = F.facet(db, name, db_path=args.db, index=index, eval_set_id=es, eval_id=ev)
-        out["facets"][name] = {"cold_ms": cold.ms, "sidecar_cache_ms": disk.ms, "memory_ms": mem.ms, "values": len(cold.values)}
-    print("facets (cold / sidecar cache / memory ms): " + ", ".join(
-        f"{n} {v['cold_ms']:.0f}/{v['sidecar_cache_ms']:.1f}/{v['memory_ms']:.2f}" for n, v in out["facets"].items()), flush=True)
+        out["facets"][name] = {
+            "cold_ms": cold.ms,
+            "sidecar_cache_ms": disk.ms,
+            "memory_ms": mem.ms,
+            "values": len(cold.values),
+        }
+    print(
+        "facets (cold / sidecar cache / memory ms): "
+        + ", ".join(
+            f"{n} {v['cold_ms']:.0f}/{v['sidecar_cache_ms']:.1f}/{v['memory_ms']:.2f}"
+            for n, v in out["facets"].items()
+        ),
+        flush=True,
+    )
 
     (n, _), prep = _timed(lambda: F.prepare_contradicted(db, index, es, args.db))
     rows, first = _timed(lambda: F.most_contradicted(index, es, limit=50))
     (_, reused), again = _timed(lambda: F.prepare_contradicted(db, index, es, args.db))
-    out["contradicted"] = {"precompute_ms": prep, "traces": n, "first_page_ms": first, "reuse_ms": again, "reused": reused}
-    print(f"most contradicted: precompute {prep:,.0f} ms ({n:,} contradicted traces), first page {first:.1f} ms, "
-          f"reopen (cached) {again:.1f} ms", flush=True)
+    out["contradicted"] = {
+        "precompute_ms": prep,
+        "traces": n,
+        "first_page_ms": first,
+        "reuse_ms": again,
+        "reused": reused,
+    }
+    print(
+        f"most contradicted: precompute {prep:,.0f} ms ({n:,} contradicted traces), first page {first:.1f} "
+        f"ms, "
+        f"reopen (cached) {again:.1f} ms",
+        flush=True,
+    )
     for key in ("step_count", "source"):
         cost = F.sort_cost(db, key)
         _, ms = _timed(lambda key=key: F.sorted_page(db, key))

@@ -31,19 +31,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from iofold_tui.data.labels.agreement import open_agreement  # noqa: E402
-from iofold_tui.data.labels.importing import apply_import, plan_import  # noqa: E402
-from iofold_tui.data.labels.store import LabelStore  # noqa: E402
-from iofold_tui.data.source.loader import open_source  # noqa: E402
+from iofold_tui.data.labels.agreement import open_agreement
+from iofold_tui.data.labels.importing import apply_import, plan_import
+from iofold_tui.data.labels.store import LabelStore
+from iofold_tui.data.source.loader import open_source
 
 
-def _timed(fn: Any) -> tuple[Any, float]:  # noqa: ANN401
+def _timed(fn: Any) -> tuple[Any, float]:
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
 
 
-def _median(fn: Any, runs: int) -> tuple[Any, float]:  # noqa: ANN401
+def _median(fn: Any, runs: int) -> tuple[Any, float]:
     results = [_timed(fn) for _ in range(runs)]
     return results[-1][0], statistics.median(t for _, t in results)
 
@@ -73,9 +73,12 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("IOFOLD_TUI_DATA_DIR", str(work / "data"))
     os.environ.setdefault("IOFOLD_TUI_CACHE_DIR", str(work / "cache"))
-    bob = _copy(db, work / "bob.sqlite",
-                "UPDATE feedback SET rating = CASE rating WHEN 'positive' THEN 'negative' ELSE 'positive' END "
-                "WHERE rowid % 10 = 0; DELETE FROM feedback WHERE rowid % 20 = 1;")
+    bob = _copy(
+        db,
+        work / "bob.sqlite",
+        "UPDATE feedback SET rating = CASE rating WHEN 'positive' THEN 'negative' ELSE 'positive' END "
+        "WHERE rowid % 10 = 0; DELETE FROM feedback WHERE rowid % 20 = 1;",
+    )
     carol = _copy(db, work / "carol.sqlite", "UPDATE feedback SET rating = 'neutral' WHERE rowid % 7 = 0;")
 
     out: dict[str, Any] = {"db": str(db)}
@@ -128,8 +131,10 @@ def main() -> None:
         shutil.copyfile(db, Path(tmp) / "t.sqlite")
         conn = sqlite3.connect(Path(tmp) / "t.sqlite")
         with conn:
-            conn.execute("DELETE FROM feedback WHERE rowid IN (SELECT rowid FROM feedback ORDER BY rowid LIMIT ?)",
-                         (n,))
+            conn.execute(
+                "DELETE FROM feedback WHERE rowid IN (SELECT rowid FROM feedback ORDER BY rowid LIMIT ?)",
+                (n,),
+            )
         conn.close()
         os.replace(Path(tmp) / "t.sqlite", target)
     t_opened = open_source(target)

@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from iofold_tui.data.evals.compare import _STATE_CODES, FLIP_KINDS, JOINT_SQL, _state_sql, compare, flip_page  # noqa: E402
+from iofold_tui.data.evals.compare import _STATE_CODES, FLIP_KINDS, JOINT_SQL, _state_sql, compare, flip_page
 
 HAND_WRITTEN = """
 WITH ids AS (
@@ -63,13 +63,14 @@ def _cli_sql(sql: str, params: dict[str, str]) -> str:
 
 def _cli(db: Path, sql: str) -> tuple[float, list[tuple[str, ...]]]:
     started = time.perf_counter()
-    out = subprocess.run(["sqlite3", "-readonly", "-separator", "|", str(db), sql], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["sqlite3", "-readonly", "-separator", "|", str(db), sql], capture_output=True, text=True, check=True
+    ).stdout
     elapsed = time.perf_counter() - started
     return elapsed, sorted(tuple(line.split("|")) for line in out.splitlines() if line)
 
 
-def _best(fn: Any, repeat: int) -> tuple[float, Any]:  # noqa: ANN401
+def _best(fn: Any, repeat: int) -> tuple[float, Any]:
     best, value = float("inf"), None
     for _ in range(repeat):
         started = time.perf_counter()
@@ -102,10 +103,18 @@ def bench_compare(db: Path, a: str, b: str, repeat: int) -> dict[str, Any]:
         t, ids = _best(lambda k=kind: flip_page(conn, cmp, k, None, 100), repeat)
         pages[kind] = round(t * 1000, 2)
     conn.close()
-    return {"eval_a": a, "eval_b": b, "compare_s": round(t_compare, 3), "cli_same_statement_s": round(t_same, 3),
-            "cli_hand_written_s": round(t_hand, 3), "ratio_vs_same": round(t_compare / t_same, 2),
-            "ratio_vs_hand_written": round(t_compare / t_hand, 2), "identical": identical, "counts": cmp.counts,
-            "first_flip_page_ms": pages}
+    return {
+        "eval_a": a,
+        "eval_b": b,
+        "compare_s": round(t_compare, 3),
+        "cli_same_statement_s": round(t_same, 3),
+        "cli_hand_written_s": round(t_hand, 3),
+        "ratio_vs_same": round(t_compare / t_same, 2),
+        "ratio_vs_hand_written": round(t_compare / t_hand, 2),
+        "identical": identical,
+        "counts": cmp.counts,
+        "first_flip_page_ms": pages,
+    }
 
 
 def bench_first_screen(db: Path, a: str, b: str, repeat: int) -> dict[str, Any]:
@@ -124,12 +133,14 @@ def bench_first_screen(db: Path, a: str, b: str, repeat: int) -> dict[str, Any]:
             super().__init__()
             self.asked, self.first_screen_ms = time.perf_counter(), None
 
-        def compose(self):  # noqa: ANN202
+        def compose(self):
             yield Static("a line of text")
             yield Footer()
 
         def on_mount(self) -> None:
-            self.call_after_refresh(lambda: setattr(self, "first_screen_ms", (time.perf_counter() - self.asked) * 1000))
+            self.call_after_refresh(
+                lambda: setattr(self, "first_screen_ms", (time.perf_counter() - self.asked) * 1000)
+            )
 
     times: list[float] = []
     floor: list[float] = []
@@ -161,8 +172,12 @@ def bench_first_screen(db: Path, a: str, b: str, repeat: int) -> dict[str, Any]:
                 await settle(app, pilot)
 
     asyncio.run(main())
-    return {"first_screen_ms_median": round(statistics.median(times), 1), "first_screen_ms_max": round(max(times), 1),
-            "floor_ms_median": round(statistics.median(floor), 1), "runs": len(times)}
+    return {
+        "first_screen_ms_median": round(statistics.median(times), 1),
+        "first_screen_ms_max": round(max(times), 1),
+        "floor_ms_median": round(statistics.median(floor), 1),
+        "runs": len(times),
+    }
 
 
 def bench_run(db: Path, copy: Path, source_eval: str) -> dict[str, Any]:
@@ -181,8 +196,13 @@ def bench_run(db: Path, copy: Path, source_eval: str) -> dict[str, Any]:
         run = EvalRun(conn, new.id, "labelled", runs_file=runs, options=RunOptions(jobs=2))
         summary = run.execute(on_batch=lambda batch: batches.append(batch.progress.done))
         rate = summary.progress.rate
-        result = {"copy_s": round(copy_s, 1), "traces": summary.progress.done, "elapsed_s":
-                  round(summary.progress.elapsed_s, 1), "traces_per_s": round(rate), "progress_callbacks": len(batches)}
+        result = {
+            "copy_s": round(copy_s, 1),
+            "traces": summary.progress.done,
+            "elapsed_s": round(summary.progress.elapsed_s, 1),
+            "traces_per_s": round(rate),
+            "progress_callbacks": len(batches),
+        }
         # cancel: a second run over the same traces, cancelled after 2 s
         second = EvalRun(conn, new.id, "labelled", runs_file=runs, options=RunOptions(jobs=2))
         timer = threading.Timer(2.0, second.cancel)
@@ -215,7 +235,11 @@ def bench_sandbox_only(db: Path, eval_id: str) -> dict[str, Any]:
             done += 1
     elapsed = time.perf_counter() - started
     conn.close()
-    return {"sandbox_only_traces": done, "sandbox_only_s": round(elapsed, 1), "sandbox_only_per_s": round(done / elapsed)}
+    return {
+        "sandbox_only_traces": done,
+        "sandbox_only_s": round(elapsed, 1),
+        "sandbox_only_per_s": round(done / elapsed),
+    }
 
 
 def main() -> None:
@@ -224,10 +248,14 @@ def main() -> None:
     parser.add_argument("--eval-a")
     parser.add_argument("--eval-b")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--run-copy", type=Path, help="copy the database here and bench a draft run on the copy")
+    parser.add_argument(
+        "--run-copy", type=Path, help="copy the database here and bench a draft run on the copy"
+    )
     parser.add_argument("--skip-screen", action="store_true")
     parser.add_argument("--skip-compare", action="store_true")
-    parser.add_argument("--sandbox-only", action="store_true", help="also: the labelled traces through the sandbox alone")
+    parser.add_argument(
+        "--sandbox-only", action="store_true", help="also: the labelled traces through the sandbox alone"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     conn = sqlite3.connect(f"{args.db.resolve().as_uri()}?mode=ro", uri=True)

@@ -32,7 +32,8 @@ class Minimal(App[None]):
             table.add_column(label, width=width)
         conn = sqlite3.connect(self.path)
         rows = conn.execute(
-            "SELECT t.timestamp, t.source, substr(t.input_preview, 1, 100), substr(t.output_preview, 1, 100), "
+            "SELECT t.timestamp, t.source, substr(t.input_preview, 1, 100), substr(t.output_preview, 1, "
+            "100), "
             "t.step_count, t.has_errors, f.rating FROM traces t LEFT JOIN feedback f ON f.trace_id = t.id "
             "AND f.eval_set_id = (SELECT id FROM eval_sets ORDER BY id LIMIT 1) "
             "ORDER BY t.timestamp DESC LIMIT 100"

@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from textual import events  # noqa: E402
-from textual._time import get_time  # noqa: E402  (the clock events.Key.time is stamped with)
+from textual import events
+from textual._time import get_time
 
-from iofold_tui.cli import main  # noqa: E402
-from iofold_tui.ui.app import IofoldApp  # noqa: E402
-from iofold_tui.ui.panes.review import ReviewPane  # noqa: E402
+from iofold_tui.cli import main
+from iofold_tui.ui.app import IofoldApp
+from iofold_tui.ui.panes.review import ReviewPane
 
 
 def install(out: Path) -> None:

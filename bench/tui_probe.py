@@ -60,8 +60,10 @@ def launch(command: list[str], marker: str | Callable[[str], bool], *, timeout: 
     session = f"bench-{uuid.uuid4().hex[:8]}"
     shell_cmd = (f"cd {shlex.quote(str(cwd))} && " if cwd else "") + "exec " + shlex.join(command)
     start = time.perf_counter()
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), shell_cmd],
-                   check=True)
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), shell_cmd],
+        check=True,
+    )
     try:
         pid = _pane_pid(session)
         peak = 0.0
@@ -84,7 +86,9 @@ def launch(command: list[str], marker: str | Callable[[str], bool], *, timeout: 
 class Session:
     """A real process in a tmux session, driven with ``send-keys`` (what a user's terminal would send)."""
 
-    def __init__(self, command: list[str], *, size: tuple[int, int] = (140, 40), cwd: Path | None = None) -> None:
+    def __init__(
+        self, command: list[str], *, size: tuple[int, int] = (140, 40), cwd: Path | None = None
+    ) -> None:
         self.name = f"bench-{uuid.uuid4().hex[:8]}"
         shell_cmd = (f"cd {shlex.quote(str(cwd))} && " if cwd else "") + "exec " + shlex.join(command)
         subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(size[0]), "-y", str(size[1]),

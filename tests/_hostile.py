@@ -30,19 +30,36 @@ def make_hostile_db(path: Path) -> tuple[Path, list[str]]:
         }])
         ids.append(f"hostile_{i}")
         conn.execute(
-            "INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps, input_preview,"
-            " output_preview, step_count, has_errors) SELECT ?, workspace_id, id, ?, ?, ?, ?, ?, ?, 1, 1 FROM integrations LIMIT 1",
+            "INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps, "
+            "input_preview,"
+            " output_preview, step_count, has_errors) SELECT ?, workspace_id, id, ?, ?, ?, ?, ?, ?, 1, 1 "
+            "FROM integrations LIMIT 1",
             (f"hostile_{i}", text, text[:20], f"2026-01-0{i + 1}T00:00:00Z", steps, text, text),
         )
-        conn.execute("INSERT INTO feedback(id, eval_set_id, trace_id, rating, notes) SELECT ?, id, ?, 'negative', ? FROM eval_sets LIMIT 1",
-                     (f"fb_h{i}", f"hostile_{i}", text))
-    big = json.dumps([{"step_id": f"s{n}", "messages_added": [{"role": "assistant", "content": "x" * 5000}]} for n in range(1000)])
-    for trace_id, steps in (("invalid_json", '{"steps": [unclosed'), ("empty_steps", "[]"), ("big_steps", big),
-                            ("not_a_list", '{"a": 1}'), ("blob_steps", b"\x00\x01binary")):
+        conn.execute(
+            "INSERT INTO feedback(id, eval_set_id, trace_id, rating, notes) SELECT ?, id, ?, 'negative', ? "
+            "FROM eval_sets LIMIT 1",
+            (f"fb_h{i}", f"hostile_{i}", text),
+        )
+    big = json.dumps(
+        [
+            {"step_id": f"s{n}", "messages_added": [{"role": "assistant", "content": "x" * 5000}]}
+            for n in range(1000)
+        ]
+    )
+    for trace_id, steps in (
+        ("invalid_json", '{"steps": [unclosed'),
+        ("empty_steps", "[]"),
+        ("big_steps", big),
+        ("not_a_list", '{"a": 1}'),
+        ("blob_steps", b"\x00\x01binary"),
+    ):
         ids.append(trace_id)
         conn.execute(
-            "INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps, input_preview,"
-            " output_preview, step_count, has_errors) SELECT ?, workspace_id, id, ?, 'langfuse', '2026-02-01T00:00:00Z', ?, 'p', 'o', 0, 0 FROM integrations LIMIT 1",
+            "INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps, "
+            "input_preview,"
+            " output_preview, step_count, has_errors) SELECT ?, workspace_id, id, ?, 'langfuse', "
+            "'2026-02-01T00:00:00Z', ?, 'p', 'o', 0, 0 FROM integrations LIMIT 1",
             (trace_id, trace_id, steps),
         )
     conn.commit()

@@ -30,8 +30,9 @@ def add_traces(db: Path, n: int, prefix: str = "tx") -> list[str]:
     ids = [f"{prefix}_{i:05d}" for i in range(n)]
     conn = sqlite3.connect(db)
     with conn:
-        conn.execute("INSERT OR IGNORE INTO eval_sets (id, workspace_id, name) VALUES (?, 'ws_demo', 'extra')",
-                     (ES2,))
+        conn.execute(
+            "INSERT OR IGNORE INTO eval_sets (id, workspace_id, name) VALUES (?, 'ws_demo', 'extra')", (ES2,)
+        )
         conn.executemany(
             "INSERT INTO traces (id, workspace_id, integration_id, trace_id, source, timestamp, steps) "
             "VALUES (?, 'ws_demo', 'int_langfuse_demo', ?, 'langfuse', '2025-11-10T00:00:00Z', '[]')",

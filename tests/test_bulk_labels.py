@@ -82,7 +82,9 @@ async def test_select_all_matching_the_filter_with_preview_and_cancel(db: Path) 
         await pilot.press("asterisk")
         await settle(app, pilot)
         pane = traces_pane(app)
-        assert pane.selected == {f"ux_{i:03d}" for i in range(6)}  # the seed's labelled traces are filtered out
+        assert pane.selected == {
+            f"ux_{i:03d}" for i in range(6)
+        }  # the seed's labelled traces are filtered out
         await pilot.press("a")
         await settle(app, pilot)
         assert "6 selected traces positive" in str(app.screen.question)  # type: ignore[attr-defined]

@@ -67,10 +67,17 @@ def test_newer_export_is_recognised_and_labels_carried(d1: Path, tmp_path: Path)
     report = check_opened(opened)
     assert report is not None
     verdicts = {i.change.trace_id: i.verdict for _, i in report.items}
-    assert verdicts == {"trace_001": "apply", "trace_002": "conflict", "trace_003": "done", "trace_004": "apply"}
+    assert verdicts == {
+        "trace_001": "apply",
+        "trace_002": "conflict",
+        "trace_003": "done",
+        "trace_004": "apply",
+    }
     assert report.not_in_d1 == 3
     notice = report.notice("tuesday.sql")
-    assert notice is not None and notice.startswith("3 labels made on an older copy of this D1 database (monday.sql)")
+    assert notice is not None and notice.startswith(
+        "3 labels made on an older copy of this D1 database (monday.sql)"
+    )
     assert "carry-labels tuesday.sql" in notice and "export-labels" in notice
 
     before = rows(opened.db.path)
@@ -89,14 +96,17 @@ def test_newer_export_is_recognised_and_labels_carried(d1: Path, tmp_path: Path)
     patch = CliRunner().invoke(main, ["export-labels", str(b_sql)])
     assert patch.exit_code == 0 and patch.stderr.startswith("2 label changes (2 upserts, 0 deletions)")
     conn = sqlite3.connect(d1)
-    conn.executescript("\n".join(x for x in patch.stdout.splitlines() if not x.startswith("SELECT 'conflict")))
+    conn.executescript(
+        "\n".join(x for x in patch.stdout.splitlines() if not x.startswith("SELECT 'conflict"))
+    )
     conn.close()
     landed = rows(d1)
     assert landed["trace_001"][1:] == ("negative", "mine") and landed["trace_002"][2] == "colleague"
 
 
 def test_export_over_the_same_file_still_finds_the_labels(d1: Path, tmp_path: Path) -> None:
-    """`wrangler d1 export --output export.sql` every day: the old working copy is evicted, its labels are not."""
+    """`wrangler d1 export --output export.sql` every day: the old working copy is evicted, its labels are
+    not."""
     sql = dump(d1, tmp_path / "export.sql")
     label_a(sql)
     colleague(d1)

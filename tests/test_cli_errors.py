@@ -20,11 +20,11 @@ from iofold_tui.cli import main
 from iofold_tui.data.text import plural
 
 
-def invoke(*args: str):  # noqa: ANN201 - a click Result
+def invoke(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-def one_line_error(result, *names: str) -> str:  # noqa: ANN001
+def one_line_error(result, *names: str) -> str:
     assert result.exit_code == 2, result.output
     err = result.stderr.strip()
     assert "\n" not in err and "Traceback" not in err, err
@@ -60,8 +60,16 @@ def corrupt(seed_db: Path, tmp_path: Path) -> Path:
     return bad
 
 
-@pytest.mark.parametrize("command", [["info"], ["stats"], ["overview"], ["sql", "SELECT count(*) FROM traces"],
-                                     ["run-eval", "eval_response_quality_v1", "--dry-run"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["info"],
+        ["stats"],
+        ["overview"],
+        ["sql", "SELECT count(*) FROM traces"],
+        ["run-eval", "eval_response_quality_v1", "--dry-run"],
+    ],
+)
 def test_corrupt_database_names_the_file(seed_db: Path, tmp_path: Path, command: list[str]) -> None:
     bad = corrupt(seed_db, tmp_path)
     args = [command[0], str(bad), *command[1:]]
@@ -82,8 +90,12 @@ def test_broken_pipe_is_quiet(seed_db: Path, extra: list[str]) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "0"}
     query = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000) " \
             "SELECT i, printf('%.200c', 'x') FROM n"
-    proc = subprocess.Popen([sys.executable, "-m", "iofold_tui", "sql", str(seed_db), query, "--limit", "50000",
-                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "iofold_tui", "sql", str(seed_db), query, "--limit", "50000", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.readline()
     proc.stdout.close()  # as `head -1` does
@@ -93,7 +105,8 @@ def test_broken_pipe_is_quiet(seed_db: Path, extra: list[str]) -> None:
 
 
 def test_run_eval_says_it_replaces_the_stored_counters(seed_db: Path) -> None:
-    """Said before the sandbox starts (so also when it then fails), and not for a dry run, which writes nothing."""
+    """Said before the sandbox starts (so also when it then fails), and not for a dry run, which writes
+    nothing."""
     dry = invoke("run-eval", str(seed_db), "eval_response_quality_v1", "--dry-run")
     assert "replaces" not in dry.stderr
     run = invoke("run-eval", str(seed_db), "eval_response_quality_v1", "--jobs", "1")

@@ -66,7 +66,10 @@ def test_gives_up_after_max_wait_with_the_callers_error(path: Path) -> None:
     other.execute("BEGIN IMMEDIATE")
     conn = _quick(path)
     start = time.monotonic()
-    with pytest.raises(TimedOut), write_txn(conn, max_wait_s=0.3, timeout_error=lambda exc: TimedOut(str(exc))):
+    with (
+        pytest.raises(TimedOut),
+        write_txn(conn, max_wait_s=0.3, timeout_error=lambda exc: TimedOut(str(exc))),
+    ):
         pass
     assert 0.3 <= time.monotonic() - start < 5
     with pytest.raises(sqlite3.OperationalError) as info, write_txn(conn, max_wait_s=0.1):

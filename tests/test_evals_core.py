@@ -67,9 +67,15 @@ def test_chain_self_parent_and_missing_parent() -> None:
 
 def test_chain_parent_with_other_name_or_in_other_set() -> None:
     outside = {"far": core.EvalRef("far", "set_2", "elsewhere", 7)}
-    rows = build_chains([_s("a", 1, name="alpha"), _s("b", 2, "a", name="beta"), _s("c", 3, "far", name="beta")], outside)
+    rows = build_chains(
+        [_s("a", 1, name="alpha"), _s("b", 2, "a", name="beta"), _s("c", 3, "far", name="beta")], outside
+    )
     links = {s.id: link for s, link in rows}
-    assert links["b"].parent_id is None and links["b"].base_id == "a" and links["b"].note == "derived from alpha v1"
+    assert (
+        links["b"].parent_id is None
+        and links["b"].base_id == "a"
+        and links["b"].note == "derived from alpha v1"
+    )
     assert links["c"].base_id == "far" and "eval set set_2" in (links["c"].note or "")
 
 
@@ -87,25 +93,69 @@ def test_long_chain_and_long_cycle_do_not_recurse() -> None:
 # ---------------------------------------------------------------- JSON fields
 
 def test_test_results_snake_and_camel_case() -> None:
-    snake = parse_test_results(json.dumps({"correct": 1, "total": 2, "details": [
-        {"trace_id": "t1", "expected": True, "predicted": True, "match": True, "reason": "ok", "execution_time_ms": 11},
-        {"trace_id": "t2", "expected": True, "predicted": False, "match": False, "reason": "no", "execution_time_ms": 3,
-         "error": "boom"}]}))
+    snake = parse_test_results(
+        json.dumps(
+            {
+                "correct": 1,
+                "total": 2,
+                "details": [
+                    {
+                        "trace_id": "t1",
+                        "expected": True,
+                        "predicted": True,
+                        "match": True,
+                        "reason": "ok",
+                        "execution_time_ms": 11,
+                    },
+                    {
+                        "trace_id": "t2",
+                        "expected": True,
+                        "predicted": False,
+                        "match": False,
+                        "reason": "no",
+                        "execution_time_ms": 3,
+                        "error": "boom",
+                    },
+                ],
+            }
+        )
+    )
     assert snake.shape == "snake_case" and [r.trace_id for r in snake.rows] == ["t1", "t2"]
     assert snake.rows[1].error == "boom" and snake.rows[0].time_ms == 11 and snake.mismatches == 1
     assert snake.problems == []
-    camel = parse_test_results(json.dumps({"details": [
-        {"traceId": "t9", "expected": "positive", "predicted": "fail", "reason": "r", "executionTimeMs": 7.5}]}))
+    camel = parse_test_results(
+        json.dumps(
+            {
+                "details": [
+                    {
+                        "traceId": "t9",
+                        "expected": "positive",
+                        "predicted": "fail",
+                        "reason": "r",
+                        "executionTimeMs": 7.5,
+                    }
+                ]
+            }
+        )
+    )
     assert camel.shape == "camelCase"
     row = camel.rows[0]
-    assert (row.trace_id, row.expected, row.predicted, row.match, row.time_ms) == ("t9", True, False, False, 7.5)
+    assert (row.trace_id, row.expected, row.predicted, row.match, row.time_ms) == (
+        "t9",
+        True,
+        False,
+        False,
+        7.5,
+    )
 
 
 def test_test_results_bad_shapes_are_problems_not_crashes() -> None:
     assert "not valid JSON" in parse_test_results("{oops").problems[0]
     assert "JSON list" not in parse_test_results("[1, 2]").problems[0]  # a bare list is taken as the details
     assert "expected an object" in parse_test_results("42").problems[0]
-    assert parse_test_results(json.dumps({"details": "x"})).problems == ["test_results.details is not an array"]
+    assert parse_test_results(json.dumps({"details": "x"})).problems == [
+        "test_results.details is not an array"
+    ]
     mixed = parse_test_results(json.dumps({"correct": 5, "details": [
         "junk", {"trace_id": "a", "expected": "maybe", "predicted": None}, {"traceId": "b", "match": 1}]}))
     assert mixed.shape == "mixed"
@@ -121,7 +171,9 @@ def test_test_results_summary_disagreeing_with_rows_is_said() -> None:
 
 def test_test_results_rows_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(core, "MAX_TEST_ROWS", 10)
-    out = parse_test_results(json.dumps({"details": [{"trace_id": str(i), "match": True} for i in range(25)]}))
+    out = parse_test_results(
+        json.dumps({"details": [{"trace_id": str(i), "match": True} for i in range(25)]})
+    )
     assert len(out.rows) == 10 and out.total_rows == 25
     assert "first 10 of 25" in out.problems[0]
 
@@ -165,8 +217,13 @@ NEW = "import re\n\ndef q(t):\n    a = 1\n    b = 3\n    c = 4\n    return a < 6
 
 def test_unified_diff_matches_difflib() -> None:
     diff = diff_lines(OLD, NEW, 1)
-    expected = [line for line in difflib.unified_diff(OLD.split("\n")[:-1], NEW.split("\n")[:-1], n=1, lineterm="")][2:]
-    shown = [d.text if d.kind == "hunk" else {"equal": " ", "add": "+", "del": "-"}[d.kind] + d.text for d in diff.unified]
+    expected = [
+        line for line in difflib.unified_diff(OLD.split("\n")[:-1], NEW.split("\n")[:-1], n=1, lineterm="")
+    ][2:]
+    shown = [
+        d.text if d.kind == "hunk" else {"equal": " ", "add": "+", "del": "-"}[d.kind] + d.text
+        for d in diff.unified
+    ]
     assert shown == expected
     assert (diff.added, diff.removed) == (3, 2) and not diff.identical
     first_del = next(d for d in diff.unified if d.kind == "del")
@@ -175,7 +232,11 @@ def test_unified_diff_matches_difflib() -> None:
 
 def test_side_by_side_pairs_replacements() -> None:
     rows = [r for r in diff_lines(OLD, NEW, 0).side if r.kind != "hunk"]
-    assert [(r.kind, r.old_no, r.new_no) for r in rows] == [("replace", 5, 5), ("replace", 6, 6), ("add", None, 7)]
+    assert [(r.kind, r.old_no, r.new_no) for r in rows] == [
+        ("replace", 5, 5),
+        ("replace", 6, 6),
+        ("add", None, 7),
+    ]
     assert rows[0].old_text == "    b = 2" and rows[0].new_text == "    b = 3"
 
 
@@ -202,8 +263,15 @@ def test_eval_diff_covers_prompt_and_instructions(seed_conn: sqlite3.Connection)
 # ---------------------------------------------------------------- database
 
 def _insert_eval(conn: sqlite3.Connection, eval_id: str, version: int, **values: object) -> None:
-    row = {"id": eval_id, "eval_set_id": "set_response_quality", "name": "response_quality", "version": version,
-           "code": "def response_quality(trace):\n    return True, 'ok'\n", "model_used": "m", **values}
+    row = {
+        "id": eval_id,
+        "eval_set_id": "set_response_quality",
+        "name": "response_quality",
+        "version": version,
+        "code": "def response_quality(trace):\n    return True, 'ok'\n",
+        "model_used": "m",
+        **values,
+    }
     cols = ", ".join(row)
     conn.execute(f"INSERT INTO evals ({cols}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
 
@@ -222,7 +290,10 @@ def test_list_and_load_on_bad_data(seed_conn: sqlite3.Connection) -> None:
     assert v2 is not None and not v2.check.ok
     assert any("not valid JSON" in p for p in v2.problems)
     traces = core.training_traces(seed_conn, v2.training_ids, "set_response_quality")
-    assert [(t.id, t.exists, t.rating) for t in traces] == [("trace_001", True, "positive"), ("ghost", False, None)]
+    assert [(t.id, t.exists, t.rating) for t in traces] == [
+        ("trace_001", True, "positive"),
+        ("ghost", False, None),
+    ]
     v3 = core.load_eval(seed_conn, "ev_v3")
     assert v3 is not None and v3.check.note == "code is empty" and v3.test_results.shape == "camelCase"
     assert core.load_eval(seed_conn, "nope") is None
@@ -245,13 +316,18 @@ def test_list_without_eval_set_column(tmp_path: Path) -> None:
 def test_recomputed_counts_are_scoped_to_the_eval_set(seed_conn: sqlite3.Connection) -> None:
     # A second set labels trace_001 negative: the unscoped view would call the pass a contradiction.
     seed_conn.execute("INSERT INTO eval_sets (id, workspace_id, name) VALUES ('set_b', 'ws_demo', 'other')")
-    seed_conn.execute("INSERT INTO feedback (id, eval_set_id, trace_id, rating) VALUES ('fb_x', 'set_b', 'trace_001', 'negative')")
+    seed_conn.execute(
+        "INSERT INTO feedback (id, eval_set_id, trace_id, rating) VALUES ('fb_x', 'set_b', 'trace_001', "
+        "'negative')"
+    )
     seed_conn.execute("UPDATE eval_executions SET error = 'Timeout', result = 0 WHERE id = 'exec_002'")
     seed_conn.execute("UPDATE evals SET contradiction_count = 2")
     listed = core.list_evals(seed_conn, "set_response_quality")
     counts = core.counts(seed_conn, listed)["eval_response_quality_v1"]
     assert (counts.execution_count, counts.contradictions, counts.errors) == (5, 0, 1)
-    view = seed_conn.execute("SELECT SUM(is_contradiction) FROM eval_comparison WHERE eval_id = 'eval_response_quality_v1'")
+    view = seed_conn.execute(
+        "SELECT SUM(is_contradiction) FROM eval_comparison WHERE eval_id = 'eval_response_quality_v1'"
+    )
     assert view.fetchone()[0] == 2  # what the stored counter copied: the defects the pane points out
 
 
@@ -278,4 +354,11 @@ def test_terminal_safe_and_bands() -> None:
     assert core.terminal_safe("a\tb\n") == ("a\tb\n", False)
     text, changed = core.terminal_safe("x = '\x1b[2J'\n")
     assert changed and "\x1b" not in text and "␛" in text
-    assert [core.accuracy_band(v) for v in (None, 0.59, 0.6, 0.79, 0.8, 1.0)] == ["none", "low", "mid", "mid", "high", "high"]
+    assert [core.accuracy_band(v) for v in (None, 0.59, 0.6, 0.79, 0.8, 1.0)] == [
+        "none",
+        "low",
+        "mid",
+        "mid",
+        "high",
+        "high",
+    ]

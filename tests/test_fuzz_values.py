@@ -49,8 +49,28 @@ KINDS: dict[str, object] = {
 
 _TEXT = st.one_of(
     st.text(max_size=40),
-    st.sampled_from(["", "true", "yes", "2", "-1", "1e999", "NaN", "2025-13-45", "[1, 2", '{"a":', "[]", "null",
-                     "[1, \"x\", null, [2]]", "positive", "negative", "neutral", "running", "import"]),
+    st.sampled_from(
+        [
+            "",
+            "true",
+            "yes",
+            "2",
+            "-1",
+            "1e999",
+            "NaN",
+            "2025-13-45",
+            "[1, 2",
+            '{"a":',
+            "[]",
+            "null",
+            '[1, "x", null, [2]]',
+            "positive",
+            "negative",
+            "neutral",
+            "running",
+            "import",
+        ]
+    ),
 )
 VALUES = st.one_of(
     st.none(),
@@ -82,7 +102,9 @@ def _template(folder: Path) -> tuple[Path, dict[str, list[str]]]:
             for n in range(COPIES):
                 if conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] >= COPIES:
                     break
-                conn.execute(f'INSERT INTO "{table}" (id, {others}) SELECT id || \'_copy{n}\', {others} FROM "{table}"')
+                conn.execute(
+                    f'INSERT INTO "{table}" (id, {others}) SELECT id || \'_copy{n}\', {others} FROM "{table}"'
+                )
         conn.commit()
         conn.close()
     conn = sqlite3.connect(path)
@@ -92,7 +114,12 @@ def _template(folder: Path) -> tuple[Path, dict[str, list[str]]]:
 
 
 def _columns(conn: sqlite3.Connection) -> dict[str, list[str]]:
-    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    tables = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
     return {t: [r[1] for r in conn.execute(f'PRAGMA table_info("{t}")')] for t in tables}
 
 
@@ -114,7 +141,11 @@ def _write(template: Path, target: Path, writes: list[tuple[str, str, int, objec
     for table, column, row, value in writes:
         param = "CAST(? AS TEXT)" if isinstance(value, RawText) else "?"
         arg = bytes(value) if isinstance(value, bytes) else value
-        where = "" if row < 0 else f" WHERE rowid = (SELECT rowid FROM \"{table}\" ORDER BY rowid LIMIT 1 OFFSET {row})"
+        where = (
+            ""
+            if row < 0
+            else f' WHERE rowid = (SELECT rowid FROM "{table}" ORDER BY rowid LIMIT 1 OFFSET {row})'
+        )
         conn.execute(f'UPDATE OR IGNORE "{table}" SET "{column}" = {param}{where}', (arg,))
     conn.commit()
     conn.close()
@@ -136,9 +167,14 @@ async def _render_all(path: Path, size: tuple[int, int] = (100, 30)) -> None:
         await settle(app, pilot)
         with sqlite3.connect(path) as conn:
             conn.text_factory = bytes
-            ids = [r[0] for r in conn.execute("SELECT id FROM traces WHERE id IS NOT NULL ORDER BY rowid LIMIT 2")]
+            ids = [
+                r[0]
+                for r in conn.execute("SELECT id FROM traces WHERE id IS NOT NULL ORDER BY rowid LIMIT 2")
+            ]
         for trace_id in ids:
-            screen = TraceDetailScreen(trace_id.decode("utf-8", "replace") if isinstance(trace_id, bytes) else str(trace_id))
+            screen = TraceDetailScreen(
+                trace_id.decode("utf-8", "replace") if isinstance(trace_id, bytes) else str(trace_id)
+            )
             await app.push_screen(screen)
             await settle(app, pilot)
             await pilot.press("r")
@@ -158,7 +194,9 @@ def _run_cli(path: Path) -> None:
         assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.exception)
         out = result.stdout
         assert "Traceback" not in out + result.stderr, args
-        assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u061c\u200b\ufeff]", out), args
+        assert not re.search(
+            "[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u061c\u200b\ufeff]", out
+        ), args
         if "--json" in args and result.exit_code == 0:
             json.loads(out)
 
@@ -168,8 +206,13 @@ def test_every_kind_in_every_column(template: tuple[Path, dict[str, list[str]]],
     database (ids and foreign keys stay intact here so the joins still find rows; see the next test)."""
     base, columns = template
     kinds = list(KINDS.values())
-    writes = [(t, c, r, kinds[(r + i) % len(kinds)])
-              for t, cols in columns.items() for i, c in enumerate(cols) if not _is_key(c) for r in range(COPIES)]
+    writes = [
+        (t, c, r, kinds[(r + i) % len(kinds)])
+        for t, cols in columns.items()
+        for i, c in enumerate(cols)
+        if not _is_key(c)
+        for r in range(COPIES)
+    ]
     path = _write(base, tmp_path / "every.sqlite", writes)
     asyncio.run(_render_all(path))
     _run_cli(path)
@@ -180,11 +223,15 @@ RENDERED = ("null", "invalid_utf8", "blob")
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_one_kind_in_every_column(kind: str, template: tuple[Path, dict[str, list[str]]], tmp_path: Path) -> None:
+def test_one_kind_in_every_column(
+    kind: str, template: tuple[Path, dict[str, list[str]]], tmp_path: Path
+) -> None:
     """Every column (keys too, on some rows) of every table holds the same kind."""
     base, columns = template
     writes = [(t, c, -1, KINDS[kind]) for t, cols in columns.items() for c in cols if not _is_key(c)]
-    writes += [(t, c, r, KINDS[kind]) for t, cols in columns.items() for c in cols if _is_key(c) for r in (1, 3)]
+    writes += [
+        (t, c, r, KINDS[kind]) for t, cols in columns.items() for c in cols if _is_key(c) for r in (1, 3)
+    ]
     path = _write(base, tmp_path / f"{kind}.sqlite", writes)
     _run_cli(path)
     if kind in RENDERED:
@@ -192,8 +239,16 @@ def test_one_kind_in_every_column(kind: str, template: tuple[Path, dict[str, lis
 
 
 # No shrinking: each example renders every pane (seconds); the unshrunk example is printed, and it is enough.
-@settings(max_examples=3, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=3,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 @given(data=st.data())
 def test_random_values_in_random_columns(data: st.DataObject, template: tuple[Path, dict[str, list[str]]],
                                          tmp_path: Path) -> None:

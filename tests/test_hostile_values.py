@@ -51,7 +51,9 @@ SET = "set_response_quality"
 EVAL = "eval_response_quality_v1"
 # What a terminal must never receive raw: C0/C1 controls, bidi embeddings/overrides/isolates, U+061C,
 # zero-width characters, BOM, line/paragraph separators, lone surrogates.
-RAW_HAZARDS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ud800-\udfff]")
+RAW_HAZARDS = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ud800-\udfff]"
+)
 
 
 def _db(tmp_path: Path, *statements: str, name: str = "h.sqlite") -> Path:
@@ -70,9 +72,13 @@ def _app(path: Path, **kwargs: object) -> IofoldApp:
 # ---------------------------------------------------------------- 1. invalid UTF-8, lone surrogates
 
 def test_invalid_utf8_and_surrogates_are_read_and_shown_marked(tmp_path: Path) -> None:
-    path = _db(tmp_path, "UPDATE traces SET input_preview = CAST(X'48656c6c6fff' AS TEXT), "
-                         "output_preview = CAST(X'61eda08062' AS TEXT)",  # a lone surrogate as CESU-8
-               "UPDATE jobs SET type = CAST(X'ff' AS TEXT)", "UPDATE feedback SET notes = CAST(X'c3' AS TEXT)")
+    path = _db(
+        tmp_path,
+        "UPDATE traces SET input_preview = CAST(X'48656c6c6fff' AS TEXT), "
+        "output_preview = CAST(X'61eda08062' AS TEXT)",  # a lone surrogate as CESU-8
+        "UPDATE jobs SET type = CAST(X'ff' AS TEXT)",
+        "UPDATE feedback SET notes = CAST(X'c3' AS TEXT)",
+    )
     conn = connect(path, read_only=True)
     row = TraceQuery(conn, TraceFilter(eval_set_id=SET)).first_page(10).rows[0]
     assert row.input_preview == "Hello⟨\\xFF⟩"
@@ -86,9 +92,13 @@ def test_invalid_utf8_and_surrogates_are_read_and_shown_marked(tmp_path: Path) -
 
 
 async def test_every_pane_renders_invalid_utf8(tmp_path: Path) -> None:
-    path = _db(tmp_path, "UPDATE traces SET input_preview = CAST(X'48656c6c6fff' AS TEXT)",
-               "UPDATE feedback SET notes = CAST(X'ff' AS TEXT)", "UPDATE jobs SET error = CAST(X'ff' AS TEXT)",
-               "UPDATE evals SET name = CAST(X'ff' AS TEXT)")
+    path = _db(
+        tmp_path,
+        "UPDATE traces SET input_preview = CAST(X'48656c6c6fff' AS TEXT)",
+        "UPDATE feedback SET notes = CAST(X'ff' AS TEXT)",
+        "UPDATE jobs SET error = CAST(X'ff' AS TEXT)",
+        "UPDATE evals SET name = CAST(X'ff' AS TEXT)",
+    )
     app = _app(path, pane="traces")
     async with app.run_test(size=(120, 30)) as pilot:
         for mode in ("traces", "review", "evals", "matrix", "overview", "jobs", "integrations"):
@@ -116,7 +126,13 @@ def test_conversions_never_raise(value: object) -> None:
 
 
 def test_conversions_accept_what_is_meant_and_mark_the_rest() -> None:
-    assert (to_int("12"), to_int(3.0), to_int("many"), to_int(b"\x01"), to_int(float("nan"))) == (12, 3, None, None, None)
+    assert (to_int("12"), to_int(3.0), to_int("many"), to_int(b"\x01"), to_int(float("nan"))) == (
+        12,
+        3,
+        None,
+        None,
+        None,
+    )
     assert (to_float("0.9"), to_float("high"), to_float(float("inf"))) == (0.9, None, None)
     assert (to_bool("yes"), to_bool(1), to_bool(2), to_bool("maybe")) == (True, True, None, None)
     assert to_timestamp("2025-11-11T09:00:00Z") is not None and to_timestamp(1_700_000_000) is not None
@@ -125,10 +141,14 @@ def test_conversions_accept_what_is_meant_and_mark_the_rest() -> None:
 
 
 def test_wrong_typed_columns_do_not_raise(tmp_path: Path) -> None:
-    path = _db(tmp_path, "UPDATE evals SET accuracy = 'high', execution_count = 'x', version = 'v'",
-               "UPDATE traces SET step_count = 'many', has_errors = 'yes'",
-               "UPDATE jobs SET started_at = 5, progress = 'half', completed_at = X'00', created_at = 1.5",
-               "UPDATE eval_sets SET minimum_examples = 'lots'", "UPDATE eval_executions SET execution_time_ms = 'slow'")
+    path = _db(
+        tmp_path,
+        "UPDATE evals SET accuracy = 'high', execution_count = 'x', version = 'v'",
+        "UPDATE traces SET step_count = 'many', has_errors = 'yes'",
+        "UPDATE jobs SET started_at = 5, progress = 'half', completed_at = X'00', created_at = 1.5",
+        "UPDATE eval_sets SET minimum_examples = 'lots'",
+        "UPDATE eval_executions SET execution_time_ms = 'slow'",
+    )
     conn = connect(path, read_only=True)
     assert catalog.eval_sets(conn)[0].minimum_examples == 0
     rows = TraceQuery(conn, TraceFilter(eval_set_id=SET)).first_page(10).rows
@@ -154,8 +174,15 @@ async def test_null_or_unknown_rating_shows_in_review(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- 3. missing tables, WITHOUT ROWID
 
-@pytest.mark.parametrize("drop, pane", [("jobs", "jobs"), ("eval_executions", "matrix"), ("eval_executions", "evals"),
-                                        ("integrations", "integrations")])
+@pytest.mark.parametrize(
+    "drop, pane",
+    [
+        ("jobs", "jobs"),
+        ("eval_executions", "matrix"),
+        ("eval_executions", "evals"),
+        ("integrations", "integrations"),
+    ],
+)
 async def test_pane_of_a_missing_table_says_so(tmp_path: Path, drop: str, pane: str) -> None:
     path = _db(tmp_path, "DROP VIEW eval_comparison", f"DROP TABLE {drop}")
     app = _app(path, pane="traces")
@@ -182,10 +209,12 @@ def _without_rowid(tmp_path: Path) -> Path:
     with sqlite3.connect(path) as conn:
         conn.executescript(schema)
         conn.executescript(SEED.read_text())
-        conn.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60) "
-                     "INSERT INTO traces (id, workspace_id, integration_id, trace_id, source, timestamp, steps) "
-                     "SELECT printf('w%03d', i), 'ws_demo', 'int_langfuse_demo', 'x' || i, 'langfuse', "
-                     "printf('2025-01-01T00:00:%02dZ', i % 7), '[]' FROM n")
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60) "
+            "INSERT INTO traces (id, workspace_id, integration_id, trace_id, source, timestamp, steps) "
+            "SELECT printf('w%03d', i), 'ws_demo', 'int_langfuse_demo', 'x' || i, 'langfuse', "
+            "printf('2025-01-01T00:00:%02dZ', i % 7), '[]' FROM n"
+        )
     return path
 
 
@@ -244,10 +273,17 @@ def test_results_other_than_0_1_are_invalid_everywhere(tmp_path: Path) -> None:
     assert s.excluded["invalid_result"] == 4 and s.execution_count == 5
     q = grid.MatrixQuery(SET)
     rows = {r.trace_id: r.cells[0] for r in grid.first_page(conn, q).rows}
-    assert {t for t, c in rows.items() if c.state == "invalid"} == {"trace_001", "trace_002", "trace_003", "trace_004"}
+    assert {t for t, c in rows.items() if c.state == "invalid"} == {
+        "trace_001",
+        "trace_002",
+        "trace_003",
+        "trace_004",
+    }
     assert all(c.result is None for t, c in rows.items() if c.state == "invalid")
     assert grid.first_page(conn, grid.MatrixQuery(SET, filter="contradictions")).rows == []
-    assert set(grid.cells_for_confusion(conn, EVAL, "invalid").trace_ids) == {f"trace_00{i}" for i in range(1, 5)}
+    assert set(grid.cells_for_confusion(conn, EVAL, "invalid").trace_ids) == {
+        f"trace_00{i}" for i in range(1, 5)
+    }
     assert grid.cells_for_confusion(conn, EVAL, "FN").trace_ids == []
     assert grid.cells_for_confusion(conn, EVAL, "TN").trace_ids == []
     conn.close()
@@ -266,7 +302,9 @@ def _view(tmp_path: Path, sql: str) -> str:
 def test_view_written_differently_is_still_iofolds(tmp_path: Path) -> None:
     from iofold_tui.data.paths import schema_dir
 
-    view = re.search(r"CREATE VIEW eval_comparison.*?;", (schema_dir() / "schema.sql").read_text(), re.S).group(0)
+    view = re.search(
+        r"CREATE VIEW eval_comparison.*?;", (schema_dir() / "schema.sql").read_text(), re.S
+    ).group(0)
     wrangler = view.replace("f.trace_id = e.trace_id", "e.trace_id = f.trace_id").replace(" AS ", " as ")
     assert _view(tmp_path, wrangler) == SOURCE_VIEW
     assert _view(tmp_path, re.sub(r"\s+", "  ", wrangler)) == SOURCE_VIEW
@@ -294,12 +332,19 @@ def test_a_user_table_named_agents_does_not_make_it_v2(tmp_path: Path) -> None:
 def test_sql_command_masks_secret_columns(tmp_path: Path) -> None:
     path = _db(tmp_path, "UPDATE integrations SET api_key_encrypted = 'enc-SECRET-123'")
     runner = CliRunner()
-    for args in (["sql", str(path), "SELECT * FROM integrations"], ["sql", "--json", str(path), "SELECT * FROM integrations"]):
+    for args in (
+        ["sql", str(path), "SELECT * FROM integrations"],
+        ["sql", "--json", str(path), "SELECT * FROM integrations"],
+    ):
         out = runner.invoke(main, args)
         assert out.exit_code == 0 and "SECRET-123" not in out.output and "hidden" in out.output
-    shown = runner.invoke(main, ["sql", "--show-secrets", str(path), "SELECT api_key_encrypted FROM integrations"])
+    shown = runner.invoke(
+        main, ["sql", "--show-secrets", str(path), "SELECT api_key_encrypted FROM integrations"]
+    )
     assert "SECRET-123" in shown.output
-    assert all(is_secret_column(c) for c in ("api_key_encrypted", "access_token", "client_secret", "PASSWORD"))
+    assert all(
+        is_secret_column(c) for c in ("api_key_encrypted", "access_token", "client_secret", "PASSWORD")
+    )
     assert not any(is_secret_column(c) for c in ("key", "id", "name", "trace_id"))
 
 
@@ -339,8 +384,12 @@ def test_sanitiser_covers_every_control_and_format_character() -> None:
 
 def test_json_output_escapes_controls_and_bidi(tmp_path: Path) -> None:
     hostile = "ws\x9b31m\u202eevil\u061c\u200b\ufeff\U000e0001"
-    path = _db(tmp_path, f"UPDATE workspaces SET name = '{hostile}'", f"UPDATE eval_sets SET name = '{hostile}'",
-               f"UPDATE evals SET name = '{hostile}'")
+    path = _db(
+        tmp_path,
+        f"UPDATE workspaces SET name = '{hostile}'",
+        f"UPDATE eval_sets SET name = '{hostile}'",
+        f"UPDATE evals SET name = '{hostile}'",
+    )
     runner = CliRunner()
     for args in (["info", "--json"], ["overview", "--json"], ["stats", "--json"], ["sql", "--json"]):
         argv = [*args, str(path)] + (["SELECT name FROM workspaces"] if args[0] == "sql" else [])
@@ -357,8 +406,13 @@ def test_json_output_escapes_controls_and_bidi(tmp_path: Path) -> None:
 def test_step_items_that_are_not_objects_show_their_value() -> None:
     parsed = parse_steps('[42, "plain text", null, [1, 2], true, {"output": "ok"}]')
     titles = [s.title for s in parsed.steps]
-    assert titles[:5] == ["#1 number: 42", "#2 string: plain text", "#3 null: null", "#4 array: 2 items [1, 2]",
-                          "#5 boolean: true"]
+    assert titles[:5] == [
+        "#1 number: 42",
+        "#2 string: plain text",
+        "#3 null: null",
+        "#4 array: 2 items [1, 2]",
+        "#5 boolean: true",
+    ]
     for step in parsed.steps[:5]:
         body = step_text(step).plain.split("\n", 1)[1]
         assert body.strip(), step.title
@@ -369,7 +423,9 @@ def test_screenshot_keeps_the_remembered_pane(tmp_path: Path) -> None:
     path = build_db(tmp_path / "prefs.sqlite")
     runner = CliRunner()
     for pane in ("jobs", "matrix"):
-        out = runner.invoke(main, ["screenshot", str(path), "--pane", pane, "--size", "80x24", "-o", str(tmp_path / "s.svg")])
+        out = runner.invoke(
+            main, ["screenshot", str(path), "--pane", pane, "--size", "80x24", "-o", str(tmp_path / "s.svg")]
+        )
         assert out.exit_code == 0, out.output
     assert load_prefs(path).get("pane") is None
 
@@ -384,8 +440,11 @@ def test_rating_label_never_blank() -> None:
 
 def test_blob_ids_do_not_break_id_lists(tmp_path: Path) -> None:
     """Ids go into json_each() lists: a BLOB id (found by the fuzz test) must match nothing, not raise."""
-    path = _db(tmp_path, "INSERT INTO evals (id, eval_set_id, name, version, code, model_used, contradiction_count) "
-                         f"SELECT X'a9', eval_set_id, name, 7, code, model_used, 3 FROM evals WHERE id = '{EVAL}'")
+    path = _db(
+        tmp_path,
+        "INSERT INTO evals (id, eval_set_id, name, version, code, model_used, contradiction_count) "
+        f"SELECT X'a9', eval_set_id, name, 7, code, model_used, 3 FROM evals WHERE id = '{EVAL}'",
+    )
     conn = connect(path, read_only=True)
     overview(conn, None)
     assert [s.eval_id for s in compute_stats(conn, SET)] == [EVAL, "<BLOB 1 bytes: a9>"]
@@ -415,7 +474,9 @@ async def test_wrong_typed_eval_counters_show_marked_in_the_evals_pane(tmp_path:
     db = tmp_path / "typed.sqlite"
     conn = sqlite3.connect(db)
     conn.executescript((schema_dir() / "schema.sql").read_text() + (schema_dir() / "seed.sql").read_text())
-    conn.execute("UPDATE evals SET accuracy = 'high', execution_count = 'many', contradiction_count = X'00ff'")
+    conn.execute(
+        "UPDATE evals SET accuracy = 'high', execution_count = 'many', contradiction_count = X'00ff'"
+    )
     conn.commit()
     conn.close()
     app = IofoldApp(open_source(db), pane="evals", watch_interval=0)

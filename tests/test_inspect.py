@@ -58,11 +58,31 @@ def _rows(conn: sqlite3.Connection, sql: str) -> list[tuple[object, ...]]:
 
 def test_table_counts_scoped_per_workspace(conn: sqlite3.Connection) -> None:
     a = {t.table: t.count for t in overview(conn, "ws_a", warnings=False).tables}
-    assert a == {"workspaces": 1, "users": 2, "workspace_members": 2, "integrations": 2, "traces": 6, "eval_sets": 2,
-                 "feedback": 8, "evals": 4, "eval_executions": 7, "jobs": 7}
+    assert a == {
+        "workspaces": 1,
+        "users": 2,
+        "workspace_members": 2,
+        "integrations": 2,
+        "traces": 6,
+        "eval_sets": 2,
+        "feedback": 8,
+        "evals": 4,
+        "eval_executions": 7,
+        "jobs": 7,
+    }
     b = {t.table: t.count for t in overview(conn, "ws_b", warnings=False).tables}
-    assert b == {"workspaces": 1, "users": 1, "workspace_members": 1, "integrations": 1, "traces": 2, "eval_sets": 1,
-                 "feedback": 2, "evals": 1, "eval_executions": 1, "jobs": 1}
+    assert b == {
+        "workspaces": 1,
+        "users": 1,
+        "workspace_members": 1,
+        "integrations": 1,
+        "traces": 2,
+        "eval_sets": 1,
+        "feedback": 2,
+        "evals": 1,
+        "eval_executions": 1,
+        "jobs": 1,
+    }
     everything = {t.table: t.count for t in overview(conn, None, warnings=False).tables}
     assert everything["traces"] == 8 and everything["eval_executions"] == 8 and everything["workspaces"] == 2
 
@@ -103,7 +123,9 @@ def test_integrations_counted_by_platform_and_status(conn: sqlite3.Connection) -
     err = next(c for c in ov.integration_counts if c.status == "error")
     cur = conn.execute(err.sql)
     listed = cur.fetchall()
-    assert [r["id"] for r in listed] == ["int_a2"] and "api_key_encrypted" not in [d[0] for d in cur.description]
+    assert [r["id"] for r in listed] == ["int_a2"] and "api_key_encrypted" not in [
+        d[0] for d in cur.description
+    ]
     assert {i.id for i in ov.integrations} == {"int_a1", "int_a2"}
 
 
@@ -111,8 +133,12 @@ def test_jobs_by_type_and_status(conn: sqlite3.Connection) -> None:
     ov = overview(conn, "ws_a", warnings=False)
     groups = {(g.type, g.status): (g.count, g.avg_duration_s) for g in ov.job_groups}
     assert groups == {
-        ("execute", "cancelled"): (1, 5.0), ("execute", "queued"): (1, None), ("execute", "running"): (1, None),
-        ("generate", "completed"): (1, 60.0), ("import", "completed"): (2, 25.0), ("import", "failed"): (1, 10.0),
+        ("execute", "cancelled"): (1, 5.0),
+        ("execute", "queued"): (1, None),
+        ("execute", "running"): (1, None),
+        ("generate", "completed"): (1, 60.0),
+        ("import", "completed"): (2, 25.0),
+        ("import", "failed"): (1, 10.0),
     }
     types = {t.type: t for t in ov.job_types}
     assert types["import"].total == 3 and types["import"].failure_rate == pytest.approx(1 / 3)
@@ -143,8 +169,15 @@ def test_overview_lists_workspaces_and_survives_missing_tables(tmp_path: Path) -
 # -- warnings ----------------------------------------------------------------------------------
 
 def test_every_warning_kind_triggers_in_workspace_a(conn: sqlite3.Connection) -> None:
-    assert _counts(conn, "ws_a") == {INFLATED: 1, CONFLICTING: 1, ORPHAN_EXECUTIONS: 1, ORPHAN_FEEDBACK: 1,
-                                     STALE_COUNTERS: 1, NEWLINE_HAZARD: 1, STALE_JOBS: 1}  # j5 "running" since 2025
+    assert _counts(conn, "ws_a") == {
+        INFLATED: 1,
+        CONFLICTING: 1,
+        ORPHAN_EXECUTIONS: 1,
+        ORPHAN_FEEDBACK: 1,
+        STALE_COUNTERS: 1,
+        NEWLINE_HAZARD: 1,
+        STALE_JOBS: 1,
+    }  # j5 "running" since 2025
     assert set(WARNING_KINDS) == set(_counts(conn, "ws_a"))
 
 
@@ -173,8 +206,10 @@ def test_warning_sql_lists_exactly_the_rows(conn: sqlite3.Connection) -> None:
 
 def test_warnings_clear_when_the_data_is_fixed(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE jobs SET status = 'failed', completed_at = '2025-01-04 00:00:00' WHERE id = 'j5'")
-    conn.execute("UPDATE evals SET contradiction_count = 2, execution_count = 6, code = 'def f(t): return True, \"\"' "
-                 "WHERE id = 'ev_q1'")
+    conn.execute(
+        "UPDATE evals SET contradiction_count = 2, execution_count = 6, code = 'def f(t): return True, \"\"' "
+        "WHERE id = 'ev_q1'"
+    )
     conn.execute("UPDATE feedback SET rating = 'neutral' WHERE id = 'f6'")  # neutral vs positive: no conflict
     conn.execute("DELETE FROM eval_executions WHERE trace_id = 'gone_trace'")
     conn.execute("DELETE FROM feedback WHERE trace_id = 'gone_trace'")
@@ -211,7 +246,15 @@ def test_seed_database_has_no_warnings(seed_conn: sqlite3.Connection) -> None:
 
 def test_list_jobs_newest_first_with_durations_and_filters(conn: sqlite3.Connection) -> None:
     page = list_jobs(conn, "ws_a")
-    assert [j.id for j in page.rows] == ["j7", "j6", "j5", "j4", "j3", "j2", "j1"] and page.next_cursor is None
+    assert [j.id for j in page.rows] == [
+        "j7",
+        "j6",
+        "j5",
+        "j4",
+        "j3",
+        "j2",
+        "j1",
+    ] and page.next_cursor is None
     by_id = {j.id: j for j in page.rows}
     assert by_id["j1"].duration_s == 30.0 and by_id["j4"].duration_s == 60.0
     assert by_id["j6"].duration_s is None and by_id["j5"].duration_s is None
@@ -228,7 +271,9 @@ def test_list_jobs_keyset_paging_with_ties_and_null_timestamps(db: Path) -> None
     c.execute("DELETE FROM jobs")
     rows = [(f"p{i:02d}", "ws_a", "import", "queued", f"2025-05-{1 + i // 3:02d} 00:00:00" if i % 7 else None)
             for i in range(25)]  # three jobs share each timestamp; every 7th has none
-    c.executemany("INSERT INTO jobs (id, workspace_id, type, status, created_at) VALUES (?, ?, ?, ?, ?)", rows)
+    c.executemany(
+        "INSERT INTO jobs (id, workspace_id, type, status, created_at) VALUES (?, ?, ?, ?, ?)", rows
+    )
     c.execute("UPDATE jobs SET created_at = NULL WHERE created_at IS NULL")
     expected = [r[0] for r in c.execute("SELECT id FROM jobs ORDER BY created_at DESC, id DESC")]
     seen: list[str] = []
@@ -243,8 +288,13 @@ def test_list_jobs_keyset_paging_with_ties_and_null_timestamps(db: Path) -> None
             break
         cursor = page.next_cursor
     assert seen == expected and len(seen) == 25 and pages == 7
-    plan = " ".join(str(r[3]) for r in c.execute(
-        "EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE workspace_id = 'ws_a' ORDER BY created_at DESC, id DESC"))
+    plan = " ".join(
+        str(r[3])
+        for r in c.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE workspace_id = 'ws_a' ORDER BY created_at DESC, id "
+            "DESC"
+        )
+    )
     assert "SCAN" in plan or "SEARCH" in plan
     c.close()
 
@@ -254,20 +304,32 @@ def test_metadata_column_absent_then_present(conn: sqlite3.Connection) -> None:
     assert not job.has_metadata_column and job.metadata is None
     assert list(job.describe()) == ["context", "result"]
     conn.execute("ALTER TABLE jobs ADD COLUMN metadata JSON")
-    conn.execute("UPDATE jobs SET metadata = ? WHERE id = 'j4'", (json.dumps({"workspaceId": "ws_a", "evalSetId": "set_q"}),))
+    conn.execute(
+        "UPDATE jobs SET metadata = ? WHERE id = 'j4'",
+        (json.dumps({"workspaceId": "ws_a", "evalSetId": "set_q"}),),
+    )
     job = {j.id: j for j in list_jobs(conn, "ws_a").rows}["j4"]
     assert job.has_metadata_column and list(job.describe()) == ["context", "metadata", "result"]
     assert ("Eval set", "set_q") in job.describe()["metadata"].fields
 
 
 def test_describe_import_payloads() -> None:
-    ctx = describe_job_payload("import", json.dumps(
-        {"integration_id": "int_1", "filters": {"date_from": "2025-01-01", "date_to": "2025-01-31", "limit": 100}}))
+    ctx = describe_job_payload(
+        "import",
+        json.dumps(
+            {
+                "integration_id": "int_1",
+                "filters": {"date_from": "2025-01-01", "date_to": "2025-01-31", "limit": 100},
+            }
+        ),
+    )
     assert ctx.valid and ctx.warning is None
     assert ctx.fields == [("Integration", "int_1"), ("Filters", ""), ("  From", "2025-01-01"),
                           ("  To", "2025-01-31"), ("  Limit", "100")]
     errors = [{"trace_id": f"tr{i}", "error": f"bad {i}"} for i in range(12)]
-    res = describe_job_payload("import", json.dumps({"imported": 7, "skipped": 2, "failed": 12, "errors": errors}))
+    res = describe_job_payload(
+        "import", json.dumps({"imported": 7, "skipped": 2, "failed": 12, "errors": errors})
+    )
     assert res.fields[:4] == [("Imported", "7"), ("Skipped", "2"), ("Failed", "12"), ("Errors", "12")]
     assert ("  tr0", "bad 0") in res.fields and ("  …", "2 more") in res.fields
     assert '"imported": 7' in res.pretty and res.pretty.count("\n") > 3
@@ -276,20 +338,51 @@ def test_describe_import_payloads() -> None:
 def test_describe_generate_payloads() -> None:
     ctx = describe_job_payload("generate", json.dumps({"workspaceId": "ws_a", "evalSetId": "set_q"}))
     assert ctx.fields == [("Workspace", "ws_a"), ("Eval set", "set_q")]
-    res = describe_job_payload("generate", json.dumps(
-        {"eval_id": "ev_1", "accuracy": 0.875, "test_results": {"correct": 7, "incorrect": 1, "errors": 0, "total": 8,
-                                                                "details": [{"traceId": "t"}]}}))
+    res = describe_job_payload(
+        "generate",
+        json.dumps(
+            {
+                "eval_id": "ev_1",
+                "accuracy": 0.875,
+                "test_results": {
+                    "correct": 7,
+                    "incorrect": 1,
+                    "errors": 0,
+                    "total": 8,
+                    "details": [{"traceId": "t"}],
+                },
+            }
+        ),
+    )
     assert res.fields[0] == ("Eval", "ev_1") and res.fields[1] == ("Accuracy", "87.5 %")
-    assert res.fields[2][0] == "Test results" and "correct 7" in res.fields[2][1] and "1 details" in res.fields[2][1]
+    assert (
+        res.fields[2][0] == "Test results"
+        and "correct 7" in res.fields[2][1]
+        and "1 details" in res.fields[2][1]
+    )
 
 
 def test_describe_execute_payloads() -> None:
     all_traces = describe_job_payload("execute", json.dumps({"workspaceId": "ws", "evalId": "ev"}))
     assert all_traces.fields == [("Workspace", "ws"), ("Eval", "ev"), ("Traces", "all traces")]
-    some = describe_job_payload("execute", json.dumps({"evalId": "ev", "traceIds": [f"t{i}" for i in range(15)]}))
-    assert some.fields[1][0] == "Traces" and some.fields[1][1].startswith("15: t0, t1") and "5 more" in some.fields[1][1]
-    res = describe_job_payload("execute", json.dumps({"completed": 9, "failed": 1, "errors": ["Timeout on t3"], "extra": True}))
-    assert res.fields == [("Completed", "9"), ("Failed", "1"), ("Errors", "1"), ("  •", "Timeout on t3"), ("extra", "yes")]
+    some = describe_job_payload(
+        "execute", json.dumps({"evalId": "ev", "traceIds": [f"t{i}" for i in range(15)]})
+    )
+    assert (
+        some.fields[1][0] == "Traces"
+        and some.fields[1][1].startswith("15: t0, t1")
+        and "5 more" in some.fields[1][1]
+    )
+    res = describe_job_payload(
+        "execute", json.dumps({"completed": 9, "failed": 1, "errors": ["Timeout on t3"], "extra": True})
+    )
+    assert res.fields == [
+        ("Completed", "9"),
+        ("Failed", "1"),
+        ("Errors", "1"),
+        ("  •", "Timeout on t3"),
+        ("extra", "yes"),
+    ]
 
 
 def test_describe_invalid_and_odd_payloads() -> None:

@@ -19,7 +19,9 @@ RATING = st.one_of(st.sampled_from(["positive", "negative", "neutral"]), st.none
 def test_counts_equal_a_direct_count(rows: list[tuple[str, object]]) -> None:
     conn = sqlite3.connect(":memory:")
     conn.execute("CREATE TABLE feedback (eval_set_id, trace_id, rating)")
-    conn.executemany("INSERT INTO feedback VALUES (?, ?, ?)", [(es, str(i), r) for i, (es, r) in enumerate(rows)])
+    conn.executemany(
+        "INSERT INTO feedback VALUES (?, ?, ?)", [(es, str(i), r) for i, (es, r) in enumerate(rows)]
+    )
     for es in ("A", "B"):
         stored = [r for r in conn.execute("SELECT rating FROM feedback WHERE eval_set_id = ?", (es,))]
         counts = label_counts(conn, es)

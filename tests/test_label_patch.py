@@ -123,15 +123,27 @@ def test_csv_and_jsonl_parse_back(pair: tuple[Path, Path]) -> None:
         summary = write_changes(store, buf, fmt="csv")
     rows = list(csv.DictReader(io.StringIO(buf.getvalue())))
     assert summary.count == len(rows) == len(records) == 14
-    assert list(rows[0]) == ["eval_set_id", "trace_id", "action", "rating", "notes", "changed_at", "feedback_id",
-                             "annotator"]
+    assert list(rows[0]) == [
+        "eval_set_id",
+        "trace_id",
+        "action",
+        "rating",
+        "notes",
+        "changed_at",
+        "feedback_id",
+        "annotator",
+    ]
     by_trace = {r["trace_id"]: r for r in records}
     assert by_trace["tx_00000"]["notes"] == TRICKY
     assert {r["trace_id"]: r["notes"] for r in rows}["tx_00000"] == TRICKY
     assert by_trace["trace_003"] == {**by_trace["trace_003"], "action": "delete", "rating": None,
                                      "feedback_id": "fb_003"}
     live = dict(((es, t), fid) for fid, es, t, *_ in feedback_rows(db))
-    assert all(live[(r["eval_set_id"], r["trace_id"])] == r["feedback_id"] for r in records if r["action"] == "upsert")
+    assert all(
+        live[(r["eval_set_id"], r["trace_id"])] == r["feedback_id"]
+        for r in records
+        if r["action"] == "upsert"
+    )
 
 
 def test_export_from_history_file_alone(pair: tuple[Path, Path]) -> None:

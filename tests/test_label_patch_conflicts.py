@@ -88,7 +88,7 @@ edit_st = st.one_of(
 )
 
 
-def run_ops(store, ops, push=lambda: None) -> None:  # noqa: ANN001 - a LabelStore, the drawn ops, a callback
+def run_ops(store, ops, push=lambda: None) -> None:
     from iofold_tui.data.labels.store import NoLabelError
 
     for op in ops:
@@ -109,16 +109,20 @@ def run_ops(store, ops, push=lambda: None) -> None:  # noqa: ANN001 - a LabelSto
             store.redo()
 
 
-def colleague(conn: sqlite3.Connection, edits: dict) -> None:  # noqa: ANN001
+def colleague(conn: sqlite3.Connection, edits: dict) -> None:
     """Edits as iofold makes them: every change stamps updated_at (a raw UPDATE that put back an earlier row
     exactly, timestamp included, could not be told from that row)."""
     for (es, t), edit in edits.items():
         if edit[0] == "relabel":
-            conn.execute("UPDATE feedback SET rating = ?, updated_at = 'later' WHERE eval_set_id = ? AND trace_id = ?",
-                         (edit[1], es, t))
+            conn.execute(
+                "UPDATE feedback SET rating = ?, updated_at = 'later' WHERE eval_set_id = ? AND trace_id = ?",
+                (edit[1], es, t),
+            )
         elif edit[0] == "renote":
-            conn.execute("UPDATE feedback SET notes = ?, updated_at = 'later' WHERE eval_set_id = ? AND trace_id = ?",
-                         (edit[1], es, t))
+            conn.execute(
+                "UPDATE feedback SET notes = ?, updated_at = 'later' WHERE eval_set_id = ? AND trace_id = ?",
+                (edit[1], es, t),
+            )
         elif edit[0] == "delete":
             conn.execute("DELETE FROM feedback WHERE eval_set_id = ? AND trace_id = ?", (es, t))
         else:
@@ -168,7 +172,9 @@ def test_patch_never_overwrites_a_concurrent_change(template: Path, ops: list, e
                 assert after.get(key) == final.get(key), f"{key}: our label did not land"
             else:
                 assert after.get(key) == before.get(key)
-        expected = {k for k in ours & (changed_there - reinserted) if value(before.get(k)) != value(final.get(k))}
+        expected = {
+            k for k in ours & (changed_there - reinserted) if value(before.get(k)) != value(final.get(k))
+        }
         assert reported == predicted == expected
         assert apply(remote, patch) == reported  # twice = once, and the report is stable
         assert rows(remote) == after

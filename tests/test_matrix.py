@@ -47,10 +47,18 @@ from iofold_tui.data.matrix.stats import SOURCE_CUSTOMISED, SOURCE_MISSING, SOUR
 from iofold_tui.data.paths import schema_dir
 
 LABELS = {  # trace -> {set: rating}
-    "t01": {"S": "positive", "O": "negative"}, "t02": {"S": "positive"}, "t03": {"S": "negative", "O": "positive"},
-    "t04": {"S": "negative"}, "t05": {"S": "neutral", "O": "positive"}, "t06": {"S": "positive"},
-    "t07": {"O": "positive", "P": "negative"}, "t08": {}, "t09": {"S": "negative", "O": "negative"},
-    "t10": {"S": "positive"}, "t11": {"O": "negative"}, "t12": {"S": "negative", "O": "neutral"},
+    "t01": {"S": "positive", "O": "negative"},
+    "t02": {"S": "positive"},
+    "t03": {"S": "negative", "O": "positive"},
+    "t04": {"S": "negative"},
+    "t05": {"S": "neutral", "O": "positive"},
+    "t06": {"S": "positive"},
+    "t07": {"O": "positive", "P": "negative"},
+    "t08": {},
+    "t09": {"S": "negative", "O": "negative"},
+    "t10": {"S": "positive"},
+    "t11": {"O": "negative"},
+    "t12": {"S": "negative", "O": "neutral"},
     "t13": {"S": "negative"},
 }
 RUNS = {  # eval -> {trace: "pass" | "fail" | "error"}
@@ -74,28 +82,46 @@ def _build(path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.executescript("""
         INSERT INTO workspaces (id, name) VALUES ('ws', 'W');
-        INSERT INTO integrations (id, workspace_id, platform, name, api_key_encrypted) VALUES ('int', 'ws', 'langfuse', 'lf', 'k');
-        INSERT INTO eval_sets (id, workspace_id, name) VALUES ('S', 'ws', 'quality'), ('O', 'ws', 'other'), ('P', 'ws', 'third');
+        INSERT INTO integrations (id, workspace_id, platform, name, api_key_encrypted)
+            VALUES ('int', 'ws', 'langfuse', 'lf', 'k');
+        INSERT INTO eval_sets (id, workspace_id, name)
+            VALUES ('S', 'ws', 'quality'), ('O', 'ws', 'other'), ('P', 'ws', 'third');
     """)
     for trace in sorted(LABELS):
         source = "openai" if trace in ("t02", "t12") else "langfuse"
         preview = "needle in here" if trace in ("t03", "t08") else f"input {trace}"
-        conn.execute("INSERT INTO traces (id, workspace_id, integration_id, trace_id, source, timestamp, steps, "
-                     "input_preview, output_preview) VALUES (?, 'ws', 'int', ?, ?, ?, '[]', ?, ?)",
-                     (trace, f"ext-{trace}", source, _ts(trace), preview, f"output {trace}"))
+        conn.execute(
+            "INSERT INTO traces (id, workspace_id, integration_id, trace_id, source, timestamp, steps, "
+            "input_preview, output_preview) VALUES (?, 'ws', 'int', ?, ?, ?, '[]', ?, ?)",
+            (trace, f"ext-{trace}", source, _ts(trace), preview, f"output {trace}"),
+        )
         for eval_set, rating in LABELS[trace].items():
-            conn.execute("INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes) VALUES (?, ?, ?, ?, ?)",
-                         (f"fb_{eval_set}_{trace}", eval_set, trace, rating, f"note {eval_set} {trace}"))
+            conn.execute(
+                "INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes) VALUES (?, ?, ?, ?, ?)",
+                (f"fb_{eval_set}_{trace}", eval_set, trace, rating, f"note {eval_set} {trace}"),
+            )
     for version, eval_id in enumerate(("v1", "v2", "o1"), start=1):
         accuracy, contradictions, executions = STORED[eval_id]
-        conn.execute("INSERT INTO evals (id, eval_set_id, name, version, code, model_used, accuracy, "
-                     "contradiction_count, execution_count) VALUES (?, ?, 'quality', ?, 'def quality(t): ...', 'm', ?, ?, ?)",
-                     (eval_id, SET_OF[eval_id], version, accuracy, contradictions, executions))
+        conn.execute(
+            "INSERT INTO evals (id, eval_set_id, name, version, code, model_used, accuracy, "
+            "contradiction_count, execution_count) VALUES (?, ?, 'quality', ?, 'def quality(t): ...', 'm', "
+            "?, ?, ?)",
+            (eval_id, SET_OF[eval_id], version, accuracy, contradictions, executions),
+        )
         for trace, outcome in RUNS[eval_id].items():
-            conn.execute("INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms, error) "
-                         "VALUES (?, ?, ?, ?, ?, 5, ?)",
-                         (f"ex_{eval_id}_{trace}", eval_id, trace, 1 if outcome == "pass" else 0,
-                          f"reason {eval_id} {trace}", "Timeout after 5s" if outcome == "error" else None))
+            conn.execute(
+                "INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms, "
+                "error) "
+                "VALUES (?, ?, ?, ?, ?, 5, ?)",
+                (
+                    f"ex_{eval_id}_{trace}",
+                    eval_id,
+                    trace,
+                    1 if outcome == "pass" else 0,
+                    f"reason {eval_id} {trace}",
+                    "Timeout after 5s" if outcome == "error" else None,
+                ),
+            )
     conn.commit()
     conn.close()
 
@@ -131,25 +157,56 @@ def _by_id(stats: list[MatrixStats]) -> dict[str, MatrixStats]:
 
 
 EXPECTED = {
-    "v1": dict(tp=2, fp=2, fn=1, tn=2, n=7, excluded={"neutral": 1, "errors": 1, "invalid_result": 0, "unlabelled": 2, "not_run": 1},
-               execution_count=11, accuracy=Fraction(4, 7), precision=Fraction(1, 2), recall=Fraction(2, 3),
-               f1=Fraction(4, 7), specificity=Fraction(1, 2), cohens_kappa=Fraction(4, 25),
-               contradiction_rate=Fraction(3, 7), view=(16, 6)),
-    "v2": dict(tp=3, fp=2, fn=0, tn=3, n=8, excluded={"neutral": 1, "errors": 1, "invalid_result": 0, "unlabelled": 1, "not_run": 1},
-               execution_count=11, accuracy=Fraction(3, 4), precision=Fraction(3, 5), recall=Fraction(1),
-               f1=Fraction(3, 4), specificity=Fraction(3, 5), cohens_kappa=Fraction(9, 17),
-               contradiction_rate=Fraction(1, 4), view=(17, 6)),
+    "v1": dict(
+        tp=2,
+        fp=2,
+        fn=1,
+        tn=2,
+        n=7,
+        excluded={"neutral": 1, "errors": 1, "invalid_result": 0, "unlabelled": 2, "not_run": 1},
+        execution_count=11,
+        accuracy=Fraction(4, 7),
+        precision=Fraction(1, 2),
+        recall=Fraction(2, 3),
+        f1=Fraction(4, 7),
+        specificity=Fraction(1, 2),
+        cohens_kappa=Fraction(4, 25),
+        contradiction_rate=Fraction(3, 7),
+        view=(16, 6),
+    ),
+    "v2": dict(
+        tp=3,
+        fp=2,
+        fn=0,
+        tn=3,
+        n=8,
+        excluded={"neutral": 1, "errors": 1, "invalid_result": 0, "unlabelled": 1, "not_run": 1},
+        execution_count=11,
+        accuracy=Fraction(3, 4),
+        precision=Fraction(3, 5),
+        recall=Fraction(1),
+        f1=Fraction(3, 4),
+        specificity=Fraction(3, 5),
+        cohens_kappa=Fraction(9, 17),
+        contradiction_rate=Fraction(1, 4),
+        view=(17, 6),
+    ),
 }
 
 
 def _assert_expected(stats: dict[str, MatrixStats]) -> None:
     for eval_id, want in EXPECTED.items():
         s = stats[eval_id]
-        assert (s.tp, s.fp, s.fn, s.tn, s.n) == (want["tp"], want["fp"], want["fn"], want["tn"], want["n"]), eval_id
+        assert (s.tp, s.fp, s.fn, s.tn, s.n) == (want["tp"], want["fp"], want["fn"], want["tn"], want["n"]), (
+            eval_id
+        )
         assert s.excluded == want["excluded"], eval_id
         assert s.execution_count == want["execution_count"]
         for metric in mx_stats.METRICS:
-            assert s.metrics()[metric].value == pytest.approx(float(want[metric]), abs=1e-12), (eval_id, metric)
+            assert s.metrics()[metric].value == pytest.approx(float(want[metric]), abs=1e-12), (
+                eval_id,
+                metric,
+            )
 
 
 def test_stats_hand_computed_from_view(conn: sqlite3.Connection) -> None:
@@ -169,23 +226,39 @@ def test_stats_hand_computed_from_view(conn: sqlite3.Connection) -> None:
 
 def test_scoped_view_equals_tables_and_counts_each_execution_once(conn: sqlite3.Connection) -> None:
     # t07 is labelled in two *other* sets: the raw view has two rows for each of its executions.
-    assert conn.execute("SELECT COUNT(*) FROM eval_comparison WHERE trace_id = 't07' AND eval_id = 'v1'").fetchone()[0] == 2
+    assert (
+        conn.execute(
+            "SELECT COUNT(*) FROM eval_comparison WHERE trace_id = 't07' AND eval_id = 'v1'"
+        ).fetchone()[0]
+        == 2
+    )
     stats = _by_id(mx_stats.compute_stats(conn, "S"))
     assert stats["v1"].cells["unlabelled"] == {"pass": 1, "fail": 1, "error": 0, "invalid": 0, "not_run": 0}
     assert stats["v2"].cells["unlabelled"] == {"pass": 1, "fail": 0, "error": 1, "invalid": 0, "not_run": 0}
 
 
-@pytest.mark.parametrize("change, source", [
-    ("DROP VIEW eval_comparison", SOURCE_MISSING),
-    # same columns, but it scopes by set and treats errors apart: not iofold's view, so not trusted
-    ("DROP VIEW eval_comparison; CREATE VIEW eval_comparison AS SELECT e.id AS execution_id, e.eval_id, "
-     "e.trace_id, 1 - e.result AS predicted_result, e.reason AS predicted_reason, e.execution_time_ms, "
-     "e.error AS execution_error, e.executed_at, f.id AS feedback_id, f.rating AS human_rating, "
-     "f.notes AS feedback_notes, f.eval_set_id, 0 AS is_contradiction FROM eval_executions e "
-     "LEFT JOIN feedback f ON f.trace_id = e.trace_id", SOURCE_CUSTOMISED),
-    ("DROP VIEW eval_comparison; CREATE VIEW eval_comparison AS SELECT id AS execution_id FROM eval_executions",
-     SOURCE_CUSTOMISED),
-])
+@pytest.mark.parametrize(
+    "change, source",
+    [
+        ("DROP VIEW eval_comparison", SOURCE_MISSING),
+        # same columns, but it scopes by set and treats errors apart: not iofold's view, so not trusted
+        (
+            "DROP VIEW eval_comparison; CREATE VIEW eval_comparison AS SELECT e.id AS execution_id, "
+            "e.eval_id, "
+            "e.trace_id, 1 - e.result AS predicted_result, e.reason AS predicted_reason, "
+            "e.execution_time_ms, "
+            "e.error AS execution_error, e.executed_at, f.id AS feedback_id, f.rating AS human_rating, "
+            "f.notes AS feedback_notes, f.eval_set_id, 0 AS is_contradiction FROM eval_executions e "
+            "LEFT JOIN feedback f ON f.trace_id = e.trace_id",
+            SOURCE_CUSTOMISED,
+        ),
+        (
+            "DROP VIEW eval_comparison; CREATE VIEW eval_comparison AS SELECT id AS execution_id FROM "
+            "eval_executions",
+            SOURCE_CUSTOMISED,
+        ),
+    ],
+)
 def test_fallback_when_view_missing_or_customised(conn: sqlite3.Connection, change: str, source: str) -> None:
     conn.executescript(change)
     stats = mx_stats.compute_stats(conn, "S")
@@ -197,7 +270,9 @@ def test_fallback_when_view_missing_or_customised(conn: sqlite3.Connection, chan
 def test_reformatted_standard_view_is_still_the_view(conn: sqlite3.Connection) -> None:
     sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'eval_comparison'").fetchone()[0]
     reformatted = sql.replace("LEFT JOIN", "left   join").replace("eval_comparison", '"EVAL_COMPARISON"')
-    conn.executescript("DROP VIEW eval_comparison;\n" + reformatted.replace("\n", "\n   -- a comment\n  ") + ";")
+    conn.executescript(
+        "DROP VIEW eval_comparison;\n" + reformatted.replace("\n", "\n   -- a comment\n  ") + ";"
+    )
     assert mx_stats.comparison_source(conn) == SOURCE_VIEW
     # a changed string literal is a different view
     conn.executescript("DROP VIEW eval_comparison;\n" + sql.replace("'neutral'", "'NEUTRAL'") + ";")
@@ -208,9 +283,10 @@ def test_undefined_metrics_are_none_with_reasons(conn: sqlite3.Connection) -> No
     # An eval that passes nothing, on a set with no positives: precision/recall undefined, never 0.
     conn.executescript("""
         INSERT INTO eval_sets (id, workspace_id, name) VALUES ('N', 'ws', 'negatives');
-        INSERT INTO feedback (id, eval_set_id, trace_id, rating) VALUES ('fN1', 'N', 't01', 'negative'), ('fN2', 'N', 't02', 'negative');
-        INSERT INTO evals (id, eval_set_id, name, version, code, model_used) VALUES ('n1', 'N', 'neg', 1, 'x', 'm'),
-            ('n2', 'N', 'neg', 2, 'x', 'm');
+        INSERT INTO feedback (id, eval_set_id, trace_id, rating)
+            VALUES ('fN1', 'N', 't01', 'negative'), ('fN2', 'N', 't02', 'negative');
+        INSERT INTO evals (id, eval_set_id, name, version, code, model_used)
+            VALUES ('n1', 'N', 'neg', 1, 'x', 'm'), ('n2', 'N', 'neg', 2, 'x', 'm');
         INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms) VALUES
             ('xn1', 'n1', 't01', 0, 'r', 1), ('xn2', 'n1', 't02', 0, 'r', 1);
     """)
@@ -222,7 +298,9 @@ def test_undefined_metrics_are_none_with_reasons(conn: sqlite3.Connection) -> No
     assert n1.f1.value is None and n1.f1.reason
     assert n1.cohens_kappa.value is None and "chance agreement" in (n1.cohens_kappa.reason or "")
     assert n2.n == 0 and n2.not_run == 2
-    assert n2.accuracy == mx_stats.Metric(None, "n/a (n = 0)") and n2.contradiction_rate.reason == "n/a (n = 0)"
+    assert (
+        n2.accuracy == mx_stats.Metric(None, "n/a (n = 0)") and n2.contradiction_rate.reason == "n/a (n = 0)"
+    )
     report = mx.stats_report(conn, "N")["eval_sets"][0]["evals"][0]
     assert report["precision"] is None and report["undefined"]["precision"] == "n/a (no predicted positives)"
     assert "n/a (no predicted positives)" in mx.format_stats_text(mx.stats_report(conn, "negatives"))
@@ -231,7 +309,9 @@ def test_undefined_metrics_are_none_with_reasons(conn: sqlite3.Connection) -> No
 def test_recomputed_counts_across_sets(conn: sqlite3.Connection) -> None:
     counts = mx_stats.recomputed_counts(conn, ["v1", "o1", "nope"])
     assert set(counts) == {"v1", "o1"}
-    assert counts["v1"] == mx_stats.EvalCounts(execution_count=11, contradictions=3, accuracy=pytest.approx(4 / 7), errors=1)
+    assert counts["v1"] == mx_stats.EvalCounts(
+        execution_count=11, contradictions=3, accuracy=pytest.approx(4 / 7), errors=1
+    )
     # o1 in set O: t01 negative/pass = FP, t03 positive/fail = FN, t11 error, t02 unlabelled in O.
     assert counts["o1"] == mx_stats.EvalCounts(execution_count=4, contradictions=2, accuracy=0.0, errors=1)
 
@@ -242,11 +322,30 @@ def test_report_json_and_text(conn: sqlite3.Connection) -> None:
     (es,) = report["eval_sets"]
     assert es["labels"] == {"positive": 4, "negative": 5, "neutral": 1}
     v1 = es["evals"][0]
-    for key in ("tp", "fp", "fn", "tn", "accuracy", "precision", "recall", "f1", "specificity", "cohens_kappa",
-                "contradiction_rate", "n", "excluded", "stored", "source"):
+    for key in (
+        "tp",
+        "fp",
+        "fn",
+        "tn",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "specificity",
+        "cohens_kappa",
+        "contradiction_rate",
+        "n",
+        "excluded",
+        "stored",
+        "source",
+    ):
         assert key in v1
-    assert v1["stored"] == {"accuracy": 0.9, "contradiction_count": 6, "execution_count": 11,
-                            "differs": {"accuracy": True, "contradiction_count": True, "execution_count": False}}
+    assert v1["stored"] == {
+        "accuracy": 0.9,
+        "contradiction_count": 6,
+        "execution_count": 11,
+        "differs": {"accuracy": True, "contradiction_count": True, "execution_count": False},
+    }
     assert v1["view_unscoped"] == {"contradictions": 6, "rows": 16}
     text = mx.format_stats_text(report)
     assert "quality v1" in text and "quality v2" in text and "0.571" in text and "≠ recomputed" in text
@@ -368,10 +467,15 @@ def test_grid_other_filters(conn: sqlite3.Connection) -> None:
         t for t in NEWEST_FIRST if t not in ("t07", "t08")]
     assert _ids(grid.first_page(conn, MatrixQuery("S", sources=("openai",))).rows) == ["t12", "t02"]
     assert _ids(grid.first_page(conn, MatrixQuery("S", text="NEEDLE")).rows) == ["t08", "t03"]
-    assert _ids(grid.first_page(conn, MatrixQuery("S", text="100%_")).rows) == []  # LIKE wildcards are literal
+    assert (
+        _ids(grid.first_page(conn, MatrixQuery("S", text="100%_")).rows) == []
+    )  # LIKE wildcards are literal
     dated = MatrixQuery("S", date_from="2025-01-04", date_to="2025-01-06")
     assert _ids(grid.first_page(conn, dated).rows) == ["t05", "t06", "t04"]
-    assert _ids(grid.first_page(conn, MatrixQuery("S", eval_ids=("v2",), filter="contradictions")).rows) == ["t13", "t12"]
+    assert _ids(grid.first_page(conn, MatrixQuery("S", eval_ids=("v2",), filter="contradictions")).rows) == [
+        "t13",
+        "t12",
+    ]
     with pytest.raises(ValueError):
         MatrixQuery("S", filter="bogus")
 
@@ -406,8 +510,12 @@ def _walk_backward(conn: sqlite3.Connection, q: MatrixQuery) -> list[str]:
 @pytest.mark.parametrize("sort", ["time", "contradicted"])
 @pytest.mark.parametrize("newest_first", [True, False])
 @pytest.mark.parametrize("flt", ["all", "versions_disagree", "errors"])
-def test_paging_no_gaps_or_duplicates(conn: sqlite3.Connection, sort: str, newest_first: bool, flt: str) -> None:
-    full = _ids(grid.first_page(conn, MatrixQuery("S", sort=sort, newest_first=newest_first, filter=flt)).rows)  # type: ignore[arg-type]
+def test_paging_no_gaps_or_duplicates(
+    conn: sqlite3.Connection, sort: str, newest_first: bool, flt: str
+) -> None:
+    full = _ids(
+        grid.first_page(conn, MatrixQuery("S", sort=sort, newest_first=newest_first, filter=flt)).rows
+    )  # type: ignore[arg-type]
     for size in (1, 2, 3, 5):
         q = MatrixQuery("S", sort=sort, newest_first=newest_first, filter=flt, page_size=size)  # type: ignore[arg-type]
         assert _walk_forward(conn, q) == full
@@ -440,7 +548,10 @@ def test_jump_to(conn: sqlite3.Connection) -> None:
     page = grid.jump_to(conn, q, "ext-t04")
     assert page is not None and page.focus_id == "t04"
     ids = _ids(page.rows)
-    assert "t04" in ids and ids == NEWEST_FIRST[NEWEST_FIRST.index(ids[0]): NEWEST_FIRST.index(ids[0]) + len(ids)]
+    assert (
+        "t04" in ids
+        and ids == NEWEST_FIRST[NEWEST_FIRST.index(ids[0]) : NEWEST_FIRST.index(ids[0]) + len(ids)]
+    )
     assert ids.index("t04") == 2
     assert grid.jump_to(conn, q, "t11") is None  # not a row of S
     assert grid.jump_to(conn, MatrixQuery("S", filter="errors"), "t04") is None
@@ -455,7 +566,9 @@ def test_contradicted_sort_follows_relabels(conn: sqlite3.Connection, db: Path) 
     other.commit()
     other.close()
     assert _ids(grid.first_page(conn, q).rows)[:3] == ["t12", "t03", "t02"]
-    conn.execute("UPDATE feedback SET rating = 'negative' WHERE eval_set_id = 'S' AND trace_id = 't01'")  # own write
+    conn.execute(
+        "UPDATE feedback SET rating = 'negative' WHERE eval_set_id = 'S' AND trace_id = 't01'"
+    )  # own write
     grid.refresh_trace(conn, q, "t01")
     # t01 is now negative and both versions pass it: two contradictions, first place
     assert _ids(grid.first_page(conn, q).rows)[:4] == ["t01", "t12", "t03", "t02"]
@@ -471,8 +584,16 @@ def test_read_only_connection_and_no_objects_added(db: Path) -> None:
 
 
 def test_cells_for_confusion(conn: sqlite3.Connection) -> None:
-    expected = {"TP": ["t01", "t10"], "FP": ["t03", "t13"], "FN": ["t02"], "TN": ["t04", "t12"], "error": ["t06"],
-                "neutral": ["t05"], "unlabelled": ["t07", "t08"], "not_run": ["t09"]}
+    expected = {
+        "TP": ["t01", "t10"],
+        "FP": ["t03", "t13"],
+        "FN": ["t02"],
+        "TN": ["t04", "t12"],
+        "error": ["t06"],
+        "neutral": ["t05"],
+        "unlabelled": ["t07", "t08"],
+        "not_run": ["t09"],
+    }
     for cell, ids in expected.items():
         assert grid.cells_for_confusion(conn, "v1", cell).trace_ids == ids, cell
     first = grid.cells_for_confusion(conn, "v1", "TN", limit=1)

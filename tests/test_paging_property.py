@@ -39,9 +39,11 @@ def _database(values: list[object], declared: str, ratings: list[int]) -> sqlite
     conn.executescript(schema)
     conn.executescript(
         "INSERT INTO workspaces(id, name) VALUES ('ws1', 'one');"
-        "INSERT INTO integrations(id, workspace_id, platform, name, api_key_encrypted) VALUES ('i1','ws1','langfuse','lf','k');"
+        "INSERT INTO integrations(id, workspace_id, platform, name, api_key_encrypted) VALUES "
+        "('i1','ws1','langfuse','lf','k');"
         "INSERT INTO eval_sets(id, workspace_id, name) VALUES ('es1', 'ws1', 'quality');"
-        "INSERT INTO evals(id, eval_set_id, name, version, code, model_used) VALUES ('ev1','es1','e',1,'c','m'),"
+        "INSERT INTO evals(id, eval_set_id, name, version, code, model_used) VALUES "
+        "('ev1','es1','e',1,'c','m'),"
         "('ev2','es1','e',2,'c','m');"
     )
     conn.executemany(
@@ -54,8 +56,11 @@ def _database(values: list[object], declared: str, ratings: list[int]) -> sqlite
             conn.execute("INSERT INTO feedback(id, eval_set_id, trace_id, rating) VALUES (?, 'es1', ?, ?)",
                          (f"fb{i}", f"t{i:03d}", rating_names[r % 4]))
         for ev in ("ev1", "ev2"):  # every trace is run, so every trace is in the matrix's universe
-            conn.execute("INSERT INTO eval_executions(id, eval_id, trace_id, result, reason, execution_time_ms) "
-                         "VALUES (?, ?, ?, ?, 'r', 1)", (f"x{ev}{i}", ev, f"t{i:03d}", (r // 4 + (ev == 'ev2')) % 2))
+            conn.execute(
+                "INSERT INTO eval_executions(id, eval_id, trace_id, result, reason, execution_time_ms) "
+                "VALUES (?, ?, ?, ?, 'r', 1)",
+                (f"x{ev}{i}", ev, f"t{i:03d}", (r // 4 + (ev == "ev2")) % 2),
+            )
     return conn
 
 
@@ -153,7 +158,8 @@ def test_review_queue_walks_every_trace_once(values: list[object], declared: str
 
 
 def test_null_timestamps_are_not_skipped_by_page_down() -> None:
-    """The reported case: PgDn from a page whose last row is non-NULL reaches the NULL rows (End showed them)."""
+    """The reported case: PgDn from a page whose last row is non-NULL reaches the NULL rows (End showed
+    them)."""
     conn = _database(["2025-01-02", None, "2025-01-01", None, None], "DATETIME", [])
     forward, _ = _trace_walks(conn, True, 2)
     assert forward == ["t000", "t002", "t001", "t003", "t004"]

@@ -25,10 +25,32 @@ from iofold_tui.data.source.synth import generate
 from iofold_tui.data.traces.query import TraceFilter, TraceQuery
 
 QUERIES = [
-    "refund", "REFUND", '"charged twice"', "tool:search_docs", "error:timeout*", "role:assistant", "role:tool",
-    "inv*", "refund NOT timeout", "refund OR invoice", "(refund OR invoice) -duplicate", "assistant:sorry",
-    "msg:refund", "io:INV*", "id:trace_000001", "preview:checkout", "user:\"request timeout\"",
-    "markup", "ANSI", "中文", "emoji", "evil", "binary", "unclosed", "xxxxxxxx", "5000*",
+    "refund",
+    "REFUND",
+    '"charged twice"',
+    "tool:search_docs",
+    "error:timeout*",
+    "role:assistant",
+    "role:tool",
+    "inv*",
+    "refund NOT timeout",
+    "refund OR invoice",
+    "(refund OR invoice) -duplicate",
+    "assistant:sorry",
+    "msg:refund",
+    "io:INV*",
+    "id:trace_000001",
+    "preview:checkout",
+    'user:"request timeout"',
+    "markup",
+    "ANSI",
+    "中文",
+    "emoji",
+    "evil",
+    "binary",
+    "unclosed",
+    "xxxxxxxx",
+    "5000*",
 ]
 
 
@@ -41,13 +63,21 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     hostile, _ = make_hostile_db(folder / "hostile.sqlite")
     conn = sqlite3.connect(path)
     conn.execute("ATTACH ? AS h", (str(hostile),))
-    cols = "id, workspace_id, integration_id, trace_id, source, timestamp, metadata, steps, input_preview, output_preview, step_count, has_errors"
-    conn.execute(f"INSERT INTO traces({cols}) SELECT h.traces.id || '_h', (SELECT id FROM workspaces LIMIT 1), "
-                 "(SELECT id FROM integrations LIMIT 1), h.traces.trace_id || '_h', source, timestamp, metadata, steps, "
-                 "input_preview, output_preview, step_count, has_errors FROM h.traces")
-    conn.execute("INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps) SELECT "
-                 "'weird', (SELECT id FROM workspaces LIMIT 1), (SELECT id FROM integrations LIMIT 1), X'FF61626364', 7, 12345, "
-                 "'[1e5, {\"messages_added\": [{\"role\": \"assistant\", \"content\": \"caf\\u00e9 CAFÉ na\\u0000ive\"}]}, \"plain\", null]'")
+    cols = ("id, workspace_id, integration_id, trace_id, source, timestamp, metadata, steps, input_preview, "
+            "output_preview, step_count, has_errors")
+    conn.execute(
+        f"INSERT INTO traces({cols}) SELECT h.traces.id || '_h', (SELECT id FROM workspaces LIMIT 1), "
+        "(SELECT id FROM integrations LIMIT 1), h.traces.trace_id || '_h', source, timestamp, metadata, "
+        "steps, "
+        "input_preview, output_preview, step_count, has_errors FROM h.traces"
+    )
+    conn.execute(
+        "INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps) SELECT "
+        "'weird', (SELECT id FROM workspaces LIMIT 1), (SELECT id FROM integrations LIMIT 1), X'FF61626364', "
+        "7, 12345, "
+        '\'[1e5, {"messages_added": [{"role": "assistant", "content": "caf\\u00e9 CAFÉ na\\u0000ive"}]}, '
+        '"plain", null]\''
+    )
     conn.commit()
     conn.execute("DETACH h")
     conn.close()
@@ -87,11 +117,16 @@ def test_queries_find_what_they_name(demo: Path, built: SearchIndex) -> None:
     assert "weird" in ids(_same(built, db, "1e5"))  # numbers keep their literal text
     assert "invalid_json_h" in ids(_same(built, db, "unclosed"))  # invalid JSON indexed as raw text
     tools = _same(built, db, "tool:search_docs")
-    assert tools and all("search_docs" in db.execute("SELECT steps FROM traces WHERE rowid = ?", (r,)).fetchone()[0] for r in tools)
+    assert tools and all(
+        "search_docs" in db.execute("SELECT steps FROM traces WHERE rowid = ?", (r,)).fetchone()[0]
+        for r in tools
+    )
     assert not set(_same(built, db, "tool:search_docs NOT docs")) # a term cannot subtract itself
     # newest first, in the trace list's order
     rows = built.search(parse("refund"), limit=None).rowids
-    listed = [r.rowid for r in TraceQuery(db, TraceFilter(step_rowids=tuple(rows))).first_page(len(rows)).rows]
+    listed = [
+        r.rowid for r in TraceQuery(db, TraceFilter(step_rowids=tuple(rows))).first_page(len(rows)).rows
+    ]
     assert rows == listed
 
 
@@ -102,7 +137,9 @@ def _vocabulary(demo: Path) -> tuple[list[str], list[list[str]]]:
     rng = random.Random(7)
     words: set[str] = set()
     runs: list[list[str]] = []
-    for r in conn.execute("SELECT id, trace_id, input_preview, output_preview, steps FROM traces WHERE rowid % 37 = 0"):
+    for r in conn.execute(
+        "SELECT id, trace_id, input_preview, output_preview, steps FROM traces WHERE rowid % 37 = 0"
+    ):
         for value in extract(*r):
             toks = tokens(value)[:400]
             words.update(t for t in toks if len(t) < 30)
@@ -144,10 +181,16 @@ def test_property_index_equals_scan(demo: Path, built: SearchIndex, vocab: tuple
 
 
 @settings(max_examples=300, deadline=None)
-@given(text=st.lists(st.sampled_from([*'ab "*():-_\\\'\x00é中', "tool:", "error:", "OR", "AND", "NOT", " OR ", " NOT "]),
-                     max_size=20).map("".join) | st.text(max_size=20))
+@given(
+    text=st.lists(
+        st.sampled_from([*"ab \"*():-_\\'\x00é中", "tool:", "error:", "OR", "AND", "NOT", " OR ", " NOT "]),
+        max_size=20,
+    ).map("".join)
+    | st.text(max_size=20)
+)
 def test_any_text_is_a_result_or_a_message(text: str) -> None:
-    """Arbitrary user text never reaches FTS5 as a syntax error: it parses to a valid MATCH, or it is a message."""
+    """Arbitrary user text never reaches FTS5 as a syntax error: it parses to a valid MATCH, or it is a
+    message."""
     mem = sqlite3.connect(":memory:")
     from iofold_tui.data.search.scan import FTS_ARGS
     mem.execute(f"CREATE VIRTUAL TABLE m USING fts5({FTS_ARGS})")
@@ -159,8 +202,26 @@ def test_any_text_is_a_result_or_a_message(text: str) -> None:
     mem.execute("SELECT rowid FROM m WHERE m MATCH ?", (match,)).fetchall()
 
 
-@pytest.mark.parametrize("text", ["", "   ", '"unclosed', "(refund", "refund)", "NOT refund", "-refund",
-                                  "refund AND", "OR refund", "tool:", "tols:search", "a*b", "$$$", "()", "x" * 3000])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        '"unclosed',
+        "(refund",
+        "refund)",
+        "NOT refund",
+        "-refund",
+        "refund AND",
+        "OR refund",
+        "tool:",
+        "tols:search",
+        "a*b",
+        "$$$",
+        "()",
+        "x" * 3000,
+    ],
+)
 def test_syntax_errors_are_messages(text: str) -> None:
     with pytest.raises(SearchSyntaxError) as err:
         parse(text)
@@ -174,7 +235,9 @@ def test_regex_scan(demo: Path) -> None:
     with pytest.raises(SearchSyntaxError):
         regex_scan(db, "(unclosed")
     calls = []
-    partial = regex_scan(db, "x", chunk=50, progress=lambda d, t: calls.append(d), cancelled=lambda: len(calls) >= 2)
+    partial = regex_scan(
+        db, "x", chunk=50, progress=lambda d, t: calls.append(d), cancelled=lambda: len(calls) >= 2
+    )
     assert not partial.complete and len(calls) == 2
 
 
@@ -193,14 +256,30 @@ def _mutate(path: Path, seed: int) -> None:
     rids = [r[0] for r in conn.execute("SELECT rowid FROM traces")]
     for rid in rng.sample(rids, 15):
         conn.execute("DELETE FROM traces WHERE rowid = ?", (rid,))
-    for rid in rng.sample([r for r in rids if conn.execute("SELECT 1 FROM traces WHERE rowid=?", (r,)).fetchone()], 10):
-        conn.execute("UPDATE traces SET timestamp = '2027-01-01T00:00:00Z', steps = ?, input_preview = 'zebra quokka' "
-                     "WHERE rowid = ?", (json.dumps([{"messages_added": [{"role": "user", "content": "zebra quokka refund"}]}]), rid))
+    for rid in rng.sample(
+        [r for r in rids if conn.execute("SELECT 1 FROM traces WHERE rowid=?", (r,)).fetchone()], 10
+    ):
+        conn.execute(
+            "UPDATE traces SET timestamp = '2027-01-01T00:00:00Z', steps = ?, input_preview = 'zebra quokka' "
+            "WHERE rowid = ?",
+            (json.dumps([{"messages_added": [{"role": "user", "content": "zebra quokka refund"}]}]), rid),
+        )
     for i in range(40):
-        conn.execute("INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps, input_preview) "
-                     "SELECT ?, workspace_id, integration_id, ?, 'openai', '2026-12-0' || ? || 'T00:00:00Z', ?, 'new refund' "
-                     "FROM traces LIMIT 1", (f"new_{seed}_{i}", f"ext_{seed}_{i}", i % 9 + 1,
-                                             json.dumps([{"tool_calls": [{"tool_name": "brand_new_tool", "error": f"Timeout after {i} s"}]}])))
+        conn.execute(
+            "INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps, "
+            "input_preview) "
+            "SELECT ?, workspace_id, integration_id, ?, 'openai', '2026-12-0' || ? || 'T00:00:00Z', ?, 'new "
+            "refund' "
+            "FROM traces LIMIT 1",
+            (
+                f"new_{seed}_{i}",
+                f"ext_{seed}_{i}",
+                i % 9 + 1,
+                json.dumps(
+                    [{"tool_calls": [{"tool_name": "brand_new_tool", "error": f"Timeout after {i} s"}]}]
+                ),
+            ),
+        )
     conn.commit()
     conn.close()
 
@@ -226,9 +305,11 @@ def test_appended_traces_take_the_tail_path(demo: Path, tmp_path: Path) -> None:
     shutil.copy(demo, path)
     index = _index(path, tmp_path / "inc.fts.sqlite")
     conn = sqlite3.connect(path)
-    conn.execute("INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps) "
-                 "SELECT 'tail_' || rowid, workspace_id, integration_id, 'tail_' || rowid, source, timestamp, steps "
-                 "FROM traces WHERE rowid % 10 = 0")
+    conn.execute(
+        "INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps) "
+        "SELECT 'tail_' || rowid, workspace_id, integration_id, 'tail_' || rowid, source, timestamp, steps "
+        "FROM traces WHERE rowid % 10 = 0"
+    )
     conn.commit()
     report = index.sync(connect(path, read_only=True))
     assert report.mode == "tail" and report.added > 0 and report.deleted == 0
@@ -248,7 +329,9 @@ def test_cancelled_build_resumes(demo: Path, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------ degrading to the scan
 
-def test_corrupt_sidecar_scans_with_a_note(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_corrupt_sidecar_scans_with_a_note(
+    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("IOFOLD_TUI_CACHE_DIR", str(tmp_path / "cache"))
     db = connect(demo, read_only=True)
     index = SearchIndex(demo)
@@ -264,7 +347,9 @@ def test_corrupt_sidecar_scans_with_a_note(demo: Path, tmp_path: Path, monkeypat
     assert run_search(db, demo, "refund", limit=None).rowids == want.rowids
 
 
-def test_unwritable_cache_dir_scans_with_a_note(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unwritable_cache_dir_scans_with_a_note(
+    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     monkeypatch.setenv("IOFOLD_TUI_CACHE_DIR", str(blocker / "cache"))
@@ -305,7 +390,9 @@ def test_cli_index_and_search(demo: Path, tmp_path: Path, monkeypatch: pytest.Mo
     for bad in (["search", str(demo), '"unclosed'], ["search", str(demo), "(x", "--regex"],
                 ["search", str(tmp_path / "missing.sqlite"), "x"]):
         out = runner.invoke(main, bad)
-        assert out.exit_code == 2 and "Traceback" not in out.output and len(out.stderr.strip().splitlines()) == 1
+        assert (
+            out.exit_code == 2 and "Traceback" not in out.output and len(out.stderr.strip().splitlines()) == 1
+        )
     out = runner.invoke(main, ["index", str(demo)])
     assert "up to date" in out.stdout
     out = runner.invoke(main, ["search", "--demo", "timeout", "--json"])
@@ -330,7 +417,11 @@ def test_facets_count_and_filter(demo: Path, built: SearchIndex) -> None:
             flt = F.facet_filter(TraceFilter(eval_set_id=es), facet, value.value, db, built)
             assert TraceQuery(db, flt).count() == value.count, (name, value)
     tools = F.facet(db, "tool", db_path=demo, index=built)
-    direct = sum(1 for (s,) in db.execute("SELECT steps FROM traces") if isinstance(s, str) and '"tool_name": "search_docs"' in s)
+    direct = sum(
+        1
+        for (s,) in db.execute("SELECT steps FROM traces")
+        if isinstance(s, str) and '"tool_name": "search_docs"' in s
+    )
     assert next(v.count for v in tools.values if v.value == "search_docs") == direct
     with pytest.raises(ValueError):
         F.facet(db, "tool", db_path=demo, index=None)
@@ -343,10 +434,18 @@ def test_most_contradicted_matches_the_scoped_comparison(demo: Path, built: Sear
         assert not reused and F.prepare_contradicted(db, built, es, demo)[1]
         want: dict[int, int] = {}
         for rid, rating, result, error, own in db.execute(
-                "SELECT t.rowid, c.human_rating, c.predicted_result, c.execution_error, c.eval_set_id = v.eval_set_id "
-                "FROM eval_comparison c JOIN evals v ON v.id = c.eval_id JOIN traces t ON t.id = c.trace_id "
-                "WHERE v.eval_set_id = ?", (es,)):
-            if own and error is None and rating in ("positive", "negative") and (rating == "positive") != (result == 1):
+            "SELECT t.rowid, c.human_rating, c.predicted_result, c.execution_error, c.eval_set_id = "
+            "v.eval_set_id "
+            "FROM eval_comparison c JOIN evals v ON v.id = c.eval_id JOIN traces t ON t.id = c.trace_id "
+            "WHERE v.eval_set_id = ?",
+            (es,),
+        ):
+            if (
+                own
+                and error is None
+                and rating in ("positive", "negative")
+                and (rating == "positive") != (result == 1)
+            ):
                 want[rid] = want.get(rid, 0) + 1
         rows = F.most_contradicted(built, es, limit=10_000)
         assert dict(rows) == want and len(rows) == n
@@ -362,12 +461,16 @@ def test_sort_cost_is_said_up_front(demo: Path) -> None:
     db = connect(demo, read_only=True)
     assert F.sort_cost(db, "timestamp").through.startswith("index")
     assert F.sort_cost(db, "step_count").through == "full sort"
-    steps = [db.execute("SELECT step_count FROM traces WHERE rowid = ?", (r,)).fetchone()[0] for r in F.sorted_page(db, "step_count", limit=20)]
+    steps = [
+        db.execute("SELECT step_count FROM traces WHERE rowid = ?", (r,)).fetchone()[0]
+        for r in F.sorted_page(db, "step_count", limit=20)
+    ]
     assert steps == sorted(steps, reverse=True)
 
 
 def test_order_keys_running_out_rebuild(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """FTS rowids are order keys spaced GAP apart; inserts that exhaust a gap make a rebuild, not a wrong order."""
+    """FTS rowids are order keys spaced GAP apart; inserts that exhaust a gap make a rebuild, not a wrong
+    order."""
     from iofold_tui.data.search import index as index_mod
 
     monkeypatch.setattr(index_mod, "GAP", 4)
@@ -377,8 +480,11 @@ def test_order_keys_running_out_rebuild(demo: Path, tmp_path: Path, monkeypatch:
     conn = sqlite3.connect(path)
     ts = conn.execute("SELECT timestamp FROM traces ORDER BY timestamp DESC LIMIT 1 OFFSET 5").fetchone()[0]
     for i in range(6):
-        conn.execute("INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps) SELECT "
-                     "?, workspace_id, integration_id, ?, source, ?, '[\"squeeze\"]' FROM traces LIMIT 1", (f"sq{i}", f"sq{i}", ts))
+        conn.execute(
+            "INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps) SELECT "
+            "?, workspace_id, integration_id, ?, source, ?, '[\"squeeze\"]' FROM traces LIMIT 1",
+            (f"sq{i}", f"sq{i}", ts),
+        )
     conn.commit()
     index.sync(connect(path, read_only=True))
     db = connect(path, read_only=True)
@@ -388,7 +494,9 @@ def test_order_keys_running_out_rebuild(demo: Path, tmp_path: Path, monkeypatch:
 
 # ------------------------------------------------------------ the UI: g uses the index, Shift+F facets
 
-async def test_trace_list_search_and_facets(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_trace_list_search_and_facets(
+    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from textual.widgets import OptionList
 
     from iofold_tui.data.source.loader import open_source
@@ -408,7 +516,9 @@ async def test_trace_list_search_and_facets(demo: Path, tmp_path: Path, monkeypa
         await settle(app, pilot)
         assert set(app.state.trace_filter.step_rowids or ()) == set(want)
         for _ in range(200):
-            if SearchIndex(path).exists() and not any(w.group == "search-index" and w.is_running for w in app.screen.workers):
+            if SearchIndex(path).exists() and not any(
+                w.group == "search-index" and w.is_running for w in app.screen.workers
+            ):
                 break
             await pilot.pause(0.05)
         await pilot.press("c", "g", *"tool:search_docs", "enter")  # now through the index: the same set
@@ -436,7 +546,9 @@ def test_verify_catches_what_the_quick_check_cannot(demo: Path, tmp_path: Path) 
     shutil.copy(demo, path)
     index = _index(path, tmp_path / "s.fts.sqlite")
     conn = sqlite3.connect(path)
-    conn.execute("UPDATE traces SET id = id || '_x', metadata = '{\"note\": \"changed in place\"}' WHERE rowid = 7")
+    conn.execute(
+        "UPDATE traces SET id = id || '_x', metadata = '{\"note\": \"changed in place\"}' WHERE rowid = 7"
+    )
     conn.commit()
     assert index.sync(connect(path, read_only=True)).mode == "up to date"  # documented blind spot
     report = index.sync(connect(path, read_only=True), verify=True)

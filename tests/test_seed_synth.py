@@ -16,8 +16,18 @@ from iofold_tui.data.errors import SourceError
 from iofold_tui.data.paths import schema_dir
 from iofold_tui.data.source import synth
 
-TABLES = ("users", "workspaces", "workspace_members", "integrations", "traces", "eval_sets", "feedback", "evals",
-          "eval_executions", "jobs")
+TABLES = (
+    "users",
+    "workspaces",
+    "workspace_members",
+    "integrations",
+    "traces",
+    "eval_sets",
+    "feedback",
+    "evals",
+    "eval_executions",
+    "jobs",
+)
 STEP_KEYS = {"step_id", "timestamp", "messages_added", "tool_calls", "input", "output", "metadata"}
 
 
@@ -94,8 +104,9 @@ def test_seed_eval_code_reproduces_stored_results(seed_conn: sqlite3.Connection)
     imports = {alias.name for node in ast.walk(ast.parse(ev["code"])) if isinstance(node, ast.Import)
                for alias in node.names}
     assert imports <= {"json", "re"} and "\\n" not in ev["code"]  # avoids the D1 export round-trip bug
-    rows = seed_conn.execute("""SELECT x.result, x.reason, x.execution_time_ms, t.id, t.steps FROM eval_executions x
-                                JOIN traces t ON t.id = x.trace_id ORDER BY t.id""").fetchall()
+    rows = seed_conn.execute("""SELECT x.result, x.reason, x.execution_time_ms, t.id, t.steps
+                                FROM eval_executions x JOIN traces t ON t.id = x.trace_id
+                                ORDER BY t.id""").fetchall()
     details = {d["trace_id"]: d for d in json.loads(ev["test_results"])["details"]}
     for row in rows:
         passed, reason = run_eval(ev["code"], ev["name"], row["id"], json.loads(row["steps"]))
@@ -142,7 +153,9 @@ def test_build_demo_db_replaces_previous_file(tmp_path: Path) -> None:
 def synth_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("synth") / "synth.sqlite"
     calls: list[tuple[int, int]] = []
-    report = synth.generate(path, traces=2000, seed=7, hostile=True, progress=lambda d, t: calls.append((d, t)))
+    report = synth.generate(
+        path, traces=2000, seed=7, hostile=True, progress=lambda d, t: calls.append((d, t))
+    )
     assert report.traces == 2000 + report.hostile_traces and calls[-1] == (report.traces, report.traces)
     return path
 
@@ -160,7 +173,10 @@ def test_generate_is_deterministic(tmp_path: Path, synth_db: Path) -> None:
     assert table_digest(again) == table_digest(synth_db)
     other = synth.generate(tmp_path / "other.sqlite", traces=2000, seed=8).path
     first = "SELECT steps, timestamp FROM traces ORDER BY id LIMIT 1"
-    assert sqlite3.connect(other).execute(first).fetchone() != sqlite3.connect(synth_db).execute(first).fetchone()
+    assert (
+        sqlite3.connect(other).execute(first).fetchone()
+        != sqlite3.connect(synth_db).execute(first).fetchone()
+    )
 
 
 def test_worker_pool_gives_the_same_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -172,7 +188,12 @@ def test_worker_pool_gives_the_same_chunks(monkeypatch: pytest.MonkeyPatch) -> N
         pooled = list(synth._chunks(plan, pool))
     assert len(pooled) == len(inline) == 2
     for a, b in zip(pooled, inline, strict=True):
-        assert (a.traces, a.feedback, a.executions, a.imports) == (b.traces, b.feedback, b.executions, b.imports)
+        assert (a.traces, a.feedback, a.executions, a.imports) == (
+            b.traces,
+            b.feedback,
+            b.executions,
+            b.imports,
+        )
 
 
 def test_schema_is_exactly_schema_sql(synth_db: Path, schema_db: Path) -> None:
@@ -223,7 +244,9 @@ def test_evals_versions_executions_and_stored_counters(conn: sqlite3.Connection)
     for ev in evals:
         assert ev["status"] == ("active" if ev["version"] == 2 else "archived")
         if ev["version"] == 2:
-            parent = conn.execute("SELECT eval_set_id, version FROM evals WHERE id = ?", (ev["parent_eval_id"],)).fetchone()
+            parent = conn.execute(
+                "SELECT eval_set_id, version FROM evals WHERE id = ?", (ev["parent_eval_id"],)
+            ).fetchone()
             assert tuple(parent) == (ev["eval_set_id"], 1)
         results = json.loads(ev["test_results"])
         assert results["total"] == len(results["details"]) == len(json.loads(ev["training_trace_ids"])) > 0
@@ -234,15 +257,20 @@ def test_evals_versions_executions_and_stored_counters(conn: sqlite3.Connection)
         assert stats[1] == stats[2] > 0  # errored executions are stored with result 0
         view = conn.execute("SELECT count(*) FROM eval_comparison WHERE eval_id = ? AND is_contradiction = 1",
                             (ev["id"],)).fetchone()[0]
-        scoped = conn.execute("SELECT count(*) FROM eval_comparison WHERE eval_id = ? AND is_contradiction = 1 "
-                              "AND eval_set_id = ?", (ev["id"], ev["eval_set_id"])).fetchone()[0]
+        scoped = conn.execute(
+            "SELECT count(*) FROM eval_comparison WHERE eval_id = ? AND is_contradiction = 1 "
+            "AND eval_set_id = ?",
+            (ev["id"], ev["eval_set_id"]),
+        ).fetchone()[0]
         assert ev["contradiction_count"] == view > scoped  # stored the inflated way, as real data has it
     errored = conn.execute("SELECT avg(error IS NOT NULL) FROM eval_executions").fetchone()[0]
     assert 0.01 < errored < 0.04
 
 
 def test_generated_eval_code_runs_on_generated_traces(conn: sqlite3.Connection) -> None:
-    traces = conn.execute("SELECT id, steps FROM traces WHERE id NOT LIKE 'trace_hostile%' LIMIT 40").fetchall()
+    traces = conn.execute(
+        "SELECT id, steps FROM traces WHERE id NOT LIKE 'trace_hostile%' LIMIT 40"
+    ).fetchall()
     for ev in conn.execute("SELECT name, code FROM evals"):
         for t in traces:
             passed, reason = run_eval(ev["code"], ev["name"], t["id"], json.loads(t["steps"]))

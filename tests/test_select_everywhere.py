@@ -20,9 +20,13 @@ JOBS = 250  # more than two pages of the jobs pane (100 a page)
 def db(seed_db: Path) -> Path:
     conn = sqlite3.connect(seed_db)
     cols = [r[1] for r in conn.execute("PRAGMA table_info(jobs)")]
-    exprs = ", ".join({"id": "'job_extra_' || printf('%03d', n)",
-                       "created_at": "strftime('%Y-%m-%dT%H:%M:%fZ', '2030-01-01', '+' || n || ' minutes')"}.get(c, c)
-                      for c in cols)
+    exprs = ", ".join(
+        {
+            "id": "'job_extra_' || printf('%03d', n)",
+            "created_at": "strftime('%Y-%m-%dT%H:%M:%fZ', '2030-01-01', '+' || n || ' minutes')",
+        }.get(c, c)
+        for c in cols
+    )
     conn.execute(f"WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < {JOBS}) "
                  f"INSERT INTO jobs ({', '.join(cols)}) SELECT {exprs} FROM k, (SELECT * FROM jobs LIMIT 1)")
     conn.commit()
@@ -35,7 +39,7 @@ def _selected(app: IofoldApp, pane: str, item: str) -> str | None:
     if pane == "traces":
         return screen.query_one("#traces").cursor_key  # type: ignore[attr-defined]
     if pane == "review":
-        return screen.visited[screen.pos].trace_id  # type: ignore[attr-defined]
+        return screen.queue.current.trace_id  # type: ignore[attr-defined]
     if pane == "matrix":
         grid = screen.grid  # type: ignore[attr-defined]
         key = grid.coordinate_to_cell_key(grid.cursor_coordinate)
@@ -46,12 +50,19 @@ def _selected(app: IofoldApp, pane: str, item: str) -> str | None:
     return screen.selected_id  # type: ignore[attr-defined]  # evals, integrations
 
 
-@pytest.mark.parametrize("pane, item", [
-    ("traces", "trace_003"), ("review", "trace_004"), ("matrix", "trace_002"), ("matrix", "eval_response_quality_v1"),
-    ("evals", "eval_response_quality_v1"),
-    ("jobs", "job_extra_007"),  # the third page, newest first
-    ("jobs", "job_import_001"), ("integrations", "int_langfuse_demo"),
-])
+@pytest.mark.parametrize(
+    "pane, item",
+    [
+        ("traces", "trace_003"),
+        ("review", "trace_004"),
+        ("matrix", "trace_002"),
+        ("matrix", "eval_response_quality_v1"),
+        ("evals", "eval_response_quality_v1"),
+        ("jobs", "job_extra_007"),  # the third page, newest first
+        ("jobs", "job_import_001"),
+        ("integrations", "int_langfuse_demo"),
+    ],
+)
 async def test_select_on_start(db: Path, pane: str, item: str) -> None:
     app = IofoldApp(open_source(db), pane=pane, select=item, watch_interval=0)
     async with app.run_test(size=(140, 40)) as pilot:

@@ -165,7 +165,9 @@ def test_concurrent_writer_does_not_fail_a_write(tmp_path: Path) -> None:
 
     thread = threading.Thread(target=release)
     thread.start()
-    opened.db.write(lambda c: c.execute("UPDATE feedback SET notes = 'x' WHERE id = (SELECT min(id) FROM feedback)"))
+    opened.db.write(
+        lambda c: c.execute("UPDATE feedback SET notes = 'x' WHERE id = (SELECT min(id) FROM feedback)")
+    )
     thread.join()
     holder.close()
     assert opened.db.query_one("SELECT count(*) FROM feedback WHERE notes = 'x'")[0] == 1
@@ -180,7 +182,9 @@ def test_close_while_a_worker_queries_interrupts_instead_of_crashing(tmp_path: P
         conn = opened.db.conn()
         conn.set_progress_handler(lambda: running.set() or 0, 1000)  # the query is executing
         try:
-            conn.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n").fetchone()
+            conn.execute(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"
+            ).fetchone()
         except sqlite3.OperationalError as exc:
             outcome.append(str(exc))
 
@@ -216,10 +220,14 @@ def test_data_version_is_comparable_across_worker_threads(tmp_path: Path) -> Non
         (lambda p: (p / "junk.bin").write_bytes(b"junk" * 10) and p / "junk.bin", "not a D1/SQL export"),
     ],
 )
-def test_cli_errors_are_one_line_exit_2(tmp_path: Path, make, expected: str) -> None:  # noqa: ANN001
+def test_cli_errors_are_one_line_exit_2(tmp_path: Path, make, expected: str) -> None:
     target = make(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "iofold_tui", "info", str(target)], capture_output=True, text=True,
-                          env={**os.environ, "IOFOLD_TUI_CACHE_DIR": str(tmp_path / "c")})
+    proc = subprocess.run(
+        [sys.executable, "-m", "iofold_tui", "info", str(target)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "IOFOLD_TUI_CACHE_DIR": str(tmp_path / "c")},
+    )
     assert proc.returncode == 2
     assert expected in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -234,7 +242,12 @@ def test_schema_sql_is_the_one_migration() -> None:
 
 def _export_text() -> str:
     """schema + seed in the shape of a `wrangler d1 export` file (first line, no BEGIN/COMMIT)."""
-    return "PRAGMA defer_foreign_keys=TRUE;\n" + SCHEMA.read_text() + "\n" + (SCHEMA.parent / "seed.sql").read_text()
+    return (
+        "PRAGMA defer_foreign_keys=TRUE;\n"
+        + SCHEMA.read_text()
+        + "\n"
+        + (SCHEMA.parent / "seed.sql").read_text()
+    )
 
 
 def test_d1_export_opens_as_a_cached_working_copy(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The SQL console core: read-only guard, writes on request, streaming, interrupt, errors, history, presets."""
+"""The SQL console core: read-only guard, writes on request, streaming, interrupt, errors, history,
+presets."""
 
 from __future__ import annotations
 
@@ -81,7 +82,9 @@ def test_writes_are_refused_read_only(console: SqlConsole, db: Path, sql: str) -
     result = console.execute(sql)
     assert result.refused and not result.ok
     assert "read-only" in result.message and "enable writes" in result.message and "\n" not in result.message
-    assert _count(db, "SELECT count(*) FROM workspaces") + _count(db, "SELECT count(*) FROM feedback") == before
+    assert (
+        _count(db, "SELECT count(*) FROM workspaces") + _count(db, "SELECT count(*) FROM feedback") == before
+    )
     assert _count(db, "PRAGMA user_version") == 0
     assert _count(db, "SELECT count(*) FROM sqlite_master WHERE name = 'idx_new'") == 0
 
@@ -114,7 +117,9 @@ def test_writes_after_enabling_and_back(console: SqlConsole, db: Path) -> None:
     result = console.execute("INSERT INTO workspaces (id, name) VALUES ('w_new', 'New')")
     assert result.ok and result.message == "1 row(s) changed" and result.columns == []
     assert _count(db, "SELECT count(*) FROM workspaces WHERE id = 'w_new'") == 1
-    cte = console.execute("WITH x AS (SELECT 'w2' AS id) INSERT INTO workspaces (id, name) SELECT id, 'n' FROM x")
+    cte = console.execute(
+        "WITH x AS (SELECT 'w2' AS id) INSERT INTO workspaces (id, name) SELECT id, 'n' FROM x"
+    )
     assert cte.ok and _count(db, "SELECT count(*) FROM workspaces") == 4
     upd = console.execute("UPDATE traces SET source = 'y' WHERE workspace_id = 'ws_b'")
     assert upd.message == "2 row(s) changed"
@@ -137,8 +142,10 @@ def test_streams_a_200k_row_select_without_loading_it(tmp_path: Path) -> None:
     path = tmp_path / "big.sqlite"
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE big (n INTEGER, label TEXT)")
-    conn.execute("INSERT INTO big WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000) "
-                 "SELECT x, 'row ' || x FROM c")
+    conn.execute(
+        "INSERT INTO big WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000) "
+        "SELECT x, 'row ' || x FROM c"
+    )
     conn.commit()
     conn.close()
     console = SqlConsole(path)
@@ -195,8 +202,10 @@ def test_interrupt_a_long_query_from_another_thread(console: SqlConsole) -> None
 
 
 def test_interrupt_while_fetching_a_page(console: SqlConsole) -> None:
-    result = console.execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) "
-                             "SELECT x FROM c WHERE x = 1 OR x > 999999990")
+    result = console.execute(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) "
+        "SELECT x FROM c WHERE x = 1 OR x > 999999990"
+    )
     assert result.ok
     thread, out = _run_in_thread(lambda: result.fetch_page(5))
     assert console.wait_running(10)
@@ -223,7 +232,9 @@ def test_errors_come_back_as_one_line_results(console: SqlConsole) -> None:
 
 
 def test_invalid_utf8_cell_does_not_fail_the_page(console: SqlConsole) -> None:
-    assert _all(console.execute("SELECT CAST(X'FF41' AS TEXT), 'ok'")) == [("⟨\\xFF⟩A", "ok")]  # the byte, visibly
+    assert _all(console.execute("SELECT CAST(X'FF41' AS TEXT), 'ok'")) == [
+        ("⟨\\xFF⟩A", "ok")
+    ]  # the byte, visibly
 
 
 def test_runtime_error_in_a_later_page(console: SqlConsole) -> None:
@@ -243,7 +254,9 @@ def test_blob_huge_and_control_cells_render_safely(console: SqlConsole) -> None:
     assert b == "<BLOB 3 bytes: 00 ff 10>"
     assert z is not None and z.startswith("<BLOB 100000 bytes: 00 00") and z.endswith("…>")
     assert huge is not None and len(huge) == console.cell_width and huge.endswith("…")
-    assert ansi is not None and ansi == one_line("\x1b[31mred\nnext") and "\x1b" not in ansi and "\n" not in ansi
+    assert (
+        ansi is not None and ansi == one_line("\x1b[31mred\nnext") and "\x1b" not in ansi and "\n" not in ansi
+    )
     assert nothing is None and num == "1.5"
     cols = console.execute("SELECT 1 AS \"a\x1bb\"").columns
     assert cols == ["a␛b"]
@@ -287,8 +300,14 @@ def test_every_preset_runs_on_the_seed(seed_db: Path) -> None:
         for preset in presets(ws, es):
             rows = _all(console.execute(preset.sql))
             assert console.execute(preset.sql).columns, preset.key
-            if preset.key in ("evals_newest", "integrations_status", "evals_accuracy", "jobs_status", "label_progress",
-                              "traces_rating"):
+            if preset.key in (
+                "evals_newest",
+                "integrations_status",
+                "evals_accuracy",
+                "jobs_status",
+                "label_progress",
+                "traces_rating",
+            ):
                 assert rows, preset.key
     console.close()
 

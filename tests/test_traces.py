@@ -22,18 +22,37 @@ def many(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
     conn = sqlite3.connect(path)
     conn.executescript(
         "INSERT INTO workspaces(id, name) VALUES ('ws1', 'one'), ('ws2', 'two');"
-        "INSERT INTO integrations(id, workspace_id, platform, name, api_key_encrypted) VALUES ('i1','ws1','langfuse','lf','k'), ('i2','ws2','openai','oa','k');"
+        "INSERT INTO integrations(id, workspace_id, platform, name, api_key_encrypted) VALUES "
+        "('i1','ws1','langfuse','lf','k'), ('i2','ws2','openai','oa','k');"
         "INSERT INTO eval_sets(id, workspace_id, name) VALUES ('es1', 'ws1', 'quality');"
     )
     rows = []
     for i in range(1000):
         ws = "ws1" if i % 10 else "ws2"
-        rows.append((f"t{i:04d}", ws, "i1" if ws == "ws1" else "i2", f"ext{i}", ["langfuse", "openai"][i % 2],
-                     f"2025-06-{1 + (i // 100):02d}T10:00:{(i % 7):02d}Z", '[{"messages_added":[{"role":"user","content":"needle' + str(i % 13) + '"}]}]',
-                     f"question {i}", f"answer {i}", i % 5, int(i % 17 == 0)))
-    conn.executemany("INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps, input_preview, output_preview, step_count, has_errors) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
-    conn.executemany("INSERT INTO feedback(id, eval_set_id, trace_id, rating) VALUES (?, 'es1', ?, ?)",
-                     [(f"fb{i}", f"t{i:04d}", ["positive", "negative", "neutral"][i % 3]) for i in range(0, 1000, 4)])
+        rows.append(
+            (
+                f"t{i:04d}",
+                ws,
+                "i1" if ws == "ws1" else "i2",
+                f"ext{i}",
+                ["langfuse", "openai"][i % 2],
+                f"2025-06-{1 + (i // 100):02d}T10:00:{(i % 7):02d}Z",
+                '[{"messages_added":[{"role":"user","content":"needle' + str(i % 13) + '"}]}]',
+                f"question {i}",
+                f"answer {i}",
+                i % 5,
+                int(i % 17 == 0),
+            )
+        )
+    conn.executemany(
+        "INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps, "
+        "input_preview, output_preview, step_count, has_errors) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        rows,
+    )
+    conn.executemany(
+        "INSERT INTO feedback(id, eval_set_id, trace_id, rating) VALUES (?, 'es1', ?, ?)",
+        [(f"fb{i}", f"t{i:04d}", ["positive", "negative", "neutral"][i % 3]) for i in range(0, 1000, 4)],
+    )
     conn.commit()
     return conn
 
@@ -54,7 +73,9 @@ def _expected(conn: sqlite3.Connection, where: str = "1", newest: bool = True) -
 
 @pytest.mark.parametrize("newest", [True, False])
 @pytest.mark.parametrize("size", [7, 50, 1000])
-def test_forward_walk_visits_every_row_once_in_order(many: sqlite3.Connection, newest: bool, size: int) -> None:
+def test_forward_walk_visits_every_row_once_in_order(
+    many: sqlite3.Connection, newest: bool, size: int
+) -> None:
     q = TraceQuery(many, TraceFilter(eval_set_id="es1", newest_first=newest))
     assert _walk(q, size) == _expected(many, newest=newest)
 
@@ -75,8 +96,11 @@ def test_filters_combine_and_count_matches(many: sqlite3.Connection) -> None:
                       date_from="2025-06-02", date_to="2025-06-05", text="question 3")
     q = TraceQuery(many, flt)
     got = _walk(q, 10)
-    expected = _expected(many, "workspace_id='ws1' AND source='langfuse' AND has_errors=0 AND timestamp >= '2025-06-02' "
-                               "AND timestamp < '2025-06-06' AND input_preview LIKE '%question 3%'")
+    expected = _expected(
+        many,
+        "workspace_id='ws1' AND source='langfuse' AND has_errors=0 AND timestamp >= '2025-06-02' "
+        "AND timestamp < '2025-06-06' AND input_preview LIKE '%question 3%'",
+    )
     assert got == expected and expected
     assert q.count() == len(expected)
     assert flt.describe()  # the header names the filters
@@ -133,7 +157,9 @@ def test_total_and_workspace(many: sqlite3.Connection) -> None:
 
 def test_step_scan_chunks_and_cancels(many: sqlite3.Connection) -> None:
     calls: list[tuple[int, int, int]] = []
-    rowids, complete = scan_steps(many, "NEEDLE12", TraceFilter(), chunk=100, progress=lambda *a: calls.append(a))
+    rowids, complete = scan_steps(
+        many, "NEEDLE12", TraceFilter(), chunk=100, progress=lambda *a: calls.append(a)
+    )
     assert complete
     expected = [r[0] for r in many.execute("SELECT rowid FROM traces WHERE steps LIKE '%needle12%'")]
     assert sorted(rowids) == sorted(expected) and expected
@@ -157,7 +183,16 @@ def test_sanitiser_makes_controls_visible() -> None:
 
 
 def test_parse_steps_never_raises() -> None:
-    for raw in ("{not json", "[]", "null", "42", '"str"', '{"steps": [{"output": {"response": "hi"}}]}', "[1, [2], null]", "[" * 100000):
+    for raw in (
+        "{not json",
+        "[]",
+        "null",
+        "42",
+        '"str"',
+        '{"steps": [{"output": {"response": "hi"}}]}',
+        "[1, [2], null]",
+        "[" * 100000,
+    ):
         parsed = parse_steps(raw)
         assert isinstance(parsed.steps, list)
     assert parse_steps('{"steps": [{"output": {"response": "hi"}}]}').final_answer == "hi"
@@ -173,5 +208,7 @@ def test_core_never_imports_textual() -> None:
         "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')]\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

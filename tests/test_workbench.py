@@ -39,7 +39,8 @@ from iofold_tui.data.matrix.stats import compute_stats
 
 SRC = "eval_response_quality_v1"
 SET = "set_response_quality"
-GOOD = 'import json\n\ndef response_quality(trace):\n    return (len(json.dumps(trace["steps"])) % 2 == 0, "parity")\n'
+GOOD = ('import json\n\ndef response_quality(trace):\n'
+        '    return (len(json.dumps(trace["steps"])) % 2 == 0, "parity")\n')
 
 
 def _conn(db: Path) -> sqlite3.Connection:
@@ -68,7 +69,12 @@ def test_create_version_like_iofold(db: Path, sidecar: Path) -> None:
     src = _row(conn, SRC)
     new = create_version(conn, sidecar, SRC, GOOD)
     row = _row(conn, new.id)
-    assert (row["eval_set_id"], row["name"], row["version"], row["parent_eval_id"]) == (SET, src["name"], 2, SRC)
+    assert (row["eval_set_id"], row["name"], row["version"], row["parent_eval_id"]) == (
+        SET,
+        src["name"],
+        2,
+        SRC,
+    )
     assert (row["status"], row["model_used"], row["code"]) == ("draft", MODEL_USED, GOOD)
     for col in ("generation_prompt", "custom_instructions", "description"):
         assert row[col] == src[col]
@@ -94,7 +100,7 @@ def test_concurrent_creates_never_share_a_version(db: Path, sidecar: Path) -> No
         try:
             for _ in range(6):
                 made.append(create_version(conn, sidecar, SRC, GOOD).version)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             conn.close()
@@ -114,7 +120,9 @@ def test_concurrent_creates_never_share_a_version(db: Path, sidecar: Path) -> No
     ("def f(trace):\n    x = 1\n    return trace.__class__.__subclasses__(), ''\n", 3),
     ("def f(trace):\n    return open('/etc/passwd'), ''\n", 2),
 ])
-def test_static_check_reports_lines_and_refuses_to_save(db: Path, sidecar: Path, code: str, line: int) -> None:
+def test_static_check_reports_lines_and_refuses_to_save(
+    db: Path, sidecar: Path, code: str, line: int
+) -> None:
     problems = check(code, "f")
     assert problems and problems[0].line is not None and problems[0].line <= line
     conn = _conn(db)
@@ -213,17 +221,27 @@ def _db_with(tmp: Path, traces: list[tuple[str | None, str | None, str | None]])
     conn.execute("PRAGMA ignore_check_constraints = 1")
     for i, (rating, sa, sb) in enumerate(traces):
         tid = f"t{i:04d}"
-        conn.execute("INSERT INTO traces (id, workspace_id, integration_id, trace_id, source, timestamp, steps) "
-                     "SELECT ?, workspace_id, id, ?, 'x', '2025', '[]' FROM integrations LIMIT 1", (tid, tid))
+        conn.execute(
+            "INSERT INTO traces (id, workspace_id, integration_id, trace_id, source, timestamp, steps) "
+            "SELECT ?, workspace_id, id, ?, 'x', '2025', '[]' FROM integrations LIMIT 1",
+            (tid, tid),
+        )
         if rating is not None:
             conn.execute("INSERT INTO feedback (id, eval_set_id, trace_id, rating) VALUES (?, ?, ?, ?)",
                          (f"fb{i}", SET, tid, rating))
         for eid, state in ((SRC, sa), ("eval_b", sb)):
             if state is not None:
-                conn.execute("INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms,"
-                             " error) VALUES (?, ?, ?, ?, 'r', 1, ?)",
-                             (f"{eid}{i}", eid, tid, {"pass": 1, "invalid": 2}.get(state, 0),
-                              "boom" if state == "error" else None))
+                conn.execute(
+                    "INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms,"
+                    " error) VALUES (?, ?, ?, ?, 'r', 1, ?)",
+                    (
+                        f"{eid}{i}",
+                        eid,
+                        tid,
+                        {"pass": 1, "invalid": 2}.get(state, 0),
+                        "boom" if state == "error" else None,
+                    ),
+                )
     conn.commit()
     conn.close()
     return path
@@ -334,16 +352,22 @@ def test_patch_applies_idempotently_and_never_overwrites(tmp_path: Path, db: Pat
     conn = _conn(db)
     tricky = GOOD + "# it's a \\n literal and a real newline\n"
     new = create_version(conn, sidecar, SRC, tricky, activate=True)
-    conn.execute("INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms) "
-                 "VALUES ('x1', ?, 'trace_001', 0, 'no', 3), ('x2', ?, 'trace_ghost', 1, 'x', 1)", (new.id, new.id))
+    conn.execute(
+        "INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms) "
+        "VALUES ('x1', ?, 'trace_001', 0, 'no', 3), ('x2', ?, 'trace_ghost', 1, 'x', 1)",
+        (new.id, new.id),
+    )
     patch = _patch(conn, sidecar, with_executions=True)
     assert not any(s.lstrip().upper().startswith(("BEGIN", "COMMIT")) for s in _statements(patch))
     assert _apply(remote, patch) == []  # nothing reported
     first = _dump(remote)
     assert _apply(remote, patch) == [] and _dump(remote) == first  # twice = once
     r = sqlite3.connect(remote)
-    got = r.execute("SELECT code, status, version, parent_eval_id, execution_count, contradiction_count, accuracy "
-                    "FROM evals WHERE id = ?", (new.id,)).fetchone()
+    got = r.execute(
+        "SELECT code, status, version, parent_eval_id, execution_count, contradiction_count, accuracy "
+        "FROM evals WHERE id = ?",
+        (new.id,),
+    ).fetchone()
     assert got == (tricky, "active", 2, SRC, 1, 1, 0.0)  # counters recomputed on D1; the ghost trace skipped
     assert r.execute("SELECT status FROM evals WHERE id = ?", (SRC,)).fetchone()[0] == "archived"
     # the clash: their version 2 stays, ours is reported, nothing else moves
@@ -388,8 +412,11 @@ def test_cli_eval_version_compare_export(tmp_path: Path, db: Path) -> None:
     new_id = result.stdout.strip()
     assert new_id.startswith("eval_") and "\n" not in new_id
     conn = _conn(db)  # results as a run would store them (the sandbox has its own tests)
-    conn.executemany("INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms) "
-                     "VALUES (?, ?, ?, ?, 'r', 1)", [(f"n{i}", new_id, f"trace_00{i}", i % 2) for i in range(1, 6)])
+    conn.executemany(
+        "INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms) "
+        "VALUES (?, ?, ?, ?, 'r', 1)",
+        [(f"n{i}", new_id, f"trace_00{i}", i % 2) for i in range(1, 6)],
+    )
     conn.close()
     result = _cli("compare", str(db), SRC, new_id, "--json")
     assert result.exit_code == 0
@@ -406,7 +433,9 @@ def test_cli_eval_version_compare_export(tmp_path: Path, db: Path) -> None:
     assert _cli("undo-version", str(db)).exit_code == 0  # the promotion
 
 
-@pytest.mark.parametrize("case", ["unknown", "invalid", "not_utf8", "missing", "cross_set", "compare_unknown"])
+@pytest.mark.parametrize(
+    "case", ["unknown", "invalid", "not_utf8", "missing", "cross_set", "compare_unknown"]
+)
 def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path, db: Path, case: str) -> None:
     code = tmp_path / "code.py"
     code.write_text(GOOD)

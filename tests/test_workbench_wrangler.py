@@ -19,8 +19,11 @@ from iofold_tui.data.source.d1export import open_export
 pytestmark = pytest.mark.wrangler
 SRC = "eval_response_quality_v1"
 SET = "set_response_quality"
-CODE = ('import json\n\ndef response_quality(trace):\n    """Tricky for D1: a literal \\\\n and a real newline."""\n'
-        '    text = json.dumps(trace["steps"])\n    return ("error" not in text, "it\'s \\\\n fine")\n')
+CODE = (
+    'import json\n\ndef response_quality(trace):\n    """Tricky for D1: a literal \\\\n and a real '
+    'newline."""\n'
+    '    text = json.dumps(trace["steps"])\n    return ("error" not in text, "it\'s \\\\n fine")\n'
+)
 
 
 def _rows(db: Path, sql: str) -> list[tuple]:
@@ -45,7 +48,9 @@ def test_eval_patch_round_trips_through_wrangler(tmp_path: Path) -> None:
     require_wrangler()
     d1 = WranglerProject(tmp_path / "project")
     init = tmp_path / "init.sql"
-    init.write_text((schema_dir() / "schema.sql").read_text() + "\n" + (schema_dir() / "seed.sql").read_text())
+    init.write_text(
+        (schema_dir() / "schema.sql").read_text() + "\n" + (schema_dir() / "seed.sql").read_text()
+    )
     d1.execute_file(init)
     working, _ = open_export(d1.export(tmp_path / "export1.sql"))
 
@@ -53,10 +58,14 @@ def test_eval_patch_round_trips_through_wrangler(tmp_path: Path) -> None:
     code.write_text(CODE)
     new_id = _cli("eval-version", str(working), SRC, "--code", str(code), "--activate").strip()
     conn = sqlite3.connect(working)  # results as a run stores them (the sandbox has its own tests)
-    conn.executemany("INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms, error) "
-                     "VALUES (?, ?, ?, ?, ?, 2, ?)",
-                     [(f"x{i}", new_id, f"trace_00{i}", i % 2, f"reason\n{i} 'q'", "boom" if i == 5 else None)
-                      for i in range(1, 6)])
+    conn.executemany(
+        "INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms, error) "
+        "VALUES (?, ?, ?, ?, ?, 2, ?)",
+        [
+            (f"x{i}", new_id, f"trace_00{i}", i % 2, f"reason\n{i} 'q'", "boom" if i == 5 else None)
+            for i in range(1, 6)
+        ],
+    )
     conn.commit()
     conn.close()
     patch = tmp_path / "evals.sql"
@@ -73,14 +82,17 @@ def test_eval_patch_round_trips_through_wrangler(tmp_path: Path) -> None:
     exec_sql = "SELECT id, eval_id, trace_id, result, reason, error FROM eval_executions ORDER BY id"
     assert _d1(d1, exec_sql) == _rows(working, exec_sql)
     # counters recomputed on D1: 5 runs, trace_005 errored; 1,3 pass (positive, negative), 2,4 fail (pos, neg)
-    assert _d1(d1, f"SELECT execution_count, contradiction_count, accuracy FROM evals WHERE id = '{new_id}'") \
-        == [(5, 2, 0.5)]
+    assert _d1(
+        d1, f"SELECT execution_count, contradiction_count, accuracy FROM evals WHERE id = '{new_id}'"
+    ) == [(5, 2, 0.5)]
 
     # A second D1 where someone else made version 2 first: theirs stays, ours is reported.
     other = WranglerProject(tmp_path / "other")
     clash = tmp_path / "clash.sql"
-    clash.write_text(init.read_text() + "\nINSERT INTO evals (id, eval_set_id, name, version, code, model_used) "
-                     f"VALUES ('theirs', '{SET}', 'response_quality', 2, 'def f(t): return False, ''x''', 'gpt');\n")
+    clash.write_text(
+        init.read_text() + "\nINSERT INTO evals (id, eval_set_id, name, version, code, model_used) "
+        f"VALUES ('theirs', '{SET}', 'response_quality', 2, 'def f(t): return False, ''x''', 'gpt');\n"
+    )
     other.execute_file(clash)
     result = other.execute_file(patch)
     reported = [r for part in result for r in part.get("results", []) if r.get("problem") == CONFLICT_MARK]

@@ -37,8 +37,12 @@ def feedback(db: Path) -> dict[tuple[str, str], tuple]:
 def test_colleagues_change_survives_the_apply(tmp_path: Path) -> None:
     d1 = WranglerProject(tmp_path / "project", require_wrangler())
     init = tmp_path / "init.sql"
-    init.write_text((schema_dir() / "schema.sql").read_text() + "\n" + (schema_dir() / "seed.sql").read_text()
-                    + f"\nINSERT INTO eval_sets (id, workspace_id, name) VALUES ('{ES_RT}', 'ws_demo', 'rt');\n")
+    init.write_text(
+        (schema_dir() / "schema.sql").read_text()
+        + "\n"
+        + (schema_dir() / "seed.sql").read_text()
+        + f"\nINSERT INTO eval_sets (id, workspace_id, name) VALUES ('{ES_RT}', 'ws_demo', 'rt');\n"
+    )
     d1.execute_file(init)
     a_sql = d1.export(tmp_path / "a.sql")
 
@@ -52,14 +56,16 @@ def test_colleagues_change_survives_the_apply(tmp_path: Path) -> None:
         store.set_label(ES, "trace_005", "negative")  # colleague made the same change: already there
     ours = feedback(opened.db.path)
 
-    d1.execute(f"UPDATE feedback SET rating = 'neutral', notes = 'colleague' WHERE eval_set_id = '{ES}' "
-               "AND trace_id = 'trace_001'; "
-               f"DELETE FROM feedback WHERE eval_set_id = '{ES}' AND trace_id = 'trace_002'; "
-               f"INSERT INTO feedback (id, eval_set_id, trace_id, rating) VALUES ('fb_colleague', '{ES_RT}', "
-               "'trace_001', 'negative'); "
-               f"UPDATE feedback SET rating = 'negative' WHERE eval_set_id = '{ES}' AND trace_id = 'trace_005'; "
-               f"INSERT INTO feedback (id, eval_set_id, trace_id, rating) VALUES ('fb_c3', '{ES_RT}', 'trace_003', "
-               "'neutral')")
+    d1.execute(
+        f"UPDATE feedback SET rating = 'neutral', notes = 'colleague' WHERE eval_set_id = '{ES}' "
+        "AND trace_id = 'trace_001'; "
+        f"DELETE FROM feedback WHERE eval_set_id = '{ES}' AND trace_id = 'trace_002'; "
+        f"INSERT INTO feedback (id, eval_set_id, trace_id, rating) VALUES ('fb_colleague', '{ES_RT}', "
+        "'trace_001', 'negative'); "
+        f"UPDATE feedback SET rating = 'negative' WHERE eval_set_id = '{ES}' AND trace_id = 'trace_005'; "
+        f"INSERT INTO feedback (id, eval_set_id, trace_id, rating) VALUES ('fb_c3', '{ES_RT}', 'trace_003', "
+        "'neutral')"
+    )
     b_sql = d1.export(tmp_path / "b.sql")
     colleague = feedback(open_source(b_sql).db.path)
 
@@ -71,7 +77,9 @@ def test_colleagues_change_survives_the_apply(tmp_path: Path) -> None:
         (t, es) for t in ("trace_001", "trace_002") for es in (ES, ES_RT)
         if any(f"{es} / {t}:" in line for line in listed)}
 
-    on_dir = CliRunner().invoke(main, ["export-labels", str(a_sql), "--check", str(d1.root)])  # the wrangler dir
+    on_dir = CliRunner().invoke(
+        main, ["export-labels", str(a_sql), "--check", str(d1.root)]
+    )  # the wrangler dir
     assert on_dir.exit_code == 1 and on_dir.stdout.splitlines()[1:] == check.stdout.splitlines()[1:]
 
     patch = tmp_path / "labels.sql"

@@ -78,8 +78,12 @@ def test_label_patch_round_trips_through_wrangler(tmp_path: Path) -> None:
         pytest.skip("wrangler not installed (set WRANGLER_BIN or npm install wrangler@4)")
     d1 = Wrangler(tmp_path / "project", binary)
     init = tmp_path / "init.sql"  # schema + seed + a second eval set, in one wrangler call
-    init.write_text((schema_dir() / "schema.sql").read_text() + "\n" + (schema_dir() / "seed.sql").read_text()
-                    + f"\nINSERT INTO eval_sets (id, workspace_id, name) VALUES ('{ES_RT}', 'ws_demo', 'rt');\n")
+    init.write_text(
+        (schema_dir() / "schema.sql").read_text()
+        + "\n"
+        + (schema_dir() / "seed.sql").read_text()
+        + f"\nINSERT INTO eval_sets (id, workspace_id, name) VALUES ('{ES_RT}', 'ws_demo', 'rt');\n"
+    )
     d1.execute_file(init)
     working, _report = open_export(d1.export(tmp_path / "export1.sql"))
     before = feedback(working)

@@ -65,7 +65,9 @@ def test_several_databases_pick_the_one_with_traces(tmp_path: Path) -> None:
     with pytest.raises(SourceError) as err:
         pick_database(tmp_path)
     msg = str(err.value)
-    assert "2 D1 databases have a traces table" in msg and HEX_B in msg and "c" * 64 in msg and HEX_A not in msg
+    assert (
+        "2 D1 databases have a traces table" in msg and HEX_B in msg and "c" * 64 in msg and HEX_A not in msg
+    )
 
 
 def test_no_database_or_no_traces(tmp_path: Path) -> None:
@@ -103,7 +105,9 @@ def project() -> Iterator[WranglerProject]:
 
 
 @pytest.mark.wrangler
-def test_finds_what_wrangler_wrote_and_reads_rows_only_in_the_wal(project: WranglerProject, tmp_path: Path) -> None:
+def test_finds_what_wrangler_wrote_and_reads_rows_only_in_the_wal(
+    project: WranglerProject, tmp_path: Path
+) -> None:
     db = project.database_file()
     assert pick_database(project.root) == db
     (cand,) = find_d1_databases(project.root)

@@ -80,7 +80,7 @@ class RowidAs:
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
         return self._conn.execute(self._WORD.sub(self._column, sql), params)
 
-    def __getattr__(self, name: str) -> Any:  # noqa: ANN401 - everything else is the connection's
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
 
 

@@ -33,7 +33,8 @@ def path_key(path: Path) -> str:
 
 
 def schema_dir() -> Path:
-    """The bundled ``schema/`` folder: packaged as ``iofold_tui/_schema`` in a wheel, the repo's in a checkout."""
+    """The bundled ``schema/`` folder: packaged as ``iofold_tui/_schema`` in a wheel, the repo's in a
+    checkout."""
     here = Path(__file__).resolve().parent.parent
     for candidate in (here / "_schema", here.parent / "schema"):
         if (candidate / "schema.sql").is_file():

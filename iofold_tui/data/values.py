@@ -109,7 +109,8 @@ def to_timestamp(value: object) -> datetime | None:
 
 
 def is_valid(value: object, kind: str) -> bool:
-    """Whether ``value`` converts cleanly as ``kind`` ('int', 'float', 'bool' or 'timestamp'); NULL is valid."""
+    """Whether ``value`` converts cleanly as ``kind`` ('int', 'float', 'bool' or 'timestamp'); NULL is
+    valid."""
     if value is None:
         return True
     convert = {"int": to_int, "float": to_float, "bool": to_bool, "timestamp": to_timestamp}[kind]

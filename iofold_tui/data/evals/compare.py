@@ -2,7 +2,8 @@
 
 ONE aggregate query per pair gives the joint table ``(rating in the set, state under A, state under B)
 -> count`` over every trace that either version ran or the set labelled (states: pass / fail / error /
-invalid (a result other than 0/1) / not_run, exactly as ``matrix.stats`` classifies them; a rating outside iofold's three counts as
+invalid (a result other than 0/1) / not_run, exactly as ``matrix.stats`` classifies them; a rating outside
+iofold's three counts as
 unlabelled, as the matrix does). From it:
   - each version's 4×4 cells, hence ``MatrixStats`` (so metrics, n/a reasons and κ are the matrix's own);
   - fixed: a contradiction under A (positive/fail, negative/pass) that is an agreement under B;
@@ -42,8 +43,10 @@ class CompareError(ValueError):
 def _state_sql(alias: str) -> str:
     # The matrix's own classification (stats.py): error first, then a result other than 0/1 is
     # invalid, then 1 pass, 0 fail.
-    return (f"CASE WHEN {alias}.trace_id IS NULL THEN 3 WHEN {alias}.error IS NOT NULL THEN 2 "
-            f"WHEN coalesce({alias}.result IN (0, 1), 0) = 0 THEN 4 WHEN {alias}.result = 1 THEN 0 ELSE 1 END")
+    return (
+        f"CASE WHEN {alias}.trace_id IS NULL THEN 3 WHEN {alias}.error IS NOT NULL THEN 2 "
+        f"WHEN coalesce({alias}.result IN (0, 1), 0) = 0 THEN 4 WHEN {alias}.result = 1 THEN 0 ELSE 1 END"
+    )
 
 
 _RATING_SQL = "CASE WHEN f.rating IN ('positive', 'negative', 'neutral') THEN f.rating ELSE 'unlabelled' END"
@@ -72,8 +75,10 @@ SELECT r, sa, sb, count(*) FROM (
     AND NOT EXISTS (SELECT 1 FROM eval_executions y WHERE y.eval_id = :b AND y.trace_id = f.trace_id)
 ) GROUP BY 1, 2, 3"""
 
-_EVAL_SQL = ("SELECT id, eval_set_id, name, version, status, accuracy, contradiction_count, execution_count, code "
-             "FROM evals WHERE id = ?")
+_EVAL_SQL = (
+    "SELECT id, eval_set_id, name, version, status, accuracy, contradiction_count, execution_count, code "
+    "FROM evals WHERE id = ?"
+)
 
 
 def _contradicts(rating: str, state: str) -> bool:
@@ -141,7 +146,9 @@ class Comparison:
             "b": self.b.to_dict(),
             "deltas": self.deltas(),
             "counts": self.counts,
-            "transitions": [{"rating": r, "a": sa, "b": sb, "count": n} for r, sa, sb, n in self.transitions()],
+            "transitions": [
+                {"rating": r, "a": sa, "b": sb, "count": n} for r, sa, sb, n in self.transitions()
+            ],
             "flips": flips or {},
         }
 
@@ -160,7 +167,7 @@ def _stats_shell(conn: sqlite3.Connection, eval_id: str, source: str) -> tuple[M
     if row is None:
         raise CompareError(f"no eval {eval_id!r} in this database")
 
-    def num(value: object, kind: type) -> Any:  # noqa: ANN401 - a stored counter of any SQLite type
+    def num(value: object, kind: type) -> Any:
         try:
             return None if value is None or isinstance(value, bytes) else kind(value)
         except (TypeError, ValueError):
@@ -180,8 +187,10 @@ def compare(conn: sqlite3.Connection, eval_a: str, eval_b: str) -> Comparison:
     a, code_a = _stats_shell(conn, eval_a, source)
     b, code_b = _stats_shell(conn, eval_b, source)
     if a.eval_set_id != b.eval_set_id:
-        raise CompareError(f"{eval_a} and {eval_b} belong to different eval sets ({a.eval_set_id}, {b.eval_set_id}):"
-                           " compare versions of one set")
+        raise CompareError(
+            f"{eval_a} and {eval_b} belong to different eval sets ({a.eval_set_id}, {b.eval_set_id}):"
+            " compare versions of one set"
+        )
     joint: dict[tuple[str, str, str], int] = {}
     for rating, sa, sb, n in conn.execute(JOINT_SQL, {"a": eval_a, "b": eval_b, "s": a.eval_set_id}):
         key = (str(rating), _STATE_CODES[int(sa)], _STATE_CODES[int(sb)])
@@ -214,7 +223,9 @@ def _flip_condition(kind: str) -> str:
 def flip_page(conn: sqlite3.Connection, cmp: Comparison | tuple[str, str, str], kind: str,
               after: str | None = None, limit: int = 100) -> list[str]:
     """Up to ``limit`` trace ids of one flip list, in trace-id order, after ``after`` (keyset)."""
-    a_id, b_id, set_id = (cmp.a.eval_id, cmp.b.eval_id, cmp.eval_set_id) if isinstance(cmp, Comparison) else cmp
+    a_id, b_id, set_id = (
+        (cmp.a.eval_id, cmp.b.eval_id, cmp.eval_set_id) if isinstance(cmp, Comparison) else cmp
+    )
     params: dict[str, Any] = {"a": a_id, "b": b_id, "s": set_id, "after": after, "n": int(limit)}
     after_sql = "AND {col} > :after" if after is not None else ""
     if kind in ("fixed", "broken"):  # labelled only: drive from the set's labels, in trace order
@@ -240,7 +251,7 @@ def flip_page(conn: sqlite3.Connection, cmp: Comparison | tuple[str, str, str], 
 
 
 def iter_flips(conn: sqlite3.Connection, cmp: Comparison | tuple[str, str, str], kind: str,
-               page: int = 1000) -> Any:  # noqa: ANN401 - an iterator of ids
+               page: int = 1000) -> Any:
     """Every trace id of one flip list, page by page (memory: one page)."""
     after = None
     while True:
@@ -272,7 +283,9 @@ def _from_cache(conn: sqlite3.Connection, path: Path, fingerprint: list[int | st
     return None
 
 
-def cached_only(conn: sqlite3.Connection, db_path: Path | str | None, eval_a: str, eval_b: str) -> Comparison | None:
+def cached_only(
+    conn: sqlite3.Connection, db_path: Path | str | None, eval_a: str, eval_b: str
+) -> Comparison | None:
     """The cached comparison when it is still valid, else None; costs a file read and two primary-key
     lookups whatever the database size (the compare view calls it before its first frame)."""
     if db_path is None:
@@ -281,7 +294,9 @@ def cached_only(conn: sqlite3.Connection, db_path: Path | str | None, eval_a: st
     return _from_cache(conn, path, _fingerprint(path), eval_a, eval_b)
 
 
-def cached_compare(conn: sqlite3.Connection, db_path: Path | str | None, eval_a: str, eval_b: str) -> Comparison:
+def cached_compare(
+    conn: sqlite3.Connection, db_path: Path | str | None, eval_a: str, eval_b: str
+) -> Comparison:
     """``compare`` through a JSON cache valid while the database file and its -wal are unchanged.
     The code of both versions is read fresh (two rows by primary key)."""
     if db_path is None:

@@ -103,14 +103,17 @@ def read_code_file(path: str | Path) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
     if "\x00" in text:
         raise ValueError(f"{path}: holds NUL bytes, not Python source")
     return text.removeprefix("\ufeff")
 
 
 def workbench_path(history_path: Path) -> Path:
-    """The workbench sidecar that belongs with a label history file (``x.sqlite`` -> ``x.workbench.sqlite``)."""
+    """The workbench sidecar that belongs with a label history file (``x.sqlite`` ->
+    ``x.workbench.sqlite``)."""
     history_path = Path(history_path)
     return history_path.with_name(f"{history_path.stem}.workbench.sqlite")
 
@@ -156,8 +159,11 @@ class Workbench:
         now = utc_stamp()
         with write_txn(self.conn):
             cur = self.conn.execute(
-                "INSERT INTO actions (kind, eval_id, eval_set_id, source_id, version, status, created_at, status_at) "
-                "VALUES (?,?,?,?,?,?,?,?)", (kind, eval_id, eval_set_id, source_id, version, APPLIED, now, now))
+                "INSERT INTO actions (kind, eval_id, eval_set_id, source_id, version, status, created_at, "
+                "status_at) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (kind, eval_id, eval_set_id, source_id, version, APPLIED, now, now),
+            )
             action_id = int(cur.lastrowid or 0)
             self.conn.executemany("INSERT INTO prev VALUES (?,?,?,?)", ((action_id, *p) for p in prev))
         return action_id
@@ -173,15 +179,19 @@ class Workbench:
             self.conn.execute("UPDATE actions SET status = ?, status_at = ? WHERE id = ?",
                               (status, utc_stamp(), action_id))
 
-    def _action(self, r: Any) -> Action:  # noqa: ANN401 - a sqlite row
-        return Action(int(r[0]), r[1], r[2], r[3], r[4], None if r[5] is None else int(r[5]), r[6], r[7], r[8])
+    def _action(self, r: Any) -> Action:
+        return Action(
+            int(r[0]), r[1], r[2], r[3], r[4], None if r[5] is None else int(r[5]), r[6], r[7], r[8]
+        )
 
     def last_applied(self) -> Action | None:
         row = self.conn.execute(f"SELECT {self._COLS} FROM actions WHERE status = ? ORDER BY id DESC LIMIT 1",
                                 (APPLIED,)).fetchone()
         return None if row is None else self._action(row)
 
-    def actions(self, kind: str | None = None, status: str | None = APPLIED, since: str | None = None) -> list[Action]:
+    def actions(
+        self, kind: str | None = None, status: str | None = APPLIED, since: str | None = None
+    ) -> list[Action]:
         where, params = ["1"], []
         for col, value in (("kind", kind), ("status", status)):
             if value is not None:
@@ -190,12 +200,19 @@ class Workbench:
         if since is not None:
             where.append("created_at >= ?")
             params.append(since)
-        rows = self.conn.execute(f"SELECT {self._COLS} FROM actions WHERE {' AND '.join(where)} ORDER BY id", params)
+        rows = self.conn.execute(
+            f"SELECT {self._COLS} FROM actions WHERE {' AND '.join(where)} ORDER BY id", params
+        )
         return [self._action(r) for r in rows]
 
     def prev(self, action_id: int) -> list[tuple[str, Any, Any]]:
-        return [tuple(r) for r in self.conn.execute(
-            "SELECT eval_id, status, updated_at FROM prev WHERE action_id = ? ORDER BY eval_id", (action_id,))]
+        return [
+            tuple(r)
+            for r in self.conn.execute(
+                "SELECT eval_id, status, updated_at FROM prev WHERE action_id = ? ORDER BY eval_id",
+                (action_id,),
+            )
+        ]
 
 
 # ---------------------------------------------------------------- the user's database
@@ -264,7 +281,9 @@ def create_version(conn: sqlite3.Connection, sidecar: Path, source_id: str, code
             have = set(_columns(conn))
             copied = [c for c in COPIED if c in have]  # copied by SQLite itself: any type, any bytes, exactly
             cols = [c for c in values if c in have]
-            action_id = bench.record(CREATE, new_id, None if set_id is None else str(set_id), source_id, version)
+            action_id = bench.record(
+                CREATE, new_id, None if set_id is None else str(set_id), source_id, version
+            )
             try:
                 conn.execute(f"INSERT INTO evals ({', '.join(copied + cols)}) SELECT {', '.join(copied)}"
                              f"{', ' if copied else ''}{', '.join('?' * len(cols))} FROM evals WHERE id = ?",
@@ -275,7 +294,9 @@ def create_version(conn: sqlite3.Connection, sidecar: Path, source_id: str, code
         new = NewVersion(new_id, str(set_id), str(source.get("name") or ""), version, source_id, action_id)
         if activate:
             _promote(conn, bench, new_id)
-            new = NewVersion(new.id, new.eval_set_id, new.name, new.version, new.parent_eval_id, action_id, True)
+            new = NewVersion(
+                new.id, new.eval_set_id, new.name, new.version, new.parent_eval_id, action_id, True
+            )
     return new
 
 
@@ -285,16 +306,21 @@ def _promote(conn: sqlite3.Connection, bench: Workbench, eval_id: str) -> int:
         # quote(): the exact stored values (any type, any bytes) as SQL literals, for an exact undo.
         touched = conn.execute(
             f"SELECT quote(id), quote(status), quote(updated_at), id = :e, status = 'active' FROM evals "
-            f"WHERE {_SAME_SET} AND {_SAME_NAME} AND ((status = 'active' AND id != :e) OR id = :e) ORDER BY id",
-            {"e": eval_id}).fetchall()
+            f"WHERE {_SAME_SET} AND {_SAME_NAME} AND ((status = 'active' AND id != :e) OR id = :e) ORDER BY "
+            f"id",
+            {"e": eval_id},
+        ).fetchall()
         if all(r[3] and r[4] for r in touched):
             raise DraftError(f"{eval_id} is already the active version")
         prev = [(str(r[0]), r[1], r[2]) for r in touched]
         action_id = bench.record(PROMOTE, eval_id, source["eval_set_id"], None, None, prev)
         try:
             params = {"e": eval_id, "now": _stamp()}
-            conn.execute(f"UPDATE evals SET status = 'archived', updated_at = :now WHERE {_SAME_SET} AND {_SAME_NAME} "
-                         "AND status = 'active' AND id != :e", params)
+            conn.execute(
+                f"UPDATE evals SET status = 'archived', updated_at = :now WHERE {_SAME_SET} AND {_SAME_NAME} "
+                "AND status = 'active' AND id != :e",
+                params,
+            )
             conn.execute("UPDATE evals SET status = 'active', updated_at = :now WHERE id = :e", params)
         except BaseException:
             bench.drop(action_id)
@@ -302,7 +328,9 @@ def _promote(conn: sqlite3.Connection, bench: Workbench, eval_id: str) -> int:
     return action_id
 
 
-def promote(conn: sqlite3.Connection, sidecar: Path, eval_id: str, *, read_only_reason: str | None = None) -> int:
+def promote(
+    conn: sqlite3.Connection, sidecar: Path, eval_id: str, *, read_only_reason: str | None = None
+) -> int:
     """Make ``eval_id`` the active version of its name in its set; the previously active one is archived."""
     if read_only_reason:
         raise ReadOnlyError(read_only_reason)
@@ -316,8 +344,11 @@ class UndoneAction:
     description: str
 
 
-def undo_last(conn: sqlite3.Connection, sidecar: Path, *, read_only_reason: str | None = None) -> UndoneAction:
-    """Undo the most recent applied create/promote; DraftError when nothing (or nothing safe) can be undone."""
+def undo_last(
+    conn: sqlite3.Connection, sidecar: Path, *, read_only_reason: str | None = None
+) -> UndoneAction:
+    """Undo the most recent applied create/promote; DraftError when nothing (or nothing safe) can be
+    undone."""
     if read_only_reason:
         raise ReadOnlyError(read_only_reason)
     if not Path(sidecar).exists():
@@ -332,7 +363,10 @@ def undo_last(conn: sqlite3.Connection, sidecar: Path, *, read_only_reason: str 
             else:
                 for quoted_id, status, updated_at in bench.prev(action.id):
                     # quote() literals recorded by _promote (SQLite's own output, never user text)
-                    conn.execute(f"UPDATE evals SET status = {status}, updated_at = {updated_at} WHERE id = {quoted_id}")
+                    conn.execute(
+                        f"UPDATE evals SET status = {status}, updated_at = {updated_at} WHERE id = "
+                        f"{quoted_id}"
+                    )
                 text = f"promotion of {action.eval_id} undone"
         bench.set_status(action.id, UNDONE)
         return UndoneAction(action, text)

@@ -13,14 +13,19 @@ def eval_set_of(conn: sqlite3.Connection, eval_id: str) -> str | None:
 
 def eval_choices(conn: sqlite3.Connection, limit: int = 500) -> list[tuple[str, str, int]]:
     """(id, name, version) of the first ``limit`` evals by name and version."""
-    rows = conn.execute("SELECT id, name, version FROM evals ORDER BY name, version LIMIT ?", (limit,)).fetchall()
+    rows = conn.execute(
+        "SELECT id, name, version FROM evals ORDER BY name, version LIMIT ?", (limit,)
+    ).fetchall()
     return [(str(r[0]), str(r[1]), int(r[2] or 0)) for r in rows]
 
 
 def eval_with_parent(conn: sqlite3.Connection, eval_id: str | None = None) -> tuple[str, str | None] | None:
     """(id, parent id) of ``eval_id``, or of the newest version that has a parent when None."""
-    row = conn.execute("SELECT id, parent_eval_id FROM evals WHERE id = coalesce(?, (SELECT id FROM evals "
-                       "WHERE parent_eval_id IS NOT NULL ORDER BY version DESC LIMIT 1))", (eval_id,)).fetchone()
+    row = conn.execute(
+        "SELECT id, parent_eval_id FROM evals WHERE id = coalesce(?, (SELECT id FROM evals "
+        "WHERE parent_eval_id IS NOT NULL ORDER BY version DESC LIMIT 1))",
+        (eval_id,),
+    ).fetchone()
     return None if row is None else (str(row[0]), None if row[1] is None else str(row[1]))
 
 

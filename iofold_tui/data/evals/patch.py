@@ -40,8 +40,18 @@ from iofold_tui.data.sanitize import one_line
 EVAL_COLS = ("id", "eval_set_id", "name", "description", "version", "parent_eval_id", "code", "model_used",
              "generation_prompt", "custom_instructions", "accuracy", "test_results", "training_trace_ids",
              "execution_count", "contradiction_count", "status", "created_at", "updated_at")
-EXEC_COLS = ("id", "eval_id", "trace_id", "result", "reason", "execution_time_ms", "error", "stdout", "stderr",
-             "executed_at")
+EXEC_COLS = (
+    "id",
+    "eval_id",
+    "trace_id",
+    "result",
+    "reason",
+    "execution_time_ms",
+    "error",
+    "stdout",
+    "stderr",
+    "executed_at",
+)
 CONFLICT_MARK = "iofold_tui_conflict"
 PAGE = 1000
 
@@ -53,7 +63,7 @@ class EvalExportSummary:
     missing: int  # versions the sidecar lists that are no longer in the database (deleted elsewhere)
 
 
-def lit(value: Any) -> str:  # noqa: ANN401 - any SQLite value
+def lit(value: Any) -> str:
     """A literal for any SQLite value (BLOBs as X'..', booleans as 0/1, floats exact)."""
     if isinstance(value, bytes | bytearray | memoryview):
         return "X'" + bytes(value).hex() + "'"
@@ -70,7 +80,9 @@ def _since_stamp(since: datetime | None) -> str | None:
     return utc_stamp(since if since.tzinfo else since.replace(tzinfo=UTC))
 
 
-def _version_rows(conn: sqlite3.Connection, sidecar: Path, since: datetime | None) -> tuple[list[dict[str, Any]], int]:
+def _version_rows(
+    conn: sqlite3.Connection, sidecar: Path, since: datetime | None
+) -> tuple[list[dict[str, Any]], int]:
     if not Path(sidecar).exists():
         return [], 0
     with Workbench(sidecar) as bench:
@@ -99,14 +111,18 @@ def _insert_version(v: dict[str, Any]) -> str:
             values.append("NULL")
         else:
             values.append(lit(v[c]))
-    return (f"INSERT INTO evals ({cols}) SELECT {', '.join(values)} "
-            f"WHERE EXISTS (SELECT 1 FROM eval_sets WHERE id = {lit(v['eval_set_id'])}) ON CONFLICT DO NOTHING;")
+    return (
+        f"INSERT INTO evals ({cols}) SELECT {', '.join(values)} "
+        f"WHERE EXISTS (SELECT 1 FROM eval_sets WHERE id = {lit(v['eval_set_id'])}) ON CONFLICT DO NOTHING;"
+    )
 
 
 def _ours(v: dict[str, Any]) -> str:
     """D1 holds this version as we wrote it (same id, slot and code)."""
-    return (f"id = {lit(v['id'])} AND eval_set_id = {lit(v['eval_set_id'])} AND version = {lit(v['version'])} "
-            f"AND code = {lit(v['code'])}")
+    return (
+        f"id = {lit(v['id'])} AND eval_set_id = {lit(v['eval_set_id'])} AND version = {lit(v['version'])} "
+        f"AND code = {lit(v['code'])}"
+    )
 
 
 def _status(v: dict[str, Any]) -> list[str]:
@@ -122,8 +138,10 @@ def _status(v: dict[str, Any]) -> list[str]:
 
 def _executions(conn: sqlite3.Connection, v: dict[str, Any]) -> Iterator[str]:
     """One conditional upsert per execution, read in keyset pages (never all in memory)."""
-    guard = (f"EXISTS (SELECT 1 FROM evals WHERE id = {lit(v['id'])} AND eval_set_id = {lit(v['eval_set_id'])} "
-             f"AND version = {lit(v['version'])})")
+    guard = (
+        f"EXISTS (SELECT 1 FROM evals WHERE id = {lit(v['id'])} AND eval_set_id = {lit(v['eval_set_id'])} "
+        f"AND version = {lit(v['version'])})"
+    )
     cols = ", ".join(EXEC_COLS)
     sets = ", ".join(f"{c} = excluded.{c}" for c in EXEC_COLS[3:])
     sql = f"SELECT {cols} FROM eval_executions WHERE eval_id = ? {{after}} ORDER BY trace_id LIMIT ?"
@@ -147,33 +165,41 @@ def _counters(v: dict[str, Any]) -> str:
               f"WHERE e.eval_id = {eid} AND e.error IS NULL AND e.result IN (0, 1) "
               "AND f.rating IN ('positive', 'negative')")  # errors and invalid results are not judged
     contra = "((f.rating = 'positive' AND e.result = 0) OR (f.rating = 'negative' AND e.result = 1))"
-    return (f"UPDATE evals SET execution_count = (SELECT count(*) FROM eval_executions WHERE eval_id = {eid}), "
-            f"contradiction_count = (SELECT count(*) {judged} AND {contra}), "
-            f"accuracy = (SELECT CASE WHEN count(*) = 0 THEN NULL ELSE 1.0 * sum(NOT {contra}) / count(*) END "
-            f"{judged}) WHERE {_ours(v)};")
+    return (
+        f"UPDATE evals SET execution_count = (SELECT count(*) FROM eval_executions WHERE eval_id = {eid}), "
+        f"contradiction_count = (SELECT count(*) {judged} AND {contra}), "
+        f"accuracy = (SELECT CASE WHEN count(*) = 0 THEN NULL ELSE 1.0 * sum(NOT {contra}) / count(*) END "
+        f"{judged}) WHERE {_ours(v)};"
+    )
 
 
 def _report(versions: list[dict[str, Any]]) -> str:
     rows = ", ".join(f"({lit(v['id'])}, {lit(v['eval_set_id'])}, {lit(v['version'])}, {lit(v['code'])})"
                      for v in versions)
-    return (f"SELECT '{CONFLICT_MARK}' AS problem, p.column1 AS eval_id, p.column2 AS eval_set_id, "
-            "p.column3 AS version, (SELECT e.id FROM evals e WHERE e.eval_set_id = p.column2 AND "
-            "e.version = p.column3) AS d1_eval_id FROM (VALUES " + rows + ") p WHERE NOT EXISTS (SELECT 1 FROM "
-            "evals e WHERE e.id = p.column1 AND e.eval_set_id = p.column2 AND e.version = p.column3 "
-            "AND e.code = p.column4);")
+    return (
+        f"SELECT '{CONFLICT_MARK}' AS problem, p.column1 AS eval_id, p.column2 AS eval_set_id, "
+        "p.column3 AS version, (SELECT e.id FROM evals e WHERE e.eval_set_id = p.column2 AND "
+        "e.version = p.column3) AS d1_eval_id FROM (VALUES " + rows + ") p WHERE NOT EXISTS (SELECT 1 FROM "
+        "evals e WHERE e.id = p.column1 AND e.eval_set_id = p.column2 AND e.version = p.column3 "
+        "AND e.code = p.column4);"
+    )
 
 
 def write_eval_patch(conn: sqlite3.Connection, sidecar: Path, out: TextIO, *, since: datetime | None = None,
                      with_executions: bool = False, source_name: str | None = None) -> EvalExportSummary:
     """Write the patch of the versions made with iofold-tui (see the module docstring)."""
     versions, missing = _version_rows(conn, sidecar, since)
-    out.write("-- iofold-tui eval versions patch (idempotent, conflict-safe; no BEGIN/COMMIT, as D1 requires)\n")
+    out.write(
+        "-- iofold-tui eval versions patch (idempotent, conflict-safe; no BEGIN/COMMIT, as D1 requires)\n"
+    )
     out.write(f"-- source: {one_line(source_name or 'unknown', None)}\n")
     out.write(f"-- generated: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC\n")
     if since is not None:
         out.write(f"-- since: {_since_stamp(since)} UTC\n")
     out.write(f"-- versions: {len(versions)}{' with their executions' if with_executions else ''}\n")
-    out.write(f"-- the last statement lists versions D1 did not take (slot held by other code): '{CONFLICT_MARK}'\n")
+    out.write(
+        f"-- the last statement lists versions D1 did not take (slot held by other code): '{CONFLICT_MARK}'\n"
+    )
     out.write("-- apply: wrangler d1 execute <DATABASE> --remote --file <this file>\n")
     executions = 0
     for v in versions:

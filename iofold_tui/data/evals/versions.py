@@ -31,7 +31,11 @@ MAX_LIST = 5_000  # evals shown per set; more is said on screen
 MAX_TEST_ROWS = 5_000
 MAX_TRAINING = 5_000
 AST_LIMIT = 2_000_000  # characters of code we still parse for the syntax note
-FIELDS = (("code", "code"), ("generation_prompt", "generation prompt"), ("custom_instructions", "custom instructions"))
+FIELDS = (
+    ("code", "code"),
+    ("generation_prompt", "generation prompt"),
+    ("custom_instructions", "custom instructions"),
+)
 
 
 # ---------------------------------------------------------------- list + version chains
@@ -119,19 +123,33 @@ _float = to_float
 
 def _summary(row: Mapping[str, Any]) -> EvalSummary:
     return EvalSummary(
-        id=str(row["id"]), eval_set_id=str(row["eval_set_id"] or ""), name=str(row["name"] or "(unnamed)"),
-        version=_int(row["version"]) or 0, parent_eval_id=None if row["parent_eval_id"] is None else str(row["parent_eval_id"]),
-        status=str(row["status"] or ""), model_used=str(row["model_used"] or ""), accuracy=_float(row["accuracy"]),
-        execution_count=_int(row["execution_count"]), contradiction_count=_int(row["contradiction_count"]),
-        created_at=str(row["created_at"] or ""), code_chars=_int(row.get("code_chars")) or 0,
-        unreadable={name: row[name] for name, convert in (("accuracy", _float), ("execution_count", _int),
-                                                         ("contradiction_count", _int))
-                    if row[name] is not None and convert(row[name]) is None},
+        id=str(row["id"]),
+        eval_set_id=str(row["eval_set_id"] or ""),
+        name=str(row["name"] or "(unnamed)"),
+        version=_int(row["version"]) or 0,
+        parent_eval_id=None if row["parent_eval_id"] is None else str(row["parent_eval_id"]),
+        status=str(row["status"] or ""),
+        model_used=str(row["model_used"] or ""),
+        accuracy=_float(row["accuracy"]),
+        execution_count=_int(row["execution_count"]),
+        contradiction_count=_int(row["contradiction_count"]),
+        created_at=str(row["created_at"] or ""),
+        code_chars=_int(row.get("code_chars")) or 0,
+        unreadable={
+            name: row[name]
+            for name, convert in (
+                ("accuracy", _float),
+                ("execution_count", _int),
+                ("contradiction_count", _int),
+            )
+            if row[name] is not None and convert(row[name]) is None
+        },
     )
 
 
 def list_evals(conn: sqlite3.Connection, eval_set_id: str, limit: int = MAX_LIST) -> EvalList:
-    """The set's evals grouped by name, each group in version-chain order (one query + one for outside parents)."""
+    """The set's evals grouped by name, each group in version-chain order (one query + one for outside
+    parents)."""
     cols = _columns(conn, "evals")
     missing = [c for c in ("id", "name", "eval_set_id") if c not in cols]
     if not cols or missing:
@@ -140,16 +158,25 @@ def list_evals(conn: sqlite3.Connection, eval_set_id: str, limit: int = MAX_LIST
     select = ", ".join(c if c in cols else f"NULL AS {c}" for c in _LIST_COLUMNS)
     code_len = "length(code)" if "code" in cols else "0"
     order = "name, version, id" if "version" in cols else "name, id"
-    rows = [dict(r) for r in conn.execute(
-        f"SELECT {select}, {code_len} AS code_chars FROM evals WHERE eval_set_id = ? ORDER BY {order} LIMIT ?",
-        (eval_set_id, limit + 1))]
+    rows = [
+        dict(r)
+        for r in conn.execute(
+            f"SELECT {select}, {code_len} AS code_chars FROM evals WHERE eval_set_id = ? ORDER BY {order} "
+            f"LIMIT ?",
+            (eval_set_id, limit + 1),
+        )
+    ]
     summaries = [_summary(r) for r in rows[:limit]]
     known = {s.id for s in summaries}
-    wanted = sorted({s.parent_eval_id for s in summaries if s.parent_eval_id and s.parent_eval_id not in known})
+    wanted = sorted(
+        {s.parent_eval_id for s in summaries if s.parent_eval_id and s.parent_eval_id not in known}
+    )
     outside: dict[str, EvalRef] = {}
     if wanted and "version" in cols:
-        for r in conn.execute("SELECT id, eval_set_id, name, version FROM evals WHERE id IN (SELECT value FROM json_each(?))",
-                              (json.dumps(wanted),)):
+        for r in conn.execute(
+            "SELECT id, eval_set_id, name, version FROM evals WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(wanted),),
+        ):
             outside[str(r[0])] = EvalRef(str(r[0]), str(r[1] or ""), str(r[2] or ""), _int(r[3]) or 0)
     return EvalList(eval_set_id, rows=build_chains(summaries, outside), truncated=len(rows) > limit)
 
@@ -190,7 +217,9 @@ def build_chains(evals: Sequence[EvalSummary], outside: Mapping[str, EvalRef] | 
             elif p and p in outside:
                 other_ref = outside[p]
                 link.base_id = p
-                link.note = f"parent {other_ref.name} v{other_ref.version} is in eval set {other_ref.eval_set_id}"
+                link.note = (
+                    f"parent {other_ref.name} v{other_ref.version} is in eval set {other_ref.eval_set_id}"
+                )
             else:
                 link.parent_id = link.base_id = inferred_parent
                 link.inferred = inferred_parent is not None
@@ -297,17 +326,36 @@ def load_eval(conn: sqlite3.Connection, eval_id: str) -> EvalDetail | None:
     row = conn.execute(f"SELECT *, {code_len} AS code_chars FROM evals WHERE id = ?", (eval_id,)).fetchone()
     if row is None:
         return None
-    data: dict[str, Any] = {c: None for c in (*_LIST_COLUMNS, "description", "code", "generation_prompt",
-                                              "custom_instructions", "test_results", "training_trace_ids", "updated_at")}
+    data: dict[str, Any] = {
+        c: None
+        for c in (
+            *_LIST_COLUMNS,
+            "description",
+            "code",
+            "generation_prompt",
+            "custom_instructions",
+            "test_results",
+            "training_trace_ids",
+            "updated_at",
+        )
+    }
     data.update(dict(row))
     summary = _summary(data)
-    code = data["code"] if isinstance(data["code"], str) else "" if data["code"] is None else str(data["code"])
+    code = (
+        data["code"] if isinstance(data["code"], str) else "" if data["code"] is None else str(data["code"])
+    )
     training, training_problem = parse_trace_ids(data["training_trace_ids"])
     return EvalDetail(
-        summary=summary, description=str(data["description"] or ""), code=code,
-        generation_prompt=str(data["generation_prompt"] or ""), custom_instructions=str(data["custom_instructions"] or ""),
-        updated_at=str(data["updated_at"] or ""), test_results=parse_test_results(data["test_results"]),
-        training_ids=training, training_problem=training_problem, check=check_code(code, summary.name),
+        summary=summary,
+        description=str(data["description"] or ""),
+        code=code,
+        generation_prompt=str(data["generation_prompt"] or ""),
+        custom_instructions=str(data["custom_instructions"] or ""),
+        updated_at=str(data["updated_at"] or ""),
+        test_results=parse_test_results(data["test_results"]),
+        training_ids=training,
+        training_problem=training_problem,
+        check=check_code(code, summary.name),
     )
 
 
@@ -358,7 +406,8 @@ def _pick(item: Mapping[str, Any], *keys: str) -> Any:
 
 
 def parse_test_results(raw: object) -> TestResults:
-    """``{correct, incorrect, errors, total, accuracy?, details: [...]}``, details in snake_case or camelCase."""
+    """``{correct, incorrect, errors, total, accuracy?, details: [...]}``, details in snake_case or
+    camelCase."""
     if raw is None or raw == "":
         return TestResults()
     data, problem = _json(raw, "test_results")
@@ -387,13 +436,19 @@ def parse_test_results(raw: object) -> TestResults:
         match = _as_bool(item["match"]) if "match" in item else (
             exp_b == pred_b if exp_b is not None and pred_b is not None else None)
         error = _pick(item, "error")
-        out.rows.append(TestRow(
-            trace_id=str(_pick(item, "trace_id", "traceId", "id") or ""), expected=exp_b, predicted=pred_b,
-            match=match, reason=str(_pick(item, "reason") or ""),
-            time_ms=_float(_pick(item, "execution_time_ms", "executionTimeMs")),
-            error=None if error in (None, "") else str(error),
-            expected_text="" if expected is None else str(expected), predicted_text="" if predicted is None else str(predicted),
-        ))
+        out.rows.append(
+            TestRow(
+                trace_id=str(_pick(item, "trace_id", "traceId", "id") or ""),
+                expected=exp_b,
+                predicted=pred_b,
+                match=match,
+                reason=str(_pick(item, "reason") or ""),
+                time_ms=_float(_pick(item, "execution_time_ms", "executionTimeMs")),
+                error=None if error in (None, "") else str(error),
+                expected_text="" if expected is None else str(expected),
+                predicted_text="" if predicted is None else str(predicted),
+            )
+        )
     out.shape = "mixed" if len(styles) > 1 else next(iter(styles), "none")
     if bad:
         out.problems.append(f"test_results: {bad} detail rows are not objects (skipped)")
@@ -491,14 +546,18 @@ def split_lines(text: str) -> list[str]:
     return lines[:-1] if lines and lines[-1] == "" and len(lines) > 1 else ([] if text == "" else lines)
 
 
-def _groups(a: list[str], b: list[str], context: int | None) -> list[Sequence[tuple[str, int, int, int, int]]]:
+def _groups(
+    a: list[str], b: list[str], context: int | None
+) -> list[Sequence[tuple[str, int, int, int, int]]]:
     matcher = difflib.SequenceMatcher(None, a, b)
     if context is None:
         return [matcher.get_opcodes()]
     return list(matcher.get_grouped_opcodes(context))
 
 
-def diff_lines(old: str, new: str, context: int | None = 3, field_name: str = "code", label: str = "code") -> FieldDiff:
+def diff_lines(
+    old: str, new: str, context: int | None = 3, field_name: str = "code", label: str = "code"
+) -> FieldDiff:
     """Unified lines and side-by-side rows from one difflib pass; ``context=None`` keeps every line."""
     a, b = split_lines(old), split_lines(new)
     unified: list[DiffLine] = []
@@ -540,8 +599,14 @@ def unified_text(old: EvalDetail, new: EvalDetail, context: int = 3) -> str:
     for f, _ in FIELDS:
         a, b = split_lines(old.text_of(f)), split_lines(new.text_of(f))
         tag = "" if f == "code" else f".{f}"
-        parts += difflib.unified_diff(a, b, f"{old.summary.name}_v{old.summary.version}{tag}",
-                                      f"{new.summary.name}_v{new.summary.version}{tag}", n=context, lineterm="")
+        parts += difflib.unified_diff(
+            a,
+            b,
+            f"{old.summary.name}_v{old.summary.version}{tag}",
+            f"{new.summary.name}_v{new.summary.version}{tag}",
+            n=context,
+            lineterm="",
+        )
     return "\n".join(parts) + ("\n" if parts else "")
 
 

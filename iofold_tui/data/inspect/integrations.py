@@ -41,7 +41,10 @@ HIDDEN = "«hidden»"
 
 def _mask(value: object) -> object:
     if isinstance(value, dict):
-        return {k: (HIDDEN if _SECRET_KEY.search(str(k)) and v not in (None, "") else _mask(v)) for k, v in value.items()}
+        return {
+            k: (HIDDEN if _SECRET_KEY.search(str(k)) and v not in (None, "") else _mask(v))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_mask(v) for v in value]
     return value
@@ -90,16 +93,30 @@ def list_integrations(
         counts = {
             r[0]: int(r[1])
             for r in conn.execute(
-                f"SELECT integration_id, count(*) FROM traces WHERE integration_id IN ({ids}) GROUP BY integration_id"
+                f"SELECT integration_id, count(*) FROM traces WHERE integration_id IN ({ids}) GROUP BY "
+                f"integration_id"
             )
         }
     result: list[IntegrationInfo] = []
     for r in rows:
         config, valid = pretty_json(r[5], mask_secrets=True)
-        result.append(IntegrationInfo(
-            id=r[0], workspace_id=r[1], platform=r[2], name=r[3], api_key="set" if r[10] else "empty",
-            base_url=r[4], config_pretty=config, config_valid=valid, status=r[6], error_message=r[7],
-            last_synced_at=r[8], created_at=r[9],
-            trace_count=counts.get(r[0], 0) if trace_counts and has_columns(schema, "traces", "integration_id") else None,
-        ))
+        result.append(
+            IntegrationInfo(
+                id=r[0],
+                workspace_id=r[1],
+                platform=r[2],
+                name=r[3],
+                api_key="set" if r[10] else "empty",
+                base_url=r[4],
+                config_pretty=config,
+                config_valid=valid,
+                status=r[6],
+                error_message=r[7],
+                last_synced_at=r[8],
+                created_at=r[9],
+                trace_count=counts.get(r[0], 0)
+                if trace_counts and has_columns(schema, "traces", "integration_id")
+                else None,
+            )
+        )
     return result

@@ -117,14 +117,21 @@ def describe_job_payload(job_type: str, json_text: object) -> JobPayload:
         value = json.loads(json_text if isinstance(json_text, str | bytes | bytearray) else str(json_text))
     except (ValueError, TypeError, RecursionError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return JobPayload([("raw", one_line(json_text))], clean(json_text), False, f"invalid JSON: {one_line(msg, 120)}")
+        return JobPayload(
+            [("raw", one_line(json_text))], clean(json_text), False, f"invalid JSON: {one_line(msg, 120)}"
+        )
     pretty = clean(json.dumps(value, indent=2, ensure_ascii=False, default=str))
     if not isinstance(value, dict):
         return JobPayload([("value", _cell(value))], pretty, True,
                           f"expected a JSON object, found {type(value).__name__}")
     remaining = {_snake(str(k)): v for k, v in value.items()}
     rows: list[tuple[str, str]] = []
-    if job_type == "execute" and "eval_id" in remaining and "trace_ids" not in remaining and "completed" not in remaining:
+    if (
+        job_type == "execute"
+        and "eval_id" in remaining
+        and "trace_ids" not in remaining
+        and "completed" not in remaining
+    ):
         remaining.setdefault("trace_ids", None)
     for key, label in _LABELS.get(job_type, ()):
         if key not in remaining:

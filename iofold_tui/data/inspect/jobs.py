@@ -60,7 +60,8 @@ class JobRow:
 
     @property
     def progress_pct(self) -> int:
-        """Progress clamped to 0–100 (stored values outside the range or non-numeric are seen in real data)."""
+        """Progress clamped to 0–100 (stored values outside the range or non-numeric are seen in real
+        data)."""
         value = to_int(self.progress)
         return 0 if value is None else max(0, min(100, value))
 
@@ -113,7 +114,7 @@ def list_jobs(
     conn: sqlite3.Connection,
     workspace_id: str | None,
     status: str | None = None,
-    type: str | None = None,  # noqa: A002 - mirrors the column name
+    type: str | None = None,
     limit: int = 100,
     cursor: JobCursor | None = None,
 ) -> JobPage:
@@ -131,7 +132,8 @@ def list_jobs(
             params[name] = value
     key_sql, key_params = _keyset(cursor)
     params.update(key_params)
-    running = "CASE WHEN completed_at IS NULL AND status = 'running' THEN (julianday('now') - julianday(started_at)) * 86400 END"
+    running = ("CASE WHEN completed_at IS NULL AND status = 'running' "
+               "THEN (julianday('now') - julianday(started_at)) * 86400 END")
     duration = DURATION_SQL if {"started_at", "completed_at"} <= cols else "NULL"
     elapsed = running if {"started_at", "completed_at", "status"} <= cols else "NULL"
     order = "created_at DESC, id DESC" if "created_at" in cols else "id DESC"
@@ -163,7 +165,10 @@ def stale_running(conn: sqlite3.Connection, workspace_id: str | None) -> int:
     if not {"status", "started_at", "created_at", "workspace_id"} <= schema_columns(conn).get("jobs", set()):
         return 0
     try:
-        return int(conn.execute(f"SELECT count(*) FROM jobs{where(STALE_JOB_SQL, ws_cond('workspace_id', workspace_id))}"
-                                ).fetchone()[0])
+        return int(
+            conn.execute(
+                f"SELECT count(*) FROM jobs{where(STALE_JOB_SQL, ws_cond('workspace_id', workspace_id))}"
+            ).fetchone()[0]
+        )
     except sqlite3.DatabaseError:
         return 0

@@ -152,19 +152,35 @@ _SCOPE_NEEDS = {"users": ("workspace_members", "user_id"), "feedback": ("eval_se
                 "evals": ("eval_sets", "workspace_id"), "eval_executions": ("evals", "eval_set_id")}
 
 
-def table_counts(conn: sqlite3.Connection, workspace_id: str | None, schema: dict[str, set[str]]) -> list[TableCount]:
+def table_counts(
+    conn: sqlite3.Connection, workspace_id: str | None, schema: dict[str, set[str]]
+) -> list[TableCount]:
     result: list[TableCount] = []
     filters = _table_filters(workspace_id) if workspace_id is not None else {}
-    for table in ("workspaces", "users", "workspace_members", "integrations", "traces", "eval_sets", "feedback",
-                  "evals", "eval_executions", "jobs"):
+    for table in (
+        "workspaces",
+        "users",
+        "workspace_members",
+        "integrations",
+        "traces",
+        "eval_sets",
+        "feedback",
+        "evals",
+        "eval_executions",
+        "jobs",
+    ):
         if table not in schema:
             continue
         where = filters.get(table)
         need = _SCOPE_NEEDS.get(table)
         if where is not None and need is not None and not has_columns(schema, *need):
             continue  # cannot be scoped on this schema: better absent than wrong
-        sql = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "")  # table: one of the fixed names above
-        count = conn.execute(f"SELECT count(*) FROM {table}" + (f" WHERE {where}" if where else "")).fetchone()[0]
+        sql = f"SELECT * FROM {table}" + (
+            f" WHERE {where}" if where else ""
+        )  # table: one of the fixed names above
+        count = conn.execute(
+            f"SELECT count(*) FROM {table}" + (f" WHERE {where}" if where else "")
+        ).fetchone()[0]
         result.append(TableCount(table, int(count), sql))
     return result
 
@@ -176,8 +192,15 @@ def eval_set_progress(conn: sqlite3.Connection, workspace_id: str | None) -> lis
         f"{where(ws_cond('s.workspace_id', workspace_id))} GROUP BY s.id ORDER BY s.name, s.id"
     ).fetchall()
     return [
-        EvalSetProgress(r[0], r[1], to_count(r[2]), to_count(r[3]), to_count(r[4]), to_count(r[5]),
-                        f"SELECT * FROM feedback WHERE eval_set_id = {literal(r[0])} ORDER BY rating, created_at")
+        EvalSetProgress(
+            r[0],
+            r[1],
+            to_count(r[2]),
+            to_count(r[3]),
+            to_count(r[4]),
+            to_count(r[5]),
+            f"SELECT * FROM feedback WHERE eval_set_id = {literal(r[0])} ORDER BY rating, created_at",
+        )
         for r in rows
     ]
 
@@ -185,11 +208,17 @@ def eval_set_progress(conn: sqlite3.Connection, workspace_id: str | None) -> lis
 def accuracy_buckets(conn: sqlite3.Connection, workspace_id: str | None) -> list[AccuracyBucket]:
     ws = ws_cond("s.workspace_id", workspace_id)
     base = "FROM evals e LEFT JOIN eval_sets s ON s.id = e.eval_set_id"
-    counts = dict(conn.execute(f"SELECT {BUCKET_CASE} AS bucket, count(*) {base}{where(ws)} GROUP BY bucket").fetchall())
+    counts = dict(
+        conn.execute(f"SELECT {BUCKET_CASE} AS bucket, count(*) {base}{where(ws)} GROUP BY bucket").fetchall()
+    )
     listing = "SELECT e.id, e.name, e.version, e.eval_set_id, e.accuracy, e.status, e.created_at "
     return [
-        AccuracyBucket(b, label, to_count(counts.get(b, 0)),
-                       f"{listing}{base}{where(BUCKET_CONDITIONS[b], ws)} ORDER BY e.accuracy DESC, e.created_at DESC")
+        AccuracyBucket(
+            b,
+            label,
+            to_count(counts.get(b, 0)),
+            f"{listing}{base}{where(BUCKET_CONDITIONS[b], ws)} ORDER BY e.accuracy DESC, e.created_at DESC",
+        )
         for b, label in BUCKETS
     ]
 
@@ -197,12 +226,18 @@ def accuracy_buckets(conn: sqlite3.Connection, workspace_id: str | None) -> list
 def integration_counts(conn: sqlite3.Connection, workspace_id: str | None) -> list[IntegrationCount]:
     ws = ws_cond("workspace_id", workspace_id)
     rows = conn.execute(
-        f"SELECT platform, status, count(*) FROM integrations{where(ws)} GROUP BY platform, status ORDER BY platform, status"
+        f"SELECT platform, status, count(*) FROM integrations{where(ws)} GROUP BY platform, status ORDER BY "
+        f"platform, status"
     ).fetchall()
     cols = "id, platform, name, status, error_message, last_synced_at"  # never api_key_encrypted
     return [
-        IntegrationCount(r[0], r[1], to_count(r[2]), f"SELECT {cols} FROM integrations"
-                         f"{where(f'platform IS {literal(r[0])}', f'status IS {literal(r[1])}', ws)} ORDER BY name")
+        IntegrationCount(
+            r[0],
+            r[1],
+            to_count(r[2]),
+            f"SELECT {cols} FROM integrations"
+            f"{where(f'platform IS {literal(r[0])}', f'status IS {literal(r[1])}', ws)} ORDER BY name",
+        )
         for r in rows
     ]
 
@@ -215,9 +250,15 @@ def job_groups(conn: sqlite3.Connection, workspace_id: str | None) -> list[JobGr
         "GROUP BY type, status ORDER BY type, status"
     ).fetchall()
     return [
-        JobGroup(r[0], r[1], to_count(r[2]), _round(r[3]), to_count(r[4]),
-                 f"SELECT *, {DURATION_SQL} AS duration_s FROM jobs"
-                 f"{where(f'type IS {literal(r[0])}', f'status IS {literal(r[1])}', ws)} ORDER BY created_at DESC")
+        JobGroup(
+            r[0],
+            r[1],
+            to_count(r[2]),
+            _round(r[3]),
+            to_count(r[4]),
+            f"SELECT *, {DURATION_SQL} AS duration_s FROM jobs"
+            f"{where(f'type IS {literal(r[0])}', f'status IS {literal(r[1])}', ws)} ORDER BY created_at DESC",
+        )
         for r in rows
     ]
 
@@ -245,13 +286,20 @@ def overview(conn: sqlite3.Connection, workspace_id: str | None, *, warnings: bo
     """
     schema = schema_columns(conn)
     notes: list[str] = []
-    workspaces = [Workspace(r[0], r[1]) for r in conn.execute("SELECT id, name FROM workspaces ORDER BY name, id")] \
-        if has_columns(schema, "workspaces", "id", "name") else []
+    workspaces = (
+        [Workspace(r[0], r[1]) for r in conn.execute("SELECT id, name FROM workspaces ORDER BY name, id")]
+        if has_columns(schema, "workspaces", "id", "name")
+        else []
+    )
     sets = eval_set_progress(conn, workspace_id) \
         if has_columns(schema, "eval_sets", "id", "name", "minimum_examples", "workspace_id") \
         and has_columns(schema, "feedback", "eval_set_id", "rating") else []
-    buckets = accuracy_buckets(conn, workspace_id) \
-        if has_columns(schema, "evals", "accuracy", "eval_set_id") and has_columns(schema, "eval_sets", "workspace_id") else []
+    buckets = (
+        accuracy_buckets(conn, workspace_id)
+        if has_columns(schema, "evals", "accuracy", "eval_set_id")
+        and has_columns(schema, "eval_sets", "workspace_id")
+        else []
+    )
     integ_ok = has_columns(schema, "integrations", "platform", "status", "workspace_id")
     jobs_ok = has_columns(schema, "jobs", "type", "status", "started_at", "completed_at", "workspace_id")
     groups = job_groups(conn, workspace_id) if jobs_ok else []

@@ -51,14 +51,17 @@ class Identity:
     @classmethod
     def from_json(cls, text: str) -> Identity:
         data = json.loads(text)
-        return cls(frozenset(map(str, data.get("workspaces") or [])), frozenset(map(str, data.get("eval_sets") or [])))
+        return cls(
+            frozenset(map(str, data.get("workspaces") or [])),
+            frozenset(map(str, data.get("eval_sets") or [])),
+        )
 
 
 def read_identity(conn: sqlite3.Connection) -> Identity:
     """Both tables are tiny (a handful of rows); a missing table gives an empty set."""
     def ids(table: str) -> frozenset[str]:
         try:
-            return frozenset(str(r[0]) for r in conn.execute(f"SELECT id FROM {table} LIMIT 10000"))  # noqa: S608
+            return frozenset(str(r[0]) for r in conn.execute(f"SELECT id FROM {table} LIMIT 10000"))
         except sqlite3.Error:
             return frozenset()
 
@@ -134,8 +137,11 @@ class StrandedReport:
         clash = f" ({plural(conflicts, 'conflict with this export', 'conflicts with this export')})" \
             if conflicts else ""
         export_first = [c for c in self.copies if c.can_export and c.export_file]
-        first = f", or export them first (iofold-tui export-labels {one_line(export_first[0].export_file, 80)})" \
-            if export_first else ""
+        first = (
+            f", or export them first (iofold-tui export-labels {one_line(export_first[0].export_file, 80)})"
+            if export_first
+            else ""
+        )
         return (f"{plural(n, 'label')} made on an older copy of this D1 database ({names}) "
                 f"{'has' if n == 1 else 'have'} not gone back to D1{clash}: carry them over "
                 f"({how or 'iofold-tui carry-labels ' + one_line(source, 80)}){first}")
@@ -148,7 +154,9 @@ def _read_meta(path: Path) -> dict[str, str] | None:
         return None
     try:
         meta = {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta")}
-        row = conn.execute("SELECT max(status_at) FROM steps WHERE status NOT IN ('pending', 'discarded')").fetchone()
+        row = conn.execute(
+            "SELECT max(status_at) FROM steps WHERE status NOT IN ('pending', 'discarded')"
+        ).fetchone()
         meta["_last_change"] = row[0] or ""
         if "identity" not in meta:  # a history made before copies were registered: its eval sets
             sets = [str(r[0]) for r in conn.execute("SELECT DISTINCT eval_set_id FROM changes LIMIT 10000")]
@@ -160,7 +168,9 @@ def _read_meta(path: Path) -> dict[str, str] | None:
         conn.close()
 
 
-def other_copies(history_path: Path, identity: Identity, *, export_file: Path | None = None) -> list[OtherCopy]:
+def other_copies(
+    history_path: Path, identity: Identity, *, export_file: Path | None = None
+) -> list[OtherCopy]:
     """Histories of other working copies of the same D1 database that still hold labels to account for,
     oldest first. ``export_file``: only the copies made from that file."""
     me = history_path.resolve()
@@ -179,7 +189,9 @@ def other_copies(history_path: Path, identity: Identity, *, export_file: Path | 
             if export_file is not None and meta.get("export_file") not in (str(export_file),
                                                                              str(Path(export_file).resolve())):
                 continue
-            found.append(OtherCopy(path, meta.get("export_file"), meta.get("source_db"), meta["_last_change"]))
+            found.append(
+                OtherCopy(path, meta.get("export_file"), meta.get("source_db"), meta["_last_change"])
+            )
     return sorted(found, key=lambda c: c.last_change)
 
 
@@ -201,7 +213,8 @@ def stranded_labels(conn: sqlite3.Connection, copies: Iterable[OtherCopy]) -> St
     for copy in report.copies:
         for item in check_against(by_copy.get(copy.history_path, []), conn).items:
             if item.verdict == "apply" and item.remote is None and item.change.eval_set_id not in sets:
-                # An eval set made in the TUI on the older copy: this copy has no row for the label to refer to.
+                # An eval set made in the TUI on the older copy: this copy has no row for the label to refer
+                # to.
                 item = CheckedChange(item.change, "eval set missing", None)
             report.items.append((copy, item))
     return report

@@ -72,7 +72,7 @@ def _save(db_path: Path, items: list[QueuedConflict]) -> None:
         raise
 
 
-def add_conflicts(db_path: Path, items: list[Any], origin: str, at: str) -> int:  # noqa: ANN401
+def add_conflicts(db_path: Path, items: list[Any], origin: str, at: str) -> int:
     """Queue ``items`` (ImportItem conflicts); a key already queued is replaced by the newer one. Returns
     the queue's length."""
     queue = {c.key: c for c in load_conflicts(db_path)}
@@ -103,8 +103,12 @@ def resolve(store: LabelStore, conflict: QueuedConflict, choice: str) -> LabelCh
         raise ValueError(f"choice must be one of {', '.join(CHOICES)}, not {choice!r}")
     change = None
     if choice == "theirs":
-        change = store.set_label(conflict.eval_set_id, conflict.trace_id, conflict.theirs_rating,  # type: ignore[arg-type]
-                                 note=conflict.theirs_notes if conflict.theirs_rating is not None else UNCHANGED)
+        change = store.set_label(
+            conflict.eval_set_id,
+            conflict.trace_id,
+            conflict.theirs_rating,  # type: ignore[arg-type]
+            note=conflict.theirs_notes if conflict.theirs_rating is not None else UNCHANGED,
+        )
     elif choice != "mine":
         change = store.set_label(conflict.eval_set_id, conflict.trace_id, choice)  # type: ignore[arg-type]
     drop_conflict(store.db_path, conflict.key)

@@ -180,7 +180,8 @@ def change_from_row(row: sqlite3.Row | tuple[Any, ...], step_id: int | None = No
 
 
 class LabelHistory:
-    """The sidecar file. Each method is its own committed transaction (the crash-safety protocol needs that)."""
+    """The sidecar file. Each method is its own committed transaction (the crash-safety protocol needs
+    that)."""
 
     def __init__(self, path: Path, *, busy_timeout_s: float = 10.0) -> None:
         self.path = Path(path)
@@ -199,8 +200,10 @@ class LabelHistory:
 
     def set_meta(self, key: str, value: str) -> None:
         with self._txn():
-            self.conn.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                              (key, value))
+            self.conn.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (key, value),
+            )
 
     def meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -215,8 +218,10 @@ class LabelHistory:
         now = utc_stamp()
         with self._txn():
             cur = self.conn.execute(
-                "INSERT INTO steps (created_at, kind, status, status_at, session, n_changes) VALUES (?,?,?,?,?,?)",
-                (now, kind, PENDING, now, session, len(changes)))
+                "INSERT INTO steps (created_at, kind, status, status_at, session, n_changes) VALUES "
+                "(?,?,?,?,?,?)",
+                (now, kind, PENDING, now, session, len(changes)),
+            )
             step_id = int(cur.lastrowid or 0)
             self.conn.executemany(
                 f"INSERT INTO changes (step_id, seq, {_CHANGE_COLS}) VALUES ({','.join('?' * 15)})",
@@ -244,7 +249,9 @@ class LabelHistory:
                 self.conn.execute("DELETE FROM queued WHERE id = ?", (consume,))
             previous = self.conn.execute("SELECT status FROM steps WHERE id = ?", (step_id,)).fetchone()
             now = utc_stamp()
-            self.conn.execute("UPDATE steps SET status = ?, status_at = ? WHERE id = ?", (status, now, step_id))
+            self.conn.execute(
+                "UPDATE steps SET status = ?, status_at = ? WHERE id = ?", (status, now, step_id)
+            )
             if status == APPLIED and previous is not None and previous[0] == PENDING:
                 self.conn.execute("UPDATE steps SET status = ?, status_at = ? WHERE status = ? AND id < ?",
                                   (DISCARDED, now, UNDONE, step_id))
@@ -265,9 +272,22 @@ class LabelHistory:
         with self._txn():
             self.conn.execute("DELETE FROM queued WHERE status = 'cancelled'")
             cur = self.conn.execute(
-                "INSERT INTO queued (created_at, session, kind, eval_set_id, trace_id, rating, note_set, note, "
+                "INSERT INTO queued (created_at, session, kind, eval_set_id, trace_id, rating, note_set, "
+                "note, "
                 "seconds_spent, force) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (now, session, kind, eval_set_id, trace_id, rating, int(note_set), note, seconds_spent, int(force)))
+                (
+                    now,
+                    session,
+                    kind,
+                    eval_set_id,
+                    trace_id,
+                    rating,
+                    int(note_set),
+                    note,
+                    seconds_spent,
+                    int(force),
+                ),
+            )
         return Intent(int(cur.lastrowid or 0), now, kind, eval_set_id, trace_id, rating, note_set, note,
                       seconds_spent, force)
 
@@ -321,10 +341,13 @@ class LabelHistory:
         return _intent(row)
 
     def settle_bound(self) -> None:
-        """After a crash (in-flight steps already settled): consume intents whose step landed, requeue others."""
+        """After a crash (in-flight steps already settled): consume intents whose step landed, requeue
+        others."""
         with self._txn():
-            rows = self.conn.execute("SELECT q.id, q.kind, s.status FROM queued q JOIN steps s ON s.id = q.step_id "
-                                     "WHERE q.step_id IS NOT NULL").fetchall()
+            rows = self.conn.execute(
+                "SELECT q.id, q.kind, s.status FROM queued q JOIN steps s ON s.id = q.step_id "
+                "WHERE q.step_id IS NOT NULL"
+            ).fetchall()
             for intent_id, kind, status in rows:
                 if status == (UNDONE if kind == "undo" else APPLIED):
                     self.conn.execute("DELETE FROM queued WHERE id = ?", (intent_id,))
@@ -347,7 +370,9 @@ class LabelHistory:
 
     def in_flight(self) -> list[tuple[int, str]]:
         marks = ",".join("?" * len(IN_FLIGHT))
-        rows = self.conn.execute(f"SELECT id, status FROM steps WHERE status IN ({marks}) ORDER BY id", IN_FLIGHT)
+        rows = self.conn.execute(
+            f"SELECT id, status FROM steps WHERE status IN ({marks}) ORDER BY id", IN_FLIGHT
+        )
         return [(int(r[0]), str(r[1])) for r in rows]
 
     def top_applied(self) -> int | None:
@@ -362,12 +387,16 @@ class LabelHistory:
         return int(self.conn.execute("SELECT count(*) FROM steps WHERE status = ?", (status,)).fetchone()[0])
 
     def iter_changes(self, step_id: int) -> Iterator[LabelChange]:
-        cur = self.conn.execute(f"SELECT {_CHANGE_COLS} FROM changes WHERE step_id = ? ORDER BY seq", (step_id,))
+        cur = self.conn.execute(
+            f"SELECT {_CHANGE_COLS} FROM changes WHERE step_id = ? ORDER BY seq", (step_id,)
+        )
         for row in cur:
             yield change_from_row(row, step_id)
 
     def load(self, step_id: int) -> Step | None:
-        row = self.conn.execute("SELECT id, created_at, kind, status FROM steps WHERE id = ?", (step_id,)).fetchone()
+        row = self.conn.execute(
+            "SELECT id, created_at, kind, status FROM steps WHERE id = ?", (step_id,)
+        ).fetchone()
         if row is None:
             return None
         return Step(int(row[0]), row[1], row[2], row[3], tuple(self.iter_changes(step_id)))
@@ -402,7 +431,10 @@ class LabelHistory:
         group: list[tuple[str, str, LabelChange]] = []
         for r in self.conn.execute(sql, params):
             change = change_from_row(tuple(r[3:]), int(r[2]))
-            if group and (group[-1][2].eval_set_id, group[-1][2].trace_id) != (change.eval_set_id, change.trace_id):
+            if group and (group[-1][2].eval_set_id, group[-1][2].trace_id) != (
+                change.eval_set_id,
+                change.trace_id,
+            ):
                 yield group
                 group = []
             group.append((r[0], r[1], change))
@@ -427,7 +459,9 @@ def queued_count(path: Path) -> int:
         conn.close()
 
 
-def open_sidecar(path: Path, ddl: str, format_version: str, *, busy_timeout_s: float = 10.0) -> sqlite3.Connection:
+def open_sidecar(
+    path: Path, ddl: str, format_version: str, *, busy_timeout_s: float = 10.0
+) -> sqlite3.Connection:
     """Open (creating) one of iofold-tui's own history files: WAL, fsynced commits (an entry must be on disk
     before the user's database commits), schema ``ddl`` and a ``meta`` format version."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -97,7 +97,9 @@ def read_label_file(path: Path, fmt: str | None = None) -> LabelFile:
     fmt = fmt or sniff_format(path)
     out = LabelFile(path, fmt or "unknown")
     if fmt is None:
-        out.errors.append(LineError(0, "not a label file (expected an export-labels CSV, JSON lines or .sql patch)"))
+        out.errors.append(
+            LineError(0, "not a label file (expected an export-labels CSV, JSON lines or .sql patch)")
+        )
         return out
     try:
         raw = path.read_bytes()
@@ -127,8 +129,13 @@ def _check_rows(candidates: list[tuple[int, dict[str, object]]], out: LabelFile)
         if first is not None:
             if out.fmt == "patch" and (first.rating, first.notes) == (row.rating, row.notes):
                 continue  # a patch's UPDATE and INSERT of one key carry the same final row
-            out.errors.append(LineError(line, f"duplicate row for trace {one_line(row.trace_id, 60)} in eval set "
-                                              f"{one_line(row.eval_set_id, 60)} (first on line {first.line})"))
+            out.errors.append(
+                LineError(
+                    line,
+                    f"duplicate row for trace {one_line(row.trace_id, 60)} in eval set "
+                    f"{one_line(row.eval_set_id, 60)} (first on line {first.line})",
+                )
+            )
             continue
         seen[key] = row
         out.rows.append(row)
@@ -146,10 +153,22 @@ def _text(value: object) -> str | None:
 
 def _row(line: int, rec: dict[str, object], errors: list[LineError]) -> LabelRow | None:
     get = rec.get
-    es, tid, raw_rating, notes_raw, action_raw = (get("eval_set_id"), get("trace_id"), get("rating"), get("notes"),
-                                                  get("action"))
-    if (type(es) is str and type(tid) is str and es and tid and raw_rating in RATINGS and action_raw in (None, "upsert")
-            and (notes_raw is None or (type(notes_raw) is str and len(notes_raw) <= MAX_FIELD))):
+    es, tid, raw_rating, notes_raw, action_raw = (
+        get("eval_set_id"),
+        get("trace_id"),
+        get("rating"),
+        get("notes"),
+        get("action"),
+    )
+    if (
+        type(es) is str
+        and type(tid) is str
+        and es
+        and tid
+        and raw_rating in RATINGS
+        and action_raw in (None, "upsert")
+        and (notes_raw is None or (type(notes_raw) is str and len(notes_raw) <= MAX_FIELD))
+    ):
         annotator = get("annotator")  # the common row, without the checks below
         return LabelRow(line, es, tid, raw_rating, notes_raw or None,
                         annotator if type(annotator) is str and annotator else _text(annotator) or None)
@@ -248,10 +267,14 @@ _STR = r"'(?:[^']|'')*'"
 _ATOM = rf"(?:NULL|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|{_STR}|char\(\d+\))"
 _LIT = rf"({_ATOM}(?:\s*\|\|\s*{_ATOM})*)"
 _KEY = rf"eval_set_id = {_LIT} AND trace_id = {_LIT}"
-_UPDATE = re.compile(rf"UPDATE feedback SET id = {_LIT}, rating = {_LIT}, notes = {_LIT}, created_at = {_LIT}, "
-                     rf"updated_at = {_LIT} WHERE {_KEY} AND \(.*\);")
-_INSERT = re.compile(r"INSERT INTO feedback \(id, eval_set_id, trace_id, rating, notes, created_at, updated_at\) "
-                     rf"SELECT {_LIT}, {_LIT}, {_LIT}, {_LIT}, {_LIT}, {_LIT}, {_LIT} WHERE NOT EXISTS .*;")
+_UPDATE = re.compile(
+    rf"UPDATE feedback SET id = {_LIT}, rating = {_LIT}, notes = {_LIT}, created_at = {_LIT}, "
+    rf"updated_at = {_LIT} WHERE {_KEY} AND \(.*\);"
+)
+_INSERT = re.compile(
+    r"INSERT INTO feedback \(id, eval_set_id, trace_id, rating, notes, created_at, updated_at\) "
+    rf"SELECT {_LIT}, {_LIT}, {_LIT}, {_LIT}, {_LIT}, {_LIT}, {_LIT} WHERE NOT EXISTS .*;"
+)
 _DELETE = re.compile(rf"DELETE FROM feedback WHERE {_KEY} AND \(.*\);")
 _SKIP = re.compile(r"^(?:--|INSERT INTO eval_sets |SELECT )")
 _ATOMS = re.compile(_ATOM)

@@ -17,7 +17,8 @@ absent": when the export had no row and an earlier patch inserted ours, "no row"
 patch was never applied or that someone deleted the label since; the label is inserted.
 
 With ``since=None`` keys whose final row equals the row they had before iofold-tui touched them are
-left out (net effect nil, e.g. labelled then undone) unless an earlier patch wrote another state for them. With ``since`` the state at that time is not
+left out (net effect nil, e.g. labelled then undone) unless an earlier patch wrote another state for them.
+With ``since`` the state at that time is not
 replayed: every key touched (labelled, undone or redone) since then is written with its final state.
 
 The update also sets ``id`` and ``created_at``: after "clear, then label again" the working copy holds
@@ -216,11 +217,13 @@ def _conflict_select(keys_json: str) -> str:
         "SELECT 'conflict: left as it is in D1' AS iofold_tui, o.e AS eval_set_id, o.t AS trace_id, "
         "f.rating AS d1_rating, f.notes AS d1_notes, f.id AS d1_feedback_id, o.r AS our_rating "
         "FROM (SELECT json_extract(value, '$[0]') AS e, json_extract(value, '$[1]') AS t, "
-        "json_extract(value, '$[2]') AS i, json_extract(value, '$[3]') AS r, json_extract(value, '$[4]') AS n "
+        "json_extract(value, '$[2]') AS i, json_extract(value, '$[3]') AS r, json_extract(value, '$[4]') AS "
+        "n "
         f"FROM json_each({sql_literal(keys_json)})) AS o "
         "LEFT JOIN feedback AS f ON f.eval_set_id = o.e AND f.trace_id = o.t "
         "WHERE NOT (f.id IS o.i AND f.rating IS o.r AND f.notes IS o.n) "  # IS: no NULL three-valued logic
-        "ORDER BY o.e, o.t;")
+        "ORDER BY o.e, o.t;"
+    )
 
 
 def _record(n: NetChange, annotator: str | None = None) -> dict[str, str | None]:
@@ -241,7 +244,9 @@ def write_changes(source: LabelStore | Path, out: TextIO, *, since: datetime | N
     history = LabelHistory(source.history.path if isinstance(source, LabelStore) else Path(source))
     try:
         net = list(net_changes(history, since))
-        who = {} if fmt == "sql" else key_annotators(history.conn)  # who made each key's latest label (issue 18)
+        who = (
+            {} if fmt == "sql" else key_annotators(history.conn)
+        )  # who made each key's latest label (issue 18)
         db = str(source.db_path.resolve()) if isinstance(source, LabelStore) else history.meta("source_db")
     finally:
         history.close()
@@ -276,8 +281,11 @@ def _eval_set_rows(db_path: Path, ids: set[str]) -> list[tuple[object, ...]]:
     conn = sqlite3.connect(f"{Path(db_path).resolve().as_uri()}?mode=ro", uri=True)
     try:
         return conn.execute(
-            "SELECT id, workspace_id, name, description, minimum_examples, created_at, updated_at FROM eval_sets "
-            "WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id", (json.dumps(sorted(ids)),)).fetchall()
+            "SELECT id, workspace_id, name, description, minimum_examples, created_at, updated_at FROM "
+            "eval_sets "
+            "WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
+            (json.dumps(sorted(ids)),),
+        ).fetchall()
     except sqlite3.Error:
         return []
     finally:
@@ -287,16 +295,21 @@ def _eval_set_rows(db_path: Path, ids: set[str]) -> list[tuple[object, ...]]:
 def _eval_set_insert(row: tuple[object, ...]) -> str:
     values = ", ".join(sql_literal(v) for v in row)  # type: ignore[arg-type]
     # No conflict target: an eval set D1 already has (same id, or same workspace + name) is left alone.
-    return ("INSERT INTO eval_sets (id, workspace_id, name, description, minimum_examples, created_at, updated_at) "
-            f"VALUES ({values}) ON CONFLICT DO NOTHING;")
+    return (
+        "INSERT INTO eval_sets (id, workspace_id, name, description, minimum_examples, created_at, "
+        "updated_at) "
+        f"VALUES ({values}) ON CONFLICT DO NOTHING;"
+    )
 
 
 def _write_sql(out: TextIO, net: list[NetChange], summary: ExportSummary, db: str | None,
                since: datetime | None, eval_sets: list[tuple[object, ...]]) -> None:
     # Header values go through one_line: a path or time holding a newline must not end the comment.
     out.write("-- iofold-tui label patch (idempotent; no BEGIN/COMMIT, as D1 requires)\n")
-    out.write("-- every statement applies only while the D1 row is still as this copy last saw it; a row changed\n"
-              "-- in D1 since is left as it is and listed by the SELECT at the end (a conflict)\n")
+    out.write(
+        "-- every statement applies only while the D1 row is still as this copy last saw it; a row changed\n"
+        "-- in D1 since is left as it is and listed by the SELECT at the end (a conflict)\n"
+    )
     out.write(f"-- source: {one_line(db or 'unknown', None)}\n")
     out.write(f"-- generated: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC\n")
     if since is not None:
@@ -375,7 +388,8 @@ def describe_state(state: RowState | None) -> str:
 def describe_conflict(item: CheckedChange) -> str:
     n = item.change
     ours = describe_state(n.final_state)
-    what = {"trace missing": "the trace is not there",
-            "eval set missing": "the eval set is not there"}.get(item.verdict, f"it holds {describe_state(item.remote)}")
+    what = {"trace missing": "the trace is not there", "eval set missing": "the eval set is not there"}.get(
+        item.verdict, f"it holds {describe_state(item.remote)}"
+    )
     return (f"{one_line(n.eval_set_id, 40)} / {one_line(n.trace_id, 60)}: ours is {ours}, but {what} "
             "(left as it is)")

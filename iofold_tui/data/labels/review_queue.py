@@ -86,13 +86,17 @@ def _select(conn: sqlite3.Connection, spec: QueueSpec, tier: int, after: tuple[A
                f"WHERE {' AND '.join([*base.where, clause, *extra])} ORDER BY {order} LIMIT ?")
         rows = with_rowid(conn, "traces").execute(sql, [spec.eval_set_id, *params, *extra_params,
                                                         limit - len(items)]).fetchall()
-        items += [QueueItem(str(r[0]), tier, r[1], r[2], r[3]) for r in rows]  # r[2]: the key (WITHOUT ROWID: id)
+        items += [
+            QueueItem(str(r[0]), tier, r[1], r[2], r[3]) for r in rows
+        ]  # r[2]: the key (WITHOUT ROWID: id)
         if len(items) >= limit:
             break
     return items
 
 
-def page_after(conn: sqlite3.Connection, spec: QueueSpec, after: QueueKey | None, limit: int) -> list[QueueItem]:
+def page_after(
+    conn: sqlite3.Connection, spec: QueueSpec, after: QueueKey | None, limit: int
+) -> list[QueueItem]:
     """Up to ``limit`` queue items strictly after ``after`` (None: from the start), crossing tiers."""
     items: list[QueueItem] = []
     tier = 0 if after is None else after[0]

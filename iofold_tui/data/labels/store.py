@@ -192,7 +192,9 @@ class LabelStore:
             return "this database has no feedback table, so labels cannot be stored"
         missing = sorted(_REQUIRED - cols)
         if missing:
-            return f"its feedback table lacks {', '.join(missing)} (not iofold schema v1.0): labelling disabled"
+            return (
+                f"its feedback table lacks {', '.join(missing)} (not iofold schema v1.0): labelling disabled"
+            )
         return None
 
     def close(self) -> None:
@@ -265,8 +267,14 @@ class LabelStore:
 
     # -- label writes --------------------------------------------------------------------------------
 
-    def set_label(self, eval_set_id: str, trace_id: str, rating: Rating | None,
-                  note: str | None | _Unchanged = UNCHANGED, seconds_spent: float | None = None) -> LabelChange:
+    def set_label(
+        self,
+        eval_set_id: str,
+        trace_id: str,
+        rating: Rating | None,
+        note: str | None | _Unchanged = UNCHANGED,
+        seconds_spent: float | None = None,
+    ) -> LabelChange:
         """Label (or relabel, or clear with ``rating=None``) one trace; committed when this returns.
 
         ``note``: UNCHANGED keeps the stored note, a string replaces it, None/"" clears it.
@@ -318,7 +326,8 @@ class LabelStore:
                  kind: str = "carry") -> Step | None:
         """Set exact rows (id and timestamps included) as ONE undo step: ``(eval set, trace, expected, new)``
         moves a key to ``new`` only while its row is still ``expected`` (its (id, rating, notes, updated_at),
-        None for no row); others are left out. None when nothing changed. Carries labels made on an older copy."""
+        None for no row); others are left out. None when nothing changed. Carries labels made on an older
+        copy."""
         items = list(rows)
 
         def build(conn: sqlite3.Connection) -> list[LabelChange]:
@@ -356,8 +365,14 @@ class LabelStore:
             return FeedbackRow(new_feedback_id(), rating, notes, now, now)
         return replace(current, rating=rating, notes=notes, updated_at=now)
 
-    def _single(self, kind: str, eval_set_id: str, trace_id: str,
-                build: Callable[[sqlite3.Connection], list[LabelChange]], wait_s: float | None = None) -> LabelChange:
+    def _single(
+        self,
+        kind: str,
+        eval_set_id: str,
+        trace_id: str,
+        build: Callable[[sqlite3.Connection], list[LabelChange]],
+        wait_s: float | None = None,
+    ) -> LabelChange:
         seen: list[LabelChange] = []
 
         def prepare(conn: sqlite3.Connection) -> _Plan | None:
@@ -426,9 +441,12 @@ class LabelStore:
                 if intent is not None:
                     self.history.unbind(intent)
 
-            return _Plan(writes=writes, on_commit=lambda: self.history.set_status(step.id, after, consume=intent),
-                         on_abort=abort,
-                         result=replace(step, status=after))
+            return _Plan(
+                writes=writes,
+                on_commit=lambda: self.history.set_status(step.id, after, consume=intent),
+                on_abort=abort,
+                result=replace(step, status=after),
+            )
 
         plan = self._write(prepare, wait_s)
         return None if plan is None else plan.result  # type: ignore[return-value]
@@ -516,11 +534,20 @@ class LabelStore:
         """Record a label key (committed to the sidecar, milliseconds); ``apply_next`` writes it."""
         _check_rating(rating)
         keep = isinstance(note, _Unchanged)
-        return self._enqueue("label", eval_set_id=eval_set_id, trace_id=trace_id, rating=rating,
-                             note_set=not keep, note=None if keep else (note or None), seconds_spent=seconds_spent)
+        return self._enqueue(
+            "label",
+            eval_set_id=eval_set_id,
+            trace_id=trace_id,
+            rating=rating,
+            note_set=not keep,
+            note=None if keep else (note or None),
+            seconds_spent=seconds_spent,
+        )
 
     def queue_note(self, eval_set_id: str, trace_id: str, note: str | None) -> Intent:
-        return self._enqueue("note", eval_set_id=eval_set_id, trace_id=trace_id, note_set=True, note=note or None)
+        return self._enqueue(
+            "note", eval_set_id=eval_set_id, trace_id=trace_id, note_set=True, note=note or None
+        )
 
     def queue_travel(self, *, undo: bool, force: bool = False) -> Intent:
         return self._enqueue("undo" if undo else "redo", force=force)
@@ -617,5 +644,8 @@ def _apply_writes(conn: sqlite3.Connection,
     conn.executemany("DELETE FROM feedback WHERE eval_set_id = ? AND trace_id = ?", deletes)
     conn.executemany("UPDATE feedback SET id = ?, rating = ?, notes = ?, created_at = ?, updated_at = ? "
                      "WHERE eval_set_id = ? AND trace_id = ?", updates)
-    conn.executemany("INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes, created_at, updated_at) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?)", inserts)
+    conn.executemany(
+        "INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        inserts,
+    )

@@ -15,8 +15,9 @@ def execution_signature(conn: sqlite3.Connection, eval_ids: Sequence[str]) -> di
     """Per eval: executions and the newest rowid (index-only), to notice runs added underneath."""
     out: dict[str, tuple[int, int]] = {}
     for eval_id in eval_ids:
-        n, top = conn.execute("SELECT COUNT(*), coalesce(MAX(rowid), 0) FROM eval_executions WHERE eval_id = ?",
-                              (eval_id,)).fetchone()
+        n, top = conn.execute(
+            "SELECT COUNT(*), coalesce(MAX(rowid), 0) FROM eval_executions WHERE eval_id = ?", (eval_id,)
+        ).fetchone()
         out[eval_id] = (int(n), int(top))
     return out
 
@@ -27,7 +28,9 @@ def label_counts(conn: sqlite3.Connection, eval_set_id: str) -> dict[str, int]:
     return {rating: counts[rating] for rating in RATED if counts[rating]}
 
 
-def confusion_trace_ids(conn: sqlite3.Connection, eval_id: str, cell: str, cap: int) -> tuple[list[str], bool]:
+def confusion_trace_ids(
+    conn: sqlite3.Connection, eval_id: str, cell: str, cap: int
+) -> tuple[list[str], bool]:
     """Up to ``cap`` trace ids of one confusion cell, by trace id, and whether there are more."""
     ids: list[str] = []
     after: str | None = None

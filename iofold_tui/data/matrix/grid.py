@@ -213,7 +213,12 @@ def _filters(ctx: _Ctx, row_filter: str) -> tuple[list[str], list[Any]]:
 def _columns(ctx: _Ctx) -> str:
     cols = [preview_columns(), "f.id", "f.rating", f"substr(f.notes, 1, {_PREVIEW})"]
     for i in range(len(ctx.eval_ids)):
-        cols += [f"e{i}.id", f"e{i}.result", f"substr(e{i}.reason, 1, {_PREVIEW})", f"substr(e{i}.error, 1, {_PREVIEW})"]
+        cols += [
+            f"e{i}.id",
+            f"e{i}.result",
+            f"substr(e{i}.reason, 1, {_PREVIEW})",
+            f"substr(e{i}.error, 1, {_PREVIEW})",
+        ]
     return ", ".join(cols)
 
 
@@ -236,7 +241,9 @@ def _cell(eval_id: str, rating: str | None, ex_id: Any, result: Any, reason: Any
 
 def _row(ctx: _Ctx, r: sqlite3.Row | tuple[Any, ...]) -> MatrixRow:
     rating = r[8]
-    cells = tuple(_cell(eval_id, rating, *r[10 + 4 * i: 14 + 4 * i]) for i, eval_id in enumerate(ctx.eval_ids))
+    cells = tuple(
+        _cell(eval_id, rating, *r[10 + 4 * i : 14 + 4 * i]) for i, eval_id in enumerate(ctx.eval_ids)
+    )
     return MatrixRow(
         rowid=r[0], trace_id=str(r[1]), external_id=str(r[2] or ""), timestamp=str(r[3] or ""),
         source=str(r[4] or ""), input_preview=str(r[5] or ""), output_preview=str(r[6] or ""),
@@ -308,7 +315,8 @@ def refresh_trace(conn: sqlite3.Connection, q: MatrixQuery, trace_id: str) -> No
     conn.execute(f"DELETE FROM temp.{name} WHERE rid = (SELECT rowid FROM traces WHERE id = ?)", (trace_id,))
     conn.execute(
         f"INSERT INTO temp.{name} SELECT rid, ts, n, err FROM (SELECT t.rowid AS rid, t.timestamp AS ts, "
-        f"({ctx.n_expr}) AS n, {_count(ctx, 'error')} AS err FROM traces t {ctx.joins} WHERE t.id = ?) WHERE n > 0",
+        f"({ctx.n_expr}) AS n, {_count(ctx, 'error')} AS err FROM traces t {ctx.joins} WHERE t.id = ?) WHERE "
+        f"n > 0",
         [*ctx.join_params, trace_id],
     )
     dv, tc = _data_key(conn)
@@ -343,7 +351,9 @@ def _fetch(conn: sqlite3.Connection, ctx: _Ctx, segment: int | None, after: Curs
     for extra, extra_params in keyset.segments(key, desc, ts, rid):
         sql = (f"SELECT {_columns(ctx)} FROM {from_sql} WHERE {' AND '.join([*where, *extra])} "
                f"ORDER BY {order} LIMIT ?")
-        out += [_row(ctx, r) for r in conn.execute(sql, [*join_params, *params, *extra_params, limit - len(out)])]
+        out += [
+            _row(ctx, r) for r in conn.execute(sql, [*join_params, *params, *extra_params, limit - len(out)])
+        ]
         if len(out) >= limit:
             break
     return out
@@ -438,7 +448,9 @@ def next_contradiction(conn: sqlite3.Connection, q: MatrixQuery, after: Cursor |
     return rows[0] if rows else None
 
 
-def previous_contradiction(conn: sqlite3.Connection, q: MatrixQuery, before: Cursor | None) -> MatrixRow | None:
+def previous_contradiction(
+    conn: sqlite3.Connection, q: MatrixQuery, before: Cursor | None
+) -> MatrixRow | None:
     """``[c``: the previous visible row with a contradiction (from the end when ``before`` is None)."""
     ctx = _context(conn, q)
     rows = _walk(conn, ctx, before, False, 1, row_filter="contradictions")
@@ -498,8 +510,12 @@ def cells_for_confusion(conn: sqlite3.Connection, eval_id: str, cell: str, *, af
     start = after or ""
     if cell in by_label or cell == "neutral":
         rating, cond = by_label.get(cell, ("neutral", ok))
-        sql = ("SELECT f.trace_id FROM feedback f JOIN eval_executions e ON e.eval_id = ? AND e.trace_id = f.trace_id "
-               f"WHERE f.eval_set_id = ? AND f.trace_id > ? AND f.rating = ? AND {cond} ORDER BY f.trace_id LIMIT ?")
+        sql = (
+            "SELECT f.trace_id FROM feedback f JOIN eval_executions e ON e.eval_id = ? AND e.trace_id = "
+            "f.trace_id "
+            f"WHERE f.eval_set_id = ? AND f.trace_id > ? AND f.rating = ? AND {cond} ORDER BY f.trace_id "
+            f"LIMIT ?"
+        )
         params: list[Any] = [eval_id, set_id, start, rating, limit + 1]
     elif cell == "not_run":
         sql = ("SELECT f.trace_id FROM feedback f WHERE f.eval_set_id = ? AND f.trace_id > ? AND NOT EXISTS "
@@ -507,9 +523,13 @@ def cells_for_confusion(conn: sqlite3.Connection, eval_id: str, cell: str, *, af
                "ORDER BY f.trace_id LIMIT ?")
         params = [set_id, start, eval_id, limit + 1]
     else:
-        cond = {"error": "e.error IS NOT NULL",
-                "invalid": "e.error IS NULL AND coalesce(e.result IN (0, 1), 0) = 0"}.get(cell) or (
-            f"{ok} AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.eval_set_id = ? AND f.trace_id = e.trace_id)")
+        cond = {
+            "error": "e.error IS NOT NULL",
+            "invalid": "e.error IS NULL AND coalesce(e.result IN (0, 1), 0) = 0",
+        }.get(cell) or (
+            f"{ok} AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.eval_set_id = ? AND f.trace_id = "
+            f"e.trace_id)"
+        )
         sql = f"SELECT e.trace_id FROM eval_executions e WHERE e.eval_id = ? AND e.trace_id > ? AND {cond} " \
               "ORDER BY e.trace_id LIMIT ?"
         params = [eval_id, start, *([] if cell in ("error", "invalid") else [set_id]), limit + 1]

@@ -83,8 +83,11 @@ def format_stats_text(report: dict[str, Any]) -> str:
     for es in report["eval_sets"]:
         labels = es["labels"]
         # Names come from the database: one_line() makes control characters visible (no terminal escapes).
-        lines += ["", f"eval set {one_line(es['name'], 80)} ({one_line(es['id'], 80)}): {labels['positive']} positive, "
-                      f"{labels['negative']} negative, {labels['neutral']} neutral labels"]
+        lines += [
+            "",
+            f"eval set {one_line(es['name'], 80)} ({one_line(es['id'], 80)}): {labels['positive']} positive, "
+            f"{labels['negative']} negative, {labels['neutral']} neutral labels",
+        ]
         evals = es["evals"]
         if not evals:
             lines.append("  no evals")
@@ -100,18 +103,33 @@ def format_stats_text(report: dict[str, Any]) -> str:
             rows.append((_ROW_NAMES.get(key, key), [_metric_cell(e, key) for e in evals]))
         rows.append(("contradictions", [str(e["contradictions"]) for e in evals]))
         for key in ("neutral", "errors", "invalid_result", "unlabelled", "not_run"):
-            rows.append((f"excluded: {key.replace('_', ' ')}", [str(e["excluded"].get(key, 0)) for e in evals]))
+            rows.append(
+                (f"excluded: {key.replace('_', ' ')}", [str(e["excluded"].get(key, 0)) for e in evals])
+            )
         rows.append(("executions", [str(e["execution_count"]) for e in evals]))
         for key, label in (("accuracy", "stored accuracy"), ("contradiction_count", "stored contradictions"),
                            ("execution_count", "stored executions")):
-            rows.append((label, [_fmt(e["stored"][key]) + (" ≠ recomputed" if e["stored"]["differs"][key] else "")
-                                 for e in evals]))
-        rows.append(("unscoped view contradictions", [_fmt(e["view_unscoped"]["contradictions"]) for e in evals]))
+            rows.append(
+                (
+                    label,
+                    [
+                        _fmt(e["stored"][key]) + (" ≠ recomputed" if e["stored"]["differs"][key] else "")
+                        for e in evals
+                    ],
+                )
+            )
+        rows.append(
+            ("unscoped view contradictions", [_fmt(e["view_unscoped"]["contradictions"]) for e in evals])
+        )
         label_w = max(len(r[0]) for r in rows)
         col_w = [max(len(r[1][i]) for r in rows) for i in range(len(evals))]
         for label, cells in rows:
-            lines.append("  " + label.ljust(label_w) + "  " + "  ".join(c.rjust(w) for c, w in zip(cells, col_w,
-                                                                                                   strict=True)))
+            lines.append(
+                "  "
+                + label.ljust(label_w)
+                + "  "
+                + "  ".join(c.rjust(w) for c, w in zip(cells, col_w, strict=True))
+            )
     return "\n".join(lines) + "\n"
 
 

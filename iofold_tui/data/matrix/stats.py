@@ -3,7 +3,8 @@
 Every trace an eval version is judged on falls in exactly one cell of a 4×4 table
 ``rating × state`` (rating: positive / negative / neutral / unlabelled *in the eval's own set*;
 state: pass / fail / error / invalid / not_run; invalid: no error, but a ``result`` other than 0/1 —
-2, -1, NULL, 'true', a BLOB — judged neither pass nor fail and left out of n with that reason). All metrics derive from that table, so a relabel is a move of
+2, -1, NULL, 'true', a BLOB — judged neither pass nor fail and left out of n with that reason). All
+metrics derive from that table, so a relabel is a move of
 one unit between two cells and equals a full recompute by construction.
 
 The table comes from three cheap aggregates instead of one big join:
@@ -189,7 +190,8 @@ class MatrixStats:
             "accuracy": stored is not None and (accuracy is None or abs(stored - accuracy) > 1e-9),
             "contradiction_count": self.stored_contradictions is not None
             and self.stored_contradictions != self.contradictions,
-            "execution_count": self.stored_executions is not None and self.stored_executions != self.execution_count,
+            "execution_count": self.stored_executions is not None
+            and self.stored_executions != self.execution_count,
         }
 
     # --- incremental update ---
@@ -319,12 +321,15 @@ _PROBED: dict[str, bool] = {}
 # without a label and a label without an execution.
 _PROBE_ROWS = """
 INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes) VALUES
-  ('f1', 'S1', 't1', 'positive', 'n1'), ('f2', 'S1', 't2', 'positive', NULL), ('f3', 'S2', 't1', 'negative', NULL),
-  ('f4', 'S1', 't3', 'negative', NULL), ('f5', 'S1', 't4', 'neutral', NULL), ('f6', 'S2', 't2', 'neutral', NULL),
-  ('f7', 'S1', 't7', 'positive', NULL), ('f8', 'S1', 't5', 'negative', NULL), ('f9', 'S1', 't8', 'negative', NULL),
-  ('f10', 'S1', 't9', 'positive', NULL), ('f11', 'S1', 't10', 'positive', NULL), ('f12', 'S1', 't11', 'negative', NULL),
+  ('f1', 'S1', 't1', 'positive', 'n1'), ('f2', 'S1', 't2', 'positive', NULL),
+  ('f3', 'S2', 't1', 'negative', NULL), ('f4', 'S1', 't3', 'negative', NULL),
+  ('f5', 'S1', 't4', 'neutral', NULL), ('f6', 'S2', 't2', 'neutral', NULL),
+  ('f7', 'S1', 't7', 'positive', NULL), ('f8', 'S1', 't5', 'negative', NULL),
+  ('f9', 'S1', 't8', 'negative', NULL), ('f10', 'S1', 't9', 'positive', NULL),
+  ('f11', 'S1', 't10', 'positive', NULL), ('f12', 'S1', 't11', 'negative', NULL),
   ('f13', 'S1', 't12', NULL, NULL), ('f14', 'S1', 't13', 'meh', NULL);
-INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms, error, executed_at) VALUES
+INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms, error, executed_at)
+VALUES
   ('x1', 'E1', 't1', 1, 'r1', 5, NULL, '2025-01-01'), ('x2', 'E1', 't2', 0, 'r2', 6, NULL, '2025-01-02'),
   ('x3', 'E1', 't3', 1, 'r3', 7, 'boom', '2025-01-03'), ('x4', 'E1', 't4', 0, 'r4', 8, NULL, NULL),
   ('x5', 'E2', 't1', 0, 'r5', 9, NULL, NULL), ('x6', 'E1', 't5', 2, 'r6', 1, NULL, NULL),
@@ -359,7 +364,9 @@ def _probe(view_sql: str) -> bool:
         conn.execute("DROP VIEW eval_comparison")
         conn.execute(theirs_sql)
         theirs = conn.execute(query)
-        return [d[0] for d in theirs.description] == ours_cols and sorted(map(repr, theirs.fetchall())) == ours_rows
+        return [d[0] for d in theirs.description] == ours_cols and sorted(
+            map(repr, theirs.fetchall())
+        ) == ours_rows
     except (sqlite3.Error, sqlite3.Warning, ValueError):
         return False
     finally:

@@ -55,7 +55,13 @@ def decode(value: Any) -> str:
     """Any SQLite value as text: bytes decode with U+FFFD, NUL becomes a space."""
     if value is None:
         return ""
-    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value if isinstance(value, str) else str(value)
+    text = (
+        value.decode("utf-8", "replace")
+        if isinstance(value, bytes)
+        else value
+        if isinstance(value, str)
+        else str(value)
+    )
     return text.replace("\x00", " ") if "\x00" in text else text
 
 
@@ -139,7 +145,9 @@ def _step(fields: _Fields, raw: Any) -> None:
     output = raw.get("output")
     answer = None
     if isinstance(output, dict):
-        answer = next((output[k] for k in _ANSWER_KEYS if isinstance(output.get(k), str) and output[k].strip()), None)
+        answer = next(
+            (output[k] for k in _ANSWER_KEYS if isinstance(output.get(k), str) and output[k].strip()), None
+        )
     if answer is not None and isinstance(output, dict):
         fields.add("assistant", answer)
         rest = {k: v for k, v in output.items() if v is not answer}
@@ -151,7 +159,9 @@ def _step(fields: _Fields, raw: Any) -> None:
         fields.error(_text(raw["error"]))
 
 
-def extract(trace_id: Any, external_id: Any, input_preview: Any, output_preview: Any, steps: Any) -> tuple[str, ...]:
+def extract(
+    trace_id: Any, external_id: Any, input_preview: Any, output_preview: Any, steps: Any
+) -> tuple[str, ...]:
     """The column values (in ``COLUMNS`` order) for one trace. Never raises."""
     return extract_all(trace_id, external_id, input_preview, output_preview, steps)[0]
 
@@ -187,7 +197,9 @@ def extract_all(trace_id: Any, external_id: Any, input_preview: Any, output_prev
 
 
 _DIGITS = re.compile(r"\d+")
-_HEX = re.compile(r"\b(?:0x)?[0-9a-f]{6,}\b|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
+_HEX = re.compile(
+    r"\b(?:0x)?[0-9a-f]{6,}\b|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I
+)
 _IDS = re.compile(r"\b[a-z]+_[a-z0-9]*\d[a-z0-9]*\b", re.I)
 _SPACE = re.compile(r"\s+")
 

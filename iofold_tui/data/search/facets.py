@@ -68,15 +68,21 @@ def _total(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT count(*) FROM traces").fetchone()[0])
 
 
-def _column_facet(db: sqlite3.Connection, name: str, eval_set_id: str | None, eval_id: str | None) -> list[list[Any]]:
+def _column_facet(
+    db: sqlite3.Connection, name: str, eval_set_id: str | None, eval_id: str | None
+) -> list[list[Any]]:
     total = _total(db)
     if name == "source":
         rows = db.execute("SELECT source, count(*) FROM traces GROUP BY source ORDER BY 2 DESC").fetchall()
     elif name == "has_errors":
-        rows = db.execute("SELECT CASE WHEN has_errors THEN 'errors' ELSE 'no errors' END, count(*) FROM traces "
-                          "GROUP BY has_errors ORDER BY 2 DESC").fetchall()
+        rows = db.execute(
+            "SELECT CASE WHEN has_errors THEN 'errors' ELSE 'no errors' END, count(*) FROM traces "
+            "GROUP BY has_errors ORDER BY 2 DESC"
+        ).fetchall()
     elif name == "day":
-        rows = db.execute("SELECT substr(timestamp, 1, 10), count(*) FROM traces GROUP BY 1 ORDER BY 1").fetchall()
+        rows = db.execute(
+            "SELECT substr(timestamp, 1, 10), count(*) FROM traces GROUP BY 1 ORDER BY 1"
+        ).fetchall()
     elif name == "rating":
         if not eval_set_id:
             raise ValueError("the rating facet needs an eval set")
@@ -87,8 +93,11 @@ def _column_facet(db: sqlite3.Connection, name: str, eval_set_id: str | None, ev
         if not eval_id:
             raise ValueError("the verdict facet needs an eval version")
         rows = db.execute(
-            "SELECT CASE WHEN error IS NOT NULL THEN 'error' WHEN result = 1 THEN 'pass' ELSE 'fail' END, count(*) "
-            "FROM eval_executions WHERE eval_id = ? GROUP BY 1 ORDER BY 2 DESC", (eval_id,)).fetchall()
+            "SELECT CASE WHEN error IS NOT NULL THEN 'error' WHEN result = 1 THEN 'pass' ELSE 'fail' END, "
+            "count(*) "
+            "FROM eval_executions WHERE eval_id = ? GROUP BY 1 ORDER BY 2 DESC",
+            (eval_id,),
+        ).fetchall()
         executed = sum(int(r[1]) for r in rows)
         rows = [*rows, ("not run", max(total - executed, 0))]
     else:
@@ -107,9 +116,13 @@ def _text(value: Any) -> str:
 def _sidecar_facet(index: SearchIndex, name: str, total: int, limit: int) -> list[list[Any]]:
     conn = index.conn()
     table, col = ("tools", "tool") if name == "tool" else ("errors", "msg")
-    rows = conn.execute(f"SELECT {col}, count(*) FROM {table} GROUP BY {col} ORDER BY 2 DESC, 1 LIMIT ?", (limit,)).fetchall()
+    rows = conn.execute(
+        f"SELECT {col}, count(*) FROM {table} GROUP BY {col} ORDER BY 2 DESC, 1 LIMIT ?", (limit,)
+    ).fetchall()
     covered = int(conn.execute(f"SELECT count(DISTINCT rid) FROM {table}").fetchone()[0])
-    return [[str(v), int(n)] for v, n in rows] + [["(no tool)" if name == "tool" else "(no error)", max(total - covered, 0)]]
+    return [[str(v), int(n)] for v, n in rows] + [
+        ["(no tool)" if name == "tool" else "(no error)", max(total - covered, 0)]
+    ]
 
 
 def facet(db: sqlite3.Connection, name: str, *, db_path: Path | None = None, index: SearchIndex | None = None,
@@ -153,7 +166,7 @@ def facet(db: sqlite3.Connection, name: str, *, db_path: Path | None = None, ind
     return _facet(name, value, start, cached, scope)
 
 
-def _cached(index: SearchIndex, key: str, stamp: str, compute: Any) -> tuple[Any, bool]:  # noqa: ANN401
+def _cached(index: SearchIndex, key: str, stamp: str, compute: Any) -> tuple[Any, bool]:
     conn = index.conn()
     row = conn.execute("SELECT stamp, value FROM cache WHERE key = ?", (key,)).fetchone()
     if row is not None and row[0] == stamp:
@@ -187,9 +200,14 @@ def facet_rowids(db: sqlite3.Connection, index: SearchIndex | None, name: str, v
             return [int(r[0]) for r in db.execute(
                 "SELECT t.rowid FROM traces t WHERE NOT EXISTS (SELECT 1 FROM eval_executions x "
                 "WHERE x.eval_id = ? AND x.trace_id = t.id)", (eval_id,))]
-        return [int(r[0]) for r in db.execute(
-            f"SELECT t.rowid FROM eval_executions x JOIN traces t ON t.id = x.trace_id WHERE x.eval_id = ? AND {state[value]}",
-            (eval_id,))]
+        return [
+            int(r[0])
+            for r in db.execute(
+                f"SELECT t.rowid FROM eval_executions x JOIN traces t ON t.id = x.trace_id WHERE x.eval_id = "
+                f"? AND {state[value]}",
+                (eval_id,),
+            )
+        ]
     raise ValueError(f"{name} is a trace column: use facet_filter")
 
 
@@ -244,7 +262,9 @@ def sort_cost(db: sqlite3.Connection, key: str, eval_set_id: str | None = None) 
     details = " | ".join(str(r[-1]) for r in plan)
     if "TEMP B-TREE" in details.upper():
         return SortCost(key, "full sort", f"sorts all {_total(db):,} traces for the first page")
-    index = next((d.split("INDEX ")[-1].split(" ")[0] for d in details.split(" | ") if "INDEX" in d.upper()), "")
+    index = next(
+        (d.split("INDEX ")[-1].split(" ")[0] for d in details.split(" | ") if "INDEX" in d.upper()), ""
+    )
     return SortCost(key, f"index {index}".strip(), "walks an index: first page immediately")
 
 
@@ -282,7 +302,10 @@ def prepare_contradicted(db: sqlite3.Connection, index: SearchIndex, eval_set_id
     rows = db.execute(_CONTRA, (eval_set_id,)).fetchall()
     with write_txn(conn):
         conn.execute("DELETE FROM contra WHERE eval_set = ?", (eval_set_id,))
-        conn.executemany("INSERT INTO contra VALUES (?, ?, ?, ?)", [(eval_set_id, int(r[0]), r[1], int(r[2])) for r in rows])
+        conn.executemany(
+            "INSERT INTO contra VALUES (?, ?, ?, ?)",
+            [(eval_set_id, int(r[0]), r[1], int(r[2])) for r in rows],
+        )
         conn.execute("INSERT OR REPLACE INTO cache VALUES (?, ?, ?)", (key, stamp, json.dumps(len(rows))))
     return len(rows), False
 
@@ -290,14 +313,20 @@ def prepare_contradicted(db: sqlite3.Connection, index: SearchIndex, eval_set_id
 def most_contradicted(index: SearchIndex, eval_set_id: str, *, limit: int = 50,
                       after: tuple[int, Any, int] | None = None) -> list[tuple[int, int]]:
     """(rowid, contradiction count) most contradicted first (then newest), keyset paged by ``after``
-    = the last row's (n, timestamp, rowid). Only traces with ≥ 1 contradiction (the rest follow in time order)."""
+    = the last row's (n, timestamp, rowid). Only traces with ≥ 1 contradiction (the rest follow in time
+    order)."""
     conn = index.conn()
     if after is None:
-        rows = conn.execute("SELECT rid, n FROM contra WHERE eval_set = ? ORDER BY n DESC, ts DESC, rid LIMIT ?",
-                            (eval_set_id, limit)).fetchall()
+        rows = conn.execute(
+            "SELECT rid, n FROM contra WHERE eval_set = ? ORDER BY n DESC, ts DESC, rid LIMIT ?",
+            (eval_set_id, limit),
+        ).fetchall()
     else:
         n, ts, rid = after
         rows = conn.execute(
-            "SELECT rid, n FROM contra WHERE eval_set = ? AND (n < ? OR (n = ? AND (ts < ? OR (ts = ? AND rid > ?)))) "
-            "ORDER BY n DESC, ts DESC, rid LIMIT ?", (eval_set_id, n, n, ts, ts, rid, limit)).fetchall()
+            "SELECT rid, n FROM contra WHERE eval_set = ? AND (n < ? OR (n = ? AND (ts < ? OR (ts = ? AND "
+            "rid > ?)))) "
+            "ORDER BY n DESC, ts DESC, rid LIMIT ?",
+            (eval_set_id, n, n, ts, ts, rid, limit),
+        ).fetchall()
     return [(int(r[0]), int(r[1])) for r in rows]

@@ -73,9 +73,11 @@ CREATE INDEX IF NOT EXISTS docs_ts ON docs(ts DESC, rid);
 CREATE INDEX IF NOT EXISTS docs_pending ON docs(rid) WHERE fp IS NULL;
 CREATE TABLE IF NOT EXISTS bodies(key INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5({FTS_ARGS}, content = '');
-CREATE TABLE IF NOT EXISTS tools(tool TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY(tool, rid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tools(tool TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY(tool, rid))
+  WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tools_rid ON tools(rid);
-CREATE TABLE IF NOT EXISTS errors(msg TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY(msg, rid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS errors(msg TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY(msg, rid))
+  WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS errors_rid ON errors(rid);
 CREATE TABLE IF NOT EXISTS cache(key TEXT PRIMARY KEY, stamp TEXT NOT NULL, value TEXT NOT NULL);
 """
@@ -103,8 +105,17 @@ def trace_rows(db: sqlite3.Connection, rowids: list[int]) -> list[dict[str, Any]
     for r in db.execute(
         f"SELECT {preview_columns()}, t.step_count, t.has_errors FROM traces t "
         "WHERE t.rowid IN (SELECT value FROM json_each(?))", (json.dumps(rowids),)):
-        got[int(r[0])] = {"rowid": int(r[0]), "id": r[1], "trace_id": r[2], "timestamp": r[3], "source": r[4],
-                          "input_preview": r[5], "output_preview": r[6], "step_count": r[7], "has_errors": bool(r[8])}
+        got[int(r[0])] = {
+            "rowid": int(r[0]),
+            "id": r[1],
+            "trace_id": r[2],
+            "timestamp": r[3],
+            "source": r[4],
+            "input_preview": r[5],
+            "output_preview": r[6],
+            "step_count": r[7],
+            "has_errors": bool(r[8]),
+        }
     return [got[rid] for rid in rowids if rid in got]
 
 
@@ -138,8 +149,10 @@ class SyncReport:
         verb = "built" if self.mode == "build" else "updated"
         if self.mode == "up to date":
             return f"index up to date: {self.total:,} traces ({self.seconds:.2f} s)"
-        return (f"index {verb}: {self.total:,} traces, {self.added:,} added, {self.changed:,} changed, "
-                f"{self.deleted:,} deleted in {self.seconds:.2f} s" + ("" if self.complete else " (cancelled)"))
+        return (
+            f"index {verb}: {self.total:,} traces, {self.added:,} added, {self.changed:,} changed, "
+            f"{self.deleted:,} deleted in {self.seconds:.2f} s" + ("" if self.complete else " (cancelled)")
+        )
 
 
 @dataclass
@@ -187,7 +200,9 @@ class SearchIndex:
             if fmt is None:
                 if conn.execute("SELECT count(*) FROM docs").fetchone()[0]:
                     raise sqlite3.DatabaseError("no format recorded")
-                conn.execute("INSERT INTO meta VALUES ('format', ?), ('source', ?)", (FORMAT, str(self.source_key)))
+                conn.execute(
+                    "INSERT INTO meta VALUES ('format', ?), ('source', ?)", (FORMAT, str(self.source_key))
+                )
             elif int(fmt[0]) != FORMAT:
                 raise sqlite3.DatabaseError(f"index format {fmt[0]}, expected {FORMAT}")
         except (sqlite3.DatabaseError, OSError, ValueError, TypeError) as exc:
@@ -257,7 +272,12 @@ class SearchIndex:
             report.mode = "build"
             todo_ranges: list[tuple[int, int]] = [(0, db_max)]
             deleted: list[int] = []
-        elif not verify and stored is not None and json.loads(stored)[0] == side_max and below == json.loads(stored)[1]:
+        elif (
+            not verify
+            and stored is not None
+            and json.loads(stored)[0] == side_max
+            and below == json.loads(stored)[1]
+        ):
             report.mode = "tail"
             todo_ranges, deleted = self._diff_range(db, side_max + 1, db_max)
         else:
@@ -284,19 +304,29 @@ class SearchIndex:
             report.mode = "up to date"
         return report
 
-    def _diff_range(self, db: sqlite3.Connection, low: int, high: int) -> tuple[list[tuple[int, int]], list[int]]:
-        """Row-by-row fingerprint comparison of rowids in [low, high] (and everything the sidecar has above)."""
-        ours = {int(r): fp for r, fp in self.conn().execute("SELECT rid, fp FROM docs WHERE rid >= ?", (low,))}
+    def _diff_range(
+        self, db: sqlite3.Connection, low: int, high: int
+    ) -> tuple[list[tuple[int, int]], list[int]]:
+        """Row-by-row fingerprint comparison of rowids in [low, high] (and everything the sidecar has
+        above)."""
+        ours = {
+            int(r): fp for r, fp in self.conn().execute("SELECT rid, fp FROM docs WHERE rid >= ?", (low,))
+        }
         todo: list[int] = []
-        for rid, fp in db.execute(f"SELECT t.rowid, {FP} FROM traces t WHERE t.rowid >= ? AND t.rowid <= ?", (low, high)):
+        for rid, fp in db.execute(
+            f"SELECT t.rowid, {FP} FROM traces t WHERE t.rowid >= ? AND t.rowid <= ?", (low, high)
+        ):
             if ours.pop(int(rid), None) != int(fp):
                 todo.append(int(rid))
         return _ranges(todo), sorted(ours)
 
     def _tail_quick(self, db: sqlite3.Connection, low: int, high: int) -> list[int]:
         """The quick aggregate of rowids in (low, high]: a rowid range of the table, only the new rows."""
-        row = db.execute(f"SELECT count(*), coalesce(sum(rowid), 0), coalesce(sum({TSX.format(ts='timestamp')}), 0) "
-                         "FROM traces WHERE rowid > ? AND rowid <= ?", (low, high)).fetchone()
+        row = db.execute(
+            f"SELECT count(*), coalesce(sum(rowid), 0), coalesce(sum({TSX.format(ts='timestamp')}), 0) "
+            "FROM traces WHERE rowid > ? AND rowid <= ?",
+            (low, high),
+        ).fetchone()
         return [int(row[0]), int(row[1]), int(row[2])]
 
     def _diff_buckets(self, db: sqlite3.Connection, verify: bool) -> tuple[list[tuple[int, int]], list[int]]:
@@ -311,22 +341,32 @@ class SearchIndex:
             ours_sql = sql.format(r="rid", s=BUCKET_SHIFT, fp="fp", t="docs")
         else:
             index = _ts_index(db)
-            sql = "SELECT {r} >> {s}, count(*), coalesce(sum({r}), 0), coalesce(sum({tsx}), 0) FROM {t} GROUP BY 1"
+            sql = ("SELECT {r} >> {s}, count(*), coalesce(sum({r}), 0), coalesce(sum({tsx}), 0) "
+                   "FROM {t} GROUP BY 1")
             theirs_sql = sql.format(r="rowid", s=BUCKET_SHIFT, tsx=TSX.format(ts="timestamp"),
                                     t="traces" + (f" INDEXED BY {quote_ident(index)}" if index else ""))
             ours_sql = sql.format(r="rid", s=BUCKET_SHIFT, tsx=TSX.format(ts="ts"), t="docs")
         theirs = {int(b): tuple(int(x) for x in rest) for b, *rest in db.execute(theirs_sql)}
         ours = {int(b): tuple(int(x) for x in rest) for b, *rest in self.conn().execute(ours_sql)}
-        pending = {int(r) >> BUCKET_SHIFT for (r,) in self.conn().execute("SELECT rid FROM docs WHERE fp IS NULL")}
+        pending = {
+            int(r) >> BUCKET_SHIFT for (r,) in self.conn().execute("SELECT rid FROM docs WHERE fp IS NULL")
+        }
         todo: list[tuple[int, int]] = []
         deleted: list[int] = []
         for bucket in sorted(set(theirs) | set(ours)):
             if theirs.get(bucket) == ours.get(bucket) and bucket not in pending:
                 continue
             low, high_b = bucket << BUCKET_SHIFT, ((bucket + 1) << BUCKET_SHIFT) - 1
-            mine = {int(r): fp for r, fp in self.conn().execute("SELECT rid, fp FROM docs WHERE rid BETWEEN ? AND ?", (low, high_b))}
+            mine = {
+                int(r): fp
+                for r, fp in self.conn().execute(
+                    "SELECT rid, fp FROM docs WHERE rid BETWEEN ? AND ?", (low, high_b)
+                )
+            }
             changed: list[int] = []
-            for rid, fp in db.execute(f"SELECT t.rowid, {FP} FROM traces t WHERE t.rowid BETWEEN ? AND ?", (low, high_b)):
+            for rid, fp in db.execute(
+                f"SELECT t.rowid, {FP} FROM traces t WHERE t.rowid BETWEEN ? AND ?", (low, high_b)
+            ):
                 if mine.pop(int(rid), None) != int(fp):
                     changed.append(int(rid))
             todo += _ranges(changed)
@@ -343,14 +383,18 @@ class SearchIndex:
     def _delete_one(self, rid: int) -> bool:
         """Remove one trace; False when it was not indexed (absent, or only pending from a build)."""
         conn = self.conn()
-        row = conn.execute("SELECT d.key, b.body FROM docs d LEFT JOIN bodies b ON b.key = d.key WHERE d.rid = ?",
-                           (rid,)).fetchone()
+        row = conn.execute(
+            "SELECT d.key, b.body FROM docs d LEFT JOIN bodies b ON b.key = d.key WHERE d.rid = ?", (rid,)
+        ).fetchone()
         if row is None:
             return False
         if row[1] is not None:
             values = json.loads(zlib.decompress(row[1]))
-            conn.execute(f"INSERT INTO fts(fts, rowid, {', '.join(COLUMNS)}) VALUES ('delete', ?, {','.join('?' * len(COLUMNS))})",
-                         (int(row[0]), *values))
+            conn.execute(
+                f"INSERT INTO fts(fts, rowid, {', '.join(COLUMNS)}) VALUES ('delete', ?, "
+                f"{','.join('?' * len(COLUMNS))})",
+                (int(row[0]), *values),
+            )
             conn.execute("DELETE FROM bodies WHERE key = ?", (int(row[0]),))
         conn.execute("DELETE FROM docs WHERE rid = ?", (rid,))
         conn.execute("DELETE FROM tools WHERE rid = ?", (rid,))
@@ -365,20 +409,27 @@ class SearchIndex:
             total = int(db.execute("SELECT count(*) FROM traces").fetchone()[0])
         done = 0
         conn = self.conn()
-        insert_fts = f"INSERT INTO fts(rowid, {', '.join(COLUMNS)}) VALUES (?, {','.join('?' * len(COLUMNS))})"
+        insert_fts = (
+            f"INSERT INTO fts(rowid, {', '.join(COLUMNS)}) VALUES (?, {','.join('?' * len(COLUMNS))})"
+        )
         for low, high in ranges:
             position = low
             while position <= high:
                 if cancelled():
                     return False
-                rows = db.execute(f"SELECT {SELECT_RAW}, {FP} FROM traces t WHERE t.rowid >= ? AND t.rowid <= ? "
-                                  f"ORDER BY t.rowid LIMIT {int(self.batch)}", (position, high)).fetchall()
+                rows = db.execute(
+                    f"SELECT {SELECT_RAW}, {FP} FROM traces t WHERE t.rowid >= ? AND t.rowid <= ? "
+                    f"ORDER BY t.rowid LIMIT {int(self.batch)}",
+                    (position, high),
+                ).fetchall()
                 if not rows:
                     break
                 with write_txn(conn):
                     for r in rows:
                         rid = int(r[0])
-                        pending = conn.execute("SELECT key, ts FROM docs WHERE rid = ? AND fp IS NULL", (rid,)).fetchone()
+                        pending = conn.execute(
+                            "SELECT key, ts FROM docs WHERE rid = ? AND fp IS NULL", (rid,)
+                        ).fetchone()
                         if pending is not None and pending[1] == r[6]:  # placed by the build's first pass
                             key = int(pending[0])
                             report.added += 1
@@ -390,29 +441,47 @@ class SearchIndex:
                             key = self._new_key(r[6], rid)
                         values, tools, errors = extract_all(*r[1:6])
                         conn.execute(insert_fts, (key, *values))
-                        body = zlib.compress(json.dumps(values, ensure_ascii=False).encode("utf-8", "surrogatepass"), 1)
+                        body = zlib.compress(
+                            json.dumps(values, ensure_ascii=False).encode("utf-8", "surrogatepass"), 1
+                        )
                         if pending is not None and key == int(pending[0]):
                             conn.execute("UPDATE docs SET fp = ? WHERE rid = ?", (int(r[7]), rid))
                         else:
                             conn.execute("INSERT INTO docs VALUES (?, ?, ?, ?)", (rid, key, r[6], int(r[7])))
                         conn.execute("INSERT INTO bodies VALUES (?, ?)", (key, body))
-                        conn.executemany("INSERT OR IGNORE INTO tools VALUES (?, ?)", [(t, rid) for t in tools])
-                        conn.executemany("INSERT OR IGNORE INTO errors VALUES (?, ?)", [(e, rid) for e in errors])
+                        conn.executemany(
+                            "INSERT OR IGNORE INTO tools VALUES (?, ?)", [(t, rid) for t in tools]
+                        )
+                        conn.executemany(
+                            "INSERT OR IGNORE INTO errors VALUES (?, ?)", [(e, rid) for e in errors]
+                        )
                 done += len(rows)
                 position = int(rows[-1][0]) + 1
                 if progress:
                     progress(min(done, total) if total else done, max(total, done))
         return True
 
-    def _new_key(self, ts: Any, rid: int) -> int:  # noqa: ANN401 - any SQLite value
+    def _new_key(self, ts: Any, rid: int) -> int:
         """An FTS rowid between the keys of the trace's neighbours in list order (timestamp DESC, rowid ASC),
         so ``ORDER BY rowid DESC`` in FTS5 is the trace list's newest-first order."""
         conn = self.conn()
         # Each a range of the docs_ts index (an OR of the two would scan it).
-        newer = (conn.execute("SELECT key FROM docs WHERE ts = ? AND rid < ? ORDER BY ts, rid DESC LIMIT 1", (ts, rid)).fetchone()
-                 or conn.execute("SELECT key FROM docs WHERE ts > ? ORDER BY ts ASC, rid DESC LIMIT 1", (ts,)).fetchone())
-        older = (conn.execute("SELECT key FROM docs WHERE ts = ? AND rid > ? ORDER BY ts DESC, rid LIMIT 1", (ts, rid)).fetchone()
-                 or conn.execute("SELECT key FROM docs WHERE ts < ? ORDER BY ts DESC, rid ASC LIMIT 1", (ts,)).fetchone())
+        newer = (
+            conn.execute(
+                "SELECT key FROM docs WHERE ts = ? AND rid < ? ORDER BY ts, rid DESC LIMIT 1", (ts, rid)
+            ).fetchone()
+            or conn.execute(
+                "SELECT key FROM docs WHERE ts > ? ORDER BY ts ASC, rid DESC LIMIT 1", (ts,)
+            ).fetchone()
+        )
+        older = (
+            conn.execute(
+                "SELECT key FROM docs WHERE ts = ? AND rid > ? ORDER BY ts DESC, rid LIMIT 1", (ts, rid)
+            ).fetchone()
+            or conn.execute(
+                "SELECT key FROM docs WHERE ts < ? ORDER BY ts DESC, rid ASC LIMIT 1", (ts,)
+            ).fetchone()
+        )
         if newer is None and older is None:
             return 0
         if newer is None:
@@ -424,7 +493,9 @@ class SearchIndex:
             raise _NoRoom
         return (low + high) // 2
 
-    def _place_all(self, db: sqlite3.Connection, progress: Progress | None, cancelled: Callable[[], bool]) -> bool:
+    def _place_all(
+        self, db: sqlite3.Connection, progress: Progress | None, cancelled: Callable[[], bool]
+    ) -> bool:
         """A build's first pass: every trace's order key, from one walk of the timestamp order (rows are
         then pending, fp NULL, until their text is indexed)."""
         conn = self.conn()
@@ -461,15 +532,32 @@ class SearchIndex:
             if limit is not None and len(rowids) < limit:
                 total = len(rowids)
             else:
-                total = int(conn.execute("SELECT count(*) FROM fts WHERE fts MATCH ?", (match,)).fetchone()[0]) if count else -1
+                total = (
+                    int(conn.execute("SELECT count(*) FROM fts WHERE fts MATCH ?", (match,)).fetchone()[0])
+                    if count
+                    else -1
+                )
             every = None
             if want_all:
-                every = rowids if limit is None else [int(r[0]) for r in conn.execute(
-                    "SELECT d.rid FROM fts JOIN docs d ON d.key = fts.rowid WHERE fts MATCH ? ORDER BY fts.rowid DESC",
-                    (match,))]  # newest first, so a caller's cap keeps the newest
-        except sqlite3.OperationalError as exc:  # a MATCH we built is always valid: anything else is the index
+                every = (
+                    rowids
+                    if limit is None
+                    else [
+                        int(r[0])
+                        for r in conn.execute(
+                            "SELECT d.rid FROM fts JOIN docs d ON d.key = fts.rowid WHERE fts MATCH ? ORDER "
+                            "BY fts.rowid DESC",
+                            (match,),
+                        )
+                    ]
+                )  # newest first, so a caller's cap keeps the newest
+        except (
+            sqlite3.OperationalError
+        ) as exc:  # a MATCH we built is always valid: anything else is the index
             raise IndexUnavailable(f"search index unusable ({exc})") from None
-        return SearchResult(rowids, total, True, order, ms=(time.perf_counter() - start) * 1000, all_rowids=every)
+        return SearchResult(
+            rowids, total, True, order, ms=(time.perf_counter() - start) * 1000, all_rowids=every
+        )
 
     # ------------------------------------------------------------ cache
     def cached(self, key: str, compute: Callable[[], Any]) -> tuple[Any, bool]:
@@ -522,9 +610,19 @@ def opened_index(source_key: Path | str) -> Iterator[SearchIndex]:
         index.close()
 
 
-def run_search(db: sqlite3.Connection, source_key: Path | str | None, text: str, *, order: str = "newest",
-               limit: int | None = 50, regex: bool = False, update: bool = True, want_all: bool = False,
-               progress: Progress | None = None, cancelled: Callable[[], bool] = lambda: False) -> SearchResult:
+def run_search(
+    db: sqlite3.Connection,
+    source_key: Path | str | None,
+    text: str,
+    *,
+    order: str = "newest",
+    limit: int | None = 50,
+    regex: bool = False,
+    update: bool = True,
+    want_all: bool = False,
+    progress: Progress | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> SearchResult:
     """Search through the sidecar when it is usable, else by scanning (same result set), with a note.
 
     SearchSyntaxError for a bad query (the caller shows the message). ``update`` first brings an existing
@@ -579,4 +677,6 @@ def describe_error(exc: Exception) -> str:
 
 
 def sidecar_size(index: SearchIndex) -> int:
-    return sum(os.path.getsize(f"{index.path}{s}") for s in ("", "-wal") if os.path.exists(f"{index.path}{s}"))
+    return sum(
+        os.path.getsize(f"{index.path}{s}") for s in ("", "-wal") if os.path.exists(f"{index.path}{s}")
+    )

@@ -87,12 +87,16 @@ def _lex(text: str) -> list[_Tok]:
         ch = text[i]
         if ch.isspace():
             if pending_field is not None:
-                raise SearchSyntaxError("a field name needs a term right after the colon, e.g. tool:search_docs")
+                raise SearchSyntaxError(
+                    "a field name needs a term right after the colon, e.g. tool:search_docs"
+                )
             i += 1
             continue
         if ch in "()":
             if pending_field is not None:
-                raise SearchSyntaxError("a field name needs a term right after the colon, e.g. tool:search_docs")
+                raise SearchSyntaxError(
+                    "a field name needs a term right after the colon, e.g. tool:search_docs"
+                )
             out.append(_Tok("lparen" if ch == "(" else "rparen"))
             i += 1
             continue
@@ -105,7 +109,13 @@ def _lex(text: str) -> list[_Tok]:
             pending_field = None
             i = end + 1 + prefix
             continue
-        if ch == "-" and pending_field is None and (not out or out[-1].kind != "minus") and i + 1 < n and not text[i + 1].isspace():
+        if (
+            ch == "-"
+            and pending_field is None
+            and (not out or out[-1].kind != "minus")
+            and i + 1 < n
+            and not text[i + 1].isspace()
+        ):
             out.append(_Tok("minus"))
             i += 1
             continue
@@ -124,7 +134,9 @@ def _lex(text: str) -> list[_Tok]:
                 if not rest:
                     if i < n and text[i] == '"':
                         continue
-                    raise SearchSyntaxError(f"{name}: needs a term right after the colon, e.g. {name}:timeout")
+                    raise SearchSyntaxError(
+                        f"{name}: needs a term right after the colon, e.g. {name}:timeout"
+                    )
                 word = rest
             elif name and name.isalpha() and rest and not rest.startswith("//"):
                 known = ", ".join(sorted(FIELDS))
@@ -160,7 +172,9 @@ class _Parser:
         node = self.or_expr()
         if self.peek() is not None:
             tok = self.peek()
-            raise SearchSyntaxError("unbalanced ')'" if tok and tok.kind == "rparen" else "unexpected text in the query")
+            raise SearchSyntaxError(
+                "unbalanced ')'" if tok and tok.kind == "rparen" else "unexpected text in the query"
+            )
         return node
 
     def or_expr(self) -> Node:
@@ -172,7 +186,9 @@ class _Parser:
 
     def and_expr(self) -> Node:
         children = [self.unary()]
-        while (tok := self.peek()) is not None and not (tok.kind == "rparen" or (tok.kind == "op" and tok.value == "OR")):
+        while (tok := self.peek()) is not None and not (
+            tok.kind == "rparen" or (tok.kind == "op" and tok.value == "OR")
+        ):
             if tok.kind == "op" and tok.value == "AND":
                 self.take()
             children.append(self.unary())

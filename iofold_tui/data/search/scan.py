@@ -128,7 +128,10 @@ def scan(conn: sqlite3.Connection, node: Node, *, chunk: int = 20_000, progress:
         ts = {int(r[0]): r[6] for r in rows}
         mem.executemany(f"INSERT INTO m(rowid, {', '.join(COLUMNS)}) VALUES ({placeholders})",
                         [(int(r[0]), *extract(*r[1:6])) for r in rows])
-        hits = [(ts[int(rid)], int(rid)) for (rid,) in mem.execute("SELECT rowid FROM m WHERE m MATCH ?", (match,))]
+        hits = [
+            (ts[int(rid)], int(rid))
+            for (rid,) in mem.execute("SELECT rowid FROM m WHERE m MATCH ?", (match,))
+        ]
         mem.execute("DELETE FROM m")
         return hits
 
@@ -138,8 +141,14 @@ def scan(conn: sqlite3.Connection, node: Node, *, chunk: int = 20_000, progress:
         mem.close()
 
 
-def regex_scan(conn: sqlite3.Connection, pattern: str, *, chunk: int = 20_000, progress: Progress | None = None,
-               cancelled: Callable[[], bool] = lambda: False) -> ScanResult:
+def regex_scan(
+    conn: sqlite3.Connection,
+    pattern: str,
+    *,
+    chunk: int = 20_000,
+    progress: Progress | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> ScanResult:
     """Every trace whose fields (the index's text) match ``pattern`` (case-insensitive)."""
     rx = compile_regex(pattern)
 

@@ -29,7 +29,10 @@ def workspaces(conn: sqlite3.Connection) -> list[Workspace]:
     except sqlite3.OperationalError:
         rows = []
     if not rows:  # traces may reference workspaces that have no row
-        rows = [(r[0], r[0]) for r in conn.execute("SELECT DISTINCT workspace_id FROM traces WHERE workspace_id IS NOT NULL")]
+        rows = [
+            (r[0], r[0])
+            for r in conn.execute("SELECT DISTINCT workspace_id FROM traces WHERE workspace_id IS NOT NULL")
+        ]
     return [Workspace(str(r[0]), str(r[1] if r[1] is not None else r[0])) for r in rows]
 
 
@@ -53,7 +56,9 @@ def resolve_eval_set(conn: sqlite3.Connection, name_or_id: str, workspace_id: st
     if len(by_name) == 1:
         return by_name[0]
     if len(by_name) > 1:
-        raise ValueError(f"eval set name {name_or_id!r} exists in several workspaces; use its id or --workspace")
+        raise ValueError(
+            f"eval set name {name_or_id!r} exists in several workspaces; use its id or --workspace"
+        )
     known = ", ".join(es.name for es in sets[:10]) or "none"
     raise ValueError(f"no eval set {name_or_id!r} (known: {known})")
 

@@ -60,7 +60,9 @@ _NAME = r"""(?:"(?:[^"]|"")*"|\[[^\]]*\]|`(?:[^`]|``)*`|'(?:[^']|'')*'|[^\s(.;,"
 _CREATE = re.compile(
     rf"CREATE\s+(?:(?:TEMP|TEMPORARY)\s+)?(?:UNIQUE\s+)?(?:VIRTUAL\s+)?(TABLE|INDEX|VIEW|TRIGGER)\s+"
     rf"(?:IF\s+NOT\s+EXISTS\s+)?(?:{_NAME}\s*\.\s*)?({_NAME})", re.I)
-_INSERT = re.compile(rf"(?:INSERT(?:\s+OR\s+[A-Za-z]+)?|REPLACE)\s+INTO\s+(?:{_NAME}\s*\.\s*)?({_NAME})", re.I)
+_INSERT = re.compile(
+    rf"(?:INSERT(?:\s+OR\s+[A-Za-z]+)?|REPLACE)\s+INTO\s+(?:{_NAME}\s*\.\s*)?({_NAME})", re.I
+)
 _DELETE = re.compile(rf"DELETE\s+FROM\s+(?:{_NAME}\s*\.\s*)?({_NAME})", re.I)
 _PRAGMA = re.compile(r"PRAGMA\s+(?:\w+\s*\.\s*)?(\w+)", re.I)
 _WORD = re.compile(r"[A-Za-z]+")
@@ -70,7 +72,9 @@ _TRANSACTION_WORDS = {"begin", "commit", "end", "rollback", "savepoint", "releas
 class Statement(NamedTuple):  # a NamedTuple: built once per row, it must be cheap
     sql: str
     line: int  # 1-based line of the statement's first token
-    kind: str  # "insert", "create table|index|view|trigger", "delete", "pragma", "transaction", "empty", or its first keyword
+    # "insert", "create table|index|view|trigger", "delete", "pragma", "transaction", "empty",
+    # or its first keyword
+    kind: str
     name: str | None = None  # the table inserted into / object created / pragma set
     terminated: bool = True  # False only for a last statement without its ';'
 
@@ -515,7 +519,9 @@ class _Loader:
         if kind in ("transaction", "empty"):
             return True  # our own transaction wraps the load (D1 exports have none anyway)
         if kind == "pragma":
-            if name not in _HARMLESS_PRAGMAS and not any(f"PRAGMA {name} " in w for w in self.report.warnings):
+            if name not in _HARMLESS_PRAGMAS and not any(
+                f"PRAGMA {name} " in w for w in self.report.warnings
+            ):
                 self.report.warnings.append(f"line {stmt.line}: PRAGMA {name} ignored")
             return True
         if kind in _REFUSED:

@@ -115,7 +115,9 @@ def detect(conn: sqlite3.Connection, path: Path | str | None = None) -> SchemaIn
             missing.append(f"table {table}")
             continue
         missing.extend(f"column {table}.{c}" for c in cols if c not in tables[table])
-    core_missing = [m for m in missing if any(m in (f"table {t}",) or m.startswith(f"column {t}.") for t in CORE_TABLES)]
+    core_missing = [
+        m for m in missing if any(m in (f"table {t}",) or m.startswith(f"column {t}.") for t in CORE_TABLES)
+    ]
     if core_missing:
         what = ", ".join(core_missing[:8]) + ("…" if len(core_missing) > 8 else "")
         if generation == V1:
@@ -131,7 +133,9 @@ def detect(conn: sqlite3.Connection, path: Path | str | None = None) -> SchemaIn
     if info.view == "missing":
         info.warnings.append("view eval_comparison is missing: the same rows are computed from the tables")
     elif info.view == "customised":
-        info.warnings.append("view eval_comparison differs from iofold's: the matrix uses the equivalent query")
+        info.warnings.append(
+            "view eval_comparison differs from iofold's: the matrix uses the equivalent query"
+        )
     if "jobs" in tables and "metadata" in tables["jobs"]:
         info.generation = "v1.0 (+ jobs.metadata)"
     return info

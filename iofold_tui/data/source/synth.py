@@ -86,17 +86,30 @@ REGIONS = ("North America", "EMEA", "APAC", "LATAM")
 PLANS = ("Starter", "Team", "Business", "Enterprise")
 FEATURES = ("checkout", "search", "billing", "login", "reports", "webhooks")
 SDKS = ("Python", "TypeScript", "Go", "Java")
-TASKS = ("retry failed requests", "paginate list results", "verify webhook signatures", "set a request timeout",
-         "upload large files", "rotate API keys")
+TASKS = (
+    "retry failed requests",
+    "paginate list results",
+    "verify webhook signatures",
+    "set a request timeout",
+    "upload large files",
+    "rotate API keys",
+)
 NAMES = ("Maya Chen", "Tom Okafor", "Priya Raman", "Lukas Berg", "Ana Souza", "Kenji Mori", "Sara Haddad")
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")
-HEDGES = ("It depends on a few factors, so it's hard to say exactly.", "I think it's probably fine, but I'm not sure.",
-          "That may vary; you should check the website or contact support.",
-          "I don't have that information right now, but it's usually quick.")
-TOOL_ERRORS = ("TimeoutError: upstream did not answer within 30s", "HTTP 503 Service Unavailable",
-               "RateLimitError: 429 Too Many Requests (retry after 20s)", "ConnectionResetError: [Errno 104] peer reset",
-               "SMTPServerDisconnected: timed out waiting for smtp.northwind.io:587",
-               "PermissionError: token lacks scope 'orders:read'")
+HEDGES = (
+    "It depends on a few factors, so it's hard to say exactly.",
+    "I think it's probably fine, but I'm not sure.",
+    "That may vary; you should check the website or contact support.",
+    "I don't have that information right now, but it's usually quick.",
+)
+TOOL_ERRORS = (
+    "TimeoutError: upstream did not answer within 30s",
+    "HTTP 503 Service Unavailable",
+    "RateLimitError: 429 Too Many Requests (retry after 20s)",
+    "ConnectionResetError: [Errno 104] peer reset",
+    "SMTPServerDisconnected: timed out waiting for smtp.northwind.io:587",
+    "PermissionError: token lacks scope 'orders:read'",
+)
 MODELS = ("gpt-4o", "gpt-4o-mini", "claude-sonnet-4-5", "claude-3-5-haiku")
 
 Turn = tuple[str, str, dict[str, Any], dict[str, Any], str, str]
@@ -107,11 +120,16 @@ def _order(r: random.Random) -> Turn:
     tracking, day = f"{r.getrandbits(40):013d}", r.choice(WEEKDAYS)
     result = {"order_id": str(order), "status": "in_transit", "carrier": carrier, "tracking_number": tracking,
               "eta": f"2025-{r.randrange(6, 12):02d}-{r.randrange(1, 28):02d}", "items": r.randrange(1, 5)}
-    return (f"Where is my order #{order}? It was supposed to arrive on {day} and tracking hasn't changed.",
-            "get_order_status", {"order_id": str(order)}, result,
-            f"Order #{order} is in transit with {carrier} (tracking {tracking}) and should arrive by {result['eta']}. "
-            "If it hasn't arrived by then, reply here and I'll reship it at no cost.",
-            f"Order #{order} was delivered yesterday, so it should already be with you.")
+    return (
+        f"Where is my order #{order}? It was supposed to arrive on {day} and tracking hasn't changed.",
+        "get_order_status",
+        {"order_id": str(order)},
+        result,
+        f"Order #{order} is in transit with {carrier} (tracking {tracking}) and should arrive by "
+        f"{result['eta']}. "
+        "If it hasn't arrived by then, reply here and I'll reship it at no cost.",
+        f"Order #{order} was delivered yesterday, so it should already be with you.",
+    )
 
 
 def _revenue(r: random.Random) -> Turn:
@@ -128,61 +146,93 @@ def _revenue(r: random.Random) -> Turn:
 def _pricing(r: random.Random) -> Turn:
     plan, seats = r.choice(PLANS), r.randrange(5, 500)
     price = seats * r.choice((96, 180, 348, 540))
-    return (f"How much is the {plan} plan for {seats} seats if we pay annually? Any non-profit discount?",
-            "get_price_quote", {"plan": plan.lower(), "seats": seats, "billing": "annual"},
-            {"total_usd": price, "currency": "USD", "nonprofit_discount_pct": 20},
-            f"The {plan} plan for {seats} seats is ${price:,} per year billed annually; registered non-profits get 20% off.",
-            f"The {plan} plan is $10 per seat per month, so about ${seats * 120:,} a year.")
+    return (
+        f"How much is the {plan} plan for {seats} seats if we pay annually? Any non-profit discount?",
+        "get_price_quote",
+        {"plan": plan.lower(), "seats": seats, "billing": "annual"},
+        {"total_usd": price, "currency": "USD", "nonprofit_discount_pct": 20},
+        f"The {plan} plan for {seats} seats is ${price:,} per year billed annually; registered non-profits "
+        f"get 20% off.",
+        f"The {plan} plan is $10 per seat per month, so about ${seats * 120:,} a year.",
+    )
 
 
 def _email(r: random.Random) -> Turn:
     name = r.choice(NAMES)
     email = name.lower().replace(" ", ".") + "@northwind.io"
     msg = f"<{r.getrandbits(48):x}@mail.northwind.io>"
-    return (f"Email the weekly incident summary to {email} and cc the on-call channel.",
-            "send_email", {"to": [email], "cc": ["oncall@northwind.io"], "subject": "Weekly incident summary"},
-            {"message_id": msg, "accepted": True},
-            f"Done: the weekly incident summary went to {name} ({email}) with on-call in cc, message id {msg}.",
-            f"I've drafted the summary for {name}; let me know if you'd like me to send it.")
+    return (
+        f"Email the weekly incident summary to {email} and cc the on-call channel.",
+        "send_email",
+        {"to": [email], "cc": ["oncall@northwind.io"], "subject": "Weekly incident summary"},
+        {"message_id": msg, "accepted": True},
+        f"Done: the weekly incident summary went to {name} ({email}) with on-call in cc, message id {msg}.",
+        f"I've drafted the summary for {name}; let me know if you'd like me to send it.",
+    )
 
 
 def _docs(r: random.Random) -> Turn:
     sdk, task = r.choice(SDKS), r.choice(TASKS)
     slug = task.replace(" ", "-")
     url = f"https://docs.northwind.io/sdk/{sdk.lower()}/{slug}"
-    hits = [{"title": f"{sdk} SDK: {task}", "url": url, "snippet": f"Use the client option for {task}; see examples."}]
-    return (f"How do I {task} with the {sdk} SDK?", "search_docs", {"query": f"{sdk} sdk {task}", "top_k": 3},
-            {"results": hits},
-            f"In the {sdk} SDK you can {task} through the client options shown in the reference [1].\n\n[1] {url}",
-            f"You can {task} in the {sdk} SDK; it's covered somewhere in the docs.")
+    hits = [
+        {
+            "title": f"{sdk} SDK: {task}",
+            "url": url,
+            "snippet": f"Use the client option for {task}; see examples.",
+        }
+    ]
+    return (
+        f"How do I {task} with the {sdk} SDK?",
+        "search_docs",
+        {"query": f"{sdk} sdk {task}", "top_k": 3},
+        {"results": hits},
+        f"In the {sdk} SDK you can {task} through the client options shown in the reference [1]."
+        f"\n\n[1] {url}",
+        f"You can {task} in the {sdk} SDK; it's covered somewhere in the docs.",
+    )
 
 
 def _refund(r: random.Random) -> Turn:
     invoice, amount = f"INV-{r.randrange(100_000, 999_999)}", r.randrange(20, 2_000)
     refund = f"re_{r.getrandbits(40):x}"
-    return (f"I was charged twice for invoice {invoice}. Can I get the duplicate ${amount} refunded?",
-            "issue_refund", {"invoice_id": invoice, "amount_usd": amount, "reason": "duplicate"},
-            {"refund_id": refund, "status": "pending", "eta_days": 5},
-            f"I've refunded the duplicate ${amount} charge on {invoice} (refund {refund}); it reaches your card in about 5 days.",
-            f"Refunds for {invoice} are handled by finance; they'll get back to you.")
+    return (
+        f"I was charged twice for invoice {invoice}. Can I get the duplicate ${amount} refunded?",
+        "issue_refund",
+        {"invoice_id": invoice, "amount_usd": amount, "reason": "duplicate"},
+        {"refund_id": refund, "status": "pending", "eta_days": 5},
+        f"I've refunded the duplicate ${amount} charge on {invoice} (refund {refund}); it reaches your card "
+        f"in about 5 days.",
+        f"Refunds for {invoice} are handled by finance; they'll get back to you.",
+    )
 
 
 def _ticket(r: random.Random) -> Turn:
     feature, ticket, sev = r.choice(FEATURES), r.randrange(1000, 9999), r.randrange(1, 4)
-    return (f"The {feature} page has returned HTTP 500 since this morning. Can you escalate?",
-            "create_ticket", {"title": f"{feature} returns 500", "severity": f"SEV{sev}", "component": feature},
-            {"ticket_id": f"INC-{ticket}", "assignee": "on-call", "url": f"https://status.northwind.io/INC-{ticket}"},
-            f"I opened INC-{ticket} (SEV{sev}) for the {feature} 500s and paged the on-call engineer.",
-            f"Thanks for reporting the {feature} issue, it's probably a temporary glitch.")
+    return (
+        f"The {feature} page has returned HTTP 500 since this morning. Can you escalate?",
+        "create_ticket",
+        {"title": f"{feature} returns 500", "severity": f"SEV{sev}", "component": feature},
+        {
+            "ticket_id": f"INC-{ticket}",
+            "assignee": "on-call",
+            "url": f"https://status.northwind.io/INC-{ticket}",
+        },
+        f"I opened INC-{ticket} (SEV{sev}) for the {feature} 500s and paged the on-call engineer.",
+        f"Thanks for reporting the {feature} issue, it's probably a temporary glitch.",
+    )
 
 
 def _meeting(r: random.Random) -> Turn:
     name, day, hour = r.choice(NAMES), r.choice(WEEKDAYS), r.randrange(13, 17)
-    return (f"Book a 30 minute call with {name} next {day} afternoon.",
-            "calendar_create_event", {"attendee": name, "day": day, "start": f"{hour}:00", "duration_min": 30},
-            {"event_id": f"evt_{r.getrandbits(32):08x}", "start": f"{day} {hour}:00", "status": "confirmed"},
-            f"Booked: 30 minutes with {name} on {day} at {hour}:00; the invite is in both calendars.",
-            f"{name} should be free on {day}; you can send an invite.")
+    return (
+        f"Book a 30 minute call with {name} next {day} afternoon.",
+        "calendar_create_event",
+        {"attendee": name, "day": day, "start": f"{hour}:00", "duration_min": 30},
+        {"event_id": f"evt_{r.getrandbits(32):08x}", "start": f"{day} {hour}:00", "status": "confirmed"},
+        f"Booked: 30 minutes with {name} on {day} at {hour}:00; the invite is in both calendars.",
+        f"{name} should be free on {day}; you can send an invite.",
+    )
 
 
 SCENARIOS: tuple[Callable[[random.Random], Turn], ...] = (
@@ -219,24 +269,47 @@ def _corpus(min_len: int, rng: random.Random) -> str:
 # The three producer shapes of traces.steps
 # ----------------------------------------------------------------------------------------------
 
-Call = tuple[str, str, dict[str, Any], dict[str, Any] | None, str | None]  # id, tool, arguments, result, error
+Call = tuple[
+    str, str, dict[str, Any], dict[str, Any] | None, str | None
+]  # id, tool, arguments, result, error
 
 
-def _langfuse_steps(tid: str, ms: int, q: str, calls: list[Call], answer: str, model: str, flag: int) -> list[dict[str, Any]]:
+def _langfuse_steps(
+    tid: str, ms: int, q: str, calls: list[Call], answer: str, model: str, flag: int
+) -> list[dict[str, Any]]:
     """One step per Langfuse observation; the user message is the stringified observation input."""
     steps: list[dict[str, Any]] = []
     inp = [{"role": "system", "content": PAD}, {"role": "user", "content": q}]
-    steps.append({"step_id": "step_1", "trace_id": tid, "timestamp": _iso(ms), "messages_added": [
-        {"role": "user", "content": _dumps(inp)}], "tool_calls": [], "input": inp,
-        "output": {"tool": calls[0][1]} if calls else {"response": answer},
-        "metadata": {"name": "plan" if calls else "answer", "type": "GENERATION", "level": "DEFAULT", "model": model}})
+    steps.append(
+        {
+            "step_id": "step_1",
+            "trace_id": tid,
+            "timestamp": _iso(ms),
+            "messages_added": [{"role": "user", "content": _dumps(inp)}],
+            "tool_calls": [],
+            "input": inp,
+            "output": {"tool": calls[0][1]} if calls else {"response": answer},
+            "metadata": {
+                "name": "plan" if calls else "answer",
+                "type": "GENERATION",
+                "level": "DEFAULT",
+                "model": model,
+            },
+        }
+    )
     for cid, tool, args, result, error in calls:
         ms += 180 + len(args) * 97
         call: dict[str, Any] = {"id": cid, "tool_name": tool, "arguments": args}
-        step: dict[str, Any] = {"step_id": f"step_{len(steps) + 1}", "trace_id": tid, "timestamp": _iso(ms),
-                      "messages_added": [{"role": "tool", "content": error or _dumps(result)}], "tool_calls": [call],
-                      "input": args, "output": result,
-                      "metadata": {"name": tool, "type": "SPAN", "level": "ERROR" if error else "DEFAULT"}}
+        step: dict[str, Any] = {
+            "step_id": f"step_{len(steps) + 1}",
+            "trace_id": tid,
+            "timestamp": _iso(ms),
+            "messages_added": [{"role": "tool", "content": error or _dumps(result)}],
+            "tool_calls": [call],
+            "input": args,
+            "output": result,
+            "metadata": {"name": tool, "type": "SPAN", "level": "ERROR" if error else "DEFAULT"},
+        }
         if error:
             call["error"] = step["error"] = error
         else:
@@ -255,7 +328,9 @@ def _langfuse_steps(tid: str, ms: int, q: str, calls: list[Call], answer: str, m
     return steps
 
 
-def _chat_steps(tid: str, ms: int, q: str, calls: list[Call], answer: str, model: str, flag: int) -> list[dict[str, Any]]:
+def _chat_steps(
+    tid: str, ms: int, q: str, calls: list[Call], answer: str, model: str, flag: int
+) -> list[dict[str, Any]]:
     """One step per chat message; input/output are plain strings."""
     steps: list[dict[str, Any]] = [
         {"step_id": "step_1", "timestamp": _iso(ms), "messages_added": [{"role": "system", "content": PAD}],
@@ -264,15 +339,29 @@ def _chat_steps(tid: str, ms: int, q: str, calls: list[Call], answer: str, model
          "tool_calls": [], "input": q, "output": "", "metadata": {}}]
     for cid, tool, args, result, error in calls:
         ms += 700
-        steps.append({"step_id": f"step_{len(steps) + 1}", "timestamp": _iso(ms), "messages_added": [
-            {"role": "assistant", "content": ""}], "tool_calls": [{"id": cid, "tool_name": tool, "arguments": args}],
-            "input": q, "output": "", "metadata": {"model": model, "finish_reason": "tool_calls"}})
+        steps.append(
+            {
+                "step_id": f"step_{len(steps) + 1}",
+                "timestamp": _iso(ms),
+                "messages_added": [{"role": "assistant", "content": ""}],
+                "tool_calls": [{"id": cid, "tool_name": tool, "arguments": args}],
+                "input": q,
+                "output": "",
+                "metadata": {"model": model, "finish_reason": "tool_calls"},
+            }
+        )
         ms += 150 + len(args) * 61
         text = error or _dumps(result)
         call: dict[str, Any] = {"id": cid, "tool_name": tool, "arguments": args}
-        step: dict[str, Any] = {"step_id": f"step_{len(steps) + 1}", "timestamp": _iso(ms), "messages_added": [
-            {"role": "tool", "content": text}], "tool_calls": [call], "input": _dumps(args), "output": text,
-            "metadata": {"tool_call_id": cid}}
+        step: dict[str, Any] = {
+            "step_id": f"step_{len(steps) + 1}",
+            "timestamp": _iso(ms),
+            "messages_added": [{"role": "tool", "content": text}],
+            "tool_calls": [call],
+            "input": _dumps(args),
+            "output": text,
+            "metadata": {"tool_call_id": cid},
+        }
         if error:
             call["error"] = step["error"] = error
         else:
@@ -286,19 +375,54 @@ def _chat_steps(tid: str, ms: int, q: str, calls: list[Call], answer: str, model
     return steps
 
 
-def _span_steps(tid: str, ms: int, q: str, calls: list[Call], answer: str, model: str, flag: int) -> list[dict[str, Any]]:
+def _span_steps(
+    tid: str, ms: int, q: str, calls: list[Call], answer: str, model: str, flag: int
+) -> list[dict[str, Any]]:
     """One step per span: input {messages}, output {content}, span ids/latency/tokens in metadata."""
     root = f"{flag:08x}"
     user = {"role": "user", "content": q}
 
-    def span(n: int, at: int, name: str, parent: str | None, msgs: list[Any], content: str, latency: int, **extra: Any) -> dict[str, Any]:
-        return {"step_id": f"step_{n}", "trace_id": tid, "timestamp": _iso(at), "messages_added": extra.pop("added", []),
-                "tool_calls": extra.pop("tool_calls", []), "input": {"messages": msgs}, "output": {"content": content},
-                "metadata": {"span_id": f"{root}{n:04x}", "parent_span_id": parent, "name": name, "latency_ms": latency,
-                             "tokens_in": extra.pop("tin", 0), "tokens_out": extra.pop("tout", 0)}, **extra}
+    def span(
+        n: int,
+        at: int,
+        name: str,
+        parent: str | None,
+        msgs: list[Any],
+        content: str,
+        latency: int,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        return {
+            "step_id": f"step_{n}",
+            "trace_id": tid,
+            "timestamp": _iso(at),
+            "messages_added": extra.pop("added", []),
+            "tool_calls": extra.pop("tool_calls", []),
+            "input": {"messages": msgs},
+            "output": {"content": content},
+            "metadata": {
+                "span_id": f"{root}{n:04x}",
+                "parent_span_id": parent,
+                "name": name,
+                "latency_ms": latency,
+                "tokens_in": extra.pop("tin", 0),
+                "tokens_out": extra.pop("tout", 0),
+            },
+            **extra,
+        }
 
-    steps = [span(1, ms, "agent", None, [{"role": "system", "content": PAD}, user], answer, 1200 + 800 * len(calls),
-                  added=[user])]
+    steps = [
+        span(
+            1,
+            ms,
+            "agent",
+            None,
+            [{"role": "system", "content": PAD}, user],
+            answer,
+            1200 + 800 * len(calls),
+            added=[user],
+        )
+    ]
     for cid, tool, args, result, error in calls:
         ms += 400
         call: dict[str, Any] = {"id": cid, "tool_name": tool, "arguments": args}
@@ -307,11 +431,33 @@ def _span_steps(tid: str, ms: int, q: str, calls: list[Call], answer: str, model
             call["error"] = extra["error"] = error
         else:
             call["result"] = result
-        steps.append(span(len(steps) + 1, ms, tool, f"{root}0001", [user], error or _dumps(result), 120 + flag % 300,
-                          **extra))
+        steps.append(
+            span(
+                len(steps) + 1,
+                ms,
+                tool,
+                f"{root}0001",
+                [user],
+                error or _dumps(result),
+                120 + flag % 300,
+                **extra,
+            )
+        )
     ms += 600
-    steps.append(span(len(steps) + 1, ms, model, f"{root}0001", [user], answer, 700 + len(answer) * 6,
-                      added=[{"role": "assistant", "content": answer}], tin=380 + len(q), tout=len(answer) // 4))
+    steps.append(
+        span(
+            len(steps) + 1,
+            ms,
+            model,
+            f"{root}0001",
+            [user],
+            answer,
+            700 + len(answer) * 6,
+            added=[{"role": "assistant", "content": answer}],
+            tin=380 + len(q),
+            tout=len(answer) // 4,
+        )
+    )
     return steps
 
 
@@ -439,10 +585,18 @@ EXEC_ERRORS = ("TimeoutError: eval exceeded 5s", "MemoryError: eval exceeded the
                "KeyError: 'content'", "TypeError: 'NoneType' object is not subscriptable",
                "json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)")
 NOTES = {
-    POS: ("Looked up the data and answered precisely.", "Good tool use, clear next step.", "Correct and concise.",
-          "Exactly what the customer needed."),
-    NEG: ("Vague; should have called the tool.", "Wrong figure compared with the tool result.",
-          "Tool failed and the agent did not say so.", "Too long, buries the answer."),
+    POS: (
+        "Looked up the data and answered precisely.",
+        "Good tool use, clear next step.",
+        "Correct and concise.",
+        "Exactly what the customer needed.",
+    ),
+    NEG: (
+        "Vague; should have called the tool.",
+        "Wrong figure compared with the tool result.",
+        "Tool failed and the agent did not say so.",
+        "Too long, buries the answer.",
+    ),
     NEU: ("Fine but not a good training example.", "Customer question was unclear.", "Borderline; skip."),
 }
 
@@ -468,12 +622,15 @@ INTEGRATIONS = (  # slug, platform, name, share of traces
     ("openai", "openai", "OpenAI chat logs", 0.18),
     ("langfuse_staging", "langfuse", "Langfuse staging", 0.07),
 )
-STAGING_ERROR = "401 Unauthorized: Langfuse rejected public key pk-lf-5c1e… (key rotated?); last good sync 2025-10-08"
+STAGING_ERROR = (
+    "401 Unauthorized: Langfuse rejected public key pk-lf-5c1e… (key rotated?); last good sync 2025-10-08"
+)
 STAGING_FAILED_AT = START + int(SPAN * 0.7)
 HOSTILE_TEXT = (
     "[bold]Refund[/bold] my order [/x] and [link=https://evil.example]click here[/link] [red on white]now",
     "\x1b[31mRED ALERT\x1b[0m refund now \x1b]0;pwned\x07\x1b[2J\x1b[H\x1b[5mblink\x1b[0m",
-    "NUL\x00 BEL\x07 BS\x08 CR\r VT\x0b DEL\x7f CSI\x9b bidi \u202egnirts desrever\u202c zero\u200bwidth\ttab",
+    "NUL\x00 BEL\x07 BS\x08 CR\r VT\x0b DEL\x7f CSI\x9b "
+    "bidi \u202egnirts desrever\u202c zero\u200bwidth\ttab",
     "我的订单 #88 在哪里？🚀👩‍💻 注文はどこですか？ 주문 상태 ｆｕｌｌｗｉｄｔｈ 🇯🇵 e\u0301\u0301\u0301",
 )
 HOSTILE_EXTRA = 3  # invalid JSON, '[]', ≈5 MB
@@ -535,19 +692,49 @@ def _set_info(s: int) -> tuple[str, str]:
 
 def _make_plan(traces: int, sets: int, versions: int, seed: int, workspaces: int, step_bytes: int,
                hostile: bool) -> _Plan:
-    integrations = tuple((f"int_{w + 1:03d}_{slug}", w, platform, "error" if (w, slug) == (0, "langfuse_staging")
-                          else "active") for w in range(workspaces) for slug, platform, _n, _s in INTEGRATIONS)
+    integrations = tuple(
+        (
+            f"int_{w + 1:03d}_{slug}",
+            w,
+            platform,
+            "error" if (w, slug) == (0, "langfuse_staging") else "active",
+        )
+        for w in range(workspaces)
+        for slug, platform, _n, _s in INTEGRATIONS
+    )
     evals = []
     for w in range(workspaces):
         for s in range(sets):
             for v in range(1, versions + 1):
                 frac = (v - 1) / (versions - 1) if versions > 1 else 1.0
-                evals.append(_EvalSpec(f"eval_{w + 1:03d}_{s + 1:02d}_v{v}", w, s, set_id(w, s),
-                                       _set_info(s)[0].replace("-", "_"), v, START + int(SPAN * (0.35 + 0.55 * frac)),
-                                       0.80 + 0.12 * frac, 10 + 10 * v))
+                evals.append(
+                    _EvalSpec(
+                        f"eval_{w + 1:03d}_{s + 1:02d}_v{v}",
+                        w,
+                        s,
+                        set_id(w, s),
+                        _set_info(s)[0].replace("-", "_"),
+                        v,
+                        START + int(SPAN * (0.35 + 0.55 * frac)),
+                        0.80 + 0.12 * frac,
+                        10 + 10 * v,
+                    )
+                )
     corpus = _corpus(max(65_536, 2 * step_bytes + 4096), random.Random(f"{seed}:corpus"))
     tid_w = _width(traces + len(HOSTILE_TEXT) + HOSTILE_EXTRA)
-    return _Plan(traces, sets, versions, seed, workspaces, step_bytes, hostile, corpus, integrations, tuple(evals), tid_w)
+    return _Plan(
+        traces,
+        sets,
+        versions,
+        seed,
+        workspaces,
+        step_bytes,
+        hostile,
+        corpus,
+        integrations,
+        tuple(evals),
+        tid_w,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -619,42 +806,68 @@ def _facts(plan: _Plan, rng: random.Random, i: int) -> _Facts:
         r = rng.random()
         flip = 0.06 + 0.04 * (s % 3)  # each set disagrees with the truth (and so with other sets) a bit
         labels.append(NEU if r < 0.10 else POS if good != (r < 0.10 + 0.90 * flip) else NEG)
-    return _Facts(f"trace_{i + 1:0{plan.tid_w}d}", w,
-                  w * len(INTEGRATIONS) + pick, ms, int(rng.random() * len(SCENARIOS)), good, err, tuple(labels))
+    return _Facts(
+        f"trace_{i + 1:0{plan.tid_w}d}",
+        w,
+        w * len(INTEGRATIONS) + pick,
+        ms,
+        int(rng.random() * len(SCENARIOS)),
+        good,
+        err,
+        tuple(labels),
+    )
 
 
 def _width(bound: int) -> int:
     return max(6, len(str(bound)))
 
 
-def _trace_row(plan: _Plan, rng: random.Random, f: _Facts, imports: Counter[tuple[int, int]]) -> tuple[Any, ...]:
+def _trace_row(
+    plan: _Plan, rng: random.Random, f: _Facts, imports: Counter[tuple[int, int]]
+) -> tuple[Any, ...]:
     q, tool, args, result, answer, wrong = SCENARIOS[f.scenario](rng)
     cid = f"call_{rng.getrandbits(48):012x}"
     calls: list[Call] = [(cid, tool, args, result, None)]
     if f.err:
         error = TOOL_ERRORS[int(rng.random() * len(TOOL_ERRORS))]
         calls = [(cid, tool, args, None, error)]
-        answer = f"Sorry, I couldn't complete that because {tool} failed ({error.split(':')[0]}). Please try again shortly."
+        answer = (f"Sorry, I couldn't complete that because {tool} failed ({error.split(':')[0]}). "
+                  "Please try again shortly.")
     elif not f.good:  # vague answer without a tool call, or a tool call whose result the answer contradicts
-        calls, answer = ([], HEDGES[int(rng.random() * len(HEDGES))]) if rng.random() < 0.6 else (calls, wrong)
+        calls, answer = (
+            ([], HEDGES[int(rng.random() * len(HEDGES))]) if rng.random() < 0.6 else (calls, wrong)
+        )
     if f.hostile:
         q, answer = f"{f.hostile} {q}", f"{answer} {f.hostile}"
     return _row(plan, rng, f, imports, q, calls, answer)
 
 
-def _row(plan: _Plan, rng: random.Random, f: _Facts, imports: Counter[tuple[int, int]], q: str, calls: list[Call], answer: str,
-         steps_text: str | None = None, step_count: int = 0) -> tuple[Any, ...]:
+def _row(
+    plan: _Plan,
+    rng: random.Random,
+    f: _Facts,
+    imports: Counter[tuple[int, int]],
+    q: str,
+    calls: list[Call],
+    answer: str,
+    steps_text: str | None = None,
+    step_count: int = 0,
+) -> tuple[Any, ...]:
     iid, _w, platform, _status = plan.integrations[f.integration]
     bits = rng.getrandbits(128)
     if steps_text is None:
-        steps = SHAPES[platform](f.id, f.ms + 120, q, calls, answer, MODELS[bits % len(MODELS)], bits & 0xFFFFFFFF)
+        steps = SHAPES[platform](
+            f.id, f.ms + 120, q, calls, answer, MODELS[bits % len(MODELS)], bits & 0xFFFFFFFF
+        )
         steps_text, step_count = _dumps(steps), len(steps)
         count = steps_text.count(PAD)
         need = max(0, (int(plan.step_bytes * (0.5 + rng.random())) - len(steps_text)) // count + len(PAD))
         start = int(rng.random() * (len(plan.corpus) - need))
         steps_text = steps_text.replace(PAD, plan.corpus[start:start + need])
     h = f"{bits:032x}"
-    ext = f"chatcmpl-{h[:24]}" if platform == "openai" else f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    ext = (
+        f"chatcmpl-{h[:24]}" if platform == "openai" else f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    )
     month = (f.epoch - START) // (30 * 86_400)
     imports[(f.integration, month)] += 1
     meta = _dumps({"user_id": f"cust_{bits % 48_611}", "session_id": f"sess_{(bits >> 20) % 16**8:08x}",
@@ -679,7 +892,9 @@ def _feedback(plan: _Plan, k: int, rng: random.Random, facts: list[_Facts]) -> l
     return rows
 
 
-def _executions(plan: _Plan, k: int, rng: random.Random, facts: list[_Facts]) -> tuple[list[list[tuple[Any, ...]]], list[_Stats]]:
+def _executions(
+    plan: _Plan, k: int, rng: random.Random, facts: list[_Facts]
+) -> tuple[list[list[tuple[Any, ...]]], list[_Stats]]:
     prefix, jw = f"exec_{k:0{len(str(plan.chunks))}d}", len(str(len(plan.evals) * CHUNK))
     out: list[list[tuple[Any, ...]]] = []
     stats: list[_Stats] = []
@@ -696,7 +911,9 @@ def _executions(plan: _Plan, k: int, rng: random.Random, facts: list[_Facts]) ->
             if f.broken or rng.random() < 0.02:
                 error = EXEC_ERRORS[-1] if f.broken else EXEC_ERRORS[int(rng.random() * len(EXEC_ERRORS))]
                 result, reason = 0, f"Execution error: {error}"
-                stderr = f'Traceback (most recent call last):\n  File "eval.py", line 9, in {ev.name}\n{error}\n'
+                stderr = (
+                    f'Traceback (most recent call last):\n  File "eval.py", line 9, in {ev.name}\n{error}\n'
+                )
                 ms = 5_000 if error.startswith("Timeout") else ms
                 st.errors += 1
                 if len(st.error_samples) < 3:
@@ -719,7 +936,9 @@ def _executions(plan: _Plan, k: int, rng: random.Random, facts: list[_Facts]) ->
                 st.details.append(detail)
             at = max(f.epoch, ev.epoch) + 120 + n // 16  # a run does ~16 traces/s; few distinct stamps
             stamp = stamps.get(at) or stamps.setdefault(at, _sql_ts(at))
-            rows.append((f"{prefix}{seq:0{jw}d}", ev.id, f.id, result, reason, ms, error, f.hostile, stderr, stamp))
+            rows.append(
+                (f"{prefix}{seq:0{jw}d}", ev.id, f.id, result, reason, ms, error, f.hostile, stderr, stamp)
+            )
         out.append(rows)
         stats.append(st)
     return out, stats
@@ -734,7 +953,8 @@ def _chunk(plan: _Plan, k: int) -> _Chunk:
 
 
 def _hostile_chunk(plan: _Plan) -> _Chunk:
-    """Hostile traces, newest of all (first on screen): markup, ANSI, controls, CJK, broken/empty/huge steps."""
+    """Hostile traces, newest of all (first on screen): markup, ANSI, controls, CJK, broken/empty/huge
+    steps."""
     rng, k, end = random.Random(f"{plan.seed}:hostile"), plan.chunks, START + SPAN
     facts: list[_Facts] = []
     rows: list[tuple[Any, ...]] = []
@@ -743,8 +963,18 @@ def _hostile_chunk(plan: _Plan) -> _Chunk:
         labels = tuple((POS if n % 2 else NEG) if s == 0 else NONE for s in range(plan.sets))
         text = HOSTILE_TEXT[n] if n < len(HOSTILE_TEXT) else None
         extra = n - len(HOSTILE_TEXT)
-        f = _Facts(f"trace_hostile_{n + 1:02d}", 0, 0, (end - 600 * (n + 1)) * 1000, n % len(SCENARIOS), False,
-                   False, labels, text, extra == 0)
+        f = _Facts(
+            f"trace_hostile_{n + 1:02d}",
+            0,
+            0,
+            (end - 600 * (n + 1)) * 1000,
+            n % len(SCENARIOS),
+            False,
+            False,
+            labels,
+            text,
+            extra == 0,
+        )
         facts.append(f)
         if text is not None:
             rows.append(_trace_row(plan, rng, f, imports))
@@ -853,11 +1083,15 @@ class _Writer:
         members: list[tuple[Any, ...]] = []
         for w in range(plan.workspaces):
             ts = _sql_ts(START - 30 * 86_400 + w * 3_600)
-            c.execute("INSERT INTO workspaces VALUES (?,?,?,?)", (ws_id(w), f"Northwind agents {w + 1}", ts, ts))
+            c.execute(
+                "INSERT INTO workspaces VALUES (?,?,?,?)", (ws_id(w), f"Northwind agents {w + 1}", ts, ts)
+            )
             for role in ("owner", "admin", "member") if w == 0 else ("owner",):
                 k = len(users) + 1
                 name = NAMES[(k - 1) % len(NAMES)]
-                users.append((f"user_{k:04d}", f"{name.lower().replace(' ', '.')}+{k}@northwind.io", name, ts, ts))
+                users.append(
+                    (f"user_{k:04d}", f"{name.lower().replace(' ', '.')}+{k}@northwind.io", name, ts, ts)
+                )
                 members.append((f"wm_{k:04d}", ws_id(w), f"user_{k:04d}", role, ts))
             for s in range(plan.sets):
                 name, desc = _set_info(s)
@@ -869,10 +1103,23 @@ class _Writer:
             broken = status == "error"
             synced = STAGING_FAILED_AT - 7 * 86_400 if broken else START + SPAN
             config = _dumps({"project": f"{slug}-{w + 1}", "sync_interval_minutes": 60, "import_limit": 1000})
-            c.execute("INSERT INTO integrations VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
-                iid, ws_id(w), platform, name, f"enc:v1:{(w * 131 + len(slug)) % 997:03d}:Zm9vYmFyYmF6",
-                None if platform == "openai" else f"https://{platform}.example.com", config, status,
-                STAGING_ERROR if broken else None, _sql_ts(synced), _sql_ts(START - 29 * 86_400), _sql_ts(synced)))
+            c.execute(
+                "INSERT INTO integrations VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    iid,
+                    ws_id(w),
+                    platform,
+                    name,
+                    f"enc:v1:{(w * 131 + len(slug)) % 997:03d}:Zm9vYmFyYmF6",
+                    None if platform == "openai" else f"https://{platform}.example.com",
+                    config,
+                    status,
+                    STAGING_ERROR if broken else None,
+                    _sql_ts(synced),
+                    _sql_ts(START - 29 * 86_400),
+                    _sql_ts(synced),
+                ),
+            )
         c.executemany("INSERT INTO users VALUES (?,?,?,?,?)", users)
         c.executemany("INSERT INTO workspace_members VALUES (?,?,?,?,?)", members)
 
@@ -898,17 +1145,39 @@ class _Writer:
             errors = sum(1 for d in st.details if "error" in d)
             total = len(st.details)
             accuracy = round(correct / total, 4) if total else None
-            results = {"correct": correct, "incorrect": total - correct - errors, "errors": errors, "total": total,
-                       "accuracy": accuracy, "details": st.details}
+            results = {
+                "correct": correct,
+                "incorrect": total - correct - errors,
+                "errors": errors,
+                "total": total,
+                "accuracy": accuracy,
+                "details": st.details,
+            }
             desc, ts = _set_info(ev.set_index)[1], _sql_ts(ev.epoch)
-            rows.append((
-                ev.id, ev.set_id, ev.name, desc, ev.version, self.plan.evals[i - 1].id if ev.version > 1 else None,
-                eval_code(EVAL_SETS[ev.set_index % len(EVAL_SETS)][2], ev.name, desc, ev.version),
-                ("gpt-4o-2024-08-06", "claude-sonnet-4-5-20250929")[ev.version % 2],
-                f"Write a Python eval for '{ev.name}' from {total} labelled traces.",
-                None if ev.version == 1 else "Tighten the length threshold; count tool errors as failures.",
-                accuracy, _dumps(results), _dumps([d["trace_id"] for d in st.details]), st.count,
-                st.contradictions, "active" if ev.version == self.plan.versions else "archived", ts, ts))
+            rows.append(
+                (
+                    ev.id,
+                    ev.set_id,
+                    ev.name,
+                    desc,
+                    ev.version,
+                    self.plan.evals[i - 1].id if ev.version > 1 else None,
+                    eval_code(EVAL_SETS[ev.set_index % len(EVAL_SETS)][2], ev.name, desc, ev.version),
+                    ("gpt-4o-2024-08-06", "claude-sonnet-4-5-20250929")[ev.version % 2],
+                    f"Write a Python eval for '{ev.name}' from {total} labelled traces.",
+                    None
+                    if ev.version == 1
+                    else "Tighten the length threshold; count tool errors as failures.",
+                    accuracy,
+                    _dumps(results),
+                    _dumps([d["trace_id"] for d in st.details]),
+                    st.count,
+                    st.contradictions,
+                    "active" if ev.version == self.plan.versions else "archived",
+                    ts,
+                    ts,
+                )
+            )
         self.conn.executemany("INSERT INTO evals VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
     def write_jobs(self) -> None:
@@ -916,19 +1185,41 @@ class _Writer:
         rows: list[tuple[Any, ...]] = []
         seen: set[tuple[str, str]] = set()
 
-        def job(w: int, kind: str, status: str, created: int, context: dict[str, Any], result: dict[str, Any] | None = None,
-                error: str | None = None, seconds: int = 30) -> None:
+        def job(
+            w: int,
+            kind: str,
+            status: str,
+            created: int,
+            context: dict[str, Any],
+            result: dict[str, Any] | None = None,
+            error: str | None = None,
+            seconds: int = 30,
+        ) -> None:
             started = None if status == "queued" else created + 1 + int(rng.random() * 5)
             done = None if started is None or status == "running" else started + seconds
             progress = {"queued": 0, "running": 42, "completed": 100}.get(status, 5 + int(rng.random() * 90))
             seen.add((kind, status))
-            rows.append((f"job_{len(rows) + 1:06d}", ws_id(w), kind, status, progress, _dumps(context),
-                         None if result is None else _dumps(result), error, _sql_ts(created),
-                         None if started is None else _sql_ts(started), None if done is None else _sql_ts(done)))
+            rows.append(
+                (
+                    f"job_{len(rows) + 1:06d}",
+                    ws_id(w),
+                    kind,
+                    status,
+                    progress,
+                    _dumps(context),
+                    None if result is None else _dumps(result),
+                    error,
+                    _sql_ts(created),
+                    None if started is None else _sql_ts(started),
+                    None if done is None else _sql_ts(done),
+                )
+            )
 
         def import_ctx(iid: str, lo: int, hi: int, limit: int) -> dict[str, Any]:
-            return {"integration_id": iid, "filters": {"date_from": _iso(lo * 1000), "date_to": _iso(hi * 1000),
-                                                       "limit": limit}}
+            return {
+                "integration_id": iid,
+                "filters": {"date_from": _iso(lo * 1000), "date_to": _iso(hi * 1000), "limit": limit},
+            }
 
         for (integ, month), count in sorted(self.imports.items()):  # one sync job per integration and month
             iid, w, _platform, _status = plan.integrations[integ]
@@ -936,9 +1227,18 @@ class _Writer:
             failed = int(rng.random() * 2)
             result: dict[str, Any] = {"imported": count, "skipped": int(rng.random() * 4), "failed": failed}
             if failed:
-                result["errors"] = [{"trace_id": f"ext-{rng.getrandbits(32):08x}", "error": "observation too large"}]
-            job(w, "import", "completed", lo + 30 * 86_400 + 600, import_ctx(iid, lo, lo + 30 * 86_400, 100_000),
-                result, seconds=20 + count // 50)
+                result["errors"] = [
+                    {"trace_id": f"ext-{rng.getrandbits(32):08x}", "error": "observation too large"}
+                ]
+            job(
+                w,
+                "import",
+                "completed",
+                lo + 30 * 86_400 + 600,
+                import_ctx(iid, lo, lo + 30 * 86_400, 100_000),
+                result,
+                seconds=20 + count // 50,
+            )
         for iid, w, _platform, status in plan.integrations:
             if status == "error":
                 job(w, "import", "failed", STAGING_FAILED_AT, import_ctx(iid, STAGING_FAILED_AT - 86_400,
@@ -947,21 +1247,43 @@ class _Writer:
         for ev, st in zip(plan.evals, self.stats, strict=True):
             summary = {"correct": sum(1 for d in st.details if d["match"]), "total": len(st.details)}
             accuracy = round(summary["correct"] / summary["total"], 4) if summary["total"] else None
-            job(ev.ws, "generate", "completed", ev.epoch - 90, {"workspaceId": ws_id(ev.ws), "evalSetId": ev.set_id},
-                {"eval_id": ev.id, "accuracy": accuracy, "test_results": summary}, seconds=25 + int(rng.random() * 40))
+            job(
+                ev.ws,
+                "generate",
+                "completed",
+                ev.epoch - 90,
+                {"workspaceId": ws_id(ev.ws), "evalSetId": ev.set_id},
+                {"eval_id": ev.id, "accuracy": accuracy, "test_results": summary},
+                seconds=25 + int(rng.random() * 40),
+            )
             result = {"completed": st.count - st.errors, "failed": st.errors}
             if st.error_samples:
                 result["errors"] = st.error_samples
-            job(ev.ws, "execute", "completed", ev.epoch + 60, {"workspaceId": ws_id(ev.ws), "evalId": ev.id}, result,
-                seconds=10 + st.count // 200)
+            job(
+                ev.ws,
+                "execute",
+                "completed",
+                ev.epoch + 60,
+                {"workspaceId": ws_id(ev.ws), "evalId": ev.id},
+                result,
+                seconds=10 + st.count // 200,
+            )
         # Every type x status pair exists at least once, as on a busy real workspace.
         end = START + SPAN
-        ctx = {"import": import_ctx(plan.integrations[0][0], end - 86_400, end, 500),
-               "generate": {"workspaceId": ws_id(0), "evalSetId": set_id(0, 0)},
-               "execute": {"workspaceId": ws_id(0), "evalId": plan.evals[-1].id if plan.evals else "eval_missing",
-                           "traceIds": [f"trace_{k:0{plan.tid_w}d}" for k in range(1, min(plan.traces, 3) + 1)]}}
-        done: dict[str, dict[str, Any]] = {"import": {"imported": 0, "skipped": 0, "failed": 0}, "execute": {"completed": 0, "failed": 0},
-                "generate": {"eval_id": None, "accuracy": None, "test_results": None}}
+        ctx = {
+            "import": import_ctx(plan.integrations[0][0], end - 86_400, end, 500),
+            "generate": {"workspaceId": ws_id(0), "evalSetId": set_id(0, 0)},
+            "execute": {
+                "workspaceId": ws_id(0),
+                "evalId": plan.evals[-1].id if plan.evals else "eval_missing",
+                "traceIds": [f"trace_{k:0{plan.tid_w}d}" for k in range(1, min(plan.traces, 3) + 1)],
+            },
+        }
+        done: dict[str, dict[str, Any]] = {
+            "import": {"imported": 0, "skipped": 0, "failed": 0},
+            "execute": {"completed": 0, "failed": 0},
+            "generate": {"eval_id": None, "accuracy": None, "test_results": None},
+        }
         errors = {"failed": "Worker exceeded CPU time limit", "cancelled": "Cancelled by user"}
         for kind in ("import", "generate", "execute"):
             for status in ("queued", "running", "completed", "failed", "cancelled"):
@@ -998,9 +1320,13 @@ def generate(path: Path, *, traces: int, eval_sets: int = 3, versions: int = 2, 
     chunk (total counts hostile traces too). Bad arguments or an existing ``path`` raise SourceError.
     """
     path = Path(path)
-    for ok, problem in ((traces >= 1, "--traces must be at least 1"), (eval_sets >= 0, "--eval-sets must be >= 0"),
-                        (versions >= 1, "--versions must be at least 1"), (workspaces >= 1, "--workspaces must be >= 1"),
-                        (step_bytes >= 200, "step size must be at least 200 bytes")):
+    for ok, problem in (
+        (traces >= 1, "--traces must be at least 1"),
+        (eval_sets >= 0, "--eval-sets must be >= 0"),
+        (versions >= 1, "--versions must be at least 1"),
+        (workspaces >= 1, "--workspaces must be >= 1"),
+        (step_bytes >= 200, "step size must be at least 200 bytes"),
+    ):
         if not ok:
             raise SourceError(path, problem)
     if path.exists():
@@ -1014,16 +1340,33 @@ def generate(path: Path, *, traces: int, eval_sets: int = 3, versions: int = 2, 
     with _worker_pool(plan) as pool:
         writer = _build(tmp, plan, pool, progress)
     os.replace(tmp, path)
-    return GenerateReport(path, plan.traces + plan.hostile_count, plan.hostile_count, workspaces,
-                          len(plan.integrations), eval_sets * workspaces, len(plan.evals), writer.feedback,
-                          writer.executions, writer.jobs, round(time.perf_counter() - began, 3), path.stat().st_size)
+    return GenerateReport(
+        path,
+        plan.traces + plan.hostile_count,
+        plan.hostile_count,
+        workspaces,
+        len(plan.integrations),
+        eval_sets * workspaces,
+        len(plan.evals),
+        writer.feedback,
+        writer.executions,
+        writer.jobs,
+        round(time.perf_counter() - began, 3),
+        path.stat().st_size,
+    )
 
 
 def _build(tmp: Path, plan: _Plan, pool: Pool | None, progress: Callable[[int, int], None] | None) -> _Writer:
     total = plan.traces + plan.hostile_count
     conn = sqlite3.connect(tmp, isolation_level=None)
     try:
-        for pragma in ("journal_mode=OFF", "synchronous=OFF", "locking_mode=EXCLUSIVE", "cache_size=-65536", "threads=2"):
+        for pragma in (
+            "journal_mode=OFF",
+            "synchronous=OFF",
+            "locking_mode=EXCLUSIVE",
+            "cache_size=-65536",
+            "threads=2",
+        ):
             conn.execute(f"PRAGMA {pragma}")
         tables, later = _schema_parts()
         for sql in tables:

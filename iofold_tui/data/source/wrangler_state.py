@@ -101,11 +101,14 @@ def pick_database(directory: Path) -> Path:
     listing = "; ".join(c.describe() for c in which)
     problem = (f"{len(which)} D1 databases have a traces table" if with_traces
                else "no D1 database here has a traces table")
-    raise SourceError(directory, f"{problem}: {listing}; open one of the .sqlite files in {which[0].path.parent}")
+    raise SourceError(
+        directory, f"{problem}: {listing}; open one of the .sqlite files in {which[0].path.parent}"
+    )
 
 
 def copy_database(src: Path, dest: Path) -> Path:
-    """A self-contained copy of a wrangler database, rows from its ``-wal`` included (never copy the file alone)."""
+    """A self-contained copy of a wrangler database, rows from its ``-wal`` included (never copy the file
+    alone)."""
     dest = Path(dest)
     tmp = dest.with_name(dest.name + ".copying")
     tmp.unlink(missing_ok=True)

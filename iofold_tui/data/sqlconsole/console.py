@@ -221,7 +221,9 @@ class SqlConsole:
                 return result
             result.columns = [one_line(d[0], 80) for d in cursor.description]
             if not self.show_secrets:
-                result.masked = tuple(i for i, d in enumerate(cursor.description) if is_secret_column(str(d[0])))
+                result.masked = tuple(
+                    i for i, d in enumerate(cursor.description) if is_secret_column(str(d[0]))
+                )
             result.message = f"{len(result.columns)} column(s)"
             result.done = False
             result._cursor = cursor

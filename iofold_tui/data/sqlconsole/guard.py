@@ -21,15 +21,43 @@ READ_PRAGMAS_WITH_ARG = frozenset({"table_info", "table_xinfo", "table_list", "i
 # Pragmas that write (or rewrite the file) even without an argument.
 WRITE_PRAGMAS = frozenset({"optimize", "incremental_vacuum", "wal_checkpoint", "shrink_memory"})
 
-_READ_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_TRANSACTION,
-                 getattr(sqlite3, "SQLITE_SAVEPOINT", 32), getattr(sqlite3, "SQLITE_RECURSIVE", 33)}
+_READ_ACTIONS = {
+    sqlite3.SQLITE_SELECT,
+    sqlite3.SQLITE_READ,
+    sqlite3.SQLITE_FUNCTION,
+    sqlite3.SQLITE_TRANSACTION,
+    getattr(sqlite3, "SQLITE_SAVEPOINT", 32),
+    getattr(sqlite3, "SQLITE_RECURSIVE", 33),
+}
 _SCHEMA_TABLES = {"sqlite_master", "sqlite_temp_master", "sqlite_schema", "sqlite_temp_schema"}
 _ACTION_NAMES = {
-    1: "CREATE INDEX", 2: "CREATE TABLE", 3: "CREATE TEMP INDEX", 4: "CREATE TEMP TABLE", 5: "CREATE TEMP TRIGGER",
-    6: "CREATE TEMP VIEW", 7: "CREATE TRIGGER", 8: "CREATE VIEW", 9: "DELETE", 10: "DROP INDEX", 11: "DROP TABLE",
-    12: "DROP TEMP INDEX", 13: "DROP TEMP TABLE", 14: "DROP TEMP TRIGGER", 15: "DROP TEMP VIEW", 16: "DROP TRIGGER",
-    17: "DROP VIEW", 18: "INSERT", 19: "PRAGMA", 23: "UPDATE", 24: "ATTACH", 25: "DETACH", 26: "ALTER TABLE",
-    27: "REINDEX", 28: "ANALYZE", 29: "CREATE VIRTUAL TABLE", 30: "DROP VIRTUAL TABLE",
+    1: "CREATE INDEX",
+    2: "CREATE TABLE",
+    3: "CREATE TEMP INDEX",
+    4: "CREATE TEMP TABLE",
+    5: "CREATE TEMP TRIGGER",
+    6: "CREATE TEMP VIEW",
+    7: "CREATE TRIGGER",
+    8: "CREATE VIEW",
+    9: "DELETE",
+    10: "DROP INDEX",
+    11: "DROP TABLE",
+    12: "DROP TEMP INDEX",
+    13: "DROP TEMP TABLE",
+    14: "DROP TEMP TRIGGER",
+    15: "DROP TEMP VIEW",
+    16: "DROP TRIGGER",
+    17: "DROP VIEW",
+    18: "INSERT",
+    19: "PRAGMA",
+    23: "UPDATE",
+    24: "ATTACH",
+    25: "DETACH",
+    26: "ALTER TABLE",
+    27: "REINDEX",
+    28: "ANALYZE",
+    29: "CREATE VIRTUAL TABLE",
+    30: "DROP VIRTUAL TABLE",
 }
 _COMMENTS = re.compile(r"\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$)", re.S)
 
@@ -52,7 +80,9 @@ class ReadOnlyAuthorizer:
     def __init__(self) -> None:
         self.denied: str | None = None
 
-    def __call__(self, action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None) -> int:
+    def __call__(
+        self, action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None
+    ) -> int:
         if action in _READ_ACTIONS:
             return sqlite3.SQLITE_OK
         if action == sqlite3.SQLITE_UPDATE and arg1 in _SCHEMA_TABLES:

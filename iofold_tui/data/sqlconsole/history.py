@@ -59,7 +59,9 @@ class SqlHistory:
                 return
             entries.append(sql)
             del entries[:-KEEP]
-            line = json.dumps({"sql": sql, "at": datetime.now(UTC).isoformat(timespec="seconds")}, ensure_ascii=False)
+            line = json.dumps(
+                {"sql": sql, "at": datetime.now(UTC).isoformat(timespec="seconds")}, ensure_ascii=False
+            )
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 if self._lines + 1 >= COMPACT_AT:

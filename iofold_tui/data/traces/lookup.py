@@ -20,5 +20,7 @@ def newest_trace_id(conn: sqlite3.Connection) -> str | None:
 
 def previews(conn: sqlite3.Connection, trace_id: str) -> tuple[Any, Any] | None:
     """The stored (input_preview, output_preview) of a trace, raw (None: no such trace)."""
-    row = conn.execute("SELECT input_preview, output_preview FROM traces WHERE id = ?", (trace_id,)).fetchone()
+    row = conn.execute(
+        "SELECT input_preview, output_preview FROM traces WHERE id = ?", (trace_id,)
+    ).fetchone()
     return None if row is None else (row[0], row[1])

@@ -3,7 +3,8 @@
 Rows are ordered by ``(timestamp, rowid)``: the ``traces(timestamp DESC)`` index stores rowid after the
 timestamp, so "newest first" is ``timestamp DESC, rowid ASC`` (a forward index scan) and "oldest first"
 its exact reverse; NULL, numeric, text and BLOB timestamps keep their place in that order (the cursor
-holds the stored value, see ``keyset``). Every page is an index range from a cursor: no OFFSET, no full sort, memory bound by
+holds the stored value, see ``keyset``). Every page is an index range from a cursor: no OFFSET, no full
+sort, memory bound by
 the page size. Filters other than the date range are written with a unary ``+`` so SQLite keeps walking
 the timestamp index instead of choosing a column index and sorting a million rows.
 """
@@ -63,7 +64,9 @@ class TraceFilter:
         return parts
 
     def cleared(self) -> TraceFilter:
-        return TraceFilter(workspace_id=self.workspace_id, eval_set_id=self.eval_set_id, newest_first=self.newest_first)
+        return TraceFilter(
+            workspace_id=self.workspace_id, eval_set_id=self.eval_set_id, newest_first=self.newest_first
+        )
 
 
 @dataclass(frozen=True)
@@ -130,13 +133,18 @@ def _where(flt: TraceFilter, drive_from_feedback: bool = False) -> _Sql:
         sql.add("f.rating = ?" if drive_from_feedback else "coalesce(f.rating, '') = ?", flt.rating)
     if flt.text:
         pattern = _like(flt.text)
-        sql.add("(t.input_preview LIKE ? ESCAPE '\\' OR t.output_preview LIKE ? ESCAPE '\\')", pattern, pattern)
+        sql.add(
+            "(t.input_preview LIKE ? ESCAPE '\\' OR t.output_preview LIKE ? ESCAPE '\\')", pattern, pattern
+        )
     if flt.step_rowids is not None:
         sql.add("t.rowid IN (SELECT value FROM json_each(?))", json.dumps(list(flt.step_rowids)))
     if flt.trace_ids is not None:
         sql.add("t.id IN (SELECT value FROM json_each(?))", json.dumps(list(flt.trace_ids)))
     if flt.executed_by_eval:  # the (eval_id, trace_id) index answers this per row
-        sql.add("EXISTS (SELECT 1 FROM eval_executions x WHERE x.eval_id = ? AND x.trace_id = t.id)", flt.executed_by_eval)
+        sql.add(
+            "EXISTS (SELECT 1 FROM eval_executions x WHERE x.eval_id = ? AND x.trace_id = t.id)",
+            flt.executed_by_eval,
+        )
     return sql
 
 
@@ -146,8 +154,11 @@ PREVIEW_CHARS = 400  # how much of a preview (or note) a list row reads
 def preview_columns(alias: str = "t") -> str:
     """A trace's list-row columns, the one definition for every list (traces, search results, matrix):
     rowid, id, trace_id, timestamp, source and both previews cut to ``PREVIEW_CHARS``."""
-    return (f"{alias}.rowid, {alias}.id, {alias}.trace_id, {alias}.timestamp, {alias}.source, "
-            f"substr({alias}.input_preview, 1, {PREVIEW_CHARS}), substr({alias}.output_preview, 1, {PREVIEW_CHARS})")
+    return (
+        f"{alias}.rowid, {alias}.id, {alias}.trace_id, {alias}.timestamp, {alias}.source, "
+        f"substr({alias}.input_preview, 1, {PREVIEW_CHARS}), substr({alias}.output_preview, 1, "
+        f"{PREVIEW_CHARS})"
+    )
 
 
 _COLUMNS = f"{preview_columns()}, t.step_count, t.has_errors, f.rating, substr(f.notes, 1, {PREVIEW_CHARS})"
@@ -178,13 +189,16 @@ class TraceQuery:
             self._rare = False
             if self.flt.rating in RATINGS:
                 n = self.conn.execute(
-                    "SELECT count(*) FROM (SELECT 1 FROM feedback WHERE eval_set_id = ? AND rating = ? LIMIT ?)",
+                    "SELECT count(*) FROM (SELECT 1 FROM feedback WHERE eval_set_id = ? AND rating = ? LIMIT "
+                    "?)",
                     (self.flt.eval_set_id or "", self.flt.rating, self.RARE_RATING),
                 ).fetchone()[0]
                 self._rare = n < self.RARE_RATING
         return self._rare
 
-    def _select(self, extra: list[str], extra_params: list[Any], descending: bool, limit: int) -> list[TraceRow]:
+    def _select(
+        self, extra: list[str], extra_params: list[Any], descending: bool, limit: int
+    ) -> list[TraceRow]:
         base = _where(self.flt, self._rating_is_rare())
         clauses = base.where + extra
         order = keyset.order_by(descending)
@@ -240,7 +254,8 @@ class TraceQuery:
         return self._page(fetch)
 
     def around(self, trace_id: str, size: int) -> TracePage | None:
-        """A page that contains ``trace_id`` (internal id or external trace_id), about a third from the top."""
+        """A page that contains ``trace_id`` (internal id or external trace_id), about a third from the
+        top."""
         start = time.perf_counter()
         row = self.conn.execute(
             "SELECT rowid, timestamp FROM traces WHERE id = ? UNION ALL "
@@ -260,8 +275,13 @@ class TraceQuery:
 
     def exists(self, trace_id: str) -> bool:
         """A trace with this internal id or external trace_id exists (whatever the filter)."""
-        return self.conn.execute("SELECT 1 FROM traces WHERE id = ? UNION ALL SELECT 1 FROM traces WHERE trace_id = ? "
-                                 "LIMIT 1", (trace_id, trace_id)).fetchone() is not None
+        return (
+            self.conn.execute(
+                "SELECT 1 FROM traces WHERE id = ? UNION ALL SELECT 1 FROM traces WHERE trace_id = ? LIMIT 1",
+                (trace_id, trace_id),
+            ).fetchone()
+            is not None
+        )
 
     def position(self, key: tuple[Any, int]) -> int:
         """How many matching rows come before ``key`` in the list's order (a jump's "row k of N"): the
@@ -270,9 +290,14 @@ class TraceQuery:
         total = 0
         for where, params in keyset.segments(key, not self._forward()):
             clauses = base.where + where
-            sql = ("SELECT count(*) FROM traces t LEFT JOIN feedback f ON f.trace_id = t.id AND f.eval_set_id = ? "
-                   + ("WHERE " + " AND ".join(clauses) if clauses else ""))
-            total += int(self.conn.execute(sql, [self.flt.eval_set_id or "", *base.params, *params]).fetchone()[0])
+            sql = (
+                "SELECT count(*) FROM traces t LEFT JOIN feedback f ON f.trace_id = t.id AND f.eval_set_id = "
+                "? "
+                + ("WHERE " + " AND ".join(clauses) if clauses else "")
+            )
+            total += int(
+                self.conn.execute(sql, [self.flt.eval_set_id or "", *base.params, *params]).fetchone()[0]
+            )
         return total
 
     def count(self) -> int:
@@ -286,7 +311,9 @@ class TraceQuery:
 
 def total_traces(conn: sqlite3.Connection, workspace_id: str | None = None) -> int:
     if workspace_id:
-        return int(conn.execute("SELECT count(*) FROM traces WHERE workspace_id = ?", (workspace_id,)).fetchone()[0])
+        return int(
+            conn.execute("SELECT count(*) FROM traces WHERE workspace_id = ?", (workspace_id,)).fetchone()[0]
+        )
     return int(conn.execute("SELECT count(*) FROM traces").fetchone()[0])
 
 
@@ -322,7 +349,9 @@ def scan_steps(
         if cancelled():
             return found, False
         end = position + chunk
-        rows = conn.execute(f"SELECT t.rowid FROM traces t WHERE {where}", [position, end, pattern, *base.params])
+        rows = conn.execute(
+            f"SELECT t.rowid FROM traces t WHERE {where}", [position, end, pattern, *base.params]
+        )
         found.extend(int(r[0]) for r in rows)
         position = end
         if progress:

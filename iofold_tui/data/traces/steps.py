@@ -49,7 +49,9 @@ class Step:
         name = self.metadata.get("name") if isinstance(self.metadata, dict) else None
         kinds = [m.role for m in self.messages] + [f"tool:{t.name}" for t in self.tool_calls]
         label = str(name) if name else (", ".join(dict.fromkeys(kinds)) or "step")
-        return f"#{self.index + 1} {label}" + (" ✗ error" if self.error or any(t.error for t in self.tool_calls) else "")
+        return f"#{self.index + 1} {label}" + (
+            " ✗ error" if self.error or any(t.error for t in self.tool_calls) else ""
+        )
 
 
 @dataclass
@@ -139,7 +141,14 @@ def _tool(raw: Any) -> ToolCall | None:
                     result=raw.get("result"), error=_as_text(error) if error else None)
 
 
-_JSON_KINDS = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
+_JSON_KINDS = {
+    type(None): "null",
+    bool: "boolean",
+    int: "number",
+    float: "number",
+    str: "string",
+    list: "array",
+}
 
 
 def json_kind(value: Any) -> str:
