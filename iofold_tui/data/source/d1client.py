@@ -73,7 +73,7 @@ def scrub(text: str) -> str:
 def token_from_env() -> str:
     token = os.environ.get(TOKEN_ENV, "").strip()
     if not token:
-        raise D1Error("config", f"set {TOKEN_ENV} to an API token with "D1 Read" (and "D1 Write" to label)")
+        raise D1Error("config", f"set {TOKEN_ENV} to an API token with 'D1 Read' (and 'D1 Write' to label)")
     _SECRETS.add(token)
     return token
 
