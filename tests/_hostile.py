@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
+import sqlite_utils
 from conftest import build_db
 
 HOSTILE_STRINGS = [
@@ -19,7 +19,14 @@ HOSTILE_STRINGS = [
 
 def make_hostile_db(path: Path) -> tuple[Path, list[str]]:
     build_db(path, seed=True)
-    conn = sqlite3.connect(path)
+    db = sqlite_utils.Database(path)
+    workspace_id, integration_id = db.execute("SELECT workspace_id, id FROM integrations LIMIT 1").fetchone()
+    eval_set_id = db.execute("SELECT id FROM eval_sets LIMIT 1").fetchone()[0]
+
+    def trace(row_id: str, **fields: object) -> None:
+        db["traces"].insert({"id": row_id, "workspace_id": workspace_id, "integration_id": integration_id,
+                             **fields})
+
     ids = []
     for i, text in enumerate(HOSTILE_STRINGS):
         steps = json.dumps([{
@@ -29,24 +36,12 @@ def make_hostile_db(path: Path) -> tuple[Path, list[str]]:
             "input": text, "output": {"response": text}, "metadata": {"name": text}, "error": text,
         }])
         ids.append(f"hostile_{i}")
-        conn.execute(
-            "INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps, "
-            "input_preview,"
-            " output_preview, step_count, has_errors) SELECT ?, workspace_id, id, ?, ?, ?, ?, ?, ?, 1, 1 "
-            "FROM integrations LIMIT 1",
-            (f"hostile_{i}", text, text[:20], f"2026-01-0{i + 1}T00:00:00Z", steps, text, text),
-        )
-        conn.execute(
-            "INSERT INTO feedback(id, eval_set_id, trace_id, rating, notes) SELECT ?, id, ?, 'negative', ? "
-            "FROM eval_sets LIMIT 1",
-            (f"fb_h{i}", f"hostile_{i}", text),
-        )
-    big = json.dumps(
-        [
-            {"step_id": f"s{n}", "messages_added": [{"role": "assistant", "content": "x" * 5000}]}
-            for n in range(1000)
-        ]
-    )
+        trace(f"hostile_{i}", trace_id=text, source=text[:20], timestamp=f"2026-01-0{i + 1}T00:00:00Z",
+              steps=steps, input_preview=text, output_preview=text, step_count=1, has_errors=1)
+        db["feedback"].insert({"id": f"fb_h{i}", "eval_set_id": eval_set_id, "trace_id": f"hostile_{i}",
+                               "rating": "negative", "notes": text})
+    big = json.dumps([{"step_id": f"s{n}", "messages_added": [{"role": "assistant", "content": "x" * 5000}]}
+                      for n in range(1000)])
     for trace_id, steps in (
         ("invalid_json", '{"steps": [unclosed'),
         ("empty_steps", "[]"),
@@ -55,13 +50,7 @@ def make_hostile_db(path: Path) -> tuple[Path, list[str]]:
         ("blob_steps", b"\x00\x01binary"),
     ):
         ids.append(trace_id)
-        conn.execute(
-            "INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps, "
-            "input_preview,"
-            " output_preview, step_count, has_errors) SELECT ?, workspace_id, id, ?, 'langfuse', "
-            "'2026-02-01T00:00:00Z', ?, 'p', 'o', 0, 0 FROM integrations LIMIT 1",
-            (trace_id, trace_id, steps),
-        )
-    conn.commit()
-    conn.close()
+        trace(trace_id, trace_id=trace_id, source="langfuse", timestamp="2026-02-01T00:00:00Z", steps=steps,
+              input_preview="p", output_preview="o", step_count=0, has_errors=0)
+    db.close()
     return path, ids
