@@ -44,6 +44,7 @@ from iofold_tui.data.source.catalog import EvalSet
 from iofold_tui.data.traces.detail import TraceDetail, load_trace
 from iofold_tui.data.traces.query import total_traces
 from iofold_tui.ui import labeling
+from iofold_tui.ui.models.review import ReviewQueue
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes.review_widgets import (
     ReviewDocument,
@@ -56,7 +57,6 @@ from iofold_tui.ui.panes.review_widgets import (
 from iofold_tui.ui.widgets import SteadyStatic
 
 AHEAD = 30  # queue items fetched per page
-REFILL_AT = 8  # fetch the next page when fewer items than this are buffered
 PREFETCH = 2  # upcoming traces whose details are loaded in advance
 CACHE = 16  # trace details kept in memory
 _TIER_TITLES = {"unlabelled": "unlabelled", "labelled": "labelled", "contradicted": "contradicted by an eval",
@@ -148,18 +148,10 @@ class ReviewPane(Pane):
 
     def __init__(self) -> None:
         super().__init__()
-        self.generation = 0
         self.context: tuple[object, ...] | None = None
         self.spec: QueueSpec | None = None
         self.eval_set: EvalSet | None = None
-        self.visited: list[QueueItem] = []  # this session's traces, in the order shown
-        self.pos = -1
-        self.ahead: deque[QueueItem] = deque()
-        self.queue_key: QueueKey | None = None  # last queue position handed out
-        self.frontier: QueueKey | None = None  # last position fetched into `ahead`
-        self.exhausted = False
-        self.fetching = False
-        self.want_next = False
+        self.queue = ReviewQueue()  # what was shown, what is fetched ahead (ui/models/review.py)
         self.cache: OrderedDict[str, Prepared] = OrderedDict()
         self.requested: set[str] = set()
         self.label: FeedbackRow | None = None  # the current trace's label in this eval set
@@ -190,7 +182,7 @@ class ReviewPane(Pane):
     # -- state helpers -------------------------------------------------------------------------------
     @property
     def current(self) -> QueueItem | None:
-        return self.visited[self.pos] if 0 <= self.pos < len(self.visited) else None
+        return self.queue.current
 
     def store(self) -> LabelStore | None:
         try:
@@ -247,42 +239,31 @@ class ReviewPane(Pane):
             self._refresh_label()
         self._resumed = False
         assert self.spec is not None
-        self._load_stats(self.generation, self.spec, self.total is None)
+        self._load_stats(self.queue.epoch, self.spec, self.total is None)
         self.refresh_bindings()
 
     def _reset(self, spec: QueueSpec) -> None:
-        self.generation += 1
         self.spec = spec
-        self.visited, self.pos = [], -1
-        self.ahead.clear()
-        self.queue_key = self.frontier = None
-        self.exhausted = self.fetching = False
+        self.queue.reset()
         self.cache.clear()
         self.requested.clear()
         self.counts = self.total = self.left = None
-        self.want_next = True
         self._message(Text("loading the queue…", style="dim"))
         self._fill_more()
 
     def _refetch(self) -> None:
         """Drop buffered queue items and details (the database changed) and fetch again from here."""
-        self.ahead.clear()
+        self.queue.refetch()  # results of fetches in flight describe the old data
         self.cache.clear()
         self.known.clear()
         self.requested.clear()
-        self.frontier = self.queue_key
-        self.exhausted = False
-        self.generation += 1  # results of fetches in flight describe the old data
-        self.fetching = False
         self._fill_more()
         if self.current is not None:
             self._show_current()
 
     def _fill_more(self) -> None:
-        if self.fetching or self.exhausted or self.spec is None:
-            return
-        self.fetching = True
-        self._fill(self.generation, self.spec, self.frontier)
+        if self.spec is not None and self.queue.start_fill():
+            self._fill(self.queue.epoch, self.spec, self.queue.frontier)
 
     @work(thread=True, group="review-queue")
     def _fill(self, generation: int, spec: QueueSpec, after: QueueKey | None) -> None:
@@ -296,22 +277,16 @@ class ReviewPane(Pane):
         self.post_message(QueueFilled(items, generation, len(items) < AHEAD))
 
     def on_queue_filled(self, message: QueueFilled) -> None:
-        if message.generation != self.generation:
+        if message.generation != self.queue.epoch:
             return
-        self.fetching = False
         if message.error:
             self.notify(f"queue query failed: {message.error}", severity="error")
-        self.ahead.extend(message.items)
-        if message.items:
-            self.frontier = message.items[-1].key
-        self.exhausted = message.exhausted
-        if self.want_next:
-            self.want_next = False
+        if self.queue.filled(message.items, message.exhausted):
             self._advance()
             start = self.start_selection()  # --select: that trace once the queue's first one is in
             if start:
                 self.select_item(start)
-        elif self.current is None and not self.ahead and self.exhausted:
+        elif self.current is None and not self.queue.ahead and self.queue.exhausted:
             self._message(self._nothing_to_review())
         self._prefetch()
 
@@ -338,7 +313,7 @@ class ReviewPane(Pane):
             self.post_message(DetailLoaded(trace_id, prepared, generation))
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
-        if message.generation != self.generation:
+        if message.generation != self.queue.epoch:
             return
         self.requested.discard(message.trace_id)
         self.cache[message.trace_id] = message.prepared
@@ -351,7 +326,7 @@ class ReviewPane(Pane):
 
     def _retry_detail(self, trace_id: str, generation: int) -> None:
         prepared = self.cache.get(trace_id)
-        if generation == self.generation and prepared is not None and prepared.error is not None:
+        if generation == self.queue.epoch and prepared is not None and prepared.error is not None:
             del self.cache[trace_id]
             self._request([trace_id])
 
@@ -359,13 +334,11 @@ class ReviewPane(Pane):
         wanted = [t for t in trace_ids if t not in self.cache and t not in self.requested]
         if wanted:
             self.requested.update(wanted)
-            self._load_details(wanted, self.generation, self.query_one(ReviewDocument).wrap_width, self.eval_set,
+            self._load_details(wanted, self.queue.epoch, self.query_one(ReviewDocument).wrap_width, self.eval_set,
                               self.blind)
 
     def _prefetch(self) -> None:
-        upcoming = self.visited[self.pos + 1:self.pos + 1 + PREFETCH]
-        upcoming += list(self.ahead)[:PREFETCH - len(upcoming)]
-        self._request([item.trace_id for item in upcoming])
+        self._request([item.trace_id for item in self.queue.upcoming(PREFETCH)])
 
     @work(thread=True, exclusive=True, group="review-stats")
     def _load_stats(self, generation: int, spec: QueueSpec, need_total: bool) -> None:
@@ -384,7 +357,7 @@ class ReviewPane(Pane):
         self.post_message(StatsLoaded(counts, total, left, external, generation))
 
     def on_stats_loaded(self, message: StatsLoaded) -> None:
-        if message.generation != self.generation:
+        if message.generation != self.queue.epoch:
             return
         self.counts = message.counts
         if message.total is not None:
@@ -418,19 +391,12 @@ class ReviewPane(Pane):
         return text
 
     def _advance(self) -> None:
-        if self.pos < len(self.visited) - 1:
-            self.pos += 1
-        elif self.ahead:
-            item = self.ahead.popleft()
-            self.visited.append(item)
-            self.pos = len(self.visited) - 1
-            self.queue_key = item.key
-        elif not self.exhausted:
-            self.want_next = True
+        step = self.queue.step()
+        if step == "wait":
             self._fill_more()
             self._update_bar(Text("fetching the next traces…", style="dim"))
             return
-        else:
+        if step == "end":
             self.pending_t0 = None
             if self.current is None:  # nothing was ever shown: say so, never "loading the queue…" forever
                 self._message(self._nothing_to_review())
@@ -438,7 +404,7 @@ class ReviewPane(Pane):
             self.notify("End of the queue: every trace in it has been shown (o changes the order).")
             self._update_bar()
             return
-        if len(self.ahead) < REFILL_AT:
+        if self.queue.needs_refill():
             self.call_after_refresh(self._fill_more)  # after the paint, like the prefetch
         self._show_current()
 
@@ -527,7 +493,7 @@ class ReviewPane(Pane):
                 tier = "labelled now"
             elif tier in ("labelled", "contradicted by an eval") and self.label is None:
                 tier = "label removed"
-            bar.append(f"#{self.pos + 1} this session", style="bold")
+            bar.append(f"#{self.queue.pos + 1} this session", style="bold")
             bar.append(f"  {one_line(item.trace_id, 50)}  ({tier})", style="dim")
         bar.append(f"  ·  queue: {ORDER_TITLES[self.order]}")
         bar.append(f"{' + trace filter' if self.use_filter else ''}", style="cyan")
@@ -555,13 +521,7 @@ class ReviewPane(Pane):
         self._jump_to(QueueItem(trace_id, -1, "", 0, None))
 
     def _jump_to(self, item: QueueItem) -> None:
-        for index in range(len(self.visited) - 1, -1, -1):
-            if self.visited[index].trace_id == item.trace_id:
-                self.pos = index
-                break
-        else:
-            self.visited.append(item)
-            self.pos = len(self.visited) - 1
+        self.queue.show(item)
         self._show_current()
 
     # -- labelling -----------------------------------------------------------------------------------
@@ -718,8 +678,7 @@ class ReviewPane(Pane):
         self._advance()
 
     def action_previous(self) -> None:
-        if self.pos > 0:
-            self.pos -= 1
+        if self.queue.back():
             self._show_current()
         else:
             self.notify("This is the first trace of this session.")
@@ -729,7 +688,7 @@ class ReviewPane(Pane):
             return
         item = self.current
         after = (item.timestamp, item.rowid) if item is not None and item.tier >= 0 else None
-        self._find_unlabelled(self.generation, self.spec, after, item.trace_id if item else None)
+        self._find_unlabelled(self.queue.epoch, self.spec, after, item.trace_id if item else None)
 
     @work(thread=True, exclusive=True, group="review-jump", exit_on_error=False)
     def _find_unlabelled(self, generation: int, spec: QueueSpec, after: tuple[str, int] | None,
@@ -737,18 +696,12 @@ class ReviewPane(Pane):
         self.post_message(JumpFound(next_unlabelled(self.iofold.db.conn(), spec, after, exclude), generation))
 
     def on_jump_found(self, message: JumpFound) -> None:
-        if message.generation != self.generation:
+        if message.generation != self.queue.epoch:
             return
         if message.item is None:
             self.notify("No unlabelled trace left in this queue.")
             return
-        self.visited.append(message.item)
-        self.pos = len(self.visited) - 1
-        self.queue_key = message.item.key  # continue the queue from here
-        self.ahead.clear()
-        self.frontier, self.exhausted = self.queue_key, False
-        self.generation += 1
-        self.fetching = False
+        self.queue.restart_at(message.item)  # continue the queue from here
         self._fill_more()
         self._show_current()
 
