@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, NamedTuple, cast
 
 from iofold_tui.data import introspect, paths
+from iofold_tui.data.db import quote_ident
 from iofold_tui.data.errors import SourceError
 from iofold_tui.data.sanitize import one_line
 
@@ -372,7 +373,7 @@ def group_rows(statements: Iterable[Statement]) -> Iterator[Statement | _Batch]:
                 rows = []
             name = stmt.name
             if name and '"' not in name:
-                head = f'INSERT INTO "{name}" VALUES('
+                head = f"INSERT INTO {quote_ident(name)} VALUES("
                 if sql.startswith(head) and sql.endswith(");"):
                     rows, size = [stmt], len(sql)
                     continue

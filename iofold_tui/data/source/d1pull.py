@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from iofold_tui.data import introspect
 from iofold_tui.data.db import quote_ident
 from iofold_tui.data.source.d1client import D1Client
 
@@ -80,10 +81,10 @@ def pull(client: D1Client, out: Path, *, progress: Callable[[str, int], None] | 
 def _copy_table(client: D1Client, conn: sqlite3.Connection, table: str, without_rowid: bool,
                 progress: Callable[[str, int], None] | None) -> tuple[int, int]:
     q = quote_ident(table)
-    cols = [r[1] for r in conn.execute(f"PRAGMA table_info({q})")]
+    cols = introspect.columns(conn, table)
     col_list = ", ".join(quote_ident(c) for c in cols)
     if without_rowid:
-        pk = [r[1] for r in sorted(conn.execute(f"PRAGMA table_info({q})"), key=lambda r: r[5]) if r[5]]
+        pk = introspect.primary_key(conn, table)
         key_cols = [quote_ident(c) for c in pk]
         select = f"SELECT {col_list} FROM {q}"
         key_at = [cols.index(c) for c in pk]
