@@ -33,12 +33,18 @@ from typing import Any
 from iofold_tui.data import introspect
 from iofold_tui.data.labels.counts import label_counts
 from iofold_tui.data.paths import schema_dir
-from iofold_tui.data.source.schema import VIEW_COLUMNS
 from iofold_tui.data.values import to_count, to_float, to_int, to_text
 
 RATINGS = ("positive", "negative", "neutral", "unlabelled")
 STATES = ("pass", "fail", "error", "invalid", "not_run")
 EXECUTED = STATES[:4]  # the states of an execution that exists
+# The columns of iofold's own eval_comparison view, in order.
+VIEW_COLUMNS = (
+    "execution_id", "eval_id", "trace_id", "predicted_result", "predicted_reason", "execution_time_ms",
+    "execution_error", "executed_at", "feedback_id", "human_rating", "feedback_notes", "eval_set_id",
+    "is_contradiction",
+)
+
 SOURCE_VIEW = "view"
 SOURCE_MISSING = "fallback: view missing"
 SOURCE_CUSTOMISED = "fallback: view customised"

@@ -644,7 +644,7 @@ def warm_up(remote: Remote, warm_path: Path) -> None:
 def open_remote(target: str, *, read_only: bool = False, api_base: str | None = None) -> Any:  # noqa: ANN401
     """Open ``d1://DATABASE`` as an ``OpenedSource`` (raises SourceError with one line)."""
     from iofold_tui.data.errors import SourceError
-    from iofold_tui.data.source.loader import OpenedSource
+    from iofold_tui.data.source.opened import OpenedSource
     from iofold_tui.data.source.schema import detect
 
     origin = Path(target)

@@ -7,7 +7,7 @@ from typing import Any
 
 from iofold_tui.data import introspect
 from iofold_tui.data.db import quote_ident
-from iofold_tui.data.source.loader import OpenedSource
+from iofold_tui.data.source.opened import OpenedSource
 
 
 def source_info(opened: OpenedSource) -> dict[str, Any]:

@@ -13,36 +13,16 @@ import shutil
 import sqlite3
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from iofold_tui.data import paths
 from iofold_tui.data.db import Database, connect, is_busy
 from iofold_tui.data.errors import SourceError
+from iofold_tui.data.source.opened import OpenedSource, SourceKind
 from iofold_tui.data.source.schema import SchemaInfo, detect
 
 SQLITE_HEADER = b"SQLite format 3\x00"
-SourceKind = Literal["sqlite", "d1-export", "wrangler-dir", "demo", "d1-remote"]
 Progress = Callable[[int, int], None]
-
-
-@dataclass
-class OpenedSource:
-    kind: SourceKind
-    origin: Path  # what the user named
-    db: Database
-    schema: SchemaInfo
-    history_path: Path  # label history sidecar (never inside the user's tables)
-    notes: list[str] = field(default_factory=list)  # load report lines, warnings to show once
-
-    @property
-    def label(self) -> str:
-        return self.origin.name if self.kind != "demo" else "demo database"
-
-    @property
-    def read_only_reason(self) -> str | None:
-        return self.db.read_only_reason
 
 
 def _check_sqlite_file(path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from iofold_tui.data import introspect
 from iofold_tui.data.errors import SourceError
+from iofold_tui.data.matrix.stats import SOURCE_MISSING, SOURCE_VIEW, comparison_source
 
 # Columns iofold-tui reads, per v1.0 table. Extra tables/columns are fine.
 V1_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -25,11 +26,6 @@ V1_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 # Without these the app has nothing to show; the others only disable a pane.
 CORE_TABLES = ("traces", "eval_sets", "feedback")
-VIEW_COLUMNS = (
-    "execution_id", "eval_id", "trace_id", "predicted_result", "predicted_reason", "execution_time_ms",
-    "execution_error", "executed_at", "feedback_id", "human_rating", "feedback_notes", "eval_set_id",
-    "is_contradiction",
-)
 
 
 @dataclass
@@ -47,8 +43,6 @@ class SchemaInfo:
 
 def _view_state(conn: sqlite3.Connection) -> str:
     """One definition of "the standard view" for the whole app: the matrix's (see matrix_stats)."""
-    from iofold_tui.data.matrix.stats import SOURCE_MISSING, SOURCE_VIEW, comparison_source
-
     source = comparison_source(conn)
     return "standard" if source == SOURCE_VIEW else "missing" if source == SOURCE_MISSING else "customised"
 
