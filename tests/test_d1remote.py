@@ -501,3 +501,55 @@ def test_step_search_scans_on_d1_and_no_index_is_built_for_it(env: D1Api, tmp_pa
             "IOFOLD_D1_API_BASE": env.api_base}
     r = _cli(["index", "d1://iofold"], base, tmp_path)
     assert r.returncode == 2 and "no search index for a live D1" in r.stderr
+
+
+def test_a_bulk_step_is_one_transaction_and_undoes_exactly(env: D1Api) -> None:
+    opened = open_remote()
+    from iofold_tui.data.labels.remote_store import RemoteLabelStore
+
+    store = RemoteLabelStore(opened.db.remote, opened.db.path, history_path=opened.history_path)
+    ids = [f"bulk_{i:05d}" for i in range(100, 400)]  # labelled, unlabelled and mixed ratings
+    before = {t: remote_row(env, t) for t in ids[:5]}
+    try:
+        requests = opened.db.remote.client.stats.requests
+        step = store.set_labels(ES, ids, "neutral")
+        assert step is not None and len(step.changes) > 250
+        assert opened.db.remote.client.stats.requests - requests <= 3  # read, then ONE batch
+        assert all(remote_row(env, t)["rating"] == "neutral" for t in ids[::37])
+        # a colleague changes one row: the undo of the step is refused as a whole, nothing half-done
+        colleague_labels(env, ids[7], "positive", "2099-01-03 00:00:00")
+        from iofold_tui.data.labels.store import UndoConflictError
+
+        with pytest.raises(UndoConflictError):
+            store.undo()
+        assert remote_row(env, ids[8])["rating"] == "neutral"
+        store.undo(force=True)
+        assert {t: remote_row(env, t) for t in ids[:5]} == before
+    finally:
+        store.close()
+
+
+def test_a_row_that_moves_while_a_step_is_sent_rolls_the_whole_step_back(env: D1Api,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import iofold_tui.data.labels.remote_store as rs
+    from iofold_tui.data.labels.store import LockedError
+
+    opened = open_remote()
+    store = rs.RemoteLabelStore(opened.db.remote, opened.db.path, history_path=opened.history_path)
+    ids = [f"bulk_{i:05d}" for i in range(500, 560)]
+    before = {t: remote_row(env, t) for t in ids}
+    original = rs.plan_statements
+
+    def racing(writes: Any) -> Any:  # noqa: ANN401 - a colleague relabels one of the rows in between
+        colleague_labels(env, ids[30], "positive", "2099-01-04 00:00:00")
+        return original(writes)
+
+    monkeypatch.setattr(rs, "plan_statements", racing)
+    try:
+        with pytest.raises(LockedError, match="changed on D1"):
+            store.set_labels(ES, ids, "neutral")
+        after = {t: remote_row(env, t) for t in ids}
+        assert {t: r for t, r in after.items() if t != ids[30]} == {t: r for t, r in before.items() if t != ids[30]}
+        assert not store.can_undo() or store.peek_undo().changes[0].trace_id not in ids
+    finally:
+        store.close()

@@ -21,6 +21,7 @@ comes before the sidecar step, so a crash between the two leaves the label in D1
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import uuid
 from collections.abc import Callable
@@ -43,9 +44,6 @@ from iofold_tui.data.labels.store import (
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.source.d1client import D1Error
 from iofold_tui.data.source.d1remote import Remote, RemoteConnection
-
-_GUARD = "SELECT CASE WHEN changes() = 1 THEN 1 ELSE json('iofold: row moved') END"
-
 
 _ROW = "SELECT id, rating, notes, created_at, updated_at FROM feedback WHERE eval_set_id = ? AND trace_id = ?"
 # The row may be replaced when it was last written no later than the key press (text 'YYYY-MM-DD HH:MM:SS',
@@ -103,25 +101,65 @@ def _same(row: FeedbackRow | None) -> tuple[str, list[Any]]:
             [row.id, row.rating, row.notes, row.updated_at])
 
 
-def conditional_statements(es: str, tid: str, cur: FeedbackRow | None,
-                           new: FeedbackRow | None) -> list[tuple[str, list[Any]]]:
-    """The statements moving the D1 row from ``cur`` (as read) to ``new``, each followed by its guard."""
-    if new is None and cur is None:
-        return []
-    if new is None:
-        where, ps = _same(cur)
-        stmt = (f"DELETE FROM feedback WHERE eval_set_id = ? AND trace_id = ? AND {where}", [es, tid, *ps])
-    elif cur is None:
-        stmt = ("INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes, created_at, updated_at) "
-                "SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS "
-                "(SELECT 1 FROM feedback WHERE eval_set_id = ? AND trace_id = ?)",
-                [new.id, es, tid, new.rating, new.notes, new.created_at, new.updated_at, es, tid])
-    else:
-        where, ps = _same(cur)
-        stmt = ("UPDATE feedback SET id = ?, rating = ?, notes = ?, created_at = ?, updated_at = ? "
-                f"WHERE eval_set_id = ? AND trace_id = ? AND {where}",
-                [new.id, new.rating, new.notes, new.created_at, new.updated_at, es, tid, *ps])
-    return [stmt, (_GUARD, [])]
+MAX_PLAN_ROWS = 20_000  # rows one undoable step may change on a live D1 (all in one request, one transaction)
+_GROUP_BYTES = 400_000  # JSON text per parameter: under D1's 2 MB per value
+
+
+def _guard(n: int) -> tuple[str, list[Any]]:
+    """Fails the batch (rolled back whole) unless the statement before changed exactly ``n`` rows."""
+    return (f"SELECT CASE WHEN changes() = {int(n)} THEN 1 ELSE json('iofold: a row moved') END", [])
+
+
+def _j(i: int) -> str:
+    return f"json_extract(j.value, '$[{i}]')"
+
+
+def _groups(items: list[list[Any]]) -> list[list[list[Any]]]:
+    out: list[list[list[Any]]] = []
+    size = 0
+    for item in items:
+        n = len(json.dumps(item, ensure_ascii=False))
+        if not out or size + n > _GROUP_BYTES:
+            out.append([])
+            size = 0
+        out[-1].append(item)
+        size += n
+    return out
+
+
+def plan_statements(writes: list[tuple[str, str, FeedbackRow | None, FeedbackRow | None]]
+                    ) -> list[tuple[str, list[Any]]]:
+    """Set-based conditional statements moving every row of ``writes`` from its current state (as read) to its
+    target — rows as one JSON parameter per group (``json_each``), so a step of thousands of rows is a few
+    statements — each followed by a guard on the number of rows it changed: sent as ONE batch, a row that
+    moved meanwhile rolls the whole step back (patch.py's rule: matched on id, rating, notes, updated_at)."""
+    if len(writes) > MAX_PLAN_ROWS:
+        raise LabelWriteError(f"{len(writes):,} labels in one step: a live D1 takes at most {MAX_PLAN_ROWS:,} at once "
+                              "(label fewer, or pull a copy, label there and push)")
+    updates = [[es, tid, c.id, c.rating, c.notes, c.updated_at, n.id, n.rating, n.notes, n.created_at, n.updated_at]
+               for es, tid, c, n in writes if c is not None and n is not None]
+    inserts = [[es, tid, n.id, n.rating, n.notes, n.created_at, n.updated_at]
+               for es, tid, c, n in writes if c is None and n is not None]
+    deletes = [[es, tid, c.id, c.rating, c.notes, c.updated_at]
+               for es, tid, c, n in writes if c is not None and n is None]
+    same = (f"feedback.eval_set_id = {_j(0)} AND feedback.trace_id = {_j(1)} AND feedback.id = {_j(2)} "
+            f"AND feedback.rating = {_j(3)} AND feedback.notes IS {_j(4)} AND feedback.updated_at IS {_j(5)}")
+    out: list[tuple[str, list[Any]]] = []
+    for group in _groups(updates):
+        out.append((f"UPDATE feedback SET id = {_j(6)}, rating = {_j(7)}, notes = {_j(8)}, created_at = {_j(9)}, "
+                    f"updated_at = {_j(10)} FROM json_each(?) AS j WHERE {same}", [json.dumps(group)]))
+        out.append(_guard(len(group)))
+    for group in _groups(deletes):
+        out.append((f"DELETE FROM feedback WHERE EXISTS (SELECT 1 FROM json_each(?) AS j WHERE {same})",
+                    [json.dumps(group)]))
+        out.append(_guard(len(group)))
+    for group in _groups(inserts):
+        out.append(("INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes, created_at, updated_at) "
+                    f"SELECT {_j(2)}, {_j(0)}, {_j(1)}, {_j(3)}, {_j(4)}, {_j(5)}, {_j(6)} FROM json_each(?) AS j "
+                    "WHERE NOT EXISTS (SELECT 1 FROM feedback f WHERE f.eval_set_id = "
+                    f"{_j(0)} AND f.trace_id = {_j(1)})", [json.dumps(group)]))
+        out.append(_guard(len(group)))
+    return out
 
 
 class RemoteLabelStore(LabelStore):
@@ -173,14 +211,16 @@ class RemoteLabelStore(LabelStore):
                 raise self._mapped(exc) from None
             if plan is None:
                 return None
-            statements: list[tuple[str, list[Any]]] = []
-            for es, tid, cur, new in plan.writes:
-                statements += conditional_statements(es, tid, cur, new)
             try:
-                self.remote.client.batch(statements, retries=0) if statements else None
+                statements = plan_statements(plan.writes)
+                if statements:
+                    self.remote.client.batch(statements, retries=0, atomic=True)
             except D1Error as exc:
+                if exc.retryable:  # D1 may or may not have applied it: the step stays in flight, and the rows
+                    self._reconcile_due = True  # decide before the next write (the store's crash recovery)
+                    raise self._mapped(exc) from None
                 with contextlib.suppress(Exception):
-                    plan.on_abort()
+                    plan.on_abort()  # D1 refused the batch: it rolled back whole
                 if exc.kind == "sql" and "malformed JSON" in str(exc):
                     raise LockedError("a label row changed on D1 while it was written: reading it again") from None
                 raise self._mapped(exc) from None

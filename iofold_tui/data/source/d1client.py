@@ -317,12 +317,14 @@ class D1Client:
                                   [tuple(_value(v) for v in r) for r in rb.get("rows") or []], meta))
         return out
 
-    def batch(self, statements: Sequence[tuple[str, Sequence[Any]]], *, retries: int = 3) -> list[Result]:
-        """Statements through ``/query`` as ONE D1 batch (atomic: all or none), in chunks of MAX_STATEMENTS
-        (each chunk atomic on its own)."""
+    def batch(self, statements: Sequence[tuple[str, Sequence[Any]]], *, retries: int = 3,
+              atomic: bool = False) -> list[Result]:
+        """Statements through ``/query`` as D1 batches (each atomic: all or none), in chunks of MAX_STATEMENTS
+        (each chunk atomic on its own); ``atomic``: all in ONE request, never split."""
         out: list[Result] = []
-        for i in range(0, len(statements), MAX_STATEMENTS):
-            chunk = statements[i:i + MAX_STATEMENTS]
+        step = max(len(statements), 1) if atomic else MAX_STATEMENTS
+        for i in range(0, len(statements), step):
+            chunk = statements[i:i + step]
             for sql, params in chunk:
                 _check_statement(sql, params)
             body = {"batch": [{"sql": s, "params": [_param(p) for p in ps]} for s, ps in chunk]}
