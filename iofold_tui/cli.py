@@ -318,6 +318,7 @@ def export_labels(source: str | None, demo: bool, output: str, since: str | None
         except ValueError:
             fail(f"--since {since!r}: not an ISO-8601 date/time")
     opened = open_any(source, demo=demo, read_only=True)
+    refuse_live(opened, "export-labels")
     if check is not None:
         _check_labels(opened, check, since_dt)
         return
@@ -335,6 +336,13 @@ def export_labels(source: str | None, demo: bool, output: str, since: str | None
                f"{plural(summary.deletes, 'deletion')})" + ("" if output == "-" else f" written to {output}"),
                err=True)
     _stranded_notice(opened, source)
+
+
+def refuse_live(opened: Any, command: str) -> None:  # noqa: ANN401 - an OpenedSource
+    """Commands about copies of a D1 database: on the live database itself there is nothing to send back."""
+    if opened.kind == "d1-remote":
+        fail(f"{opened.target}: {command} works on copies of a D1 database, not on the live one "
+             "(`iofold-tui pull` a copy, work there, then `push`)")
 
 
 def _stranded_notice(opened: Any, source: str | None) -> None:  # noqa: ANN401 - an OpenedSource
@@ -382,6 +390,7 @@ def carry_labels_cmd(source: str, from_file: str | None, dry_run: bool) -> None:
     eval-set ids) into SOURCE's working copy, so `export-labels SOURCE` includes them. Labels changed in
     D1 since (as SOURCE shows) are conflicts: listed, not carried."""
     opened = open_any(source)
+    refuse_live(opened, "carry-labels")
     if opened.kind != "d1-export":
         fail(f"{source}: carry-labels carries labels between copies of `wrangler d1 export` .sql files")
     _carry(opened, source, Path(from_file).expanduser().resolve() if from_file else None, dry_run=dry_run)

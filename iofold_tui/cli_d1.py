@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from iofold_tui.cli import api_base_option, fail, guarded, open_any
+from iofold_tui.cli import api_base_option, fail, guarded, open_any, refuse_live
 
 
 def _client(target: str) -> Any:  # noqa: ANN401 - a D1Client
@@ -79,6 +79,7 @@ def push_cmd(copy: str, target: str, dry_run: bool) -> None:
     from iofold_tui.data.text import plural
 
     opened = open_any(copy, read_only=True)
+    refuse_live(opened, "push COPY")
     store = LabelStore(opened.db.path, history_path=opened.history_path, read_only_reason=opened.read_only_reason)
     try:
         net = load_net_changes(store)

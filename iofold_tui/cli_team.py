@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from iofold_tui.cli import fail, guarded, open_any
+from iofold_tui.cli import fail, guarded, open_any, refuse_live
 
 MAX_LISTED = 20  # conflicts / problems printed before "... and N more"
 
@@ -103,6 +103,7 @@ def import_labels_cmd(source: str | None, file: str | None, demo: bool, from_cop
     if prefer and not apply:
         fail("--prefer resolves conflicts while applying: add --apply")
     opened = open_any(source, demo=demo, read_only=not apply)
+    refuse_live(opened, "import-labels")
     plan = plan_import(opened, theirs, from_copy=bool(from_copy), eval_set=eval_set)
     if not plan.ok:
         if as_json:

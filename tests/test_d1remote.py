@@ -553,3 +553,14 @@ def test_a_row_that_moves_while_a_step_is_sent_rolls_the_whole_step_back(env: D1
         assert not store.can_undo() or store.peek_undo().changes[0].trace_id not in ids
     finally:
         store.close()
+
+
+def test_copy_only_label_commands_refuse_the_live_database_in_one_line(env: D1Api, tmp_path: Path) -> None:
+    base = {**os.environ, "CLOUDFLARE_API_TOKEN": TOKEN_RW, "CLOUDFLARE_ACCOUNT_ID": ACCOUNT,
+            "IOFOLD_D1_API_BASE": env.api_base}
+    (tmp_path / "labels.csv").write_text("eval_set_id,trace_id,action,rating,notes,changed_at,feedback_id\r\n")
+    for args in (["export-labels", "d1://iofold"], ["carry-labels", "d1://iofold"],
+                 ["import-labels", "d1://iofold", str(tmp_path / "labels.csv"), "--apply"],
+                 ["push", "d1://iofold", "d1://iofold"]):
+        r = _cli(args, base, tmp_path)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "copies of a D1 database" in r.stderr, r.stderr

@@ -56,12 +56,9 @@ def label_store(app: Any) -> LabelStore:
 
 def open_store(source: Any) -> LabelStore:  # noqa: ANN401 - an OpenedSource
     """The LabelStore for ``source``: a live D1 database writes labels as conditional D1 statements."""
-    if source.kind == "d1-remote":
-        from iofold_tui.data.labels.remote_store import RemoteLabelStore
+    from iofold_tui.data.labels.remote_store import label_store_for
 
-        return RemoteLabelStore(source.db.remote, source.db.path, history_path=source.history_path,
-                                read_only_reason=source.read_only_reason)
-    return LabelStore(source.db.path, history_path=source.history_path, read_only_reason=source.read_only_reason)
+    return label_store_for(source)
 
 
 def open_label_store(app: Any) -> LabelStore | None:

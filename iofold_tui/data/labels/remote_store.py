@@ -306,3 +306,11 @@ class RemoteLabelStore(LabelStore):
     def close(self) -> None:
         with self._lock:
             self.history.close()
+
+
+def label_store_for(source: Any) -> LabelStore:  # noqa: ANN401 - an OpenedSource
+    """The LabelStore of ``source``: on a live D1 database labels go as conditional D1 statements."""
+    if source.kind == "d1-remote":
+        return RemoteLabelStore(source.db.remote, source.db.path, history_path=source.history_path,
+                                read_only_reason=source.read_only_reason)
+    return LabelStore(source.db.path, history_path=source.history_path, read_only_reason=source.read_only_reason)
