@@ -564,3 +564,20 @@ def test_copy_only_label_commands_refuse_the_live_database_in_one_line(env: D1Ap
                  ["push", "d1://iofold", "d1://iofold"]):
         r = _cli(args, base, tmp_path)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and "copies of a D1 database" in r.stderr, r.stderr
+
+
+def test_hostile_values_come_through_d1_without_breaking_a_pane(env: D1Api) -> None:
+    from iofold_tui.data.traces.detail import load_trace
+    from iofold_tui.data.traces.query import TraceFilter, TraceQuery
+
+    env.exec("INSERT INTO traces (id, workspace_id, integration_id, trace_id, source, timestamp, metadata, steps, "
+             "input_preview, output_preview, step_count, has_errors) VALUES ('zz_hostile', 'ws_demo', "
+             "'int_langfuse_demo', 'ext-hostile', X'00ff', '2099-12-31 23:59:59', CAST(X'ff7b' AS TEXT), "
+             "'[{\"role\": \"user\", \"content\": \"[bold red]x[/] \\u001b[31m\\u0000\"}]', "
+             "'a' || char(0) || 'b' || char(10) || '[link=x]', 9.5, 9223372036854775807, 'many')")
+    opened = open_remote()
+    page = TraceQuery(opened.db.conn(), TraceFilter(eval_set_id=ES)).first_page(20)
+    assert page.rows[0].id == "zz_hostile"
+    detail = load_trace(opened.db.conn(), "zz_hostile")
+    assert detail is not None
+    env.exec("DELETE FROM traces WHERE id = 'zz_hostile'")
