@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from iofold_tui.data.db import quote_ident
 from iofold_tui.data.labels.history import LabelHistory
 from iofold_tui.data.labels.patch import CheckedChange, NetChange, check_against, net_changes
 from iofold_tui.data.labels.store import LabelStore
@@ -61,7 +62,8 @@ def read_identity(conn: sqlite3.Connection) -> Identity:
     """Both tables are tiny (a handful of rows); a missing table gives an empty set."""
     def ids(table: str) -> frozenset[str]:
         try:
-            return frozenset(str(r[0]) for r in conn.execute(f"SELECT id FROM {table} LIMIT 10000"))
+            rows = conn.execute(f"SELECT id FROM {quote_ident(table)} LIMIT 10000")
+            return frozenset(str(r[0]) for r in rows)
         except sqlite3.Error:
             return frozenset()
 
