@@ -173,7 +173,7 @@ async def test_step_search_list_matches_its_header_and_escape_before_a_match(
         await settle(app, pilot)
         table = app.screen.query_one(RowTable)
         before = list(table.rows)
-        await pilot.press("g", *"needle", "enter")
+        await pilot.press("slash", *"needle", "enter")
         for _ in range(20):
             await pilot.pause(0.02)
         # While it runs, the list and its header both show the unfiltered list (the search is noted).

@@ -492,7 +492,7 @@ def test_order_keys_running_out_rebuild(demo: Path, tmp_path: Path, monkeypatch:
         _same(index, db, q)
 
 
-# ------------------------------------------------------------ the UI: g uses the index, Shift+F facets
+# ------------------------------------------------------------ the UI: / uses the index, Shift+F facets
 
 async def test_trace_list_search_and_facets(
     demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -512,7 +512,7 @@ async def test_trace_list_search_and_facets(
     want = scan(db, parse("tool:search_docs")).rowids_newest_first()
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
-        await pilot.press("g", *"tool:search_docs", "enter")  # no index yet: a scan, then a background build
+        await pilot.press("slash", *"tool:search_docs", "enter")  # no index yet: a scan, then a background build
         await settle(app, pilot)
         assert set(app.state.trace_filter.step_rowids or ()) == set(want)
         for _ in range(200):
@@ -521,7 +521,7 @@ async def test_trace_list_search_and_facets(
             ):
                 break
             await pilot.pause(0.05)
-        await pilot.press("c", "g", *"tool:search_docs", "enter")  # now through the index: the same set
+        await pilot.press("c", "slash", *"tool:search_docs", "enter")  # now through the index: the same set
         await settle(app, pilot)
         assert set(app.state.trace_filter.step_rowids or ()) == set(want)
         await pilot.press("c", "F", "5")

@@ -53,7 +53,7 @@ async def test_list_shows_rows_and_honest_counts(seed_db: Path) -> None:
         ids = _ids(app)
         assert len(ids) == 5
         assert "1–5 of 5" in _status(app)
-        await pilot.press("o")  # oldest first
+        await pilot.press("o", "down", "enter")  # the order picker: newest, oldest, …
         await settle(app, pilot)
         assert _ids(app) == list(reversed(ids))
         assert "oldest first" in _status(app)
@@ -78,7 +78,7 @@ async def test_search_filters_instantly_and_escape_clears(seed_db: Path) -> None
     app = _app(seed_db)
     async with app.run_test(size=(140, 40)) as pilot:
         await settle(app, pilot)
-        await pilot.press("slash", *"revenue")
+        await pilot.press("p", *"revenue")  # the instant preview filter
         await settle(app, pilot)
         assert len(_ids(app)) == 1
         assert "1–1 of 1" in _status(app) and "of 5 traces" in _status(app)
@@ -138,7 +138,7 @@ async def test_step_search_worker(seed_db: Path) -> None:
     app = _app(seed_db)
     async with app.run_test(size=(140, 40)) as pilot:
         await settle(app, pilot)
-        await pilot.press("g", *"smtp", "enter")
+        await pilot.press("slash", *"smtp", "enter")
         await settle(app, pilot)
         ids = _ids(app)
         assert ids and all("smtp" in app.db.query_one("SELECT lower(steps) FROM traces WHERE id=?", (i,))[0] for i in ids)

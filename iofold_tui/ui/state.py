@@ -21,6 +21,9 @@ class AppState:
     workspace_id: str | None = None
     eval_set_id: str | None = None
     trace_filter: TraceFilter = field(default_factory=TraceFilter)
+    # the full-text query behind trace_filter.step_text (highlighted in the trace view and review while
+    # they are equal; a facet's rowid set has a step_text too, but no query)
+    search_query: str = ""
     # handed from one pane to the next (set by the sender, taken by the receiver once it shows)
     pending_matrix_eval: str | None = None  # the matrix puts its cursor on this eval version's column
     review_queue_pending: bool = False  # review mode takes the trace filter as its queue (open_review_queue)

@@ -44,6 +44,7 @@ from iofold_tui.data.source.catalog import EvalSet
 from iofold_tui.data.traces.detail import TraceDetail, load_trace
 from iofold_tui.data.traces.query import total_traces
 from iofold_tui.ui import labeling
+from iofold_tui.ui.highlight import active_query, highlight
 from iofold_tui.ui.models.review import ReviewQueue
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes.review_widgets import (
@@ -303,11 +304,12 @@ class ReviewPane(Pane):
                 continue
             prepared = Prepared(detail, None, [], width)
             if detail is not None:
-                steps = steps_text(detail)
+                steps = highlight(steps_text(detail), active_query(self.iofold.state))
                 prepared = replace(prepared, steps=steps, lines=wrap_lines(steps, width))
                 if eval_set is not None:  # as it will read unless the label changes before it is shown
                     label = _label_in(detail, eval_set.id)
-                    summary = trace_text(detail, eval_set.id, eval_set.name, label, blind=blind)
+                    summary = highlight(trace_text(detail, eval_set.id, eval_set.name, label, blind=blind),
+                                        active_query(self.iofold.state))
                     prepared = replace(prepared, summary_key=_summary_key(eval_set.id, blind, label),
                                        summary=summary, summary_lines=wrap_lines(summary, width))
             self.post_message(DetailLoaded(trace_id, prepared, generation))
@@ -470,8 +472,9 @@ class ReviewPane(Pane):
         else:
             summary, summary_lines = prepared.summary, prepared.summary_lines
             if summary is None or prepared.summary_key != _summary_key(self.eval_set.id, self.blind, self.label):
-                summary, summary_lines = trace_text(prepared.detail, self.eval_set.id, self.eval_set.name,
-                                                    self.label, blind=self.blind), None
+                summary, summary_lines = highlight(trace_text(prepared.detail, self.eval_set.id, self.eval_set.name,
+                                                              self.label, blind=self.blind),
+                                                   active_query(self.iofold.state)), None
             if self.steps_for == item.trace_id:  # a re-render of the same trace keeps the scroll position
                 document.set_summary(summary, summary_lines if prepared.width == document.wrap_width else None)
             else:

@@ -16,6 +16,7 @@ from iofold_tui.data.text import plural
 from iofold_tui.data.traces.detail import TraceDetail, load_trace
 from iofold_tui.data.traces.steps import Step, pretty_json
 from iofold_tui.ui import label_keys
+from iofold_tui.ui.highlight import active_query, highlight
 from iofold_tui.ui.text import code, safe
 from iofold_tui.ui.trace_render import step_text, summary, tool_call_text
 from iofold_tui.ui.widgets import PaneHeader
@@ -92,7 +93,7 @@ class TraceDetailScreen(Screen[None]):
             rating = next((fb.rating for fb in detail.feedback if fb.eval_set_id == eval_set.id), None)
             parts.append(f"{eval_set.name}: {rating or 'unlabelled'} (a/x/n label)")
         self.query_one(PaneHeader).show("Trace", parts)
-        self.query_one("#summary", Static).update(summary(detail))
+        self.query_one("#summary", Static).update(highlight(summary(detail), self._query()))
         if self.tree_built:  # a re-read after a label: the steps did not change
             return
         self.tree_built = True
@@ -105,6 +106,10 @@ class TraceDetailScreen(Screen[None]):
             self.notify(one_line(detail.steps.error, 120), title="invalid steps", severity="warning")
         self._show(detail.steps.steps[0] if detail.steps.steps and not self.showing_raw else None)
         tree.focus()
+
+    def _query(self) -> str:
+        """The trace list's full-text query: its matches are highlighted here."""
+        return active_query(getattr(self.app, "state", None))
 
     def _add_steps(self, parent: object, start: int) -> None:
         assert self.detail is not None
@@ -123,9 +128,9 @@ class TraceDetailScreen(Screen[None]):
         if self.showing_raw:
             content.update(self.raw_view or Text(""))
         elif isinstance(item, Step):
-            content.update(step_text(item))
+            content.update(highlight(step_text(item), self._query()))
         elif item is not None and hasattr(item, "arguments"):
-            content.update(tool_call_text(item))  # type: ignore[arg-type]
+            content.update(highlight(tool_call_text(item), self._query()))  # type: ignore[arg-type]
         else:
             content.update(Text("select a step", style="dim"))
 

@@ -28,10 +28,11 @@ from iofold_tui.ui.paged_table import Direction
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.row_table import RowTable
 from iofold_tui.ui.text import cell, rating_text
-from iofold_tui.ui.widgets import Confirm, Prompt
+from iofold_tui.ui.widgets import Confirm, PickOne, Prompt
 
 if TYPE_CHECKING:
     from iofold_tui.data.labels.store import Step
+    from iofold_tui.data.search.order import Ordered, OrderedQuery
 
 PAGE_SIZE = 100
 # A jump lands in a part of the file nothing has read yet: a page there costs a few random reads per row
@@ -75,6 +76,12 @@ class SelectionResolved(Message):
         self.ids, self.matching = ids, matching  # ids None: more than BULK_LIMIT matched
 
 
+class OrderReady(Message):
+    def __init__(self, key: str, ordered: Ordered | None, flt: TraceFilter, error: str) -> None:
+        super().__init__()
+        self.key, self.ordered, self.flt, self.error = key, ordered, flt, error
+
+
 def _labeling():  # noqa: ANN202 - the module; the label store and its history load on first use
     from iofold_tui.ui import labeling
 
@@ -92,11 +99,12 @@ class TracesPane(Pane):
     selects_on_start = True  # applied when the first page / the eval is in
     BINDINGS = [
         Binding("slash", "search", "Search", id="traces.search"),
-        Binding("g", "grep_steps", "Search steps", id="traces.grep"),
+        Binding("p", "preview_filter", "Preview filter", id="traces.preview"),
+        Binding("g", "search", "Search", id="traces.grep", show=False),  # the full-text search's old key
         Binding("f", "filters", "Filter", id="traces.filter"),
         Binding("F", "facets", "Facets", id="traces.facets"),
         Binding("c", "clear_filters", "Clear", id="traces.clear"),
-        Binding("o", "toggle_order", "Order", id="traces.order"),
+        Binding("o", "pick_order", "Order", id="traces.order"),
         Binding("colon", "goto", "Go to id", id="traces.goto"),
         Binding("y", "copy_id", "Copy id", id="traces.copy_id"),
         Binding("C", "choose_columns", "Columns", id="traces.columns"),
@@ -115,6 +123,7 @@ class TracesPane(Pane):
         self.total: int | None = None
         self.generation = 0  # bumps when the filter changes; late results of old filters are dropped
         self.scan_note = ""
+        self.order_note = ""  # an order being computed
         self._last_filter: TraceFilter | None = None
         self._shown_once = False
         # (direction, edge key) -> (generation, page) read ahead in the background; at most two pages.
@@ -122,6 +131,11 @@ class TracesPane(Pane):
         self.selected: set[str] = set()  # trace ids for bulk labelling; survive paging and filters
         self.jump_target: str | None = None  # the id the last ":" jump (or --select) asked for
         self.at_id: str | None = None
+        # An order other than time (data/search/order.py): the matching rowids in that order, computed in a
+        # worker for one filter; None while the list walks the timestamp index.
+        self.ordered: Ordered | None = None
+        self.ordered_for: TraceFilter | None = None
+        self.order_key = "newest"
 
     def compose_body(self) -> ComposeResult:
         table = RowTable(id="traces")  # the search bar is mounted above it on the first "/"
@@ -187,6 +201,15 @@ class TracesPane(Pane):
     def current_filter(self) -> TraceFilter:
         return self.iofold.state.scoped_filter()
 
+    def _query(self, conn: object, flt: TraceFilter) -> TraceQuery | OrderedQuery:
+        """The list's pages: the timestamp walk, or the precomputed order when one is on screen."""
+        ordered = self.ordered
+        if ordered is not None and flt == self.ordered_for:
+            from iofold_tui.data.search.order import OrderedQuery
+
+            return OrderedQuery(conn, ordered.rowids, flt.eval_set_id)  # type: ignore[arg-type]
+        return TraceQuery(conn, flt)  # type: ignore[arg-type]
+
     # -- loading ---------------------------------------------------------------------------------------
     def reload(self, focus_id: str | None = None) -> None:
         flt = self.current_filter()
@@ -198,6 +221,9 @@ class TracesPane(Pane):
                 at = ids.index(focus_id)
                 candidates = tuple(ids[at + 1:at + 11] + ids[max(0, at - 10):at][::-1])
         self._last_filter = flt
+        if self.order_key not in ("newest", "oldest") and flt != self.ordered_for:
+            self.ordered = self.ordered_for = None  # the time order meanwhile; the order is recomputed below
+            self.call_after_refresh(self._start_order, self.order_key)
         self.generation += 1
         self.matching = None
         self.page = None
@@ -241,7 +267,7 @@ class TracesPane(Pane):
     def _prefetch(self, keys: list[tuple[str, tuple[str, int]]], generation: int, flt: TraceFilter) -> None:
         """Read the pages before and after the visible one (a 6 GB file is mostly cold on disk: a page
         costs ~100 random reads), so crossing a page edge shows rows without waiting for the disk."""
-        query = TraceQuery(self.iofold.db.conn(), flt)
+        query = self._query(self.iofold.db.conn(), flt)
         found = {}
         for direction, key in keys:
             fetch = query.page_after if direction == "after" else query.page_before
@@ -255,7 +281,7 @@ class TracesPane(Pane):
     @work(thread=True, exclusive=True, group="page", exit_on_error=False)
     def _fetch(self, direction: Direction | Literal["around"], key: tuple[str, int] | None, focus_id: str | None,
                generation: int, flt: TraceFilter, candidates: tuple[str, ...] = ()) -> None:
-        query = TraceQuery(self.iofold.db.conn(), flt)
+        query = self._query(self.iofold.db.conn(), flt)
         page: TracePage | None = None
         if direction == "around" and focus_id:
             page = query.around(focus_id, JUMP_PAGE_SIZE)
@@ -294,7 +320,9 @@ class TracesPane(Pane):
         conn = self.iofold.db.conn()
         flt = self.current_filter()
         total = total_traces(conn, flt.workspace_id)
-        matching = total if flt == flt.cleared() and flt.step_rowids is None else TraceQuery(conn, flt).count()
+        query = self._query(conn, flt)
+        plain = flt == flt.cleared() and flt.step_rowids is None and isinstance(query, TraceQuery)
+        matching = total if plain else query.count()
         self.post_message(CountLoaded(matching, total, generation))
 
     def on_page_loaded(self, message: PageLoaded) -> None:
@@ -385,11 +413,13 @@ class TracesPane(Pane):
             status.append(f"  ·  at {cell(self.at_id, 40).plain}", style="bold cyan")
         parts = flt.describe()
         status.append("  ·  " + ("filters: " + " · ".join(parts) if parts else "no filters"), style="cyan" if parts else "dim")
-        status.append(f"  ·  {'newest' if flt.newest_first else 'oldest'} first")
+        status.append(f"  ·  {self._order_label(flt)}")
         if self.page is not None:
             status.append(f"  ·  query {self.page.query_ms:.1f} ms", style="dim")
         if self.scan_note:
             status.append(f"  ·  {self.scan_note}", style="yellow")
+        if self.order_note:
+            status.append(f"  ·  {self.order_note}", style="yellow")
         if self.selected:
             status.append(f"  ·  {len(self.selected):,} selected (a/x/n label them, * clears)", style="bold magenta")
         self.set_status(status)
@@ -418,10 +448,12 @@ class TracesPane(Pane):
         found = self.query("#search-bar")
         return found.first(Input) if found else None
 
-    async def action_search(self) -> None:
+    async def action_preview_filter(self) -> None:
+        """p: the instant filter on the input/output previews (a substring, as you type)."""
         bar = self._search_bar()
         if bar is None:  # built on first use: styling an Input is a visible part of the start-up frame
-            bar = Input(placeholder="search input/output previews (Enter keeps, Esc clears)", id="search-bar")
+            bar = Input(placeholder="filter previews as you type (Enter keeps, Esc clears; / searches everything)",
+                        id="search-bar")
             await self.mount(bar, before=self.table)
         bar.value = self.iofold.state.trace_filter.text
         bar.add_class("visible")
@@ -452,8 +484,95 @@ class TracesPane(Pane):
         self.iofold.state.trace_filter = self.iofold.state.trace_filter.cleared()
         self.reload()
 
-    def action_toggle_order(self) -> None:
-        self.apply_filter(newest_first=not self.iofold.state.trace_filter.newest_first)
+    # -- order ---------------------------------------------------------------------------------------
+    def _order_label(self, flt: TraceFilter) -> str:
+        from iofold_tui.data.search.order import ORDERS
+
+        if self.ordered is not None and flt == self.ordered_for:
+            label = ORDERS[self.ordered.key][0]
+            return f"{label} ({self.ordered.note})" if self.ordered.note else label
+        return f"{'newest' if flt.newest_first else 'oldest'} first"
+
+    def action_pick_order(self) -> None:
+        """o: time (newest/oldest), step count, source, rating, most contradicted, search relevance."""
+        from iofold_tui.data.search.order import ORDERS, TIME_ORDERS
+
+        flt = self.iofold.state.trace_filter
+        keys = [k for k in ORDERS if k != "relevance" or self.search_query()]
+        if self.iofold.state.eval_set_id is None:
+            keys = [k for k in keys if k not in ("rating", "contradicted")]
+        current = self.order_key if self.order_key not in TIME_ORDERS else ("newest" if flt.newest_first else "oldest")
+
+        def picked(key: str | None) -> None:
+            if key is None:
+                return
+            if key in TIME_ORDERS:
+                self.order_key, self.ordered, self.ordered_for, self.order_note = key, None, None, ""
+                for worker in self.workers:
+                    if worker.group == "order":
+                        worker.cancel()
+                self.apply_filter(newest_first=key == "newest")
+                return
+            self.order_key = key
+            self._start_order(key)
+
+        self.app.push_screen(PickOne("Order the list by (orders other than time are computed once per filter)",
+                                     [(k, ORDERS[k][1]) for k in keys], current), picked)
+
+    def _start_order(self, key: str) -> None:
+        from iofold_tui.data.search.order import ORDERS
+
+        self.order_note = f"ordering by {ORDERS[key][0].removeprefix('by ')}…"
+        self.update_status()
+        self._compute_order(key, self.current_filter(), self.search_query())
+
+    @work(thread=True, exclusive=True, group="order", exit_on_error=False)
+    def _compute_order(self, key: str, flt: TraceFilter, query: str) -> None:
+        """The cost said first (a notice), then the order computed; the current order stays meanwhile."""
+        import sqlite3
+
+        from iofold_tui.data.search import order
+        from iofold_tui.data.search.index import source_key
+
+        src = self.iofold.source
+        try:
+            with self.iofold.db.fresh() as conn:
+                cost = order.order_cost(conn, key, flt.eval_set_id)
+                self.app.call_from_thread(self.notify, f"{order.ORDERS[key][1]}: {cost}; the list keeps its order "
+                                          "until it is ready")
+                result = order.ordered_rowids(conn, flt, key, source_key=source_key(src.kind, src.origin, src.db.path),
+                                              db_path=self.iofold.db.path, query=query)
+        except (ValueError, sqlite3.DatabaseError) as exc:
+            self.post_message(OrderReady(key, None, flt, str(exc)))
+            return
+        self.post_message(OrderReady(key, result, flt, ""))
+
+    def on_order_ready(self, message: OrderReady) -> None:
+        from iofold_tui.data.search.order import CAP
+
+        if message.flt != self.current_filter() or message.key != self.order_key:
+            return  # the filter or the order changed meanwhile: a newer computation is on its way
+        self.order_note = ""
+        if message.ordered is None:
+            if message.key != "relevance" or self.search_query():
+                self.notify(f"order: {message.error}", severity="warning")
+            self.order_key = "newest" if message.flt.newest_first else "oldest"
+            self.update_status()
+            return
+        self.ordered, self.ordered_for = message.ordered, message.flt
+        if message.ordered.total > CAP:
+            self.notify(f"{message.ordered.total:,} traces: the order keeps the first {CAP:,} (narrow the filter)")
+        self.generation += 1
+        self.matching = None
+        self.jump_target = self.at_id = None
+        self.load_page("first")
+        self.load_count()
+
+    def search_query(self) -> str:
+        """The full-text query the list is filtered by ('' when the rowid set came from elsewhere)."""
+        from iofold_tui.ui.highlight import active_query
+
+        return active_query(self.iofold.state)
 
     def action_goto(self) -> None:
         def go(value: str | None) -> None:
@@ -491,8 +610,10 @@ class TracesPane(Pane):
         sources = catalog.sources(self.iofold.db.conn(), self.current_filter().workspace_id)
         self.app.call_from_thread(callback, sources)  # type: ignore[arg-type]
 
-    # -- full step search ------------------------------------------------------------------------------
-    def action_grep_steps(self) -> None:
+    # -- full-text search ------------------------------------------------------------------------------
+    def action_search(self) -> None:
+        """/: the query language (data/search/query.py) through the sidecar index, or a scan with progress
+        while the index is missing or being built; combined with the other filters and rating states."""
         def go(value: str | None) -> None:
             if value is None:
                 return
@@ -590,6 +711,7 @@ class TracesPane(Pane):
         self.scan_note = "" if message.complete else (
             f"step search stopped after {self.scan_done:.0f}%: {plural(message.found, 'match', 'matches')} so far")
         self.iofold.state.trace_filter = replace(flt, step_text=needle, step_rowids=tuple(message.rowids or ()))
+        self.iofold.state.search_query = needle  # what the trace view and review highlight
         self.reload()
 
     def action_cancel_scan(self) -> None:
@@ -652,7 +774,7 @@ class TracesPane(Pane):
         worker = get_current_worker()
         ids: list[str] = []
         with self.iofold.db.fresh() as conn:  # keyset pages, so memory holds ids only
-            query = TraceQuery(conn, flt)
+            query = self._query(conn, flt)
             page = query.first_page(SELECT_CHUNK)
             while True:
                 ids.extend(r.id for r in page.rows)
