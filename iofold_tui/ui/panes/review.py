@@ -66,10 +66,12 @@ _WRITE_ACTIONS = {"label", "edit_note", "undo", "redo"}
 _MOVE_GROUP = Binding.Group("Next/Prev", compact=True)
 
 
+@dataclass
 class QueueFilled(Message):
-    def __init__(self, items: list[QueueItem], generation: int, exhausted: bool, error: str | None = None) -> None:
-        super().__init__()
-        self.items, self.generation, self.exhausted, self.error = items, generation, exhausted, error
+    items: list[QueueItem]
+    epoch: int  # ReviewQueue.epoch when the fetch started: stale once it moved
+    exhausted: bool
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,23 +99,26 @@ def _label_in(detail: TraceDetail, eval_set_id: str) -> FeedbackRow | None:
     return None
 
 
+@dataclass
 class DetailLoaded(Message):
-    def __init__(self, trace_id: str, prepared: Prepared, generation: int) -> None:
-        super().__init__()
-        self.trace_id, self.prepared, self.generation = trace_id, prepared, generation
+    trace_id: str
+    prepared: Prepared
+    epoch: int
 
 
+@dataclass
 class StatsLoaded(Message):
-    def __init__(self, counts: dict[str, int], total: int | None, left: int | None, external: bool,
-                 generation: int) -> None:
-        super().__init__()
-        self.counts, self.total, self.left, self.external, self.generation = counts, total, left, external, generation
+    counts: dict[str, int]
+    total: int | None
+    left: int | None
+    external: bool
+    epoch: int
 
 
+@dataclass
 class JumpFound(Message):
-    def __init__(self, item: QueueItem | None, generation: int) -> None:
-        super().__init__()
-        self.item, self.generation = item, generation
+    item: QueueItem | None
+    epoch: int
 
 
 class ReviewPane(Pane):
@@ -278,7 +283,7 @@ class ReviewPane(Pane):
         self.post_message(QueueFilled(items, generation, len(items) < AHEAD))
 
     def on_queue_filled(self, message: QueueFilled) -> None:
-        if message.generation != self.queue.epoch:
+        if message.epoch != self.queue.epoch:
             return
         if message.error:
             self.notify(f"queue query failed: {message.error}", severity="error")
@@ -315,12 +320,12 @@ class ReviewPane(Pane):
             self.post_message(DetailLoaded(trace_id, prepared, generation))
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
-        if message.generation != self.queue.epoch:
+        if message.epoch != self.queue.epoch:
             return
         self.requested.discard(message.trace_id)
         self.cache[message.trace_id] = message.prepared
         if message.prepared.error is not None:  # read it again in a moment (the lock may be gone)
-            self.set_timer(1.0, lambda: self._retry_detail(message.trace_id, message.generation))
+            self.set_timer(1.0, lambda: self._retry_detail(message.trace_id, message.epoch))
         while len(self.cache) > CACHE:
             self.cache.popitem(last=False)
         if self.current is not None and self.current.trace_id == message.trace_id:
@@ -359,7 +364,7 @@ class ReviewPane(Pane):
         self.post_message(StatsLoaded(counts, total, left, external, generation))
 
     def on_stats_loaded(self, message: StatsLoaded) -> None:
-        if message.generation != self.queue.epoch:
+        if message.epoch != self.queue.epoch:
             return
         self.counts = message.counts
         if message.total is not None:
@@ -699,7 +704,7 @@ class ReviewPane(Pane):
         self.post_message(JumpFound(next_unlabelled(self.iofold.db.conn(), spec, after, exclude), generation))
 
     def on_jump_found(self, message: JumpFound) -> None:
-        if message.generation != self.queue.epoch:
+        if message.epoch != self.queue.epoch:
             return
         if message.item is None:
             self.notify("No unlabelled trace left in this queue.")
