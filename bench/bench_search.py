@@ -39,7 +39,7 @@ def _rss_mb() -> float:
 
 def _pct(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p * (len(values) - 1)))]
 
 
 def _timed(fn: Any) -> tuple[Any, float]:
@@ -212,7 +212,7 @@ def main() -> None:
     )
 
     (n, _), prep = _timed(lambda: F.prepare_contradicted(db, index, es, args.db))
-    rows, first = _timed(lambda: F.most_contradicted(index, es, limit=50))
+    _, first = _timed(lambda: F.most_contradicted(index, es, limit=50))
     (_, reused), again = _timed(lambda: F.prepare_contradicted(db, index, es, args.db))
     out["contradicted"] = {
         "precompute_ms": prep,

@@ -100,7 +100,7 @@ def bench_compare(db: Path, a: str, b: str, repeat: int) -> dict[str, Any]:
     t_same, t_hand = min(t for t, _ in same), min(t for t, _ in hand)
     pages = {}
     for kind in FLIP_KINDS:
-        t, ids = _best(lambda k=kind: flip_page(conn, cmp, k, None, 100), repeat)
+        t, _ = _best(lambda k=kind: flip_page(conn, cmp, k, None, 100), repeat)
         pages[kind] = round(t * 1000, 2)
     conn.close()
     return {

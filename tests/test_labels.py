@@ -232,7 +232,7 @@ def test_lock_held_too_long_gives_clear_error(db: Path) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         with open_store(db, busy_timeout_s=0.02, max_wait_s=0.2) as store:
-            with pytest.raises(LabelWriteError, match="locked for over 0.2 s"):
+            with pytest.raises(LabelWriteError, match=r"locked for over 0\.2 s"):
                 store.set_label(ES2, "tx_00031", "positive")
             assert not store.can_undo()
     finally:

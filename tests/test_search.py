@@ -512,7 +512,8 @@ async def test_trace_list_search_and_facets(
     want = scan(db, parse("tool:search_docs")).rowids_newest_first()
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
-        await pilot.press("slash", *"tool:search_docs", "enter")  # no index yet: a scan, then a background build
+        # no index yet: a scan, then a background build
+        await pilot.press("slash", *"tool:search_docs", "enter")
         await settle(app, pilot)
         assert set(app.state.trace_filter.step_rowids or ()) == set(want)
         for _ in range(200):

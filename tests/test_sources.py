@@ -61,14 +61,14 @@ def test_corrupt_sqlite(tmp_path: Path) -> None:
     data[100:4096] = b"\xff" * (4096 - 100)  # page 1 (sqlite_master) overwritten
     bad = tmp_path / "corrupt.sqlite"
     bad.write_bytes(bytes(data))
-    with pytest.raises(SourceError, match="corrupt|malformed|not a database"):
+    with pytest.raises(SourceError, match=r"corrupt|malformed|not a database"):
         open_source(bad)
 
 
 def test_empty_database_and_unknown_schema(tmp_path: Path) -> None:
     empty = tmp_path / "empty.sqlite"
     sqlite3.connect(empty).execute("PRAGMA user_version = 1").connection.commit()
-    with pytest.raises(SourceError, match="empty database|empty file"):
+    with pytest.raises(SourceError, match=r"empty database|empty file"):
         open_source(empty)
     other = tmp_path / "other.sqlite"
     with sqlite3.connect(other) as conn:
@@ -277,5 +277,5 @@ def test_wrangler_project_directory(tmp_path: Path) -> None:
     assert opened.db.query_one("SELECT count(*) FROM traces")[0] == 5
     empty = tmp_path / "empty-dir"
     empty.mkdir()
-    with pytest.raises(SourceError, match="no D1 database|no .*database"):
+    with pytest.raises(SourceError, match=r"no D1 database|no .*database"):
         open_source(empty)

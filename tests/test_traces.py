@@ -164,7 +164,7 @@ def test_step_scan_chunks_and_cancels(many: sqlite3.Connection) -> None:
     expected = [r[0] for r in many.execute("SELECT rowid FROM traces WHERE steps LIKE '%needle12%'")]
     assert sorted(rowids) == sorted(expected) and expected
     assert len(calls) >= 10 and calls[-1][0] == calls[-1][1]
-    partial, complete = scan_steps(many, "needle", TraceFilter(), chunk=100, cancelled=lambda: len(calls) > 0)
+    _, complete = scan_steps(many, "needle", TraceFilter(), chunk=100, cancelled=lambda: len(calls) > 0)
     assert not complete
     q = TraceQuery(many, TraceFilter(step_rowids=tuple(rowids)))
     assert q.count() == len(expected)

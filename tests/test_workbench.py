@@ -170,7 +170,7 @@ def test_promote_archives_the_active_one_and_undo_restores_exactly(db: Path, sid
     assert _row(conn, SRC) == before and _row(conn, new.id)["status"] == "draft"
     undo_last(conn, sidecar)
     assert conn.execute("SELECT count(*) FROM evals WHERE id = ?", (new.id,)).fetchone()[0] == 0
-    with pytest.raises(DraftError, match="nothing|no eval version"):
+    with pytest.raises(DraftError, match=r"nothing|no eval version"):
         undo_last(conn, sidecar)
 
 

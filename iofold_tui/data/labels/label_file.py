@@ -181,7 +181,8 @@ def _row(line: int, rec: dict[str, object], errors: list[LineError]) -> LabelRow
     rating = _text(raw_rating) or None
     action = _text(action_raw) or ("upsert" if rating is not None else "delete")
     notes = _text(notes_raw) or None
-    if notes_raw is not None and not isinstance(notes_raw, str | int | float) or isinstance(notes_raw, bool):
+    not_text = notes_raw is not None and not isinstance(notes_raw, str | int | float)
+    if not_text or isinstance(notes_raw, bool):
         problems.append("notes is not text")
     if notes is not None and len(notes) > MAX_FIELD:
         problems.append("notes longer than 1,000,000 characters")

@@ -52,8 +52,19 @@ from iofold_tui.data.labels.history import (
 )
 from iofold_tui.data.sanitize import one_line
 
-__all__ = ["RATINGS", "FeedbackRow", "LabelChange", "LabelStore", "LabelWriteError", "NoLabelError",
-           "Rating", "SessionStats", "Step", "UndoConflictError", "UNCHANGED"]
+__all__ = [
+    "RATINGS",
+    "UNCHANGED",
+    "FeedbackRow",
+    "LabelChange",
+    "LabelStore",
+    "LabelWriteError",
+    "NoLabelError",
+    "Rating",
+    "SessionStats",
+    "Step",
+    "UndoConflictError",
+]
 
 Rating = Literal["positive", "negative", "neutral"]
 RATINGS: frozenset[str] = frozenset({"positive", "negative", "neutral"})
@@ -272,7 +283,7 @@ class LabelStore:
         eval_set_id: str,
         trace_id: str,
         rating: Rating | None,
-        note: str | None | _Unchanged = UNCHANGED,
+        note: str | _Unchanged | None = UNCHANGED,
         seconds_spent: float | None = None,
     ) -> LabelChange:
         """Label (or relabel, or clear with ``rating=None``) one trace; committed when this returns.
@@ -354,7 +365,7 @@ class LabelStore:
         return self._clock().astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
     def _target(self, current: FeedbackRow | None, rating: str | None,
-                note: str | None | _Unchanged, now: str | None = None) -> FeedbackRow | None:
+                note: str | _Unchanged | None, now: str | None = None) -> FeedbackRow | None:
         if rating is None:
             return None
         notes = (current.notes if current else None) if isinstance(note, _Unchanged) else (note or None)
@@ -530,7 +541,7 @@ class LabelStore:
         return self.history.enqueue(kind, self.session, **fields)  # type: ignore[arg-type]
 
     def queue_label(self, eval_set_id: str, trace_id: str, rating: Rating | None,
-                    note: str | None | _Unchanged = UNCHANGED, seconds_spent: float | None = None) -> Intent:
+                    note: str | _Unchanged | None = UNCHANGED, seconds_spent: float | None = None) -> Intent:
         """Record a label key (committed to the sidecar, milliseconds); ``apply_next`` writes it."""
         _check_rating(rating)
         keep = isinstance(note, _Unchanged)
@@ -594,7 +605,7 @@ class LabelStore:
         if intent.kind in ("undo", "redo"):
             return self._travel(undo=intent.kind == "undo", force=intent.force, wait_s=wait_s)
         es, tid = intent.eval_set_id or "", intent.trace_id or ""
-        note: str | None | _Unchanged = intent.note if intent.note_set else UNCHANGED
+        note: str | _Unchanged | None = intent.note if intent.note_set else UNCHANGED
         if intent.kind == "note":
             def build(conn: sqlite3.Connection) -> list[LabelChange]:
                 current = _read_rows(conn, es, [tid]).get(tid)

@@ -478,7 +478,7 @@ def jump_to(conn: sqlite3.Connection, q: MatrixQuery, trace_id: str) -> MatrixPa
         return None
     above = page_before(conn, replace(q, page_size=max(q.page_size // 3, 1)), target.cursor)
     below = page_after(conn, replace(q, page_size=max(q.page_size - len(above.rows) - 1, 1)), target.cursor)
-    return MatrixPage(above.rows + [target] + below.rows, above.has_before, below.has_after, below.eval_ids,
+    return MatrixPage([*above.rows, target, *below.rows], above.has_before, below.has_after, below.eval_ids,
                       (time.perf_counter() - started) * 1000, focus_id=target.trace_id)
 
 
