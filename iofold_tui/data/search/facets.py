@@ -25,8 +25,9 @@ from typing import Any
 from iofold_tui.data.db import write_txn
 from iofold_tui.data.labels.counts import rating_rows
 from iofold_tui.data.search.index import SearchIndex
-from iofold_tui.data.traces.query import TraceFilter
+from iofold_tui.data.traces.query import TraceFilter, _where
 
+FILTERED_ROWIDS = 200_000  # a filtered tool/error facet sends at most this many rowids to the sidecar
 FACETS = ("source", "has_errors", "rating", "verdict", "tool", "error", "day")
 NEEDS_INDEX = ("tool", "error")
 _MEMO: dict[str, Any] = {}
@@ -126,11 +127,17 @@ def _sidecar_facet(index: SearchIndex, name: str, total: int, limit: int) -> lis
 
 
 def facet(db: sqlite3.Connection, name: str, *, db_path: Path | None = None, index: SearchIndex | None = None,
-          eval_set_id: str | None = None, eval_id: str | None = None, limit: int = 200) -> Facet:
-    """Counts and shares of one facet. ``tool``/``error`` need the search index (ValueError without)."""
+          eval_set_id: str | None = None, eval_id: str | None = None, limit: int = 200,
+          flt: TraceFilter | None = None) -> Facet:
+    """Counts and shares of one facet. ``tool``/``error`` need the search index (ValueError without).
+
+    ``flt``: count only the traces of the trace list's filter (``Facet.note`` says "matching …"). That is
+    a pass over the matching rows, not an index's group walk, so it is cached for the process only."""
     start = time.perf_counter()
     if name not in FACETS:
         raise ValueError(f"unknown facet {name!r}: one of {', '.join(FACETS)}")
+    if flt is not None and _where(flt).where:
+        return _filtered_facet(db, name, flt, index, eval_set_id, eval_id, limit, start, db_path)
     scope = {k: v for k, v in (("eval_set_id", eval_set_id), ("eval_id", eval_id)) if v}
     if name in ("rating",):
         scope.pop("eval_id", None)
@@ -164,6 +171,83 @@ def facet(db: sqlite3.Connection, name: str, *, db_path: Path | None = None, ind
         value = compute()
     _MEMO[key] = (stamp, value)
     return _facet(name, value, start, cached, scope)
+
+
+def _filtered_facet(db: sqlite3.Connection, name: str, flt: TraceFilter, index: SearchIndex | None,
+                    eval_set_id: str | None, eval_id: str | None, limit: int, start: float,
+                    db_path: Path | None) -> Facet:
+    scope = {k: v for k, v in (("eval_set_id", eval_set_id), ("eval_id", eval_id)) if v}
+    if name in ("rating", "verdict"):
+        scope.pop("eval_id" if name == "rating" else "eval_set_id", None)
+    stamp = json.dumps([db_fingerprint(db_path), index.stamp() if index is not None else ""])
+    key = "flt:" + hashlib.sha256(repr((name, scope, limit, str(db_path), flt)).encode()).hexdigest()[:24]
+    memo = _MEMO.get(key)
+    if memo is not None and memo[0] == stamp:
+        out = _facet(name, memo[1], start, True, scope)
+        out.note = memo[2]
+        return out
+    base = _where(flt)
+    where = "WHERE " + " AND ".join(base.where)
+    frm = "FROM traces t LEFT JOIN feedback f ON f.trace_id = t.id AND f.eval_set_id = ? "
+    params: list[Any] = [flt.eval_set_id or "", *base.params]
+    total = int(db.execute(f"SELECT count(*) {frm}{where}", params).fetchone()[0])
+    note = f"counting the {total:,} traces matching the list's filters"
+    grp = " GROUP BY 1 ORDER BY 2 DESC"
+    if name == "source":
+        rows = db.execute(f"SELECT t.source, count(*) {frm}{where}{grp}", params).fetchall()
+    elif name == "has_errors":
+        rows = db.execute(f"SELECT CASE WHEN t.has_errors THEN 'errors' ELSE 'no errors' END, count(*) {frm}"
+                          f"{where} GROUP BY 1 ORDER BY 2 DESC", params).fetchall()
+    elif name == "day":
+        rows = db.execute(f"SELECT substr(t.timestamp, 1, 10), count(*) {frm}{where} GROUP BY 1 ORDER BY 1",
+                          params).fetchall()
+    elif name == "rating":
+        if not eval_set_id:
+            raise ValueError("the rating facet needs an eval set")
+        rows = db.execute(
+            "SELECT coalesce(g.rating, 'unlabelled'), count(*) FROM traces t "
+            "LEFT JOIN feedback f ON f.trace_id = t.id AND f.eval_set_id = ? "
+            f"LEFT JOIN feedback g ON g.trace_id = t.id AND g.eval_set_id = ? {where}{grp}",
+            [flt.eval_set_id or "", eval_set_id, *base.params]).fetchall()
+    elif name == "verdict":
+        if not eval_id:
+            raise ValueError("the verdict facet needs an eval version")
+        rows = db.execute(
+            "SELECT CASE WHEN x.trace_id IS NULL THEN 'not run' WHEN x.error IS NOT NULL THEN 'error' "
+            "WHEN x.result = 1 THEN 'pass' ELSE 'fail' END, count(*) FROM traces t "
+            "LEFT JOIN feedback f ON f.trace_id = t.id AND f.eval_set_id = ? "
+            f"LEFT JOIN eval_executions x ON x.eval_id = ? AND x.trace_id = t.id {where}{grp}",
+            [flt.eval_set_id or "", eval_id, *base.params]).fetchall()
+    else:  # tool / error: the sidecar, restricted to the matching rowids
+        if index is None:
+            raise ValueError(f"the {name} facet needs the search index (run `iofold-tui index SOURCE`)")
+        rowids = [int(r[0]) for r in db.execute(f"SELECT t.rowid {frm}{where} LIMIT ?",
+                                                 [*params, FILTERED_ROWIDS + 1])]
+        if len(rowids) > FILTERED_ROWIDS:
+            out = facet(db, name, db_path=db_path, index=index, eval_set_id=eval_set_id, eval_id=eval_id,
+                        limit=limit)
+            out.note = (f"more than {FILTERED_ROWIDS:,} traces match the list's filters: counting all "
+                        f"{out.total:,} traces")
+            return out
+        table, col = ("tools", "tool") if name == "tool" else ("errors", "msg")
+        conn = index.conn()
+        ids = json.dumps(rowids)
+        rows = conn.execute(
+            f"SELECT {col}, count(*) FROM {table} WHERE rid IN (SELECT value FROM json_each(?)) "
+            f"GROUP BY {col} ORDER BY 2 DESC, 1 LIMIT ?", (ids, limit)).fetchall()
+        covered = int(conn.execute(
+            f"SELECT count(DISTINCT rid) FROM {table} WHERE rid IN (SELECT value FROM json_each(?))",
+            (ids,)).fetchone()[0])
+        rows = [*rows, ("(no tool)" if name == "tool" else "(no error)", max(total - covered, 0))]
+    values = [[_text(v), int(n)] for v, n in rows]
+    if name != "day" and len(values) > limit:
+        rest = values[limit - 1:]
+        values = [*values[:limit - 1], [f"(other {len(rest):,} values)", sum(n for _, n in rest)]]
+    value = [total, values]
+    _MEMO[key] = (stamp, value, note)
+    out = _facet(name, value, start, False, scope)
+    out.note = note
+    return out
 
 
 def _cached(index: SearchIndex, key: str, stamp: str, compute: Any) -> tuple[Any, bool]:

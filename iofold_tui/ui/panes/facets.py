@@ -57,11 +57,13 @@ class FacetScreen(ModalScreen[TraceFilter | None]):
     FacetScreen OptionList { height: 1fr; }
     """
 
-    def __init__(self, db: object, source: object, flt: TraceFilter, facet: str = "source") -> None:
+    def __init__(self, db: object, source: object, flt: TraceFilter, facet: str = "source",
+                 counted: TraceFilter | None = None) -> None:
         super().__init__()
         self.db = db  # Database
         self.opened = source  # OpenedSource
         self.flt = flt
+        self.counted = counted  # the list's filter with its scope: the traces the counts are over
         self.facet_name = facet
         self.facet: F.Facet | None = None
 
@@ -119,11 +121,13 @@ class FacetScreen(ModalScreen[TraceFilter | None]):
                 if index is not None:
                     index.sync(conn)
                 es, ev = self._scope(conn)
-                facet = F.facet(conn, name, db_path=self.db.path, index=index, eval_set_id=es, eval_id=ev)  # type: ignore[attr-defined]
+                facet = F.facet(conn, name, db_path=self.db.path, index=index, eval_set_id=es, eval_id=ev,  # type: ignore[attr-defined]
+                                flt=self.counted)
             how = "cached" if facet.cached else f"{facet.ms:,.0f} ms"
             scope = f" · eval set {facet.scope['eval_set_id']}" if "eval_set_id" in facet.scope else ""
             scope += f" · eval {facet.scope['eval_id']}" if "eval_id" in facet.scope else ""
-            note = f"{len(facet.values):,} values over {facet.total:,} traces ({how}){scope}"
+            over = facet.note or f"counting all {facet.total:,} traces (the list has no filters)"
+            note = f"{len(facet.values):,} values · {over} ({how}){scope}"
             self.post_message(FacetLoaded(facet, note))
         except (ValueError, sqlite3.DatabaseError) as exc:
             self.post_message(FacetLoaded(None, str(exc)))

@@ -603,7 +603,8 @@ class TracesPane(Pane):
                 self.iofold.state.trace_filter = result
                 self.reload()
 
-        self.app.push_screen(FacetScreen(self.iofold.db, self.iofold.source, self.iofold.state.trace_filter), done)
+        self.app.push_screen(FacetScreen(self.iofold.db, self.iofold.source, self.iofold.state.trace_filter,
+                                         counted=self.current_filter()), done)
 
     @work(thread=True, group="sources")
     def load_sources_then(self, callback: object) -> None:
