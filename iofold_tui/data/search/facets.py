@@ -239,11 +239,11 @@ def _filtered_facet(db: sqlite3.Connection, name: str, flt: TraceFilter, index: 
             f"SELECT count(DISTINCT rid) FROM {table} WHERE rid IN (SELECT value FROM json_each(?))",
             (ids,)).fetchone()[0])
         rows = [*rows, ("(no tool)" if name == "tool" else "(no error)", max(total - covered, 0))]
-    values = [[_text(v), int(n)] for v, n in rows]
+    values: list[tuple[str, int]] = [(_text(v), int(n)) for v, n in rows]
     if name != "day" and len(values) > limit:
         rest = values[limit - 1:]
-        values = [*values[:limit - 1], [f"(other {len(rest):,} values)", sum(n for _, n in rest)]]
-    value = [total, values]
+        values = [*values[:limit - 1], (f"(other {len(rest):,} values)", sum(n for _, n in rest))]
+    value: list[Any] = [total, [list(v) for v in values]]
     _MEMO[key] = (stamp, value, note)
     out = _facet(name, value, start, False, scope)
     out.note = note

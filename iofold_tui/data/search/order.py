@@ -39,7 +39,8 @@ ORDERS: dict[str, tuple[str, str]] = {
 TIME_ORDERS = ("newest", "oldest")
 
 
-def order_cost(db: sqlite3.Connection, key: str, eval_set_id: str | None = None) -> str:
+def order_cost(db: sqlite3.Connection, key: str, eval_set_id: str | None = None,
+               flt: TraceFilter | None = None) -> str:
     """How ``key`` is answered, in words, before it runs."""
     if key in TIME_ORDERS:
         return "walks the timestamp index: instant"
@@ -50,6 +51,8 @@ def order_cost(db: sqlite3.Connection, key: str, eval_set_id: str | None = None)
             "precomputed per eval set in the search sidecar (once: one pass over the set's verdicts)"
         )
     cost = facets.sort_cost(db, key, eval_set_id)
+    if cost.through == "full sort" and flt is not None and _where(flt).where:
+        return "sorts every trace matching the filter (full sort)"
     return f"{cost.note} ({cost.through})"
 
 

@@ -516,7 +516,7 @@ class TracesPane(Pane):
             self.order_key = key
             self._start_order(key)
 
-        self.app.push_screen(PickOne("Order the list by (orders other than time are computed once per filter)",
+        self.app.push_screen(PickOne("Order by (an order other than time is computed per filter)",
                                      [(k, ORDERS[k][1]) for k in keys], current), picked)
 
     def _start_order(self, key: str) -> None:
@@ -537,7 +537,7 @@ class TracesPane(Pane):
         src = self.iofold.source
         try:
             with self.iofold.db.fresh() as conn:
-                cost = order.order_cost(conn, key, flt.eval_set_id)
+                cost = order.order_cost(conn, key, flt.eval_set_id, flt)
                 self.app.call_from_thread(self.notify, f"{order.ORDERS[key][1]}: {cost}; the list keeps its order "
                                           "until it is ready")
                 result = order.ordered_rowids(conn, flt, key, source_key=source_key(src.kind, src.origin, src.db.path),
