@@ -131,6 +131,8 @@ async def test_p_is_the_instant_preview_filter_and_help_lists_both(db_copy: Path
         assert isinstance(app.screen, KeyHelp)
         rows = {binding_id: (keys, what) for keys, binding_id, what in app.screen.rows}
         assert rows["traces.search"][0] == "/" and rows["traces.preview"][0] == "p"
+        notes = " ".join(app.screen.notes)
+        assert "/ searches everything" in notes and "p filters the previews" in notes and "o orders" in notes
 
 
 # ------------------------------------------------------------ o: orders

@@ -224,7 +224,7 @@ class IofoldApp(App[None]):
         from iofold_tui.ui.key_help import show_key_help
 
         title = getattr(self.screen, "pane_title", None) or type(self.screen).__name__.replace("Screen", "")
-        show_key_help(self, f"{title} keys")
+        show_key_help(self, f"{title} keys", getattr(self.screen, "help_notes", ()))
 
     # -- remembered per database ------------------------------------------------------------------------
     def _restore_prefs(self) -> None:

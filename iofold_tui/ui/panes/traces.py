@@ -100,7 +100,7 @@ class TracesPane(Pane):
     BINDINGS = [
         Binding("slash", "search", "Search", id="traces.search"),
         Binding("p", "preview_filter", "Preview filter", id="traces.preview"),
-        Binding("g", "search", "Search", id="traces.grep", show=False),  # the full-text search's old key
+        Binding("g", "search", "Search (as /)", id="traces.grep", show=False),  # the full-text search's old key
         Binding("f", "filters", "Filter", id="traces.filter"),
         Binding("F", "facets", "Facets", id="traces.facets"),
         Binding("c", "clear_filters", "Clear", id="traces.clear"),
@@ -114,6 +114,17 @@ class TracesPane(Pane):
         *label_keys.label_bindings("traces", digits=False),
         *label_keys.undo_bindings("traces"),
     ]
+
+    help_notes = (
+        '/ searches everything (previews and steps): words, "phrases", prefix*, AND/OR/NOT, -word, and fields '
+        "tool: error: role: user: assistant: io: input: output: id:; through the search index, or a scan with "
+        "progress while it is built. Matches are highlighted in the trace view and review. g does the same.",
+        "p filters the previews instantly as you type (a plain substring, no query language).",
+        "o orders the list: newest/oldest first, step count, source, rating, most contradicted, and relevance "
+        "after a search; orders other than time are computed per filter in the background (the cost is said "
+        "first, the list keeps its order meanwhile).",
+        "F counts values (source, errors, rating, verdict, tool, error, day) over the list's filter; Enter filters.",
+    )
 
     def __init__(self) -> None:
         super().__init__()
