@@ -24,15 +24,13 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.strip import Strip
 from textual.timer import Timer
 from textual.widgets import Footer, Static, TextArea
 
 from iofold_tui.data.errors import ReadOnlyError
-from iofold_tui.data.evalrun.sandbox import ExecResult
 from iofold_tui.data.evals.drafts import (
     DraftError,
     NewVersion,
@@ -43,7 +41,7 @@ from iofold_tui.data.evals.drafts import (
 )
 from iofold_tui.data.evals.versions import EvalDetail, load_eval, terminal_safe
 from iofold_tui.data.sanitize import one_line
-from iofold_tui.ui.text import safe
+from iofold_tui.ui.try_trace import TryTraceScreen
 from iofold_tui.ui.widgets import Confirm, PickOne, Prompt
 
 CHECK_DEBOUNCE_S = 0.3
@@ -315,7 +313,7 @@ class EvalEditorScreen(Screen[str | None]):
         name = self.detail.summary.name if self.detail else None
         code = self.editor.text
         self.app.push_screen(Prompt("Run the editor's code on trace (nothing is stored)", self.last_trace or ""),
-                             lambda tid: self.app.push_screen(TryTraceScreen(code, name, self.source_id, tid.strip()))
+                             lambda tid: self.app.push_screen(TryTraceScreen(self.source_id, tid.strip(), code, name))
                              if tid and tid.strip() else None)
 
     def action_compare(self) -> None:
@@ -370,72 +368,3 @@ def _editor_command() -> list[str] | None:
             except ValueError:
                 continue
     return None
-
-
-class TryResult(Message):
-    def __init__(self, result: ExecResult | None, error: str | None) -> None:
-        super().__init__()
-        self.result, self.error = result, error
-
-
-class TryTraceScreen(ModalScreen[None]):
-    """The editor's code on one trace in the sandbox: verdict, reason, stdout/stderr, time. Writes nothing."""
-
-    BINDINGS = [Binding("escape,enter", "app.pop_screen", "Close", id="editor.try_close")]
-    DEFAULT_CSS = """
-    TryTraceScreen { align: center middle; }
-    TryTraceScreen > VerticalScroll { width: 90%; max-width: 120; height: auto; max-height: 80%;
-                                      border: thick $accent; background: $surface; padding: 0 1; }
-    """
-
-    def __init__(self, code: str, name: str | None, eval_id: str, trace_id: str) -> None:
-        super().__init__()
-        self.code, self.eval_name, self.eval_id, self.trace_id = code, name, eval_id, trace_id
-        self.result: ExecResult | None = None
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll():
-            yield Static(Text(f"running on {one_line(self.trace_id, 60)}…", style="dim"), id="try-out")
-
-    def on_mount(self) -> None:
-        self._run()
-
-    @work(thread=True, exclusive=True, group="editor-try")
-    def _run(self) -> None:
-        from iofold_tui.data.evalrun.runs import iter_selected, load_target
-        from iofold_tui.data.evalrun.sandbox import EvalCodeError, EvalRunner, SandboxError
-
-        try:
-            with self.app.db.fresh() as conn:  # type: ignore[attr-defined]
-                traces = list(iter_selected(conn, load_target(conn, self.eval_id), [self.trace_id]))
-            if not traces:
-                self.post_message(TryResult(None, f"no trace {self.trace_id!r} in this database"))
-                return
-            with EvalRunner(self.code, self.eval_name, jobs=1) as runner:
-                results = list(runner.run(traces))
-            self.post_message(TryResult(results[0] if results else None, None if results else "no result"))
-        except EvalCodeError as exc:
-            self.post_message(TryResult(None, "the code cannot run: " + "; ".join(exc.problems)))
-        except (SandboxError, OSError) as exc:
-            self.post_message(TryResult(None, f"sandbox failure: {exc}"))
-        except Exception as exc:  # noqa: BLE001 - shown, never a crash
-            self.post_message(TryResult(None, f"{type(exc).__name__}: {exc}"))
-
-    def on_try_result(self, message: TryResult) -> None:
-        out = Text()
-        out.append(f"{one_line(self.trace_id, 60)}  ", style="bold")
-        r = self.result = message.result
-        if r is None:
-            out.append(one_line(message.error or "no result", 300), style="bold red")
-        else:
-            verdict = "ERROR" if r.error else "PASS" if r.result else "FAIL"
-            out.append(verdict, style="bold magenta" if r.error else "bold green" if r.result else "bold red")
-            out.append(f"   {r.execution_time_ms} ms\n", style="dim")
-            out.append("reason  ", style="bold")
-            out.append_text(safe(r.reason, limit=2000))
-            for label, text in (("error", r.error), ("stdout", r.stdout), ("stderr", r.stderr)):
-                if text:
-                    out.append(f"\n{label}  ", style="bold")
-                    out.append_text(safe(text, limit=4000))
-        out.append("\n(nothing was stored; Esc closes)", style="dim")
-        self.query_one("#try-out", Static).update(out)

@@ -105,7 +105,8 @@ class EvalsPane(Pane):
         Binding("slash", "search", "Search", id="evals.search"),
         Binding("n", "next_match(True)", "Next match", id="evals.next", show=False),
         Binding("N", "next_match(False)", "Prev match", id="evals.prev", show=False),
-        Binding("n", "new_version", "New version", id="evals.new_version"),  # when no search is active
+        # when no search is active; N as in the matrix (where n labels neutral)
+        Binding("n,N", "new_version", "New version", id="evals.new_version"),
         Binding("C", "compare", "Compare", id="evals.compare"),
         Binding("y", "copy", "Copy", id="evals.copy"),
         Binding("o", "open_external", "Pager", id="evals.open"),
@@ -649,7 +650,7 @@ class EvalsPane(Pane):
             start_eval_run(self.app, self.selected_id, dry_run=dry_run)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # `n` falls through to "new version" while no search is active
+        # `n` and `N` fall through to "new version" while no search is active
         return not (action == "next_match" and self.is_mounted and not self._view().search_text)
 
     def action_new_version(self) -> None:

@@ -72,6 +72,7 @@ class MatrixPane(MatrixFilters, MatrixRelabel, Pane):
         Binding("escape", "close_search", "Close search", id="matrix.close_search", show=False, priority=True),
         *labeling.label_bindings("matrix", digits=False),
         Binding("r", "run_eval", "Run eval", id="matrix.run_eval"),
+        Binding("N", "new_version", "New version", id="matrix.new_version"),  # n labels neutral here
         Binding("u", "undo", "Undo", id="matrix.undo"),
         Binding("U", "redo", "Redo", id="matrix.redo", show=False),
     ]
@@ -200,6 +201,30 @@ class MatrixPane(MatrixFilters, MatrixRelabel, Pane):
             self.notify("no eval version in this eval set", severity="warning")
             return
         start_eval_run(self.app, eval_id)
+
+    def action_new_version(self) -> None:
+        """The eval editor on the version under the cursor (saving makes the next version; its column
+        is shown when the editor closes)."""
+        from iofold_tui.ui.panes.eval_editor import EvalEditorScreen
+
+        column = self._cursor_column() or ""
+        if not column.startswith("v:"):
+            self.notify("put the cursor on an eval version's column: N writes its next version", severity="warning")
+            return
+        self.app.push_screen(EvalEditorScreen(column[2:]), self._editor_closed)
+
+    def _editor_closed(self, saved_id: str | None) -> None:
+        m = self.model
+        if not saved_id or m.set_id is None:
+            return
+        if saved_id in {v.id for v in m.versions}:
+            self._want_column(saved_id)
+            return
+        chosen = m.chosen.get(m.set_id)
+        if chosen is not None:  # the user picked the versions shown: the new one joins them
+            m.chosen[m.set_id] = (*chosen, saved_id)
+        m.focus_eval = saved_id
+        self._open_set(m.set_id)  # the set's versions again, with the new one
 
     def on_eval_results_applied(self) -> None:
         """A batch of a local run was written: redraw the visible cells now; the statistics are

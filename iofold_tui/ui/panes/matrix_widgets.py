@@ -334,11 +334,13 @@ class CellLoaded(Message):
 
 class CellDetailScreen(Screen[None]):
     """One matrix cell: the verdict and reason, errors, stdout/stderr, the code that ran, the human
-    label and note, then the trace summary (``t`` opens the full trace)."""
+    label and note, then the trace summary (``t`` opens the full trace, ``ctrl+r`` runs this version on
+    this trace in the local sandbox without storing anything: ``ui/try_trace.py``)."""
 
     BINDINGS = [
         Binding("escape,backspace", "app.pop_screen", "Back", id="matrix.cell.back"),
         Binding("t", "full_trace", "Full trace", id="matrix.cell.trace"),
+        Binding("ctrl+r", "try_it", "Try it", id="matrix.cell.try"),
     ]
     DEFAULT_CSS = """
     CellDetailScreen #cell-body { height: 1fr; padding: 0 1; }
@@ -391,7 +393,7 @@ class CellDetailScreen(Screen[None]):
         out = Text()
         out.append(f"{one_line(title, 40)}: ", style="bold")
         if ex is None:
-            out.append("not run on this trace", style="dim")
+            out.append("not run on this trace (ctrl+r tries it here)", style="dim")
         else:
             out.append(verdict(ex.result, ex.error))
             if self.agreement == "contradiction":
@@ -419,6 +421,13 @@ class CellDetailScreen(Screen[None]):
         from iofold_tui.ui.panes.trace_detail import TraceDetailScreen
 
         self.app.push_screen(TraceDetailScreen(self.trace_id))
+
+    def action_try_it(self) -> None:
+        """This cell's version run again on this trace in the local sandbox (a draft's first verdict);
+        stores nothing."""
+        from iofold_tui.ui.try_trace import TryTraceScreen
+
+        self.app.push_screen(TryTraceScreen(self.eval_id, self.trace_id))
 
 
 def _section(title: str, body: str, style: str = "") -> Text:

@@ -27,6 +27,7 @@ from textual.message import Message
 from textual.widgets import TextArea
 
 from iofold_tui.data.errors import SourceError
+from iofold_tui.data.evals.versions import EvalSummary
 from iofold_tui.data.labels.review_queue import (
     ORDER_TITLES,
     ORDERS,
@@ -139,6 +140,7 @@ class ReviewPane(Pane):
         Binding("f", "toggle_filter", "Filter", id="review.filter"),
         Binding("c", "new_eval_set", "New set", id="review.new_eval_set"),
         Binding("enter", "open_trace", "Full trace", id="review.open", show=False),  # said in the steps line
+        Binding("ctrl+r", "try_eval", "Try eval", id="review.try", show=False),  # ? lists it
         Binding("pageup", "scroll('up')", "Scroll up", id="review.scroll_up", show=False),
         Binding("pagedown,space", "scroll('down')", "Scroll down", id="review.scroll_down", show=False),
         Binding("home", "scroll('home')", "Top", id="review.scroll_home", show=False),
@@ -744,6 +746,42 @@ class ReviewPane(Pane):
 
         if self.current is not None:
             self.app.push_screen(TraceDetailScreen(self.current.trace_id))
+
+    def action_try_eval(self) -> None:
+        """A version of this eval set (the newest, a draft just written, preselected) run on the trace on
+        screen in the local sandbox: verdict, reason, stdout, time; nothing stored (``ui/try_trace.py``)."""
+        from iofold_tui.data.evals.versions import list_evals
+
+        item, es = self.current, self.eval_set
+        if item is None or es is None:
+            self.notify("no trace on screen to try an eval on", severity="warning")
+            return
+        trace_id, db = item.trace_id, self.iofold.db
+
+        def versions() -> list[EvalSummary]:
+            with db.fresh() as conn:
+                found = list_evals(conn, es.id)
+            return sorted((summary for summary, _ in found.rows), key=lambda s: (s.version, s.created_at),
+                          reverse=True)
+
+        self.run_query(versions, on_result=lambda found: self._pick_version(found, trace_id), group="try",
+                       what="listing the eval versions")
+
+    def _pick_version(self, found: list[EvalSummary], trace_id: str) -> None:
+        from iofold_tui.ui.try_trace import TryTraceScreen
+        from iofold_tui.ui.widgets import PickOne
+
+        if not found:
+            self.notify("this eval set has no eval versions to try (E, then n writes one)", severity="warning")
+            return
+        if len(found) == 1:
+            self.app.push_screen(TryTraceScreen(found[0].id, trace_id))
+            return
+        options = [(s.id, f"{s.name} v{s.version} · {s.status or '?'} · {s.id}") for s in found]
+        self.app.push_screen(PickOne(f"Try which version on {one_line(trace_id, 40)}? (nothing is stored)",
+                                     options, found[0].id),
+                             lambda eval_id: self.app.push_screen(TryTraceScreen(eval_id, trace_id))
+                             if eval_id else None)
 
     def action_new_eval_set(self) -> None:
         from iofold_tui.ui.eval_set_form import EvalSetForm
