@@ -572,7 +572,7 @@ class TracesPane(Pane):
             return
         self.ordered, self.ordered_for = message.ordered, message.flt
         if message.ordered.total > CAP:
-            self.notify(f"{message.ordered.total:,} traces: the order keeps the first {CAP:,} (narrow the filter)")
+            self.notify(f"more than {CAP:,} traces match: the order keeps its first {CAP:,} (narrow the filter)")
         self.generation += 1
         self.matching = None
         self.jump_target = self.at_id = None
