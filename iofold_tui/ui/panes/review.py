@@ -258,7 +258,8 @@ class ReviewPane(ReviewShow, ReviewLabels, Pane):
         if len(found) == 1:
             self.app.push_screen(TryTraceScreen(found[0].id, trace_id))
             return
-        options = [(s.id, f"{s.name} v{s.version} · {s.status or '?'} · {s.id}") for s in found]
+        options = [(s.id, f"{one_line(s.name, 30)} v{s.version} · {one_line(s.status or '?', 12)} · "
+                          f"{one_line(s.id, 16)}") for s in found]
         self.app.push_screen(PickOne(f"Try which version on {one_line(trace_id, 40)}? (nothing is stored)",
                                      options, found[0].id),
                              lambda eval_id: self.app.push_screen(TryTraceScreen(eval_id, trace_id))
