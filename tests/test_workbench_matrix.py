@@ -192,3 +192,13 @@ async def test_try_without_os_layers_asks_first(tmp_path: Path, monkeypatch: pyt
         await _until(pilot, app, lambda: isinstance(app.screen, TryTraceScreen) and app.screen.done
                      and app.screen.result is not None)
         assert app.screen.unconfined and app.screen.result.reason
+
+
+async def test_N_in_the_evals_pane_is_new_version_too(tmp_path: Path) -> None:
+    db = build_db(tmp_path / "ev.sqlite")
+    app = IofoldApp(open_source(db), pane="evals", watch_interval=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _until(pilot, app, lambda: getattr(app.screen, "selected_id", None) == SRC)
+        await pilot.press("N")
+        await _until(pilot, app, lambda: isinstance(app.screen, EvalEditorScreen)
+                     and app.screen.source_id == SRC)
