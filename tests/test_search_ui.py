@@ -320,3 +320,31 @@ def test_filtered_facets_count_only_the_matching_traces(demo: Path, tmp_path: Pa
     everything = F.facet(conn, name, db_path=demo, index=index, eval_set_id=es, eval_id=ev)
     assert everything.total > got.total and everything.note is None
     index.close()
+
+
+@pytest.mark.parametrize("key", ["step_count", "source", "rating", "contradicted"])
+def test_orders_over_hostile_rows_page_every_trace_once(tmp_path: Path, key: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any SQLite type in step_count / source / timestamp / rating: each order is a permutation of the
+    filter's traces and the pages of OrderedQuery cover it exactly."""
+    from _hostile import make_hostile_db
+
+    monkeypatch.setenv("IOFOLD_TUI_CACHE_DIR", str(tmp_path / "cache"))
+    path, _ = make_hostile_db(tmp_path / "hostile.sqlite")
+    conn = connect(path, read_only=True)
+    es = conn.execute("SELECT id FROM eval_sets LIMIT 1").fetchone()[0]
+    flt = TraceFilter(eval_set_id=es)
+    got = ordered_rowids(conn, flt, key, source_key=path, db_path=path).rowids
+    every = sorted(int(r[0]) for r in conn.execute("SELECT rowid FROM traces"))
+    if key == "contradicted":
+        assert set(got) <= set(every) and len(set(got)) == len(got)
+    else:
+        assert sorted(got) == every
+    query, seen = OrderedQuery(conn, got, es), []
+    page = query.first_page(3)
+    while True:
+        seen += [r.rowid for r in page.rows]
+        if not page.has_after:
+            break
+        page = query.page_after(page.rows[-1].key, 3)
+    assert seen == got
