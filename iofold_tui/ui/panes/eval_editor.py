@@ -16,6 +16,7 @@ import os
 import shlex
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.segment import Segment
@@ -73,16 +74,18 @@ class CodeEditor(TextArea):
         return strip
 
 
+@dataclass
 class Checked(Message):
-    def __init__(self, generation: int, problems: list[Problem]) -> None:
-        super().__init__()
-        self.generation, self.problems = generation, problems
+    code: str  # the text checked: the result is stale once the editor holds another
+    problems: list[Problem]
 
 
+@dataclass
 class Saved(Message):
-    def __init__(self, new: NewVersion | None, error: str | None, problems: list[str], code: str = "") -> None:
-        super().__init__()
-        self.new, self.error, self.problems, self.code = new, error, problems, code
+    new: NewVersion | None
+    error: str | None
+    problems: list[str]
+    code: str = ""
 
 
 class EvalEditorScreen(Screen[str | None]):
@@ -108,7 +111,6 @@ class EvalEditorScreen(Screen[str | None]):
         self.saved: NewVersion | None = None
         self.saved_text: str | None = None  # the editor text as last saved (or loaded)
         self.problems: list[Problem] = []
-        self.generation = 0
         self._timer: Timer | None = None
         self.checking = False
 
@@ -180,21 +182,19 @@ class EvalEditorScreen(Screen[str | None]):
         self._schedule_check(CHECK_DEBOUNCE_S)
 
     def _schedule_check(self, delay: float) -> None:
-        self.generation += 1
         self.checking = True
         if self._timer is not None:
             self._timer.stop()
-        generation = self.generation
-        self._timer = self.set_timer(delay, lambda: self._check(self.editor.text, generation))
+        self._timer = self.set_timer(delay, lambda: self._check(self.editor.text))
 
     @work(thread=True, exclusive=True, group="editor-check")
-    def _check(self, code: str, generation: int) -> None:
+    def _check(self, code: str) -> None:
         name = self.detail.summary.name if self.detail else None
-        self.post_message(Checked(generation, check(code, name)))
+        self.post_message(Checked(code, check(code, name)))
 
     def on_checked(self, message: Checked) -> None:
-        if message.generation != self.generation:
-            return  # typed since: a newer check is on its way
+        if message.code != self.editor.text:
+            return  # typed since: the check of the text now in the editor is on its way
         self.checking = False
         self.problems = message.problems
         self.editor.mark(frozenset(p.line for p in message.problems if p.line is not None))
