@@ -271,17 +271,17 @@ async def test_trace_view_and_review_highlight_the_active_query(db_copy: Path) -
         await pilot.press("enter")
         await settle(app, pilot)
         assert isinstance(app.screen, TraceDetailScreen)
-        found = False
-        for _ in range(30):  # the step with the tool call: its content is highlighted
-            content = app.screen.query_one("#step-content", Static).content
-            if isinstance(content, Text) and any(s.style == H.STYLE for s in content.spans):
-                found = True
-                assert all(content.plain[s.start:s.end].lower() == "search_docs"
-                           for s in content.spans if s.style == H.STYLE)
-                break
-            await pilot.press("down")
-            await settle(app, pilot)
-        assert found
+        # the steps with a match are marked in the tree and the first one is shown, its matches highlighted
+        from textual.widgets import Tree
+
+        tree = app.screen.query_one("#steps-tree", Tree)
+        assert "with matches" in str(tree.root.label)
+        marked = [n for n in tree.root.children if str(n.label).startswith("◆ ")]
+        assert marked and tree.cursor_node is marked[0]
+        content = app.screen.query_one("#step-content", Static).content
+        assert isinstance(content, Text)
+        spans = [content.plain[s.start:s.end].lower() for s in content.spans if s.style == H.STYLE]
+        assert spans and set(spans) == {"search_docs"}
         await pilot.press("escape", "R", "f")  # review limited to the list's filter: the matches highlighted
         await settle(app, pilot)
         from iofold_tui.ui.panes.review_widgets import ReviewDocument

@@ -62,3 +62,26 @@ def active_query(state: object) -> str:
     query = getattr(state, "search_query", "")
     flt = getattr(state, "trace_filter", None)
     return query if query and flt is not None and query == flt.step_text else ""
+
+
+def _raw(value: object, limit: int = 20_000) -> str:
+    return value[:limit] if isinstance(value, str) else repr(value)[:limit]
+
+
+def step_matches(step: object, query: str) -> bool:
+    """The step (or tool call) has a match of ``query`` in its title, messages, tool calls, input, output
+    or error (raw values, not rendered: marking the steps tree stays cheap for 500 steps)."""
+    compiled = pattern(query)
+    if compiled is None:
+        return False
+    parts: list[str] = [_raw(getattr(step, "title", "")), _raw(getattr(step, "name", ""))]
+    parts += [_raw(m.content) for m in getattr(step, "messages", [])]
+    calls = getattr(step, "tool_calls", None)
+    for call in calls if calls is not None else [step]:
+        parts += [_raw(getattr(call, "name", "")), _raw(getattr(call, "arguments", "")),
+                  _raw(getattr(call, "result", "")), _raw(getattr(call, "error", ""))]
+    for name in ("input", "output", "error"):
+        value = getattr(step, name, None)
+        if value is not None:
+            parts.append(_raw(value))
+    return any(compiled.search(p) for p in parts if p)

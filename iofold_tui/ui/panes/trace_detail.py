@@ -16,7 +16,7 @@ from iofold_tui.data.text import plural
 from iofold_tui.data.traces.detail import TraceDetail, load_trace
 from iofold_tui.data.traces.steps import Step, pretty_json
 from iofold_tui.ui import label_keys
-from iofold_tui.ui.highlight import active_query, highlight
+from iofold_tui.ui.highlight import active_query, highlight, step_matches
 from iofold_tui.ui.text import code, safe
 from iofold_tui.ui.trace_render import step_text, summary, tool_call_text
 from iofold_tui.ui.widgets import PaneHeader
@@ -98,30 +98,50 @@ class TraceDetailScreen(Screen[None]):
             return
         self.tree_built = True
         tree = self.query_one("#steps-tree", Tree)
-        tree.root.set_label(Text(f"steps ({len(detail.steps.steps)})"))
         tree.root.expand()
-        self._add_steps(tree.root, 0)
+        self.matched = 0
+        first = self._add_steps(tree.root, 0)
+        label = Text(f"steps ({len(detail.steps.steps)})")
+        if self.matched:  # the list's search: its matches are marked ◆ and the first is shown
+            label.append(f" · ◆ {plural(self.matched, 'step')} with matches", style="bold yellow")
+        tree.root.set_label(label)
         if detail.steps.error:
             self.showing_raw = True
             self.notify(one_line(detail.steps.error, 120), title="invalid steps", severity="warning")
-        self._show(detail.steps.steps[0] if detail.steps.steps and not self.showing_raw else None)
+        if first is not None and not self.showing_raw:
+            self.call_after_refresh(tree.move_cursor, first)  # the node has its line once laid out
+            self._show(first.data)  # type: ignore[attr-defined]
+        else:
+            self._show(detail.steps.steps[0] if detail.steps.steps and not self.showing_raw else None)
         tree.focus()
 
     def _query(self) -> str:
         """The trace list's full-text query: its matches are highlighted here."""
         return active_query(getattr(self.app, "state", None))
 
-    def _add_steps(self, parent: object, start: int) -> None:
+    def _add_steps(self, parent: object, start: int) -> object | None:
+        """Add up to MAX_TREE_STEPS steps; the first node with a match of the list's search (or None)."""
         assert self.detail is not None
         steps = self.detail.steps.steps
+        query, first = self._query(), None
         for step in steps[start:start + MAX_TREE_STEPS]:
             style = "red" if step.error or any(t.error for t in step.tool_calls) else ""
-            node = parent.add(Text(one_line(step.title, 60), style=style), data=step)  # type: ignore[attr-defined]
+            hit = bool(query) and step_matches(step, query)
+            label = Text(one_line(step.title, 60), style=style)
+            if hit:
+                label = Text.assemble(("◆ ", "bold yellow"), label)
+                self.matched = getattr(self, "matched", 0) + 1
+            node = parent.add(label, data=step)  # type: ignore[attr-defined]
+            first = node if hit and first is None else first
             for call in step.tool_calls:
-                node.add_leaf(Text(f"⚙ {one_line(call.name, 40)}", style="red" if call.error else "yellow"), data=call)
+                leaf = Text(f"⚙ {one_line(call.name, 40)}", style="red" if call.error else "yellow")
+                if hit and step_matches(call, query):
+                    leaf = Text.assemble(("◆ ", "bold yellow"), leaf)
+                node.add_leaf(leaf, data=call)
         if len(steps) > start + MAX_TREE_STEPS:
             parent.add_leaf(Text(f"… {len(steps) - start - MAX_TREE_STEPS} more steps (Enter)", style="dim"),  # type: ignore[attr-defined]
                             data=("more", start + MAX_TREE_STEPS))
+        return first
 
     def _show(self, item: object | None) -> None:
         content = self.query_one("#step-content", Static)
