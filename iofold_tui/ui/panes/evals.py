@@ -4,7 +4,7 @@ A thin view over ``ui/models/evals.EvalsModel`` (the list, counts, selection, de
 its recomputed counts, a version's detail and where an eval lives are queried through ``Pane.run_query``
 (groups "evals-list", "evals-counts", "evals-detail", "evals-locate": a newer query makes an older result
 stale). Diffs, highlighting and search are in ``evals_diff.py``; copy/open/export and jumps in
-``evals_actions.py``."""
+``evals_actions.py``; the viewers in ``evals_widgets.py``, cells and texts in ``evals_text.py``."""
 
 from __future__ import annotations
 
@@ -28,11 +28,7 @@ from iofold_tui.ui.models.evals import DiffKey, EvalsModel
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes.evals_actions import EvalsActions
 from iofold_tui.ui.panes.evals_diff import EvalsDiff
-from iofold_tui.ui.panes.evals_widgets import (
-    CodeView,
-    DiffView,
-    Highlighter,
-    LinesView,
+from iofold_tui.ui.panes.evals_text import (
     details_text,
     list_cells,
     note_text,
@@ -41,6 +37,7 @@ from iofold_tui.ui.panes.evals_widgets import (
     training_cells,
     training_summary,
 )
+from iofold_tui.ui.panes.evals_widgets import CodeView, DiffView, Highlighter, LinesView
 
 DEBOUNCE_S = 0.04
 LIST_COLUMNS = (("eval", 24), ("status", 8), ("model", 14), ("acc", 4), ("live", 4), ("exec", 6), ("exec*", 6),
