@@ -114,6 +114,25 @@ async def test_slash_searches_the_query_language_combined_with_the_filters(db_co
         assert app.state.search_query == app.state.trace_filter.step_text
 
 
+async def test_regex_mode_scans_and_highlights(db_copy: Path) -> None:
+    from iofold_tui.data.search.scan import regex_scan
+
+    db = connect(db_copy, read_only=True)
+    want = set(regex_scan(db, r"search_d[o]cs|time\s?out").rowids_newest_first())
+    app = IofoldApp(open_source(db_copy), pane="traces", watch_interval=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("slash", *r"re:search_d[o]cs|time\s?out", "enter")
+        await settle(app, pilot)
+        assert set(app.state.trace_filter.step_rowids or ()) == want and want
+        assert "regex mode scans every trace" in _notes(app)
+        keys = await _pick_order(app, pilot, "newest")
+        assert "relevance" not in keys  # a regex has no rank
+    text = H.highlight(Text("a Timeout and search_docs"), r"re:search_d[o]cs|time\s?out")
+    assert [text.plain[s.start:s.end] for s in text.spans] == ["Timeout", "search_docs"]
+    assert H.pattern("re:(") is None  # an invalid regex highlights nothing (the search said why)
+
+
 async def test_p_is_the_instant_preview_filter_and_help_lists_both(db_copy: Path) -> None:
     from iofold_tui.ui.panes.review_widgets import KeyHelp
 

@@ -14,6 +14,7 @@ from functools import lru_cache
 from rich.text import Text
 
 from iofold_tui.data.search.query import SearchSyntaxError, parse, terms, tokens
+from iofold_tui.data.search.scan import compile_regex
 
 STYLE = "bold black on yellow"
 _TOK = "0-9A-Za-z\u0080-\U0010ffff"
@@ -24,6 +25,11 @@ def pattern(query: str) -> re.Pattern[str] | None:
     """One regex for the positive terms of ``query`` (None: nothing to highlight or not a valid query)."""
     if not query.strip():
         return None
+    if query.startswith("re:"):  # the trace list's regex mode: the same case-insensitive regex
+        try:
+            return compile_regex(query[3:])
+        except SearchSyntaxError:
+            return None
     try:
         found = terms(parse(query))
     except SearchSyntaxError:

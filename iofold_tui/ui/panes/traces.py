@@ -44,6 +44,7 @@ JUMP_PAGE_SIZE = 50
 PREVIEW_CHARS = 100
 SELECT_CHUNK = 2_000  # ids resolved per keyset page when selecting everything that matches
 BULK_LIMIT = 100_000  # one undo step of at most this many labels; narrow the filter beyond
+REGEX_PREFIX = "re:"  # "/" then re:PATTERN scans with a regular expression
 SEARCH_CAP = 200_000  # matches of a full-text search the list filters to (the rest: narrow the query)
 
 
@@ -118,7 +119,8 @@ class TracesPane(Pane):
     help_notes = (
         '/ searches everything (previews and steps): words, "phrases", prefix*, AND/OR/NOT, -word, and fields '
         "tool: error: role: user: assistant: io: input: output: id:; through the search index, or a scan with "
-        "progress while it is built. Matches are highlighted in the trace view and review. g does the same.",
+        "progress while it is built; re:PATTERN scans with a regular expression (progress, Esc stops). Matches "
+        "are highlighted in the trace view and review. g does the same.",
         "p filters the previews instantly as you type (a plain substring, no query language).",
         "o orders the list: newest/oldest first, step count, source, rating, most contradicted, and relevance "
         "after a search; orders other than time are computed per filter in the background (the cost is said "
@@ -509,7 +511,8 @@ class TracesPane(Pane):
         from iofold_tui.data.search.order import ORDERS, TIME_ORDERS
 
         flt = self.iofold.state.trace_filter
-        keys = [k for k in ORDERS if k != "relevance" or self.search_query()]
+        query = self.search_query()
+        keys = [k for k in ORDERS if k != "relevance" or (query and not query.startswith(REGEX_PREFIX))]
         if self.iofold.state.eval_set_id is None:
             keys = [k for k in keys if k not in ("rating", "contradicted")]
         current = self.order_key if self.order_key not in TIME_ORDERS else ("newest" if flt.newest_first else "oldest")
@@ -640,7 +643,8 @@ class TracesPane(Pane):
             self.update_status()
             self.scan(value)
 
-        self.app.push_screen(Prompt('Search traces: words, "phrase", prefix*, AND/OR/NOT, tool:/error:/role:… (empty clears)',
+        self.app.push_screen(Prompt('Search: words, "phrase", prefix*, AND/OR/NOT, tool:/error:/role:…, re:REGEX '
+                                    "(empty clears; p filters previews as you type)",
                                     self.iofold.state.trace_filter.step_text), go)
 
     @work(thread=True, exclusive=True, group="scan")
@@ -661,8 +665,12 @@ class TracesPane(Pane):
         # A private connection so the scan never blocks the list's own queries.
         with self.iofold.db.fresh() as conn:
             try:
-                result = run_search(conn, source_key(src.kind, src.origin, src.db.path), needle, limit=SEARCH_CAP,
-                                    progress=progress, cancelled=lambda: worker.is_cancelled, want_all=True)
+                # "re:PATTERN": regex mode (a Python regular expression, case-insensitive), always a scan
+                regex = needle.startswith(REGEX_PREFIX)
+                result = run_search(conn, source_key(src.kind, src.origin, src.db.path),
+                                    needle.removeprefix(REGEX_PREFIX) if regex else needle, limit=SEARCH_CAP,
+                                    regex=regex, progress=progress, cancelled=lambda: worker.is_cancelled,
+                                    want_all=True)
             except SearchSyntaxError as exc:
                 self.app.call_from_thread(self.notify, f"search: {exc}", severity="error")
                 self.post_message(StepScanProgress(0, 0, 0, True, [], False))
