@@ -1,8 +1,9 @@
-"""The review pane's loading and showing: queue pages, trace details and label counts are queried through
-``Pane.run_query`` (a newer query of the group "review-queue", "review-stats" or "review-jump" makes an older
-result stale, and so does the queue dropping its buffer; details, several of which are loaded at once, are
-dropped when the queue's epoch moved) and fed to the model (ui/models/review.py); each trace is rendered
-and wrapped for the screen in the worker, so a label key only swaps prepared lines in."""
+"""The review pane's loading and showing. Queue pages, trace details and label counts are queried through
+``Pane.run_query``: a newer query of the group "review-queue", "review-stats" or "review-jump" makes an older
+result stale; so does the queue dropping its buffer (and a new queue drops the counts too). Details, several
+of which load at once, are dropped when the queue's epoch moved. Results are fed to the model
+(ui/models/review.py); each trace is rendered and wrapped for the screen in the worker, so a label key only
+swaps prepared lines in."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ from iofold_tui.ui.widgets import SteadyStatic
 if TYPE_CHECKING:
     from iofold_tui.ui.panes.review import ReviewPane
 
-_LATEST_WINS = ("review-queue", "review-stats", "review-jump")
+_BUFFER_QUERIES = ("review-queue", "review-jump")  # stale once the queue drops its buffer
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ class ReviewShow:
     def _reset(self: ReviewPane, spec: QueueSpec) -> None:
         self.model.rebuild(spec)
         self._drop_stale()
+        self.supersede("review-stats")  # counts of the previous eval set or filter
         self._message(Text("loading the queue…", style="dim"))
         self._fill_more()
 
@@ -125,7 +127,7 @@ class ReviewShow:
             self._show_current()
 
     def _drop_stale(self: ReviewPane) -> None:
-        for group in _LATEST_WINS:
+        for group in _BUFFER_QUERIES:
             self.supersede(group)
 
     def _fill_more(self: ReviewPane) -> None:
