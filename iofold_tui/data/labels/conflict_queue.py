@@ -14,12 +14,14 @@ import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from iofold_tui.data import paths
+from iofold_tui.data.labels.history import FeedbackRow
 from iofold_tui.data.labels.label_file import RATINGS
-from iofold_tui.data.labels.store import UNCHANGED, LabelChange, LabelStore
+from iofold_tui.data.labels.store import LabelChange, LabelStore, new_feedback_id
 
 CHOICES = ("mine", "theirs", *RATINGS)
 
@@ -102,13 +104,17 @@ def resolve(store: LabelStore, conflict: QueuedConflict, choice: str) -> LabelCh
     if choice not in CHOICES:
         raise ValueError(f"choice must be one of {', '.join(CHOICES)}, not {choice!r}")
     change = None
-    if choice == "theirs":
-        change = store.set_label(
-            conflict.eval_set_id,
-            conflict.trace_id,
-            conflict.theirs_rating,  # type: ignore[arg-type]
-            note=conflict.theirs_notes if conflict.theirs_rating is not None else UNCHANGED,
-        )
+    if choice == "theirs":  # their label, recorded as theirs in the history (issue 18)
+        mine = store.get(conflict.eval_set_id, conflict.trace_id)
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        new = None
+        if conflict.theirs_rating is not None:
+            new = FeedbackRow(mine.id if mine else new_feedback_id(), conflict.theirs_rating,
+                              conflict.theirs_notes, mine.created_at if mine else now, now)
+        state = None if mine is None else (mine.id, mine.rating, mine.notes, mine.updated_at)
+        step = store.put_rows([(conflict.eval_set_id, conflict.trace_id, state, new)], kind="label",
+                              annotator=conflict.annotator or f"import: {Path(conflict.origin).name}")
+        change = step.changes[0] if step else None
     elif choice != "mine":
         change = store.set_label(conflict.eval_set_id, conflict.trace_id, choice)  # type: ignore[arg-type]
     drop_conflict(store.db_path, conflict.key)

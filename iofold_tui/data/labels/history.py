@@ -186,6 +186,8 @@ class LabelHistory:
     def __init__(self, path: Path, *, busy_timeout_s: float = 10.0) -> None:
         self.path = Path(path)
         self.conn = open_sidecar(self.path, _DDL, FORMAT_VERSION, busy_timeout_s=busy_timeout_s)
+        _add_annotator_column(self.conn)
+        self.annotator: str | None = None  # who writes this instance's steps (the store sets it; issue 18)
         # The UI thread records intents while the writer thread settles steps on the same connection: one
         # sidecar transaction at a time (held for milliseconds, never while waiting for the user's database).
         self._txn_lock = threading.RLock()
@@ -212,15 +214,16 @@ class LabelHistory:
     # -- writing -------------------------------------------------------------------------------------
 
     def add_pending(self, kind: str, session: str, changes: list[LabelChange],
-                    intent: int | None = None) -> tuple[int, str]:
+                    intent: int | None = None, annotator: str | None = None) -> tuple[int, str]:
         """Record a step as pending (committed) before its feedback transaction commits (bound to the queued
         ``intent`` it applies, in the same transaction)."""
         now = utc_stamp()
         with self._txn():
             cur = self.conn.execute(
-                "INSERT INTO steps (created_at, kind, status, status_at, session, n_changes) VALUES "
-                "(?,?,?,?,?,?)",
-                (now, kind, PENDING, now, session, len(changes)),
+                "INSERT INTO steps (created_at, kind, status, status_at, session, n_changes, annotator) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (now, kind, PENDING, now, session, len(changes),
+                 annotator or self.annotator),
             )
             step_id = int(cur.lastrowid or 0)
             self.conn.executemany(
@@ -457,6 +460,16 @@ def queued_count(path: Path) -> int:
         return 0
     finally:
         conn.close()
+
+
+def _add_annotator_column(conn: sqlite3.Connection) -> None:
+    """The sidecar's own additive migration (issue 18): ``steps.annotator``, who made the step (NULL for
+    steps written before it existed). Checked again under the write lock: another process may add it first."""
+    if "annotator" in {r[1] for r in conn.execute("PRAGMA table_info(steps)")}:
+        return
+    with write_txn(conn):
+        if "annotator" not in {r[1] for r in conn.execute("PRAGMA table_info(steps)")}:
+            conn.execute("ALTER TABLE steps ADD COLUMN annotator TEXT")
 
 
 def open_sidecar(

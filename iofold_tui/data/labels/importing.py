@@ -241,13 +241,22 @@ def import_rows(plan: ImportPlan, prefer: Prefer | None, now: str) -> Iterator[t
                     mine.id, item.rating, item.notes, mine.created_at, now)
 
 
+def import_annotator(plan: ImportPlan) -> str:
+    """Whose labels an import writes, for the label history: the file's one ``annotator`` name, else
+    "import: <file name>" (nobody in particular is known)."""
+    names = {i.annotator for i in plan.items if i.status in ("new", "conflict")}
+    if len(names) == 1 and None not in names:
+        return str(next(iter(names)))
+    return f"import: {Path(plan.origin).name}"
+
+
 def apply_import(store: LabelStore, plan: ImportPlan, prefer: Prefer | None = None) -> ImportResult:
     """Write the plan as ONE undoable step (see the module docstring). Refuses a plan with errors."""
     if plan.errors:
         raise ValueError(f"{plan.origin}: {len(plan.errors)} problem(s); nothing applied")
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
     rows = list(import_rows(plan, prefer, now))
-    step = store.put_rows(rows, kind="import") if rows else None
+    step = store.put_rows(rows, kind="import", annotator=import_annotator(plan)) if rows else None
     written = {(c.eval_set_id, c.trace_id) for c in step.changes} if step else set()
     conflicts = plan.of("conflict")
     theirs = sum((i.eval_set_id, i.trace_id) in written for i in conflicts) if prefer == "theirs" else 0

@@ -36,6 +36,7 @@ from typing import Literal
 from iofold_tui.data import introspect
 from iofold_tui.data.db import begin_immediate, is_readonly, tolerant, write_txn
 from iofold_tui.data.errors import ReadOnlyError, SourceError
+from iofold_tui.data.labels.annotator import annotator_name
 from iofold_tui.data.labels.history import (
     APPLIED,
     PENDING,
@@ -107,6 +108,7 @@ class SessionStats:
     elapsed_s: float  # since the store was opened
     labels_per_hour: float  # labels / max(elapsed, 60 s)
     median_seconds: float | None  # median seconds_spent per label, None before any timed label
+    annotator: str | None = None  # who this store records as the labeller (issue 18)
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,7 @@ class LabelStore:
         self.read_only_reason = self.read_only_reason or self._schema_problem()
         self.history = LabelHistory(history_path)
         self.history.set_meta("source_db", str(self.db_path.resolve()))
+        self.history.annotator = annotator_name(self.db_path)  # recorded with every step (issue 18)
         self.session = uuid.uuid4().hex
         self.session_start = clock()
         self._data_version = self._read_data_version()
@@ -223,6 +226,11 @@ class LabelStore:
     def read_only(self) -> bool:
         return self.read_only_reason is not None
 
+    @property
+    def annotator(self) -> str | None:
+        """Who the steps of this store are recorded as made by (data/labels/annotator.py)."""
+        return self.history.annotator
+
     # -- reading -------------------------------------------------------------------------------------
 
     def get(self, eval_set_id: str, trace_id: str) -> FeedbackRow | None:
@@ -274,7 +282,7 @@ class LabelStore:
         return SessionStats(
             labels=len(rows), elapsed_s=elapsed,
             labels_per_hour=len(rows) * 3600.0 / max(elapsed, 60.0),
-            median_seconds=statistics.median(timed) if timed else None)
+            median_seconds=statistics.median(timed) if timed else None, annotator=self.annotator)
 
     # -- label writes --------------------------------------------------------------------------------
 
@@ -334,7 +342,7 @@ class LabelStore:
         return None if plan is None else plan.result  # type: ignore[return-value]
 
     def put_rows(self, rows: Iterable[tuple[str, str, tuple[object, ...] | None, FeedbackRow | None]],
-                 kind: str = "carry") -> Step | None:
+                 kind: str = "carry", annotator: str | None = None) -> Step | None:
         """Set exact rows (id and timestamps included) as ONE undo step: ``(eval set, trace, expected, new)``
         moves a key to ``new`` only while its row is still ``expected`` (its (id, rating, notes, updated_at),
         None for no row); others are left out. None when nothing changed. Carries labels made on an older
@@ -357,7 +365,7 @@ class LabelStore:
                         changes.append(LabelChange(es, tid, old, new))
             return changes
 
-        plan = self._write(lambda conn: self._plan_new_step(kind, build(conn)))
+        plan = self._write(lambda conn: self._plan_new_step(kind, build(conn), annotator))
         return None if plan is None else plan.result  # type: ignore[return-value]
 
     def _stamp(self) -> str:
@@ -397,11 +405,12 @@ class LabelStore:
         step: Step = plan.result  # type: ignore[assignment]
         return step.changes[0]
 
-    def _plan_new_step(self, kind: str, changes: list[LabelChange]) -> _Plan | None:
+    def _plan_new_step(self, kind: str, changes: list[LabelChange],
+                       annotator: str | None = None) -> _Plan | None:
         if not changes:
             return None
         intent = None if self._applying is None else self._applying.id
-        step_id, at = self.history.add_pending(kind, self.session, changes, intent)
+        step_id, at = self.history.add_pending(kind, self.session, changes, intent, annotator)
         # Direct construction: dataclasses.replace costs seconds on a 100k-trace bulk step.
         step = Step(step_id, at, kind, APPLIED, tuple(
             LabelChange(c.eval_set_id, c.trace_id, c.old, c.new, c.seconds_spent, step_id) for c in changes))
