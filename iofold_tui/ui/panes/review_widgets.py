@@ -244,10 +244,10 @@ def progress_text(counts: dict[str, int], minimum: int, stats: SessionStats | No
         out.append(f"  ·  {left:,} unlabelled left", style="dim")
     if stats is not None:
         median = "—" if stats.median_seconds is None else f"{stats.median_seconds:.1f} s"
-        who = getattr(stats, "annotator", None)  # recorded with every label (issue 18)
-        out.append(f"  ·  session{f' of {one_line(who, 30)}' if who else ''}: {plural(stats.labels, 'label')}, "
-                   f"{stats.labels_per_hour:.0f}/h, median {median}/trace", style="cyan")
-    return out
+        out.append(f"  ·  session: {plural(stats.labels, 'label')}, {stats.labels_per_hour:.0f}/h, "
+                   f"median {median}/trace", style="cyan")
+    who = getattr(stats, "annotator", None)  # recorded with every label (issue 18); first: seen at 80 columns
+    return Text.assemble((f"labelling as {one_line(who, 24)}", "bold cyan"), "  ·  ", out) if who else out
 
 
 class KeyHelp(ModalScreen[None]):
