@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from iofold_tui.data.errors import ReadOnlyError
+from iofold_tui.data.labels.annotator import annotator_name
 from iofold_tui.data.labels.history import APPLIED, FeedbackRow, Intent, LabelChange, LabelHistory
 from iofold_tui.data.labels.store import (
     LabelStore,
@@ -181,6 +182,7 @@ class RemoteLabelStore(LabelStore):
                 self.read_only_reason = self._schema_problem()
         self.history = LabelHistory(history_path)
         self.history.set_meta("source_db", str(self.db_path))
+        self.history.annotator = annotator_name(self.db_path)  # who made each step, as locally (issue 18)
         self.session = uuid.uuid4().hex
         self.session_start = clock()
         self._data_version = 0
