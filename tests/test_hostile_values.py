@@ -485,3 +485,10 @@ async def test_wrong_typed_eval_counters_show_marked_in_the_evals_pane(tmp_path:
         svg = app.export_screenshot()
         shown = html.unescape(" ".join(re.findall(r">([^<]*)</text>", svg))).replace("\xa0", " ")
         assert "⚠'hi" in shown and "⚠'many" in shown and "⚠<BLOB" in shown  # narrow column: cut, marked
+
+
+def test_the_baked_hidden_code_points_are_the_computed_ones() -> None:
+    """The sanitiser's table for this Unicode version is baked in (launch time); it must equal the scan."""
+    from iofold_tui.data import sanitize
+
+    assert tuple(sorted(sanitize.hidden_code_points())) == sanitize._HIDDEN

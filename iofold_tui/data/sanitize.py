@@ -50,7 +50,27 @@ def _marker(code: int) -> str:
     return f"⟨U+{code:04X}⟩"
 
 
-_HIDDEN = tuple(hidden_code_points())
+# hidden_code_points() for Unicode 14.0 (Python 3.11) as ranges: scanning the planes at import cost ~20 ms of
+# every launch. Another Unicode version computes its own; tests/test_hostile_values.py checks these equal.
+_BAKED_RANGES = {
+    "14.0.0": (
+        (0x0000, 0x001F), (0x007F, 0x009F), (0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C),
+        (0x06DD, 0x06DD), (0x070F, 0x070F), (0x0890, 0x0891), (0x08E2, 0x08E2), (0x180E, 0x180E),
+        (0x200B, 0x200F), (0x2028, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F), (0xD800, 0xDFFF),
+        (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD), (0x110CD, 0x110CD), (0x13430, 0x13438),
+        (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001), (0xE0020, 0xE007F),
+    ),
+}
+
+
+def _hidden() -> tuple[int, ...]:
+    baked = _BAKED_RANGES.get(unicodedata.unidata_version)
+    if baked is None:
+        return tuple(hidden_code_points())
+    return tuple(code for start, stop in baked for code in range(start, stop + 1))
+
+
+_HIDDEN = _hidden()
 
 
 def _build_table(keep_newlines: bool) -> dict[int, str]:
