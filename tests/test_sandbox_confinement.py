@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from iofold_tui.cli import main
 from iofold_tui.data.evalrun import sandbox
 from iofold_tui.data.evalrun.confinement import Confinement, Layer
-from iofold_tui.data.evalrun.sandbox import EvalRunner, SandboxUnavailable, check_code
+from iofold_tui.data.evalrun.sandbox import EvalRunner, SandboxUnavailable
+from iofold_tui.data.evalrun.static_check import check_code
 from iofold_tui.data.evalrun.worker.confine import LAYERS
 
 CONFINED = sandbox.check_sandbox().complete

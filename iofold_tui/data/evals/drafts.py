@@ -12,7 +12,7 @@ was written by hand, counters zero. An existing row is never overwritten: the in
 clause, so a clash fails instead of replacing.
 
 Code the sandbox's static checker refuses (syntax errors, forbidden imports, ...) is never saved: the
-checker is the sandbox's own (``evalrun.sandbox.analyse``), with its problems split into line numbers.
+checker is the sandbox's own (``evalrun.static_check.analyse``), with its problems split into line numbers.
 
 Undo: a sidecar file beside the label history (``<history>.workbench.sqlite``, never a table in the
 user's database) records each action before the user's transaction commits:
@@ -34,7 +34,7 @@ from typing import Any
 from iofold_tui.data import introspect
 from iofold_tui.data.db import decode_text, write_txn
 from iofold_tui.data.errors import ReadOnlyError
-from iofold_tui.data.evalrun.sandbox import analyse
+from iofold_tui.data.evalrun.static_check import analyse
 from iofold_tui.data.labels.history import open_sidecar, utc_stamp
 
 FORMAT_VERSION = "1"
