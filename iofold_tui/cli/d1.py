@@ -11,10 +11,10 @@ from typing import Any
 
 import click
 
-from iofold_tui.cli import api_base_option, fail, guarded, open_any, refuse_live
+from iofold_tui.cli.common import api_base_option, fail, guarded, open_any, refuse_live
 
 
-def _client(target: str) -> Any:  # noqa: ANN401 - a D1Client
+def _client(target: str) -> Any:
     from iofold_tui.data.errors import SourceError
     from iofold_tui.data.source.d1client import D1Error
     from iofold_tui.data.source.d1remote import connect_client, is_d1_target
@@ -80,13 +80,17 @@ def push_cmd(copy: str, target: str, dry_run: bool) -> None:
 
     opened = open_any(copy, read_only=True)
     refuse_live(opened, "push COPY")
-    store = LabelStore(opened.db.path, history_path=opened.history_path, read_only_reason=opened.read_only_reason)
+    store = LabelStore(
+        opened.db.path, history_path=opened.history_path, read_only_reason=opened.read_only_reason
+    )
     try:
         net = load_net_changes(store)
     finally:
         store.close()
     if dry_run or not net:
-        click.echo(f"{plural(len(net), 'label change')} to send to {target}" + (" (dry run)" if dry_run else ""))
+        click.echo(
+            f"{plural(len(net), 'label change')} to send to {target}" + (" (dry run)" if dry_run else "")
+        )
         return
     client = _client(target)
     try:

@@ -1,5 +1,6 @@
 """The eval workbench, headless: ``eval-version``, ``undo-version``, ``compare``, ``export-evals``
-(registered in cli.py). Bad input (unknown id, code the sandbox refuses, a file that is not UTF-8) gives
+(registered in cli/__init__.py). Bad input (unknown id, code the sandbox refuses, a file that is not
+UTF-8) gives
 one line per problem on stderr and exit code 2.
 """
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import click
 
-from iofold_tui.cli import fail, guarded, open_any, source_argument
+from iofold_tui.cli.common import fail, guarded, open_any, source_argument
 
 SHOWN_FLIPS = 20
 
@@ -30,7 +31,9 @@ def _refuse(message: str, problems: list[str]) -> None:
 @click.argument("eval_id")
 @click.option("--code", "code_file", required=True, type=click.Path(dir_okay=False),
               help="The new version's code (a UTF-8 .py file; '-' for stdin).")
-@click.option("--activate", is_flag=True, help="Also make it the active version (the active one is archived).")
+@click.option(
+    "--activate", is_flag=True, help="Also make it the active version (the active one is archived)."
+)
 @guarded
 def eval_version_cmd(source: str, eval_id: str, code_file: str, activate: bool) -> None:
     """Make the next version of EVAL_ID's eval with the code in FILE (status draft); prints the new id."""
@@ -51,8 +54,11 @@ def eval_version_cmd(source: str, eval_id: str, code_file: str, activate: bool) 
     except DraftError as exc:
         _refuse(f"{code_file}: {exc}" if exc.problems else str(exc), exc.problems)
     click.echo(new.id)
-    click.echo(f"{new.name} v{new.version} (parent {new.parent_eval_id}), status "
-               f"{'active' if new.promoted else 'draft'}; undo with: iofold-tui undo-version {source}", err=True)
+    click.echo(
+        f"{new.name} v{new.version} (parent {new.parent_eval_id}), status "
+        f"{'active' if new.promoted else 'draft'}; undo with: iofold-tui undo-version {source}",
+        err=True,
+    )
 
 
 @click.command("undo-version")
@@ -71,7 +77,7 @@ def undo_version_cmd(source: str) -> None:
     click.echo(done.description)
 
 
-def _metric_rows(cmp: Any) -> list[str]:  # noqa: ANN401 - a Comparison
+def _metric_rows(cmp: Any) -> list[str]:
     from iofold_tui.data.matrix.stats import METRICS
 
     ma, mb, deltas = cmp.a.metrics(), cmp.b.metrics(), cmp.deltas()
@@ -83,7 +89,7 @@ def _metric_rows(cmp: Any) -> list[str]:  # noqa: ANN401 - a Comparison
     return lines
 
 
-def _matrix_rows(stats: Any) -> list[str]:  # noqa: ANN401 - a MatrixStats
+def _matrix_rows(stats: Any) -> list[str]:
     from iofold_tui.data.matrix.stats import RATINGS, STATES
 
     lines = [f"    {'':<11}" + "".join(f"{s:>9}" for s in STATES)]
@@ -131,21 +137,36 @@ def compare_cmd(source: str | None, demo: bool, eval_a: str | None, eval_b: str 
         click.echo("\n".join(_matrix_rows(s)))
     click.echo("metrics (scoped to the eval set; errors, neutral and unlabelled are excluded from n):")
     click.echo("\n".join(_metric_rows(cmp)))
-    titles = {"fixed": "fixed (contradiction → agreement)", "broken": "broken (agreement → contradiction)",
-              "changed": "changed verdict (pass/fail/error)", "only_a": "run by A only", "only_b": "run by B only"}
+    titles = {
+        "fixed": "fixed (contradiction → agreement)",
+        "broken": "broken (agreement → contradiction)",
+        "changed": "changed verdict (pass/fail/error)",
+        "only_a": "run by A only",
+        "only_b": "run by B only",
+    }
     for kind in FLIP_KINDS:
         ids = flips[kind]
         more = counts[kind] - len(ids)
         click.echo(f"{titles[kind]}: {counts[kind]:,}")
         if ids:
-            click.echo("  " + " ".join(one_line(t, 60) for t in ids) + (f" … {more:,} more" if more > 0 else ""))
+            click.echo(
+                "  " + " ".join(one_line(t, 60) for t in ids) + (f" … {more:,} more" if more > 0 else "")
+            )
 
 
 @click.command("export-evals")
 @click.argument("source")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-", show_default=True,
-              help="Where to write the patch ('-' for stdout).")
-@click.option("--since", help="Only versions made after this time (ISO-8601, e.g. 2025-11-01T12:00; naive = UTC).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default="-",
+    show_default=True,
+    help="Where to write the patch ('-' for stdout).",
+)
+@click.option(
+    "--since", help="Only versions made after this time (ISO-8601, e.g. 2025-11-01T12:00; naive = UTC)."
+)
 @click.option("--with-executions", is_flag=True,
               help="Also their executions, and the counters recomputed on D1 from its own rows.")
 @guarded
@@ -172,7 +193,11 @@ def export_evals_cmd(source: str, output: str, since: str | None, with_execution
             summary = write_eval_patch(conn, sidecar, fh, since=since_dt, with_executions=with_executions,
                                        source_name=str(opened.origin))
     gone = f"; {summary.missing} made here are no longer in the database" if summary.missing else ""
-    click.echo(f"{summary.versions} eval versions, {summary.executions:,} executions"
-               + ("" if output == "-" else f" written to {output}") + gone
-               + f" (rows named '{CONFLICT_MARK}' in wrangler's output are versions D1 already holds with other code)",
-               err=True)
+    click.echo(
+        f"{summary.versions} eval versions, {summary.executions:,} executions"
+        + ("" if output == "-" else f" written to {output}")
+        + gone
+        + f" (rows named '{CONFLICT_MARK}' in wrangler's output are versions D1 already holds with other "
+          f"code)",
+        err=True,
+    )

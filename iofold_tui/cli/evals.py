@@ -1,4 +1,4 @@
-"""Headless eval runs: ``iofold-tui run-eval`` and ``iofold-tui undo-run`` (registered in cli.py).
+"""Headless eval runs: ``iofold-tui run-eval`` and ``iofold-tui undo-run`` (registered in cli/__init__.py).
 
 Exit codes of run-eval: 0 done (traces whose eval errored are results, not failures), 1 the sandbox
 itself failed, 2 bad input or eval code that cannot run (each problem on its own line), 130 cancelled
@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from iofold_tui.cli import fail, guarded, open_any, source_argument
+from iofold_tui.cli.common import fail, guarded, open_any, source_argument
 
 EXIT_SANDBOX = 1
 EXIT_CANCELLED = 130
@@ -29,7 +29,7 @@ def _split(source: str | None, demo: bool, second: str | None) -> tuple[str | No
     return source, second
 
 
-def _selection(traces: str) -> Any:  # noqa: ANN401 - a Selection
+def _selection(traces: str) -> Any:
     if traces in ("labelled", "all"):
         return traces
     if traces.startswith("@"):
@@ -43,36 +43,44 @@ def _selection(traces: str) -> Any:  # noqa: ANN401 - a Selection
     return None
 
 
-def _progress(enabled: bool) -> Any:  # noqa: ANN401 - a batch callback or None
+def _progress(enabled: bool) -> Any:
     if not enabled:
         return None
 
-    def show(batch: Any) -> None:  # noqa: ANN401 - a RunBatch
+    def show(batch: Any) -> None:
         p = batch.progress
         pct = 100 * p.done // p.total if p.total else 100
-        click.echo(f"\r{p.done:,}/{p.total:,} ({pct}%)  pass {p.passed:,}  fail {p.failed:,}  error {p.errors:,}  "
-                   f"contradictions {p.contradictions:,}  {p.rate:,.0f} traces/s ", err=True, nl=False)
+        click.echo(
+            f"\r{p.done:,}/{p.total:,} ({pct}%)  pass {p.passed:,}  fail {p.failed:,}  error {p.errors:,}  "
+            f"contradictions {p.contradictions:,}  {p.rate:,.0f} traces/s ",
+            err=True,
+            nl=False,
+        )
 
     return show
 
 
-def _counter_text(values: Any) -> str:  # noqa: ANN401 - a stored counters tuple
+def _counter_text(values: Any) -> str:
     count, contra, accuracy = values
     acc = "null" if accuracy is None else f"{accuracy:.4g}" if isinstance(accuracy, float) else str(accuracy)
     return f"execution_count {count}, contradiction_count {contra}, accuracy {acc}"
 
 
-def _print_summary(summary: Any, source: str) -> None:  # noqa: ANN401 - a RunSummary
+def _print_summary(summary: Any, source: str) -> None:
     from iofold_tui.data.sanitize import one_line
 
     p = summary.progress
     head = f"run {summary.run_id}" if summary.run_id is not None else summary.mode
-    click.echo(f"{head}: {one_line(summary.eval_name, 60)} v{summary.version} ({one_line(summary.eval_id, 60)}) "
-               f"over {summary.selection}")
+    click.echo(
+        f"{head}: {one_line(summary.eval_name, 60)} v{summary.version} ({one_line(summary.eval_id, 60)}) "
+        f"over {summary.selection}"
+    )
     if summary.notice:
         click.echo(f"note: {summary.notice}")
     cancelled = " (cancelled: the rest was not run)" if summary.cancelled else ""
-    click.echo(f"traces run:     {p.done:,} of {p.total:,}{cancelled}  ({p.rate:,.0f} traces/s, {p.elapsed_s:.1f} s)")
+    click.echo(
+        f"traces run:     {p.done:,} of {p.total:,}{cancelled}  ({p.rate:,.0f} traces/s, {p.elapsed_s:.1f} s)"
+    )
     click.echo(f"pass/fail/error: {p.passed:,} / {p.failed:,} / {p.errors:,}   cells changed: {p.changed:,}")
     click.echo(f"contradictions: {p.contradictions_before:,} -> {summary.contradictions:,} "
                "(scoped to the eval's own set; errors are not contradictions)")
@@ -97,9 +105,17 @@ def _print_summary(summary: Any, source: str) -> None:  # noqa: ANN401 - a RunSu
 @click.option("--traces", default="labelled", show_default=True,
               help="labelled (labelled in the eval's set), all (its workspace), or @FILE of trace ids.")
 @click.option("--jobs", type=click.IntRange(1, 64), help="Worker processes (default: CPU count).")
-@click.option("--timeout", "timeout_s", default=5.0, show_default=True, type=click.FloatRange(0, min_open=True),
-              help="Seconds of CPU per trace.")
-@click.option("--memory-mb", default=256, show_default=True, type=click.IntRange(16), help="Memory cap per worker.")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds of CPU per trace.",
+)
+@click.option(
+    "--memory-mb", default=256, show_default=True, type=click.IntRange(16), help="Memory cap per worker."
+)
 @click.option("--dry-run", is_flag=True, help="Show the would-be changes per cell; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary on stdout.")
 @click.option("--check-sandbox", is_flag=True,
@@ -125,9 +141,15 @@ def run_eval_cmd(source: str | None, demo: bool, eval_id: str | None, traces: st
         fail("missing EVAL_ID (see `iofold-tui run-eval --help`)")
     selection = _selection(traces)
     opened = open_any(source, demo=demo)
-    run = EvalRun(opened.db.conn(), str(eval_id), selection, runs_file=runs_path(opened.history_path),
-                  dry_run=dry_run, read_only_reason=opened.read_only_reason,
-                  options=RunOptions(jobs=jobs, timeout_s=timeout_s, memory_mb=memory_mb, unconfined=unconfined))
+    run = EvalRun(
+        opened.db.conn(),
+        str(eval_id),
+        selection,
+        runs_file=runs_path(opened.history_path),
+        dry_run=dry_run,
+        read_only_reason=opened.read_only_reason,
+        options=RunOptions(jobs=jobs, timeout_s=timeout_s, memory_mb=memory_mb, unconfined=unconfined),
+    )
 
     def interrupt(_sig: int, _frame: object) -> None:
         click.echo("\ncancelling (Ctrl-C again to abort)…", err=True)
@@ -201,5 +223,8 @@ def undo_run_cmd(source: str | None, demo: bool, run_id: str | None, list_runs: 
                           read_only_reason=opened.read_only_reason)
     except ReadOnlyError as exc:
         fail(f"cannot undo: {exc}")
-    click.echo(f"undid run {report.run_id} ({one_line(report.eval_id, 60)}): {report.restored:,} executions restored, "
-               f"{report.deleted:,} removed; {_counter_text(report.counters)}")
+    click.echo(
+        f"undid run {report.run_id} ({one_line(report.eval_id, 60)}): {report.restored:,} executions "
+        f"restored, "
+        f"{report.deleted:,} removed; {_counter_text(report.counters)}"
+    )

@@ -1,4 +1,5 @@
-"""Search commands: ``iofold-tui index SOURCE`` and ``iofold-tui search SOURCE QUERY`` (registered in cli.py)."""
+"""Search commands: ``iofold-tui index SOURCE`` and ``iofold-tui search SOURCE QUERY`` (registered in
+cli/__init__.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import click
 
-from iofold_tui.cli import fail, guarded, open_any, source_argument
+from iofold_tui.cli.common import fail, guarded, open_any, source_argument
 
 
 def _progress(label: str) -> Callable[[int, int], None]:
@@ -29,7 +30,7 @@ def _progress(label: str) -> Callable[[int, int], None]:
     return show
 
 
-def _key(opened: Any) -> Any:  # noqa: ANN401 - an OpenedSource
+def _key(opened: Any) -> Any:
     from iofold_tui.data.search.index import source_key
 
     return source_key(opened.kind, opened.origin, opened.db.path)
@@ -84,7 +85,9 @@ def index_cmd(source: str | None, demo: bool, rebuild: bool, verify: bool) -> No
 @click.option("--regex", is_flag=True, help="QUERY is a regular expression (scans every trace).")
 @click.option("--order", type=click.Choice(["newest", "relevance"]), default="newest", show_default=True)
 @guarded
-def search_cmd(source: str | None, demo: bool, query: str | None, as_json: bool, limit: int, regex: bool, order: str) -> None:
+def search_cmd(
+    source: str | None, demo: bool, query: str | None, as_json: bool, limit: int, regex: bool, order: str
+) -> None:
     """Full-text search: words, "phrases", prefix*, AND/OR/NOT, field:term (tool:, error:, role:, user:,
     assistant:, msg:, io:, input:, output:, id:). Uses the index when built, else scans."""
     from iofold_tui.data.sanitize import json_text, one_line
@@ -99,7 +102,9 @@ def search_cmd(source: str | None, demo: bool, query: str | None, as_json: bool,
     conn = opened.db.conn()
     show = _progress("scanning") if sys.stderr.isatty() else None
     try:
-        result = run_search(conn, _key(opened), str(query), order=order, limit=limit, regex=regex, progress=show)
+        result = run_search(
+            conn, _key(opened), str(query), order=order, limit=limit, regex=regex, progress=show
+        )
     except SearchSyntaxError as exc:
         fail(f"search: {exc}")
     if show:
@@ -116,9 +121,14 @@ def search_cmd(source: str | None, demo: bool, query: str | None, as_json: bool,
         click.echo(f"note: {result.note}", err=True)
     for r in rows:
         preview = r["input_preview"] or r["output_preview"]
-        click.echo(f"{one_line(r['timestamp'], 24):<24} {one_line(r['id'], 28):<28} {one_line(r['source'], 10):<10} "
-                   f"{one_line(preview, 100)}")
+        click.echo(
+            f"{one_line(r['timestamp'], 24):<24} {one_line(r['id'], 28):<28} {one_line(r['source'], 10):<10} "
+            f"{one_line(preview, 100)}"
+        )
     how = "index" if result.used_index else "scan"
-    click.echo(f"{result.total:,} traces match ({how}, {result.ms:,.0f} ms); showing {len(rows):,}, {result.order} first",
-               err=True)
+    click.echo(
+        f"{result.total:,} traces match ({how}, {result.ms:,.0f} ms); showing {len(rows):,}, {result.order} "
+        f"first",
+        err=True,
+    )
     sys.stdout.flush()

@@ -1,10 +1,11 @@
-"""Labelling as a team: ``iofold-tui agreement`` and ``iofold-tui import-labels`` (registered in cli.py)."""
+"""Labelling as a team: ``iofold-tui agreement`` and ``iofold-tui import-labels`` (registered in
+cli/__init__.py)."""
 
 from __future__ import annotations
 
 import click
 
-from iofold_tui.cli import fail, guarded, open_any, refuse_live
+from iofold_tui.cli.common import fail, guarded, open_any, refuse_live
 
 MAX_LISTED = 20  # conflicts / problems printed before "... and N more"
 
@@ -24,8 +25,18 @@ MAX_LISTED = 20  # conflicts / problems printed before "... and N more"
               help="Also each annotator against each eval version of the set.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys in the README).")
 @guarded
-def agreement_cmd(source: str | None, others: tuple[str, ...], demo: bool, eval_set: str | None, history: bool,
-                  list_disagreements: bool, after: str | None, limit: int, versions: bool, as_json: bool) -> None:
+def agreement_cmd(
+    source: str | None,
+    others: tuple[str, ...],
+    demo: bool,
+    eval_set: str | None,
+    history: bool,
+    list_disagreements: bool,
+    after: str | None,
+    limit: int,
+    versions: bool,
+    as_json: bool,
+) -> None:
     """How far annotators agree: SOURCE's labels against OTHER copies of the database (.sqlite, `wrangler
     d1 export` .sql, wrangler dir) or label files (export-labels CSV / JSON lines / .sql patch). Cohen's κ
     per pair, Fleiss' κ for three or more, percent agreement, confusion tables, and each annotator against
@@ -67,20 +78,31 @@ def agreement_cmd(source: str | None, others: tuple[str, ...], demo: bool, eval_
         for line in report_lines(s):
             click.echo(line)
     for name, count in (report.get("unknown_eval_sets") or {}).items():
-        click.echo(f"note: {one_line(name, 40)} has {count:,} labels in eval sets {one_line(report['source'], 80)} "
-                   "does not have (left out)")
+        click.echo(
+            f"note: {one_line(name, 40)} has {count:,} labels in eval sets {one_line(report['source'], 80)} "
+            "does not have (left out)"
+        )
 
 
 @click.command("import-labels")
 @click.argument("source", required=False)
 @click.argument("file", required=False)
 @click.option("--demo", is_flag=True, help="Use the built-in demo database as SOURCE.")
-@click.option("--from", "from_copy", metavar="OTHER",
-              help="Import from another copy of the database (.sqlite, `wrangler d1 export` .sql, wrangler dir).")
+@click.option(
+    "--from",
+    "from_copy",
+    metavar="OTHER",
+    help="Import from another copy of the database (.sqlite, `wrangler d1 export` .sql, wrangler dir).",
+)
 @click.option("--eval-set", "eval_set", help="Only this eval set (name or id; default: all).")
-@click.option("--apply", "apply", is_flag=True, help="Write the new labels (one undoable step); default: preview.")
-@click.option("--prefer", type=click.Choice(["mine", "theirs"]),
-              help="With --apply: resolve conflicts by keeping mine or taking theirs (default: leave them listed).")
+@click.option(
+    "--apply", "apply", is_flag=True, help="Write the new labels (one undoable step); default: preview."
+)
+@click.option(
+    "--prefer",
+    type=click.Choice(["mine", "theirs"]),
+    help="With --apply: resolve conflicts by keeping mine or taking theirs (default: leave them listed).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @guarded
 def import_labels_cmd(source: str | None, file: str | None, demo: bool, from_copy: str | None,
@@ -137,8 +159,11 @@ def import_labels_cmd(source: str | None, file: str | None, demo: bool, from_cop
 
             queued = add_conflicts(opened.db.path, result.conflicts_left, str(theirs),
                                    datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"))
-            click.echo(f"{plural(queued, 'conflict')} queued: resolve them one by one in the TUI (Overview, then C) "
-                       "or import again with --prefer mine|theirs", err=True)
+            click.echo(
+                f"{plural(queued, 'conflict')} queued: resolve them one by one in the TUI (Overview, then C) "
+                "or import again with --prefer mine|theirs",
+                err=True,
+            )
     if as_json:
         data = plan.to_dict()
         if result is not None:
@@ -148,10 +173,12 @@ def import_labels_cmd(source: str | None, file: str | None, demo: bool, from_cop
                                "step_id": result.step.id if result.step else None}
         click.echo(json_text(data))
         return
-    click.echo(f"{one_line(theirs, None)}: {plural(len(plan.items), 'label')} read: {counts['new']:,} new, "
-               f"{counts['same']:,} the same, {plural(counts['conflict'], 'conflict')}"
-               + (" (same trace and eval set, another rating or note)" if conflicts else "")
-               + (f"; {plural(plan.other_sets, 'row')} of other eval sets left out" if plan.other_sets else ""))
+    click.echo(
+        f"{one_line(theirs, None)}: {plural(len(plan.items), 'label')} read: {counts['new']:,} new, "
+        f"{counts['same']:,} the same, {plural(counts['conflict'], 'conflict')}"
+        + (" (same trace and eval set, another rating or note)" if conflicts else "")
+        + (f"; {plural(plan.other_sets, 'row')} of other eval sets left out" if plan.other_sets else "")
+    )
     listed = conflicts if result is None else result.conflicts_left
     for item in listed[:MAX_LISTED]:
         click.echo(f"  {item.describe()}")
@@ -166,12 +193,20 @@ def import_labels_cmd(source: str | None, file: str | None, demo: bool, from_cop
         parts.append(f"{result.theirs:,} conflicts resolved as theirs")
     if result.kept_mine:
         parts.append(f"{result.kept_mine:,} conflicts kept as mine")
-    click.echo(f"imported {plural(result.written, 'label')} ({', '.join(parts)}) into "
-               f"{one_line(source or 'the demo database', None)} as one undoable step (u in the TUI undoes it)"
-               + (f"; {plural(result.changed_meanwhile, 'label')} changed meanwhile left out"
-                  if result.changed_meanwhile else "")
-               + (f"; {plural(len(result.conflicts_left), 'conflict')} left as they are"
-                  if result.conflicts_left else ""))
+    click.echo(
+        f"imported {plural(result.written, 'label')} ({', '.join(parts)}) into "
+        f"{one_line(source or 'the demo database', None)} as one undoable step (u in the TUI undoes it)"
+        + (
+            f"; {plural(result.changed_meanwhile, 'label')} changed meanwhile left out"
+            if result.changed_meanwhile
+            else ""
+        )
+        + (
+            f"; {plural(len(result.conflicts_left), 'conflict')} left as they are"
+            if result.conflicts_left
+            else ""
+        )
+    )
 
 
 @click.command("annotator")
