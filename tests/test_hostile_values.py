@@ -492,3 +492,33 @@ def test_the_baked_hidden_code_points_are_the_computed_ones() -> None:
     from iofold_tui.data import sanitize
 
     assert tuple(sorted(sanitize.hidden_code_points())) == sanitize._HIDDEN
+
+
+@pytest.mark.parametrize("stored", [2, -1, "true", b"\x01"])  # NULL: the schema's NOT NULL refuses it
+def test_a_result_other_than_0_or_1_is_invalid_everywhere(stored: object, tmp_path: Path) -> None:
+    """The matrix, the verdict facet, the most-contradicted order, review's contradicted-first queue and the
+    overview's recount all treat such a result as 'invalid': never a fail, never a contradiction."""
+    from iofold_tui.data.inspect.checks import scoped_recount_sql
+    from iofold_tui.data.labels import review_queue
+    from iofold_tui.data.paths import schema_dir
+    from iofold_tui.data.search import facets
+
+    db = tmp_path / "invalid.sqlite"
+    conn = sqlite3.connect(db)
+    conn.executescript((schema_dir() / "schema.sql").read_text() + (schema_dir() / "seed.sql").read_text())
+    conn.execute("UPDATE eval_executions SET result = ?, error = NULL", (stored,))
+    conn.commit()
+    eval_id, set_id = conn.execute("SELECT id, eval_set_id FROM evals LIMIT 1").fetchone()
+    verdicts = {row[0]: row[1] for row in facets._column_facet(conn, "verdict", set_id, eval_id) if row[1]}
+    assert set(verdicts) == {"invalid"}, verdicts
+    assert facets.facet_rowids(conn, None, "verdict", "fail", eval_id=eval_id) == []
+    assert conn.execute(facets._CONTRA, (set_id,)).fetchall() == []
+    for use_view in (False, True):
+        recount = conn.execute(f"SELECT {scoped_recount_sql(use_view)} FROM evals e WHERE e.id = ?",
+                               (eval_id,)).fetchone()[0]
+        assert recount == 0, use_view
+    contra = conn.execute(f"SELECT count(*) FROM traces t LEFT JOIN feedback f ON f.trace_id = t.id "
+                          f"AND f.eval_set_id = ? WHERE {review_queue._CONTRA}",
+                          (set_id, set_id)).fetchone()[0]
+    assert contra == 0
+    conn.close()

@@ -58,13 +58,12 @@ def scoped_recount_sql(use_view: bool) -> str:
         return (
             "(SELECT count(*) FROM eval_comparison v WHERE v.eval_id = e.id AND v.eval_set_id = "
             "e.eval_set_id "
-            "AND v.is_contradiction = 1 AND v.execution_error IS NULL)"
+            "AND v.is_contradiction = 1 AND v.execution_error IS NULL AND v.predicted_result IN (0, 1))"
         )
     return (
         "(SELECT count(*) FROM eval_executions x JOIN feedback f ON f.trace_id = x.trace_id "
         "AND f.eval_set_id = e.eval_set_id WHERE x.eval_id = e.id AND x.error IS NULL "
-        "AND ((f.rating = 'positive' AND x.result IS NOT 1) OR (f.rating = 'negative' AND x.result IS NOT "
-        "0)))"
+        "AND ((f.rating = 'positive' AND x.result = 0) OR (f.rating = 'negative' AND x.result = 1)))"
     )
 
 

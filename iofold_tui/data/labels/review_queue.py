@@ -28,7 +28,7 @@ QueueKey = tuple[int, Any, int]  # (tier, stored timestamp of any SQLite type, r
 # from feedback and sorting every label of the set (see data/traces.py).
 _CONTRA = ("EXISTS (SELECT 1 FROM eval_executions x JOIN evals e ON e.id = x.eval_id "
            "WHERE x.trace_id = t.id AND e.eval_set_id = ? AND x.error IS NULL "
-           "AND ((f.rating = 'positive' AND x.result = 0) OR (f.rating = 'negative' AND x.result <> 0)))")
+           "AND ((f.rating = 'positive' AND x.result = 0) OR (f.rating = 'negative' AND x.result = 1)))")
 _TIERS: dict[str, tuple[str, bool]] = {  # name -> (clause, needs the eval set id as a parameter)
     "unlabelled": ("f.rating IS NULL", False),
     "labelled": ("coalesce(f.rating, '') <> ''", False),

@@ -94,7 +94,9 @@ def _column_facet(
         if not eval_id:
             raise ValueError("the verdict facet needs an eval version")
         rows = db.execute(
-            "SELECT CASE WHEN error IS NOT NULL THEN 'error' WHEN result = 1 THEN 'pass' ELSE 'fail' END, "
+            "SELECT CASE WHEN error IS NOT NULL THEN 'error' "
+            "WHEN coalesce(result IN (0, 1), 0) = 0 THEN 'invalid' "
+            "WHEN result = 1 THEN 'pass' ELSE 'fail' END, "
             "count(*) "
             "FROM eval_executions WHERE eval_id = ? GROUP BY 1 ORDER BY 2 DESC",
             (eval_id,),
@@ -214,6 +216,7 @@ def _filtered_facet(db: sqlite3.Connection, name: str, flt: TraceFilter, index: 
             raise ValueError("the verdict facet needs an eval version")
         rows = db.execute(
             "SELECT CASE WHEN x.trace_id IS NULL THEN 'not run' WHEN x.error IS NOT NULL THEN 'error' "
+            "WHEN coalesce(x.result IN (0, 1), 0) = 0 THEN 'invalid' "
             "WHEN x.result = 1 THEN 'pass' ELSE 'fail' END, count(*) FROM traces t "
             "LEFT JOIN feedback f ON f.trace_id = t.id AND f.eval_set_id = ? "
             f"LEFT JOIN eval_executions x ON x.eval_id = ? AND x.trace_id = t.id {where}{grp}",
@@ -278,8 +281,10 @@ def facet_rowids(db: sqlite3.Connection, index: SearchIndex | None, name: str, v
             return [int(r[0]) for r in db.execute("SELECT rowid FROM traces") if int(r[0]) not in have]
         return [int(r[0]) for r in index.conn().execute(f"SELECT rid FROM {table} WHERE {col} = ?", (value,))]
     if name == "verdict":
+        # The matrix's rule (values.execution_state): a result other than 0/1 is 'invalid', never 'fail'.
         state = {"error": "x.error IS NOT NULL", "pass": "x.error IS NULL AND x.result = 1",
-                 "fail": "x.error IS NULL AND coalesce(x.result, 0) <> 1"}
+                 "fail": "x.error IS NULL AND x.result = 0",
+                 "invalid": "x.error IS NULL AND coalesce(x.result IN (0, 1), 0) = 0"}
         if value == "not run":
             return [int(r[0]) for r in db.execute(
                 "SELECT t.rowid FROM traces t WHERE NOT EXISTS (SELECT 1 FROM eval_executions x "
@@ -367,7 +372,7 @@ JOIN evals v ON v.eval_set_id = f.eval_set_id
 JOIN eval_executions e ON e.eval_id = v.id AND e.trace_id = f.trace_id
 JOIN traces t ON t.id = f.trace_id
 WHERE f.eval_set_id = ? AND f.rating IN ('positive', 'negative') AND e.error IS NULL
-  AND (f.rating = 'positive') <> (e.result = 1)
+  AND e.result IN (0, 1) AND (f.rating = 'positive') <> (e.result = 1)
 GROUP BY t.rowid"""
 
 
