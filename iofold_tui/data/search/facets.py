@@ -166,7 +166,7 @@ def facet(db: sqlite3.Connection, name: str, *, db_path: Path | None = None, ind
     cached = False
     if index is not None:
         try:
-            value, cached = _cached(index, key, stamp, compute)
+            value, cached = index.cached(key, compute, stamp)
         except sqlite3.DatabaseError:
             value = compute()
     else:
@@ -251,16 +251,6 @@ def _filtered_facet(db: sqlite3.Connection, name: str, flt: TraceFilter, index: 
     out = _facet(name, value, start, False, scope)
     out.note = note
     return out
-
-
-def _cached(index: SearchIndex, key: str, stamp: str, compute: Any) -> tuple[Any, bool]:
-    conn = index.conn()
-    row = conn.execute("SELECT stamp, value FROM cache WHERE key = ?", (key,)).fetchone()
-    if row is not None and row[0] == stamp:
-        return json.loads(row[1]), True
-    value = compute()
-    conn.execute("INSERT OR REPLACE INTO cache VALUES (?, ?, ?)", (key, stamp, json.dumps(value)))
-    return value, False
 
 
 def _facet(name: str, value: list[Any], start: float, cached: bool, scope: dict[str, str]) -> Facet:

@@ -560,10 +560,11 @@ class SearchIndex:
         )
 
     # ------------------------------------------------------------ cache
-    def cached(self, key: str, compute: Callable[[], Any]) -> tuple[Any, bool]:
-        """``compute()`` through the sidecar's cache, valid while the index stamp is unchanged."""
+    def cached(self, key: str, compute: Callable[[], Any], stamp: str | None = None) -> tuple[Any, bool]:
+        """``compute()`` through the sidecar's cache, valid while ``stamp`` (default: the index stamp) is
+        unchanged."""
         conn = self.conn()
-        stamp = self.stamp()
+        stamp = self.stamp() if stamp is None else stamp
         row = conn.execute("SELECT stamp, value FROM cache WHERE key = ?", (key,)).fetchone()
         if row is not None and row[0] == stamp:
             return json.loads(row[1]), True

@@ -21,7 +21,15 @@ from typing import Any
 from iofold_tui.data.db import with_rowid
 from iofold_tui.data.search import facets
 from iofold_tui.data.search.index import IndexUnavailable, SearchIndex
-from iofold_tui.data.traces.query import _COLUMNS, TraceFilter, TracePage, TraceRow, _row, _where
+from iofold_tui.data.traces.query import (
+    _COLUMNS,
+    TraceFilter,
+    TracePage,
+    TraceRow,
+    _row,
+    _where,
+    trace_exists,
+)
 
 _JOIN = "LEFT JOIN feedback f ON f.trace_id = t.id AND f.eval_set_id = ?"
 CAP = 200_000  # rowids an order keeps (the rest: narrow the filter)
@@ -222,13 +230,7 @@ class OrderedQuery:
         return replace(page, focus_id=hit) if hit else None
 
     def exists(self, trace_id: str) -> bool:
-        return (
-            self.conn.execute(
-                "SELECT 1 FROM traces WHERE id = ? UNION ALL SELECT 1 FROM traces WHERE trace_id = ? LIMIT 1",
-                (trace_id, trace_id),
-            ).fetchone()
-            is not None
-        )
+        return trace_exists(self.conn, trace_id)
 
     def position(self, key: tuple[Any, int]) -> int:
         return int(key[0])

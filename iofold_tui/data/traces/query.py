@@ -173,6 +173,15 @@ def _row(r: sqlite3.Row | tuple[Any, ...]) -> TraceRow:
     )
 
 
+def trace_exists(conn: sqlite3.Connection, trace_id: str) -> bool:
+    """A trace with this internal id or external trace_id exists (whatever the filter)."""
+    row = conn.execute(
+        "SELECT 1 FROM traces WHERE id = ? UNION ALL SELECT 1 FROM traces WHERE trace_id = ? LIMIT 1",
+        (trace_id, trace_id),
+    ).fetchone()
+    return row is not None
+
+
 class TraceQuery:
     """Pages of traces matching one filter. Each method is one indexed range query."""
 
@@ -274,14 +283,7 @@ class TraceQuery:
         return page
 
     def exists(self, trace_id: str) -> bool:
-        """A trace with this internal id or external trace_id exists (whatever the filter)."""
-        return (
-            self.conn.execute(
-                "SELECT 1 FROM traces WHERE id = ? UNION ALL SELECT 1 FROM traces WHERE trace_id = ? LIMIT 1",
-                (trace_id, trace_id),
-            ).fetchone()
-            is not None
-        )
+        return trace_exists(self.conn, trace_id)
 
     def position(self, key: tuple[Any, int]) -> int:
         """How many matching rows come before ``key`` in the list's order (a jump's "row k of N"): the
