@@ -163,14 +163,18 @@ def test_ordered_rowids_equal_a_direct_sort(demo: Path, key: str) -> None:
     flt = TraceFilter(eval_set_id=es, has_errors=False)
     got = ordered_rowids(conn, flt, key).rowids
     rows = conn.execute(
-        "SELECT t.rowid, t.step_count, t.source, coalesce(f.rating, 'unlabelled'), t.timestamp FROM traces t "
-        "LEFT JOIN feedback f ON f.trace_id = t.id AND f.eval_set_id = ? WHERE t.has_errors = 0", (es,)).fetchall()
+        "SELECT t.rowid, t.step_count, t.source, coalesce(f.rating, 'unlabelled'), t.timestamp "
+        "FROM traces t LEFT JOIN feedback f ON f.trace_id = t.id AND f.eval_set_id = ? "
+        "WHERE t.has_errors = 0",
+        (es,),
+    ).fetchall()
     assert sorted(got) == sorted(r[0] for r in rows)  # the same set as the filter
     col = {"step_count": 1, "source": 2, "rating": 3}[key]
     values = {r[0]: r[col] for r in rows}
     seq = [values[r] for r in got]
     if key == "step_count":
-        seq = [-(v if isinstance(v, int) else 0) for v in seq] if all(isinstance(v, int) for v in seq) else None
+        all_ints = all(isinstance(v, int) for v in seq)
+        seq = [-(v if isinstance(v, int) else 0) for v in seq] if all_ints else None
     if seq is not None:
         assert seq == sorted(seq)
 
@@ -213,7 +217,8 @@ async def test_o_orders_by_step_count_and_most_contradicted(db_copy: Path) -> No
         await settle(app, pilot)
         assert "sorts all" in _notes(app) or "walks an index" in _notes(app)  # the cost, said first
         assert "most steps first" in _header(app) and _ids(app) != before
-        counts = [conn.execute("SELECT step_count FROM traces WHERE id = ?", (i,)).fetchone()[0] for i in _ids(app)]
+        step_count = "SELECT step_count FROM traces WHERE id = ?"
+        counts = [conn.execute(step_count, (i,)).fetchone()[0] for i in _ids(app)]
         ints = [c for c in counts if isinstance(c, int)]
         assert ints == sorted(ints, reverse=True)[:len(ints)] or counts[0] == max(ints)
         # a filter change recomputes the order for the new filter
@@ -222,7 +227,8 @@ async def test_o_orders_by_step_count_and_most_contradicted(db_copy: Path) -> No
         app.screen.dismiss(TraceFilter(has_errors=True))
         await settle(app, pilot)
         assert "most steps first" in _header(app) and "errors" in _header(app)
-        assert all(conn.execute("SELECT has_errors FROM traces WHERE id = ?", (i,)).fetchone()[0] for i in _ids(app))
+        has_errors = "SELECT has_errors FROM traces WHERE id = ?"
+        assert all(conn.execute(has_errors, (i,)).fetchone()[0] for i in _ids(app))
         await pilot.press("c")
         await settle(app, pilot)
         await _pick_order(app, pilot, "contradicted")
