@@ -186,13 +186,14 @@ def test_worker_pool_gives_the_same_chunks() -> None:
     """In a fresh interpreter: the pool forks only while no other thread runs, and a test process may
     still have one from an earlier test (the pool then falls back to inline: nothing to compare)."""
     code = textwrap.dedent("""
-        from iofold_tui.data.source import synth
-        plan = synth._make_plan(synth.CHUNK + 20, 2, 1, 3, 1, 200, False)
-        inline = [synth._chunk(plan, k) for k in range(plan.chunks)]
-        synth.POOL_MIN_TRACES = 0
-        with synth._worker_pool(plan) as pool:
+        from iofold_tui.data.source import synth_chunks
+        from iofold_tui.data.source.synth_plan import CHUNK, make_plan
+        plan = make_plan(CHUNK + 20, 2, 1, 3, 1, 200, False)
+        inline = [synth_chunks.make_chunk(plan, k) for k in range(plan.chunks)]
+        synth_chunks.POOL_MIN_TRACES = 0
+        with synth_chunks.worker_pool(plan) as pool:
             assert pool is not None, "no pool"
-            pooled = list(synth._chunks(plan, pool))
+            pooled = list(synth_chunks.all_chunks(plan, pool))
         assert len(pooled) == len(inline) == 2
         for a, b in zip(pooled, inline, strict=True):
             assert (a.traces, a.feedback, a.executions) == (b.traces, b.feedback, b.executions)
