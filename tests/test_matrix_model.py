@@ -17,15 +17,9 @@ from iofold_tui.data.matrix import freshness
 from iofold_tui.data.matrix.stats import compute_stats
 from iofold_tui.data.paths import schema_dir
 from iofold_tui.ui.models import matrix as model_mod
-from iofold_tui.ui.models.matrix import (
-    EvalLocated,
-    GridNote,
-    MatrixModel,
-    MoveTo,
-    PageLoaded,
-    StatsLoaded,
-    grid_layout,
-)
+from iofold_tui.ui.models.matrix import MatrixModel
+from iofold_tui.ui.models.matrix_layout import grid_layout
+from iofold_tui.ui.models.matrix_results import EvalLocated, GridNote, MoveTo, PageLoaded, StatsLoaded
 
 
 @pytest.fixture(scope="module")

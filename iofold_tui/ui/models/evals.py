@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 
 from iofold_tui.data.evals.versions import (
     ChainLink,
-    EvalCounts,
     EvalDetail,
     EvalList,
     EvalSummary,
     FieldDiff,
     TrainingTrace,
 )
+from iofold_tui.data.matrix.stats import EvalCounts
 
 DETAILS = 8  # eval details kept (code, tests, training rows)
 BASES = 4  # diff bases loaded without their training rows
@@ -33,7 +33,8 @@ class EvalsModel:
     base_override: str | None = None  # the other side of the diff, when picked by hand
     side_by_side: bool = False
     full_context: bool = False
-    details: OrderedDict[str, tuple[EvalDetail | None, list[TrainingTrace]]] = field(default_factory=OrderedDict)
+    details: OrderedDict[str, tuple[EvalDetail | None, list[TrainingTrace]]] = field(
+        default_factory=OrderedDict)
     bases: OrderedDict[str, EvalDetail] = field(default_factory=OrderedDict)
     diff_key: DiffKey | None = None
     diff_sections: list[FieldDiff] | None = None
@@ -105,7 +106,8 @@ class EvalsModel:
         return link.base_id if link else None
 
     def want_diff(self, detail: EvalDetail) -> DiffKey | None:
-        """The diff to compute for ``detail`` (None: it is shown or computing already, or there is no base)."""
+        """The diff to compute for ``detail`` (None: it is shown or computing already, or there is no
+        base)."""
         base = self.base_id()
         if base is None:
             self.diff_key, self.diff_sections = None, None

@@ -165,8 +165,10 @@ class ReviewModel:
     cache: OrderedDict[str, Loaded] = field(default_factory=OrderedDict)
     requested: set[str] = field(default_factory=set)
     label: FeedbackRow | None = None  # the current trace's label in this eval set
-    drafts: dict[str, str] = field(default_factory=dict)  # notes typed on unlabelled traces: saved with the label
-    known: dict[str, FeedbackRow | None] = field(default_factory=dict)  # labels written since the last refetch
+    # notes typed on unlabelled traces: saved with the label
+    drafts: dict[str, str] = field(default_factory=dict)
+    # labels written since the last refetch
+    known: dict[str, FeedbackRow | None] = field(default_factory=dict)
     counts: dict[str, int] | None = None
     total: int | None = None
     left: int | None = None

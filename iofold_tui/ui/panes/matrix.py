@@ -21,12 +21,12 @@ from textual.widgets import Input, Static
 from iofold_tui.data.matrix.grid import FILTERS, MatrixRow
 from iofold_tui.data.traces.preview import preview_text
 from iofold_tui.ui import labeling
-from iofold_tui.ui.models.matrix import (
+from iofold_tui.ui.models.matrix import MatrixModel
+from iofold_tui.ui.models.matrix_results import (
     Direction,
     EvalLocated,
     GridNote,
     GridResult,
-    MatrixModel,
     MoveTo,
     PageLoaded,
     StatsChecked,

@@ -12,7 +12,8 @@ from iofold_tui.data.matrix.grid import FILTERS
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.source import catalog
 from iofold_tui.data.text import plural
-from iofold_tui.ui.models.matrix import SORTS, EvalLocated, MatrixModel, SourceDate
+from iofold_tui.ui.models.matrix import SORTS, MatrixModel
+from iofold_tui.ui.models.matrix_results import EvalLocated, SourceDate
 from iofold_tui.ui.navigation import OpenReviewQueue
 from iofold_tui.ui.panes.matrix_widgets import FILTER_TITLES, SourceDateScreen, VersionPicker
 from iofold_tui.ui.widgets import PickOne, Prompt

@@ -8,7 +8,8 @@ import time
 from typing import TYPE_CHECKING
 
 from iofold_tui.ui import labeling
-from iofold_tui.ui.models.matrix import INCREMENTAL_LIMIT, Move, Refreshed, Relabelled
+from iofold_tui.ui.models.matrix_results import Move, Refreshed, Relabelled
+from iofold_tui.ui.models.matrix_stats_state import INCREMENTAL_LIMIT
 
 if TYPE_CHECKING:
     from iofold_tui.ui.panes.matrix import MatrixPane

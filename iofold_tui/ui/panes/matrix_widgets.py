@@ -24,7 +24,7 @@ from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.text import plural
 from iofold_tui.data.traces.detail import TraceDetail, load_trace
 from iofold_tui.data.traces.query import TraceFilter
-from iofold_tui.ui.models.matrix import SourceDate, version_title
+from iofold_tui.ui.models.matrix_results import SourceDate
 from iofold_tui.ui.panes.trace_filters import TraceFilterScreen
 from iofold_tui.ui.row_table import same_cell
 from iofold_tui.ui.text import code, rating_text, safe
@@ -436,5 +436,5 @@ def _section(title: str, body: str, style: str = "") -> Text:
     return out
 
 
-__all__ = ["CellDetailScreen", "SourceDate", "SourceDateScreen", "StatsTable", "VersionPicker",
-           "contradiction_mark", "matrix_cell", "stats_notes", "version_title"]
+__all__ = ["CellDetailScreen", "SourceDateScreen", "StatsTable", "VersionPicker",
+           "contradiction_mark", "matrix_cell", "stats_notes"]
