@@ -92,7 +92,7 @@ def real_import(name):
 ENUM_CONVERT_ESCAPE = """
 import enum
 def _leak(self):
-    return self._convert_("Leak", "restrict", lambda name: name == "importlib")
+    return self._convert_("Leak", "proxies", lambda name: name == "importlib")
 _found = []
 def real_import(name):
     if not _found:  # once: it also replaces the module's own global with the enum's member
@@ -275,7 +275,7 @@ def test_audit_hook_tables_cannot_be_replaced(target: Target) -> None:
     code = f"""
     import enum
     class Everything(enum.Enum):
-        __module__ = "restrict"
+        __module__ = "audit"
         _ALLOWED_EVENTS = 1
         def __contains__(self, item):
             return True

@@ -96,7 +96,9 @@ def _rlimits(memory_bytes: int, cpu_s: int, max_fd: int) -> tuple[bool, str]:
     _hard_limit(resource.RLIMIT_NPROC, 0)
     _hard_limit(resource.RLIMIT_AS, memory_bytes)
     _hard_limit(resource.RLIMIT_CPU, cpu_s)
-    return True, f"hard: memory {memory_bytes >> 20} MB, CPU {cpu_s} s, files 0 B, fds {max_fd + 1}, processes 0"
+    return True, (
+        f"hard: memory {memory_bytes >> 20} MB, CPU {cpu_s} s, files 0 B, fds {max_fd + 1}, processes 0"
+    )
 
 
 def _nnp(libc: ctypes.CDLL) -> tuple[bool, str]:
@@ -108,7 +110,9 @@ def _nnp(libc: ctypes.CDLL) -> tuple[bool, str]:
 def landlock_abi(libc: ctypes.CDLL | None = None) -> int:
     """The kernel's Landlock ABI version; 0 when Landlock is absent or disabled."""
     libc = libc or _libc()
-    abi = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), _LANDLOCK_CREATE_RULESET_VERSION)
+    abi = libc.syscall(
+        _SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), _LANDLOCK_CREATE_RULESET_VERSION
+    )
     return max(int(abi), 0)
 
 

@@ -8,7 +8,8 @@ only: it must not import iofold_tui. The order of events is the security argumen
      may use (after step 2 nothing can be read from disk);
   2. ``confine.confine``: the operating system's layers; their report goes to the parent, which stops
      here unless they are enough, before any eval code is compiled;
-  3. ``restrict``: minimal builtins, module proxies, the audit hook;
+  3. the Python layers: module proxies (``proxies``), minimal builtins (``restrict``), the audit hook
+     (``audit``);
   4. compile (``dont_inherit``: not this file's ``__future__`` flags) and run the eval's module code, then
      one trace after another under a CPU timer.
 
@@ -23,22 +24,24 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves this folder out
 
-import _json  # noqa: E402
-import collections  # noqa: E402
-import datetime  # noqa: E402
-import json  # noqa: E402
-import marshal  # noqa: E402
-import resource  # noqa: E402
-import signal  # noqa: E402
-import struct  # noqa: E402
-import time  # noqa: E402
-import types  # noqa: E402
-import typing  # noqa: E402
+import _json
+import collections
+import datetime
+import json
+import marshal
+import resource
+import signal
+import struct
+import time
+import types
+import typing
 
 if typing.TYPE_CHECKING:
-    from iofold_tui.data.evalrun.worker import confine, restrict
+    from iofold_tui.data.evalrun.worker import audit, confine, proxies, restrict
 else:  # run as a script with -I: its siblings are top-level modules (see sys.path above)
+    import audit
     import confine
+    import proxies
     import restrict
 
 _HEADER = struct.Struct(">I")
@@ -64,7 +67,7 @@ class _Timeout(BaseException):
 class _Capture:
     """A write-only text sink for print(), capped at ``limit`` characters (the rest is counted)."""
 
-    __slots__ = ("parts", "size", "limit", "dropped")
+    __slots__ = ("dropped", "limit", "parts", "size")
     encoding = "utf-8"
 
     def __init__(self, limit: int) -> None:
@@ -117,7 +120,8 @@ def _preload() -> None:
     time.localtime()
     collections.namedtuple("_Warm", "a")
     "x".encode("latin-1").decode("cp1252")
-    compile("\u00e9 = 0", "<preload>", "exec", dont_inherit=True)  # non-ASCII names: the parser imports unicodedata
+    # Non-ASCII names: the parser imports unicodedata.
+    compile("\u00e9 = 0", "<preload>", "exec", dont_inherit=True)
 
 
 class Sandbox:
@@ -145,7 +149,7 @@ class Sandbox:
     # -- set-up ---------------------------------------------------------------------------------------
     def confine(self, parent: int) -> confine.Report:
         _preload()
-        self.proxies = restrict.build_proxies()
+        self.proxies = proxies.build_proxies()
         spec = {
             "memory_bytes": self.memory_mb * 1024 * 1024,
             "cpu_s": self.cpu_budget_s,
@@ -171,7 +175,7 @@ class Sandbox:
         signal.signal(signal.SIGPROF, self._on_timer)
         sys.stdout = sys.stderr = self.quiet
         if "audit" not in self.disabled:
-            restrict.install_audit_hook(code)
+            audit.install_audit_hook(code)
         problem = self._timed(lambda: exec(code, user_globals))
         if problem:
             return f"the eval's module code failed: {problem}"
