@@ -9,7 +9,6 @@ stale). Diffs, highlighting and search are in ``evals_diff.py``; copy/open/expor
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from typing import Any
 
 from rich.text import Text
@@ -21,11 +20,8 @@ from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from iofold_tui.data.evals import versions as core
 from iofold_tui.data.evals.lookup import eval_set_of
-from iofold_tui.data.evals.versions import EvalCounts, EvalDetail, EvalList, TrainingTrace
-from iofold_tui.data.sanitize import one_line
-from iofold_tui.data.text import plural
-from iofold_tui.ui.models.evals import DiffKey, EvalsModel
-from iofold_tui.ui.pane import Pane
+from iofold_tui.data.evals.versions import EvalDetail, EvalList, TrainingTrace
+from iofold_tui.data.matrix.stats import EvalCounts
 from iofold_tui.ui.panes.evals_actions import EvalsActions
 from iofold_tui.ui.panes.evals_diff import EvalsDiff
 from iofold_tui.ui.panes.evals_text import (
@@ -37,29 +33,33 @@ from iofold_tui.ui.panes.evals_text import (
     training_cells,
     training_summary,
 )
-from iofold_tui.ui.panes.evals_widgets import CodeView, DiffView, Highlighter, LinesView
+from iofold_tui.ui.panes.evals_widgets import CodeView, DiffView, LinesView
 
 DEBOUNCE_S = 0.04
-LIST_COLUMNS = (("eval", 24), ("status", 8), ("model", 14), ("acc", 4), ("live", 4), ("exec", 6), ("exec*", 6),
-                ("contra", 6), ("contra*", 7), ("err*", 4), ("created", 10))
+LIST_COLUMNS = (("eval", 24), ("status", 8), ("model", 14), ("acc", 4), ("live", 4), ("exec", 6),
+                ("exec*", 6), ("contra", 6), ("contra*", 7), ("err*", 4), ("created", 10))
+TEST_COLUMNS = (("trace", 22), ("expected", 8), ("predicted", 9), ("match", 5), ("reason", 50), ("time", 8))
+TRAINING_COLUMNS = (("trace", 24), ("exists", 6), ("label", 6), ("input", 70))
 _QUERIES = ("evals-list", "evals-counts", "evals-detail", "evals-locate")
 
 Rows = list[tuple[str, list[Text]]]
 
 
-def list_job(app: Any, eval_set_id: str) -> tuple[EvalList, Rows]:  # noqa: ANN401
-    """(in a worker) The set's versions; their cells are built here too: thousands of rows of Text take a while."""
+def list_job(app: Any, eval_set_id: str) -> tuple[EvalList, Rows]:
+    """(in a worker) The set's versions; their cells are built here too: thousands of rows of Text take
+    a while."""
     evals = core.list_evals(app.db.conn(), eval_set_id)
     return evals, [(s.id, list_cells(s, link, None, False)) for s, link in evals.rows]
 
 
-def counts_job(app: Any, evals: EvalList) -> tuple[dict[str, EvalCounts], Rows]:  # noqa: ANN401
+def counts_job(app: Any, evals: EvalList) -> tuple[dict[str, EvalCounts], Rows]:
     """(in a worker) The counters recomputed from executions, and the rows showing them."""
     counts = core.counts(app.db.conn(), evals)
     return counts, [(s.id, list_cells(s, link, counts.get(s.id), True)) for s, link in evals.rows]
 
 
-def detail_job(app: Any, eval_id: str, selected: Any) -> tuple[str, EvalDetail | None, list[TrainingTrace]] | None:  # noqa: ANN401
+def detail_job(app: Any, eval_id: str,
+               selected: Any) -> tuple[str, EvalDetail | None, list[TrainingTrace]] | None:
     """(in a worker) One version with its training traces; None when the selection moved on meanwhile."""
     # Debounce: while an arrow key is held the selection moves on before we query; then skip.
     time.sleep(DEBOUNCE_S)
@@ -67,11 +67,13 @@ def detail_job(app: Any, eval_id: str, selected: Any) -> tuple[str, EvalDetail |
         return None
     conn = app.db.conn()
     detail = core.load_eval(conn, eval_id)
-    training = [] if detail is None else core.training_traces(conn, detail.training_ids, detail.summary.eval_set_id)
+    if detail is None:
+        return eval_id, None, []
+    training = core.training_traces(conn, detail.training_ids, detail.summary.eval_set_id)
     return eval_id, detail, training
 
 
-class EvalsPane(EvalsDiff, EvalsActions, Pane):
+class EvalsPane(EvalsDiff, EvalsActions):
     pane_title = "Evals"
     selects_on_start = True  # applied when the first page / the eval is in
     requires = ("evals", "eval_executions")
@@ -104,31 +106,16 @@ class EvalsPane(EvalsDiff, EvalsActions, Pane):
     EvalsPane #eval-note { height: auto; max-height: 2; padding: 0 1; }
     EvalsPane #eval-tabs { height: 1fr; }
     EvalsPane TabPane { padding: 0; }
-    EvalsPane #diff-title, EvalsPane #tests-summary, EvalsPane #training-summary { height: auto; padding: 0 1; }
+    EvalsPane #diff-title, EvalsPane #tests-summary, EvalsPane #training-summary {
+        height: auto; padding: 0 1;
+    }
     EvalsPane #details { padding: 0 1; }
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.model = EvalsModel()  # the list, counts, selection, details and diff (ui/models/evals.py)
-        self.hls: OrderedDict[str, Highlighter] = OrderedDict()
-
-    # what tests and other panes read
-    @property
-    def selected_id(self) -> str | None:
-        return self.model.selected_id
-
-    @property
-    def base_override(self) -> str | None:
-        return self.model.base_override
-
-    @property
-    def diff_key(self) -> DiffKey | None:
-        return self.model.diff_key
-
     def compose_body(self) -> ComposeResult:
         table: DataTable[Text] = DataTable(id="evals-table", cursor_type="row", zebra_stripes=True)
-        table.styles.height = "auto"  # inline: app.tcss gives every DataTable 1fr, which would win over DEFAULT_CSS
+        # inline: app.tcss gives every DataTable 1fr, which would win over DEFAULT_CSS
+        table.styles.height = "auto"
         for name, width in LIST_COLUMNS:
             table.add_column(name, width=width, key=name)
         yield table
@@ -144,14 +131,14 @@ class EvalsPane(EvalsDiff, EvalsActions, Pane):
             with TabPane("Tests (t)", id="tab-tests"):
                 yield Static(id="tests-summary")
                 tests: DataTable[Text] = DataTable(id="tests-table", cursor_type="row", zebra_stripes=True)
-                for name, width in (("trace", 22), ("expected", 8), ("predicted", 9), ("match", 5), ("reason", 50),
-                                    ("time", 8)):
+                for name, width in TEST_COLUMNS:
                     tests.add_column(name, width=width, key=name)
                 yield tests
             with TabPane("Training (l)", id="tab-training"):
                 yield Static(id="training-summary")
-                training: DataTable[Text] = DataTable(id="training-table", cursor_type="row", zebra_stripes=True)
-                for name, width in (("trace", 24), ("exists", 6), ("label", 6), ("input", 70)):
+                training: DataTable[Text] = DataTable(id="training-table", cursor_type="row",
+                                                      zebra_stripes=True)
+                for name, width in TRAINING_COLUMNS:
                     training.add_column(name, width=width, key=name)
                 yield training
 
@@ -162,14 +149,6 @@ class EvalsPane(EvalsDiff, EvalsActions, Pane):
         if app.start_select and app.start_pane == "evals" and self.model.pending_select is None:
             self.model.pending_select = app.start_select
         super().on_mount()
-
-    @property
-    def table(self) -> DataTable[Text]:
-        return self.query_one("#evals-table", DataTable)
-
-    @property
-    def active_tab(self) -> str:
-        return (self.query_one(TabbedContent).active or "tab-code").removeprefix("tab-")
 
     # -- list ----------------------------------------------------------------------------------------
     def reload(self) -> None:
@@ -222,31 +201,6 @@ class EvalsPane(EvalsDiff, EvalsActions, Pane):
             table.add_row(*cells, key=key)
         if keep_cursor and table.row_count:
             table.move_cursor(row=min(row, table.row_count - 1), animate=False)
-
-    def update_status(self) -> None:
-        model, evals, status = self.model, self.model.evals, Text()
-        if evals is None:
-            return self.set_status(status)
-        if evals.problem:
-            return self.set_status(Text(one_line(evals.problem, 200), style="yellow"))
-        names = len({s.name for s, _ in evals.rows})
-        status.append(f"{plural(len(evals.rows), 'eval')}, {plural(names, 'name')}", style="bold")
-        if evals.truncated:
-            status.append(f" (first {core.MAX_LIST:,} only)", style="yellow")
-        if model.counts is None and evals.rows:
-            status.append("  ·  recomputing counts…", style="dim")
-        elif evals.rows:
-            differ = model.disagreeing()
-            status.append("  ·  * recomputed in this set, errors apart")
-            if differ:
-                status.append(f"  ·  {differ} with stored counters that disagree", style="bold yellow")
-        if model.selected_id and self.active_tab in ("code", "diff"):
-            view = self._view()
-            if view.search_text:
-                pos = f"{view.current + 1}/{len(view.matches)}" if view.current >= 0 else f"{len(view.matches)}"
-                status.append(f'  ·  "{one_line(view.search_text, 30)}": {pos} matches (n/N)', style="cyan")
-        self.set_status(status)
-        return None
 
     @on(DataTable.RowHighlighted, "#evals-table")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -302,13 +256,15 @@ class EvalsPane(EvalsDiff, EvalsActions, Pane):
     def _show_selected(self) -> None:
         model = self.model
         detail, training = model.current()
+        note = self.query_one("#eval-note", Static)
         if detail is None:
-            self.query_one("#eval-note", Static).update(Text(f"eval {model.selected_id} not found", style="bold red"))
+            note.update(Text(f"eval {model.selected_id} not found", style="bold red"))
             return
-        self.query_one("#eval-note", Static).update(note_text(detail, model.link(detail.summary.id), self._hl(detail)))
+        note.update(note_text(detail, model.link(detail.summary.id), self._hl(detail)))
         same = model.shown_id == detail.summary.id
         model.shown_id = detail.summary.id
-        self.query_one(CodeView).set_code(self._hl(detail) if detail.code else None, "(empty code)", keep_scroll=same)
+        code = self._hl(detail) if detail.code else None
+        self.query_one(CodeView).set_code(code, "(empty code)", keep_scroll=same)
         self._show_details()
         tests = self.query_one("#tests-table", DataTable)
         tests.clear()
@@ -332,7 +288,8 @@ class EvalsPane(EvalsDiff, EvalsActions, Pane):
         counts = (model.counts or {}).get(detail.summary.id)
         lineage = model.evals.lineage(detail.summary.id)
         self.query_one("#details", Static).update(
-            details_text(detail, model.link(detail.summary.id), counts, lineage, counting=model.counts is None))
+            details_text(detail, model.link(detail.summary.id), counts, lineage,
+                         counting=model.counts is None))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # `n` and `N` fall through to "new version" while no search is active
@@ -359,7 +316,8 @@ class EvalsPane(EvalsDiff, EvalsActions, Pane):
 
     def _locate(self, eval_id: str) -> None:
         db = self.iofold.db
-        self.run_query(lambda: eval_set_of(db.conn(), eval_id), on_result=lambda found: self._located(eval_id, found),
+        self.run_query(lambda: eval_set_of(db.conn(), eval_id),
+                       on_result=lambda found: self._located(eval_id, found),
                        group="evals-locate", what="finding the eval")
 
     def _located(self, eval_id: str, eval_set_id: str | None) -> None:
@@ -369,7 +327,8 @@ class EvalsPane(EvalsDiff, EvalsActions, Pane):
             self.notify(f"no eval {eval_id!r} in this workspace", severity="warning")
         elif eval_set_id == state.eval_set_id:  # in this set but past the listed rows
             self.model.pending_select = None
-            self.notify(f"{eval_id} is not among the first {core.MAX_LIST:,} evals listed", severity="warning")
+            self.notify(f"{eval_id} is not among the first {core.MAX_LIST:,} evals listed",
+                        severity="warning")
         else:
             state.eval_set_id = eval_set_id
             self.iofold.refresh_panes()  # reload selects pending_select, then applies the options

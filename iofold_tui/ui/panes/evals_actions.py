@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import SuspendNotSupported
@@ -15,17 +14,15 @@ from iofold_tui.data.paths import cache_dir
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.text import plural
 from iofold_tui.ui.navigation import OpenMatrixColumn
+from iofold_tui.ui.panes.evals_base import EvalsPaneBase
 from iofold_tui.ui.widgets import Confirm, Prompt
 
-if TYPE_CHECKING:
-    from iofold_tui.ui.panes.evals import EvalsPane
 
-
-class EvalsActions:
-    """Mixed into ``EvalsPane``."""
+class EvalsActions(EvalsPaneBase):
+    """Part of ``EvalsPane``."""
 
     # -- copy, open, export ----------------------------------------------------------------------------
-    def _payload(self: EvalsPane) -> tuple[str, str] | None:
+    def _payload(self) -> tuple[str, str] | None:
         """What y/o act on: the diff in the diff tab, else the code. Returns (text, file name)."""
         detail, _ = self.model.current()
         if detail is None:
@@ -37,16 +34,17 @@ class EvalsActions:
             return core.unified_text(base, detail), name.removesuffix(".py") + ".diff"
         return detail.code, name
 
-    def action_copy(self: EvalsPane) -> None:
+    def action_copy(self) -> None:
         payload = self._payload()
         if payload is None:
             return
         self.app.copy_to_clipboard(payload[0])
         lines = len(core.split_lines(payload[0]))
         what = "diff" if payload[1].endswith(".diff") else "code"
-        self.notify(f"copied the {what} ({plural(lines, 'line')}) via OSC 52; your terminal must allow clipboard writes")
+        self.notify(f"copied the {what} ({plural(lines, 'line')}) via OSC 52; "
+                    "your terminal must allow clipboard writes")
 
-    def action_open_external(self: EvalsPane) -> None:
+    def action_open_external(self) -> None:
         payload = self._payload()
         if payload is None:
             return
@@ -63,12 +61,13 @@ class EvalsActions:
             with self.app.suspend():
                 subprocess.run([*command, str(path)], check=False)
         except (SuspendNotSupported, OSError) as exc:
-            self.notify(f"cannot open {command[0]} here ({type(exc).__name__}); the file is {path}", severity="warning")
+            self.notify(f"cannot open {command[0]} here ({type(exc).__name__}); the file is {path}",
+                        severity="warning")
             return
         note = " (control characters made visible)" if changed else ""
         self.notify(f"opened a read-only copy: {path}{note}; edits are not saved to the database")
 
-    def action_export(self: EvalsPane) -> None:
+    def action_export(self) -> None:
         detail, _ = self.model.current()
         if detail is None:
             self.notify("no eval selected", severity="warning")
@@ -83,7 +82,8 @@ class EvalsActions:
                                      lambda yes: write(path_text, True) if yes else None)
                 return
             except OSError as exc:
-                self.notify(f"cannot write {one_line(path_text, 80)}: {exc.strerror or exc}", severity="error")
+                self.notify(f"cannot write {one_line(path_text, 80)}: {exc.strerror or exc}",
+                            severity="error")
                 return
             self.notify(f"wrote {path} ({plural(len(detail.code), 'character')})")
 
@@ -91,35 +91,36 @@ class EvalsActions:
             if value is not None:
                 write(value.strip() or default, False)
 
-        self.app.push_screen(Prompt("Export the code to (relative to the current directory)", default), chosen)
+        self.app.push_screen(Prompt("Export the code to (relative to the current directory)", default),
+                             chosen)
 
     # -- jumps ---------------------------------------------------------------------------------------
-    def _open_trace(self: EvalsPane, trace_id: str) -> None:
+    def _open_trace(self, trace_id: str) -> None:
         from iofold_tui.ui.panes.trace_detail import TraceDetailScreen
 
         if trace_id:
             self.app.push_screen(TraceDetailScreen(trace_id))
 
-    def action_matrix(self: EvalsPane) -> None:
+    def action_matrix(self) -> None:
         if not self.selected_id:
             return
         self.post_message(OpenMatrixColumn(self.selected_id))
 
-    def action_run_eval(self: EvalsPane, dry_run: bool) -> None:
+    def action_run_eval(self, dry_run: bool) -> None:
         """Re-run the selected eval locally in the sandbox over the eval set's labelled traces."""
         from iofold_tui.ui.run_eval import start_eval_run
 
         if self.selected_id:
             start_eval_run(self.app, self.selected_id, dry_run=dry_run)
 
-    def action_new_version(self: EvalsPane) -> None:
+    def action_new_version(self) -> None:
         """The eval editor on the selected version (saving makes the next version)."""
         from iofold_tui.ui.panes.eval_editor import EvalEditorScreen
 
         if self.selected_id:
             self.app.push_screen(EvalEditorScreen(self.selected_id))
 
-    def action_compare(self: EvalsPane) -> None:
+    def action_compare(self) -> None:
         """The selected version against its parent (or a version picked with b): matrices, deltas, flips."""
         from iofold_tui.ui.panes.compare import CompareScreen
 
@@ -127,12 +128,13 @@ class EvalsActions:
         if self.selected_id and base:
             self.app.push_screen(CompareScreen(base, self.selected_id))
         elif self.selected_id:
-            self.notify("this version has no parent: press b to pick the version to compare with", severity="warning")
+            self.notify("this version has no parent: press b to pick the version to compare with",
+                        severity="warning")
 
-    def on_eval_results_applied(self: EvalsPane) -> None:
+    def on_eval_results_applied(self) -> None:
         self.stale = True  # counters change: the list reloads when the run finishes (refresh_panes)
 
-    def action_executions(self: EvalsPane) -> None:
+    def action_executions(self) -> None:
         """The trace list filtered to the traces this eval ran on (an indexed EXISTS, no cap)."""
         if not self.selected_id:
             return

@@ -7,7 +7,6 @@ from rich.text import Text
 
 from iofold_tui.data.evals.versions import (
     ChainLink,
-    EvalCounts,
     EvalDetail,
     EvalSummary,
     TestRow,
@@ -15,6 +14,7 @@ from iofold_tui.data.evals.versions import (
     accuracy_band,
     split_lines,
 )
+from iofold_tui.data.matrix.stats import EvalCounts
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.text import plural
 from iofold_tui.ui.panes.evals_widgets import DISAGREE, Highlighter
@@ -27,18 +27,24 @@ STATUS_STYLE = {"active": "bold green", "draft": "cyan", "archived": "dim"}
 def _num(value: int | None, style: str = "", raw: str | None = None) -> Text:
     if raw is not None:  # stored, but not a number: the value as stored, marked
         return Text(one_line(raw, 14), style="yellow", justify="right")
-    return Text("—" if value is None else f"{value:,}", style=style if value is not None else "dim", justify="right")
+    if value is None:
+        return Text("—", style="dim", justify="right")
+    return Text(f"{value:,}", style=style, justify="right")
 
 
 def _acc(value: float | None, raw: str | None = None) -> Text:
     if raw is not None:
         return Text(one_line(raw, 14), style="yellow", justify="right")
-    return Text("—" if value is None else f"{value:.2f}", style=BAND_STYLE[accuracy_band(value)], justify="right")
+    shown = "—" if value is None else f"{value:.2f}"
+    return Text(shown, style=BAND_STYLE[accuracy_band(value)], justify="right")
 
 
 def list_cells(s: EvalSummary, link: ChainLink, counts: EvalCounts | None, counted: bool) -> list[Text]:
     """One row of the eval list: stored counters beside recomputed ones, disagreement highlighted."""
-    label = f"{'  ' * min(link.depth - 1, 6)}└ v{s.version}" if link.depth else f"{one_line(s.name, 60)} v{s.version}"
+    if link.depth:  # a later version: indented under the first of its chain
+        label = f"{'  ' * min(link.depth - 1, 6)}└ v{s.version}"
+    else:
+        label = f"{one_line(s.name, 60)} v{s.version}"
     name = Text("⚠ " if link.note else "", style="yellow")
     name.append(cell(label, 70, style="" if link.depth else "bold"))
     pending = Text("…" if not counted else "?", style="dim", justify="right")
@@ -86,7 +92,8 @@ def details_text(detail: EvalDetail, link: ChainLink | None, counts: EvalCounts 
     s = detail.summary
     text = Text()
     text.append(f"{one_line(s.name, 80)} v{s.version}", style="bold")
-    text.append(f"  ·  {one_line(s.status, 20)}  ·  {one_line(s.model_used, 60)}  ·  created {one_line(s.created_at, 30)}"
+    text.append(f"  ·  {one_line(s.status, 20)}  ·  {one_line(s.model_used, 60)}"
+                f"  ·  created {one_line(s.created_at, 30)}"
                 f"  ·  updated {one_line(detail.updated_at, 30)}\n", style="")
     chain = " ← ".join(f"v{e.version}" for e in lineage) or f"v{s.version}"
     text.append("version chain: ", style="bold")
@@ -94,7 +101,8 @@ def details_text(detail: EvalDetail, link: ChainLink | None, counts: EvalCounts 
     if link and link.note:
         text.append(f"  ⚠ {one_line(link.note, 160)}", style="yellow")
     text.append("\n\nstored vs recomputed", style="bold underline")
-    text.append("  (recomputed: labels of this eval set only; errored runs are neither pass nor fail)\n", style="dim")
+    text.append("  (recomputed: labels of this eval set only; errored runs are neither pass nor fail)\n",
+                style="dim")
     rows = [("accuracy", s.accuracy, None if counts is None else counts.accuracy),
             ("execution_count", s.execution_count, None if counts is None else counts.execution_count),
             ("contradiction_count", s.contradiction_count, None if counts is None else counts.contradictions)]
@@ -110,15 +118,18 @@ def details_text(detail: EvalDetail, link: ChainLink | None, counts: EvalCounts 
             text.append("   (stored: generation test set; recomputed: executions)", style="dim")
         text.append("\n")
     if counts is not None:
-        text.append(f"  {'errored executions':<20} {counts.errors:>17,}\n", style="red" if counts.errors else "dim")
+        text.append(f"  {'errored executions':<20} {counts.errors:>17,}\n",
+                    style="red" if counts.errors else "dim")
         if s.contradiction_count is not None and s.contradiction_count > counts.contradictions:
             text.append("  the stored contradiction_count is higher: it was likely taken from the unscoped "
-                        "eval_comparison view (other sets' labels, errors counted as fails)\n", style="yellow")
+                        "eval_comparison view (other sets' labels, errors counted as fails)\n",
+                        style="yellow")
     _section(text, "description", detail.description)
     _section(text, "generation prompt", detail.generation_prompt)
     _section(text, "custom instructions", detail.custom_instructions)
     text.append("\ncode\n", style="bold underline")
-    text.append(f"{plural(len(split_lines(detail.code)), 'line')}, {plural(len(detail.code), 'character')}  ·  ")
+    lines = len(split_lines(detail.code))
+    text.append(f"{plural(lines, 'line')}, {plural(len(detail.code), 'character')}  ·  ")
     text.append(one_line(detail.check.note, 200) if detail.check.note else f"calls {detail.check.entry}()",
                 style="yellow" if detail.check.note else "green")
     text.append("\n")
@@ -135,8 +146,10 @@ def tests_summary(detail: EvalDetail) -> Text:
         return text
     text.append(f"{plural(results.total_rows, 'row')} ({results.shape})")
     if results.summary:
-        text.append("  ·  stored summary: " + ", ".join(f"{k} {one_line(v, 12)}" for k, v in results.summary.items()))
-    text.append(f"  ·  {plural(results.mismatches, 'mismatch', 'mismatches')}", style="bold red" if results.mismatches else "green")
+        stored = ", ".join(f"{k} {one_line(v, 12)}" for k, v in results.summary.items())
+        text.append(f"  ·  stored summary: {stored}")
+    text.append(f"  ·  {plural(results.mismatches, 'mismatch', 'mismatches')}",
+                style="bold red" if results.mismatches else "green")
     text.append("  ·  Enter opens the trace\n", style="dim")
     for problem in results.problems:
         text.append(f"⚠ {one_line(problem, 200)}\n", style="yellow")
@@ -167,7 +180,10 @@ def _verdict(value: bool | None, raw: str) -> Text:
 
 def test_cells(row: TestRow) -> list[Text]:
     bad = row.match is False
-    match = Text("✓", style="green") if row.match else Text("✗", style="bold red") if bad else Text("?", style="dim")
+    if row.match:
+        match = Text("✓", style="green")
+    else:
+        match = Text("✗", style="bold red") if bad else Text("?", style="dim")
     reason = cell(row.error, 300, "red") if row.error else cell(row.reason, 300, "bold red" if bad else "")
     time = Text("" if row.time_ms is None else f"{row.time_ms:,.0f} ms", justify="right")
     return [cell(row.trace_id, 60, "bold red" if bad else ""), _verdict(row.expected, row.expected_text),
@@ -175,5 +191,6 @@ def test_cells(row: TestRow) -> list[Text]:
 
 
 def training_cells(trace: TrainingTrace) -> list[Text]:
-    return [cell(trace.id, 60), Text("yes", style="green") if trace.exists else Text("MISSING", style="bold red"),
-            rating_text(trace.rating) if trace.exists else Text(""), cell(trace.preview, 200)]
+    exists = Text("yes", style="green") if trace.exists else Text("MISSING", style="bold red")
+    return [cell(trace.id, 60), exists, rating_text(trace.rating) if trace.exists else Text(""),
+            cell(trace.preview, 200)]

@@ -31,7 +31,8 @@ HIGHLIGHT_MAX_LINES = 20_000  # beyond this lines stay plain (lexing to line N c
 LOOKAHEAD = 120  # lines highlighted past the lowest line shown
 MATCH = Style(bgcolor="yellow", color="black")
 CURRENT = Style(bgcolor="dark_orange", color="black", bold=True)
-DIFF_BG = {"add": Style(bgcolor="#12361a"), "del": Style(bgcolor="#451818"), "replace": Style(bgcolor="#2c2c10")}
+DIFF_BG = {"add": Style(bgcolor="#12361a"), "del": Style(bgcolor="#451818"),
+           "replace": Style(bgcolor="#2c2c10")}
 SIGN = {"add": "+", "del": "-", "equal": " "}
 DIM = Style(dim=True)
 
@@ -64,7 +65,7 @@ class Highlighter:
     def want(self, line: int) -> None:
         self.target = max(self.target, min(line + LOOKAHEAD, self.limit))
 
-    def run(self, cancelled: Callable[[], bool], progress: Callable[[], None], step: int = 100) -> None:
+    def run(self, cancelled: Callable[[], bool], progress: Callable[[], object], step: int = 100) -> None:
         """Advance the lexer until ``target`` (which may grow meanwhile); called from one worker at a time."""
         next_report = len(self.lines) + step
         while self.pending and not cancelled():
@@ -78,8 +79,8 @@ class Highlighter:
             if style is None:
                 themed = self._theme.get_style_for_token(ttype)  # type: ignore[arg-type]
                 # Foreground only: the theme's background would paint blocks over the app's own theme.
-                style = self._styles[ttype] = Style(color=themed.color, bold=themed.bold, italic=themed.italic,
-                                                    underline=themed.underline)
+                style = self._styles[ttype] = Style(color=themed.color, bold=themed.bold,
+                                                    italic=themed.italic, underline=themed.underline)
             parts = value.split("\n")
             for index, part in enumerate(parts):
                 if index:
@@ -108,7 +109,7 @@ class LinesView(ScrollView, can_focus=True):
 
     DEFAULT_CSS = "LinesView { height: 1fr; } LinesView:focus { border-left: outer $accent; }"
 
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+    def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.search_text = ""
         self.matches: list[int] = []  # line indexes holding the query
@@ -152,8 +153,8 @@ class LinesView(ScrollView, can_focus=True):
         # diff ran under the scrollbar.
         index, width = scroll_y + y, self.scrollable_content_region.width or self.size.width
         if self.line_count == 0:
-            return Strip(list(Text(self.placeholder if y == 0 else "", style="dim italic").render(self.app.console))
-                         ).crop_extend(0, width, None)
+            placeholder = Text(self.placeholder if y == 0 else "", style="dim italic")
+            return Strip(list(placeholder.render(self.app.console))).crop_extend(0, width, None)
         if index >= self.line_count:
             return Strip.blank(width, self.rich_style)
         key = (index, scroll_x, width)
@@ -197,7 +198,9 @@ class LinesView(ScrollView, can_focus=True):
         """Find every line holding ``query``; jump to the first at or after the top of the view."""
         self.search_text = query
         needle = query.lower()
-        self.matches = [i for i in range(self.line_count) if needle and needle in self.plain_line(i).lower()] if needle else []
+        self.matches = []
+        if needle:
+            self.matches = [i for i in range(self.line_count) if needle in self.plain_line(i).lower()]
         self.current = -1
         if self.matches and jump:
             top = int(self.scroll_y)
@@ -231,7 +234,7 @@ def _width(lines: list[str]) -> int:
 class CodeView(LinesView):
     """Highlighted code with line numbers."""
 
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
+    def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.hl: Highlighter | None = None
 
@@ -255,10 +258,12 @@ class CodeView(LinesView):
         assert self.hl is not None
         digits = len(str(self.line_count))
         is_current = self.current >= 0 and self.matches[self.current] == index
-        gutter = Text(f"{index + 1:>{digits}}{'▶' if is_current else ' '} ", style="bold yellow" if is_current else "dim")
+        gutter = Text(f"{index + 1:>{digits}}{'▶' if is_current else ' '} ",
+                      style="bold yellow" if is_current else "dim")
         body = self.mark(self.hl.line(index), index)
         left = Strip(_render(gutter, self.app.console))
-        right = Strip(_render(body, self.app.console)).crop_extend(scroll_x, scroll_x + max(width - left.cell_length, 0),
+        body_width = max(width - left.cell_length, 0)
+        right = Strip(_render(body, self.app.console)).crop_extend(scroll_x, scroll_x + body_width,
                                                                     self.rich_style)
         return Strip.join([left, right])
 
@@ -277,7 +282,7 @@ class _Row:
 class DiffView(LinesView):
     """Code, prompt and instructions diffs: unified or side by side, code lines syntax-highlighted."""
 
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
+    def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.rows: list[_Row] = []
         self.side_by_side = False
@@ -285,9 +290,10 @@ class DiffView(LinesView):
         self.new_hl: Highlighter | None = None
         self.digits = 1
 
-    def set_diff(self, sections: list[FieldDiff] | None, old_hl: Highlighter | None, new_hl: Highlighter | None,
-             side_by_side: bool, placeholder: str = "") -> None:
-        self.old_hl, self.new_hl, self.side_by_side, self.placeholder = old_hl, new_hl, side_by_side, placeholder
+    def set_diff(self, sections: list[FieldDiff] | None, old_hl: Highlighter | None,
+                 new_hl: Highlighter | None, side_by_side: bool, placeholder: str = "") -> None:
+        self.old_hl, self.new_hl = old_hl, new_hl
+        self.side_by_side, self.placeholder = side_by_side, placeholder
         self.rows = []
         widest, biggest = 0, 1
         for sec in sections or []:
@@ -295,8 +301,9 @@ class DiffView(LinesView):
             self.rows.append(_Row("title", sec.field, f"── {sec.label}: {change} "))
             if side_by_side:
                 for r in sec.side:
-                    self.rows.append(_Row(r.kind, sec.field, (r.old_text or "") if r.kind == "hunk" else "", r.old_no,
-                                          r.new_no, r.old_text, r.new_text))
+                    header = (r.old_text or "") if r.kind == "hunk" else ""
+                    self.rows.append(_Row(r.kind, sec.field, header, r.old_no, r.new_no, r.old_text,
+                                          r.new_text))
             else:
                 self.rows += [_Row(d.kind, sec.field, d.text, d.old_no, d.new_no) for d in sec.unified]
         for row in self.rows:
@@ -311,7 +318,9 @@ class DiffView(LinesView):
 
     def plain_line(self, index: int) -> str:
         row = self.rows[index]
-        return row.text if not self.side_by_side or row.kind in ("title", "hunk") else f"{row.old_text or ''}\n{row.new_text or ''}"
+        if not self.side_by_side or row.kind in ("title", "hunk"):
+            return row.text
+        return f"{row.old_text or ''}\n{row.new_text or ''}"
 
     def highlighters(self) -> list[Highlighter]:
         return [h for h in (self.old_hl, self.new_hl) if h is not None]
@@ -342,7 +351,8 @@ class DiffView(LinesView):
                 body = body.copy()
                 body.stylize(bg)
             left = Strip(_render(gutter, console))
-            right = Strip(_render(body, console)).crop_extend(scroll_x, scroll_x + max(width - left.cell_length, 0), bg)
+            body_width = max(width - left.cell_length, 0)
+            right = Strip(_render(body, console)).crop_extend(scroll_x, scroll_x + body_width, bg)
             return Strip.join([left, right])
         half = max((width - 1) // 2, 4)
         parts: list[Strip] = []
@@ -359,7 +369,8 @@ class DiffView(LinesView):
                 body.stylize(bg)
             g = Strip(_render(gutter, console))
             cw = max(half - g.cell_length, 0)
-            parts += [g, Strip(_render(body, console)).crop_extend(scroll_x, scroll_x + cw, bg if present else None)]
+            body_strip = Strip(_render(body, console))
+            parts += [g, body_strip.crop_extend(scroll_x, scroll_x + cw, bg if present else None)]
             if side == "old":
                 parts.append(Strip([Segment("│", DIM)]))
         return Strip.join(parts).crop_extend(0, width, self.rich_style)
