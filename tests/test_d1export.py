@@ -16,13 +16,9 @@ from wrangler_tools import WranglerProject, cleanup, temp_project
 
 from iofold_tui.data.errors import SourceError
 from iofold_tui.data.paths import schema_dir
-from iofold_tui.data.source.d1export import (
-    IncompleteInput,
-    Statement,
-    iter_statements,
-    load_export,
-    open_export,
-)
+from iofold_tui.data.source.d1export import open_export
+from iofold_tui.data.source.d1export_load import load_export
+from iofold_tui.data.source.d1sql import IncompleteInput, Statement, iter_statements
 
 
 def split(text: str) -> list[Statement]:
