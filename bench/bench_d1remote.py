@@ -203,7 +203,7 @@ def main() -> None:
         _seed(api, args.traces)
         os.environ["IOFOLD_D1_API_BASE"] = api.api_base
         from iofold_tui.data.source.d1pull import pull
-        from iofold_tui.data.source.d1remote import connect_client
+        from iofold_tui.data.source.d1open import connect_client
 
         copy = work / "copy.sqlite"
         report = pull(connect_client("d1://iofold"), copy)

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iofold_tui.data.source.d1client import D1Client, D1Error, Result, scrub
-from iofold_tui.data.source.d1remote import PageCache, Remote, RemoteConnection, RemoteDatabase, bind, is_read
+from iofold_tui.data.source.d1remote import PageCache, Remote, RemoteConnection, RemoteDatabase
+from iofold_tui.data.source.d1params import bind, is_read
 
 values = st.one_of(
     st.none(), st.integers(min_value=-(2**63), max_value=2**63 - 1),

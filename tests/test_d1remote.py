@@ -482,6 +482,46 @@ def test_a_later_launch_replays_the_first_launchs_reads_in_one_request(env: D1Ap
     assert second.db.remote.client.stats.requests == 1
 
 
+def test_a_first_launch_ever_is_the_name_lookup_one_batch_and_the_first_page(
+        env: D1Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With nothing recorded yet, the reads every launch makes go with the schema in one batch; and the app's
+    launch still asks exactly those texts (else FIRST_LAUNCH_READS is stale and first launches slow down)."""
+    import asyncio
+
+    import iofold_tui.data.source.d1remote as mod
+    from iofold_tui.data import paths
+    from iofold_tui.data.source.d1open import FIRST_LAUNCH_READS
+    from iofold_tui.ui.app import IofoldApp
+
+    for f in (paths.data_dir() / "d1").glob("*.warm.json"):
+        f.unlink()
+    asked: list[tuple[str, tuple[Any, ...]]] = []
+    original = mod.Remote._record
+
+    def record(self: Any, text: str, values: list[Any]) -> None:  # noqa: ANN401
+        asked.append((text, tuple(values)))
+        original(self, text, values)
+
+    monkeypatch.setattr(mod.Remote, "_record", record)
+    opened = open_remote()
+    stats = opened.db.remote.client.stats
+    assert stats.requests == 2  # the database's id by its name, then the schema and the launch reads
+
+    async def run() -> int:
+        app = IofoldApp(opened, pane="traces")
+        async with app.run_test(size=(120, 30)) as pilot:
+            deadline = time.monotonic() + 15
+            while "trace_005" not in app.export_screenshot():
+                assert time.monotonic() < deadline, "no rows on screen"
+                await pilot.pause(0.02)
+            return int(stats.requests)
+
+    on_screen = asyncio.run(run())
+    assert on_screen <= 4, on_screen  # + the first page (its parameters come from the catalog) + the probe
+    missing = [q for q in FIRST_LAUNCH_READS if q not in asked]
+    assert not missing, f"the app no longer reads these at launch: {missing}"
+
+
 def test_step_search_scans_on_d1_and_no_index_is_built_for_it(env: D1Api, tmp_path: Path) -> None:
     from iofold_tui.data.search.index import run_search, source_key
     from iofold_tui.data.source.d1pull import pull

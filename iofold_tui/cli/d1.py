@@ -17,7 +17,7 @@ from iofold_tui.cli.common import api_base_option, fail, guarded, open_any, refu
 def _client(target: str) -> Any:
     from iofold_tui.data.errors import SourceError
     from iofold_tui.data.source.d1client import D1Error
-    from iofold_tui.data.source.d1remote import connect_client, is_d1_target
+    from iofold_tui.data.source.d1open import connect_client, is_d1_target
 
     if not is_d1_target(target):
         fail(f"{target}: expected d1://DATABASE (a D1 database name or id)")

@@ -80,7 +80,7 @@ def label_batch(intent: Intent, new_id: str) -> list[tuple[str, list[Any]]]:
     return out
 
 
-def _row_of(result: Any) -> FeedbackRow | None:  # noqa: ANN401 - a d1client.Result
+def _row_of(result: Any) -> FeedbackRow | None:
     if not result.rows:
         return None
     r = result.rows[0]
@@ -277,7 +277,7 @@ class RemoteLabelStore(LabelStore):
         self.history.set_status(step_id, APPLIED, consume=intent.id)
         return LabelChange(es, tid, old, new, intent.seconds_spent, step_id)
 
-    def apply_next(self, wait_s: float = 0.25) -> Any:  # noqa: ANN401 - Applied
+    def apply_next(self, wait_s: float = 0.25) -> Any:
         from iofold_tui.data.labels.store import Applied
 
         intent = self.history.next_queued()
@@ -295,7 +295,7 @@ class RemoteLabelStore(LabelStore):
             return Applied("failed", intent, error=str(exc))
         except LockedError as exc:
             return Applied("busy", intent, error=str(exc))
-        except Exception as exc:  # noqa: BLE001 - NoLabel, ReadOnly, LabelWriteError, UndoConflict...
+        except Exception as exc:
             from iofold_tui.data.labels.store import UndoConflictError
 
             self.history.consume(intent.id)
@@ -310,7 +310,7 @@ class RemoteLabelStore(LabelStore):
             self.history.close()
 
 
-def label_store_for(source: Any) -> LabelStore:  # noqa: ANN401 - an OpenedSource
+def label_store_for(source: Any) -> LabelStore:
     """The LabelStore of ``source``: on a live D1 database labels go as conditional D1 statements."""
     if source.kind == "d1-remote":
         return RemoteLabelStore(source.db.remote, source.db.path, history_path=source.history_path,

@@ -384,7 +384,7 @@ def _results(doc: dict[str, Any], expected: int) -> list[dict[str, Any]]:
     return result
 
 
-def _param(value: Any) -> Any:  # noqa: ANN401 - any SQLite value
+def _param(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         raise D1Error("sql", "BLOB parameters cannot be sent to D1 over JSON")
     if isinstance(value, bool):
@@ -392,7 +392,7 @@ def _param(value: Any) -> Any:  # noqa: ANN401 - any SQLite value
     return value
 
 
-def _value(value: Any) -> Any:  # noqa: ANN401 - any JSON value
+def _value(value: Any) -> Any:
     """D1 sends a BLOB as an array of byte values."""
     if isinstance(value, list):
         try:

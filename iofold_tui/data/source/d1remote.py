@@ -23,7 +23,6 @@ network is down what was seen stays usable; an uncached read fails with the clie
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -34,11 +33,11 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from iofold_tui.data import paths
 from iofold_tui.data.db import REMOTE_OPENERS, Database
-from iofold_tui.data.source.d1client import MAX_PARAMS, D1Client, D1Error, Result
+from iofold_tui.data.source.d1client import D1Client, D1Error, Result
+from iofold_tui.data.source.d1params import bind, is_read, strip_comments
 
 PROBE_S = 5.0
 WARM_S = 4.0  # a launch's reads, replayed as one batch by the next launch
@@ -58,114 +57,6 @@ _DATABASE_LIST = re.compile(r"^\s*PRAGMA\s+database_list\s*;?\s*$", re.IGNORECAS
 _DATA_VERSION = re.compile(r"^\s*PRAGMA\s+(?:main\.)?data_version\s*;?\s*$", re.IGNORECASE)
 _CF_PRAGMA = re.compile(r"^\s*PRAGMA\s+(?:main\.)?\w+\s*\(\s*[\"'`\[]?_cf_", re.IGNORECASE)  # D1's own tables: not authorized
 _REFUSED = re.compile(r"^\s*(CREATE\s+(TEMP|TEMPORARY)\b|ATTACH\b|DETACH\b|VACUUM\b)|\btemp\.", re.IGNORECASE)
-_READ = re.compile(r"^\s*(SELECT|WITH|VALUES|PRAGMA|EXPLAIN)\b", re.IGNORECASE)
-_WRITE_WORD = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
-_COMMENTS = re.compile(r"^(\s|--[^\n]*(\n|$)|/\*.*?\*/)+", re.DOTALL)
-
-
-def _strip(sql: str) -> str:
-    return _COMMENTS.sub("", sql, count=1)
-
-
-def is_read(sql: str) -> bool:
-    s = _strip(sql)
-    if not _READ.match(s):
-        return False
-    return not (s[:4].upper() == "WITH" and _WRITE_WORD.search(s))
-
-
-def sql_literal(value: Any) -> str:  # noqa: ANN401 - any SQLite value
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, (int, float)):
-        return repr(value) if isinstance(value, float) else str(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return "X'" + bytes(value).hex() + "'"
-    text = str(value)
-    if "\x00" in text:  # a NUL cannot appear in SQL text: the exact bytes, as TEXT
-        return "CAST(X'" + text.encode("utf-8").hex() + "' AS TEXT)"
-    return "'" + text.replace("'", "''") + "'"
-
-
-_MARK = object()  # a placeholder's place in the split statement
-
-
-def bind(sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple[str, list[Any]]:
-    """Positional ``params`` for D1: named parameters (``:name``, ``@name``, ``$name``) become positional;
-    more than D1's 100 (or any BLOB) are inlined as literals. Placeholders inside strings, quoted names and
-    comments are left alone."""
-    named = isinstance(params, dict)
-    values = list(params) if not named else []
-    out: list[Any] = []
-    ordered: list[Any] = []
-    i, n, pos = 0, len(sql), 0
-    while i < n:
-        c = sql[i]
-        if c in "'\"`[":
-            close = "]" if c == "[" else c
-            j = i + 1
-            while j < n:
-                if sql[j] == close:
-                    if close != "]" and j + 1 < n and sql[j + 1] == close:
-                        j += 2
-                        continue
-                    break
-                j += 1
-            out.append(sql[i:j + 1])
-            i = j + 1
-        elif c == "-" and sql.startswith("--", i):
-            j = sql.find("\n", i)
-            j = n if j < 0 else j
-            out.append(sql[i:j])
-            i = j
-        elif c == "/" and sql.startswith("/*", i):
-            j = sql.find("*/", i + 2)
-            j = n if j < 0 else j + 2
-            out.append(sql[i:j])
-            i = j
-        elif c == "?":
-            j = i + 1
-            while j < n and sql[j].isdigit():
-                j += 1
-            idx = int(sql[i + 1:j]) - 1 if j > i + 1 else pos
-            pos = idx + 1
-            ordered.append(values[idx] if idx < len(values) else None)
-            out.append(_MARK)
-            i = j
-        elif c in ":@$" and isinstance(params, dict) and i + 1 < n and (sql[i + 1].isalpha() or sql[i + 1] == "_"):
-            j = i + 1
-            while j < n and (sql[j].isalnum() or sql[j] == "_"):
-                j += 1
-            ordered.append(params[sql[i + 1:j]])
-            out.append(_MARK)
-            i = j
-        else:
-            out.append(c)
-            i += 1
-    inline = len(ordered) > MAX_PARAMS or any(isinstance(v, (bytes, bytearray, memoryview)) for v in ordered)
-    if not inline:
-        return "".join("?" if part is _MARK else part for part in out), ordered
-    # Floats stay parameters while they fit: SQLite's reading of a decimal literal is not always the exact
-    # double (the last bit of extreme values); past 100 floats they are inlined as repr (17 digits) anyway.
-    keep_floats = sum(isinstance(v, float) for v in ordered) <= MAX_PARAMS
-    k = iter(ordered)
-    text: list[str] = []
-    kept: list[Any] = []
-    for part in out:
-        if part is not _MARK:
-            text.append(part)
-            continue
-        value = next(k)
-        if keep_floats and isinstance(value, float):
-            text.append("?")
-            kept.append(value)
-        else:
-            text.append(sql_literal(value))
-    return "".join(text), kept
-
-
 class PageCache:
     """LRU of read results, bounded by entries and rows, dropped on a change (``clear``) or after the TTL."""
 
@@ -238,7 +129,7 @@ class RemoteCursor:
         self.__dict__.update({k: cur.__dict__[k] for k in ("_rows", "_at", "description", "rowcount", "lastrowid")})
         return self
 
-    def fetchone(self) -> Any:  # noqa: ANN401
+    def fetchone(self) -> Any:
         if self._at >= len(self._rows):
             return None
         self._at += 1
@@ -411,7 +302,7 @@ class RemoteConnection:
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> RemoteCursor:
         if self._closed:
             raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
-        s = _strip(sql)
+        s = strip_comments(sql)
         m = _QUERY_ONLY.match(s)
         if m:
             if m.group(1) is None:
@@ -525,7 +416,7 @@ class RemoteDatabase(Database):
         conn.row_factory = sqlite3.Row
         yield conn
 
-    def write(self, fn: Any) -> Any:  # noqa: ANN401
+    def write(self, fn: Any) -> Any:
         if self.read_only_reason:
             from iofold_tui.data.errors import ReadOnlyError
 
@@ -549,119 +440,3 @@ class RemoteDatabase(Database):
             return "D1 offline"
         rtt = self.remote.client.stats.last_rtt_ms
         return "D1" if rtt is None else f"D1 {rtt:.0f} ms"
-
-
-def placeholder_path(client: D1Client) -> Path:
-    """A stable local name for this remote database (prefs, label history, SQL history key on it)."""
-    folder = paths.data_dir() / "d1"
-    folder.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(f"{client.api_base}|{client.account_id}|{client.database_name}".encode()).hexdigest()[:16]
-    path = folder / f"{client.database_name[:40].replace('/', '_')}-{key}.d1"
-    if not path.exists():
-        with contextlib.suppress(OSError):
-            path.write_text(f"iofold-tui live D1 source: {client.database_name}\n")
-    return path
-
-
-# -- opening -----------------------------------------------------------------------------------------
-
-D1_SCHEME = "d1://"
-
-
-def is_d1_target(target: object) -> bool:
-    return isinstance(target, str) and target.startswith(D1_SCHEME)
-
-
-def connect_client(target: str, *, api_base: str | None = None, timeout_s: float | None = None,
-                   resolve: bool = True) -> D1Client:
-    """A client for ``d1://NAME-or-UUID`` (token and account from the environment / wrangler config)."""
-    from iofold_tui.data.source.d1client import TIMEOUT_S, account_from_env_or_wrangler, token_from_env
-
-    name = target[len(D1_SCHEME):].strip().strip("/")
-    if not name:
-        raise D1Error("config", "d1:// needs a database name or id, e.g. d1://iofold")
-    client = D1Client(account_from_env_or_wrangler(), name, token_from_env(), api_base=api_base,
-                      timeout_s=timeout_s or TIMEOUT_S)
-    if not client.database_id and resolve:
-        client.database_id = client.resolve_database(name)
-    return client
-
-
-_SCHEMA_SQL = ("SELECT m.name, p.cid, p.name, p.type, p.\"notnull\", p.dflt_value, p.pk FROM sqlite_master m, "
-               "pragma_table_info(m.name) p WHERE m.type IN ('table', 'view') AND m.name NOT LIKE '\\_cf\\_%' "
-               "ESCAPE '\\' ORDER BY m.name, p.cid")
-
-
-def _fill_schema(remote: Remote, res: Result) -> None:
-    """Every table's ``PRAGMA table_info`` from one pragma_table_info read, into the page cache under the
-    statements the app sends (one round trip instead of one per table)."""
-    by: dict[str, list[tuple[Any, ...]]] = {}
-    for r in res.rows:
-        by.setdefault(str(r[0]), []).append(tuple(r[1:]))
-    cols = ["cid", "name", "type", "notnull", "dflt_value", "pk"]
-    for table, rows in by.items():
-        quoted = '"' + table.replace('"', '""') + '"'
-        for form in (f"PRAGMA table_info({quoted})", f"PRAGMA table_info({table})", f"PRAGMA table_info('{table}')"):
-            remote.cache.put((form, ()), Result(cols, rows, {}))
-
-
-def warm_up(remote: Remote, warm_path: Path) -> None:
-    """The launch in (usually) ONE round trip: the schema and the reads the previous launch made (recorded in
-    ``warm_path``) go as one ``/raw`` batch and land in the page cache; the panes then find them there.
-    The database id comes from the same file (no list request). Anything odd: the plain path."""
-    client = remote.client
-    saved: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):
-        loaded = json.loads(warm_path.read_text())
-        saved = loaded if isinstance(loaded, dict) else {}
-    statements: list[tuple[str, list[Any]]] = [(_SCHEMA_SQL, [])]
-    if isinstance(saved.get("statements"), list):
-        statements += [(str(sql), list(params)) for sql, params in saved["statements"][:WARM_MAX]
-                       if isinstance(params, list) and is_read(str(sql))]
-    if not client.database_id:
-        client.database_id = str(saved.get("database_id") or "") or client.resolve_database(client.database_name)
-    try:
-        results = client.raw_batch(statements)
-    except D1Error as exc:
-        if exc.retryable or exc.kind in ("auth", "forbidden"):
-            raise
-        if saved.get("database_id"):  # the database was replaced, or a recorded read no longer runs
-            client.database_id = client.resolve_database(client.database_name)
-        with contextlib.suppress(OSError):
-            warm_path.unlink()
-        try:
-            results = [client.raw(_SCHEMA_SQL)]
-        except D1Error as again:
-            if again.kind not in ("sql", "limit"):
-                raise
-            return  # pragma_table_info not allowed there: each PRAGMA goes on its own
-        statements = statements[:1]
-    _fill_schema(remote, results[0])
-    for (sql, params), res in zip(statements[1:], results[1:], strict=False):
-        remote.cache.put((sql, tuple(params)), res)
-
-
-def open_remote(target: str, *, read_only: bool = False, api_base: str | None = None) -> Any:  # noqa: ANN401
-    """Open ``d1://DATABASE`` as an ``OpenedSource`` (raises SourceError with one line)."""
-    from iofold_tui.data.errors import SourceError
-    from iofold_tui.data.source.opened import OpenedSource
-    from iofold_tui.data.source.schema import detect
-
-    origin = Path(target)
-    try:
-        client = connect_client(target, api_base=api_base, resolve=False)
-        remote = Remote(client, read_only_reason="opened with --read-only" if read_only else None)
-        path = placeholder_path(client)
-        warm = path.with_name(path.name + ".warm.json")
-        warm_up(remote, warm)
-        remote.start_recording(warm, client.database_id)
-        db = RemoteDatabase(remote, path)
-        info = detect(cast(sqlite3.Connection, db.conn()), origin)
-    except D1Error as exc:
-        raise SourceError(target, str(exc)) from None
-    history = db.path.with_name(db.path.name + ".labels.sqlite")
-    notes = [f"live D1 database {client.database_name} ({client.database_id}) via {client.api_base}", *info.warnings]
-    opened = OpenedSource(kind="d1-remote", origin=origin, db=db, schema=info, history_path=history,
-                          notes=notes)
-    opened.target = target  # type: ignore[attr-defined]
-    return opened

@@ -99,8 +99,8 @@ def open_source(
     """Open a source for browsing and labelling. Raises SourceError with a one-line message."""
     if demo:
         return _open_demo()
-    if isinstance(target, str) and target.startswith("d1://"):  # a live D1 database (source/d1remote.py)
-        from iofold_tui.data.source.d1remote import open_remote
+    if isinstance(target, str) and target.startswith("d1://"):  # a live D1 database (source/d1open.py)
+        from iofold_tui.data.source.d1open import open_remote
 
         remote: OpenedSource = open_remote(target, read_only=read_only)
         return remote
