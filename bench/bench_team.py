@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from iofold_tui.data.labels.agreement import open_agreement
+from iofold_tui.data.labels.agreement_open import open_agreement
 from iofold_tui.data.labels.importing import apply_import, plan_import
 from iofold_tui.data.labels.store import LabelStore
 from iofold_tui.data.source.loader import open_source

@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from iofold_tui.cli import main
-from iofold_tui.data.labels.agreement import cohen, fleiss, open_agreement
+from iofold_tui.data.labels.agreement_open import open_agreement
+from iofold_tui.data.labels.kappa import cohen, fleiss
 from iofold_tui.data.matrix.stats import compute_stats
 from iofold_tui.data.source.loader import open_source
 from tests._labels_helpers import ES2, add_traces

@@ -41,7 +41,8 @@ def agreement_cmd(
     d1 export` .sql, wrangler dir) or label files (export-labels CSV / JSON lines / .sql patch). Cohen's κ
     per pair, Fleiss' κ for three or more, percent agreement, confusion tables, and each annotator against
     each eval version. Reads only."""
-    from iofold_tui.data.labels.agreement import open_agreement, report_lines
+    from iofold_tui.data.labels.agreement_open import open_agreement
+    from iofold_tui.data.labels.agreement_text import report_lines
     from iofold_tui.data.sanitize import json_text, one_line
 
     if demo and source is not None:

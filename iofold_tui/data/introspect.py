@@ -6,6 +6,13 @@ a PRAGMA or running plugins, so read-only, immutable and D1 (data/source/d1remot
 unchanged; names are quoted by sqlite-utils' ``quote_identifier`` (the same rule as ``db.quote_ident``),
 so any table name (quotes, spaces, non-ASCII) is read as it is. Names starting with ``sqlite_`` are
 SQLite's own and left out.
+
+An ATTACHed database (the agreement's copies and label history, data/labels/agreement_open.py) is the
+one case sqlite-utils cannot address: its ``Table`` reads ``PRAGMA table_info(name)``, which SQLite
+resolves in the first schema holding that name. ``attached_columns`` and ``attached_unique_keys`` are
+the one place that reads ``PRAGMA "<schema>".table_info(...)`` / ``index_list`` / ``index_info``, with
+schema, table and index names quoted by the same ``quote_identifier`` (``db.quote_ident`` itself is out
+of reach: data/db.py imports this module).
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 
 import sqlite_utils
-from sqlite_utils.db import Table
+from sqlite_utils.db import Table, quote_identifier
 
 
 def _utils(conn: sqlite3.Connection) -> sqlite_utils.Database:
@@ -85,3 +92,22 @@ def primary_key(conn: sqlite3.Connection, table: str) -> list[str]:
 def indexes(conn: sqlite3.Connection, table: str) -> list[tuple[str, list[str]]]:
     """(index name, its columns in order) for each index on ``table``."""
     return [(str(i.name), [str(c) for c in i.columns]) for i in _Listed(_utils(conn), table).indexes]
+
+
+def attached_columns(conn: sqlite3.Connection, schema: str, table: str) -> list[str]:
+    """The columns of ``table`` in the schema ``schema`` (``main``, ``temp`` or an ATTACHed name) in order,
+    [] when that schema has no such table."""
+    sql = f"PRAGMA {quote_identifier(schema)}.table_info({quote_identifier(table)})"
+    return [str(r[1]) for r in conn.execute(sql)]
+
+
+def attached_unique_keys(conn: sqlite3.Connection, schema: str, table: str) -> list[list[str]]:
+    """The columns (in index order) of each UNIQUE index of ``table`` in the schema ``schema``, its PRIMARY
+    KEY's automatic index included (a rowid table's INTEGER PRIMARY KEY has none)."""
+    quoted = quote_identifier(schema)
+    keys: list[list[str]] = []
+    for index in conn.execute(f"PRAGMA {quoted}.index_list({quote_identifier(table)})").fetchall():
+        if index[2]:
+            info = conn.execute(f"PRAGMA {quoted}.index_info({quote_identifier(str(index[1]))})")
+            keys.append([str(r[2]) for r in info])
+    return keys

@@ -18,68 +18,24 @@ wrangler project dir; ATTACHed read-only, never written), a label file (``export
 Undefined figures are ``None`` with the reason, never a fake 0: no overlap, a single trace (the chance
 model needs more than one), or expected agreement 1 (every label of both in one class).
 Disagreements are listed by trace id with keyset paging (``disagreements``).
+
+The session is opened by data/labels/agreement_open.py, κ is computed by data/labels/kappa.py and the
+report is put into words by data/labels/agreement_text.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import sqlite3
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
-from iofold_tui.data.db import quote_ident, tolerant
-from iofold_tui.data.errors import SourceError
-from iofold_tui.data.labels.label_file import RATINGS, read_label_file, sniff_format
-from iofold_tui.data.matrix.stats import MatrixStats, Metric
-from iofold_tui.data.sanitize import one_line
-from iofold_tui.data.text import plural
+from iofold_tui.data import introspect
+from iofold_tui.data.labels.kappa import cohen, fleiss, undefined
+from iofold_tui.data.labels.label_file import RATINGS
+from iofold_tui.data.matrix.stats import MatrixStats
 
-MAX_OTHERS = 8  # SQLite attaches at most 10 databases: the scratch schema, the history, 8 copies
 _VALID = "rating IN ('positive', 'negative', 'neutral')"
-
-
-def na(reason: str) -> Metric:
-    return Metric(None, f"n/a ({reason})")
-
-
-def cohen(table: dict[str, dict[str, int]]) -> tuple[Metric, Metric]:
-    """(percent agreement, Cohen's κ) of a rating × rating table of two annotators."""
-    n = sum(sum(row.values()) for row in table.values())
-    if n == 0:
-        return na("no overlap"), na("no overlap")
-    agree = sum(table.get(c, {}).get(c, 0) for c in RATINGS)
-    observed = Fraction(agree, n)
-    if n == 1:
-        return Metric(float(observed)), na("a single trace")
-    rows = {c: sum(table.get(c, {}).values()) for c in RATINGS}
-    cols = {c: sum(table.get(r, {}).get(c, 0) for r in RATINGS) for c in RATINGS}
-    chance = sum(Fraction(rows[c] * cols[c], n * n) for c in RATINGS)
-    if chance == 1:
-        return Metric(float(observed)), na("one class only: expected agreement is 1")
-    return Metric(float(observed)), Metric(float((observed - chance) / (1 - chance)))
-
-
-def fleiss(counts: Iterable[tuple[Sequence[int], int]], raters: int) -> tuple[int, Metric, Metric]:
-    """(traces, share where all agree, Fleiss' κ) from (per-rating counts of one trace, how many such traces)."""
-    items = [(tuple(c), w) for c, w in counts if w]
-    traces = sum(w for _, w in items)
-    if traces == 0:
-        return 0, na("no trace labelled by all"), na("no trace labelled by all")
-    unanimous = Metric(sum(w for c, w in items if max(c) == raters) / traces)
-    if traces == 1:
-        return traces, unanimous, na("a single trace")
-    if raters < 2:
-        return traces, unanimous, na("fewer than two annotators")
-    p_bar = sum(Fraction(sum(x * x for x in c) - raters, raters * (raters - 1)) * w for c, w in items) / traces
-    totals = [sum(c[j] * w for c, w in items) for j in range(len(RATINGS))]
-    p_e = sum(Fraction(t, traces * raters) ** 2 for t in totals)
-    if p_e == 1:
-        return traces, unanimous, na("one class only: expected agreement is 1")
-    return traces, unanimous, Metric(float((p_bar - p_e) / (1 - p_e)))
 
 
 @dataclass
@@ -90,6 +46,7 @@ class Annotator:
     relation: str  # SQL naming a table with eval_set_id, trace_id, rating, notes
     where: str = ""  # an extra filter on it ("AND ...")
     params: tuple[object, ...] = ()
+    schema: str = ""  # source / database: the schema holding its ``feedback`` table (introspected)
 
     def source_sql(self, alias: str) -> str:
         return f"{self.relation} AS {alias}"
@@ -135,15 +92,18 @@ class AgreementSession:
             return by_id
         by_name = [r for r in rows if r[1] == wanted]
         if len(by_name) > 1:
-            raise ValueError(f"--eval-set {wanted!r}: {len(by_name)} eval sets have this name; give its id")
+            raise ValueError(f"--eval-set {wanted!r}: {len(by_name)} eval sets have this name; "
+                             "give its id")
         if not by_name:
-            raise ValueError(f"--eval-set {wanted!r}: no eval set with this name or id in {self.source_label}")
+            raise ValueError(f"--eval-set {wanted!r}: no eval set with this name or id in "
+                             f"{self.source_label}")
         return by_name
 
     # -- the figures --------------------------------------------------------------------------------
 
     def report(self, eval_set: str | None = None, *, versions: bool = True) -> dict[str, Any]:
-        """Every figure, per eval set; ``versions=False`` leaves out the eval-version agreement (``None``)."""
+        """Every figure, per eval set; ``versions=False`` leaves out the eval-version agreement
+        (``None``)."""
         sets = self.eval_sets(eval_set)
         self._vectors(sets[0][0] if eval_set is not None and sets else None)  # one pass for every set
         out: dict[str, Any] = {
@@ -158,28 +118,30 @@ class AgreementSession:
         return out
 
     def _unknown_sets(self, known: set[str]) -> dict[str, int]:
-        """Labels (per annotator) in eval sets the source does not have. The distinct eval set ids come from
-        index seeks (``min(eval_set_id) > previous``), one per set: no pass over the labels."""
+        """Labels (per annotator) in eval sets the source does not have. The distinct eval set ids come
+        from index seeks (``min(eval_set_id) > previous``), one per set: no pass over the labels."""
         found: dict[str, int] = {}
         for a in self.annotators[1:]:
             n, previous = 0, None
             for _ in range(10_000):  # a bound: far more eval sets than any database has
+                after = "eval_set_id > ?" if previous is not None else "1"
                 row = self.conn.execute(
-                    f"SELECT min(eval_set_id) FROM {a.relation} WHERE {'eval_set_id > ?' if previous is not None else '1'}"
-                    f" {_scoped(a, a.relation)}", ((previous,) if previous is not None else ()) + a.params).fetchone()
+                    f"SELECT min(eval_set_id) FROM {a.relation} WHERE {after} {_scoped(a, a.relation)}",
+                    ((previous,) if previous is not None else ()) + a.params).fetchone()
                 if row is None or row[0] is None:
                     break
                 previous = row[0]
                 if previous not in known:
                     n += int(self.conn.execute(
-                        f"SELECT count(*) FROM {a.relation} WHERE eval_set_id = ? AND {_VALID} {_scoped(a, a.relation)}",
-                        (previous, *a.params)).fetchone()[0])
+                        f"SELECT count(*) FROM {a.relation} WHERE eval_set_id = ? AND {_VALID} "
+                        f"{_scoped(a, a.relation)}", (previous, *a.params)).fetchone()[0])
             if n:
                 found[a.name] = n
         return found
 
     def eval_set_report(self, es: str, name: str, *, versions: bool = True) -> dict[str, Any]:
-        if self._vec_scope not in (None, es):  # ``report`` fills every set at once; alone, this set only
+        # ``report`` fills every set at once; alone, this set only
+        if self._vec_scope not in (None, es):
             self._vectors(es)
         dist = self._dist.get(es, [])
         anns = self.annotators
@@ -201,8 +163,9 @@ class AgreementSession:
                 if all(codes):
                     counts.append(([codes.count(c + 1) for c in range(len(RATINGS))], n))
             traces, unanimous, kappa = fleiss(counts, k)
-            group = {"annotators": k, "traces": traces, "unanimous": unanimous.value, "fleiss_kappa": kappa.value,
-                     "undefined": _undefined(unanimous=unanimous, fleiss_kappa=kappa)}
+            group = {"annotators": k, "traces": traces, "unanimous": unanimous.value,
+                     "fleiss_kappa": kappa.value,
+                     "undefined": undefined(unanimous=unanimous, fleiss_kappa=kappa)}
         disagreeing = sum(n for v, n in dist if len({(v >> 2 * i) & 3 for i in range(k)} - {0}) > 1)
         return {
             "eval_set_id": es, "name": name, "annotators": labelled, "pairs": pairs, "fleiss": group,
@@ -213,9 +176,9 @@ class AgreementSession:
     def _vectors(self, es: str | None) -> None:
         """One pass over every annotator's labels (sequential scans, no per-label index probe) of the set
         ``es`` (None: every set at once): ``scratch.vec`` gets one row per (eval set, trace) labelled by
-        anyone, ``v`` packing each annotator's rating in two bits (0 none, 1 positive, 2 negative, 3 neutral;
-        annotator i at bits 2i). ``_dist`` then holds, per set, how many traces have each ``v``: every
-        inter-annotator figure follows from that distribution."""
+        anyone, ``v`` packing each annotator's rating in two bits (0 none, 1 positive, 2 negative,
+        3 neutral; annotator i at bits 2i). ``_dist`` then holds, per set, how many traces have each
+        ``v``: every inter-annotator figure follows from that distribution."""
         arms: list[str] = []
         params: list[Any] = []
         code = "(CASE t.rating WHEN 'positive' THEN 1 WHEN 'negative' THEN 2 ELSE 3 END)"
@@ -224,19 +187,22 @@ class AgreementSession:
             if self._one_row_per_key(a):
                 arms.append(f"SELECT t.eval_set_id AS e, t.trace_id AS t, {code} << {2 * i} AS v "
                             f"FROM {a.relation} AS t NOT INDEXED {where}")
-            else:  # a table without UNIQUE(eval_set_id, trace_id): one rating per trace, or the bits would mix
+            else:  # no UNIQUE(eval_set_id, trace_id): one rating per trace, or the bits would mix
                 arms.append(f"SELECT t.eval_set_id AS e, t.trace_id AS t, max({code}) << {2 * i} AS v "
-                            f"FROM {a.relation} AS t NOT INDEXED {where} GROUP BY t.eval_set_id, t.trace_id")
+                            f"FROM {a.relation} AS t NOT INDEXED {where} "
+                            "GROUP BY t.eval_set_id, t.trace_id")
             params.extend(((es,) if es is not None else ()) + a.params)
         self.conn.execute("PRAGMA query_only = 0")  # the in-memory scratch schema only
         try:
             self.conn.execute("DROP TABLE IF EXISTS scratch.vec")
-            self.conn.execute(f"CREATE TABLE scratch.vec AS SELECT e AS eval_set_id, t AS trace_id, sum(v) AS v "
+            self.conn.execute("CREATE TABLE scratch.vec AS "
+                              "SELECT e AS eval_set_id, t AS trace_id, sum(v) AS v "
                               f"FROM ({' UNION ALL '.join(arms)}) GROUP BY e, t", params)
         finally:
             self.conn.execute("PRAGMA query_only = 1")
         self._dist = {}
-        for e, v, n in self.conn.execute("SELECT eval_set_id, v, count(*) FROM scratch.vec GROUP BY 1, 2"):
+        per_set = self.conn.execute("SELECT eval_set_id, v, count(*) FROM scratch.vec GROUP BY 1, 2")
+        for e, v, n in per_set:
             self._dist.setdefault(e, []).append((int(v), int(n)))
         self._vec_scope = es
 
@@ -244,16 +210,11 @@ class AgreementSession:
         """Whether the relation has a unique index / key on exactly (eval_set_id, trace_id)."""
         if a.kind in ("file", "history"):
             return True
-        schema, _, table = a.relation.rpartition(".")
         try:
-            for idx in self.conn.execute(f"PRAGMA {schema}.index_list({table})").fetchall():
-                if idx[2]:
-                    cols = [r[2] for r in self.conn.execute(f"PRAGMA {schema}.index_info({quote_ident(idx[1])})")]
-                    if sorted(cols) == ["eval_set_id", "trace_id"]:
-                        return True
+            keys = introspect.attached_unique_keys(self.conn, a.schema, "feedback")
         except sqlite3.Error:
             return False
-        return False
+        return any(sorted(cols) == ["eval_set_id", "trace_id"] for cols in keys)
 
     def _pair(self, dist: list[tuple[int, int]], i: int, j: int) -> dict[str, Any]:
         table = {r: {c: 0 for c in RATINGS} for r in RATINGS}
@@ -264,24 +225,26 @@ class AgreementSession:
         overlap = sum(sum(r.values()) for r in table.values())
         agree = sum(table[c][c] for c in RATINGS)
         percent, kappa = cohen(table)
-        return {"a": self.annotators[i].name, "b": self.annotators[j].name, "overlap": overlap, "agree": agree,
-                "percent_agreement": percent.value, "cohens_kappa": kappa.value,
-                "undefined": _undefined(percent_agreement=percent, cohens_kappa=kappa), "confusion": table}
+        return {"a": self.annotators[i].name, "b": self.annotators[j].name, "overlap": overlap,
+                "agree": agree, "percent_agreement": percent.value, "cohens_kappa": kappa.value,
+                "undefined": undefined(percent_agreement=percent, cohens_kappa=kappa), "confusion": table}
 
     def _versions(self, es: str, labelled: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Each annotator against each eval version of the set (in the source database). Each version's
         execution on each labelled trace is read once for all annotators (``scratch.vec`` joined to the
         ``eval_executions(eval_id, trace_id)`` index): this is the part whose cost grows with the labels."""
         evals = [(str(e[0]), str(e[1] or ""), _int(e[2]), str(e[3] or "")) for e in self.conn.execute(
-            "SELECT id, name, version, status FROM main.evals WHERE eval_set_id = ? ORDER BY version, id", (es,))]
+            "SELECT id, name, version, status FROM main.evals WHERE eval_set_id = ? ORDER BY version, id",
+            (es,))]
         out = []
         stats = {(i, e[0]): MatrixStats(e[0], es, e[1], e[2], e[3], a.name)
                  for e in evals for i, a in enumerate(self.annotators)}
         for e in evals:
-            # The rules of data/matrix/stats.py: an error first, then a result of 1 / 0, anything else invalid.
+            # The rules of data/matrix/stats.py: an error first, then a result of 1 / 0, else invalid.
             rows = self.conn.execute(
                 "SELECT x.v, CASE WHEN e.error IS NOT NULL THEN 'error' "
-                "WHEN coalesce(e.result IN (0, 1), 0) = 0 THEN 'invalid' WHEN e.result = 1 THEN 'pass' ELSE 'fail' END, "
+                "WHEN coalesce(e.result IN (0, 1), 0) = 0 THEN 'invalid' WHEN e.result = 1 THEN 'pass' "
+                "ELSE 'fail' END, "
                 "count(*) FROM scratch.vec AS x JOIN main.eval_executions AS e ON e.eval_id = ? "
                 "AND e.trace_id = x.trace_id WHERE x.eval_set_id = ? GROUP BY 1, 2", (e[0], es)).fetchall()
             for i in range(len(self.annotators)):
@@ -297,10 +260,11 @@ class AgreementSession:
                     s.cells[r]["not_run"] = labelled[i]["by_rating"][r] - sum(
                         s.cells[r][st] for st in ("pass", "fail", "error", "invalid"))
                 accuracy, kappa = s.accuracy, s.cohens_kappa
-                out.append({"annotator": a.name, "eval_id": s.eval_id, "eval_name": s.name, "version": s.version,
-                            "status": s.status, "n": s.n, "agree": s.tp + s.tn, "tp": s.tp, "fp": s.fp, "fn": s.fn,
-                            "tn": s.tn, "percent_agreement": accuracy.value, "cohens_kappa": kappa.value,
-                            "undefined": _undefined(percent_agreement=accuracy, cohens_kappa=kappa),
+                out.append({"annotator": a.name, "eval_id": s.eval_id, "eval_name": s.name,
+                            "version": s.version, "status": s.status, "n": s.n, "agree": s.tp + s.tn,
+                            "tp": s.tp, "fp": s.fp, "fn": s.fn, "tn": s.tn,
+                            "percent_agreement": accuracy.value, "cohens_kappa": kappa.value,
+                            "undefined": undefined(percent_agreement=accuracy, cohens_kappa=kappa),
                             "excluded": {k: v for k, v in s.excluded.items() if k != "unlabelled"}})
         out.sort(key=lambda d: [a.name for a in self.annotators].index(str(d["annotator"])))
         return out
@@ -324,7 +288,8 @@ class AgreementSession:
             return 0
         if len(parts) == 1:
             return int(self.conn.execute(f"SELECT count(*) FROM ({parts[0]})", params).fetchone()[0])
-        return int(self.conn.execute(f"SELECT count(*) FROM ({' UNION '.join(parts)})", params).fetchone()[0])
+        union = " UNION ".join(parts)
+        return int(self.conn.execute(f"SELECT count(*) FROM ({union})", params).fetchone()[0])
 
     def disagreements(self, es: str, *, after: object = None, limit: int = 100) -> list[Disagreement]:
         """Traces labelled differently by two annotators, ordered by trace id, ``limit`` after ``after``."""
@@ -342,7 +307,8 @@ class AgreementSession:
         out: dict[str, str | None] = {}
         for a in self.annotators:
             row = self.conn.execute(f"SELECT rating FROM {a.relation} WHERE eval_set_id = ? AND trace_id = ? "
-                                    f"AND {_VALID} {_scoped(a, a.relation)}", (es, trace_id, *a.params)).fetchone()
+                                    f"AND {_VALID} {_scoped(a, a.relation)}",
+                                    (es, trace_id, *a.params)).fetchone()
             out[a.name] = None if row is None else str(row[0])
         return out
 
@@ -362,183 +328,9 @@ def _scoped(a: Annotator, alias: str) -> str:
     return a.where.replace("{t}", alias) if a.where else ""
 
 
-def _undefined(**metrics: Metric) -> dict[str, str]:
-    return {k: m.reason or "n/a" for k, m in metrics.items() if m.value is None}
-
-
 def _int(value: object) -> int:
     try:
         return int(value) if isinstance(value, int | float | str | bytes) else 0
     except (TypeError, ValueError):
         return 0
 
-
-# ---------------------------------------------------------------- text
-
-
-def _pct(value: float | None, reason: dict[str, str], key: str) -> str:
-    return f"{value * 100:.1f} %" if value is not None else reason.get(key, "n/a")
-
-
-def _num(value: float | None, reason: dict[str, str], key: str) -> str:
-    return f"{value:.3f}" if value is not None else reason.get(key, "n/a")
-
-
-def report_lines(s: dict[str, Any]) -> list[str]:
-    """The report of one eval set as text lines (the CLI and the TUI's agreement view)."""
-    out = [f"eval set {one_line(s['name'], 60)} ({one_line(s['eval_set_id'], 60)})"]
-    width = max(len(one_line(a["name"], 40)) for a in s["annotators"])
-    for a in s["annotators"]:
-        r = a["by_rating"]
-        out.append(f"  {one_line(a['name'], 40):<{width}}  {plural(a['labelled'], 'trace')} labelled "
-                   f"({r['positive']:,} positive, {r['negative']:,} negative, {r['neutral']:,} neutral)")
-    for p in s["pairs"]:
-        u = p["undefined"]
-        out.append(f"  {one_line(p['a'], 40)} × {one_line(p['b'], 40)}: overlap {p['overlap']:,}, agree "
-                   f"{p['agree']:,} ({_pct(p['percent_agreement'], u, 'percent_agreement')}), Cohen's κ "
-                   f"{_num(p['cohens_kappa'], u, 'cohens_kappa')}")
-        if p["overlap"]:
-            out.append(f"    {'':<10}" + "".join(f"{c:>10}" for c in p["confusion"]) + f"   ← {one_line(p['b'], 30)}")
-            for r, row in p["confusion"].items():
-                out.append(f"    {r:<10}" + "".join(f"{n:>10,}" for n in row.values()))
-    f = s["fleiss"]
-    if f is not None:
-        u = f["undefined"]
-        out.append(f"  Fleiss' κ ({f['annotators']} annotators, {plural(f['traces'], 'trace')} labelled by all): "
-                   f"{_num(f['fleiss_kappa'], u, 'fleiss_kappa')}; all agree on "
-                   f"{_pct(f['unanimous'], u, 'unanimous')}")
-    if s["versions"]:
-        out.append("  with the eval versions (pass = positive, fail = negative; neutral, errors, invalid results "
-                   "and traces not run left out):")
-        for v in s["versions"]:
-            u = v["undefined"]
-            ex = v["excluded"]
-            out.append(f"    {one_line(v['annotator'], 30)} vs v{v['version']} {one_line(v['eval_name'], 30)}: "
-                       f"n {v['n']:,}, agree {_pct(v['percent_agreement'], u, 'percent_agreement')}, κ "
-                       f"{_num(v['cohens_kappa'], u, 'cohens_kappa')} (left out: {ex['neutral']:,} neutral, "
-                       f"{ex['errors']:,} errors, {ex['invalid_result']:,} invalid, {ex['not_run']:,} not run)")
-    out.append(f"  disagreements: {plural(s['disagreements'], 'trace')}")
-    return out
-
-
-# ---------------------------------------------------------------- opening
-
-
-def open_agreement(source: Any, others: Sequence[str | Path], *,  # noqa: ANN401 - an OpenedSource
-                   history_annotators: bool = False) -> AgreementSession:
-    """A session on ``source`` (an OpenedSource) with ``others`` attached. Raises SourceError / ValueError."""
-    if len(others) > MAX_OTHERS:
-        raise ValueError(f"at most {MAX_OTHERS} other annotators at once (SQLite attaches at most 10 databases)")
-    db_path = Path(source.db.path)
-    uri = f"{db_path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if getattr(source.db, "immutable", False) else "")
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-    tolerant(conn)
-    try:
-        conn.execute("PRAGMA busy_timeout = 5000")
-        conn.execute("PRAGMA query_only = 1")  # belt and braces: no statement may write (temp included)
-        conn.execute("ATTACH ':memory:' AS scratch")
-        _require_feedback(conn, "main", str(source.origin) if source.kind != "demo" else "demo database")
-        session = AgreementSession(conn, [Annotator(_unique(source.label, []), str(source.origin), "source",
-                                                    "main.feedback")],
-                                   str(source.origin) if source.kind != "demo" else "demo database")
-        for i, other in enumerate(others, start=1):
-            _add_other(session, str(other), i)
-        if history_annotators:
-            add_history_annotators(session, Path(source.history_path))
-        return session
-    except BaseException:
-        conn.close()
-        raise
-
-
-def _unique(name: str, taken: Iterable[str]) -> str:
-    taken = set(taken)
-    if name not in taken:
-        return name
-    for n in itertools.count(2):
-        if f"{name} ({n})" not in taken:
-            return f"{name} ({n})"
-    raise AssertionError("unreachable")
-
-
-def _require_feedback(conn: sqlite3.Connection, schema: str, name: str) -> None:
-    cols = {str(r[1]) for r in conn.execute(f"PRAGMA {quote_ident(schema)}.table_info(feedback)")}
-    missing = {"eval_set_id", "trace_id", "rating"} - cols
-    if not cols:
-        raise SourceError(name, "no feedback table: it holds no labels")
-    if missing:
-        raise SourceError(name, f"its feedback table lacks {', '.join(sorted(missing))}")
-
-
-def _add_other(session: AgreementSession, other: str, index: int) -> None:
-    from iofold_tui.data.source.loader import open_source
-
-    path = Path(other).expanduser()
-    if not path.exists():
-        raise SourceError(path, "no such file or directory")
-    taken = [a.name for a in session.annotators]
-    fmt = None if path.is_dir() else sniff_format(path)
-    if fmt is not None:
-        parsed = read_label_file(path, fmt)
-        if not parsed.ok:
-            first = parsed.errors[0]
-            more = f" (and {len(parsed.errors) - 1} more problems)" if len(parsed.errors) > 1 else ""
-            raise SourceError(None, first.text(str(path)) + more)
-        table = f"scratch.{quote_ident(f'ann_{index}')}"
-        session.conn.execute("PRAGMA query_only = 0")  # the in-memory scratch schema only
-        try:
-            session.conn.execute(f"CREATE TABLE {table} (eval_set_id, trace_id, rating, notes, "
-                                 "PRIMARY KEY (eval_set_id, trace_id)) WITHOUT ROWID")
-            session.conn.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?)",
-                                     ((r.eval_set_id, r.trace_id, r.rating, r.notes) for r in parsed.rows
-                                      if r.rating is not None))
-            session.conn.execute(f"CREATE INDEX scratch.{quote_ident(f'ann_{index}_r')} ON "
-                                 f"{quote_ident(f'ann_{index}')}(eval_set_id, rating)")
-        finally:
-            session.conn.execute("PRAGMA query_only = 1")
-        who = {r.annotator for r in parsed.rows}
-        name = path.name if len(who) != 1 or None in who else f"{next(iter(who))} ({path.name})"
-        session.annotators.append(Annotator(_unique(name, taken), str(path), "file", table))
-        return
-    opened = open_source(path, read_only=True)
-    schema = f"copy{index}"
-    uri = f"{Path(opened.db.path).resolve().as_uri()}?mode=ro" + ("&immutable=1" if opened.db.immutable else "")
-    session.conn.execute("ATTACH ? AS " + quote_ident(schema), (uri,))
-    _require_feedback(session.conn, schema, str(path))
-    session.annotators.append(Annotator(_unique(opened.label, taken), str(path), "database",
-                                        f"{quote_ident(schema)}.feedback"))
-    with contextlib.suppress(Exception):
-        opened.db.close()
-
-
-def add_history_annotators(session: AgreementSession, history_path: Path) -> None:
-    """One annotator per name in the local label history's ``annotator`` column: per key, the rating of
-    the latest applied change that person made (a later relabel by someone else does not erase what
-    they said). Nothing is added when the history has no such column yet."""
-    if not history_path.is_file():
-        return
-    uri = f"{history_path.resolve().as_uri()}?mode=ro"
-    session.conn.execute("ATTACH ? AS hist", (uri,))
-    cols = {str(r[1]) for r in session.conn.execute("PRAGMA hist.table_info(steps)")}
-    if "annotator" not in cols:
-        session.conn.execute("DETACH hist")
-        return
-    session.conn.execute("PRAGMA query_only = 0")
-    try:
-        session.conn.execute(
-            "CREATE TABLE scratch.hist_labels (annotator, eval_set_id, trace_id, rating, notes, "
-            "PRIMARY KEY (annotator, eval_set_id, trace_id)) WITHOUT ROWID")
-        session.conn.execute(
-            "INSERT INTO scratch.hist_labels SELECT annotator, eval_set_id, trace_id, new_rating, new_notes FROM ("
-            "SELECT s.annotator, c.eval_set_id, c.trace_id, c.new_rating, c.new_notes, "
-            "row_number() OVER (PARTITION BY s.annotator, c.eval_set_id, c.trace_id ORDER BY s.id DESC, c.seq DESC) AS k "
-            "FROM hist.steps s JOIN hist.changes c ON c.step_id = s.id "
-            "WHERE s.status = 'applied' AND s.annotator IS NOT NULL) WHERE k = 1 AND new_rating IS NOT NULL")
-        session.conn.execute("CREATE INDEX scratch.hist_labels_set ON hist_labels(eval_set_id, trace_id)")
-    finally:
-        session.conn.execute("PRAGMA query_only = 1")
-    names = [str(r[0]) for r in session.conn.execute("SELECT DISTINCT annotator FROM scratch.hist_labels ORDER BY 1")]
-    for name in names:
-        taken = [a.name for a in session.annotators]
-        session.annotators.append(Annotator(_unique(name, taken), f"label history ({name})", "history",
-                                            "scratch.hist_labels", "AND {t}.annotator = ?", (name,)))

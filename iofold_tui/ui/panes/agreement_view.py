@@ -20,7 +20,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from iofold_tui.data.labels.agreement import open_agreement, report_lines
+from iofold_tui.data.labels.agreement_open import open_agreement
+from iofold_tui.data.labels.agreement_text import report_lines
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.ui.navigation import OpenReviewQueue
 from iofold_tui.ui.text import cell, safe
