@@ -115,7 +115,7 @@ class IofoldApp(App[None]):
     def _open_labels(self) -> None:
         """Labels queued by an earlier session (it quit, or was killed, while the database was locked) are
         written now, whatever pane is shown: open the store and its writer if the sidecar holds any."""
-        from iofold_tui.data.labels.history import queued_count
+        from iofold_tui.data.labels.history_schema import queued_count
         from iofold_tui.ui import labeling
 
         if self.source.read_only_reason:

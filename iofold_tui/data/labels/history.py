@@ -16,6 +16,8 @@ redo) here, committed, before anything touches the user's database, and the writ
 in order when the database lock is free. An intent being applied is bound to its step (``step_id``) in the
 same sidecar transaction that records the step, and deleted in the one that settles it; a dropped step
 unbinds it (``ON DELETE SET NULL``), so after any crash an intent is either consumed or still queued.
+
+The tables and their migration are in data/labels/history_schema.py.
 """
 
 from __future__ import annotations
@@ -30,55 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from iofold_tui.data.db import write_txn
+from iofold_tui.data.labels.history_schema import DDL, FORMAT_VERSION, add_annotator_column
 
-FORMAT_VERSION = "1"
 PENDING, APPLIED, UNDOING, UNDONE, REDOING, DISCARDED = (
     "pending", "applied", "undoing", "undone", "redoing", "discarded")
 IN_FLIGHT = (PENDING, UNDOING, REDOING)
-
-_DDL = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS steps (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  created_at TEXT NOT NULL,          -- UTC, 'YYYY-MM-DD HH:MM:SS.ffffff'
-  kind TEXT NOT NULL,                -- label | bulk | note
-  status TEXT NOT NULL,
-  status_at TEXT NOT NULL,           -- when status last changed (undo/redo time)
-  session TEXT NOT NULL,             -- the LabelStore instance that made it
-  n_changes INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS steps_status ON steps(status, id);
-CREATE INDEX IF NOT EXISTS steps_status_at ON steps(status_at);
-CREATE TABLE IF NOT EXISTS changes (
-  step_id INTEGER NOT NULL REFERENCES steps(id) ON DELETE CASCADE,
-  seq INTEGER NOT NULL,
-  eval_set_id TEXT NOT NULL, trace_id TEXT NOT NULL,
-  old_id TEXT, old_rating TEXT, old_notes TEXT, old_created_at TEXT, old_updated_at TEXT,
-  new_id TEXT, new_rating TEXT, new_notes TEXT, new_created_at TEXT, new_updated_at TEXT,
-  seconds_spent REAL,
-  PRIMARY KEY (step_id, seq)
-);
-CREATE INDEX IF NOT EXISTS changes_key ON changes(eval_set_id, trace_id, step_id);
-CREATE TABLE IF NOT EXISTS exported (  -- final states written into SQL patches: D1 may hold them now
-  eval_set_id TEXT NOT NULL, trace_id TEXT NOT NULL,
-  state TEXT NOT NULL,               -- JSON [id, rating, notes], or null for "no row"
-  at TEXT NOT NULL,
-  PRIMARY KEY (eval_set_id, trace_id, state)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS queued (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  created_at TEXT NOT NULL,
-  session TEXT NOT NULL,
-  kind TEXT NOT NULL,                -- label | note | undo | redo
-  eval_set_id TEXT, trace_id TEXT,
-  rating TEXT,                       -- label: the rating (NULL clears)
-  note_set INTEGER NOT NULL DEFAULT 0, note TEXT,
-  seconds_spent REAL,
-  force INTEGER NOT NULL DEFAULT 0,
-  status TEXT NOT NULL DEFAULT 'queued',  -- queued | cancelled (undone before it was written)
-  step_id INTEGER REFERENCES steps(id) ON DELETE SET NULL
-);
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +143,8 @@ class LabelHistory:
 
     def __init__(self, path: Path, *, busy_timeout_s: float = 10.0) -> None:
         self.path = Path(path)
-        self.conn = open_sidecar(self.path, _DDL, FORMAT_VERSION, busy_timeout_s=busy_timeout_s)
-        _add_annotator_column(self.conn)
+        self.conn = open_sidecar(self.path, DDL, FORMAT_VERSION, busy_timeout_s=busy_timeout_s)
+        add_annotator_column(self.conn)
         self.annotator: str | None = None  # who writes this instance's steps (the store sets it; issue 18)
         # The UI thread records intents while the writer thread settles steps on the same connection: one
         # sidecar transaction at a time (held for milliseconds, never while waiting for the user's database).
@@ -202,10 +160,8 @@ class LabelHistory:
 
     def set_meta(self, key: str, value: str) -> None:
         with self._txn():
-            self.conn.execute(
-                "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                (key, value),
-            )
+            self.conn.execute("INSERT INTO meta VALUES (?, ?) "
+                              "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
 
     def meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -222,9 +178,7 @@ class LabelHistory:
             cur = self.conn.execute(
                 "INSERT INTO steps (created_at, kind, status, status_at, session, n_changes, annotator) "
                 "VALUES (?,?,?,?,?,?,?)",
-                (now, kind, PENDING, now, session, len(changes),
-                 annotator or self.annotator),
-            )
+                (now, kind, PENDING, now, session, len(changes), annotator or self.annotator))
             step_id = int(cur.lastrowid or 0)
             self.conn.executemany(
                 f"INSERT INTO changes (step_id, seq, {_CHANGE_COLS}) VALUES ({','.join('?' * 15)})",
@@ -252,9 +206,8 @@ class LabelHistory:
                 self.conn.execute("DELETE FROM queued WHERE id = ?", (consume,))
             previous = self.conn.execute("SELECT status FROM steps WHERE id = ?", (step_id,)).fetchone()
             now = utc_stamp()
-            self.conn.execute(
-                "UPDATE steps SET status = ?, status_at = ? WHERE id = ?", (status, now, step_id)
-            )
+            self.conn.execute("UPDATE steps SET status = ?, status_at = ? WHERE id = ?",
+                              (status, now, step_id))
             if status == APPLIED and previous is not None and previous[0] == PENDING:
                 self.conn.execute("UPDATE steps SET status = ?, status_at = ? WHERE status = ? AND id < ?",
                                   (DISCARDED, now, UNDONE, step_id))
@@ -276,21 +229,9 @@ class LabelHistory:
             self.conn.execute("DELETE FROM queued WHERE status = 'cancelled'")
             cur = self.conn.execute(
                 "INSERT INTO queued (created_at, session, kind, eval_set_id, trace_id, rating, note_set, "
-                "note, "
-                "seconds_spent, force) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    now,
-                    session,
-                    kind,
-                    eval_set_id,
-                    trace_id,
-                    rating,
-                    int(note_set),
-                    note,
-                    seconds_spent,
-                    int(force),
-                ),
-            )
+                "note, seconds_spent, force) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (now, session, kind, eval_set_id, trace_id, rating, int(note_set), note, seconds_spent,
+                 int(force)))
         return Intent(int(cur.lastrowid or 0), now, kind, eval_set_id, trace_id, rating, note_set, note,
                       seconds_spent, force)
 
@@ -347,10 +288,8 @@ class LabelHistory:
         """After a crash (in-flight steps already settled): consume intents whose step landed, requeue
         others."""
         with self._txn():
-            rows = self.conn.execute(
-                "SELECT q.id, q.kind, s.status FROM queued q JOIN steps s ON s.id = q.step_id "
-                "WHERE q.step_id IS NOT NULL"
-            ).fetchall()
+            rows = self.conn.execute("SELECT q.id, q.kind, s.status FROM queued q JOIN steps s "
+                                     "ON s.id = q.step_id WHERE q.step_id IS NOT NULL").fetchall()
             for intent_id, kind, status in rows:
                 if status == (UNDONE if kind == "undo" else APPLIED):
                     self.conn.execute("DELETE FROM queued WHERE id = ?", (intent_id,))
@@ -373,9 +312,8 @@ class LabelHistory:
 
     def in_flight(self) -> list[tuple[int, str]]:
         marks = ",".join("?" * len(IN_FLIGHT))
-        rows = self.conn.execute(
-            f"SELECT id, status FROM steps WHERE status IN ({marks}) ORDER BY id", IN_FLIGHT
-        )
+        rows = self.conn.execute(f"SELECT id, status FROM steps WHERE status IN ({marks}) ORDER BY id",
+                                 IN_FLIGHT)
         return [(int(r[0]), str(r[1])) for r in rows]
 
     def top_applied(self) -> int | None:
@@ -390,16 +328,14 @@ class LabelHistory:
         return int(self.conn.execute("SELECT count(*) FROM steps WHERE status = ?", (status,)).fetchone()[0])
 
     def iter_changes(self, step_id: int) -> Iterator[LabelChange]:
-        cur = self.conn.execute(
-            f"SELECT {_CHANGE_COLS} FROM changes WHERE step_id = ? ORDER BY seq", (step_id,)
-        )
+        cur = self.conn.execute(f"SELECT {_CHANGE_COLS} FROM changes WHERE step_id = ? ORDER BY seq",
+                                (step_id,))
         for row in cur:
             yield change_from_row(row, step_id)
 
     def load(self, step_id: int) -> Step | None:
-        row = self.conn.execute(
-            "SELECT id, created_at, kind, status FROM steps WHERE id = ?", (step_id,)
-        ).fetchone()
+        row = self.conn.execute("SELECT id, created_at, kind, status FROM steps WHERE id = ?",
+                                (step_id,)).fetchone()
         if row is None:
             return None
         return Step(int(row[0]), row[1], row[2], row[3], tuple(self.iter_changes(step_id)))
@@ -434,10 +370,8 @@ class LabelHistory:
         group: list[tuple[str, str, LabelChange]] = []
         for r in self.conn.execute(sql, params):
             change = change_from_row(tuple(r[3:]), int(r[2]))
-            if group and (group[-1][2].eval_set_id, group[-1][2].trace_id) != (
-                change.eval_set_id,
-                change.trace_id,
-            ):
+            key = (change.eval_set_id, change.trace_id)
+            if group and (group[-1][2].eval_set_id, group[-1][2].trace_id) != key:
                 yield group
                 group = []
             group.append((r[0], r[1], change))
@@ -445,36 +379,8 @@ class LabelHistory:
             yield group
 
 
-def queued_count(path: Path) -> int:
-    """Label intents an earlier session left queued in the sidecar at ``path`` (a read-only peek: no schema
-    work, 0 when the file is missing, older or unreadable)."""
-    if not Path(path).is_file():
-        return 0
-    try:
-        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
-    except sqlite3.Error:
-        return 0
-    try:
-        return int(conn.execute("SELECT count(*) FROM queued WHERE status = 'queued'").fetchone()[0])
-    except sqlite3.Error:
-        return 0
-    finally:
-        conn.close()
-
-
-def _add_annotator_column(conn: sqlite3.Connection) -> None:
-    """The sidecar's own additive migration (issue 18): ``steps.annotator``, who made the step (NULL for
-    steps written before it existed). Checked again under the write lock: another process may add it first."""
-    if "annotator" in {r[1] for r in conn.execute("PRAGMA table_info(steps)")}:
-        return
-    with write_txn(conn):
-        if "annotator" not in {r[1] for r in conn.execute("PRAGMA table_info(steps)")}:
-            conn.execute("ALTER TABLE steps ADD COLUMN annotator TEXT")
-
-
-def open_sidecar(
-    path: Path, ddl: str, format_version: str, *, busy_timeout_s: float = 10.0
-) -> sqlite3.Connection:
+def open_sidecar(path: Path, ddl: str, format_version: str, *,
+                 busy_timeout_s: float = 10.0) -> sqlite3.Connection:
     """Open (creating) one of iofold-tui's own history files: WAL, fsynced commits (an entry must be on disk
     before the user's database commits), schema ``ddl`` and a ``meta`` format version."""
     path.parent.mkdir(parents=True, exist_ok=True)
