@@ -72,7 +72,9 @@ class RowDetail(ModalScreen[None]):
     BINDINGS = [Binding("escape,enter,q", "dismiss_none", "Close", id="sql.row_close")]
     DEFAULT_CSS = """
     RowDetail { align: center middle; }
-    RowDetail > VerticalScroll { width: 90%; height: 80%; border: thick $accent; background: $surface; padding: 0 1; }
+    RowDetail > VerticalScroll {
+        width: 90%; height: 80%; border: thick $accent; background: $surface; padding: 0 1;
+    }
     """
 
     def __init__(self, title: str, columns: Sequence[str], row: Row) -> None:
