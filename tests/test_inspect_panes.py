@@ -17,7 +17,8 @@ from iofold_tui.data.source.loader import open_source
 from iofold_tui.ui.app import IofoldApp
 from iofold_tui.ui.panes.integrations import IntegrationsPane
 from iofold_tui.ui.panes.jobs import JobsPane
-from iofold_tui.ui.panes.overview import _CACHE, FigureTable, OverviewPane
+from iofold_tui.ui.panes.overview import _CACHE, OverviewPane
+from iofold_tui.ui.panes.overview_tables import FigureTable
 from iofold_tui.ui.panes.sql import SqlPane
 from iofold_tui.ui.screenshot import settle
 from iofold_tui.ui.widgets import Confirm, PickOne

@@ -1,5 +1,6 @@
 """The overview: what the seed README's monitoring queries compute, per workspace, each figure one Enter
-away from its rows (the SQL pane runs the figure's ``sql``, read-only).
+away from its rows (the SQL pane runs the figure's ``sql``, read-only); the figure tables are in
+``overview_tables.py``.
 
 Figures come from one worker (about 1.5 s on 1M traces); the warning checks run afterwards in a
 second, cancellable worker one kind at a time (seconds each on big databases), each shown as it
@@ -20,24 +21,31 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
 from iofold_tui.data.inspect.checks import KINDS as WARNING_KINDS
 from iofold_tui.data.inspect.checks import DataWarning, detect_warnings
-from iofold_tui.data.inspect.jobs import DURATION_SQL, JOB_STATUSES
 from iofold_tui.data.inspect.overview import Overview, overview
-from iofold_tui.data.inspect.util import literal
 from iofold_tui.data.text import plural
 from iofold_tui.ui.pane import Pane
-from iofold_tui.ui.panes.jobs import human_seconds
+from iofold_tui.ui.panes.overview_tables import (
+    FigureTable,
+    fill_accuracy,
+    fill_integrations,
+    fill_jobs,
+    fill_sets,
+    fill_tables,
+    num_cell,
+    reset,
+)
 from iofold_tui.ui.panes.sql import show_sql, workspace_scope
 from iofold_tui.ui.text import cell
 
 WARNINGS_TTL_S = 60.0
 Fingerprint = tuple[int, int, int, int]
+CachedWarnings = tuple[float, Fingerprint, list[DataWarning], list[str]]  # when, fingerprint, found, notes
 
 
 class WarningCache:
@@ -48,7 +56,7 @@ class WarningCache:
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
-        self._items: dict[tuple[str, str | None], tuple[float, Fingerprint, list[DataWarning], list[str]]] = {}
+        self._items: dict[tuple[str, str | None], CachedWarnings] = {}  # by (path, workspace)
 
     @staticmethod
     def fingerprint(path: Path) -> Fingerprint:
@@ -89,36 +97,6 @@ class WarningsArrived(Message):
     ticket: int
     finished: bool = False
     stopped: bool = False
-
-
-class FigureTable(DataTable[Text]):
-    """A small table whose rows (or cells) map to the SQL listing the rows behind them."""
-
-    def __init__(self, *, id: str, cursor_type: str = "row") -> None:  # noqa: A002 - Textual's name
-        super().__init__(id=id, cursor_type=cursor_type, zebra_stripes=True)  # type: ignore[arg-type]
-        # Inline: app.tcss sizes every DataTable 1fr, and user CSS outranks any DEFAULT_CSS.
-        self.styles.height = "auto"
-        self.styles.max_height = 14
-        self.styles.margin = (0, 0, 1, 0)
-        self.jumps: dict[tuple[int, int | None], str] = {}  # (row, column or None for any) -> sql
-
-    def sql_at(self, coordinate: Coordinate) -> str | None:
-        return self.jumps.get((coordinate.row, coordinate.column), self.jumps.get((coordinate.row, None)))
-
-
-def _num(value: int | float | None, fmt: str = "{:,}") -> Text:
-    return Text("—" if value is None else fmt.format(value), justify="right")
-
-
-def _bar(fraction: float, width: int = 12) -> Text:
-    filled = round(max(0.0, min(1.0, fraction)) * width)
-    return Text("█" * filled, style="green" if fraction >= 1 else "yellow") + Text("░" * (width - filled), style="dim")
-
-
-def _seconds(value: float | None) -> Text:
-    if value is None:
-        return Text("—", justify="right", style="dim")
-    return Text(human_seconds(value), justify="right")
 
 
 class OverviewPane(Pane):
@@ -163,7 +141,8 @@ class OverviewPane(Pane):
                     yield FigureTable(id="ov-accuracy")
             yield Static("Integrations", classes="ov-title")
             yield FigureTable(id="ov-integrations")
-            yield Static("Jobs by type and status (Enter on a status cell lists those jobs)", classes="ov-title")
+            yield Static("Jobs by type and status (Enter on a status cell lists those jobs)",
+                         classes="ov-title")
             yield FigureTable(id="ov-jobs", cursor_type="cell")
             yield Static("Warnings", classes="ov-title", id="ov-warnings-title")
             yield FigureTable(id="ov-warnings")
@@ -294,7 +273,10 @@ class OverviewPane(Pane):
                 status.append(f"  ·  checks stopped after {self.checks_done}/{len(WARNING_KINDS)} (r reruns)",
                               style="yellow")
             elif self.checks_done >= len(WARNING_KINDS):
-                status.append(f"  ·  {plural(n, 'warning')}" if n else "  ·  no warnings", style="bold red" if n else "green")
+                if n:
+                    status.append(f"  ·  {plural(n, 'warning')}", style="bold red")
+                else:
+                    status.append("  ·  no warnings", style="green")
                 if self.checks_state == "cached":
                     status.append(" (cached; r rechecks)", style="dim")
             status.append("  ·  Enter on a figure: its rows (SQL pane)", style="dim")
@@ -305,11 +287,11 @@ class OverviewPane(Pane):
         assert figures is not None
         focus = self.focused if isinstance(self.focused, FigureTable) else None
         keep = (focus.id, focus.cursor_coordinate) if focus is not None else None
-        self._fill_tables(figures)
-        self._fill_accuracy(figures)
-        self._fill_sets(figures)
-        self._fill_integrations(figures)
-        self._fill_jobs(figures)
+        fill_tables(self.table("tables"), figures)
+        fill_accuracy(self.table("accuracy"), figures)
+        fill_sets(self.table("sets"), figures)
+        fill_integrations(self.table("integrations"), figures)
+        fill_jobs(self.table("jobs"), figures)
         self._fill_warnings()
         if keep is not None and keep[0]:
             table = self.query_one(f"#{keep[0]}", FigureTable)
@@ -318,82 +300,6 @@ class OverviewPane(Pane):
         elif focus is None:
             self.table("tables").focus()
 
-    @staticmethod
-    def _reset(table: FigureTable, *columns: tuple[str, int | None]) -> None:
-        table.clear(columns=True)
-        table.jumps.clear()
-        for label, width in columns:
-            table.add_column(Text(label, style="bold"), width=width)
-
-    def _fill_tables(self, figures: Overview) -> None:
-        t = self.table("tables")
-        self._reset(t, ("table", 18), ("rows", 13))
-        for i, tc in enumerate(figures.tables):
-            t.add_row(Text(tc.table), _num(tc.count))
-            t.jumps[(i, None)] = tc.sql
-
-    def _fill_accuracy(self, figures: Overview) -> None:
-        t = self.table("accuracy")
-        self._reset(t, ("bucket", 18), ("evals", 8))
-        for i, b in enumerate(figures.accuracy):
-            style = {"high": "green", "medium": "yellow", "low": "red"}.get(b.bucket, "dim")
-            t.add_row(Text(f"{b.bucket} {b.label}", style=style), _num(b.count))
-            t.jumps[(i, None)] = b.sql
-
-    def _fill_sets(self, figures: Overview) -> None:
-        t = self.table("sets")
-        self._reset(t, ("eval set", 16), ("pos", 8), ("neg", 8), ("neu", 8), ("labels/min", 11), ("progress", 11))
-        for i, es in enumerate(figures.eval_sets):
-            mark = Text(" ✓", style="bold green") if es.ready else Text(" ·", style="yellow")
-            t.add_row(cell(es.name or es.id, 16), Text(f"{es.positive:,}", style="green", justify="right"),
-                      Text(f"{es.negative:,}", style="red", justify="right"),
-                      Text(f"{es.neutral:,}", style="yellow", justify="right"),
-                      Text(f"{es.total:,}/{es.minimum_examples:,}", justify="right"), _bar(es.progress, 9) + mark)
-            t.jumps[(i, None)] = es.sql
-        if not figures.eval_sets:
-            t.add_row(Text("no eval sets", style="dim"), *[Text("")] * 5)
-
-    def _fill_integrations(self, figures: Overview) -> None:
-        t = self.table("integrations")
-        self._reset(t, ("name", 20), ("platform", 10), ("status", 7), ("last sync", 20), ("traces", 10), ("error", None))
-        cols = "id, platform, name, status, error_message, last_synced_at, base_url, config, created_at"
-        for i, it in enumerate(figures.integrations):
-            t.add_row(cell(it.name, 20), cell(it.platform, 10),
-                      cell(it.status, 7, style="bold red" if it.status == "error" else "green"),
-                      cell(it.last_synced_at or "never", 20, style="" if it.last_synced_at else "dim"),
-                      _num(it.trace_count), cell(it.error_message or "", 60, style="red"))
-            # Every column but the key (the core never reads it; neither does this listing).
-            t.jumps[(i, None)] = f"SELECT {cols} FROM integrations WHERE id = {literal(it.id)}"
-        if not figures.integrations:
-            t.add_row(Text("no integrations", style="dim"), *[Text("")] * 5)
-
-    def _fill_jobs(self, figures: Overview) -> None:
-        t = self.table("jobs")
-        self._reset(t, ("type", 9), ("total", 7), *[(s, 9) for s in JOB_STATUSES], ("fail rate", 9), ("avg time", 9))
-        ws = figures.workspace_id
-        groups = {(g.type, g.status): g for g in figures.job_groups}
-        for i, jt in enumerate(figures.job_types):
-            scope = [f"type IS {literal(jt.type)}"] + ([f"workspace_id = {literal(ws)}"] if ws is not None else [])
-            every = f"SELECT *, {DURATION_SQL} AS duration_s FROM jobs WHERE {' AND '.join(scope)} ORDER BY created_at DESC"
-            cells: list[Text] = [cell(jt.type, 9), _num(jt.total)]
-            t.jumps[(i, None)] = every
-            for c, status in enumerate(JOB_STATUSES, start=2):
-                group = groups.get((jt.type, status))
-                count = group.count if group else 0
-                style = "bold red" if status == "failed" and count else "dim" if not count else ""
-                cells.append(Text(f"{count:,}", style=style, justify="right"))
-                if group is not None:
-                    t.jumps[(i, c)] = group.sql
-            rate = jt.failure_rate
-            cells.append(Text("—" if rate is None else f"{rate * 100:.0f} %", justify="right",
-                              style="bold red" if rate else "dim" if rate is None else "green"))
-            if groups.get((jt.type, "failed")) is not None:
-                t.jumps[(i, 2 + len(JOB_STATUSES))] = groups[(jt.type, "failed")].sql
-            cells.append(_seconds(jt.avg_duration_s))
-            t.add_row(*cells)
-        if not figures.job_types:
-            t.add_row(Text("no jobs", style="dim"), *[Text("")] * (3 + len(JOB_STATUSES)))
-
     def on_resize(self) -> None:
         if self.warnings:  # wrapped for the old width
             self._fill_warnings()
@@ -401,17 +307,18 @@ class OverviewPane(Pane):
     def _fill_warnings(self) -> None:
         t = self.table("warnings")
         keep = t.cursor_coordinate if t.row_count else None
-        self._reset(t, ("check", 24), ("rows", 8), ("what it means", None))
+        reset(t, ("check", 24), ("rows", 8), ("what it means", None))
         # The message wraps in the width the first two columns leave (a DataTable cell does not wrap).
         room = max(24, (t.size.width or self.app.size.width) - 24 - 8 - 3 * 2 - 4)
         for i, w in enumerate(self.warnings):
             lines = textwrap.wrap(cell(w.message, 400).plain, room) or [""]
-            t.add_row(Text(w.kind.replace("_", " "), style="bold yellow"), _num(w.count), Text("\n".join(lines)),
-                      height=len(lines))
+            t.add_row(Text(w.kind.replace("_", " "), style="bold yellow"), num_cell(w.count),
+                      Text("\n".join(lines)), height=len(lines))
             t.jumps[(i, None)] = w.sql
         if not self.warnings:
             done = self.checks_done >= len(WARNING_KINDS)
-            t.add_row(Text("none found" if done else "checking…", style="green" if done else "dim"), Text(""), Text(""))
+            state = Text("none found", style="green") if done else Text("checking…", style="dim")
+            t.add_row(state, Text(""), Text(""))
         if keep is not None and keep.row < t.row_count:
             t.move_cursor(row=keep.row, animate=False)
         notes = self.notes + (self.figures.notes if self.figures else [])
