@@ -65,10 +65,12 @@ def label_batch(intent: Intent, new_id: str) -> list[tuple[str, list[Any]]]:
         out.append((f"UPDATE feedback SET notes = ?, updated_at = ? WHERE eval_set_id = ? AND trace_id = ? "
                     f"AND {_NOT_NEWER} AND notes IS NOT ?", [note, at, *key, at, note]))
     elif intent.rating is None:
-        out.append((f"DELETE FROM feedback WHERE eval_set_id = ? AND trace_id = ? AND {_NOT_NEWER}", [*key, at]))
+        out.append((f"DELETE FROM feedback WHERE eval_set_id = ? AND trace_id = ? AND {_NOT_NEWER}",
+                    [*key, at]))
     else:
         set_note = 1 if intent.note_set else 0
-        out.append((f"UPDATE feedback SET rating = ?, notes = CASE WHEN ? THEN ? ELSE notes END, updated_at = ? "
+        out.append(("UPDATE feedback SET rating = ?, notes = CASE WHEN ? THEN ? ELSE notes END, "
+                    "updated_at = ? "
                     f"WHERE eval_set_id = ? AND trace_id = ? AND {_NOT_NEWER} "
                     "AND (rating IS NOT ? OR (? AND notes IS NOT ?))",
                     [intent.rating, set_note, note, at, *key, at, intent.rating, set_note, note]))
@@ -135,9 +137,11 @@ def plan_statements(writes: list[tuple[str, str, FeedbackRow | None, FeedbackRow
     statements — each followed by a guard on the number of rows it changed: sent as ONE batch, a row that
     moved meanwhile rolls the whole step back (patch.py's rule: matched on id, rating, notes, updated_at)."""
     if len(writes) > MAX_PLAN_ROWS:
-        raise LabelWriteError(f"{len(writes):,} labels in one step: a live D1 takes at most {MAX_PLAN_ROWS:,} at once "
+        raise LabelWriteError(f"{len(writes):,} labels in one step: a live D1 takes at most "
+                              f"{MAX_PLAN_ROWS:,} at once "
                               "(label fewer, or pull a copy, label there and push)")
-    updates = [[es, tid, c.id, c.rating, c.notes, c.updated_at, n.id, n.rating, n.notes, n.created_at, n.updated_at]
+    updates = [[es, tid, c.id, c.rating, c.notes, c.updated_at,
+                n.id, n.rating, n.notes, n.created_at, n.updated_at]
                for es, tid, c, n in writes if c is not None and n is not None]
     inserts = [[es, tid, n.id, n.rating, n.notes, n.created_at, n.updated_at]
                for es, tid, c, n in writes if c is None and n is not None]
@@ -147,7 +151,8 @@ def plan_statements(writes: list[tuple[str, str, FeedbackRow | None, FeedbackRow
             f"AND feedback.rating = {_j(3)} AND feedback.notes IS {_j(4)} AND feedback.updated_at IS {_j(5)}")
     out: list[tuple[str, list[Any]]] = []
     for group in _groups(updates):
-        out.append((f"UPDATE feedback SET id = {_j(6)}, rating = {_j(7)}, notes = {_j(8)}, created_at = {_j(9)}, "
+        out.append((f"UPDATE feedback SET id = {_j(6)}, rating = {_j(7)}, notes = {_j(8)}, "
+                    f"created_at = {_j(9)}, "
                     f"updated_at = {_j(10)} FROM json_each(?) AS j WHERE {same}", [json.dumps(group)]))
         out.append(_guard(len(group)))
     for group in _groups(deletes):
@@ -156,7 +161,8 @@ def plan_statements(writes: list[tuple[str, str, FeedbackRow | None, FeedbackRow
         out.append(_guard(len(group)))
     for group in _groups(inserts):
         out.append(("INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes, created_at, updated_at) "
-                    f"SELECT {_j(2)}, {_j(0)}, {_j(1)}, {_j(3)}, {_j(4)}, {_j(5)}, {_j(6)} FROM json_each(?) AS j "
+                    f"SELECT {_j(2)}, {_j(0)}, {_j(1)}, {_j(3)}, {_j(4)}, {_j(5)}, {_j(6)} "
+                    "FROM json_each(?) AS j "
                     "WHERE NOT EXISTS (SELECT 1 FROM feedback f WHERE f.eval_set_id = "
                     f"{_j(0)} AND f.trace_id = {_j(1)})", [json.dumps(group)]))
         out.append(_guard(len(group)))
@@ -224,7 +230,8 @@ class RemoteLabelStore(LabelStore):
                 with contextlib.suppress(Exception):
                     plan.on_abort()  # D1 refused the batch: it rolled back whole
                 if exc.kind == "sql" and "malformed JSON" in str(exc):
-                    raise LockedError("a label row changed on D1 while it was written: reading it again") from None
+                    raise LockedError(
+                        "a label row changed on D1 while it was written: reading it again") from None
                 raise self._mapped(exc) from None
             except BaseException:
                 with contextlib.suppress(Exception):
@@ -315,4 +322,5 @@ def label_store_for(source: Any) -> LabelStore:
     if source.kind == "d1-remote":
         return RemoteLabelStore(source.db.remote, source.db.path, history_path=source.history_path,
                                 read_only_reason=source.read_only_reason)
-    return LabelStore(source.db.path, history_path=source.history_path, read_only_reason=source.read_only_reason)
+    return LabelStore(source.db.path, history_path=source.history_path,
+                      read_only_reason=source.read_only_reason)

@@ -182,7 +182,8 @@ class D1Client:
     def request(self, method: str, path: str, body: object = None, *, retries: int = 3,
                 max_wait_s: float = 30.0) -> dict[str, Any]:
         """One API call with retries (429 honouring Retry-After, 5xx, timeouts, network) and backoff;
-        raises D1Error with a one-line message. ``retries=0``: one attempt (callers with their own backoff)."""
+        raises D1Error with a one-line message. ``retries=0``: one attempt (callers with their own
+        backoff)."""
         delay = 0.25
         started = time.monotonic()
         attempt = 0
@@ -228,15 +229,16 @@ class D1Client:
             retry_after = resp.getheader("Retry-After")
         except TimeoutError:
             self._drop_http()
-            raise D1Error("timeout", f"D1 did not answer within {self.timeout_s:g} s (network slow or down)") from None
+            raise D1Error("timeout",
+                          f"D1 did not answer within {self.timeout_s:g} s (network slow or down)") from None
         except socket.gaierror:
             self._drop_http()
             raise D1Error("network", f"cannot resolve {self._host} (DNS: offline?)") from None
         except (ConnectionError, http.client.HTTPException, OSError) as exc:
             self._drop_http()
-            what = "connection dropped" if isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError,
-                                                              http.client.IncompleteRead, BrokenPipeError)) else \
-                "cannot connect"
+            dropped = (http.client.RemoteDisconnected, ConnectionResetError, http.client.IncompleteRead,
+                       BrokenPipeError)
+            what = "connection dropped" if isinstance(exc, dropped) else "cannot connect"
             raise D1Error("network", f"{what} to {self._host} (network down?)") from None
         finally:
             with self._lock:
@@ -267,7 +269,8 @@ class D1Client:
             raise D1Error("protocol", f"not a Cloudflare API answer (HTTP {status})", status=status)
         if status >= 400 or not doc.get("success", False):
             message = first or f"HTTP {status}"
-            kind = "limit" if re.search(r"too (large|big|many)|exceed|limit", message, re.IGNORECASE) else "sql"
+            limit = re.search(r"too (large|big|many)|exceed|limit", message, re.IGNORECASE)
+            kind = "limit" if limit else "sql"
             if status == 404 and kind == "sql" and "D1_ERROR" not in message:
                 kind = "config"
             raise D1Error(kind, f"D1: {message}", status=status)
@@ -282,7 +285,8 @@ class D1Client:
 
     def resolve_database(self, name: str) -> str:
         """The uuid of database ``name`` (the list endpoint, filtered by name)."""
-        doc = self.request("GET", f"/accounts/{self.account_id}/d1/database?name={urllib.parse.quote(name)}&per_page=100")
+        query = f"name={urllib.parse.quote(name)}&per_page=100"
+        doc = self.request("GET", f"/accounts/{self.account_id}/d1/database?{query}")
         for item in doc.get("result") or []:
             if isinstance(item, dict) and item.get("name") == name and item.get("uuid"):
                 return str(item["uuid"])
@@ -406,6 +410,7 @@ def _value(value: Any) -> Any:
 
 def _check_statement(sql: str, params: Sequence[Any]) -> None:
     if len(sql.encode("utf-8")) > MAX_SQL_BYTES:
-        raise D1Error("limit", f"statement of {len(sql.encode('utf-8')):,} bytes is over D1's 100 KB statement limit")
+        size = len(sql.encode("utf-8"))
+        raise D1Error("limit", f"statement of {size:,} bytes is over D1's 100 KB statement limit")
     if len(params) > MAX_PARAMS:
         raise D1Error("limit", f"{len(params)} parameters: D1 allows {MAX_PARAMS} per statement")

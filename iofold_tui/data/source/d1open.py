@@ -14,15 +14,16 @@ from typing import Any, cast
 
 from iofold_tui.data import paths
 from iofold_tui.data.source.d1client import D1Client, D1Error, Result
-from iofold_tui.data.source.d1remote import WARM_MAX, Remote, RemoteDatabase
 from iofold_tui.data.source.d1params import is_read
+from iofold_tui.data.source.d1remote import WARM_MAX, Remote, RemoteDatabase
 
 
 def placeholder_path(client: D1Client) -> Path:
     """A stable local name for this remote database (prefs, label history, SQL history key on it)."""
     folder = paths.data_dir() / "d1"
     folder.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(f"{client.api_base}|{client.account_id}|{client.database_name}".encode()).hexdigest()[:16]
+    where = f"{client.api_base}|{client.account_id}|{client.database_name}"
+    key = hashlib.sha256(where.encode()).hexdigest()[:16]
     path = folder / f"{client.database_name[:40].replace('/', '_')}-{key}.d1"
     if not path.exists():
         with contextlib.suppress(OSError):
@@ -54,8 +55,9 @@ def connect_client(target: str, *, api_base: str | None = None, timeout_s: float
     return client
 
 
-_SCHEMA_SQL = ("SELECT m.name, p.cid, p.name, p.type, p.\"notnull\", p.dflt_value, p.pk FROM sqlite_master m, "
-               "pragma_table_info(m.name) p WHERE m.type IN ('table', 'view') AND m.name NOT LIKE '\\_cf\\_%' "
+_SCHEMA_SQL = ("SELECT m.name, p.cid, p.name, p.type, p.\"notnull\", p.dflt_value, p.pk "
+               "FROM sqlite_master m, pragma_table_info(m.name) p "
+               "WHERE m.type IN ('table', 'view') AND m.name NOT LIKE '\\_cf\\_%' "
                "ESCAPE '\\' ORDER BY m.name, p.cid")
 
 
@@ -68,7 +70,9 @@ def _fill_schema(remote: Remote, res: Result) -> None:
     cols = ["cid", "name", "type", "notnull", "dflt_value", "pk"]
     for table, rows in by.items():
         quoted = '"' + table.replace('"', '""') + '"'
-        for form in (f"PRAGMA table_info({quoted})", f"PRAGMA table_info({table})", f"PRAGMA table_info('{table}')"):
+        forms = (f"PRAGMA table_info({quoted})", f"PRAGMA table_info({table})",
+                 f"PRAGMA table_info('{table}')")
+        for form in forms:
             remote.cache.put((form, ()), Result(cols, rows, {}))
 
 
@@ -103,7 +107,8 @@ def warm_up(remote: Remote, warm_path: Path) -> None:
     else:
         statements += [(sql, list(params)) for sql, params in FIRST_LAUNCH_READS]
     if not client.database_id:
-        client.database_id = str(saved.get("database_id") or "") or client.resolve_database(client.database_name)
+        client.database_id = (str(saved.get("database_id") or "")
+                              or client.resolve_database(client.database_name))
     try:
         results = client.raw_batch(statements)
     except D1Error as exc:
@@ -144,7 +149,8 @@ def open_remote(target: str, *, read_only: bool = False, api_base: str | None = 
     except D1Error as exc:
         raise SourceError(target, str(exc)) from None
     history = db.path.with_name(db.path.name + ".labels.sqlite")
-    notes = [f"live D1 database {client.database_name} ({client.database_id}) via {client.api_base}", *info.warnings]
+    notes = [f"live D1 database {client.database_name} ({client.database_id}) via {client.api_base}",
+             *info.warnings]
     opened = OpenedSource(kind="d1-remote", origin=origin, db=db, schema=info, history_path=history,
                           notes=notes)
     opened.target = target  # type: ignore[attr-defined]

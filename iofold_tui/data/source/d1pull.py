@@ -1,4 +1,5 @@
-"""``pull``: a local working copy of a live D1 database; ``push``: its label changes back as conditional statements.
+"""``pull``: a local working copy of a live D1 database; ``push``: its label changes back as conditional
+statements.
 
 Pull reads the schema from ``sqlite_master`` and each table in keyset pages through ``/raw`` (rows as arrays;
 ``WHERE rowid > ? ORDER BY rowid LIMIT n``, never OFFSET: D1 bills rows read). The page size adapts so a
@@ -46,8 +47,8 @@ def pull(client: D1Client, out: Path, *, progress: Callable[[str, int], None] | 
     t0 = time.monotonic()
     start_requests = client.stats.requests
     objects = client.raw("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL "
-                         "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' "
-                         "ORDER BY rowid").rows
+                         "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+                         "AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' ORDER BY rowid").rows
     partial = out.with_name(out.name + ".partial")
     with contextlib.suppress(FileNotFoundError):
         partial.unlink()
@@ -145,8 +146,8 @@ def remote_states(client: D1Client, keys: list[tuple[str, str]]) -> dict[tuple[s
         chunk = keys[i:i + KEYS_PER_READ]
         where = " OR ".join("(eval_set_id = ? AND trace_id = ?)" for _ in chunk)
         params = [v for k in chunk for v in k]
-        for r in client.raw(f"SELECT eval_set_id, trace_id, id, rating, notes, updated_at FROM feedback WHERE {where}",
-                            params).rows:
+        sql = f"SELECT eval_set_id, trace_id, id, rating, notes, updated_at FROM feedback WHERE {where}"
+        for r in client.raw(sql, params).rows:
             found[(r[0], r[1])] = (r[2], r[3], r[4], r[5])
     return found
 

@@ -46,7 +46,8 @@ CACHE_TTL_S = 60.0
 CACHE_ENTRIES = 512
 CACHE_ROWS = 200_000
 _PROBE_SQL = ("SELECT (SELECT max(rowid) FROM feedback), (SELECT max(rowid) FROM eval_executions), "
-              "(SELECT max(rowid) FROM evals), (SELECT max(rowid) FROM traces), (SELECT max(rowid) FROM eval_sets)")
+              "(SELECT max(rowid) FROM evals), (SELECT max(rowid) FROM traces), "
+              "(SELECT max(rowid) FROM eval_sets)")
 _NOOP = re.compile(r"^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
 _LOCAL_PRAGMA = re.compile(
     r"^\s*PRAGMA\s+(?:main\.)?(busy_timeout|foreign_keys|cache_size|journal_mode|synchronous|"
@@ -55,7 +56,8 @@ _LOCAL_PRAGMA = re.compile(
 _QUERY_ONLY = re.compile(r"^\s*PRAGMA\s+(?:main\.)?query_only\s*(?:=\s*([^\s;]+))?\s*;?\s*$", re.IGNORECASE)
 _DATABASE_LIST = re.compile(r"^\s*PRAGMA\s+database_list\s*;?\s*$", re.IGNORECASE)
 _DATA_VERSION = re.compile(r"^\s*PRAGMA\s+(?:main\.)?data_version\s*;?\s*$", re.IGNORECASE)
-_CF_PRAGMA = re.compile(r"^\s*PRAGMA\s+(?:main\.)?\w+\s*\(\s*[\"'`\[]?_cf_", re.IGNORECASE)  # D1's own tables: not authorized
+# D1's own tables (_cf_…): PRAGMAs on them are not authorized
+_CF_PRAGMA = re.compile(r"^\s*PRAGMA\s+(?:main\.)?\w+\s*\(\s*[\"'`\[]?_cf_", re.IGNORECASE)
 _REFUSED = re.compile(r"^\s*(CREATE\s+(TEMP|TEMPORARY)\b|ATTACH\b|DETACH\b|VACUUM\b)|\btemp\.", re.IGNORECASE)
 class PageCache:
     """LRU of read results, bounded by entries and rows, dropped on a change (``clear``) or after the TTL."""
@@ -126,7 +128,8 @@ class RemoteCursor:
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> RemoteCursor:
         cur = self.connection.execute(sql, params)
-        self.__dict__.update({k: cur.__dict__[k] for k in ("_rows", "_at", "description", "rowcount", "lastrowid")})
+        keep = ("_rows", "_at", "description", "rowcount", "lastrowid")
+        self.__dict__.update({k: cur.__dict__[k] for k in keep})
         return self
 
     def fetchone(self) -> Any:
@@ -161,12 +164,14 @@ _MEM = sqlite3.connect(":memory:", check_same_thread=False)
 
 
 def _row_cursor(columns: tuple[str, ...]) -> sqlite3.Cursor:
-    """A real sqlite3 cursor whose description names ``columns``: ``sqlite3.Row`` needs one to index by name."""
+    """A real sqlite3 cursor whose description names ``columns``: ``sqlite3.Row`` needs one to index by
+    name."""
     with _PROTO_LOCK:
         cur = _PROTO.get(columns)
         if cur is None:
             cur = _MEM.cursor()
-            cur.execute("SELECT " + ", ".join(f"NULL AS \"{c.replace(chr(34), chr(34) * 2)}\"" for c in columns))
+            names = ", ".join(f"NULL AS \"{c.replace(chr(34), chr(34) * 2)}\"" for c in columns)
+            cur.execute("SELECT " + names)
             cur.fetchall()
             if len(_PROTO) > 2000:
                 _PROTO.clear()
@@ -229,7 +234,8 @@ class Remote:
         return self._others
 
     def data_version(self) -> int:
-        """Moves when the remote changed (probe) or this process wrote; the probe runs at most every PROBE_S."""
+        """Moves when the remote changed (probe) or this process wrote; the probe runs at most every
+        PROBE_S."""
         with self._probe_lock:
             if time.monotonic() - self._probe_at < PROBE_S:
                 return self._version
@@ -294,7 +300,8 @@ class RemoteConnection:
         self.row_factory: Any = None
         self.text_factory: Any = str
         self.in_transaction = False
-        self.query_only = False  # PRAGMA query_only = 1 (the SQL console's read-only mode): writes refused here
+        # PRAGMA query_only = 1 (the SQL console's read-only mode): writes refused here
+        self.query_only = False
         self.isolation_level = None
         self.total_changes = 0
         self._closed = False
@@ -318,7 +325,8 @@ class RemoteConnection:
         if _DATA_VERSION.match(s):
             return RemoteCursor(self, Result(["data_version"], [(self.remote.data_version(),)], {}))
         if _REFUSED.search(s):
-            raise sqlite3.OperationalError("not available on a live D1 database (TEMP tables, ATTACH, VACUUM)")
+            raise sqlite3.OperationalError(
+                "not available on a live D1 database (TEMP tables, ATTACH, VACUUM)")
         memo_key = (sql, tuple(params) if not isinstance(params, dict) else tuple(sorted(params.items())))
         if self.memo is not None and memo_key in self.memo:
             return RemoteCursor(self, self.memo.pop(memo_key))
@@ -336,7 +344,8 @@ class RemoteConnection:
         if not items:
             return RemoteCursor(self)
         if self.remote.read_only_reason:
-            raise sqlite3.OperationalError(f"attempt to write a readonly database ({self.remote.read_only_reason})")
+            raise sqlite3.OperationalError(
+                f"attempt to write a readonly database ({self.remote.read_only_reason})")
         results = self.remote.client.batch(items, retries=0)
         self.remote.note_write()
         cur = RemoteCursor(self)

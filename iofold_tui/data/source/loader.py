@@ -67,7 +67,8 @@ def _probe(path: Path, read_only_reason: str | None) -> tuple[Database, SchemaIn
     except sqlite3.OperationalError as exc:
         msg = str(exc)
         if is_busy(exc):
-            raise SourceError(path, "database is locked by another process (try again, or close the other writer)") from None
+            raise SourceError(path, "database is locked by another process "
+                                    "(try again, or close the other writer)") from None
         if read_only_reason and "unable to open" in msg:
             # A WAL database in a read-only folder cannot create its -shm: read it as immutable.
             immutable = True
@@ -105,7 +106,8 @@ def open_source(
         remote: OpenedSource = open_remote(target, read_only=read_only)
         return remote
     if target is None:
-        raise SourceError(None, "no source given (a .sqlite file, a wrangler d1 export .sql, a wrangler project dir, or --demo)")
+        raise SourceError(None, "no source given (a .sqlite file, a wrangler d1 export .sql, "
+                                "a wrangler project dir, or --demo)")
     origin = Path(target).expanduser()
     if not origin.exists():
         raise SourceError(origin, "no such file or directory")
@@ -135,7 +137,10 @@ def open_source(
         # The working copy is ours, in the cache: name the file the user gave.
         raise SourceError(origin, exc.problem) from None
     notes.extend(info.warnings)
-    history = db_path.with_name(db_path.name + ".labels.sqlite") if kind == "d1-export" else _history_for(db_path)
+    if kind == "d1-export":
+        history = db_path.with_name(db_path.name + ".labels.sqlite")
+    else:
+        history = _history_for(db_path)
     if kind == "d1-export":
         _register_copy(db_path, history, origin)
     return OpenedSource(kind=kind, origin=origin, db=db, schema=info, history_path=history, notes=notes)
