@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from iofold_tui.cli import main
 from iofold_tui.data.labels.agreement_open import open_agreement
@@ -118,10 +120,10 @@ def test_fleiss_undefined(counts: list, reason: str) -> None:
 
 
 def test_two_copies_hand_computed(tmp_path: Path) -> None:
-    a = make_copy(tmp_path / "a.sqlite", {"0": P, "1": P, "2": P, "3": P, "4": P, "5": N, "6": N, "7": N, "8": N,
-                                          "9": N, "10": U})
-    b = make_copy(tmp_path / "b.sqlite", {"0": P, "1": P, "2": P, "3": P, "4": N, "5": P, "6": N, "7": N, "8": N,
-                                          "9": N, "11": P})
+    a = make_copy(tmp_path / "a.sqlite", {"0": P, "1": P, "2": P, "3": P, "4": P, "5": N, "6": N, "7": N,
+                                          "8": N, "9": N, "10": U})
+    b = make_copy(tmp_path / "b.sqlite", {"0": P, "1": P, "2": P, "3": P, "4": N, "5": P, "6": N, "7": N,
+                                          "8": N, "9": N, "11": P})
     before = (digest(a), digest(b))
     s = report_for(a, b)
     assert [x["labelled"] for x in s["annotators"]] == [11, 11]
@@ -176,8 +178,8 @@ def test_invalid_ratings_and_other_sets_are_left_out(tmp_path: Path) -> None:
     conn = sqlite3.connect(b)
     with conn:  # a rating outside the CHECK constraint (a database without it) and a blob
         conn.execute("PRAGMA ignore_check_constraints = 1")
-        conn.execute("INSERT INTO feedback (id, eval_set_id, trace_id, rating) VALUES ('x', ?, ?, 'POSITIVE')",
-                     (ES2, tid(2)))
+        conn.execute("INSERT INTO feedback (id, eval_set_id, trace_id, rating) "
+                     "VALUES ('x', ?, ?, 'POSITIVE')", (ES2, tid(2)))
         conn.execute("INSERT INTO feedback (id, eval_set_id, trace_id, rating) VALUES ('y', ?, ?, X'00ff')",
                      (ES2, tid(3)))
     conn.close()
@@ -232,8 +234,8 @@ def test_eval_version_agreement_matches_the_matrix_stats(tmp_path: Path) -> None
             if i == 5:
                 result = 2  # invalid
             rows.append((f"x{i}", "ev1", tid(i), result, "r", 1, error))
-        conn.executemany("INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms, "
-                         "error) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.executemany("INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, "
+                         "execution_time_ms, error) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
     conn.close()
     s = report_for(a, make_copy(tmp_path / "b.sqlite", {"0": P}))
     mine = next(v for v in s["versions"] if v["annotator"] == "a.sqlite")
@@ -272,7 +274,7 @@ def test_disagreements_keyset_pages(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- CLI
 
 
-def invoke(*args: str):  # noqa: ANN201 - a click Result
+def invoke(*args: str):  # -> a click Result
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
@@ -331,12 +333,12 @@ def test_copy_without_unique_key_counts_each_trace_once(tmp_path: Path) -> None:
     with conn:
         conn.execute("PRAGMA legacy_alter_table = ON")
         conn.execute("ALTER TABLE feedback RENAME TO feedback_old")
-        conn.execute("CREATE TABLE feedback (id TEXT, eval_set_id TEXT, trace_id TEXT, rating TEXT, notes TEXT, "
-                     "created_at TEXT, updated_at TEXT)")
+        conn.execute("CREATE TABLE feedback (id TEXT, eval_set_id TEXT, trace_id TEXT, rating TEXT, "
+                     "notes TEXT, created_at TEXT, updated_at TEXT)")
         conn.execute("INSERT INTO feedback SELECT * FROM feedback_old")
         conn.execute("DROP TABLE feedback_old")
-        conn.execute("INSERT INTO feedback (id, eval_set_id, trace_id, rating) VALUES ('dup', ?, ?, 'neutral')",
-                      (ES2, tid(0)))
+        conn.execute("INSERT INTO feedback (id, eval_set_id, trace_id, rating) "
+                     "VALUES ('dup', ?, ?, 'neutral')", (ES2, tid(0)))
     conn.close()
     s = report_for(a, b)
     assert s["annotators"][1]["labelled"] == 3
@@ -375,7 +377,8 @@ def test_labels_in_eval_sets_the_source_lacks_are_counted(tmp_path: Path) -> Non
     with conn:
         conn.execute("PRAGMA ignore_check_constraints = 1")
         conn.execute("INSERT INTO eval_sets (id, workspace_id, name) VALUES ('zz_new', 'ws_demo', 'new set')")
-        conn.executemany("INSERT INTO feedback (id, eval_set_id, trace_id, rating) VALUES (?, 'zz_new', ?, ?)",
+        conn.executemany("INSERT INTO feedback (id, eval_set_id, trace_id, rating) "
+                         "VALUES (?, 'zz_new', ?, ?)",
                          [("n1", tid(0), P), ("n2", tid(1), N), ("n3", tid(2), "bogus")])
     conn.close()
     opened = open_source(a, read_only=True)
@@ -385,9 +388,6 @@ def test_labels_in_eval_sets_the_source_lacks_are_counted(tmp_path: Path) -> Non
 
 
 # ---------------------------------------------------------------- property: SQL figures = a direct count
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 _labels = st.dictionaries(st.integers(0, 11), st.sampled_from([P, N, U]), max_size=12)
 
@@ -401,7 +401,8 @@ def test_packed_figures_equal_a_direct_count(tmp_path_factory: pytest.TempPathFa
     files = []
     for name, labels in (("bob", bob), ("carol", carol)):
         path = folder / f"{name}.csv"
-        path.write_text("eval_set_id,trace_id,rating\n" + "".join(f"{ES2},{tid(k)},{v}\n" for k, v in labels.items()))
+        path.write_text("eval_set_id,trace_id,rating\n"
+                        + "".join(f"{ES2},{tid(k)},{v}\n" for k, v in labels.items()))
         files.append(path)
     s = report_for(a, *files)
     people = [mine, bob, carol]

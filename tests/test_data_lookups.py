@@ -58,7 +58,8 @@ def test_insert_eval_set(conn: sqlite3.Connection) -> None:
     assert re.fullmatch(r"set_[0-9a-f-]{36}", new)
     row = conn.execute("SELECT name, description, minimum_examples, created_at FROM eval_sets WHERE id = ?",
                        (new,)).fetchone()
-    assert row[:3] == ("fresh", "about", 3) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", row[3])
+    assert row[:3] == ("fresh", "about", 3)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", row[3])
     for name, minimum in (("quality", 5), ("fresh", 5), ("   ", 5), ("ok", 0)):
         with pytest.raises(EvalSetError):
             insert_eval_set(conn, "ws", name, None, minimum)

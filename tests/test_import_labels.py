@@ -1,6 +1,6 @@
-"""import-labels (issue 18): round trip export csv -> import into another copy -> export gives the same labels;
-bad files reported per line with nothing applied; new / same / conflict; --prefer; one undoable step; patches
-and other copies as the origin."""
+"""import-labels (issue 18): round trip export csv -> import into another copy -> export gives the same
+labels; bad files reported per line with nothing applied; new / same / conflict; --prefer; one undoable
+step; patches and other copies as the origin."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from iofold_tui.cli import main
 from iofold_tui.data.labels.importing import apply_import, plan_import
@@ -29,7 +31,7 @@ def copy_db(path: Path, n: int = 20) -> tuple[Path, list[str]]:
     return path, add_traces(path, n)
 
 
-def invoke(*args: str):  # noqa: ANN201 - a click Result
+def invoke(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
@@ -46,7 +48,7 @@ def export(db: Path, fmt: str = "csv") -> str:
         store.close()
 
 
-def open_store_for(opened):  # noqa: ANN001, ANN201
+def open_store_for(opened):
     from iofold_tui.data.labels.store import LabelStore
 
     return LabelStore(opened.db.path, history_path=opened.history_path)
@@ -57,7 +59,8 @@ def label_some(db: Path, ids: list[str]) -> None:
     store = open_store_for(opened)
     try:
         for i, t in enumerate(ids[:6]):
-            store.set_label(ES2, t, P if i % 2 else N, note=f'note {i}, "quoted"\nsecond\rline' if i % 3 else None)
+            note = f'note {i}, "quoted"\nsecond\rline' if i % 3 else None
+            store.set_label(ES2, t, P if i % 2 else N, note=note)
         store.set_labels(ES2, ids[6:10], U)
     finally:
         store.close()
@@ -117,8 +120,8 @@ def test_conflicts_and_prefer(tmp_path: Path) -> None:
         store.set_label(ES2, ids[2], N)
     finally:
         store.close()
-    theirs = _write_csv(tmp_path / "t.csv", [[ES2, ids[0], P, "theirs"], [ES2, ids[1], N, ""], [ES2, ids[2], P, ""],
-                                             [ES2, ids[3], U, "x"]])
+    theirs = _write_csv(tmp_path / "t.csv", [[ES2, ids[0], P, "theirs"], [ES2, ids[1], N, ""],
+                                             [ES2, ids[2], P, ""], [ES2, ids[3], U, "x"]])
     plan = plan_import(open_source(b, read_only=True), theirs)
     assert [i.status for i in plan.items] == ["conflict", "same", "conflict", "new"]
     opened = open_source(b)
@@ -163,7 +166,8 @@ def test_label_changed_after_preview_is_left_out(tmp_path: Path) -> None:
     ('{{"eval_set_id": "{es}", "trace_id": "{t0}", "rating": "positive"}}\n[1]\n', 2, "not a JSON object"),
     ('{{"eval_set_id": "{es}", "trace_id": "{t0}"}}\n', 1, "missing key"),
 ])
-def test_bad_files_reported_per_line_nothing_applied(tmp_path: Path, content: str, line: int, needle: str) -> None:
+def test_bad_files_reported_per_line_nothing_applied(tmp_path: Path, content: str, line: int,
+                                                     needle: str) -> None:
     b, ids = copy_db(tmp_path / "bob.sqlite")
     good = f"{ES2},{ids[5]},positive\n"
     body = content.format(es=ES2, t0=ids[0])
@@ -183,15 +187,16 @@ def test_bad_files_reported_per_line_nothing_applied(tmp_path: Path, content: st
 
 def test_every_problem_is_listed_with_its_line(tmp_path: Path) -> None:
     b, ids = copy_db(tmp_path / "bob.sqlite")
-    bad = _write_csv(tmp_path / "bad.csv", [[ES2, ids[0], "great", ""], [ES2, ids[1], P, ""], [ES2, "zz", P, ""],
-                                           [ES2, ids[1], N, ""]])
+    bad = _write_csv(tmp_path / "bad.csv", [[ES2, ids[0], "great", ""], [ES2, ids[1], P, ""],
+                                           [ES2, "zz", P, ""], [ES2, ids[1], N, ""]])
     parsed = read_label_file(bad)
     assert [(e.line, e.message.split(" ")[0]) for e in parsed.errors] == [(2, "invalid"), (5, "duplicate")]
     plan = plan_import(open_source(b, read_only=True), bad)
     assert sorted(e.line for e in plan.errors) == [2, 4, 5]
 
 
-@pytest.mark.parametrize("value", ["plain", "it's", "a\nb", "tab\there", "", "x || y", "char(10)", "é ☃ 𝄞", "'"])
+@pytest.mark.parametrize("value", ["plain", "it's", "a\nb", "tab\there", "", "x || y", "char(10)", "é ☃ 𝄞",
+                                   "'"])
 def test_patch_literals_decode_exactly(value: str) -> None:
     assert decode_literal(sql_literal(value)) == value
 
@@ -217,9 +222,6 @@ def test_preview_writes_nothing(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- properties
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
 _text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
 
 
@@ -242,21 +244,23 @@ def test_every_export_format_reads_back_exactly(tmp_path: Path, rows: list) -> N
     nets = [NetChange(ES2, tid, None if rating is None else FeedbackRow(f"fb_{i}", rating, notes, "t", "t"),
                       f"fb_{i}", "2026-01-01", (None, ("x", "positive", None, None)))
             for i, (tid, rating, notes) in enumerate(rows)]
-    expected = sorted((n.trace_id, n.final.rating if n.final else None, (n.final.notes or None) if n.final else None)
-                      for n in nets)
+    expected = sorted((n.trace_id, n.final.rating if n.final else None,
+                       (n.final.notes or None) if n.final else None) for n in nets)
     for fmt in ("csv", "jsonl", "patch"):
         path = tmp_path / f"x.{fmt}"
         if fmt == "csv":
             buf = io.StringIO()
-            writer = csv.DictWriter(buf, fieldnames=list(_record(nets[0])), lineterminator="\r\n")  # as patch.py
+            # the line terminator patch.py writes
+            writer = csv.DictWriter(buf, fieldnames=list(_record(nets[0])), lineterminator="\r\n")
             writer.writeheader()
             writer.writerows(_record(n) for n in nets)
             path.write_text(buf.getvalue(), encoding="utf-8", newline="")
         elif fmt == "jsonl":
-            path.write_text("".join(json.dumps(_record(n), ensure_ascii=False) + "\n" for n in nets), encoding="utf-8")
-        else:
-            path.write_text("-- iofold-tui label patch\n" + "".join(s + "\n" for n in nets for s in statements(n)),
+            path.write_text("".join(json.dumps(_record(n), ensure_ascii=False) + "\n" for n in nets),
                             encoding="utf-8")
+        else:
+            text = "".join(s + "\n" for n in nets for s in statements(n))
+            path.write_text("-- iofold-tui label patch\n" + text, encoding="utf-8")
         parsed = read_label_file(path, fmt)
         assert parsed.ok, (fmt, parsed.errors)
         got = sorted((r.trace_id, r.rating, r.notes or None) for r in parsed.rows)

@@ -48,8 +48,8 @@ LOCKER = textwrap.dedent("""
 @contextmanager
 def locked(db: Path, mode: str, seconds: float) -> Iterator[subprocess.Popen[str]]:
     """Another process holding ``BEGIN <mode>`` on ``db`` for ``seconds`` (yields once it holds it)."""
-    proc = subprocess.Popen([sys.executable, "-c", LOCKER, str(db), mode, str(seconds)], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, "-c", LOCKER, str(db), mode, str(seconds)],
+                            stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
         yield proc
@@ -77,7 +77,8 @@ def _bar(app: object) -> str:
     return str(app.screen.query_one("#review-bar", Static).content)  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(("journal", "lock"), [("wal", "EXCLUSIVE"), ("delete", "EXCLUSIVE"), ("delete", "IMMEDIATE")])
+@pytest.mark.parametrize(("journal", "lock"),
+                         [("wal", "EXCLUSIVE"), ("delete", "EXCLUSIVE"), ("delete", "IMMEDIATE")])
 async def test_keys_under_a_5s_lock_respond_show_pending_and_all_land_in_order(db: Path, journal: str,
                                                                                 lock: str) -> None:
     _journal(db, journal)
@@ -150,14 +151,16 @@ def test_writer_outlasts_locks_far_longer_than_one_wait(db: Path, tmp_path: Path
                 store.queue_label(ES, f"ux_{i:03d}", rating)  # type: ignore[arg-type]
             writer.wake()
             deadline = time.monotonic() + 1.5
-            while time.monotonic() < deadline and not any(e.kind == "busy" and e.waiting_s > 1.0 for e in events):
+            while time.monotonic() < deadline and not any(e.kind == "busy" and e.waiting_s > 1.0
+                                                          for e in events):
                 time.sleep(0.02)
             assert len(store.queued()) == 4
         deadline = time.monotonic() + 20
         while store.queued() and time.monotonic() < deadline:
             time.sleep(0.02)
         assert store.queued() == []
-        assert [feedback(db, f"ux_{i:03d}")[1] for i in range(4)] == ["positive", "negative", "neutral", "positive"]
+        landed = [feedback(db, f"ux_{i:03d}")[1] for i in range(4)]
+        assert landed == ["positive", "negative", "neutral", "positive"]
         busy = [e for e in events if e.kind == "busy"]
         assert busy and max(e.waiting_s for e in busy) > 1.0 and max(e.attempts for e in busy) > 10
         assert not [e for e in events if e.kind == "failed"]
@@ -195,7 +198,8 @@ KILLED_APP = textwrap.dedent("""
     from iofold_tui.ui.screenshot import settle
 
     async def main():
-        app = IofoldApp(open_source(sys.argv[1]), pane="review", eval_set="response-quality", watch_interval=0)
+        app = IofoldApp(open_source(sys.argv[1]), pane="review", eval_set="response-quality",
+                        watch_interval=0)
         app.label_writer_timing = WriterTiming(0.05, 0.02, 0.1)
         async with app.run_test(size=(120, 40)) as pilot:
             await settle(app, pilot)
@@ -232,7 +236,7 @@ async def test_sigkill_while_pending_next_start_applies_them(db: Path) -> None:
             await pilot.pause(0.05)
         assert feedback(db, "ux_000")[1] == "positive" and feedback(db, "ux_001")[1] == "negative"
         await labels_written(app, pilot)
-        notes = " ".join(str(n.message) for n in app._notifications)  # noqa: SLF001
+        notes = " ".join(str(n.message) for n in app._notifications)
         assert "queued by the previous session" in notes
     finish(app)
 

@@ -1,6 +1,7 @@
 """Issue 18, who labelled what: every label iofold-tui writes records its annotator in the label history
 (a nullable column the sidecar adds to itself), export-labels carries it, imports record whose labels they
-are, agreement --history compares the annotators of one database, and the review header names the annotator."""
+are, agreement --history compares the annotators of one database, and the review header names the
+annotator."""
 
 from __future__ import annotations
 
@@ -102,8 +103,8 @@ def test_import_records_whose_labels_they_are_and_history_agreement(tmp_path: Pa
     theirs = tmp_path / "bob.csv"
     theirs.write_text("eval_set_id,trace_id,rating,annotator\n" + "".join(
         f"{ES2},{t},{N if i == 0 else P},bob\n" for i, t in enumerate(ids[:5])))
-    result = CliRunner().invoke(main, ["import-labels", str(db), str(theirs), "--apply", "--prefer", "theirs"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(main, ["import-labels", str(db), str(theirs), "--apply", "--prefer",
+                                       "theirs"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert _annotators(db)[-1] == ("import", "bob")
     result = CliRunner().invoke(main, ["agreement", str(db), "--history", "--eval-set", ES2, "--json",

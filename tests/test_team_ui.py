@@ -45,15 +45,17 @@ async def _until(pilot: object, check: object, timeout: float = 10.0) -> None:
 
 def _queue_conflicts(db: Path, tmp_path: Path) -> list[str]:
     conn = sqlite3.connect(db)
-    mine = [r[0] for r in conn.execute("SELECT trace_id FROM feedback WHERE eval_set_id = ? ORDER BY trace_id "
-                                       "LIMIT 2", (ES,))]
-    ratings = dict(conn.execute("SELECT trace_id, rating FROM feedback WHERE eval_set_id = ?", (ES,)).fetchall())
+    mine = [r[0] for r in conn.execute("SELECT trace_id FROM feedback WHERE eval_set_id = ? "
+                                       "ORDER BY trace_id LIMIT 2", (ES,))]
+    ratings = dict(conn.execute("SELECT trace_id, rating FROM feedback WHERE eval_set_id = ?",
+                                (ES,)).fetchall())
     conn.close()
     other = {"positive": "negative", "negative": "positive", "neutral": "positive"}
     theirs = tmp_path / "theirs.csv"
     theirs.write_text("eval_set_id,trace_id,rating,notes,annotator\n" + "".join(
         f'{ES},{t},{other[ratings[t]]},"their note {i}",bob\n' for i, t in enumerate(mine)))
-    result = CliRunner().invoke(main, ["import-labels", str(db), str(theirs), "--apply"], catch_exceptions=False)
+    result = CliRunner().invoke(main, ["import-labels", str(db), str(theirs), "--apply"],
+                                catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert len(load_conflicts(open_source(db).db.path)) == 2
     return mine
@@ -127,7 +129,8 @@ async def test_agreement_view_reviews_the_disagreements(tmp_path: Path) -> None:
     with conn:
         flipped = conn.execute("SELECT trace_id FROM feedback WHERE eval_set_id = ? AND rating = 'positive' "
                                "ORDER BY trace_id LIMIT 1", (ES,)).fetchone()[0]
-        conn.execute("UPDATE feedback SET rating = 'negative' WHERE eval_set_id = ? AND trace_id = ?", (ES, flipped))
+        conn.execute("UPDATE feedback SET rating = 'negative' WHERE eval_set_id = ? AND trace_id = ?",
+                     (ES, flipped))
     conn.close()
     app = IofoldApp(open_source(db), pane="overview", eval_set="response-quality", watch_interval=0)
     try:

@@ -94,8 +94,8 @@ def key_annotators(history_conn: object) -> dict[tuple[str, str], str]:
         if "annotator" not in introspect.column_set(conn, "steps"):
             return {}
         rows = conn.execute(
-            "SELECT c.eval_set_id, c.trace_id, s.annotator, max(s.id) FROM changes c JOIN steps s ON s.id = c.step_id "
-            "WHERE s.status = 'applied' GROUP BY c.eval_set_id, c.trace_id")
+            "SELECT c.eval_set_id, c.trace_id, s.annotator, max(s.id) FROM changes c "
+            "JOIN steps s ON s.id = c.step_id WHERE s.status = 'applied' GROUP BY c.eval_set_id, c.trace_id")
         return {(str(es), str(tid)): str(who) for es, tid, who, _ in rows if who is not None}
     except sqlite3.Error:
         return {}

@@ -122,10 +122,12 @@ def _read_copy(other: str, eval_set_ids: set[str] | None) -> tuple[str, list[Lab
             if eval_set_ids is not None and es not in eval_set_ids:
                 continue
             if rating not in RATINGS:
-                errors.append(LineError(int(rowid), f"feedback row {rowid}: invalid rating {one_line(rating, 30)!r}"))
+                errors.append(LineError(int(rowid),
+                                        f"feedback row {rowid}: invalid rating {one_line(rating, 30)!r}"))
                 continue
             if not isinstance(es, str) or not isinstance(tid, str):
-                errors.append(LineError(int(rowid), f"feedback row {rowid}: eval_set_id / trace_id is not text"))
+                errors.append(LineError(int(rowid),
+                                        f"feedback row {rowid}: eval_set_id / trace_id is not text"))
                 continue
             rows.append(LabelRow(int(rowid), es, tid, rating, notes if isinstance(notes, str) else
                                  (None if notes is None else str(notes))))
@@ -140,21 +142,22 @@ def resolve_eval_set(conn: sqlite3.Connection, wanted: str, where: str) -> str:
         return wanted
     named = [i for i, n in rows if n == wanted]
     if len(named) > 1:
-        raise ValueError(f"--eval-set {wanted!r}: {len(named)} eval sets have this name in {where}; give its id")
+        raise ValueError(f"--eval-set {wanted!r}: {len(named)} eval sets have this name in {where}; "
+                         "give its id")
     if not named:
         raise ValueError(f"--eval-set {wanted!r}: no eval set with this name or id in {where}")
     return named[0]
 
 
-def plan_import(source: Any, theirs: str | Path, *, from_copy: bool = False,  # noqa: ANN401 - OpenedSource
+def plan_import(source: Any, theirs: str | Path, *, from_copy: bool = False,  # an OpenedSource
                 eval_set: str | None = None) -> ImportPlan:
     """Read and check their labels against ``source`` (an OpenedSource); reads only."""
     where = "demo database" if source.kind == "demo" else str(source.origin)
     path = Path(theirs).expanduser()
     if not path.exists():
         raise SourceError(path, "no such file or directory")
-    conn = sqlite3.connect(f"{Path(source.db.path).resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
-                           check_same_thread=False)
+    conn = sqlite3.connect(f"{Path(source.db.path).resolve().as_uri()}?mode=ro", uri=True,
+                           isolation_level=None, check_same_thread=False)
     tolerant(conn)
     try:
         es_id = resolve_eval_set(conn, eval_set, where) if eval_set is not None else None
@@ -180,7 +183,8 @@ def plan_import(source: Any, theirs: str | Path, *, from_copy: bool = False,  # 
 
 def _classify(conn: sqlite3.Connection, rows: list[LabelRow], plan: ImportPlan, where: str) -> None:
     conn.execute("ATTACH ':memory:' AS scratch")
-    conn.execute("CREATE TABLE scratch.imp (line INTEGER PRIMARY KEY, eval_set_id, trace_id, rating, notes, annotator)")
+    conn.execute("CREATE TABLE scratch.imp "
+                 "(line INTEGER PRIMARY KEY, eval_set_id, trace_id, rating, notes, annotator)")
     conn.executemany("INSERT INTO scratch.imp VALUES (?, ?, ?, ?, ?, ?)",
                      ((r.line, r.eval_set_id, r.trace_id, r.rating, r.notes, r.annotator) for r in rows))
     for line, es in conn.execute("SELECT line, eval_set_id FROM scratch.imp WHERE eval_set_id NOT IN "
@@ -194,7 +198,8 @@ def _classify(conn: sqlite3.Connection, rows: list[LabelRow], plan: ImportPlan, 
     cur = conn.execute(
         "SELECT i.line, i.eval_set_id, i.trace_id, i.rating, i.notes, i.annotator, "
         "f.id, f.rating, f.notes, f.created_at, f.updated_at FROM scratch.imp i "
-        "LEFT JOIN main.feedback f ON f.eval_set_id = i.eval_set_id AND f.trace_id = i.trace_id ORDER BY i.line")
+        "LEFT JOIN main.feedback f ON f.eval_set_id = i.eval_set_id AND f.trace_id = i.trace_id "
+        "ORDER BY i.line")
     for line, es, tid, rating, notes, annotator, fid, mr, mn, mc, mu in cur:
         mine = None if fid is None or mr is None else FeedbackRow(fid, mr, mn, mc, mu)
         if rating is None:
@@ -222,13 +227,14 @@ def _state(row: FeedbackRow | None) -> tuple[object, ...] | None:
     return None if row is None else (row.id, row.rating, row.notes, row.updated_at)
 
 
-def import_rows(plan: ImportPlan, prefer: Prefer | None, now: str) -> Iterator[tuple[str, str, tuple[object, ...] | None,
-                                                                                       FeedbackRow | None]]:
+def import_rows(plan: ImportPlan, prefer: Prefer | None,
+                now: str) -> Iterator[tuple[str, str, tuple[object, ...] | None, FeedbackRow | None]]:
     """The ``put_rows`` items that apply ``plan`` with the conflict rule ``prefer``."""
     ids = feedback_ids(sum(i.status in ("new", "conflict") for i in plan.items))
     for item in plan.items:
         if item.status == "new":
-            yield item.eval_set_id, item.trace_id, None, FeedbackRow(next(ids), item.rating or "", item.notes, now, now)
+            new = FeedbackRow(next(ids), item.rating or "", item.notes, now, now)
+            yield item.eval_set_id, item.trace_id, None, new
         elif item.status == "conflict" and prefer == "theirs":
             mine = item.mine
             if item.rating is None:

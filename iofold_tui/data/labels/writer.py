@@ -71,8 +71,9 @@ class LabelWriter:
             self._wake.clear()
             try:
                 done = self.store.apply_next(self.timing.attempt_wait_s)
-            except Exception as exc:  # noqa: BLE001 - the store closed under us, or worse: report, keep the intent
-                if self._stop.is_set() or isinstance(exc, sqlite3.ProgrammingError):  # closed: the app is gone
+            except Exception as exc:  # the store closed under us, or worse: report, keep the intent
+                # closed: the app is gone
+                if self._stop.is_set() or isinstance(exc, sqlite3.ProgrammingError):
                     return
                 self._emit(WriterEvent("busy", Applied("busy", error=str(exc)), 0.0, attempts))
                 self._stop.wait(self.timing.backoff_max_s)
