@@ -19,7 +19,7 @@ from iofold_tui.ui import labeling
 from iofold_tui.ui.app import IofoldApp
 from iofold_tui.ui.models import matrix as matrix_mod  # the matrix pane's model: page size, statistics
 from iofold_tui.ui.panes.matrix import MatrixPane
-from iofold_tui.ui.panes.matrix_widgets import CellDetailScreen, SourceDateScreen, VersionPicker
+from iofold_tui.ui.panes.matrix_dialogs import CellDetailScreen, SourceDateScreen, VersionPicker
 from iofold_tui.ui.panes.trace_detail import TraceDetailScreen
 from iofold_tui.ui.screenshot import settle
 

@@ -21,7 +21,7 @@ from iofold_tui.ui.app import IofoldApp
 from iofold_tui.ui.key_help import help_rows
 from iofold_tui.ui.panes.eval_editor import CodeEditor, EvalEditorScreen
 from iofold_tui.ui.panes.matrix import MatrixPane
-from iofold_tui.ui.panes.matrix_widgets import CellDetailScreen
+from iofold_tui.ui.panes.matrix_dialogs import CellDetailScreen
 from iofold_tui.ui.panes.review import ReviewPane
 from iofold_tui.ui.screenshot import settle
 from iofold_tui.ui.try_trace import TryTraceScreen

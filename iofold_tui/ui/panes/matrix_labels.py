@@ -5,25 +5,22 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING
 
 from iofold_tui.ui import labeling
 from iofold_tui.ui.models.matrix_results import Move, Refreshed, Relabelled
 from iofold_tui.ui.models.matrix_stats_state import INCREMENTAL_LIMIT
-
-if TYPE_CHECKING:
-    from iofold_tui.ui.panes.matrix import MatrixPane
+from iofold_tui.ui.panes.matrix_base import MatrixPaneBase
 
 
-class MatrixRelabel:
-    """Mixed into ``MatrixPane``."""
+class MatrixRelabel(MatrixPaneBase):
 
-    def action_label(self: MatrixPane, rating: str) -> None:
+    def action_label(self, rating: str) -> None:
         t0 = time.perf_counter()
         reason = labeling.disabled_reason(self.app)
         trace_id, set_id = self.grid.cursor_key, self.model.set_id
         if reason or set_id is None:
-            self.notify(f"labelling disabled: {reason}" if reason else "pick an eval set first (v)", severity="warning")
+            why = f"labelling disabled: {reason}" if reason else "pick an eval set first (v)"
+            self.notify(why, severity="warning")
             return
         if trace_id is None:
             return
@@ -34,7 +31,7 @@ class MatrixRelabel:
             return
         self._label_t0[trace_id] = t0
 
-    def on_label_applied(self: MatrixPane, applied: object) -> None:
+    def on_label_applied(self, applied: object) -> None:
         """A queued label / undo / redo reached the database: the rows and the statistics follow."""
         intent, result = getattr(applied, "intent", None), getattr(applied, "result", None)
         if intent is None or result is None or getattr(applied, "outcome", "") != "applied":
@@ -54,19 +51,19 @@ class MatrixRelabel:
         if old != new:
             self._apply_transitions([(result.trace_id, old, new)], self._label_t0.pop(result.trace_id, None))
 
-    def action_undo(self: MatrixPane) -> None:
+    def action_undo(self) -> None:
         if labeling.explain_disabled(self.app):
             return
         with contextlib.suppress(labeling.LabelActionError):
             labeling.label_queue(self.app).travel(undo=True)
 
-    def action_redo(self: MatrixPane) -> None:
+    def action_redo(self) -> None:
         if labeling.explain_disabled(self.app):
             return
         with contextlib.suppress(labeling.LabelActionError):
             labeling.label_queue(self.app).travel(undo=False)
 
-    def _apply_transitions(self: MatrixPane, moves: list[Move], t0: float | None = None) -> None:
+    def _apply_transitions(self, moves: list[Move], t0: float | None = None) -> None:
         """Labels moved (committed already): patch the grid's TEMP table, the rows and the statistics."""
         job = self.model.relabel_job(moves, t0)
         if job is None:
@@ -77,7 +74,7 @@ class MatrixRelabel:
                        on_error=lambda _: self.on_relabelled(None, page_ticket), group=None,
                        what="refreshing the relabelled rows")
 
-    def on_relabelled(self: MatrixPane, result: Relabelled | None, page_ticket: int = 0) -> None:
+    def on_relabelled(self, result: Relabelled | None, page_ticket: int = 0) -> None:
         m = self.model
         outcome = m.relabel_done(result)
         if outcome == "recompute":
@@ -98,7 +95,7 @@ class MatrixRelabel:
         if m.take_recheck():
             self._start_check()
 
-    def _replace_row(self: MatrixPane, item: Refreshed) -> None:
+    def _replace_row(self, item: Refreshed) -> None:
         row = self.model.replace_row(item)
         if row is not None:
             keys = [str(k) for k in self.grid.columns]

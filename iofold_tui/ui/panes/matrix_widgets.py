@@ -1,38 +1,27 @@
-"""Pieces of the matrix pane: cell rendering, the per-version statistics table and its notes, the
-version picker, the source/date dialog and the cell drill-down screen."""
+"""Pieces of the matrix pane: cell rendering and the per-version statistics table and its notes (the
+dialogs are in matrix_dialogs.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rich.console import RenderableType
 from rich.text import Text
-from textual import on, work
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual import on
 from textual.message import Message
-from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Label, SelectionList, Static
+from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
-from iofold_tui.data.evals.versions import EvalDetail, load_eval
 from iofold_tui.data.matrix.grid import Cell, MatrixRow
 from iofold_tui.data.matrix.stats import SOURCE_VIEW, MatrixStats
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.text import plural
-from iofold_tui.data.traces.detail import TraceDetail, load_trace
-from iofold_tui.data.traces.query import TraceFilter
-from iofold_tui.ui.models.matrix_results import SourceDate
-from iofold_tui.ui.panes.trace_filters import TraceFilterScreen
 from iofold_tui.ui.row_table import same_cell
-from iofold_tui.ui.text import code, rating_text, safe
-from iofold_tui.ui.trace_render import summary, verdict
-from iofold_tui.ui.widgets import PaneHeader
 
 # Symbols carry the state without colour; "≠" marks a contradiction.
-STATE_SYMBOL = {"pass": "✓ pass", "fail": "✗ fail", "error": "⚠ error", "invalid": "? inval", "not_run": "· —"}
+STATE_SYMBOL = {
+    "pass": "✓ pass", "fail": "✗ fail", "error": "⚠ error", "invalid": "? inval", "not_run": "· —",
+}
 AGREEMENT_STYLE = {"agreement": "green", "contradiction": "bold red", "error": "bold yellow",
                    "invalid": "bold magenta", "unlabelled": "dim", "neutral": "dim", "not_run": "dim"}
 FILTER_TITLES = {
@@ -46,9 +35,9 @@ FILTER_TITLES = {
 STAT_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
     ("n", "n", None), ("contradictions", "≠", None), ("contradiction_rate", "≠rate", None),
     ("TP", "TP", "TP"), ("FN", "FN", "FN"), ("FP", "FP", "FP"), ("TN", "TN", "TN"),
-    ("accuracy", "acc", None), ("cohens_kappa", "κ", None), ("precision", "prec", None), ("recall", "rec", None),
-    ("f1", "F1", None), ("specificity", "spec", None), ("error", "err", "error"), ("invalid", "inv", "invalid"),
-    ("neutral", "neu", "neutral"),
+    ("accuracy", "acc", None), ("cohens_kappa", "κ", None), ("precision", "prec", None),
+    ("recall", "rec", None), ("f1", "F1", None), ("specificity", "spec", None),
+    ("error", "err", "error"), ("invalid", "inv", "invalid"), ("neutral", "neu", "neutral"),
     ("unlabelled", "unlab", "unlabelled"), ("not_run", "n/run", "not_run"),
 )
 CONFUSION_TITLES = {"TP": "TP (human positive, eval pass)", "FN": "FN (human positive, eval fail)",
@@ -56,7 +45,6 @@ CONFUSION_TITLES = {"TP": "TP (human positive, eval pass)", "FN": "FN (human pos
                     "error": "errored executions", "invalid": "invalid result (not 0/1: excluded from n)",
                     "neutral": "neutral labels", "unlabelled": "unlabelled, run",
                     "not_run": "labelled, not run"}
-HIGHLIGHT_LIMIT = 200_000  # characters of eval code still syntax-highlighted
 
 
 def patch_row(table: DataTable[Text | str], row_key: str, values: dict[str, Text | str]) -> int:
@@ -78,23 +66,25 @@ def patch_row(table: DataTable[Text | str], row_key: str, values: dict[str, Text
             changed.add(ck)
     if not changed:
         return 0
+    # The caches are LRUCaches, not dicts (hence keys() below), each with its own key shape.
     cells = table._cell_render_cache  # keyed (row, column, ...): the unchanged cells stay rendered
-    for cache_key in [k for k in cells.keys() if k[0] == rk and k[1] in changed]:  # noqa: SIM118 - not a dict
-        cells.discard(cache_key)
+    for cell_key in [k for k in cells.keys() if k[0] == rk and k[1] in changed]:  # noqa: SIM118
+        cells.discard(cell_key)
     index = table.get_row_index(rk)
-    renderables = table._row_renderable_cache  # keyed (update count, row index): the row's cells as renderables
-    for cache_key in [k for k in renderables.keys() if k[1] == index]:  # noqa: SIM118 - not a dict
-        renderables.discard(cache_key)
+    # keyed (update count, row index): the row's cells as renderables
+    renderables = table._row_renderable_cache
+    for renderable_key in [k for k in renderables.keys() if k[1] == index]:  # noqa: SIM118
+        renderables.discard(renderable_key)
     rows = table._row_render_cache  # keyed (row, ...)
-    for cache_key in [k for k in rows.keys() if k[0] == rk]:  # noqa: SIM118 - not a dict
-        rows.discard(cache_key)
-    lines = table._line_cache
-    for cache_key in list(lines.keys()):
+    for row_cache_key in [k for k in rows.keys() if k[0] == rk]:  # noqa: SIM118
+        rows.discard(row_cache_key)
+    lines = table._line_cache  # keyed (y, ...)
+    for line_key in list(lines.keys()):
         try:
-            if table._get_offsets(cache_key[0])[0] == rk:
-                lines.discard(cache_key)
+            if table._get_offsets(line_key[0])[0] == rk:
+                lines.discard(line_key)
         except LookupError:
-            lines.discard(cache_key)
+            lines.discard(line_key)
     table.refresh_row(index)
     return len(changed)
 
@@ -159,8 +149,9 @@ def stats_notes(stats: Sequence[MatrixStats], titles: dict[str, str], *, computi
         out.append("source: eval_comparison view, ", style="bold")
     elif source:
         out.append(f"source: {source} (the same join on the base tables), ", style="bold yellow")
-    out.append("scoped to each eval's own set; errors, results other than 0/1 (inv), neutral, unlabelled and not-run traces excluded from n. "
-               "Positive class = human positive, predicted = pass.", style="dim")
+    out.append("scoped to each eval's own set; errors, results other than 0/1 (inv), neutral, unlabelled "
+               "and not-run traces excluded from n. Positive class = human positive, predicted = pass.",
+               style="dim")
     if computing:
         out.append("  computing statistics…", style="yellow")
     elif cached and not relabelled:
@@ -183,16 +174,17 @@ def stats_notes(stats: Sequence[MatrixStats], titles: dict[str, str], *, computi
         if view_pending:
             parts.append(Text("unscoped view: counting…", style="dim"))
         elif s.view_contradictions is not None:
-            parts.append(Text(f"the raw unscoped view would say {plural(s.view_contradictions, 'contradiction')} over "
-                              f"{plural(s.view_rows or 0, 'row')}{' (before your relabels)' if relabelled else ''}",
-                              style="magenta"))
+            before = " (before your relabels)" if relabelled else ""
+            raw = (f"the raw unscoped view would say {plural(s.view_contradictions, 'contradiction')} "
+                   f"over {plural(s.view_rows or 0, 'row')}{before}")
+            parts.append(Text(raw, style="magenta"))
         if parts:
             out.append("\n")
             out.append(f"{one_line(title, 30)}: ", style="bold")
             out.append(Text("  ·  ").join(parts))
     if any(s.view_contradictions is not None for s in stats) and not view_pending:
-        out.append("\nThe raw view is inflated: it joins labels from every eval set and counts errors as fails.",
-                   style="dim")
+        out.append("\nThe raw view is inflated: it joins labels from every eval set and counts errors as "
+                   "fails.", style="dim")
     return out
 
 
@@ -213,11 +205,18 @@ class StatsTable(DataTable[Text | str]):
         self.shape: tuple[tuple[str, ...], tuple[int, ...]] = ((), ())  # row keys and column widths shown
 
     def show(self, stats: Sequence[MatrixStats], titles: dict[str, str]) -> None:
-        """Rebuild the rows; every column is as wide as its widest value plus one space, numbers right-aligned
-        by hand (DataTable's padding would cost two cells per column: too wide for 140 columns at 1M traces)."""
+        """Rebuild the rows; every column is as wide as its widest value plus one space, numbers
+        right-aligned by hand (DataTable's padding would cost two cells per column: too wide for 140
+        columns at 1M traces)."""
         coordinate = self.cursor_coordinate
-        rows = [[Text(one_line(titles.get(s.eval_id, s.eval_id), 24), style="bold"), *stat_cells(s)] for s in stats]
-        headers = [Text("version", style="bold"), *[Text(header, style="bold") for _, header, _ in STAT_COLUMNS]]
+        rows = [
+            [Text(one_line(titles.get(s.eval_id, s.eval_id), 24), style="bold"), *stat_cells(s)]
+            for s in stats
+        ]
+        headers = [
+            Text("version", style="bold"),
+            *[Text(header, style="bold") for _, header, _ in STAT_COLUMNS],
+        ]
         widths = [max([h.cell_len, *(r[i].cell_len for r in rows)]) + 1 for i, h in enumerate(headers)]
         shape = (tuple(s.eval_id for s in stats), tuple(widths))
         if shape == self.shape and self.row_count == len(stats) and len(self.columns) == len(widths):
@@ -240,7 +239,8 @@ class StatsTable(DataTable[Text | str]):
         self.rows_shown = min(len(stats), 8)
         self.fit()
         if self.row_count:
-            self.move_cursor(row=min(coordinate.row, self.row_count - 1), column=coordinate.column, animate=False)
+            kept_row = min(coordinate.row, self.row_count - 1)
+            self.move_cursor(row=kept_row, column=coordinate.column, animate=False)
 
     def fit(self) -> None:
         """Exactly the rows (height auto would keep max-height), plus the scrollbar when too wide."""
@@ -270,171 +270,4 @@ def _fit(text: Text, width: int, *, left: bool = False) -> Text:
     return out
 
 
-class VersionPicker(ModalScreen[tuple[str, ...] | None]):
-    """Tick the eval versions shown as columns (space toggles, Enter applies, Esc cancels)."""
-
-    BINDINGS = [
-        Binding("enter", "apply", "Apply", id="matrix.versions.apply", priority=True),
-        Binding("escape", "cancel", "Cancel", id="matrix.versions.cancel"),
-    ]
-    DEFAULT_CSS = """
-    VersionPicker { align: center middle; }
-    VersionPicker > Vertical { width: 64; height: auto; max-height: 80%; border: thick $accent; background: $surface; padding: 0 1; }
-    VersionPicker SelectionList { height: auto; max-height: 24; }
-    """
-
-    def __init__(self, options: Sequence[tuple[str, str]], chosen: Sequence[str]) -> None:
-        super().__init__()
-        self.options, self.chosen = list(options), set(chosen)
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label(Text("Eval versions shown as columns (space toggles, Enter applies, Esc cancels)", style="bold"))
-            yield SelectionList[str](*[(Text(one_line(label, 56)), value, value in self.chosen)
-                                       for value, label in self.options])
-
-    def on_mount(self) -> None:
-        self.query_one(SelectionList).focus()
-
-    def action_apply(self) -> None:
-        picked = self.query_one(SelectionList).selected
-        if not picked:
-            self.notify("pick at least one version", severity="warning")
-            return
-        order = [value for value, _ in self.options]
-        self.dismiss(tuple(sorted(picked, key=order.index)))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-
-class SourceDateScreen(TraceFilterScreen):
-    """Source and date range of the matrix rows: the trace list's dialog without rating and errors
-    (the matrix filters cover those)."""
-
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel", id="matrix.filters.cancel"),
-        Binding("ctrl+s", "apply", "Apply", id="matrix.filters.apply"),
-    ]
-    TITLE = "Matrix rows: source and date (Enter or ctrl+s applies, Esc cancels)"
-
-    def __init__(self, current: SourceDate, sources: list[str]) -> None:
-        flt = TraceFilter(sources=current.sources, date_from=current.date_from, date_to=current.date_to)
-        super().__init__(flt, sources, rating_and_errors=False)
-
-    def result(self, flt: TraceFilter) -> SourceDate:
-        return SourceDate(flt.sources, flt.date_from, flt.date_to)
-
-
-@dataclass
-class CellLoaded(Message):
-    detail: TraceDetail | None
-    evaluation: EvalDetail | None
-
-
-class CellDetailScreen(Screen[None]):
-    """One matrix cell: the verdict and reason, errors, stdout/stderr, the code that ran, the human
-    label and note, then the trace summary (``t`` opens the full trace, ``ctrl+r`` runs this version on
-    this trace in the local sandbox without storing anything: ``ui/try_trace.py``)."""
-
-    BINDINGS = [
-        Binding("escape,backspace", "app.pop_screen", "Back", id="matrix.cell.back"),
-        Binding("t", "full_trace", "Full trace", id="matrix.cell.trace"),
-        Binding("ctrl+r", "try_it", "Try it", id="matrix.cell.try"),
-    ]
-    DEFAULT_CSS = """
-    CellDetailScreen #cell-body { height: 1fr; padding: 0 1; }
-    CellDetailScreen .cell-title { text-style: bold; color: $accent; margin-top: 1; }
-    """
-
-    def __init__(self, trace_id: str, eval_id: str, eval_set_id: str, agreement: str | None = None) -> None:
-        super().__init__()
-        self.trace_id, self.eval_id, self.eval_set_id, self.agreement = trace_id, eval_id, eval_set_id, agreement
-
-    def compose(self) -> ComposeResult:
-        yield PaneHeader()
-        with VerticalScroll(id="cell-body"):
-            yield Static(Text("loading…", style="dim"), id="cell-verdict")
-            yield Static(Text("Code that ran", style="bold"), classes="cell-title")
-            yield Static(id="cell-code")
-            yield Static(Text("Trace", style="bold"), classes="cell-title")
-            yield Static(id="cell-trace")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.query_one(PaneHeader).show("Matrix cell", [self.trace_id, self.eval_id])
-        self.load()
-
-    @work(thread=True, exclusive=True, group="matrix-cell")
-    def load(self) -> None:
-        conn = self.app.db.conn()  # type: ignore[attr-defined]
-        self.post_message(CellLoaded(load_trace(conn, self.trace_id), load_eval(conn, self.eval_id)))
-
-    def on_cell_loaded(self, message: CellLoaded) -> None:
-        detail, ev = message.detail, message.evaluation
-        if detail is None:
-            self.query_one("#cell-verdict", Static).update(Text(f"trace {self.trace_id} not found", style="bold red"))
-            return
-        title = f"{ev.summary.name} v{ev.summary.version}" if ev else self.eval_id
-        self.query_one(PaneHeader).show("Matrix cell", [detail.id, title])
-        self.query_one("#cell-verdict", Static).update(self._verdict(detail, title))
-        code_view: RenderableType
-        if ev is None:
-            code_view = Text(f"eval {self.eval_id} not found", style="bold red")
-        elif len(ev.code) > HIGHLIGHT_LIMIT:
-            code_view = safe(ev.code, limit=None)
-        else:
-            code_view = code(ev.code)
-        self.query_one("#cell-code", Static).update(code_view)
-        self.query_one("#cell-trace", Static).update(summary(detail))
-
-    def _verdict(self, detail: TraceDetail, title: str) -> Text:
-        ex = next((e for e in detail.executions if e.eval_id == self.eval_id), None)
-        out = Text()
-        out.append(f"{one_line(title, 40)}: ", style="bold")
-        if ex is None:
-            out.append("not run on this trace (ctrl+r tries it here)", style="dim")
-        else:
-            out.append(verdict(ex.result, ex.error))
-            if self.agreement == "contradiction":
-                out.append("  ≠ contradicts the human label", style="bold red")
-            elif self.agreement == "agreement":
-                out.append("  = agrees with the human label", style="green")
-            if ex.execution_time_ms is not None:
-                out.append(f"  ·  {ex.execution_time_ms} ms", style="dim")
-            if ex.executed_at:
-                out.append(f"  ·  {one_line(ex.executed_at, 30)}", style="dim")
-        label = next((f for f in detail.feedback if f.eval_set_id == self.eval_set_id), None)
-        out.append("\nhuman:   ", style="bold")
-        out.append(rating_text(label.rating if label else None))
-        if label and label.notes:
-            out.append(_section("note", label.notes, "italic"))
-        if ex is not None:
-            out.append(_section("reason", ex.reason))
-            for name, value, style in (("error", ex.error, "red"), ("stdout", ex.stdout, ""),
-                                       ("stderr", ex.stderr, "yellow")):
-                if value:
-                    out.append(_section(name, value, style))
-        return out
-
-    def action_full_trace(self) -> None:
-        from iofold_tui.ui.panes.trace_detail import TraceDetailScreen
-
-        self.app.push_screen(TraceDetailScreen(self.trace_id))
-
-    def action_try_it(self) -> None:
-        """This cell's version run again on this trace in the local sandbox (a draft's first verdict);
-        stores nothing."""
-        from iofold_tui.ui.try_trace import TryTraceScreen
-
-        self.app.push_screen(TryTraceScreen(self.eval_id, self.trace_id))
-
-
-def _section(title: str, body: str, style: str = "") -> Text:
-    out = Text(f"\n{title}: ", style="bold")
-    out.append(safe(body, style, limit=20_000))
-    return out
-
-
-__all__ = ["CellDetailScreen", "SourceDateScreen", "StatsTable", "VersionPicker",
-           "contradiction_mark", "matrix_cell", "stats_notes"]
+__all__ = ["StatsTable", "contradiction_mark", "matrix_cell", "stats_notes"]
