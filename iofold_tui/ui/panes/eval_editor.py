@@ -135,7 +135,8 @@ class EvalEditorScreen(Screen[str | None]):
 
     def _loaded(self, detail: EvalDetail | None) -> None:
         if detail is None:
-            self.query_one("#editor-title", Static).update(Text(f"no eval {self.source_id}", style="bold red"))
+            title = Text(f"no eval {self.source_id}", style="bold red")
+            self.query_one("#editor-title", Static).update(title)
             return
         self.detail = detail
         code, changed = terminal_safe(detail.code)
@@ -146,8 +147,8 @@ class EvalEditorScreen(Screen[str | None]):
         editor.focus()
         self._title()
         if changed:
-            self.notify("the stored code holds control characters: they are shown as symbols and saved that way",
-                        severity="warning", timeout=8)
+            self.notify("the stored code holds control characters: "
+                        "they are shown as symbols and saved that way", severity="warning", timeout=8)
         self._schedule_check(0)
 
     # -- title and problems ----------------------------------------------------------------------------
@@ -167,7 +168,8 @@ class EvalEditorScreen(Screen[str | None]):
         title.append("New version of ", style="bold")
         title.append(one_line(d.summary.name, 40), style="bold cyan")
         if self.saved:
-            title.append(f"  saved v{self.saved.version} ({one_line(self.saved.id, 40)}, draft)", style="green")
+            title.append(f"  saved v{self.saved.version} ({one_line(self.saved.id, 40)}, draft)",
+                         style="green")
             title.append("  ·  next save makes another version", style="dim")
         else:
             title.append(f"  from v{d.summary.version} ({one_line(d.summary.id, 40)})", style="dim")
@@ -201,7 +203,8 @@ class EvalEditorScreen(Screen[str | None]):
         out = Text()
         if not message.problems:
             out.append("✓ the sandbox's static check passes", style="green")
-            out.append("  ·  ctrl+s saves a new draft version, ctrl+r tries it, ctrl+g compares", style="dim")
+            out.append("  ·  ctrl+s saves a new draft version, ctrl+r tries it, ctrl+g compares",
+                       style="dim")
         else:
             out.append(f"{len(message.problems)} problem{'s' if len(message.problems) != 1 else ''} "
                        "(the sandbox would refuse this code):", style="bold red")
@@ -221,7 +224,8 @@ class EvalEditorScreen(Screen[str | None]):
             self.notify("no change since the last save", severity="warning")
             return
         if not self.dirty:
-            self.notify(f"the code is the same as v{self.detail.summary.version}: edit it first", severity="warning")
+            self.notify(f"the code is the same as v{self.detail.summary.version}: edit it first",
+                        severity="warning")
             return
         self._save(self.editor.text, self.parent_id)
 
@@ -237,7 +241,7 @@ class EvalEditorScreen(Screen[str | None]):
             self.post_message(Saved(None, str(exc), exc.problems))
         except (ReadOnlyError, OSError) as exc:
             self.post_message(Saved(None, f"cannot save: {exc}", []))
-        except Exception as exc:  # noqa: BLE001 - shown, never a crash
+        except Exception as exc:  # shown, never a crash
             self.post_message(Saved(None, f"cannot save: {type(exc).__name__}: {exc}", []))
         else:
             self.post_message(Saved(new, None, [], code))
@@ -261,7 +265,8 @@ class EvalEditorScreen(Screen[str | None]):
                         severity="warning")
             return None
         if self.dirty:
-            self.notify("unsaved edits are not part of the run: it uses the saved version", severity="warning")
+            self.notify("unsaved edits are not part of the run: it uses the saved version",
+                        severity="warning")
         return self.saved.id
 
     def action_try_it(self) -> None:
@@ -279,20 +284,22 @@ class EvalEditorScreen(Screen[str | None]):
                    ("preview", "one trace (by id): the editor's code, nothing stored…"),
                    ("all", "all traces of the workspace")]
 
-        def chosen(value: str | None) -> None:
-            from iofold_tui.ui.run_eval import start_eval_run
+        from iofold_tui.ui.run_eval import start_eval_run
 
+        def run_on_trace(trace_id: str | None) -> None:
+            if trace_id and trace_id.strip():
+                start_eval_run(self.app, eval_id, selection=[trace_id.strip()])
+
+        def chosen(value: str | None) -> None:
             if value in ("labelled", "all"):
                 start_eval_run(self.app, eval_id, selection=value)
             elif value == "trace":
-                self.app.push_screen(Prompt("Trace id to run on", self.last_trace or ""),
-                                     lambda tid: start_eval_run(self.app, eval_id, selection=[tid.strip()])
-                                     if tid and tid.strip() else None)
+                self.app.push_screen(Prompt("Trace id to run on", self.last_trace or ""), run_on_trace)
             elif value == "preview":
                 self._try_preview()
 
-        self.app.push_screen(PickOne(f"Run v{self.saved.version if self.saved else '?'} on…", options, "labelled"),
-                             chosen)
+        version = self.saved.version if self.saved else "?"
+        self.app.push_screen(PickOne(f"Run v{version} on…", options, "labelled"), chosen)
 
     @property
     def last_trace(self) -> str | None:
@@ -312,9 +319,13 @@ class EvalEditorScreen(Screen[str | None]):
             return
         name = self.detail.summary.name if self.detail else None
         code = self.editor.text
-        self.app.push_screen(Prompt("Run the editor's code on trace (nothing is stored)", self.last_trace or ""),
-                             lambda tid: self.app.push_screen(TryTraceScreen(self.source_id, tid.strip(), code, name))
-                             if tid and tid.strip() else None)
+
+        def try_on(trace_id: str | None) -> None:
+            if trace_id and trace_id.strip():
+                self.app.push_screen(TryTraceScreen(self.source_id, trace_id.strip(), code, name))
+
+        prompt = Prompt("Run the editor's code on trace (nothing is stored)", self.last_trace or "")
+        self.app.push_screen(prompt, try_on)
 
     def action_compare(self) -> None:
         eval_id = self._need_saved()
@@ -355,8 +366,12 @@ class EvalEditorScreen(Screen[str | None]):
         if not self.dirty:
             self.dismiss(self.saved.id if self.saved else None)
             return
-        self.app.push_screen(Confirm(Text("Discard the unsaved edits?")),
-                             lambda yes: self.dismiss(self.saved.id if self.saved else None) if yes else None)
+
+        def discard(yes: bool | None) -> None:
+            if yes:
+                self.dismiss(self.saved.id if self.saved else None)
+
+        self.app.push_screen(Confirm(Text("Discard the unsaved edits?")), discard)
 
 
 def _editor_command() -> list[str] | None:
