@@ -137,6 +137,7 @@ class FaultProxy:
         self.upstream = upstream_port
         self.port = free_port()
         self.down = False
+        self.accepted = 0  # connections the client opened through the proxy
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", self.port))
@@ -166,6 +167,7 @@ class FaultProxy:
                 client, _ = self._sock.accept()
             except OSError:
                 return
+            self.accepted += 1
             if self.down:
                 client.close()
                 continue

@@ -522,6 +522,58 @@ def test_a_first_launch_ever_is_the_name_lookup_one_batch_and_the_first_page(
     assert not missing, f"the app no longer reads these at launch: {missing}"
 
 
+def test_connections_are_reused_across_threads_and_a_closed_idle_one_is_replaced_silently(
+        env: D1Api, proxy: FaultProxy) -> None:
+    """The UI's queries run on short-lived threads: each must not pay a new connection (TCP + TLS on the
+    real API); and a kept-alive connection the server closed while idle is not a failure."""
+    import threading
+
+    c = client(proxy.api_base)
+    for i in range(12):
+        t = threading.Thread(target=c.raw, args=(f"SELECT {i}",))
+        t.start()
+        t.join()
+    assert proxy.accepted <= 2, proxy.accepted
+    proxy.set_down(True)  # the server drops its idle keep-alive connections...
+    proxy.set_down(False)
+    failures, accepted = c.stats.failures, proxy.accepted
+    assert c.raw("SELECT 'again'").rows == [("again",)]  # ...the next request goes on a new one, no error
+    assert c.stats.failures == failures and proxy.accepted == accepted + 1
+
+
+def test_interrupt_cuts_a_slow_read_at_once_and_the_connection_stays_usable(env: D1Api) -> None:
+    import threading
+
+    opened = open_remote()
+    remote = opened.db.remote
+    outcome: dict[str, Any] = {}
+
+    def read() -> None:
+        try:
+            with opened.db.fresh() as conn:
+                holder["conn"] = conn
+                conn.execute("SELECT count(*) FROM traces WHERE trace_id > 'slow'").fetchall()
+            outcome["rows"] = True
+        except sqlite3.OperationalError as exc:
+            outcome["error"] = str(exc)
+
+    holder: dict[str, Any] = {}
+    env.faults(delay_ms=8000)
+    try:
+        t = threading.Thread(target=read)
+        t.start()
+        wait_for(lambda: holder.get("conn") is not None and remote.client._busy, what="the request in flight")
+        t0 = time.monotonic()
+        holder["conn"].interrupt()
+        t.join(5)
+        assert not t.is_alive() and time.monotonic() - t0 < 2
+        assert outcome == {"error": "interrupted"}
+    finally:
+        env.faults()
+    with opened.db.fresh() as conn:
+        assert conn.execute("SELECT 41 + 1").fetchone()[0] == 42
+
+
 def test_step_search_scans_on_d1_and_no_index_is_built_for_it(env: D1Api, tmp_path: Path) -> None:
     from iofold_tui.data.search.index import run_search, source_key
     from iofold_tui.data.source.d1pull import pull

@@ -12,6 +12,7 @@ this module (error bodies echo requests in some proxies).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -31,6 +32,7 @@ TOKEN_ENV = "CLOUDFLARE_API_TOKEN"
 ACCOUNT_ENV = "CLOUDFLARE_ACCOUNT_ID"
 API_BASE_ENV = "IOFOLD_D1_API_BASE"
 TIMEOUT_S = 30.0
+IDLE_CONNECTIONS = 8  # kept-alive connections kept for reuse
 MAX_STATEMENTS = 50  # statements per /query batch (D1 allows more; small batches keep each under its limits)
 MAX_SQL_BYTES = 90_000  # D1 caps one statement's text at 100 KB
 MAX_PARAMS = 100  # D1 caps bound parameters per statement at 100
@@ -43,7 +45,8 @@ class D1Error(sqlite3.OperationalError):
 
     kind: ``auth`` (401), ``forbidden`` (403: token lacks permission), ``rate`` (429), ``server`` (5xx),
     ``timeout``, ``network`` (DNS / refused / dropped), ``sql`` (D1 refused the statement), ``limit``
-    (response size / statement limits), ``protocol`` (not D1's envelope), ``config``."""
+    (response size / statement limits), ``protocol`` (not D1's envelope), ``config``, ``cancelled`` (the
+    request was cut by ``abort``: message "interrupted", as SQLite's ``interrupt()`` gives)."""
 
     RETRYABLE = frozenset({"rate", "server", "timeout", "network"})
 
@@ -152,8 +155,10 @@ class D1Client:
         _SECRETS.add(token)
         self.timeout_s = timeout_s
         self._sleep = sleep
-        self._local = threading.local()
         self._lock = threading.Lock()
+        self._idle: list[http.client.HTTPConnection] = []
+        self._busy: dict[int, http.client.HTTPConnection] = {}  # thread -> its request's connection
+        self._aborted: set[int] = set()
         self.stats = Stats()
         self.cancelled = threading.Event()  # set: retries stop waiting (the app is closing)
         self._blocked_until = 0.0  # monotonic time a 429's Retry-After asked us to wait until
@@ -165,19 +170,49 @@ class D1Client:
 
     # -- requests --------------------------------------------------------------------------------
 
-    def _http(self) -> http.client.HTTPConnection:
-        conn = getattr(self._local, "http", None)
-        if conn is None:
-            cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
-            conn = cls(self._host, self._port, timeout=self.timeout_s)
-            self._local.http = conn
-        return conn
+    # Connections are pooled, not per thread: the UI's queries run on short-lived worker threads, and a
+    # fresh connection per query would pay TCP + TLS set-up (2-3 round trips to the real API) every time.
+    def _new_http(self) -> http.client.HTTPConnection:
+        cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+        return cls(self._host, self._port, timeout=self.timeout_s)
 
-    def _drop_http(self) -> None:
-        conn = getattr(self._local, "http", None)
-        if conn is not None:
+    def _take_http(self) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle connection (True: it was used before) or a new one; registered as this thread's."""
+        with self._lock:
+            conn, reused = (self._idle.pop(), True) if self._idle else (None, False)
+            if conn is None:
+                conn = self._new_http()
+            self._busy[threading.get_ident()] = conn
+        return conn, reused
+
+    def _give_http(self, conn: http.client.HTTPConnection, *, keep: bool) -> None:
+        with self._lock:
+            if self._busy.get(threading.get_ident()) is conn:
+                del self._busy[threading.get_ident()]
+            if keep and len(self._idle) < IDLE_CONNECTIONS and not self.cancelled.is_set():
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def abort(self, threads: set[int]) -> int:
+        """Cut the requests ``threads`` have in flight (their sockets shut down): each raises D1Error
+        ``cancelled`` at once instead of waiting out the timeout. Returns how many were cut."""
+        with self._lock:
+            conns = [c for t, c in self._busy.items() if t in threads]
+            self._aborted.update(t for t, c in self._busy.items() if t in threads)
+        for conn in conns:
+            sock = getattr(conn, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        return len(conns)
+
+    def close(self) -> None:
+        """Close the idle connections (those in flight close when they end)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
             conn.close()
-            self._local.http = None
 
     def request(self, method: str, path: str, body: object = None, *, retries: int = 3,
                 max_wait_s: float = 30.0) -> dict[str, Any]:
@@ -220,30 +255,56 @@ class D1Client:
             self.stats.requests += 1
             self.stats.times.append(t0)
             del self.stats.times[:-1000]
+        conn, reused = self._take_http()
+        keep = False
         try:
-            conn = self._http()
-            conn.request(method, self._prefix + path, body=data, headers=headers)
-            resp = conn.getresponse()
+            while True:
+                try:
+                    conn.request(method, self._prefix + path, body=data, headers=headers)
+                    resp = conn.getresponse()
+                    break
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                    if not reused or self._was_aborted():
+                        raise
+                    # A kept-alive connection the server closed while idle: the request never reached it.
+                    # Once more on a new connection (not a failure, no backoff).
+                    conn.close()
+                    conn, reused = self._new_http(), False
+                    with self._lock:
+                        self._busy[threading.get_ident()] = conn
             raw = resp.read()
             status = resp.status
             retry_after = resp.getheader("Retry-After")
+            keep = not resp.will_close
         except TimeoutError:
-            self._drop_http()
+            self._check_aborted()
             raise D1Error("timeout",
                           f"D1 did not answer within {self.timeout_s:g} s (network slow or down)") from None
         except socket.gaierror:
-            self._drop_http()
             raise D1Error("network", f"cannot resolve {self._host} (DNS: offline?)") from None
         except (ConnectionError, http.client.HTTPException, OSError) as exc:
-            self._drop_http()
+            self._check_aborted()
             dropped = (http.client.RemoteDisconnected, ConnectionResetError, http.client.IncompleteRead,
                        BrokenPipeError)
             what = "connection dropped" if isinstance(exc, dropped) else "cannot connect"
             raise D1Error("network", f"{what} to {self._host} (network down?)") from None
         finally:
+            self._give_http(conn, keep=keep and not self._was_aborted(clear=True))
             with self._lock:
                 self.stats.last_rtt_ms = (time.monotonic() - t0) * 1000
         return self._decode(status, raw, retry_after)
+
+    def _was_aborted(self, *, clear: bool = False) -> bool:
+        with self._lock:
+            me = threading.get_ident()
+            hit = me in self._aborted
+            if clear:
+                self._aborted.discard(me)
+            return hit
+
+    def _check_aborted(self) -> None:
+        if self._was_aborted():
+            raise D1Error("cancelled", "interrupted") from None
 
     def _decode(self, status: int, raw: bytes, retry_after: str | None) -> dict[str, Any]:
         try:

@@ -305,6 +305,7 @@ class RemoteConnection:
         self.isolation_level = None
         self.total_changes = 0
         self._closed = False
+        self._executing: set[int] = set()  # threads with a statement of this connection in flight
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> RemoteCursor:
         if self._closed:
@@ -330,7 +331,13 @@ class RemoteConnection:
         memo_key = (sql, tuple(params) if not isinstance(params, dict) else tuple(sorted(params.items())))
         if self.memo is not None and memo_key in self.memo:
             return RemoteCursor(self, self.memo.pop(memo_key))
-        result = self.remote.run(sql, params, cached=self.cached)
+        me, reading = threading.get_ident(), is_read(s)
+        if reading:  # only reads can be cut: a write cut in flight may still land on D1
+            self._executing.add(me)
+        try:
+            result = self.remote.run(sql, params, cached=self.cached)
+        finally:
+            self._executing.discard(me)
         if self.memo is not None and result.columns:
             self.memo[memo_key] = result
         self.total_changes += result.changes
@@ -366,7 +373,9 @@ class RemoteConnection:
         pass
 
     def interrupt(self) -> None:
-        pass  # a request in flight finishes (bounded by the client's timeout); nothing waits on retries
+        """Like sqlite3's: a statement of this connection in flight ends now with "interrupted" (its
+        request's socket is cut; D1 may still finish a read, which is harmless)."""
+        self.remote.client.abort(set(self._executing))
 
     def set_authorizer(self, *_: Any) -> None:
         pass  # the SQL console's read-only guard: D1 itself and the token decide (read-only: writes refused)
@@ -440,6 +449,7 @@ class RemoteDatabase(Database):
 
     def close(self) -> None:
         self.remote.client.cancelled.set()
+        self.remote.client.close()
         REMOTE_OPENERS.pop(str(self.path), None)
         self._local = threading.local()
 
