@@ -25,7 +25,8 @@ from iofold_tui.data.errors import SourceError
 from iofold_tui.data.inspect.jobs import list_jobs
 from iofold_tui.data.inspect.overview import overview
 from iofold_tui.data.matrix import grid
-from iofold_tui.data.matrix.stats import SOURCE_CUSTOMISED, SOURCE_VIEW, comparison_source, compute_stats
+from iofold_tui.data.matrix.comparison_view import SOURCE_CUSTOMISED, SOURCE_VIEW, comparison_source
+from iofold_tui.data.matrix.stats import compute_stats
 from iofold_tui.data.prefs import load_prefs
 from iofold_tui.data.sanitize import clean, json_text, one_line
 from iofold_tui.data.source import catalog
@@ -502,6 +503,7 @@ def test_a_result_other_than_0_or_1_is_invalid_everywhere(stored: object, tmp_pa
     from iofold_tui.data.labels import review_queue
     from iofold_tui.data.paths import schema_dir
     from iofold_tui.data.search import facets
+    from iofold_tui.data.search.sort_orders import CONTRADICTED_SQL
 
     db = tmp_path / "invalid.sqlite"
     conn = sqlite3.connect(db)
@@ -512,7 +514,7 @@ def test_a_result_other_than_0_or_1_is_invalid_everywhere(stored: object, tmp_pa
     verdicts = {row[0]: row[1] for row in facets._column_facet(conn, "verdict", set_id, eval_id) if row[1]}
     assert set(verdicts) == {"invalid"}, verdicts
     assert facets.facet_rowids(conn, None, "verdict", "fail", eval_id=eval_id) == []
-    assert conn.execute(facets._CONTRA, (set_id,)).fetchall() == []
+    assert conn.execute(CONTRADICTED_SQL, (set_id,)).fetchall() == []
     for use_view in (False, True):
         recount = conn.execute(f"SELECT {scoped_recount_sql(use_view)} FROM evals e WHERE e.id = ?",
                                (eval_id,)).fetchone()[0]

@@ -42,8 +42,14 @@ import pytest
 from iofold_tui.data.matrix import grid
 from iofold_tui.data.matrix import report as mx
 from iofold_tui.data.matrix import stats as mx_stats
+from iofold_tui.data.matrix.comparison_view import (
+    SOURCE_CUSTOMISED,
+    SOURCE_MISSING,
+    SOURCE_VIEW,
+    comparison_source,
+)
 from iofold_tui.data.matrix.grid import MatrixQuery
-from iofold_tui.data.matrix.stats import SOURCE_CUSTOMISED, SOURCE_MISSING, SOURCE_VIEW, MatrixStats
+from iofold_tui.data.matrix.stats import MatrixStats
 from iofold_tui.data.paths import schema_dir
 
 LABELS = {  # trace -> {set: rating}
@@ -273,10 +279,10 @@ def test_reformatted_standard_view_is_still_the_view(conn: sqlite3.Connection) -
     conn.executescript(
         "DROP VIEW eval_comparison;\n" + reformatted.replace("\n", "\n   -- a comment\n  ") + ";"
     )
-    assert mx_stats.comparison_source(conn) == SOURCE_VIEW
+    assert comparison_source(conn) == SOURCE_VIEW
     # a changed string literal is a different view
     conn.executescript("DROP VIEW eval_comparison;\n" + sql.replace("'neutral'", "'NEUTRAL'") + ";")
-    assert mx_stats.comparison_source(conn) == SOURCE_CUSTOMISED
+    assert comparison_source(conn) == SOURCE_CUSTOMISED
 
 
 def test_undefined_metrics_are_none_with_reasons(conn: sqlite3.Connection) -> None:

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from iofold_tui.data.matrix.comparison_view import comparison_source
 from iofold_tui.data.matrix.report import _fingerprint
-from iofold_tui.data.matrix.stats import METRICS, RATINGS, STATES, MatrixStats, comparison_source
+from iofold_tui.data.matrix.stats import METRICS, RATINGS, STATES, MatrixStats
 from iofold_tui.data.paths import cache_dir, path_key
 
 FlipKind = Literal["fixed", "broken", "changed", "only_a", "only_b"]

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from iofold_tui.data.inspect.jobs import STALE_JOB_HOURS, STALE_JOB_SQL
 from iofold_tui.data.inspect.util import has_columns, schema_columns, where, ws_cond
-from iofold_tui.data.matrix.stats import SOURCE_VIEW, comparison_source, recomputed_counts
+from iofold_tui.data.matrix.comparison_view import SOURCE_VIEW, comparison_source
+from iofold_tui.data.matrix.stats import recomputed_counts
 from iofold_tui.data.text import plural
 
 INFLATED = "inflated_contradictions"

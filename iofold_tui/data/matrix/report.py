@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from iofold_tui.data.labels.counts import RATED, label_counts
+from iofold_tui.data.matrix.comparison_view import comparison_source
 from iofold_tui.data.matrix.stats import (
     METRICS,
     MatrixStats,
-    comparison_source,
     compute_stats,
 )
 from iofold_tui.data.paths import cache_dir, path_key

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from iofold_tui.data import introspect
 from iofold_tui.data.errors import SourceError
-from iofold_tui.data.matrix.stats import SOURCE_MISSING, SOURCE_VIEW, comparison_source
+from iofold_tui.data.matrix.comparison_view import SOURCE_MISSING, SOURCE_VIEW, comparison_source
 
 # Columns iofold-tui reads, per v1.0 table. Extra tables/columns are fine.
 V1_COLUMNS: dict[str, tuple[str, ...]] = {

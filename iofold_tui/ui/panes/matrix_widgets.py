@@ -12,8 +12,9 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
+from iofold_tui.data.matrix.comparison_view import SOURCE_VIEW
 from iofold_tui.data.matrix.grid import Cell, MatrixRow
-from iofold_tui.data.matrix.stats import SOURCE_VIEW, MatrixStats
+from iofold_tui.data.matrix.stats import MatrixStats
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.text import plural
 from iofold_tui.ui.row_table import same_cell
