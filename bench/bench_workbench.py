@@ -181,7 +181,9 @@ def bench_first_screen(db: Path, a: str, b: str, repeat: int) -> dict[str, Any]:
 
 
 def bench_run(db: Path, copy: Path, source_eval: str) -> dict[str, Any]:
-    from iofold_tui.data.evalrun.runs import EvalRun, RunOptions, undo_run
+    from iofold_tui.data.evalrun.history import undo_run
+    from iofold_tui.data.evalrun.run_results import RunOptions
+    from iofold_tui.data.evalrun.runs import EvalRun
     from iofold_tui.data.evals.drafts import create_version, undo_last
 
     code = DRAFT_CODE
@@ -224,8 +226,8 @@ def bench_run(db: Path, copy: Path, source_eval: str) -> dict[str, Any]:
 
 def bench_sandbox_only(db: Path, eval_id: str) -> dict[str, Any]:
     """The same traces through the sandbox alone (read, run, no writes): the floor of a draft run."""
-    from iofold_tui.data.evalrun.runs import iter_selected, load_target
     from iofold_tui.data.evalrun.sandbox import EvalRunner
+    from iofold_tui.data.evalrun.selection import iter_selected, load_target
 
     conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
     target = load_target(conn, eval_id)

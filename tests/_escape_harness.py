@@ -41,7 +41,8 @@ def main() -> None:
     with open(sys.argv[1], encoding="utf-8") as fh:
         spec = json.load(fh)
     ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    from iofold_tui.data.evalrun.sandbox import EvalCodeError, EvalRunner, SandboxError
+    from iofold_tui.data.evalrun.results import EvalCodeError, SandboxError
+    from iofold_tui.data.evalrun.sandbox import EvalRunner
 
     out: dict[str, object] = {"results": [], "error": None, "layers": {}}
     start = time.monotonic()

@@ -9,7 +9,7 @@ from typing import Any
 
 from conftest import build_db
 
-from iofold_tui.data.evalrun.runs import RunOptions
+from iofold_tui.data.evalrun.run_results import RunOptions
 
 EVAL = "eval_response_quality_v1"
 ES = "set_response_quality"

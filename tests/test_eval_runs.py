@@ -31,17 +31,19 @@ from click.testing import CliRunner
 
 from iofold_tui.cli import main
 from iofold_tui.data.db import connect
-from iofold_tui.data.evalrun.history import CANCELLED, INTERRUPTED, RUNNING, RunHistory, runs_path
-from iofold_tui.data.evalrun.runs import (
-    EvalRun,
+from iofold_tui.data.evalrun.history import (
+    CANCELLED,
+    INTERRUPTED,
+    RUNNING,
     RunError,
-    RunOptions,
-    count_selected,
-    iter_selected,
-    load_target,
+    RunHistory,
+    runs_path,
     undo_run,
 )
-from iofold_tui.data.evalrun.sandbox import EvalCodeError
+from iofold_tui.data.evalrun.results import EvalCodeError
+from iofold_tui.data.evalrun.run_results import RunOptions
+from iofold_tui.data.evalrun.runs import EvalRun
+from iofold_tui.data.evalrun.selection import count_selected, iter_selected, load_target
 from iofold_tui.data.matrix.stats import recomputed_counts
 from iofold_tui.data.traces.query import TraceFilter
 
@@ -213,6 +215,7 @@ CRASH_SCRIPT = r"""
 import os, sys
 from pathlib import Path
 from iofold_tui.data.evalrun import runs as eval_runs
+from iofold_tui.data.evalrun.run_results import RunOptions
 from iofold_tui.data.db import connect
 
 db, runs, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
@@ -224,8 +227,8 @@ if mode == "die_before_commit":  # the sidecar has the batch's old rows; the use
         if len(calls) == 3:
             os._exit(9)
     eval_runs._upsert = upsert
-run = eval_runs.EvalRun(connect(db), "eval_response_quality_v1", "all", runs_file=runs,
-                        options=eval_runs.RunOptions(jobs=1, timeout_s=1.0, write_batch=4, flush_s=60, batch_size=4))
+options = RunOptions(jobs=1, timeout_s=1.0, write_batch=4, flush_s=60, batch_size=4)
+run = eval_runs.EvalRun(connect(db), "eval_response_quality_v1", "all", runs_file=runs, options=options)
 run.execute(on_batch=lambda batch: print("batch", batch.progress.done, flush=True))
 print("finished", flush=True)
 """

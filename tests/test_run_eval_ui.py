@@ -9,7 +9,7 @@ import pytest
 from _eval_runs_helpers import EVAL, FAST, build_flip_template, counters, dump, executions, flip_db, set_code
 from textual.widgets import DataTable, Static
 
-from iofold_tui.data.evalrun.runs import RunOptions
+from iofold_tui.data.evalrun.run_results import RunOptions
 from iofold_tui.data.source.loader import open_source
 from iofold_tui.ui.app import IofoldApp, css_path
 from iofold_tui.ui.run_eval import EvalResultsApplied, RunEvalScreen, start_eval_run

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from iofold_tui.data.evalrun.sandbox import EvalCodeError, EvalRunner, ExecResult
+from iofold_tui.data.evalrun.results import EvalCodeError, ExecResult
+from iofold_tui.data.evalrun.sandbox import EvalRunner
 from iofold_tui.data.evalrun.static_check import check_code
 from iofold_tui.data.paths import schema_dir
 

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from iofold_tui.cli import main
 from iofold_tui.data.evalrun import sandbox
 from iofold_tui.data.evalrun.confinement import Confinement, Layer
-from iofold_tui.data.evalrun.sandbox import EvalRunner, SandboxUnavailable
+from iofold_tui.data.evalrun.results import SandboxUnavailable
+from iofold_tui.data.evalrun.sandbox import EvalRunner
 from iofold_tui.data.evalrun.static_check import check_code
 from iofold_tui.data.evalrun.worker.confine import LAYERS
 
@@ -67,10 +68,10 @@ def test_run_eval_refuses_without_layers_unless_unconfined(
 
 def test_runner_refuses_before_compiling_when_the_os_gives_less(monkeypatch: pytest.MonkeyPatch) -> None:
     """The worker's report arrives before any eval code is compiled; a missing layer stops it there."""
-    import iofold_tui.data.evalrun.sandbox as sb
+    import iofold_tui.data.evalrun.worker_pool as pool
 
-    real = sb.parse_report
-    monkeypatch.setattr(sb, "parse_report", lambda report, verified: Confinement(tuple(
+    real = pool.parse_report
+    monkeypatch.setattr(pool, "parse_report", lambda report, verified: Confinement(tuple(
         Layer(layer.name, layer.active and layer.name != "seccomp", layer.detail)
         for layer in real(report, verified).layers)))
     code = "raise SystemExit('module code must never run')\ndef check(trace):\n    return (True, '')\n"

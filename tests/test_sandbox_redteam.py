@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from iofold_tui.data.evalrun.sandbox import EvalRunner, ExecResult, SandboxError, check_sandbox
+from iofold_tui.data.evalrun.results import ExecResult, SandboxError
+from iofold_tui.data.evalrun.sandbox import EvalRunner, check_sandbox
 from iofold_tui.data.evalrun.static_check import check_code
 
 LINUX = sys.platform.startswith("linux")

@@ -128,8 +128,10 @@ def run_eval_cmd(source: str | None, demo: bool, eval_id: str | None, traces: st
                  unconfined: bool) -> None:
     """Run eval EVAL_ID's code over traces in the local sandbox and store the results as one undoable run."""
     from iofold_tui.data.evalrun import sandbox
-    from iofold_tui.data.evalrun.runs import EvalRun, RunOptions, runs_path
-    from iofold_tui.data.evalrun.sandbox import EvalCodeError, SandboxError
+    from iofold_tui.data.evalrun.history import runs_path
+    from iofold_tui.data.evalrun.results import EvalCodeError, SandboxError
+    from iofold_tui.data.evalrun.run_results import RunOptions
+    from iofold_tui.data.evalrun.runs import EvalRun
 
     if check_sandbox:
         confinement = sandbox.check_sandbox()
@@ -199,8 +201,8 @@ def run_eval_cmd(source: str | None, demo: bool, eval_id: str | None, traces: st
 def undo_run_cmd(source: str | None, demo: bool, run_id: str | None, list_runs: bool) -> None:
     """Undo the last eval run (or RUN_ID): every execution and the eval's counters as they were before it."""
     from iofold_tui.data.errors import ReadOnlyError
-    from iofold_tui.data.evalrun.runs import list_runs as recent_runs
-    from iofold_tui.data.evalrun.runs import runs_path, undo_run
+    from iofold_tui.data.evalrun.history import list_runs as recent_runs
+    from iofold_tui.data.evalrun.history import runs_path, undo_run
     from iofold_tui.data.sanitize import one_line
 
     source, run_id = _split(source, demo, run_id)

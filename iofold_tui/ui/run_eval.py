@@ -26,27 +26,12 @@ from textual.widgets import DataTable, Footer, ProgressBar, Static
 
 from iofold_tui.data.errors import ReadOnlyError
 from iofold_tui.data.evalrun.confinement import Confinement
-from iofold_tui.data.evalrun.history import COUNTERS_NOTICE
-from iofold_tui.data.evalrun.runs import (
-    CellChange,
-    EvalRun,
-    RunBatch,
-    RunError,
-    RunOptions,
-    RunProgress,
-    RunSummary,
-    Selection,
-    describe_selection,
-    runs_path,
-    undo_run,
-)
-from iofold_tui.data.evalrun.sandbox import (
-    EvalCodeError,
-    ExecResult,
-    SandboxError,
-    SandboxUnavailable,
-    check_sandbox,
-)
+from iofold_tui.data.evalrun.history import COUNTERS_NOTICE, RunError, runs_path, undo_run
+from iofold_tui.data.evalrun.results import EvalCodeError, ExecResult, SandboxError, SandboxUnavailable
+from iofold_tui.data.evalrun.run_results import CellChange, RunBatch, RunOptions, RunProgress, RunSummary
+from iofold_tui.data.evalrun.runs import EvalRun
+from iofold_tui.data.evalrun.sandbox import check_sandbox
+from iofold_tui.data.evalrun.selection import Selection, describe_selection
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.text import cell, safe
 from iofold_tui.ui.widgets import Confirm
@@ -223,7 +208,7 @@ class RunEvalScreen(ModalScreen[RunSummary | None]):
                                            unconfined=exc.confinement))
             except (SandboxError, RunError, ReadOnlyError, sqlite3.Error) as exc:
                 self.post_message(RunEnded(None, f"the run failed: {exc}"))
-            except Exception as exc:  # noqa: BLE001 - shown in the modal instead of taking the app down
+            except Exception as exc:  # shown in the modal instead of taking the app down
                 self.post_message(RunEnded(None, f"the run failed unexpectedly: {type(exc).__name__}: {exc}"))
             else:
                 self.post_message(RunEnded(summary))

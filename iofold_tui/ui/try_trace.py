@@ -22,14 +22,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from iofold_tui.data.evalrun.confinement import Confinement
-from iofold_tui.data.evalrun.runs import RunError, iter_selected, load_target
-from iofold_tui.data.evalrun.sandbox import (
-    EvalCodeError,
-    EvalRunner,
-    ExecResult,
-    SandboxError,
-    SandboxUnavailable,
-)
+from iofold_tui.data.evalrun.history import RunError
+from iofold_tui.data.evalrun.results import EvalCodeError, ExecResult, SandboxError, SandboxUnavailable
+from iofold_tui.data.evalrun.sandbox import EvalRunner
+from iofold_tui.data.evalrun.selection import iter_selected, load_target
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.ui import run_eval
 from iofold_tui.ui.run_eval import SandboxChecked, unconfined_question
@@ -102,7 +98,7 @@ class TryTraceScreen(ModalScreen[None]):
                                         problems=exc.confinement.lines()))
         except (SandboxError, RunError, OSError) as exc:
             self.post_message(TryResult(None, f"sandbox failure: {exc}", title))
-        except Exception as exc:  # noqa: BLE001 - shown, never a crash
+        except Exception as exc:  # shown, never a crash
             self.post_message(TryResult(None, f"{type(exc).__name__}: {exc}", title))
 
     def on_sandbox_checked(self, message: SandboxChecked) -> None:

@@ -17,303 +17,56 @@ the stored counters in one transaction, deleting the executions the run inserted
 
 Dry runs and read-only sources write nothing: they classify each result against the stored state and
 return the per-cell changes (and the results) in memory.
+
+What a run is given is ``selection.py``'s (the eval, the traces); what it produces is ``run_results.py``'s.
 """
 
 from __future__ import annotations
 
-import json
 import queue
 import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext, suppress
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from iofold_tui.data.db import BUSY_TIMEOUT_MS, write_txn
 from iofold_tui.data.errors import ReadOnlyError
 from iofold_tui.data.evalrun.history import (
     APPLIED,
     CANCELLED,
-    CHUNK,
-    COUNTERS,
     INTERRUPTED,
-    RunError,
     RunHistory,
-    UndoReport,
-    chunks,
     current_rows,
-    list_runs,
-    lookup,
     recover_runs,
-    runs_path,
-    undo_run,
     write_counters,
 )
-from iofold_tui.data.evalrun.sandbox import EvalRunner, ExecResult
+from iofold_tui.data.evalrun.results import ExecResult
+from iofold_tui.data.evalrun.run_results import (
+    Mode,
+    RunBatch,
+    RunOptions,
+    RunProgress,
+    RunSummary,
+    classify,
+    ratings_of,
+)
+from iofold_tui.data.evalrun.sandbox import EvalRunner
+from iofold_tui.data.evalrun.selection import (
+    EvalTarget,
+    Selection,
+    check_selection,
+    count_selected,
+    describe_selection,
+    iter_selected,
+    load_target,
+)
 from iofold_tui.data.matrix.stats import recomputed_counts
-from iofold_tui.data.traces.query import TraceFilter, TraceQuery
 
-__all__ = ["CellChange", "EvalRun", "EvalTarget", "RunBatch", "RunError", "RunOptions", "RunProgress",
-           "RunSummary", "Selection", "UndoReport", "count_selected", "describe_selection", "iter_selected",
-           "list_runs", "load_target", "recover_runs", "runs_path", "undo_run"]
-
-Selection = str | TraceFilter | Sequence[str]  # "labelled" | "all" | a trace filter | explicit trace ids
-Mode = Literal["write", "dry-run", "read-only"]
-PAGE = 256  # traces read per keyset page (steps can be MB each)
-
-
-@dataclass(frozen=True)
-class EvalTarget:
-    id: str
-    eval_set_id: str
-    workspace_id: str | None
-    name: str
-    version: int
-    code: str
-    stored: tuple[Any, Any, Any]  # execution_count, contradiction_count, accuracy as stored
-
-
-def load_target(conn: sqlite3.Connection, eval_id: str) -> EvalTarget:
-    row = conn.execute(
-        "SELECT e.id, e.eval_set_id, s.workspace_id, e.name, e.version, e.code, e.execution_count, "
-        "e.contradiction_count, e.accuracy FROM evals e LEFT JOIN eval_sets s ON s.id = e.eval_set_id "
-        "WHERE e.id = ?", (eval_id,)).fetchone()
-    if row is None:
-        raise RunError(f"no eval {eval_id!r} in this database")
-    return EvalTarget(str(row[0]), str(row[1]), None if row[2] is None else str(row[2]), str(row[3] or ""),
-                      int(row[4] or 0), str(row[5] or ""), (row[6], row[7], row[8]))
-
-
-# ---------------------------------------------------------------- which traces
-
-def describe_selection(selection: Selection) -> str:
-    if selection == "labelled":
-        return "labelled traces"
-    if selection == "all":
-        return "all traces of the workspace"
-    if isinstance(selection, TraceFilter):
-        return "traces matching " + (", ".join(selection.describe()) or "no filter")
-    return f"{len(selection):,} given traces"
-
-
-def _check_selection(selection: Selection) -> None:
-    if isinstance(selection, str) and selection not in ("labelled", "all"):
-        raise RunError(f"traces to run: 'labelled' or 'all', not {selection!r}")
-
-
-def count_selected(conn: sqlite3.Connection, target: EvalTarget, selection: Selection) -> int:
-    _check_selection(selection)
-    if selection == "labelled":
-        return int(conn.execute("SELECT count(*) FROM feedback f JOIN traces t ON t.id = f.trace_id "
-                                "WHERE f.eval_set_id = ?", (target.eval_set_id,)).fetchone()[0])
-    if selection == "all":
-        return int(conn.execute("SELECT count(*) FROM traces WHERE workspace_id = ?",
-                                (target.workspace_id,)).fetchone()[0])
-    if isinstance(selection, TraceFilter):
-        return TraceQuery(conn, selection).count()
-    ids = list(dict.fromkeys(selection))
-    return sum(int(conn.execute("SELECT count(*) FROM traces WHERE id IN (SELECT value FROM json_each(?))",
-                                (json.dumps(chunk),)).fetchone()[0]) for chunk in chunks(ids, CHUNK))
-
-
-def iter_selected(conn: sqlite3.Connection, target: EvalTarget, selection: Selection,
-                  page: int = PAGE) -> Iterator[tuple[str, Any]]:
-    """``(trace id, steps JSON)`` in keyset pages: memory bound by one page, whatever the selection size."""
-    _check_selection(selection)
-    if selection == "labelled":  # UNIQUE(eval_set_id, trace_id) orders it for free
-        sql = ("SELECT f.trace_id, t.steps FROM feedback f JOIN traces t ON t.id = f.trace_id "
-               "WHERE f.eval_set_id = ? {after} ORDER BY f.trace_id LIMIT ?")
-        yield from _keyset(conn, sql, "AND f.trace_id > ?", [target.eval_set_id], page)
-    elif selection == "all":  # the workspace_id index holds (workspace_id, rowid)
-        sql = ("SELECT rowid, id, steps FROM traces WHERE workspace_id = ? {after} ORDER BY rowid LIMIT ?")
-        yield from _keyset(conn, sql, "AND rowid > ?", [target.workspace_id], page, key_col=True)
-    elif isinstance(selection, TraceFilter):
-        query = TraceQuery(conn, selection)
-        result = query.first_page(page)
-        while result.rows:
-            yield from _steps_of(conn, [row.id for row in result.rows])
-            if not result.has_after:
-                return
-            result = query.page_after(result.rows[-1].key, page)
-    else:
-        for chunk in chunks(list(dict.fromkeys(selection)), page):
-            yield from _steps_of(conn, chunk)
-
-
-def _keyset(conn: sqlite3.Connection, sql: str, after: str, params: list[Any], page: int,
-            key_col: bool = False) -> Iterator[tuple[str, Any]]:
-    rows = conn.execute(sql.format(after=""), [*params, page]).fetchall()
-    while rows:
-        for row in rows:
-            yield (str(row[1]), row[2]) if key_col else (str(row[0]), row[1])
-        if len(rows) < page:
-            return
-        rows = conn.execute(sql.format(after=after), [*params, rows[-1][0], page]).fetchall()
-
-
-def _steps_of(conn: sqlite3.Connection, ids: list[str]) -> Iterator[tuple[str, Any]]:
-    found = dict(conn.execute("SELECT id, steps FROM traces WHERE id IN (SELECT value FROM json_each(?))",
-                              (json.dumps(ids),)).fetchall())
-    for tid in ids:  # in the caller's order; ids without a trace are skipped
-        if tid in found:
-            yield tid, found[tid]
-
-
-# ---------------------------------------------------------------- classification
-
-def _state(error: object, result: object) -> str:
-    return "error" if error is not None else "pass" if result == 1 else "fail"
-
-
-def _contradicts(rating: str | None, state: str) -> bool:
-    return (rating == "positive" and state == "fail") or (rating == "negative" and state == "pass")
-
-
-@dataclass(frozen=True, slots=True)
-class CellChange:
-    """One trace's cell for this eval, before and after the run (``rating``: its label in the eval's set)."""
-
-    trace_id: str
-    rating: str | None
-    old: str  # pass / fail / error / not_run
-    new: str  # pass / fail / error
-    old_contradiction: bool
-    new_contradiction: bool
-    reason: str
-    error: str | None
-
-    @property
-    def changed(self) -> bool:
-        return self.old != self.new
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"trace_id": self.trace_id, "rating": self.rating, "old": self.old, "new": self.new,
-                "old_contradiction": self.old_contradiction, "new_contradiction": self.new_contradiction,
-                "reason": self.reason, "error": self.error}
-
-
-def _ratings(conn: sqlite3.Connection, eval_set_id: str, ids: list[str]) -> dict[str, str]:
-    sql = "SELECT trace_id, rating FROM feedback WHERE eval_set_id = ? AND trace_id IN (SELECT value FROM json_each(?))"
-    return {str(r[0]): str(r[1]) for r in lookup(conn, sql, eval_set_id, ids)}
-
-
-def _classify(results: list[ExecResult], current: dict[str, tuple[Any, ...]],
-              ratings: dict[str, str]) -> list[CellChange]:
-    out = []
-    for r in results:
-        rating = ratings.get(r.trace_id)
-        row = current.get(r.trace_id)
-        old = "not_run" if row is None else _state(row[5], row[2])
-        new = _state(r.error, 1 if r.result else 0)
-        out.append(CellChange(r.trace_id, rating, old, new, old != "not_run" and _contradicts(rating, old),
-                              _contradicts(rating, new), r.reason, r.error))
-    return out
-
-
-# ---------------------------------------------------------------- progress and summary
-
-@dataclass
-class RunProgress:
-    total: int
-    contradictions_before: int
-    done: int = 0
-    passed: int = 0
-    failed: int = 0
-    errors: int = 0
-    changed: int = 0  # cells whose verdict changed
-    contradictions: int = 0  # so far: before + the changes applied
-    started: float = field(default_factory=time.monotonic)
-    elapsed_s: float = 0.0
-
-    @property
-    def rate(self) -> float:
-        return self.done / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    def add(self, changes: list[CellChange]) -> None:
-        for c in changes:
-            self.done += 1
-            self.passed += c.new == "pass"
-            self.failed += c.new == "fail"
-            self.errors += c.new == "error"
-            self.changed += c.changed
-            self.contradictions += int(c.new_contradiction) - int(c.old_contradiction)
-        self.elapsed_s = time.monotonic() - self.started
-
-    def snapshot(self) -> RunProgress:
-        return RunProgress(self.total, self.contradictions_before, self.done, self.passed, self.failed,
-                           self.errors, self.changed, self.contradictions, self.started, self.elapsed_s)
-
-
-@dataclass(frozen=True)
-class RunBatch:
-    """Results of one batch (applied when the run writes) and the progress after it."""
-
-    results: list[ExecResult]
-    changes: list[CellChange]
-    progress: RunProgress
-    written: bool
-
-
-@dataclass
-class RunSummary:
-    eval_id: str
-    eval_name: str
-    version: int
-    eval_set_id: str
-    mode: Mode
-    selection: str
-    progress: RunProgress
-    run_id: int | None = None
-    cancelled: bool = False
-    contradictions_after: int | None = None  # recomputed from the database (write mode)
-    stored_before: tuple[Any, Any, Any] = (None, None, None)
-    stored_after: tuple[Any, Any, Any] | None = None
-    notice: str | None = None
-    changes: list[CellChange] = field(default_factory=list)  # cells whose verdict changed (not in write mode)
-    results: list[ExecResult] = field(default_factory=list)  # every result (not in write mode)
-    truncated: bool = False  # more changes/results than were kept in memory
-
-    @property
-    def contradictions(self) -> int:
-        return self.progress.contradictions if self.contradictions_after is None else self.contradictions_after
-
-    def to_dict(self) -> dict[str, Any]:
-        p = self.progress
-        return {
-            "run_id": self.run_id, "eval_id": self.eval_id, "name": self.eval_name, "version": self.version,
-            "eval_set_id": self.eval_set_id, "mode": self.mode, "traces": self.selection,
-            "total": p.total, "done": p.done, "pass": p.passed, "fail": p.failed, "error": p.errors,
-            "changed_cells": p.changed, "cancelled": self.cancelled,
-            "contradictions_before": p.contradictions_before, "contradictions_after": self.contradictions,
-            "elapsed_s": round(p.elapsed_s, 3), "traces_per_s": round(p.rate, 1),
-            "stored_before": dict(zip(COUNTERS, self.stored_before, strict=True)),
-            "stored_after": None if self.stored_after is None else dict(zip(COUNTERS, self.stored_after, strict=True)),
-            "notice": self.notice, "truncated": self.truncated,
-            "changes": [c.to_dict() for c in self.changes],
-            "results": [{"trace_id": r.trace_id, "result": r.result, "reason": r.reason, "error": r.error,
-                         "execution_time_ms": r.execution_time_ms, "stdout": r.stdout, "stderr": r.stderr}
-                        for r in self.results],
-        }
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    jobs: int | None = None
-    timeout_s: float = 5.0
-    memory_mb: int = 256
-    batch_size: int = 64  # traces per sandbox round-trip
-    write_batch: int = 2000  # results per committed transaction...
-    flush_s: float = 0.25  # ...or at least this often, so progress moves
-    keep: int = 200_000  # results / changes kept in memory by dry runs and read-only runs
-    unconfined: bool = False  # run even where the OS does not confine the sandbox (the user said so)
-
-
-# ---------------------------------------------------------------- the run
 
 def _stamp() -> str:
     """``executed_at``: 'YYYY-MM-DD HH:MM:SS' UTC, as SQLite's CURRENT_TIMESTAMP writes it."""
@@ -391,7 +144,7 @@ class EvalRun:
     def __init__(self, conn: sqlite3.Connection, eval_id: str, selection: Selection = "labelled", *,
                  runs_file: Path | None = None, dry_run: bool = False, read_only_reason: str | None = None,
                  options: RunOptions | None = None, results: Sequence[ExecResult] | None = None) -> None:
-        _check_selection(selection)
+        check_selection(selection)
         self.conn = conn
         self.eval_id = eval_id
         self.selection = selection
@@ -497,14 +250,14 @@ class EvalRun:
         if history is not None and summary.run_id is not None:
             with write_txn(conn):
                 current = current_rows(conn, target.id, ids)
-                ratings = _ratings(conn, target.eval_set_id, ids)
+                ratings = ratings_of(conn, target.eval_set_id, ids)
                 history.save_prev(summary.run_id, [t for t in ids if t not in current], list(current.values()),
                                   summary.progress.done + len(results))
                 _upsert(conn, target.id, results, current)
         else:
             current = current_rows(conn, target.id, ids)
-            ratings = _ratings(conn, target.eval_set_id, ids)
-        changes = _classify(results, current, ratings)
+            ratings = ratings_of(conn, target.eval_set_id, ids)
+        changes = classify(results, current, ratings)
         summary.progress.add(changes)
         if history is None:
             room = self.options.keep - len(summary.results)
@@ -529,5 +282,3 @@ class EvalRun:
                 raise
             with suppress(sqlite3.Error):  # never hide the error that stopped the run
                 history.finish(summary.run_id, INTERRUPTED, None, summary.progress.done)  # recover_runs retries
-
-
