@@ -11,7 +11,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
-from iofold_tui.data.labels.review_queue import ORDERS, QueueItem, QueueKey, QueueSpec
+from iofold_tui.data.labels.review_queue import ORDERS, Order, QueueItem, QueueKey, QueueSpec
 from iofold_tui.data.labels.store import FeedbackRow
 from iofold_tui.data.traces.detail import TraceDetail
 
@@ -130,12 +130,17 @@ class Loaded(Protocol):
 
 
 class PendingIntent(Protocol):
-    """A label or note still queued for the writer (ui/labeling.Intent)."""
+    """A label or note still queued for the writer (``data.labels.history.Intent``, a frozen dataclass:
+    hence read-only members)."""
 
-    kind: str
-    rating: str | None
-    note: str | None
-    note_set: bool
+    @property
+    def kind(self) -> str: ...
+    @property
+    def rating(self) -> str | None: ...
+    @property
+    def note(self) -> str | None: ...
+    @property
+    def note_set(self) -> bool: ...
 
 
 def label_in(detail: TraceDetail, eval_set_id: str) -> FeedbackRow | None:
@@ -174,7 +179,7 @@ class ReviewModel:
     left: int | None = None
     blind: bool = False
     auto_advance: bool = True
-    order: str = ORDERS[0]
+    order: Order = ORDERS[0]
     use_filter: bool = False
 
     @property
@@ -196,7 +201,7 @@ class ReviewModel:
         self.known.clear()
         self.requested.clear()
 
-    def cycle_order(self) -> str:
+    def cycle_order(self) -> Order:
         self.order = ORDERS[(ORDERS.index(self.order) + 1) % len(ORDERS)]
         return self.order
 

@@ -10,8 +10,6 @@ the traces seen this session (not the queue order: a labelled trace leaves the "
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from typing import Literal
 
 from rich.text import Text
@@ -21,17 +19,11 @@ from textual.binding import Binding
 from textual.events import DescendantBlur
 from textual.widgets import TextArea
 
-from iofold_tui.data.errors import SourceError
 from iofold_tui.data.evals.versions import EvalSummary
 from iofold_tui.data.labels.review_queue import ORDER_TITLES, QueueItem, QueueSpec
-from iofold_tui.data.labels.store import LabelStore
 from iofold_tui.data.sanitize import one_line
-from iofold_tui.data.source.catalog import EvalSet
 from iofold_tui.ui import labeling
-from iofold_tui.ui.models.review import ReviewModel, ReviewQueue
-from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes.review_labels import ReviewLabels
-from iofold_tui.ui.panes.review_show import ReviewShow
 from iofold_tui.ui.panes.review_widgets import ReviewDocument, progress_text
 from iofold_tui.ui.widgets import SteadyStatic
 
@@ -39,7 +31,7 @@ _WRITE_ACTIONS = {"label", "edit_note", "undo", "redo"}
 _MOVE_GROUP = Binding.Group("Next/Prev", compact=True)
 
 
-class ReviewPane(ReviewShow, ReviewLabels, Pane):
+class ReviewPane(ReviewLabels):
     pane_title = "Review"
     selects_on_start = True  # applied once the queue's first trace is in
     AUTO_FOCUS = ""  # nothing focused: the pane's keys work at once (None would mean the app default)
@@ -71,46 +63,10 @@ class ReviewPane(ReviewShow, ReviewLabels, Pane):
     ReviewPane #review-note.editing { display: block; }
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.model = ReviewModel()  # the queue, prepared details, labels, counts, toggles (ui/models/review.py)
-        self.eval_set: EvalSet | None = None
-        self.editing_for: str | None = None
-        self.shown_at = time.monotonic()
-        self.pending_t0: float | None = None
-        # ms: label key -> committed -> next trace rendered, stamped once the screen is next idle (a rough
-        # in-app figure; bench/review_probe.py times the frame the terminal receives)
-        self.latencies: deque[float] = deque(maxlen=10_000)
-        self.commit_ms: deque[float] = deque(maxlen=10_000)  # ms: label key -> committed (both files)
-        self._resumed = False
-        self.steps_for: str | None = None  # the trace whose steps the steps widget holds
-
     def compose_body(self) -> ComposeResult:
         yield SteadyStatic(id="review-bar")
         yield ReviewDocument(id="review-body")
         yield TextArea(id="review-note", soft_wrap=True, show_line_numbers=False)
-
-    # -- state helpers -------------------------------------------------------------------------------
-    @property
-    def queue(self) -> ReviewQueue:
-        return self.model.queue
-
-    @property
-    def current(self) -> QueueItem | None:
-        return self.model.queue.current
-
-    @property
-    def use_filter(self) -> bool:
-        return self.model.use_filter
-
-    def store(self) -> LabelStore | None:
-        try:
-            return labeling.label_store(self.app)
-        except SourceError:
-            return None
-
-    def labels_off(self) -> str | None:
-        return labeling.disabled_reason(self.app)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "leave_note":
@@ -166,10 +122,6 @@ class ReviewPane(ReviewShow, ReviewLabels, Pane):
     def select_item(self, trace_id: str) -> None:
         """Show one trace (screenshots, links from other panes)."""
         self._jump_to(QueueItem(trace_id, -1, "", 0, None))
-
-    def _jump_to(self, item: QueueItem) -> None:
-        self.queue.show(item)
-        self._show_current()
 
     def pending_changed(self) -> None:
         super().pending_changed()
@@ -253,17 +205,24 @@ class ReviewPane(ReviewShow, ReviewLabels, Pane):
         from iofold_tui.ui.widgets import PickOne
 
         if not found:
-            self.notify("this eval set has no eval versions to try (E, then n writes one)", severity="warning")
+            self.notify("this eval set has no eval versions to try (E, then n writes one)",
+                        severity="warning")
             return
         if len(found) == 1:
             self.app.push_screen(TryTraceScreen(found[0].id, trace_id))
             return
-        options = [(s.id, f"{one_line(s.name, 30)} v{s.version} · {one_line(s.status or '?', 12)} · "
-                          f"{one_line(s.id, 16)}") for s in found]
-        self.app.push_screen(PickOne(f"Try which version on {one_line(trace_id, 40)}? (nothing is stored)",
-                                     options, found[0].id),
-                             lambda eval_id: self.app.push_screen(TryTraceScreen(eval_id, trace_id))
-                             if eval_id else None)
+        options = [
+            (s.id, f"{one_line(s.name, 30)} v{s.version} · {one_line(s.status or '?', 12)} · "
+                   f"{one_line(s.id, 16)}")
+            for s in found
+        ]
+
+        def picked(eval_id: str | None) -> None:
+            if eval_id:
+                self.app.push_screen(TryTraceScreen(eval_id, trace_id))
+
+        title = f"Try which version on {one_line(trace_id, 40)}? (nothing is stored)"
+        self.app.push_screen(PickOne(title, options, found[0].id), picked)
 
     def action_new_eval_set(self) -> None:
         from iofold_tui.ui.eval_set_form import EvalSetForm

@@ -5,27 +5,23 @@ once written (``on_label_applied``) the model's counts and labels follow."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from textual.widgets import TextArea
 
 from iofold_tui.data.labels.review_queue import QueueItem
 from iofold_tui.data.labels.store import UNCHANGED, Applied, Step
 from iofold_tui.ui import labeling
-
-if TYPE_CHECKING:
-    from iofold_tui.ui.panes.review import ReviewPane
+from iofold_tui.ui.panes.review_show import ReviewShow
 
 
 def _linked(trace_id: str) -> QueueItem:
     return QueueItem(trace_id, -1, "", 0, None)
 
 
-class ReviewLabels:
-    """Mixed into ``ReviewPane``."""
+class ReviewLabels(ReviewShow):
 
     # -- labelling -----------------------------------------------------------------------------------
-    def action_label(self: ReviewPane, rating: str) -> None:
+    def action_label(self, rating: str) -> None:
         """The label is queued (recorded in the sidecar, milliseconds) and written by the writer thread: the
         key never waits for the database lock, so the next key acts on the trace it is shown with."""
         t0 = time.perf_counter()
@@ -52,20 +48,20 @@ class ReviewLabels:
         else:
             self._render_current()
 
-    def _apply_deltas(self: ReviewPane, changes: list, reverse: bool = False) -> None:
+    def _apply_deltas(self, changes: list, reverse: bool = False) -> None:
         if self.eval_set is None:
             return
         mine = [c for c in changes if c.eval_set_id == self.eval_set.id]
         if self.model.shift_counts(labeling.rating_deltas(mine, reverse=reverse)):
             self.set_status()
 
-    def action_undo(self: ReviewPane) -> None:
+    def action_undo(self) -> None:
         self._travel_key(undo=True)
 
-    def action_redo(self: ReviewPane) -> None:
+    def action_redo(self) -> None:
         self._travel_key(undo=False)
 
-    def _travel_key(self: ReviewPane, *, undo: bool) -> None:
+    def _travel_key(self, *, undo: bool) -> None:
         """u/U: a label still queued is cancelled (U queues it again); otherwise the undo/redo is queued behind
         the labels before it and reported when written (``on_label_applied``)."""
         try:
@@ -76,7 +72,7 @@ class ReviewLabels:
         if what in ("cancelled", "restored") and intent is not None and intent.trace_id:
             self._jump_to(_linked(intent.trace_id))  # show what was cancelled
 
-    def on_label_applied(self: ReviewPane, applied: Applied) -> None:
+    def on_label_applied(self, applied: Applied) -> None:
         """A queued label / note / undo / redo reached the database (or failed): counts, labels, the bar."""
         if self.eval_set is None or applied.intent is None or not self.is_mounted:
             return
@@ -100,7 +96,7 @@ class ReviewLabels:
         else:
             self._update_bar()
 
-    def _after_travel(self: ReviewPane, step: Step | None, *, undo: bool) -> None:
+    def _after_travel(self, step: Step | None, *, undo: bool) -> None:
         if step is None or self.eval_set is None:
             return
         self._apply_deltas(list(step.changes), reverse=undo)
@@ -111,7 +107,7 @@ class ReviewLabels:
             self._refresh_label()
 
     # -- notes ---------------------------------------------------------------------------------------
-    def action_edit_note(self: ReviewPane) -> None:
+    def action_edit_note(self) -> None:
         item, label = self.current, self.model.label
         if item is None or self.editing_for is not None:
             return
@@ -128,10 +124,10 @@ class ReviewLabels:
 
         self.call_after_refresh(focus)
 
-    def action_leave_note(self: ReviewPane) -> None:
+    def action_leave_note(self) -> None:
         self._finish_note()
 
-    def _finish_note(self: ReviewPane) -> None:
+    def _finish_note(self) -> None:
         trace_id, self.editing_for = self.editing_for, None
         if trace_id is None or self.eval_set is None:
             return

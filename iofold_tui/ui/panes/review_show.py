@@ -11,7 +11,7 @@ import contextlib
 import sqlite3
 import time
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.segment import Segment
 from rich.text import Text
@@ -35,11 +35,9 @@ from iofold_tui.data.traces.query import total_traces
 from iofold_tui.ui import labeling
 from iofold_tui.ui.highlight import active_query, highlight
 from iofold_tui.ui.models.review import AHEAD, label_in, summary_key
+from iofold_tui.ui.panes.review_base import ReviewPaneBase
 from iofold_tui.ui.panes.review_widgets import ReviewDocument, label_line, steps_text, trace_text, wrap_lines
 from iofold_tui.ui.widgets import SteadyStatic
-
-if TYPE_CHECKING:
-    from iofold_tui.ui.panes.review import ReviewPane
 
 _BUFFER_QUERIES = ("review-queue", "review-jump")  # stale once the queue drops its buffer
 
@@ -107,18 +105,18 @@ def count_labels(app: Any, spec: QueueSpec, need_total: bool,  # noqa: ANN401
     return counts, total, left, external
 
 
-class ReviewShow:
-    """Mixed into ``ReviewPane``: queries, and the trace and the bar on screen."""
+class ReviewShow(ReviewPaneBase):
+    """Queries, and the trace and the bar on screen."""
 
     # -- loading -------------------------------------------------------------------------------------
-    def _reset(self: ReviewPane, spec: QueueSpec) -> None:
+    def _reset(self, spec: QueueSpec) -> None:
         self.model.rebuild(spec)
         self._drop_stale()
         self.supersede("review-stats")  # counts of the previous eval set or filter
         self._message(Text("loading the queue…", style="dim"))
         self._fill_more()
 
-    def _refetch(self: ReviewPane) -> None:
+    def _refetch(self) -> None:
         """Drop buffered queue items and details (the database changed) and fetch again from here."""
         self.model.refetch()
         self._drop_stale()  # results of queries in flight describe the old data
@@ -126,18 +124,18 @@ class ReviewShow:
         if self.current is not None:
             self._show_current()
 
-    def _drop_stale(self: ReviewPane) -> None:
+    def _drop_stale(self) -> None:
         for group in _BUFFER_QUERIES:
             self.supersede(group)
 
-    def _fill_more(self: ReviewPane) -> None:
+    def _fill_more(self) -> None:
         spec = self.model.spec
         if spec is not None and self.queue.start_fill():
             self.run_query(fetch_page, self.app, spec, self.queue.frontier, on_result=self._queue_filled,
                            on_error=lambda _: self._queue_filled(([], True)), group="review-queue",
                            what="queue query")
 
-    def _queue_filled(self: ReviewPane, page: tuple[list[QueueItem], bool]) -> None:
+    def _queue_filled(self, page: tuple[list[QueueItem], bool]) -> None:
         items, exhausted = page
         if self.queue.filled(items, exhausted):
             self._advance()
@@ -148,7 +146,7 @@ class ReviewShow:
             self._message(self._nothing_to_review())
         self._prefetch()
 
-    def _request(self: ReviewPane, trace_ids: list[str]) -> None:
+    def _request(self, trace_ids: list[str]) -> None:
         wanted = self.model.wanted(trace_ids)
         if wanted:
             epoch = self.queue.epoch
@@ -156,7 +154,7 @@ class ReviewShow:
                            self.model.blind, on_result=lambda done: self._details_loaded(done, epoch),
                            on_error=lambda _: self.model.not_loaded(wanted), group=None, what="reading traces")
 
-    def _details_loaded(self: ReviewPane, done: list[tuple[str, Prepared]], epoch: int) -> None:
+    def _details_loaded(self, done: list[tuple[str, Prepared]], epoch: int) -> None:
         if epoch != self.queue.epoch:
             return  # the queue dropped its buffer meanwhile: this describes the old data
         for trace_id, prepared in done:
@@ -165,18 +163,18 @@ class ReviewShow:
             if self.model.loaded(trace_id, prepared):
                 self._refresh_label()  # its label came with the detail (read in the worker)
 
-    def _retry_detail(self: ReviewPane, trace_id: str, epoch: int) -> None:
+    def _retry_detail(self, trace_id: str, epoch: int) -> None:
         if epoch == self.queue.epoch and self.model.take_retry(trace_id):
             self._request([trace_id])
 
-    def _prefetch(self: ReviewPane) -> None:
+    def _prefetch(self) -> None:
         self._request(self.model.upcoming_ids())
 
-    def _load_stats(self: ReviewPane, spec: QueueSpec, need_total: bool) -> None:
+    def _load_stats(self, spec: QueueSpec, need_total: bool) -> None:
         self.run_query(count_labels, self.app, spec, need_total, self.store(), on_result=self._stats_loaded,
                        group="review-stats", what="counting labels")
 
-    def _stats_loaded(self: ReviewPane, found: tuple[dict[str, int], int | None, int | None, bool] | None) -> None:
+    def _stats_loaded(self, found: tuple[dict[str, int], int | None, int | None, bool] | None) -> None:
         if found is None:
             return
         counts, total, left, external = found
@@ -185,7 +183,7 @@ class ReviewShow:
             self._refetch()
         self.set_status()
 
-    def _find_unlabelled(self: ReviewPane) -> None:
+    def _find_unlabelled(self) -> None:
         spec, item = self.model.spec, self.current
         if spec is None:
             return
@@ -193,7 +191,7 @@ class ReviewShow:
         self.run_query(lambda: next_unlabelled(self.iofold.db.conn(), spec, after, item.trace_id if item else None),
                        on_result=self._jump_found, group="review-jump", what="finding an unlabelled trace")
 
-    def _jump_found(self: ReviewPane, item: QueueItem | None) -> None:
+    def _jump_found(self, item: QueueItem | None) -> None:
         if item is None:
             self.notify("No unlabelled trace left in this queue.")
             return
@@ -203,12 +201,12 @@ class ReviewShow:
         self._show_current()
 
     # -- showing ---------------------------------------------------------------------------------------
-    def _message(self: ReviewPane, text: Text) -> None:
+    def _message(self, text: Text) -> None:
         self.steps_for = None
         self.query_one(ReviewDocument).show(text)
         self._update_bar()
 
-    def _nothing_to_review(self: ReviewPane) -> Text:
+    def _nothing_to_review(self) -> Text:
         """The empty queue, with why: the queue holds every trace of the workspace (labelled ones last), so
         it is empty only when the workspace or the trace-list filter has none."""
         text = Text("Nothing to review: ", style="bold yellow")
@@ -222,7 +220,7 @@ class ReviewShow:
             text.append("\nImport traces with iofold (or pick another workspace with w).", style="dim")
         return text
 
-    def _advance(self: ReviewPane) -> None:
+    def _advance(self) -> None:
         step = self.queue.step()
         if step == "wait":
             self._fill_more()
@@ -240,7 +238,11 @@ class ReviewShow:
             self.call_after_refresh(self._fill_more)  # after the paint, like the prefetch
         self._show_current()
 
-    def _show_current(self: ReviewPane) -> None:
+    def _jump_to(self, item: QueueItem) -> None:
+        self.queue.show(item)
+        self._show_current()
+
+    def _show_current(self) -> None:
         item = self.current
         if item is None:
             return
@@ -256,7 +258,7 @@ class ReviewShow:
         # After this trace is painted: the prefetch worker's rendering would compete for the GIL with it.
         self.call_after_refresh(self._prefetch)
 
-    def _label_for(self: ReviewPane, trace_id: str) -> FeedbackRow | None:
+    def _label_for(self, trace_id: str) -> FeedbackRow | None:
         """The trace's label as the user last set it, without touching the database on this thread (another
         process may hold its lock): a queued label first, then one written this session, then the label read
         with the trace's detail in the worker."""
@@ -265,13 +267,13 @@ class ReviewShow:
         intent = queue.pending_for(es, trace_id) if queue is not None and es is not None else None
         return self.model.label_for(trace_id, intent)
 
-    def _refresh_label(self: ReviewPane, render: bool = True) -> None:
+    def _refresh_label(self, render: bool = True) -> None:
         item = self.current
         self.model.label = None if item is None else self._label_for(item.trace_id)
         if render and item is not None and item.trace_id in self.model.cache:
             self._render_current()
 
-    def _render_current(self: ReviewPane) -> None:
+    def _render_current(self) -> None:
         item, es, label = self.current, self.eval_set, self.model.label
         if item is None or es is None:
             return
@@ -302,7 +304,7 @@ class ReviewShow:
             t0, self.pending_t0 = self.pending_t0, None
             self.call_after_refresh(lambda: self.latencies.append((time.perf_counter() - t0) * 1000))
 
-    def _update_bar(self: ReviewPane, extra: Text | None = None) -> None:
+    def _update_bar(self, extra: Text | None = None) -> None:
         bar, item, model = Text(), self.current, self.model
         if item is not None:
             bar.append(f"#{self.queue.pos + 1} this session", style="bold")
