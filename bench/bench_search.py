@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from iofold_tui.data.db import connect
 from iofold_tui.data.search import facets as F
+from iofold_tui.data.search import sort_orders
 from iofold_tui.data.search.extract import extract
 from iofold_tui.data.search.index import SearchIndex, sidecar_size
 from iofold_tui.data.search.query import parse, tokens
@@ -211,9 +212,9 @@ def main() -> None:
         flush=True,
     )
 
-    (n, _), prep = _timed(lambda: F.prepare_contradicted(db, index, es, args.db))
-    _, first = _timed(lambda: F.most_contradicted(index, es, limit=50))
-    (_, reused), again = _timed(lambda: F.prepare_contradicted(db, index, es, args.db))
+    (n, _), prep = _timed(lambda: sort_orders.prepare_contradicted(db, index, es, args.db))
+    _, first = _timed(lambda: sort_orders.most_contradicted(index, es, limit=50))
+    (_, reused), again = _timed(lambda: sort_orders.prepare_contradicted(db, index, es, args.db))
     out["contradicted"] = {
         "precompute_ms": prep,
         "traces": n,
@@ -228,8 +229,8 @@ def main() -> None:
         flush=True,
     )
     for key in ("step_count", "source"):
-        cost = F.sort_cost(db, key)
-        _, ms = _timed(lambda key=key: F.sorted_page(db, key))
+        cost = sort_orders.sort_cost(db, key)
+        _, ms = _timed(lambda key=key: sort_orders.sorted_page(db, key))
         out[f"sort_{key}"] = {"through": cost.through, "first_page_ms": ms}
         print(f"sort by {key}: {cost.through} ({cost.note}), first page {ms:,.0f} ms", flush=True)
     index.close()

@@ -26,6 +26,8 @@ from iofold_tui.data.inspect.jobs import list_jobs
 from iofold_tui.data.inspect.overview import overview
 from iofold_tui.data.matrix import grid
 from iofold_tui.data.matrix.comparison_view import SOURCE_CUSTOMISED, SOURCE_VIEW, comparison_source
+from iofold_tui.data.matrix.confusion import cells_for_confusion
+from iofold_tui.data.matrix.grid_query import MatrixQuery
 from iofold_tui.data.matrix.stats import compute_stats
 from iofold_tui.data.prefs import load_prefs
 from iofold_tui.data.sanitize import clean, json_text, one_line
@@ -272,7 +274,7 @@ def test_results_other_than_0_1_are_invalid_everywhere(tmp_path: Path) -> None:
     s = compute_stats(conn, SET)[0]
     assert (s.invalid, s.tp, s.n, s.contradictions) == (4, 1, 1, 0)
     assert s.excluded["invalid_result"] == 4 and s.execution_count == 5
-    q = grid.MatrixQuery(SET)
+    q = MatrixQuery(SET)
     rows = {r.trace_id: r.cells[0] for r in grid.first_page(conn, q).rows}
     assert {t for t, c in rows.items() if c.state == "invalid"} == {
         "trace_001",
@@ -281,12 +283,12 @@ def test_results_other_than_0_1_are_invalid_everywhere(tmp_path: Path) -> None:
         "trace_004",
     }
     assert all(c.result is None for t, c in rows.items() if c.state == "invalid")
-    assert grid.first_page(conn, grid.MatrixQuery(SET, filter="contradictions")).rows == []
-    assert set(grid.cells_for_confusion(conn, EVAL, "invalid").trace_ids) == {
+    assert grid.first_page(conn, MatrixQuery(SET, filter="contradictions")).rows == []
+    assert set(cells_for_confusion(conn, EVAL, "invalid").trace_ids) == {
         f"trace_00{i}" for i in range(1, 5)
     }
-    assert grid.cells_for_confusion(conn, EVAL, "FN").trace_ids == []
-    assert grid.cells_for_confusion(conn, EVAL, "TN").trace_ids == []
+    assert cells_for_confusion(conn, EVAL, "FN").trace_ids == []
+    assert cells_for_confusion(conn, EVAL, "TN").trace_ids == []
     conn.close()
     report = json.loads(CliRunner().invoke(main, ["stats", "--json", str(path)]).output)
     assert "invalid" in json.dumps(report)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from iofold_tui.cli import main
 from iofold_tui.data.db import connect
 from iofold_tui.data.search import facets as F
+from iofold_tui.data.search import sort_orders
 from iofold_tui.data.search.extract import extract
 from iofold_tui.data.search.index import IndexUnavailable, SearchIndex, run_search
 from iofold_tui.data.search.query import SearchSyntaxError, compile_query, parse, tokens
@@ -430,8 +431,8 @@ def test_facets_count_and_filter(demo: Path, built: SearchIndex) -> None:
 def test_most_contradicted_matches_the_scoped_comparison(demo: Path, built: SearchIndex) -> None:
     db = connect(demo, read_only=True)
     for (es,) in db.execute("SELECT id FROM eval_sets").fetchall():
-        n, reused = F.prepare_contradicted(db, built, es, demo)
-        assert not reused and F.prepare_contradicted(db, built, es, demo)[1]
+        n, reused = sort_orders.prepare_contradicted(db, built, es, demo)
+        assert not reused and sort_orders.prepare_contradicted(db, built, es, demo)[1]
         want: dict[int, int] = {}
         for rid, rating, result, error, own in db.execute(
             "SELECT t.rowid, c.human_rating, c.predicted_result, c.execution_error, c.eval_set_id = "
@@ -447,23 +448,24 @@ def test_most_contradicted_matches_the_scoped_comparison(demo: Path, built: Sear
                 and (rating == "positive") != (result == 1)
             ):
                 want[rid] = want.get(rid, 0) + 1
-        rows = F.most_contradicted(built, es, limit=10_000)
+        rows = sort_orders.most_contradicted(built, es, limit=10_000)
         assert dict(rows) == want and len(rows) == n
         assert [c for _, c in rows] == sorted((c for _, c in rows), reverse=True)
-        page1 = F.most_contradicted(built, es, limit=7)
+        page1 = sort_orders.most_contradicted(built, es, limit=7)
         if len(page1) == 7:
             last = page1[-1]
             ts = db.execute("SELECT timestamp FROM traces WHERE rowid = ?", (last[0],)).fetchone()[0]
-            assert F.most_contradicted(built, es, limit=7, after=(last[1], ts, last[0])) == rows[7:14]
+            after = (last[1], ts, last[0])
+            assert sort_orders.most_contradicted(built, es, limit=7, after=after) == rows[7:14]
 
 
 def test_sort_cost_is_said_up_front(demo: Path) -> None:
     db = connect(demo, read_only=True)
-    assert F.sort_cost(db, "timestamp").through.startswith("index")
-    assert F.sort_cost(db, "step_count").through == "full sort"
+    assert sort_orders.sort_cost(db, "timestamp").through.startswith("index")
+    assert sort_orders.sort_cost(db, "step_count").through == "full sort"
     steps = [
         db.execute("SELECT step_count FROM traces WHERE rowid = ?", (r,)).fetchone()[0]
-        for r in F.sorted_page(db, "step_count", limit=20)
+        for r in sort_orders.sorted_page(db, "step_count", limit=20)
     ]
     assert steps == sorted(steps, reverse=True)
 
@@ -471,9 +473,9 @@ def test_sort_cost_is_said_up_front(demo: Path) -> None:
 def test_order_keys_running_out_rebuild(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """FTS rowids are order keys spaced GAP apart; inserts that exhaust a gap make a rebuild, not a wrong
     order."""
-    from iofold_tui.data.search import index as index_mod
+    from iofold_tui.data.search import index_sync
 
-    monkeypatch.setattr(index_mod, "GAP", 4)
+    monkeypatch.setattr(index_sync, "GAP", 4)
     path = tmp_path / "db.sqlite"
     shutil.copy(demo, path)
     index = _index(path, tmp_path / "s.fts.sqlite")

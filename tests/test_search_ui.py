@@ -19,6 +19,7 @@ from iofold_tui.data.search import facets as F
 from iofold_tui.data.search.order import OrderedQuery, ordered_rowids
 from iofold_tui.data.search.query import parse
 from iofold_tui.data.search.scan import scan
+from iofold_tui.data.search.sort_orders import CONTRADICTED_SQL
 from iofold_tui.data.source.loader import open_source
 from iofold_tui.data.source.synth import generate
 from iofold_tui.data.traces.query import TraceFilter, TraceQuery
@@ -232,8 +233,8 @@ async def test_o_orders_by_step_count_and_most_contradicted(db_copy: Path) -> No
         await pilot.press("c")
         await settle(app, pilot)
         await _pick_order(app, pilot, "contradicted")
-        want = [int(r[0]) for r in conn.execute(F._CONTRA, (es,)).fetchall()]
-        n = {int(r[0]): int(r[2]) for r in conn.execute(F._CONTRA, (es,)).fetchall()}
+        want = [int(r[0]) for r in conn.execute(CONTRADICTED_SQL, (es,)).fetchall()]
+        n = {int(r[0]): int(r[2]) for r in conn.execute(CONTRADICTED_SQL, (es,)).fetchall()}
         shown = _rowids(db_copy, _ids(app))
         assert want and set(shown) <= set(want) and len(shown) == min(len(want), 100)
         assert [n[r] for r in shown] == sorted((n[r] for r in shown), reverse=True)

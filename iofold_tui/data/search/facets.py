@@ -1,15 +1,11 @@
-"""Frequency views (VisiData's Shift+F) over traces, and sort orders with their cost said up front.
+"""Frequency views (VisiData's Shift+F) over traces.
 
 Column facets run in SQL, grouped through an index where the schema has one (``traces(source)``,
 ``traces(has_errors)``, ``traces(timestamp)`` for days, ``feedback(eval_set_id, rating)``,
 ``eval_executions(eval_id)``); tool names and error messages come from the search sidecar, which
 extracted them once per trace. Every facet is cached: in the sidecar (keyed by the index stamp and the
 database file's fingerprint), and in memory for the process. ``facet_filter`` turns a chosen value into
-a ``TraceFilter`` for the trace list.
-
-"Most contradicted" is precomputed into the sidecar per eval set (trace rowid → number of the set's
-eval versions whose verdict contradicts the set's own label; executions that errored are not verdicts,
-labels of other sets never count — the scoping of ``matrix.stats``).
+a ``TraceFilter`` for the trace list. Sort orders are ``sort_orders``.
 """
 
 from __future__ import annotations
@@ -22,7 +18,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from iofold_tui.data.db import write_txn
 from iofold_tui.data.labels.counts import rating_rows
 from iofold_tui.data.search.index import SearchIndex
 from iofold_tui.data.traces.query import TraceFilter, _where
@@ -65,14 +60,14 @@ def db_fingerprint(db_path: Path | None) -> list[Any]:
     return out
 
 
-def _total(db: sqlite3.Connection) -> int:
+def trace_count(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT count(*) FROM traces").fetchone()[0])
 
 
 def _column_facet(
     db: sqlite3.Connection, name: str, eval_set_id: str | None, eval_id: str | None
 ) -> list[list[Any]]:
-    total = _total(db)
+    total = trace_count(db)
     if name == "source":
         rows = db.execute("SELECT source, count(*) FROM traces GROUP BY source ORDER BY 2 DESC").fetchall()
     elif name == "has_errors":
@@ -152,7 +147,7 @@ def facet(db: sqlite3.Connection, name: str, *, db_path: Path | None = None, ind
         return _facet(name, memo[1], start, True, scope)
 
     def compute() -> list[Any]:
-        total = _total(db)
+        total = trace_count(db)
         if name in NEEDS_INDEX:
             if index is None:
                 raise ValueError(f"the {name} facet needs the search index (run `iofold-tui index SOURCE`)")
@@ -310,102 +305,3 @@ def facet_filter(flt: TraceFilter, facet_: Facet, value: str, db: sqlite3.Connec
         rowids = [r for r in rowids if r in keep]
     # step_text labels the rowid set in the list's header (steps∋"tool = search_docs").
     return replace(flt, step_rowids=tuple(rowids), step_text=f"{name} = {value}")
-
-
-# ---------------------------------------------------------------- sort orders
-
-@dataclass(frozen=True)
-class SortCost:
-    key: str
-    through: str  # "index <name>", "sidecar", or "full sort"
-    note: str
-
-
-SORTS = {
-    "timestamp": "t.timestamp DESC, t.rowid ASC",
-    "step_count": "t.step_count DESC, t.timestamp DESC, t.rowid ASC",
-    "source": "t.source ASC, t.timestamp DESC, t.rowid ASC",
-    "rating": "coalesce(f.rating, 'unlabelled') ASC, t.timestamp DESC, t.rowid ASC",
-}
-
-
-def sort_cost(db: sqlite3.Connection, key: str, eval_set_id: str | None = None) -> SortCost:
-    """How a sort order will be answered, said before running it (EXPLAIN QUERY PLAN: an index walk, or
-    a temporary B-tree over every trace)."""
-    if key == "contradicted":
-        return SortCost(key, "sidecar", "precomputed per eval set in the search index")
-    order = SORTS[key]
-    plan = db.execute(
-        f"EXPLAIN QUERY PLAN SELECT t.rowid FROM traces t LEFT JOIN feedback f ON f.trace_id = t.id "
-        f"AND f.eval_set_id = ? ORDER BY {order} LIMIT 50", (eval_set_id or "",)).fetchall()
-    details = " | ".join(str(r[-1]) for r in plan)
-    if "TEMP B-TREE" in details.upper():
-        return SortCost(key, "full sort", f"sorts all {_total(db):,} traces for the first page")
-    index = next(
-        (d.split("INDEX ")[-1].split(" ")[0] for d in details.split(" | ") if "INDEX" in d.upper()), ""
-    )
-    return SortCost(key, f"index {index}".strip(), "walks an index: first page immediately")
-
-
-def sorted_page(db: sqlite3.Connection, key: str, *, eval_set_id: str | None = None, limit: int = 50,
-                offset: int = 0) -> list[int]:
-    """Rowids of one page in sort order ``key`` (timestamp, step_count, source, rating)."""
-    order = SORTS[key]
-    return [int(r[0]) for r in db.execute(
-        f"SELECT t.rowid FROM traces t LEFT JOIN feedback f ON f.trace_id = t.id AND f.eval_set_id = ? "
-        f"ORDER BY {order} LIMIT ? OFFSET ?", (eval_set_id or "", limit, offset))]
-
-
-_CONTRA = """
-SELECT t.rowid, t.timestamp, count(*) FROM feedback f
-JOIN evals v ON v.eval_set_id = f.eval_set_id
-JOIN eval_executions e ON e.eval_id = v.id AND e.trace_id = f.trace_id
-JOIN traces t ON t.id = f.trace_id
-WHERE f.eval_set_id = ? AND f.rating IN ('positive', 'negative') AND e.error IS NULL
-  AND e.result IN (0, 1) AND (f.rating = 'positive') <> (e.result = 1)
-GROUP BY t.rowid"""
-
-
-def prepare_contradicted(db: sqlite3.Connection, index: SearchIndex, eval_set_id: str,
-                         db_path: Path | None = None) -> tuple[int, bool]:
-    """Precompute the set's contradiction counts into the sidecar; (traces with ≥ 1, reused)."""
-    conn = index.conn()
-    conn.execute("CREATE TABLE IF NOT EXISTS contra(eval_set TEXT NOT NULL, rid INTEGER NOT NULL, ts, "
-                 "n INTEGER NOT NULL, PRIMARY KEY(eval_set, rid)) WITHOUT ROWID")
-    conn.execute("CREATE INDEX IF NOT EXISTS contra_order ON contra(eval_set, n DESC, ts DESC, rid)")
-    stamp = json.dumps(db_fingerprint(db_path))
-    key = f"contra:{eval_set_id}"
-    row = conn.execute("SELECT stamp, value FROM cache WHERE key = ?", (key,)).fetchone()
-    if row is not None and row[0] == stamp:
-        return int(json.loads(row[1])), True
-    rows = db.execute(_CONTRA, (eval_set_id,)).fetchall()
-    with write_txn(conn):
-        conn.execute("DELETE FROM contra WHERE eval_set = ?", (eval_set_id,))
-        conn.executemany(
-            "INSERT INTO contra VALUES (?, ?, ?, ?)",
-            [(eval_set_id, int(r[0]), r[1], int(r[2])) for r in rows],
-        )
-        conn.execute("INSERT OR REPLACE INTO cache VALUES (?, ?, ?)", (key, stamp, json.dumps(len(rows))))
-    return len(rows), False
-
-
-def most_contradicted(index: SearchIndex, eval_set_id: str, *, limit: int = 50,
-                      after: tuple[int, Any, int] | None = None) -> list[tuple[int, int]]:
-    """(rowid, contradiction count) most contradicted first (then newest), keyset paged by ``after``
-    = the last row's (n, timestamp, rowid). Only traces with ≥ 1 contradiction (the rest follow in time
-    order)."""
-    conn = index.conn()
-    if after is None:
-        rows = conn.execute(
-            "SELECT rid, n FROM contra WHERE eval_set = ? ORDER BY n DESC, ts DESC, rid LIMIT ?",
-            (eval_set_id, limit),
-        ).fetchall()
-    else:
-        n, ts, rid = after
-        rows = conn.execute(
-            "SELECT rid, n FROM contra WHERE eval_set = ? AND (n < ? OR (n = ? AND (ts < ? OR (ts = ? AND "
-            "rid > ?)))) "
-            "ORDER BY n DESC, ts DESC, rid LIMIT ?",
-            (eval_set_id, n, n, ts, ts, rid, limit),
-        ).fetchall()
-    return [(int(r[0]), int(r[1])) for r in rows]

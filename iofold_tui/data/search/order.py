@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from iofold_tui.data.db import with_rowid
-from iofold_tui.data.search import facets
+from iofold_tui.data.search import sort_orders
 from iofold_tui.data.search.index import IndexUnavailable, SearchIndex
 from iofold_tui.data.traces.query import (
     _COLUMNS,
@@ -58,7 +58,7 @@ def order_cost(db: sqlite3.Connection, key: str, eval_set_id: str | None = None,
         return (
             "precomputed per eval set in the search sidecar (once: one pass over the set's verdicts)"
         )
-    cost = facets.sort_cost(db, key, eval_set_id)
+    cost = sort_orders.sort_cost(db, key, eval_set_id)
     if cost.through == "full sort" and flt is not None and _where(flt).where:
         return "sorts every trace matching the filter (full sort)"
     return f"{cost.note} ({cost.through})"
@@ -105,13 +105,13 @@ def ordered_rowids(
     start = time.perf_counter()
     db = with_rowid(db, "traces")
     note = ""
-    if key in facets.SORTS:
+    if key in sort_orders.SORTS:
         base = _where(replace(flt, newest_first=True))
         where = ("WHERE " + " AND ".join(base.where)) if base.where else ""
         rows = [
             int(r[0])
             for r in db.execute(
-                f"SELECT t.rowid FROM traces t {_JOIN} {where} ORDER BY {facets.SORTS[key]} LIMIT ?",
+                f"SELECT t.rowid FROM traces t {_JOIN} {where} ORDER BY {sort_orders.SORTS[key]} LIMIT ?",
                 [flt.eval_set_id or "", *base.params, cap + 1],
             )
         ]
@@ -146,7 +146,7 @@ def _contradicted(
         try:
             index = SearchIndex(source_key)
             index.conn(create=True)
-            facets.prepare_contradicted(db, index, eval_set_id, db_path)
+            sort_orders.prepare_contradicted(db, index, eval_set_id, db_path)
             return [
                 int(r[0])
                 for r in index.conn().execute(
@@ -158,7 +158,7 @@ def _contradicted(
         finally:
             if index is not None:
                 index.close()
-    rows = db.execute(facets._CONTRA, (eval_set_id,)).fetchall()
+    rows = db.execute(sort_orders.CONTRADICTED_SQL, (eval_set_id,)).fetchall()
     # newest first within a count: a stable sort on the timestamp descending, then the count
     rows.sort(key=lambda r: str(r[1] or ""), reverse=True)
     rows.sort(key=lambda r: -int(r[2]))
