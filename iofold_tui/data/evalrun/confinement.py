@@ -28,14 +28,16 @@ ALLOWED_SYSCALLS = (
     "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "restart_syscall",
     "setitimer", "getitimer", "getrusage",
     "clock_gettime", "clock_getres", "gettimeofday", "nanosleep", "clock_nanosleep",
-    "getrandom", "futex", "sched_yield", "getpid", "gettid", "getppid", "getuid", "geteuid", "getgid", "getegid",
+    "getrandom", "futex", "sched_yield",
+    "getpid", "gettid", "getppid", "getuid", "geteuid", "getgid", "getegid",
     "exit", "exit_group",
 )
 _PROT_EXEC = 0x4
 
 LAYER_TITLES = {
     "identity": "identity", "namespaces": "user+network namespace", "pdeathsig": "dies with the app",
-    "rlimits": "hard resource limits", "nnp": "no_new_privs", "landlock": "Landlock", "seccomp": "seccomp-BPF",
+    "rlimits": "hard resource limits", "nnp": "no_new_privs", "landlock": "Landlock",
+    "seccomp": "seccomp-BPF",
 }
 
 
@@ -139,7 +141,5 @@ def verify_from_outside(pid: int) -> dict[str, tuple[bool, str]]:
             fields = dict(line.split(":", 1) for line in status if ":" in line)
     except OSError as exc:
         return {"seccomp": (False, f"/proc unreadable: {exc}"), "nnp": (False, "/proc unreadable")}
-    return {
-        "seccomp": (fields.get("Seccomp", "").strip() == "2", f"Seccomp: {fields.get('Seccomp', '?').strip()}"),
-        "nnp": (fields.get("NoNewPrivs", "").strip() == "1", f"NoNewPrivs: {fields.get('NoNewPrivs', '?').strip()}"),
-    }
+    seccomp, nnp = fields.get("Seccomp", "?").strip(), fields.get("NoNewPrivs", "?").strip()
+    return {"seccomp": (seccomp == "2", f"Seccomp: {seccomp}"), "nnp": (nnp == "1", f"NoNewPrivs: {nnp}")}

@@ -36,8 +36,10 @@ KEEP_RUNS = 50  # older runs are forgotten (and no longer undoable) when a new o
 EXEC_COLS = ("id", "result", "reason", "execution_time_ms", "error", "stdout", "stderr", "executed_at")
 COUNTERS = ("execution_count", "contradiction_count", "accuracy")
 # Said before every writing run (CLI and TUI): the stored counters are iofold's, a run overwrites them.
-COUNTERS_NOTICE = ("running it replaces iofold's stored evals.accuracy, contradiction_count and execution_count "
-                   "with recounts (scoped to the eval's own set); undoing the run restores them")
+COUNTERS_NOTICE = (
+    "running it replaces iofold's stored evals.accuracy, contradiction_count and execution_count "
+    "with recounts (scoped to the eval's own set); undoing the run restores them"
+)
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -142,7 +144,9 @@ class RunHistory:
         self.conn.execute("DELETE FROM prev WHERE run_id < ?", (cutoff,))
         self.conn.execute("DELETE FROM runs WHERE id < ?", (cutoff,))
 
-    def save_prev(self, run_id: int, missing: Sequence[str], rows: Sequence[Sequence[Any]], done: int) -> None:
+    def save_prev(
+        self, run_id: int, missing: Sequence[str], rows: Sequence[Sequence[Any]], done: int
+    ) -> None:
         """Record the state before a batch (first record of a trace wins): ``rows`` are
         ``(trace_id, *EXEC_COLS)`` of existing executions, ``missing`` the traces that had none."""
         marks = ",".join("?" * (3 + len(EXEC_COLS)))
@@ -154,18 +158,22 @@ class RunHistory:
                 ((run_id, tid) for tid in missing))
             self.conn.execute("UPDATE runs SET done = ? WHERE id = ?", (done, run_id))
 
-    def finish(self, run_id: int, status: str, new_counters: Sequence[Any] | None, done: int | None = None) -> None:
+    def finish(
+        self, run_id: int, status: str, new_counters: Sequence[Any] | None, done: int | None = None
+    ) -> None:
         with write_txn(self.conn):
             self.conn.execute(
-                "UPDATE runs SET status = ?, status_at = ?, done = coalesce(?, done), new_execution_count = ?, "
-                "new_contradiction_count = ?, new_accuracy = ? WHERE id = ?",
+                "UPDATE runs SET status = ?, status_at = ?, done = coalesce(?, done), "
+                "new_execution_count = ?, new_contradiction_count = ?, new_accuracy = ? WHERE id = ?",
                 (status, utc_stamp(), done, *(new_counters or (None, None, None)), run_id))
         with _ACTIVE_LOCK:
             _ACTIVE.discard((self._key, run_id))
 
     def set_status(self, run_id: int, status: str) -> None:
         with write_txn(self.conn):
-            self.conn.execute("UPDATE runs SET status = ?, status_at = ? WHERE id = ?", (status, utc_stamp(), run_id))
+            self.conn.execute(
+                "UPDATE runs SET status = ?, status_at = ? WHERE id = ?", (status, utc_stamp(), run_id)
+            )
 
     # -- reading -------------------------------------------------------------------------------------
 
@@ -173,8 +181,10 @@ class RunHistory:
         return RunRecord(int(r[0]), r[1], r[2], r[3], r[4], r[5], int(r[6]), int(r[7]), int(r[8]),
                          (r[9], r[10], r[11]), None if r[3] == RUNNING else (r[12], r[13], r[14]))
 
-    _COLS = ("id, eval_id, selection, status, created_at, status_at, pid, total, done, old_execution_count, "
-             "old_contradiction_count, old_accuracy, new_execution_count, new_contradiction_count, new_accuracy")
+    _COLS = (
+        "id, eval_id, selection, status, created_at, status_at, pid, total, done, old_execution_count, "
+        "old_contradiction_count, old_accuracy, new_execution_count, new_contradiction_count, new_accuracy"
+    )
 
     def get(self, run_id: int) -> RunRecord | None:
         row = self.conn.execute(f"SELECT {self._COLS} FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -186,8 +196,9 @@ class RunHistory:
 
     def last_undoable(self) -> RunRecord | None:
         marks = ",".join("?" * len(UNDOABLE))
-        row = self.conn.execute(f"SELECT {self._COLS} FROM runs WHERE status IN ({marks}) ORDER BY id DESC LIMIT 1",
-                                UNDOABLE).fetchone()
+        row = self.conn.execute(
+            f"SELECT {self._COLS} FROM runs WHERE status IN ({marks}) ORDER BY id DESC LIMIT 1", UNDOABLE
+        ).fetchone()
         return None if row is None else self._record(row)
 
     def later_runs(self, run: RunRecord) -> list[int]:
@@ -250,7 +261,10 @@ def current_rows(conn: sqlite3.Connection, eval_id: str, ids: list[str]) -> dict
 def write_counters(conn: sqlite3.Connection, eval_id: str) -> tuple[Any, Any, Any]:
     """Recompute (scoped) and store the eval's counters; call inside a write transaction."""
     counts = recomputed_counts(conn, [eval_id]).get(eval_id)
-    values = (0, 0, None) if counts is None else (counts.execution_count, counts.contradictions, counts.accuracy)
+    values = (
+        (0, 0, None) if counts is None
+        else (counts.execution_count, counts.contradictions, counts.accuracy)
+    )
     conn.execute("UPDATE evals SET execution_count = ?, contradiction_count = ?, accuracy = ? WHERE id = ?",
                  (*values, eval_id))
     return values
@@ -276,8 +290,9 @@ def recover_runs(conn: sqlite3.Connection, history: RunHistory) -> list[int]:
 def _reinsert_missing(conn: sqlite3.Connection, eval_id: str, chunk: list[tuple[Any, ...]]) -> None:
     existing = current_rows(conn, eval_id, [row[0] for row in chunk if row[1]])
     cols = ", ".join(EXEC_COLS)
+    marks = ",".join("?" * len(EXEC_COLS))
     conn.executemany(
-        f"INSERT INTO eval_executions (eval_id, trace_id, {cols}) VALUES (?, ?, {','.join('?' * len(EXEC_COLS))})",
+        f"INSERT INTO eval_executions (eval_id, trace_id, {cols}) VALUES (?, ?, {marks})",
         [(eval_id, row[0], *row[2:]) for row in chunk if row[1] and row[0] not in existing])
 
 
@@ -320,12 +335,15 @@ def undo_run(conn: sqlite3.Connection, runs_file: Path, run_id: int | None = Non
                 back = [(*row[2:], run.eval_id, row[0]) for row in chunk if row[1]]
                 conn.executemany("DELETE FROM eval_executions WHERE eval_id = ? AND trace_id = ?", gone)
                 sets = ", ".join(f"{col} = ?" for col in EXEC_COLS)
-                cur = conn.executemany(f"UPDATE eval_executions SET {sets} WHERE eval_id = ? AND trace_id = ?",
-                                       back)
+                cur = conn.executemany(
+                    f"UPDATE eval_executions SET {sets} WHERE eval_id = ? AND trace_id = ?", back
+                )
                 if cur.rowcount < len(back):  # someone deleted rows the run had overwritten: put them back
                     _reinsert_missing(conn, run.eval_id, chunk)
                 restored, deleted = restored + len(back), deleted + len(gone)
-            conn.execute("UPDATE evals SET execution_count = ?, contradiction_count = ?, accuracy = ? WHERE id = ?",
-                         (*run.old_counters, run.eval_id))
+            conn.execute(
+                "UPDATE evals SET execution_count = ?, contradiction_count = ?, accuracy = ? WHERE id = ?",
+                (*run.old_counters, run.eval_id),
+            )
         history.set_status(run.id, UNDONE)
         return UndoReport(run.id, run.eval_id, restored, deleted, run.old_counters)

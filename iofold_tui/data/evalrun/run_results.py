@@ -46,7 +46,8 @@ class CellChange:
 
 
 def ratings_of(conn: sqlite3.Connection, eval_set_id: str, ids: list[str]) -> dict[str, str]:
-    sql = "SELECT trace_id, rating FROM feedback WHERE eval_set_id = ? AND trace_id IN (SELECT value FROM json_each(?))"
+    sql = ("SELECT trace_id, rating FROM feedback "
+           "WHERE eval_set_id = ? AND trace_id IN (SELECT value FROM json_each(?))")
     return {str(r[0]): str(r[1]) for r in lookup(conn, sql, eval_set_id, ids)}
 
 
@@ -128,10 +129,15 @@ class RunSummary:
 
     @property
     def contradictions(self) -> int:
-        return self.progress.contradictions if self.contradictions_after is None else self.contradictions_after
+        if self.contradictions_after is None:
+            return self.progress.contradictions
+        return self.contradictions_after
 
     def to_dict(self) -> dict[str, Any]:
         p = self.progress
+        stored_after = (
+            None if self.stored_after is None else dict(zip(COUNTERS, self.stored_after, strict=True))
+        )
         return {
             "run_id": self.run_id, "eval_id": self.eval_id, "name": self.eval_name, "version": self.version,
             "eval_set_id": self.eval_set_id, "mode": self.mode, "traces": self.selection,
@@ -140,7 +146,7 @@ class RunSummary:
             "contradictions_before": p.contradictions_before, "contradictions_after": self.contradictions,
             "elapsed_s": round(p.elapsed_s, 3), "traces_per_s": round(p.rate, 1),
             "stored_before": dict(zip(COUNTERS, self.stored_before, strict=True)),
-            "stored_after": None if self.stored_after is None else dict(zip(COUNTERS, self.stored_after, strict=True)),
+            "stored_after": stored_after,
             "notice": self.notice, "truncated": self.truncated,
             "changes": [c.to_dict() for c in self.changes],
             "results": [{"trace_id": r.trace_id, "result": r.result, "reason": r.reason, "error": r.error,

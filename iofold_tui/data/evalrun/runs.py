@@ -79,15 +79,16 @@ def _upsert(conn: sqlite3.Connection, eval_id: str, results: list[ExecResult],
     now = _stamp()
 
     def values(r: ExecResult) -> tuple[Any, ...]:
-        return (1 if r.result else 0, r.reason, r.execution_time_ms, r.error, r.stdout or None, r.stderr or None, now)
+        result = 1 if r.result else 0
+        return (result, r.reason, r.execution_time_ms, r.error, r.stdout or None, r.stderr or None, now)
 
     conn.executemany(
         "UPDATE eval_executions SET result = ?, reason = ?, execution_time_ms = ?, error = ?, stdout = ?, "
         "stderr = ?, executed_at = ? WHERE eval_id = ? AND trace_id = ?",
         [(*values(r), eval_id, r.trace_id) for r in results if r.trace_id in current])
     conn.executemany(
-        "INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms, error, stdout, "
-        "stderr, executed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms, error, "
+        "stdout, stderr, executed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(execution_id(), eval_id, r.trace_id, *values(r)) for r in results if r.trace_id not in current])
 
 
@@ -103,11 +104,14 @@ def _writer_connection(conn: sqlite3.Connection) -> sqlite3.Connection | None:
     row = next((r for r in conn.execute("PRAGMA database_list") if r[1] == "main"), None)
     if row is None or not row[2]:
         return None
-    return sqlite3.connect(row[2], isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    return sqlite3.connect(
+        row[2], isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+    )
 
 
 class _Applier:
-    """Applies batches in order on its own thread; the first error stops the run (``on_error``) and is kept."""
+    """Applies batches in order on its own thread; the first error stops the run (``on_error``) and is
+    kept."""
 
     def __init__(self, apply: Callable[[list[ExecResult]], None], on_error: Callable[[], None]) -> None:
         self.error: BaseException | None = None
@@ -129,7 +133,7 @@ class _Applier:
                 continue  # drain, so submit() never blocks on a dead applier
             try:
                 self._apply(batch)
-            except BaseException as exc:  # noqa: BLE001 - handed to the running thread, which re-raises it
+            except BaseException as exc:  # handed to the running thread, which re-raises it
                 self.error = exc
                 self._on_error()
 
@@ -170,23 +174,30 @@ class EvalRun:
         return self._cancel.is_set()
 
     def execute(self, on_batch: Callable[[RunBatch], None] | None = None) -> RunSummary:
-        """Run (or apply ``results``); raises EvalCodeError before anything is written if the code cannot run."""
+        """Run (or apply ``results``); raises EvalCodeError before anything is written if the code cannot
+        run."""
         target = load_target(self.conn, self.eval_id)
         before = recomputed_counts(self.conn, [target.id]).get(target.id)
         contradictions = before.contradictions if before else 0
-        total = len(self.given) if self.given is not None else count_selected(self.conn, target, self.selection)
-        progress = RunProgress(total=total, contradictions_before=contradictions, contradictions=contradictions)
+        if self.given is not None:
+            total, selection = len(self.given), "previewed results"
+        else:
+            total = count_selected(self.conn, target, self.selection)
+            selection = describe_selection(self.selection)
+        progress = RunProgress(
+            total=total, contradictions_before=contradictions, contradictions=contradictions
+        )
         summary = RunSummary(target.id, target.name, target.version, target.eval_set_id, self.mode,
-                             describe_selection(self.selection) if self.given is None else "previewed results",
-                             progress, stored_before=target.stored)
+                             selection, progress, stored_before=target.stored)
         if self.mode == "read-only":
             summary.notice = (f"read-only source ({self.read_only_reason}): results are kept in memory and "
                               "shown, nothing is written")
         elif self.mode == "dry-run":
             summary.notice = "dry run: nothing is written"
+        options = self.options
         runner_cm = nullcontext() if self.given is not None else EvalRunner(
-            target.code, target.name, jobs=self.options.jobs, timeout_s=self.options.timeout_s,
-            memory_mb=self.options.memory_mb, batch_size=self.options.batch_size, unconfined=self.options.unconfined)
+            target.code, target.name, jobs=options.jobs, timeout_s=options.timeout_s,
+            memory_mb=options.memory_mb, batch_size=options.batch_size, unconfined=options.unconfined)
         with runner_cm as runner:
             with self._lock:
                 self._runner = runner
@@ -197,8 +208,10 @@ class EvalRun:
                 if history is not None:
                     recover_runs(self.conn, history)
                     summary.run_id = history.begin(target.id, summary.selection, total, target.stored)
-                stream: Iterable[ExecResult] = (self.given or [] if runner is None
-                                                else runner.run(iter_selected(self.conn, target, self.selection)))
+                stream: Iterable[ExecResult] = (
+                    (self.given or []) if runner is None
+                    else runner.run(iter_selected(self.conn, target, self.selection))
+                )
                 self._loop(stream, target, history, summary, on_batch)
                 summary.cancelled = self._cancel.is_set()
                 if history is not None and summary.run_id is not None:
@@ -220,8 +233,10 @@ class EvalRun:
         """Batches results; when writing, a second thread (own connection) applies them, so the sandbox
         keeps running while a batch is committed."""
         writer = _writer_connection(self.conn) if history is not None else None
-        applier = _Applier(lambda batch: self._flush(batch, writer or self.conn, target, history, summary, on_batch),
-                           self.cancel) if writer is not None else None
+        applier = _Applier(
+            lambda batch: self._flush(batch, writer or self.conn, target, history, summary, on_batch),
+            self.cancel,
+        ) if writer is not None else None
         apply = applier.submit if applier else (
             lambda batch: self._flush(batch, self.conn, target, history, summary, on_batch))
         try:
@@ -244,14 +259,17 @@ class EvalRun:
         if applier is not None and applier.error is not None:
             raise applier.error
 
-    def _flush(self, results: list[ExecResult], conn: sqlite3.Connection, target: EvalTarget,
-               history: RunHistory | None, summary: RunSummary, on_batch: Callable[[RunBatch], None] | None) -> None:
+    def _flush(
+        self, results: list[ExecResult], conn: sqlite3.Connection, target: EvalTarget,
+        history: RunHistory | None, summary: RunSummary, on_batch: Callable[[RunBatch], None] | None,
+    ) -> None:
         ids = [r.trace_id for r in results]
         if history is not None and summary.run_id is not None:
             with write_txn(conn):
                 current = current_rows(conn, target.id, ids)
                 ratings = ratings_of(conn, target.eval_set_id, ids)
-                history.save_prev(summary.run_id, [t for t in ids if t not in current], list(current.values()),
+                missing = [t for t in ids if t not in current]
+                history.save_prev(summary.run_id, missing, list(current.values()),
                                   summary.progress.done + len(results))
                 _upsert(conn, target.id, results, current)
         else:
@@ -280,5 +298,5 @@ class EvalRun:
         except (sqlite3.Error, ReadOnlyError):
             if not quiet:
                 raise
-            with suppress(sqlite3.Error):  # never hide the error that stopped the run
-                history.finish(summary.run_id, INTERRUPTED, None, summary.progress.done)  # recover_runs retries
+            with suppress(sqlite3.Error):  # never hide the error that stopped the run; recover_runs retries
+                history.finish(summary.run_id, INTERRUPTED, None, summary.progress.done)

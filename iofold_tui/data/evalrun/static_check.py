@@ -25,7 +25,9 @@ MAX_CODE_CHARS = 1_000_000
 # itself (``input = step["input"]`` is fine).
 _FORBIDDEN_NAMES = _names("eval exec compile open globals locals vars breakpoint input help exit quit")
 # Module-level dunder names an eval may use; the rest (__builtins__, __import__, __loader__ ...) are refused.
-_ALLOWED_DUNDER_NAMES = _names("__name__ __slots__ __doc__ __qualname__ __all__ __version__ __author__ __module__")
+_ALLOWED_DUNDER_NAMES = _names(
+    "__name__ __slots__ __doc__ __qualname__ __all__ __version__ __author__ __module__"
+)
 # A class pattern with positional sub-patterns reads the attributes ``__match_args__`` names, which the
 # eval can set to anything: only the builtins that match themselves may take one.
 _SELF_MATCHING = _names("bool bytearray bytes dict float frozenset int list set str tuple")
@@ -112,7 +114,10 @@ def _node_problem(node: ast.AST, bound: set[str], class_attributes: frozenset[in
             if alias.name.startswith("_"):
                 return f"ImportError: {node.module}.{alias.name} is private"
     elif isinstance(node, ast.Name):
-        if _DUNDER.fullmatch(node.id) and node.id not in _ALLOWED_DUNDER_NAMES and id(node) not in class_attributes:
+        if (
+            _DUNDER.fullmatch(node.id) and node.id not in _ALLOWED_DUNDER_NAMES
+            and id(node) not in class_attributes
+        ):
             return f"name {node.id!r} is not allowed"
         if node.id in _FORBIDDEN_NAMES and node.id not in bound and isinstance(node.ctx, ast.Load):
             return f"{node.id}() is not available in an eval"
