@@ -26,8 +26,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from iofold_tui.data.matrix.grid import MatrixQuery, first_page, next_contradiction, page_after
+from iofold_tui.data.matrix.grid import first_page, next_contradiction, page_after
 from iofold_tui.data.matrix.grid import last_page as grid_last_page
+from iofold_tui.data.matrix.grid_query import MatrixQuery
 from iofold_tui.data.matrix.stats import compute_stats
 from iofold_tui.data.paths import schema_dir
 

@@ -48,7 +48,8 @@ from iofold_tui.data.matrix.comparison_view import (
     SOURCE_VIEW,
     comparison_source,
 )
-from iofold_tui.data.matrix.grid import MatrixQuery
+from iofold_tui.data.matrix.confusion import cells_for_confusion
+from iofold_tui.data.matrix.grid_query import MatrixQuery
 from iofold_tui.data.matrix.stats import MatrixStats
 from iofold_tui.data.paths import schema_dir
 
@@ -601,14 +602,14 @@ def test_cells_for_confusion(conn: sqlite3.Connection) -> None:
         "not_run": ["t09"],
     }
     for cell, ids in expected.items():
-        assert grid.cells_for_confusion(conn, "v1", cell).trace_ids == ids, cell
-    first = grid.cells_for_confusion(conn, "v1", "TN", limit=1)
+        assert cells_for_confusion(conn, "v1", cell).trace_ids == ids, cell
+    first = cells_for_confusion(conn, "v1", "TN", limit=1)
     assert first.trace_ids == ["t04"] and first.next_after == "t04"
-    second = grid.cells_for_confusion(conn, "v1", "TN", after=first.next_after, limit=1)
+    second = cells_for_confusion(conn, "v1", "TN", after=first.next_after, limit=1)
     assert second.trace_ids == ["t12"] and second.next_after is None
-    assert grid.cells_for_confusion(conn, "v2", "FN").trace_ids == []
+    assert cells_for_confusion(conn, "v2", "FN").trace_ids == []
     with pytest.raises(ValueError):
-        grid.cells_for_confusion(conn, "v1", "XX")
+        cells_for_confusion(conn, "v1", "XX")
 
 
 def test_contradicted_sort_without_temp_tables(conn: sqlite3.Connection) -> None:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from iofold_tui.data.labels.review_queue import QueueSpec
 from iofold_tui.data.labels.review_queue import page_after as queue_after
 from iofold_tui.data.matrix import grid
+from iofold_tui.data.matrix.grid_query import MatrixQuery
 from iofold_tui.data.traces.query import TraceFilter, TraceQuery
 
 # A few shared values so duplicates are frequent (ties are where keyset paging breaks).
@@ -84,7 +85,7 @@ def _trace_walks(conn: sqlite3.Connection, newest: bool, size: int) -> tuple[lis
     return forward, backward
 
 
-def _grid_walks(conn: sqlite3.Connection, q: grid.MatrixQuery) -> tuple[list[str], list[str]]:
+def _grid_walks(conn: sqlite3.Connection, q: MatrixQuery) -> tuple[list[str], list[str]]:
     page = grid.first_page(conn, q)
     forward = [r.trace_id for r in page.rows]
     while page.has_after:
@@ -121,7 +122,7 @@ def test_trace_list_walks_every_row_once_both_ways(values: list[object], declare
 def test_matrix_walks_every_row_once_both_ways(values: list[object], declared: str, ratings: list[int],
                                                newest: bool, size: int, sort: str) -> None:
     conn = _database(values, declared, ratings)
-    q = grid.MatrixQuery("es1", sort=sort, newest_first=newest, page_size=size)  # type: ignore[arg-type]
+    q = MatrixQuery("es1", sort=sort, newest_first=newest, page_size=size)  # type: ignore[arg-type]
     if sort == "time":
         expected = _expected(conn, newest)
     else:  # most contradicted first, then time order within one contradiction count

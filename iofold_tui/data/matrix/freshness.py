@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from iofold_tui.data.labels.counts import RATED
 from iofold_tui.data.labels.counts import label_counts as all_label_counts
-from iofold_tui.data.matrix.grid import cells_for_confusion
+from iofold_tui.data.matrix.confusion import cells_for_confusion
 
 
 def execution_signature(conn: sqlite3.Connection, eval_ids: Sequence[str]) -> dict[str, tuple[int, int]]:

@@ -11,6 +11,8 @@ rebuilt when ``PRAGMA data_version`` or the connection's own changes say the dat
 is the ordinary time walk. Nothing is ever written to the user's database.
 
 Text in rows is raw database text: the UI passes it through ``sanitize.one_line``/``clean``.
+The query and its SQL fragments are in data/matrix/grid_query.py; the confusion drill-down of the
+statistics in data/matrix/confusion.py.
 """
 
 from __future__ import annotations
@@ -18,43 +20,21 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Any
 
+from iofold_tui.data.matrix.grid_query import (
+    MatrixQuery,
+    QueryContext,
+    count_cells,
+    exec_joins,
+    query_context,
+    where_terms,
+)
 from iofold_tui.data.traces import keyset
 from iofold_tui.data.traces.query import PREVIEW_CHARS, preview_columns
 
-FILTERS = ("all", "contradictions", "agreements", "errors", "unlabelled", "neutral", "versions_disagree")
-Sort = Literal["time", "contradicted"]
-Universe = Literal["all", "labelled"]
-CONFUSION_CELLS = ("TP", "FP", "FN", "TN", "error", "invalid", "neutral", "unlabelled", "not_run")
 _PREVIEW = PREVIEW_CHARS
-
-
-@dataclass(frozen=True)
-class MatrixQuery:
-    """What the grid shows. ``universe='all'``: traces labelled in the set or run by a chosen version;
-    ``'labelled'``: only traces labelled in the set. ``eval_ids=None``: every version of the set."""
-
-    eval_set_id: str
-    eval_ids: tuple[str, ...] | None = None
-    filter: str = "all"
-    universe: Universe = "all"
-    sources: tuple[str, ...] = ()
-    date_from: str | None = None  # YYYY-MM-DD inclusive
-    date_to: str | None = None  # YYYY-MM-DD inclusive
-    text: str = ""  # case-insensitive substring of input/output preview
-    sort: Sort = "time"
-    newest_first: bool = True
-    page_size: int = 100
-
-    def __post_init__(self) -> None:
-        if self.filter not in FILTERS:
-            raise ValueError(f"unknown matrix filter {self.filter!r} (one of {', '.join(FILTERS)})")
-        if self.sort not in ("time", "contradicted"):
-            raise ValueError(f"unknown matrix sort {self.sort!r}")
-        if self.page_size < 1:
-            raise ValueError("page_size must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -112,105 +92,7 @@ class MatrixPage:
     focus_id: str | None = None
 
 
-@dataclass
-class _Ctx:
-    """A query with its versions resolved and the SQL fragments that depend only on them."""
-
-    q: MatrixQuery
-    eval_ids: tuple[str, ...]
-    joins: str = ""
-    join_params: list[Any] = field(default_factory=list)
-    n_expr: str = "0"
-    temp: str | None = None  # the contradicted-traces TEMP table, when built
-
-
-def eval_versions(conn: sqlite3.Connection, eval_set_id: str) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT id FROM evals WHERE eval_set_id = ? ORDER BY version, id",
-                                       (eval_set_id,))]
-
-
-def _cell_exprs(i: int) -> dict[str, str]:
-    e = f"e{i}"
-    # ok: run, no error and a result of 0/1; anything else in result (2, NULL, 'true', a BLOB) is invalid.
-    ok = f"{e}.id IS NOT NULL AND {e}.error IS NULL AND {e}.result IN (0, 1)"
-    # coalesce: an unlabelled row must give 0, not NULL (NULL would poison sums and "n = 0").
-    labelled = "coalesce(f.rating, '') IN ('positive', 'negative')"
-    return {
-        "contra": f"({ok} AND {labelled} AND (f.rating = 'positive') <> ({e}.result = 1))",
-        "agree": f"({ok} AND {labelled} AND (f.rating = 'positive') = ({e}.result = 1))",
-        "error": f"({e}.error IS NOT NULL)",
-        "pass": f"({ok} AND {e}.result = 1)",
-        "fail": f"({ok} AND {e}.result = 0)",
-        "invalid": f"({e}.id IS NOT NULL AND {e}.error IS NULL AND coalesce({e}.result IN (0, 1), 0) = 0)",
-        "run": f"({e}.id IS NOT NULL)",
-    }
-
-
-def _context(conn: sqlite3.Connection, q: MatrixQuery) -> _Ctx:
-    ids = q.eval_ids if q.eval_ids is not None else tuple(eval_versions(conn, q.eval_set_id))
-    ctx = _Ctx(q, tuple(ids))
-    joins = ["LEFT JOIN feedback f ON f.eval_set_id = ? AND f.trace_id = t.id"]
-    params: list[Any] = [q.eval_set_id]
-    for i, eval_id in enumerate(ctx.eval_ids):
-        joins.append(f"LEFT JOIN eval_executions e{i} ON e{i}.eval_id = ? AND e{i}.trace_id = t.id")
-        params.append(eval_id)
-    ctx.joins, ctx.join_params = " ".join(joins), params
-    ctx.n_expr = " + ".join(_cell_exprs(i)["contra"] for i in range(len(ctx.eval_ids))) or "0"
-    return ctx
-
-
-def _any(ctx: _Ctx, kind: str) -> str:
-    parts = [_cell_exprs(i)[kind] for i in range(len(ctx.eval_ids))]
-    return "(" + " OR ".join(parts) + ")" if parts else "0"
-
-
-def _count(ctx: _Ctx, kind: str) -> str:
-    return "(" + (" + ".join(_cell_exprs(i)[kind] for i in range(len(ctx.eval_ids))) or "0") + ")"
-
-
-def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _filters(ctx: _Ctx, row_filter: str) -> tuple[list[str], list[Any]]:
-    """WHERE terms; ``+`` keeps SQLite walking the timestamp index instead of a column index."""
-    q = ctx.q
-    where: list[str] = []
-    params: list[Any] = []
-    # coalesce() hides the NOT NULL test from the LEFT JOIN simplifier, which would otherwise drive
-    # the query from feedback and sort the whole set.
-    labelled = "coalesce(f.id, '') <> ''"
-    where.append(labelled if q.universe == "labelled" else f"({labelled} OR {_any(ctx, 'run')})")
-    if q.sources:
-        where.append(f"+t.source IN ({','.join('?' * len(q.sources))})")
-        params.extend(q.sources)
-    if q.date_from:
-        where.append("t.timestamp >= ?")
-        params.append(q.date_from)
-    if q.date_to:
-        where.append("t.timestamp < date(?, '+1 day')")
-        params.append(q.date_to)
-    if q.text:
-        where.append("(t.input_preview LIKE ? ESCAPE '\\' OR t.output_preview LIKE ? ESCAPE '\\')")
-        params.extend([_like(q.text)] * 2)
-    n = f"({ctx.n_expr})"
-    row_terms = {
-        "all": None,
-        "contradictions": f"{n} > 0",
-        "agreements": f"{n} = 0 AND {_any(ctx, 'agree')}",
-        "errors": _any(ctx, "error"),
-        "unlabelled": f"coalesce(f.id, '') = '' AND {_any(ctx, 'run')}",
-        "neutral": "coalesce(f.rating, '') = 'neutral'",
-        "versions_disagree": f"{_any(ctx, 'pass')} AND {_any(ctx, 'fail')}",
-    }
-    for name in {q.filter, row_filter}:
-        term = row_terms[name]
-        if term:
-            where.append(term)
-    return where, params
-
-
-def _columns(ctx: _Ctx) -> str:
+def _columns(ctx: QueryContext) -> str:
     cols = [preview_columns(), "f.id", "f.rating", f"substr(f.notes, 1, {_PREVIEW})"]
     for i in range(len(ctx.eval_ids)):
         cols += [
@@ -239,7 +121,7 @@ def _cell(eval_id: str, rating: str | None, ex_id: Any, result: Any, reason: Any
                 None if state not in ("pass", "fail") else state == "pass", reason, error)
 
 
-def _row(ctx: _Ctx, r: sqlite3.Row | tuple[Any, ...]) -> MatrixRow:
+def _row(ctx: QueryContext, r: sqlite3.Row | tuple[Any, ...]) -> MatrixRow:
     rating = r[8]
     cells = tuple(
         _cell(eval_id, rating, *r[10 + 4 * i : 14 + 4 * i]) for i, eval_id in enumerate(ctx.eval_ids)
@@ -253,7 +135,7 @@ def _row(ctx: _Ctx, r: sqlite3.Row | tuple[Any, ...]) -> MatrixRow:
 
 # ---------------------------------------------------------------- the contradicted-traces TEMP table
 
-def _temp_name(ctx: _Ctx) -> str:
+def _temp_name(ctx: QueryContext) -> str:
     digest = hashlib.sha256("\x1f".join((ctx.q.eval_set_id, *ctx.eval_ids)).encode()).hexdigest()[:16]
     return f"iofold_mx_{digest}"
 
@@ -262,7 +144,7 @@ def _data_key(conn: sqlite3.Connection) -> tuple[int, int]:
     return int(conn.execute("PRAGMA data_version").fetchone()[0]), conn.total_changes
 
 
-def _ensure_temp(conn: sqlite3.Connection, ctx: _Ctx) -> str | None:
+def _ensure_temp(conn: sqlite3.Connection, ctx: QueryContext) -> str | None:
     """Build (or reuse) the TEMP table of contradicted traces; None when TEMP writes are impossible."""
     name = _temp_name(ctx)
     try:
@@ -274,7 +156,7 @@ def _ensure_temp(conn: sqlite3.Connection, ctx: _Ctx) -> str | None:
     # CREATE … AS SELECT and DROP do not count in total_changes, so the key stays valid after a build.
     sql = (
         f"CREATE TEMP TABLE {name} AS SELECT t.rowid AS rid, t.timestamp AS ts, ({ctx.n_expr}) AS n, "
-        f"{_count(ctx, 'error')} AS err FROM feedback f {_exec_joins(ctx, 'f.trace_id')} "
+        f"{count_cells(ctx, 'error')} AS err FROM feedback f {exec_joins(ctx, 'f.trace_id')} "
         # CROSS JOIN keeps traces last: only contradicted labels pay for the timestamp lookup.
         "CROSS JOIN traces t WHERE f.eval_set_id = ? AND f.rating IN ('positive', 'negative') "
         f"AND ({ctx.n_expr}) > 0 AND t.id = f.trace_id"
@@ -291,22 +173,17 @@ def _ensure_temp(conn: sqlite3.Connection, ctx: _Ctx) -> str | None:
     return name
 
 
-def _exec_joins(ctx: _Ctx, trace_col: str) -> str:
-    return " ".join(f"LEFT JOIN eval_executions e{i} ON e{i}.eval_id = ? AND e{i}.trace_id = {trace_col}"
-                    for i in range(len(ctx.eval_ids)))
-
-
 def prepare(conn: sqlite3.Connection, q: MatrixQuery) -> bool:
     """Build the contradicted-traces TEMP table now (a worker job: about the cost of the labelled part of
     the statistics), so switching to "most contradicted" or paging it is instant later. TEMP tables are
     per connection: call this on the connection the grid queries use. False if TEMP is unavailable."""
-    ctx = _context(conn, q)
+    ctx = query_context(conn, q)
     return _ensure_temp(conn, ctx) is not None
 
 
 def refresh_trace(conn: sqlite3.Connection, q: MatrixQuery, trace_id: str) -> None:
     """After relabelling ``trace_id`` on this connection: patch the TEMP table instead of rebuilding it."""
-    ctx = _context(conn, q)
+    ctx = query_context(conn, q)
     name = _temp_name(ctx)
     try:
         conn.execute(f"SELECT 1 FROM temp.{name}_key").fetchone()
@@ -315,8 +192,8 @@ def refresh_trace(conn: sqlite3.Connection, q: MatrixQuery, trace_id: str) -> No
     conn.execute(f"DELETE FROM temp.{name} WHERE rid = (SELECT rowid FROM traces WHERE id = ?)", (trace_id,))
     conn.execute(
         f"INSERT INTO temp.{name} SELECT rid, ts, n, err FROM (SELECT t.rowid AS rid, t.timestamp AS ts, "
-        f"({ctx.n_expr}) AS n, {_count(ctx, 'error')} AS err FROM traces t {ctx.joins} WHERE t.id = ?) WHERE "
-        f"n > 0",
+        f"({ctx.n_expr}) AS n, {count_cells(ctx, 'error')} AS err FROM traces t {ctx.joins} WHERE t.id = ?) "
+        "WHERE n > 0",
         [*ctx.join_params, trace_id],
     )
     dv, tc = _data_key(conn)
@@ -326,10 +203,10 @@ def refresh_trace(conn: sqlite3.Connection, q: MatrixQuery, trace_id: str) -> No
 
 # ---------------------------------------------------------------- segment queries
 
-def _fetch(conn: sqlite3.Connection, ctx: _Ctx, segment: int | None, after: Cursor | None, forward: bool,
-           limit: int, row_filter: str = "all") -> list[MatrixRow]:
+def _fetch(conn: sqlite3.Connection, ctx: QueryContext, segment: int | None, after: Cursor | None,
+           forward: bool, limit: int, row_filter: str = "all") -> list[MatrixRow]:
     """Up to ``limit`` rows of one segment (None = no contradiction-count split) past ``after``."""
-    where, params = _filters(ctx, row_filter)
+    where, params = where_terms(ctx, row_filter)
     from_sql = f"traces t {ctx.joins}"
     join_params = list(ctx.join_params)
     ts, rid = "t.timestamp", "t.rowid"
@@ -359,7 +236,7 @@ def _fetch(conn: sqlite3.Connection, ctx: _Ctx, segment: int | None, after: Curs
     return out
 
 
-def _segments(ctx: _Ctx, row_filter: str) -> list[int | None]:
+def _segments(ctx: QueryContext, row_filter: str) -> list[int | None]:
     """Segments in display order."""
     if ctx.q.sort == "time":
         return [None]
@@ -374,7 +251,7 @@ def _segments(ctx: _Ctx, row_filter: str) -> list[int | None]:
     return list(range(k, -1, -1))
 
 
-def _walk(conn: sqlite3.Connection, ctx: _Ctx, start: Cursor | None, forward: bool, limit: int,
+def _walk(conn: sqlite3.Connection, ctx: QueryContext, start: Cursor | None, forward: bool, limit: int,
           row_filter: str = "all") -> list[MatrixRow]:
     """Rows in (``forward``) display order from ``start`` (exclusive), crossing segments as needed."""
     segs = _segments(ctx, row_filter)
@@ -396,7 +273,7 @@ def _walk(conn: sqlite3.Connection, ctx: _Ctx, start: Cursor | None, forward: bo
     return out
 
 
-def _timed(ctx: _Ctx, fn: Any) -> MatrixPage:
+def _timed(ctx: QueryContext, fn: Any) -> MatrixPage:
     started = time.perf_counter()
     page: MatrixPage = fn()
     page.eval_ids, page.query_ms = ctx.eval_ids, (time.perf_counter() - started) * 1000
@@ -406,7 +283,7 @@ def _timed(ctx: _Ctx, fn: Any) -> MatrixPage:
 # ---------------------------------------------------------------- public paging API
 
 def first_page(conn: sqlite3.Connection, q: MatrixQuery) -> MatrixPage:
-    ctx = _context(conn, q)
+    ctx = query_context(conn, q)
 
     def run() -> MatrixPage:
         rows = _walk(conn, ctx, None, True, q.page_size + 1)
@@ -415,7 +292,7 @@ def first_page(conn: sqlite3.Connection, q: MatrixQuery) -> MatrixPage:
 
 
 def last_page(conn: sqlite3.Connection, q: MatrixQuery) -> MatrixPage:
-    ctx = _context(conn, q)
+    ctx = query_context(conn, q)
 
     def run() -> MatrixPage:
         rows = _walk(conn, ctx, None, False, q.page_size + 1)
@@ -424,7 +301,7 @@ def last_page(conn: sqlite3.Connection, q: MatrixQuery) -> MatrixPage:
 
 
 def page_after(conn: sqlite3.Connection, q: MatrixQuery, cursor: Cursor) -> MatrixPage:
-    ctx = _context(conn, q)
+    ctx = query_context(conn, q)
 
     def run() -> MatrixPage:
         rows = _walk(conn, ctx, cursor, True, q.page_size + 1)
@@ -433,7 +310,7 @@ def page_after(conn: sqlite3.Connection, q: MatrixQuery, cursor: Cursor) -> Matr
 
 
 def page_before(conn: sqlite3.Connection, q: MatrixQuery, cursor: Cursor) -> MatrixPage:
-    ctx = _context(conn, q)
+    ctx = query_context(conn, q)
 
     def run() -> MatrixPage:
         rows = _walk(conn, ctx, cursor, False, q.page_size + 1)
@@ -443,7 +320,7 @@ def page_before(conn: sqlite3.Connection, q: MatrixQuery, cursor: Cursor) -> Mat
 
 def next_contradiction(conn: sqlite3.Connection, q: MatrixQuery, after: Cursor | None) -> MatrixRow | None:
     """``]c``: the next visible row (same filters) with at least one contradiction."""
-    ctx = _context(conn, q)
+    ctx = query_context(conn, q)
     rows = _walk(conn, ctx, after, True, 1, row_filter="contradictions")
     return rows[0] if rows else None
 
@@ -452,19 +329,19 @@ def previous_contradiction(
     conn: sqlite3.Connection, q: MatrixQuery, before: Cursor | None
 ) -> MatrixRow | None:
     """``[c``: the previous visible row with a contradiction (from the end when ``before`` is None)."""
-    ctx = _context(conn, q)
+    ctx = query_context(conn, q)
     rows = _walk(conn, ctx, before, False, 1, row_filter="contradictions")
     return rows[0] if rows else None
 
 
 def row_for(conn: sqlite3.Connection, q: MatrixQuery, trace_id: str) -> MatrixRow | None:
     """One trace's row under ``q``'s filters (internal or external trace id); None if filtered out."""
-    ctx = _context(conn, q)
+    ctx = query_context(conn, q)
     found = conn.execute("SELECT rowid FROM traces WHERE id = ? UNION ALL SELECT rowid FROM traces "
                          "WHERE trace_id = ? LIMIT 1", (trace_id, trace_id)).fetchone()
     if found is None:
         return None
-    where, params = _filters(ctx, "all")
+    where, params = where_terms(ctx, "all")
     sql = f"SELECT {_columns(ctx)} FROM traces t {ctx.joins} WHERE t.rowid = ? AND {' AND '.join(where)}"
     row = conn.execute(sql, [*ctx.join_params, int(found[0]), *params]).fetchone()
     return _row(ctx, row) if row else None
@@ -481,59 +358,3 @@ def jump_to(conn: sqlite3.Connection, q: MatrixQuery, trace_id: str) -> MatrixPa
     return MatrixPage([*above.rows, target, *below.rows], above.has_before, below.has_after, below.eval_ids,
                       (time.perf_counter() - started) * 1000, focus_id=target.trace_id)
 
-
-# ---------------------------------------------------------------- confusion drill-down
-
-@dataclass
-class ConfusionPage:
-    trace_ids: list[str]
-    next_after: str | None  # pass back as ``after`` for the next page; None = no more
-
-
-def cells_for_confusion(conn: sqlite3.Connection, eval_id: str, cell: str, *, after: str | None = None,
-                        limit: int = 500) -> ConfusionPage:
-    """Trace ids in one confusion cell of ``eval_id`` (scoped to its own set), by trace id, paged.
-
-    Cells: TP / FP / FN / TN, error, neutral, unlabelled, not_run — the same classification as the stats.
-    """
-    if cell not in CONFUSION_CELLS:
-        raise ValueError(f"unknown confusion cell {cell!r} (one of {', '.join(CONFUSION_CELLS)})")
-    row = conn.execute("SELECT eval_set_id FROM evals WHERE id = ?", (eval_id,)).fetchone()
-    if row is None:
-        raise ValueError(f"no eval {eval_id!r}")
-    set_id = row[0]
-    ok = "e.error IS NULL AND e.result IN (0, 1)"  # the same classification as the stats (invalid apart)
-    by_label = {
-        "TP": ("positive", f"{ok} AND e.result = 1"), "FN": ("positive", f"{ok} AND e.result = 0"),
-        "FP": ("negative", f"{ok} AND e.result = 1"), "TN": ("negative", f"{ok} AND e.result = 0"),
-    }
-    start = after or ""
-    if cell in by_label or cell == "neutral":
-        rating, cond = by_label.get(cell, ("neutral", ok))
-        sql = (
-            "SELECT f.trace_id FROM feedback f JOIN eval_executions e ON e.eval_id = ? AND e.trace_id = "
-            "f.trace_id "
-            f"WHERE f.eval_set_id = ? AND f.trace_id > ? AND f.rating = ? AND {cond} ORDER BY f.trace_id "
-            f"LIMIT ?"
-        )
-        params: list[Any] = [eval_id, set_id, start, rating, limit + 1]
-    elif cell == "not_run":
-        sql = ("SELECT f.trace_id FROM feedback f WHERE f.eval_set_id = ? AND f.trace_id > ? AND NOT EXISTS "
-               "(SELECT 1 FROM eval_executions e WHERE e.eval_id = ? AND e.trace_id = f.trace_id) "
-               "ORDER BY f.trace_id LIMIT ?")
-        params = [set_id, start, eval_id, limit + 1]
-    else:
-        cond = {
-            "error": "e.error IS NOT NULL",
-            "invalid": "e.error IS NULL AND coalesce(e.result IN (0, 1), 0) = 0",
-        }.get(cell) or (
-            f"{ok} AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.eval_set_id = ? AND f.trace_id = "
-            f"e.trace_id)"
-        )
-        sql = f"SELECT e.trace_id FROM eval_executions e WHERE e.eval_id = ? AND e.trace_id > ? AND {cond} " \
-              "ORDER BY e.trace_id LIMIT ?"
-        params = [eval_id, start, *([] if cell in ("error", "invalid") else [set_id]), limit + 1]
-    ids = [str(r[0]) for r in conn.execute(sql, params)]
-    more = len(ids) > limit
-    ids = ids[:limit]
-    return ConfusionPage(ids, ids[-1] if more and ids else None)

@@ -29,9 +29,7 @@ from iofold_tui.data.matrix.freshness import (
 )
 from iofold_tui.data.matrix.grid import (
     MatrixPage,
-    MatrixQuery,
     MatrixRow,
-    Sort,
     first_page,
     jump_to,
     last_page,
@@ -42,6 +40,7 @@ from iofold_tui.data.matrix.grid import (
     refresh_trace,
     row_for,
 )
+from iofold_tui.data.matrix.grid_query import MatrixQuery, Sort
 from iofold_tui.data.matrix.report import cached_stats
 from iofold_tui.data.matrix.stats import MatrixStats, add_view_counts
 from iofold_tui.data.sanitize import one_line

@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Static
 
-from iofold_tui.data.matrix.grid import FILTERS
+from iofold_tui.data.matrix.grid_query import FILTERS
 from iofold_tui.ui import labeling
 from iofold_tui.ui.panes.matrix_dialogs import CellDetailScreen
 from iofold_tui.ui.panes.matrix_filters import MatrixFilters

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import Input
 
-from iofold_tui.data.matrix.grid import FILTERS
+from iofold_tui.data.matrix.grid_query import FILTERS
 from iofold_tui.data.source import catalog
 from iofold_tui.data.text import plural
 from iofold_tui.data.traces.query import TraceFilter
