@@ -1,11 +1,17 @@
-"""Review mode: one trace at a time, one key per label, each label recorded durably before the next trace shows.
+"""Review mode: one trace at a time, one key per label, each label recorded durably before the next trace
+shows.
 
 The queue is paged through SQL (``data.review_queue``): a small buffer of upcoming items is fetched in a
 worker and refilled before it runs dry, and the next traces' details are prefetched, so a label key records
 its intent in the label history (milliseconds; ``ui.labeling.LabelQueue``) and renders an already-loaded
 trace; the writer thread commits it to the database, and while another process holds the lock the label
-shows as PENDING instead of freezing the screen, so every key acts on the trace it was pressed on. ``k`` walks back through
-the traces seen this session (not the queue order: a labelled trace leaves the "unlabelled" tier).
+shows as PENDING instead of freezing the screen, so every key acts on the trace it was pressed on. ``k``
+walks back through the traces seen this session (not the queue order: a labelled trace leaves the
+"unlabelled" tier).
+
+The parts: ``ReviewPaneBase`` (review_base.py: the shared state), ``ReviewShow`` (review_show.py: loading
+and showing), ``ReviewLabels`` (review_labels.py: label keys, undo/redo, notes); this class holds the keys,
+the status line, loading, navigation and toggles.
 """
 
 from __future__ import annotations
@@ -248,4 +254,5 @@ class ReviewPane(ReviewLabels):
         show_key_help(self.app, "Review mode keys", [
             "Labels are saved at once; while another process locks the database they show as pending and "
             "are written when it lets go (quitting asks). Undo/redo survive restarts.",
-            "Blind mode hides eval verdicts and other sets' labels until the trace has a label in this eval set."])
+            "Blind mode hides eval verdicts and other sets' labels until the trace has a label in this "
+            "eval set."])

@@ -20,7 +20,8 @@ from iofold_tui.ui.pane import Pane
 class ReviewPaneBase(Pane):
     def __init__(self) -> None:
         super().__init__()
-        self.model = ReviewModel()  # the queue, prepared details, labels, counts, toggles (ui/models/review.py)
+        # the queue, prepared details, labels, counts, toggles (ui/models/review.py)
+        self.model = ReviewModel()
         self.eval_set: EvalSet | None = None
         self.editing_for: str | None = None
         self.shown_at = time.monotonic()

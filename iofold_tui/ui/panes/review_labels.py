@@ -1,6 +1,6 @@
-"""The review pane's label keys, undo/redo and notes: a label is queued (recorded in the sidecar, milliseconds;
-``ui.labeling.LabelQueue``) and written by the writer thread, so the key never waits for the database lock;
-once written (``on_label_applied``) the model's counts and labels follow."""
+"""The review pane's label keys, undo/redo and notes: a label is queued (recorded in the sidecar,
+milliseconds; ``ui.labeling.LabelQueue``) and written by the writer thread, so the key never waits for the
+database lock; once written (``on_label_applied``) the model's counts and labels follow."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ class ReviewLabels(ReviewShow):
         item, es = self.current, self.eval_set
         reason = self.labels_off()
         if reason or es is None or item is None:
-            self.notify(f"labelling disabled: {reason}" if reason else "no trace to label", severity="warning")
+            why = f"labelling disabled: {reason}" if reason else "no trace to label"
+            self.notify(why, severity="warning")
             return
         draft = self.model.drafts.get(item.trace_id)
         try:
@@ -62,8 +63,8 @@ class ReviewLabels(ReviewShow):
         self._travel_key(undo=False)
 
     def _travel_key(self, *, undo: bool) -> None:
-        """u/U: a label still queued is cancelled (U queues it again); otherwise the undo/redo is queued behind
-        the labels before it and reported when written (``on_label_applied``)."""
+        """u/U: a label still queued is cancelled (U queues it again); otherwise the undo/redo is queued
+        behind the labels before it and reported when written (``on_label_applied``)."""
         try:
             what, intent = labeling.label_queue(self.app).travel(undo=undo)
         except labeling.LabelActionError as exc:

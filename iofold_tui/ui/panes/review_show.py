@@ -27,7 +27,7 @@ from iofold_tui.data.labels.review_queue import (
     page_after,
     unlabelled_count,
 )
-from iofold_tui.data.labels.store import FeedbackRow
+from iofold_tui.data.labels.store import FeedbackRow, LabelStore
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.source.catalog import EvalSet
 from iofold_tui.data.traces.detail import TraceDetail, load_trace
@@ -56,7 +56,7 @@ class Prepared:
     error: str | None = None  # could not be read (another process holds an exclusive lock): retried
 
 
-def fetch_page(app: Any, spec: QueueSpec, after: QueueKey | None) -> tuple[list[QueueItem], bool]:  # noqa: ANN401
+def fetch_page(app: Any, spec: QueueSpec, after: QueueKey | None) -> tuple[list[QueueItem], bool]:
     """(in a worker) The queue's next page after ``after``, and whether it is the last."""
     with contextlib.suppress(SourceError):
         labeling.label_store(app)  # open (and crash-reconcile) the store off the UI thread
@@ -64,7 +64,7 @@ def fetch_page(app: Any, spec: QueueSpec, after: QueueKey | None) -> tuple[list[
     return items, len(items) < AHEAD
 
 
-def prepare(app: Any, trace_ids: list[str], width: int, eval_set: EvalSet | None,  # noqa: ANN401
+def prepare(app: Any, trace_ids: list[str], width: int, eval_set: EvalSet | None,
             blind: bool) -> list[tuple[str, Prepared]]:
     """(in a worker) Load, render and wrap traces, so a label key only swaps prepared lines in."""
     conn, query, out = app.db.conn(), active_query(app.state), []
@@ -87,8 +87,8 @@ def prepare(app: Any, trace_ids: list[str], width: int, eval_set: EvalSet | None
     return out
 
 
-def count_labels(app: Any, spec: QueueSpec, need_total: bool,  # noqa: ANN401
-                 store: Any) -> tuple[dict[str, int], int | None, int | None, bool] | None:  # noqa: ANN401
+def count_labels(app: Any, spec: QueueSpec, need_total: bool,
+                 store: LabelStore | None) -> tuple[dict[str, int], int | None, int | None, bool] | None:
     """(in a worker) This set's label counts, the workspace's traces (or those left unlabelled in the filter)
     when needed, and whether another process changed labels; None while another process locks the file."""
     conn = app.db.conn()
@@ -150,9 +150,11 @@ class ReviewShow(ReviewPaneBase):
         wanted = self.model.wanted(trace_ids)
         if wanted:
             epoch = self.queue.epoch
-            self.run_query(prepare, self.app, wanted, self.query_one(ReviewDocument).wrap_width, self.eval_set,
-                           self.model.blind, on_result=lambda done: self._details_loaded(done, epoch),
-                           on_error=lambda _: self.model.not_loaded(wanted), group=None, what="reading traces")
+            width = self.query_one(ReviewDocument).wrap_width
+            self.run_query(prepare, self.app, wanted, width, self.eval_set, self.model.blind,
+                           on_result=lambda done: self._details_loaded(done, epoch),
+                           on_error=lambda _: self.model.not_loaded(wanted), group=None,
+                           what="reading traces")
 
     def _details_loaded(self, done: list[tuple[str, Prepared]], epoch: int) -> None:
         if epoch != self.queue.epoch:
@@ -188,7 +190,8 @@ class ReviewShow(ReviewPaneBase):
         if spec is None:
             return
         after = (item.timestamp, item.rowid) if item is not None and item.tier >= 0 else None
-        self.run_query(lambda: next_unlabelled(self.iofold.db.conn(), spec, after, item.trace_id if item else None),
+        current_id, db = (item.trace_id if item else None), self.iofold.db
+        self.run_query(lambda: next_unlabelled(db.conn(), spec, after, current_id),
                        on_result=self._jump_found, group="review-jump", what="finding an unlabelled trace")
 
     def _jump_found(self, item: QueueItem | None) -> None:
@@ -212,8 +215,9 @@ class ReviewShow(ReviewPaneBase):
         text = Text("Nothing to review: ", style="bold yellow")
         flt = self.model.spec.flt if self.model.spec is not None else None
         if flt is not None and (flt.describe() or flt.trace_ids is not None):
-            text.append(f"the trace-list filter ({one_line('; '.join(flt.describe()), 120)}) matches no trace "
-                        "of this workspace.", style="bold yellow")
+            described = one_line("; ".join(flt.describe()), 120)
+            text.append(f"the trace-list filter ({described}) matches no trace of this workspace.",
+                        style="bold yellow")
             text.append("\nf reviews without the filter; T then c clears it.", style="dim")
         else:
             text.append("this workspace has no traces yet.", style="bold yellow")
@@ -277,16 +281,19 @@ class ReviewShow(ReviewPaneBase):
         item, es, label = self.current, self.eval_set, self.model.label
         if item is None or es is None:
             return
-        prepared: Prepared | None = self.model.cache.get(item.trace_id)  # type: ignore[assignment]
+        cached = self.model.cache.get(item.trace_id)
+        prepared = cached if isinstance(cached, Prepared) else None  # the only kind the cache holds
         document = self.query_one(ReviewDocument)
         if prepared is not None and prepared.error is not None:
             self.steps_for = None
-            document.show(Text(f"cannot read trace {one_line(item.trace_id, 60)} yet: {one_line(prepared.error, 80)} "
-                               "(another process holds the database's lock); retrying…", style="bold yellow"))
+            document.show(Text(
+                f"cannot read trace {one_line(item.trace_id, 60)} yet: {one_line(prepared.error, 80)} "
+                "(another process holds the database's lock); retrying…", style="bold yellow"))
         elif prepared is None or prepared.detail is None:
             self.steps_for = None
-            document.show(Text(f"trace {one_line(item.trace_id, 60)} no longer exists: it was deleted from the "
-                               "database (by another process?). j moves on.", style="bold red"))
+            document.show(Text(
+                f"trace {one_line(item.trace_id, 60)} no longer exists: it was deleted from the "
+                "database (by another process?). j moves on.", style="bold red"))
         else:
             summary, summary_lines = prepared.summary, prepared.summary_lines
             if summary is None or prepared.summary_key != summary_key(es.id, self.model.blind, label):
@@ -294,7 +301,8 @@ class ReviewShow(ReviewPaneBase):
                                                               blind=self.model.blind),
                                                    active_query(self.iofold.state)), None
             if self.steps_for == item.trace_id:  # a re-render of the same trace keeps the scroll position
-                document.set_summary(summary, summary_lines if prepared.width == document.wrap_width else None)
+                same_width = prepared.width == document.wrap_width
+                document.set_summary(summary, summary_lines if same_width else None)
             else:
                 self.steps_for = item.trace_id
                 # Wrapped in the worker: the view swaps the lines in and paints only those on screen.
@@ -321,10 +329,15 @@ class ReviewShow(ReviewPaneBase):
             bar.append("\n")
             bar.append(label_line(model.label, model.drafts.get(item.trace_id)))
             queue = labeling.open_label_queue(self.app)
-            if queue is not None and self.eval_set is not None and queue.pending_for(self.eval_set.id, item.trace_id):
+            es = self.eval_set
+            if queue is not None and es is not None and queue.pending_for(es.id, item.trace_id):
                 bar.append("  ⧗ PENDING: not written yet", style="bold yellow reverse")
-                bar.append(f" (database locked {queue.waiting_s:.0f} s, retrying; kept safe in the label history)"
-                           if queue.waiting_s >= 1 else " (writing…)", style="yellow")
+                if queue.waiting_s >= 1:
+                    waiting = (f" (database locked {queue.waiting_s:.0f} s, retrying; kept safe in the "
+                               "label history)")
+                else:
+                    waiting = " (writing…)"
+                bar.append(waiting, style="yellow")
         reason = self.labels_off()
         if reason:
             bar.append(f"\nlabelling disabled: {one_line(reason, 160)}", style="bold red")

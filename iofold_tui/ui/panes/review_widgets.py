@@ -44,10 +44,12 @@ def trace_text(detail: TraceDetail, eval_set_id: str, eval_set_name: str, label:
     """Summary up front (request, answer, tools, errors, labels), then this set's eval verdicts.
     ``label`` is the live label of this set (the loaded detail may predate the last key press)."""
     # Blind mode: nothing that could anchor the judgement before this set's label, other sets' labels too.
-    feedback = [] if blind and label is None else [fb for fb in detail.feedback if fb.eval_set_id != eval_set_id]
+    others = [fb for fb in detail.feedback if fb.eval_set_id != eval_set_id]
+    feedback = [] if blind and label is None else list(others)
     if label is not None:
-        feedback.insert(0, FeedbackEntry(eval_set_id, eval_set_name, label.rating, label.notes, label.updated_at))
-    hidden = 0 if feedback or label is not None else len([fb for fb in detail.feedback if fb.eval_set_id != eval_set_id])
+        mine_now = FeedbackEntry(eval_set_id, eval_set_name, label.rating, label.notes, label.updated_at)
+        feedback.insert(0, mine_now)
+    hidden = 0 if feedback or label is not None else len(others)
     out = summary(replace(detail, feedback=feedback, executions=[]), hidden_labels=hidden if blind else 0)
     mine = [ex for ex in detail.executions if ex.eval_set_id == eval_set_id]
     rest = [ex for ex in detail.executions if ex.eval_set_id != eval_set_id]
@@ -71,12 +73,13 @@ def steps_text(detail: TraceDetail, budget: int = STEPS_BUDGET) -> Text:
     """All steps in full, up to ``budget`` characters (built in a worker; it is the slow part)."""
     out = Text()
     steps = detail.steps.steps
-    out.append(f"── {plural(len(steps), 'step')} ──  PgUp/PgDn scroll · Enter opens the step tree / raw JSON\n",
-               style="bold")
+    out.append(f"── {plural(len(steps), 'step')} ──  PgUp/PgDn scroll · Enter opens the step tree / raw "
+               "JSON\n", style="bold")
     used = 0
     for index, step in enumerate(steps):
         if used > budget:
-            out.append(f"… {plural(len(steps) - index, 'more step')}: press Enter for the full trace view\n", style="dim")
+            more = plural(len(steps) - index, "more step")
+            out.append(f"… {more}: press Enter for the full trace view\n", style="dim")
             break
         part = step_text(step, limit=max(2_000, budget - used))
         used += len(part)
@@ -100,8 +103,8 @@ def wrap_lines(text: Text, width: int) -> list[list[Segment]]:
                                            markup=False, highlight=False, emoji=False, legacy_windows=False)
     if width < 1 or not text:
         return []
-    options = console.options.update(width=width, min_width=width, max_width=width, height=None, no_wrap=False,
-                                     overflow="fold")
+    options = console.options.update(width=width, min_width=width, max_width=width, height=None,
+                                     no_wrap=False, overflow="fold")
     # Segments, not Strips: a Strip carries several caches, and thousands of them per prefetched trace
     # surviving into the oldest GC generation made full collections (100+ ms pauses) frequent.
     return console.render_lines(text, options, pad=True)
@@ -119,7 +122,7 @@ class ReviewDocument(ScrollView, can_focus=False):
     DEFAULT_CSS = "ReviewDocument { height: 1fr; padding: 0 0 0 1; overflow-y: hidden; overflow-x: hidden; }"
     THUMB_GAP = 2  # cells right of the text: a space and the position column
 
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+    def __init__(self, *, id: str | None = None) -> None:  # ``id`` shadows the builtin: Textual's name
         super().__init__(id=id)
         self.summary = Text()
         self.steps: Text | None = None  # the sources, re-wrapped on a width change
@@ -256,7 +259,10 @@ class KeyHelp(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close")]
     DEFAULT_CSS = """
     KeyHelp { align: center middle; }
-    KeyHelp > Vertical { width: 90; max-width: 100%; height: auto; max-height: 100%; border: thick $accent; background: $surface; padding: 0 1; }
+    KeyHelp > Vertical {
+        width: 90; max-width: 100%; height: auto; max-height: 100%; border: thick $accent;
+        background: $surface; padding: 0 1;
+    }
     KeyHelp VerticalScroll { height: auto; max-height: 50; }
     """
 
