@@ -14,14 +14,14 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 
-from iofold_tui.data.prefs import load_prefs, save_prefs
+from iofold_tui.data.prefs import load_prefs
 from iofold_tui.data.source import catalog
 from iofold_tui.data.source.catalog import EvalSet, Workspace
-from iofold_tui.data.source.loader import OpenedSource
-from iofold_tui.data.traces.query import TraceFilter
+from iofold_tui.data.source.opened import OpenedSource
+from iofold_tui.ui.app_prefs import restore_prefs, save_app_prefs
 from iofold_tui.ui.keymap import load_keymap
 from iofold_tui.ui.navigation import OpenMatrixColumn, OpenReviewQueue
-from iofold_tui.ui.palette import EvalProvider, FilterProvider, TraceIdProvider
+from iofold_tui.ui.palette import EvalProvider, FilterProvider, TraceIdProvider, app_commands
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.panes import PANES, PaneSpec
 from iofold_tui.ui.state import AppState
@@ -43,8 +43,6 @@ class IofoldApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "iofold-tui"
     COMMANDS = App.COMMANDS | {TraceIdProvider, EvalProvider, FilterProvider}
-    # Trace filter fields worth restoring on the next launch (not one-off sets like step-search hits).
-    REMEMBERED_FILTER = ("sources", "has_errors", "date_from", "date_to", "rating", "text", "newest_first")
     BINDINGS = [
         # Not in the footer (it has no room for them after a pane's own keys): the header lists them.
         *[Binding(p.key, f"pane('{p.mode}')", p.title, id=f"pane.{p.mode}", show=False) for p in PANES],
@@ -74,13 +72,13 @@ class IofoldApp(App[None]):
         self.watch_interval = watch_interval
         super().__init__()
         for spec in PANES:
-            self.add_mode(spec.mode, lambda spec=spec: spec.load()())
+            self.add_mode(spec.mode, spec.create)
         self.user_keymap: dict[str, str] = {}  # binding id -> keys, from the user's keymap file
         self._data_version: int | None = None
         self._others_version: int | None = None
 
     @property
-    def db(self):  # noqa: ANN201 - Database; a property so panes read it one way
+    def db(self):  # Database; a property so panes read it one way
         return self.source.db
 
     def on_mount(self) -> None:
@@ -95,9 +93,10 @@ class IofoldApp(App[None]):
             self.notify(problem, severity="warning", timeout=8)
         for note in self.source.notes[:6]:
             self.notify(note, title="source", timeout=6)
-        from iofold_tui.ui.carry import start_stranded_check  # labels made on an older export of this D1
+        if self.source.kind == "d1-export":  # ui/carry.py loads the label store's modules: only when needed
+            from iofold_tui.ui.carry import start_stranded_check  # labels made on an older export of this D1
 
-        self.call_after_refresh(start_stranded_check, self)
+            self.call_after_refresh(start_stranded_check, self)
         # The first catalog read is two tiny tables (workspaces, eval sets): done here so the first
         # pane mounts without waiting for a worker round trip. Later refreshes go through the worker.
         conn = self.db.conn()
@@ -116,16 +115,18 @@ class IofoldApp(App[None]):
         """Labels queued by an earlier session (it quit, or was killed, while the database was locked) are
         written now, whatever pane is shown: open the store and its writer if the sidecar holds any."""
         from iofold_tui.data.labels.history_schema import queued_count
-        from iofold_tui.ui import labeling
 
         if self.source.read_only_reason:
             return
         queued = queued_count(Path(self.source.history_path))
         if queued:
-            with contextlib.suppress(Exception):  # a store that cannot open says why when a label key is pressed
+            from iofold_tui.ui import labeling  # the label store's modules: only when there is work for it
+
+            # A store that cannot open says why when a label key is pressed.
+            with contextlib.suppress(Exception):
                 labeling.label_queue(self)
-                self.call_from_thread(self.notify, f"{queued:,} label(s) queued by the previous session: writing "
-                                      "them to the database now.", title="labels", timeout=8)
+                self.call_from_thread(self.notify, f"{queued:,} label(s) queued by the previous session: "
+                                      "writing them to the database now.", title="labels", timeout=8)
 
     async def action_quit(self) -> None:
         """Quitting with labels not written yet (another process holds the lock) asks first; they stay queued
@@ -186,7 +187,7 @@ class IofoldApp(App[None]):
         self.state.workspaces = message.workspaces
         self.refresh_bindings()
         if first and not self.explicit_start and self.source.kind != "demo":  # the demo starts fresh
-            self._restore_prefs()
+            restore_prefs(self)
         self._all_eval_sets = message.eval_sets
         if self.state.workspace_id not in {w.id for w in message.workspaces}:
             self.state.workspace_id = message.workspaces[0].id if message.workspaces else None
@@ -199,12 +200,17 @@ class IofoldApp(App[None]):
 
     def _apply_workspace(self, wanted_eval_set: str | None) -> None:
         ws = self.state.workspace_id
-        sets = [es for es in self._all_eval_sets if ws is None or es.workspace_id == ws or len(self.state.workspaces) <= 1]
+        every_set = ws is None or len(self.state.workspaces) <= 1
+        sets = [es for es in self._all_eval_sets if every_set or es.workspace_id == ws]
         self.state.eval_sets = sets
-        match = next((es for es in sets if wanted_eval_set in (es.id, es.name)), None) if wanted_eval_set else None
+        match = None
+        if wanted_eval_set:
+            match = next((es for es in sets if wanted_eval_set in (es.id, es.name)), None)
         if wanted_eval_set and match is None and self.start_eval_set == wanted_eval_set:
-            self.notify(f"no eval set {wanted_eval_set!r}; showing {sets[0].name if sets else 'none'}", severity="warning")
-        self.state.eval_set_id = (match or (sets[0] if sets else None)).id if (match or sets) else None
+            self.notify(f"no eval set {wanted_eval_set!r}; showing {sets[0].name if sets else 'none'}",
+                        severity="warning")
+        chosen = match or (sets[0] if sets else None)
+        self.state.eval_set_id = chosen.id if chosen else None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "pick_workspace":  # only offered when there is a choice
@@ -226,37 +232,11 @@ class IofoldApp(App[None]):
         title = getattr(self.screen, "pane_title", None) or type(self.screen).__name__.replace("Screen", "")
         show_key_help(self, f"{title} keys", getattr(self.screen, "help_notes", ()))
 
-    # -- remembered per database ------------------------------------------------------------------------
-    def _restore_prefs(self) -> None:
-        prefs = load_prefs(self.db.path)
-        if prefs.get("pane") in {p.mode for p in PANES}:
-            self.start_pane = prefs["pane"]
-        if isinstance(prefs.get("eval_set_id"), str):
-            self.start_eval_set = prefs["eval_set_id"]
-        if isinstance(prefs.get("workspace_id"), str) and prefs["workspace_id"] in {w.id for w in self.state.workspaces}:
-            self.state.workspace_id = prefs["workspace_id"]
-        saved = prefs.get("trace_filter")
-        if isinstance(saved, dict):
-            changes = {k: saved[k] for k in self.REMEMBERED_FILTER if k in saved}
-            if isinstance(changes.get("sources"), list):
-                changes["sources"] = tuple(str(x) for x in changes["sources"])
-            with contextlib.suppress(TypeError):
-                self.state.trace_filter = replace(TraceFilter(), **changes)
-        if isinstance(prefs.get("theme"), str) and prefs["theme"] in self.available_themes:
-            self.theme = prefs["theme"]
-
+    # -- remembered per database (ui/app_prefs.py) ------------------------------------------------------
     remember_prefs = True  # False for `iofold-tui screenshot`
 
     def save_prefs(self) -> None:
-        flt = self.state.trace_filter
-        save_prefs(self.db.path, {
-            "pane": self.current_mode if self.current_mode in {p.mode for p in PANES} else "traces",
-            "eval_set_id": self.state.eval_set_id,
-            "workspace_id": self.state.workspace_id,
-            "trace_filter": {k: getattr(flt, k) for k in self.REMEMBERED_FILTER},
-            "theme": self.theme,
-            "trace_columns": self.state.trace_columns,
-        })
+        save_app_prefs(self)
 
     # -- jumps used by the palette and by panes ---------------------------------------------------------
     def open_trace(self, trace_id: str) -> None:
@@ -365,28 +345,17 @@ class IofoldApp(App[None]):
 
     def on_database_changed(self, _: DatabaseChanged) -> None:
         self.load_catalog()
-        reload_on_change = getattr(self.screen, "reload_on_change", None)  # a screen over the panes (trace view)
+        # A screen over the panes (the trace view) reloads itself.
+        reload_on_change = getattr(self.screen, "reload_on_change", None)
         if reload_on_change is not None:
             reload_on_change()
 
     # -- command palette ------------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for spec in PANES:
-            yield SystemCommand(f"Pane: {spec.title}", spec.help, lambda m=spec.mode: self.action_pane(m))
-        yield SystemCommand("Switch eval set", "Choose whose labels the panes show", self.action_pick_eval_set)
-        from iofold_tui.ui import carry
+        yield from app_commands(self)
 
-        if carry.stranded(self) is not None:
-            yield SystemCommand(carry.COMMAND, "Labels made on an older export of this D1 database that have not "
-                                "gone back to D1", lambda: carry.ask_carry(self))
-        if len(self.state.workspaces) > 1:
-            yield SystemCommand("Switch workspace", "Scope every pane to one workspace", self.action_pick_workspace)
-        for es in self.state.eval_sets[:50]:
-            yield SystemCommand(f"Eval set: {es.name}", f"Show labels of {es.name}",
-                                lambda es=es: self._choose_eval_set(es.id))
-
-    def _choose_eval_set(self, eval_set_id: str) -> None:
+    def choose_eval_set(self, eval_set_id: str) -> None:
         self.state.eval_set_id = eval_set_id
         self.refresh_panes()
 

@@ -25,7 +25,8 @@ def help_rows(app: Any, screen: Screen[Any]) -> list[tuple[str, str, str]]:
         shown = app.get_key_display(binding)
         if shown not in keys:
             keys.append(shown)
-    own = {b.id.split(".")[0] for b in getattr(type(screen), "BINDINGS", []) if isinstance(b, Binding) and b.id}
+    own = {b.id.split(".")[0] for b in getattr(type(screen), "BINDINGS", [])
+           if isinstance(b, Binding) and b.id}
 
     def rank(name: str) -> int:  # the pane's own keys first, then its table's, then the app's
         prefix = name.split(".")[0]
@@ -39,7 +40,8 @@ def show_key_help(app: Any, title: str, notes: Iterable[str] = ()) -> None:
     from iofold_tui.ui.panes.review_widgets import KeyHelp
 
     screen = app.screen
-    notes = [*notes, "Remap a key by its id in keymap.toml, e.g. \"review.positive\" = \"a,1,p\" (see README)."]
+    notes = [*notes,
+             'Remap a key by its id in keymap.toml, e.g. "review.positive" = "a,1,p" (see README).']
     app.push_screen(KeyHelp(title, help_rows(app, screen), notes))
 
 
@@ -51,9 +53,9 @@ def _binding_classes() -> list[type]:
 
     for spec in PANES:
         spec.load()
-    import iofold_tui.ui.panes.trace_detail  # noqa: F401 - screens that are not panes
-    import iofold_tui.ui.row_table  # noqa: F401
-    import iofold_tui.ui.trace_columns  # noqa: F401
+    # Loaded for their classes' bindings: screens and widgets that are not panes.
+    from iofold_tui.ui import row_table, trace_columns  # noqa: F401
+    from iofold_tui.ui.panes import trace_detail  # noqa: F401
 
     found: list[type] = []
     stack = [DOMNode]
@@ -98,5 +100,6 @@ def keymap_problems(keymap: Mapping[str, str], app_bindings: list[Binding]) -> s
         parts.append(f"unknown binding id{'s' if len(unknown) > 1 else ''} {', '.join(unknown[:6])}"
                      + (" …" if len(unknown) > 6 else ""))
     if clashes:
-        parts.append(f"one key for two bindings: {'; '.join(sorted(clashes)[:4])}" + (" …" if len(clashes) > 4 else ""))
+        parts.append(f"one key for two bindings: {'; '.join(sorted(clashes)[:4])}"
+                     + (" …" if len(clashes) > 4 else ""))
     return "; ".join(parts) if parts else None

@@ -31,7 +31,6 @@ from iofold_tui.data.text import plural
 from iofold_tui.ui.label_keys import RATING_KEYS, label_bindings, undo_bindings  # noqa: F401 - re-exported
 from iofold_tui.ui.widgets import Confirm
 
-# rating, main key, digit key (iofold v1.0 review page: 1 positive, 2 neutral, 3 negative), footer text
 _create_lock = threading.Lock()
 
 
@@ -54,7 +53,7 @@ def label_store(app: Any) -> LabelStore:
     return store
 
 
-def open_store(source: Any) -> LabelStore:  # noqa: ANN401 - an OpenedSource
+def open_store(source: Any) -> LabelStore:  # an OpenedSource
     """The LabelStore for ``source``: a live D1 database writes labels as conditional D1 statements."""
     from iofold_tui.data.labels.remote_store import label_store_for
 
@@ -106,8 +105,9 @@ def _wrap(fn: Callable[[], Any]) -> Any:
 
 
 def write_label(store: LabelStore, eval_set_id: str, trace_id: str, rating: str | None, *,
-                note: str | None | object = UNCHANGED, seconds: float | None = None) -> LabelChange:
+                note: str | object | None = UNCHANGED, seconds: float | None = None) -> LabelChange:
     """One label (or relabel / clear), committed when this returns."""
+    # ``rating`` comes from a key binding as a str; the store checks it is a Rating (ignores below too).
     return _wrap(lambda: store.set_label(eval_set_id, trace_id, rating, note=note,  # type: ignore[arg-type]
                                          seconds_spent=seconds))
 
@@ -116,7 +116,8 @@ def write_note(store: LabelStore, eval_set_id: str, trace_id: str, note: str | N
     return _wrap(lambda: store.set_note(eval_set_id, trace_id, note))
 
 
-def write_bulk(store: LabelStore, eval_set_id: str, trace_ids: Iterable[str], rating: str | None) -> Step | None:
+def write_bulk(store: LabelStore, eval_set_id: str, trace_ids: Iterable[str],
+               rating: str | None) -> Step | None:
     """Many labels as ONE transaction and ONE undo step."""
     return _wrap(lambda: store.set_labels(eval_set_id, trace_ids, rating))  # type: ignore[arg-type]
 
@@ -146,7 +147,8 @@ def describe_step(step: Step, *, undone: bool) -> str:
 
 
 def conflict_question(exc: UndoConflictError, *, undo: bool) -> Text:
-    text = Text(f"{'Undo' if undo else 'Redo'} conflicts with changes made outside iofold-tui\n\n", style="bold")
+    what = "Undo" if undo else "Redo"
+    text = Text(f"{what} conflicts with changes made outside iofold-tui\n\n", style="bold")
     text.append(one_line(str(exc), 300))
     text.append(f"\n\nOverwrite {plural(len(exc.conflicts), 'label')} anyway?")
     return text
@@ -214,7 +216,8 @@ class LabelQueue:
         self.error: str | None = None
         self.writer = None
         if not store.read_only:
-            self.writer = LabelWriter(store, self._from_thread, getattr(app, "label_writer_timing", None)).start()
+            timing = getattr(app, "label_writer_timing", None)
+            self.writer = LabelWriter(store, self._from_thread, timing).start()
             if self.pending:
                 self.writer.wake()
 
@@ -245,8 +248,10 @@ class LabelQueue:
         self.pending = self.store.queued()
         if event.kind == "failed":
             intent = applied.intent
-            what = f"{intent.kind} of {one_line(intent.trace_id or '', 40)}" if intent and intent.trace_id else (
-                intent.kind if intent else "label")
+            if intent and intent.trace_id:
+                what = f"{intent.kind} of {one_line(intent.trace_id, 40)}"
+            else:
+                what = intent.kind if intent else "label"
             if applied.conflict is not None:
                 undo = intent is not None and intent.kind == "undo"
 
@@ -261,7 +266,7 @@ class LabelQueue:
         elif applied.intent is not None and applied.intent.kind in ("undo", "redo"):
             step = applied.result
             self.app.notify(f"nothing to {applied.intent.kind}" if step is None else
-                            describe_step(step, undone=applied.intent.kind == "undo"), timeout=4)  # type: ignore[arg-type]
+                            describe_step(step, undone=applied.intent.kind == "undo"), timeout=4)
         for screen in _all_screens(self.app):
             handler = getattr(screen, "on_label_applied", None)
             if handler is not None:
@@ -284,8 +289,8 @@ class LabelQueue:
 
     def label(self, eval_set_id: str, trace_id: str, rating: str | None, *, note: Any = UNCHANGED,
               seconds: float | None = None) -> Intent:
-        return self._add(_wrap(lambda: self.store.queue_label(eval_set_id, trace_id, rating,  # type: ignore[arg-type]
-                                                              note=note, seconds_spent=seconds)))
+        return self._add(_wrap(lambda: self.store.queue_label(
+            eval_set_id, trace_id, rating, note=note, seconds_spent=seconds)))  # type: ignore[arg-type]
 
     def note(self, eval_set_id: str, trace_id: str, note: str | None) -> Intent:
         return self._add(_wrap(lambda: self.store.queue_note(eval_set_id, trace_id, note)))
@@ -304,7 +309,8 @@ class LabelQueue:
         else:
             restored = _wrap(self.store.restore_cancelled)
             if restored is not None:
-                self.app.notify(f"Queued again: the label of {one_line(restored.trace_id or '', 40)}", timeout=4)
+                self.app.notify(f"Queued again: the label of {one_line(restored.trace_id or '', 40)}",
+                                timeout=4)
                 return "restored", self._add(restored)
         return "queued", self._add(_wrap(lambda: self.store.queue_travel(undo=undo)))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from textual.worker import WorkerCancelled
 
 from iofold_tui.data.evals.lookup import eval_with_parent
-from iofold_tui.data.source.loader import OpenedSource
+from iofold_tui.data.source.opened import OpenedSource
 from iofold_tui.data.traces.lookup import newest_trace_id
 from iofold_tui.ui.app import IofoldApp
 from iofold_tui.ui.panes import PANES
@@ -45,12 +45,13 @@ async def _render(app: IofoldApp, pane: str, select: str | None, size: tuple[int
         elif pane in WORKBENCH:
             await _workbench(app, pilot, pane, select)
         elif select and pane not in WORKBENCH and hasattr(app.screen, "select_item"):
-            app.screen.select_item(select)  # type: ignore[attr-defined]
+            app.screen.select_item(select)
             await settle(app, pilot)
         return app.export_screenshot(title=f"iofold-tui {pane}")
 
 
-WORKBENCH = ("eval-editor", "compare")  # screens over the evals pane: --select EVAL [--diff OTHER for compare]
+# Screens over the evals pane: --select EVAL [--diff OTHER for compare].
+WORKBENCH = ("eval-editor", "compare")
 
 
 async def _workbench(app: IofoldApp, pilot: object, pane: str, select: str | None) -> None:
@@ -59,7 +60,8 @@ async def _workbench(app: IofoldApp, pilot: object, pane: str, select: str | Non
 
     row = eval_with_parent(app.db.conn(), select)
     if row is None:
-        raise ValueError(f"no eval {select!r} to show" if select else "the database has no eval with a parent")
+        raise ValueError(f"no eval {select!r} to show" if select
+                         else "the database has no eval with a parent")
     if pane == "eval-editor":
         await app.push_screen(EvalEditorScreen(str(row[0])))
     else:

@@ -21,7 +21,7 @@ class SteadyStatic(Static):
     """A Static that re-lays out the screen only when its height changes. Static.update always asks for a
     layout, and these lines (pane header, review bar) change on every key while their height rarely does."""
 
-    def __init__(self, content: Text | str = "", *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+    def __init__(self, content: Text | str = "", *, id: str | None = None) -> None:
         super().__init__(content, id=id)
         self._height = -1
 
@@ -34,7 +34,8 @@ class SteadyStatic(Static):
         elif max(map(cell_len, lines)) <= width:  # nothing wraps: the common case, without a trial render
             height = len(lines)
         else:
-            height = self.visual.get_height(self.styles, width)
+            # Textual's own Widget hands its styles over the same way; get_height annotates a RulesMap.
+            height = self.visual.get_height(self.styles, width)  # type: ignore[arg-type]
         if height != self._height or height < 0:
             self.refresh(layout=True)
         self._height = height
@@ -114,7 +115,9 @@ class PickOne(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "dismiss_none", "Cancel", id="modal.cancel")]
     DEFAULT_CSS = """
     PickOne { align: center middle; }
-    PickOne > Vertical { width: 70; height: auto; max-height: 80%; border: thick $accent; background: $surface; padding: 0 1; }
+    PickOne > Vertical {
+        width: 70; height: auto; max-height: 80%; border: thick $accent; background: $surface; padding: 0 1;
+    }
     PickOne OptionList { height: auto; max-height: 30; }
     """
 
@@ -184,7 +187,9 @@ class Confirm(ModalScreen[bool]):
     ]
     DEFAULT_CSS = """
     Confirm { align: center middle; }
-    Confirm > Vertical { width: 70; height: auto; border: thick $warning; background: $surface; padding: 1 2; }
+    Confirm > Vertical {
+        width: 70; height: auto; border: thick $warning; background: $surface; padding: 1 2;
+    }
     """
 
     def __init__(self, question: Text | str) -> None:
