@@ -217,6 +217,16 @@ def test_a_colleagues_newer_label_is_flagged_not_overwritten(env: D1Api) -> None
         assert "conflict" in (failed[0].applied.error or "")
         assert remote_row(env, "bulk_00012")["rating"] == "neutral"  # theirs kept
         assert not store.queued()
+        # ...and the lost key waits in the conflict queue, to be taken in one key
+        from iofold_tui.data.labels.conflict_queue import load_conflicts, resolve
+
+        queued = [c for c in load_conflicts(opened.db.path) if c.trace_id == "bulk_00012"]
+        assert [(c.eval_set_id, c.theirs_rating) for c in queued] == [(ES, "negative")]
+        assert "colleague" in queued[0].origin
+        writer.stop()
+        resolve(store, queued[0], "theirs")
+        assert remote_row(env, "bulk_00012")["rating"] == "negative"
+        assert not [c for c in load_conflicts(opened.db.path) if c.trace_id == "bulk_00012"]
     finally:
         writer.stop()
         store.close()

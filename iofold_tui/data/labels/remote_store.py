@@ -25,6 +25,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -89,8 +90,24 @@ def _row_of(result: Any) -> FeedbackRow | None:
     return FeedbackRow(r[0], r[1], r[2], r[3], r[4])
 
 
+@dataclass(frozen=True)
+class _Alternative:
+    """A label that lost to a colleague's newer one, in the shape ``add_conflicts`` reads (an import's
+    item)."""
+
+    eval_set_id: str
+    trace_id: str
+    rating: str | None
+    notes: str | None
+    annotator: str
+
+
 class LabelConflictError(LabelWriteError):
     """A colleague's newer label is on the row: ours is not written."""
+
+    def __init__(self, message: str, current: FeedbackRow | None = None) -> None:
+        super().__init__(message)
+        self.current = current  # the row as D1 has it
 
 
 def _stamp19(value: str | None) -> str:
@@ -274,7 +291,7 @@ class RemoteLabelStore(LabelStore):
                 raise LabelConflictError(
                     f"conflict on trace {one_line(tid, 40)}: a colleague labelled it {old.rating} at "
                     f"{_stamp19(old.updated_at)}, after your {wanted} ({_stamp19(intent.created_at)}); "
-                    "theirs is kept, yours not written")
+                    "theirs is kept, yours not written", old)
         if intent.kind == "note" and old is None:
             raise NoLabelError("note not saved: the trace has no label in this eval set")
         change = LabelChange(es, tid, old, new, intent.seconds_spent)
@@ -298,8 +315,9 @@ class RemoteLabelStore(LabelStore):
                 finally:
                     self._applying = None
         except LabelConflictError as exc:
+            self._queue_conflict(intent, exc.current)
             self.history.consume(intent.id)
-            return Applied("failed", intent, error=str(exc))
+            return Applied("failed", intent, error=f"{exc} — in the conflict queue (overview: C)")
         except LockedError as exc:
             return Applied("busy", intent, error=str(exc))
         except Exception as exc:
@@ -311,6 +329,23 @@ class RemoteLabelStore(LabelStore):
         if result is None or (isinstance(result, LabelChange) and result.step_id is None):
             self.history.consume(intent.id)
         return Applied("applied", intent, result)
+
+    def _queue_conflict(self, intent: Intent, current: FeedbackRow | None) -> None:
+        """The key that lost to a colleague's newer label goes to the conflict queue as the alternative
+        ("theirs" there: what this key wanted; "mine": the row as D1 has it), so it can still be taken in
+        one key later, not only read once in a notification."""
+        from iofold_tui.data.labels.conflict_queue import add_conflicts
+
+        assert intent.eval_set_id is not None and intent.trace_id is not None
+        rating = intent.rating if intent.kind == "label" else (current.rating if current else None)
+        keep_notes = intent.kind == "label" and not intent.note_set
+        notes = (current.notes if current else None) if keep_notes else intent.note
+        me = annotator_name(self.db_path)
+        wanted = _Alternative(intent.eval_set_id, intent.trace_id, rating, notes, me)
+        with contextlib.suppress(OSError):
+            add_conflicts(self.db_path, [wanted],
+                          f"your key at {_stamp19(intent.created_at)} (a colleague's label was newer)",
+                          _stamp19(_utc_now().isoformat(sep=" ")))
 
     def close(self) -> None:
         with self._lock:
