@@ -1,6 +1,7 @@
 """iofold-tui benchmark (not a timed test): figures for README, measured next to peers in the same run.
 
     python bench/bench.py --sizes 10000,100000,1000000
+    python bench/bench.py --sizes 100000 --runs 9 --launch-only   # launch against the floor only
 
 Builds (or reuses) synthetic databases with ``iofold-tui demo-db`` into bench/out/, then per size:
 launch → rows on screen for the real app under tmux against a minimal Textual app showing 100 rows (the
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import sqlite3
@@ -153,11 +155,20 @@ def main() -> None:
         action="store_true",
         help="also run bench_app, bench_matrix, bench_d1export and bench_sandbox on the largest size",
     )
+    parser.add_argument(
+        "--launch-only",
+        action="store_true",
+        help="only launch → rows on screen against the floor (no queries, no review mode): for a quick check",
+    )
     args = parser.parse_args()
     # As pip does when it installs the package: byte-compiled modules (an editable checkout, or
     # PYTHONDONTWRITEBYTECODE, would otherwise make every launch compile iofold_tui from source).
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "iofold_tui")], check=True)
-    # One tmux server for the whole run: without it each launch would also start (and time) a server.
+    # One tmux server for the whole run: without it each launch would also start (and time) a server. Its
+    # own socket directory, so tmux sessions of other jobs (tests, other benches) cannot end it mid-run.
+    socket_dir = OUT / "tmux"
+    socket_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["TMUX_TMPDIR"] = str(socket_dir)
     subprocess.run(["tmux", "new-session", "-d", "-s", "bench-keeper"], check=False)
     try:
         run(args)
@@ -171,7 +182,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"== {size:,} traces")
         path = ensure_db(size)
         launch_res = launch_figures(path, args.runs)
-        queries = query_figures(path)
+        queries = {} if args.launch_only else query_figures(path)
         results[str(size)] = {"launch": launch_res, "queries": queries, "file_gb": path.stat().st_size / 1e9}
         print(
             f"  launch → rows: app {launch_res['app_s']:.2f} s ({launch_res['app_rss_mb']:.0f} MB peak RSS), "
@@ -182,6 +193,8 @@ def run(args: argparse.Namespace) -> None:
         )
         for name, (med, p95) in queries.items():
             print(f"  {name:<16} median {med:7.2f} ms   p95 {p95:7.2f} ms")
+    if args.launch_only:
+        return
     largest = ensure_db(max(int(s) for s in args.sizes.split(",")))
     review = review_figures(largest, args.labels, args.think_ms / 1000)
     results["review"] = review
