@@ -159,9 +159,7 @@ async def paging_latency(db: Path, pane_name: str, presses: int = 30) -> dict[st
             done = len(applied)
             t0 = time.perf_counter()
             if pane_name == "traces":
-                screen = app.screen
-                screen.generation += 1  # type: ignore[attr-defined]
-                screen.load_page("around", focus_id=trace_id)  # type: ignore[attr-defined]
+                app.screen.select_item(trace_id)  # type: ignore[attr-defined]
             else:
                 await pilot.press("right_square_bracket")
             await until(pilot, lambda done=done: len(applied) > done and FRAMES and FRAMES[-1] > applied[-1])

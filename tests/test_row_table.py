@@ -37,7 +37,8 @@ class Host(App[None]):
 
 
 def rows(count: int) -> list[tuple[str, list[Text | str]]]:
-    return [(f"r{i}", [Text(f"row number {i}", style="bold red", overflow="ellipsis"), Text(str(i), justify="right")])
+    return [(f"r{i}", [Text(f"row number {i}", style="bold red", overflow="ellipsis"),
+                       Text(str(i), justify="right")])
             for i in range(count)]
 
 

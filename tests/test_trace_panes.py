@@ -38,8 +38,10 @@ def many_db(tmp_path: Path) -> Path:
     with sqlite3.connect(path) as conn:
         conn.execute(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250) "
-            "INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps, input_preview, output_preview) "
-            "SELECT printf('bulk_%03d', i), workspace_id, id, 'x' || i, 'langsmith', printf('2024-01-01T00:%02d:%02dZ', i / 60, i % 60), "
+            "INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps, "
+            "input_preview, output_preview) "
+            "SELECT printf('bulk_%03d', i), workspace_id, id, 'x' || i, 'langsmith', "
+            "printf('2024-01-01T00:%02d:%02dZ', i / 60, i % 60), "
             "'[]', 'bulk question ' || i, 'bulk answer' FROM n, integrations"
         )
     return path
@@ -112,8 +114,9 @@ async def test_paging_end_home_and_jump(many_db: Path) -> None:
         await pilot.press("colon", *"bulk_042", "enter")
         await settle(app, pilot)
         assert table.cursor_key == "bulk_042"
-        top, visible = table.visible_rows()  # the header says where the jump landed
-        assert f"rows {5 + 250 - 42 + 1 - table.cursor_row + top}–" in _status(app) and "at bulk_042" in _status(app)
+        top, _ = table.visible_rows()  # the header says where the jump landed
+        assert f"rows {5 + 250 - 42 + 1 - table.cursor_row + top}–" in _status(app)
+        assert "at bulk_042" in _status(app)
 
 
 async def test_filter_dialog_applies_rating(seed_db: Path) -> None:
@@ -141,7 +144,9 @@ async def test_step_search_worker(seed_db: Path) -> None:
         await pilot.press("slash", *"smtp", "enter")
         await settle(app, pilot)
         ids = _ids(app)
-        assert ids and all("smtp" in app.db.query_one("SELECT lower(steps) FROM traces WHERE id=?", (i,))[0] for i in ids)
+        assert ids
+        steps = [app.db.query_one("SELECT lower(steps) FROM traces WHERE id=?", (i,))[0] for i in ids]
+        assert all("smtp" in text for text in steps)
 
 
 async def test_detail_opens_and_toggles_raw(seed_db: Path) -> None:

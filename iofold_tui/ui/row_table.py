@@ -136,7 +136,7 @@ class RowTable(PageEdges, ScrollView, can_focus=True):
         def control(self) -> RowTable:
             return self.table
 
-    def __init__(self, *, id: str | None = None, cursor_type: Literal["row", "cell"] = "row") -> None:  # noqa: A002
+    def __init__(self, *, id: str | None = None, cursor_type: Literal["row", "cell"] = "row") -> None:
         super().__init__(id=id)
         self.cursor_type = cursor_type
         self.cursor_column = 0
@@ -168,7 +168,7 @@ class RowTable(PageEdges, ScrollView, can_focus=True):
             self._sized()
 
     def set_column_width(self, key: str, width: int) -> None:
-        if self.columns[key].width != width:
+        if self.columns[ColumnKey(key)].width != width:
             self.columns[ColumnKey(key)].width = width
             self._strips.clear()
             self._painted.clear()
@@ -200,7 +200,7 @@ class RowTable(PageEdges, ScrollView, can_focus=True):
 
     def get_cell(self, row_key: str | RowKey, column_key: str) -> Text | str:
         key = row_key.value if isinstance(row_key, RowKey) else row_key
-        return self._cells[key][list(self.columns).index(column_key)]
+        return self._cells[key][list(self.columns).index(ColumnKey(column_key))]
 
     def visible_rows(self) -> tuple[int, int]:
         """(index of the first row on screen, how many rows are on screen) within this page."""
@@ -216,7 +216,7 @@ class RowTable(PageEdges, ScrollView, can_focus=True):
         key = row_key.value if isinstance(row_key, RowKey) else row_key
         if column_key not in self.columns or key not in self._cells:
             return  # a hidden column, or a row no longer on this page
-        self._cells[key][list(self.columns).index(column_key)] = value
+        self._cells[key][list(self.columns).index(ColumnKey(column_key))] = value
         self._strips.pop(key, None)
         self._painted.pop(key, None)
         self.refresh_line(self._index[key] + 1)
@@ -229,7 +229,7 @@ class RowTable(PageEdges, ScrollView, can_focus=True):
         keys = list(self.columns)
         changed = 0
         for key, value in values.items():
-            index = keys.index(key)
+            index = keys.index(ColumnKey(key))
             if not same_cell(cells[index], value):
                 cells[index] = value
                 changed += 1
@@ -266,7 +266,7 @@ class RowTable(PageEdges, ScrollView, can_focus=True):
         self.refresh()
 
     def move_cursor(self, *, row: int | None = None, column: int | None = None,
-                    animate: bool = False) -> None:  # noqa: ARG002 - DataTable's signature
+                    animate: bool = False) -> None:  # (animate: DataTable's signature)
         if row is not None and self._keys:
             self.cursor_row = max(0, min(row, len(self._keys) - 1))
         if column is not None and self.columns:
@@ -311,7 +311,8 @@ class RowTable(PageEdges, ScrollView, can_focus=True):
             if text.spans:
                 text = text.copy()
                 text.no_wrap = True
-                text.align(text.justify if text.justify in ("left", "center", "right") else "left", column.width)
+                justify = text.justify if text.justify in ("left", "center", "right") else "left"
+                text.align(justify, column.width)
                 segments.extend(text.render(console))
             else:  # one style for the whole cell (most cells): cut and pad the string directly
                 style = console.get_style(text.style) if text.style else None
@@ -350,7 +351,7 @@ class RowTable(PageEdges, ScrollView, can_focus=True):
             if self.cursor_type == "row":
                 return Strip(Segment.apply_style(strip, style=base, post_style=cursor), width)
             start, end = (x - left for x in self._column_span(self.cursor_column))
-            parts = strip.apply_style(base).divide([max(0, start), max(0, min(end, width)), width])
+            parts = list(strip.apply_style(base).divide([max(0, start), max(0, min(end, width)), width]))
             if len(parts) == 3:
                 parts[1] = Strip(Segment.apply_style(parts[1], post_style=cursor), parts[1].cell_length)
             return Strip.join(parts)

@@ -70,8 +70,10 @@ def from_prefs(saved: object) -> list[ColumnChoice]:
     out: list[ColumnChoice] = []
     for item in saved:
         if isinstance(item, dict) and item.get("key") in SPECS and item["key"] not in {c.key for c in out}:
-            width = item.get("width")
-            width = max(MIN_WIDTH, min(MAX_WIDTH, width)) if isinstance(width, int) and not isinstance(width, bool) else None
+            saved_width = item.get("width")
+            width = None
+            if isinstance(saved_width, int) and not isinstance(saved_width, bool):
+                width = max(MIN_WIDTH, min(MAX_WIDTH, saved_width))
             out.append(ColumnChoice(item["key"], bool(item.get("shown", True)), width))
     for key in DEFAULT_ORDER:
         if key not in {c.key for c in out}:
@@ -109,7 +111,8 @@ def layout(choice: Sequence[ColumnChoice], total: int) -> tuple[list[tuple[str, 
         shown.remove(max(shown, key=lambda c: SPECS[c.key].priority))
     while True:  # columns shown only when the previews keep room to spare (the external trace_id)
         previews = max(1, len([c for c in shown if not width_of(c)]))
-        squeezed = [c for c in shown if SPECS[c.key].roomy and spare_of(shown) // previews < SPECS[c.key].roomy]
+        spare = spare_of(shown) // previews
+        squeezed = [c for c in shown if SPECS[c.key].roomy and spare < SPECS[c.key].roomy]
         if not squeezed:
             break
         shown.remove(squeezed[0])
@@ -129,7 +132,7 @@ class ColumnChooser(ModalScreen[list[ColumnChoice] | None]):
     """Show/hide, order and size the trace list's columns. Remembered per database."""
 
     BINDINGS = [
-        Binding("space", "toggle", "Show/hide", id="columns.toggle"),
+        Binding("space", "toggle_shown", "Show/hide", id="columns.toggle"),
         Binding("K,shift+up", "move(-1)", "Move up", id="columns.up"),
         Binding("J,shift+down", "move(1)", "Move down", id="columns.down"),
         Binding("plus,right", "width(1)", "Wider", id="columns.wider"),
@@ -140,7 +143,10 @@ class ColumnChooser(ModalScreen[list[ColumnChoice] | None]):
     ]
     DEFAULT_CSS = """
     ColumnChooser { align: center middle; }
-    ColumnChooser > Vertical { width: 64; max-width: 100%; height: auto; max-height: 100%; border: thick $accent; background: $surface; padding: 0 1; }
+    ColumnChooser > Vertical {
+        width: 64; max-width: 100%; height: auto; max-height: 100%;
+        border: thick $accent; background: $surface; padding: 0 1;
+    }
     ColumnChooser OptionList { height: auto; max-height: 14; }
     """
 
@@ -152,8 +158,8 @@ class ColumnChooser(ModalScreen[list[ColumnChoice] | None]):
         with Vertical():
             yield Label(Text("Trace list columns", style="bold"))
             yield OptionList(*self._options(), id="columns")
-            yield Static(Text("space show/hide · K/J move · +/- width · r defaults · Enter apply · Esc cancel",
-                              style="dim"))
+            yield Static(Text("space show/hide · K/J move · +/- width · r defaults · Enter apply · "
+                              "Esc cancel", style="dim"))
 
     def _options(self) -> list[Option]:
         out = []
@@ -185,7 +191,7 @@ class ColumnChooser(ModalScreen[list[ColumnChoice] | None]):
     def _selected(self, _: OptionList.OptionSelected) -> None:
         self.action_save()
 
-    def action_toggle(self) -> None:
+    def action_toggle_shown(self) -> None:  # (DOMNode.action_toggle is another action)
         index = self._index
         self.choice[index].shown = not self.choice[index].shown
         self._refresh(index)

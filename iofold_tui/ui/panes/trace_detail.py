@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -21,15 +24,18 @@ from iofold_tui.ui.text import code, safe
 from iofold_tui.ui.trace_render import step_text, summary, tool_call_text
 from iofold_tui.ui.widgets import PaneHeader
 
+if TYPE_CHECKING:
+    from rich.syntax import Syntax
+    from textual.widgets.tree import TreeNode
+
 MAX_TREE_STEPS = 500  # more steps load in chunks from a "more" node
 HIGHLIGHT_LIMIT = 300_000  # above this the raw JSON is shown plain: highlighting MBs would stall
 
 
+@dataclass
 class TraceLoaded(Message):
-    def __init__(self, detail: TraceDetail | None, raw_view: Text | object | None) -> None:
-        super().__init__()
-        self.detail = detail
-        self.raw_view = raw_view
+    detail: TraceDetail | None
+    raw_view: Text | Syntax | None  # the steps as JSON, highlighted unless huge
 
 
 class TraceDetailScreen(Screen[None]):
@@ -45,7 +51,7 @@ class TraceDetailScreen(Screen[None]):
         super().__init__()
         self.trace_id = trace_id
         self.detail: TraceDetail | None = None
-        self.raw_view: object | None = None
+        self.raw_view: Text | Syntax | None = None
         self.showing_raw = False
         self.tree_built = False
 
@@ -70,11 +76,12 @@ class TraceDetailScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="trace")
     def load(self) -> None:
         detail = load_trace(self.app.db.conn(), self.trace_id)  # type: ignore[attr-defined]
-        raw_view: object | None = None
+        raw_view: Text | Syntax | None = None
         if detail is not None:
             text, ok = pretty_json(detail.steps_raw)
             # Wrapped: the raw view sits in a vertical scroller, so a long line would be cut at its edge.
-            raw_view = code(text, "json", word_wrap=True) if ok and len(text) <= HIGHLIGHT_LIMIT else safe(text, limit=None)
+            highlighted = ok and len(text) <= HIGHLIGHT_LIMIT
+            raw_view = code(text, "json", word_wrap=True) if highlighted else safe(text, limit=None)
         self.post_message(TraceLoaded(detail, raw_view))
 
     def on_trace_loaded(self, message: TraceLoaded) -> None:
@@ -110,7 +117,7 @@ class TraceDetailScreen(Screen[None]):
             self.notify(one_line(detail.steps.error, 120), title="invalid steps", severity="warning")
         if first is not None and not self.showing_raw:
             self.call_after_refresh(tree.move_cursor, first)  # the node has its line once laid out
-            self._show(first.data)  # type: ignore[attr-defined]
+            self._show(first.data)
         else:
             self._show(detail.steps.steps[0] if detail.steps.steps and not self.showing_raw else None)
         tree.focus()
@@ -119,7 +126,7 @@ class TraceDetailScreen(Screen[None]):
         """The trace list's full-text query: its matches are highlighted here."""
         return active_query(getattr(self.app, "state", None))
 
-    def _add_steps(self, parent: object, start: int) -> object | None:
+    def _add_steps(self, parent: TreeNode[object], start: int) -> TreeNode[object] | None:
         """Add up to MAX_TREE_STEPS steps; the first node with a match of the list's search (or None)."""
         assert self.detail is not None
         steps = self.detail.steps.steps
@@ -131,7 +138,7 @@ class TraceDetailScreen(Screen[None]):
             if hit:
                 label = Text.assemble(("◆ ", "bold yellow"), label)
                 self.matched = getattr(self, "matched", 0) + 1
-            node = parent.add(label, data=step)  # type: ignore[attr-defined]
+            node = parent.add(label, data=step)
             first = node if hit and first is None else first
             for call in step.tool_calls:
                 leaf = Text(f"⚙ {one_line(call.name, 40)}", style="red" if call.error else "yellow")
@@ -139,8 +146,8 @@ class TraceDetailScreen(Screen[None]):
                     leaf = Text.assemble(("◆ ", "bold yellow"), leaf)
                 node.add_leaf(leaf, data=call)
         if len(steps) > start + MAX_TREE_STEPS:
-            parent.add_leaf(Text(f"… {len(steps) - start - MAX_TREE_STEPS} more steps (Enter)", style="dim"),  # type: ignore[attr-defined]
-                            data=("more", start + MAX_TREE_STEPS))
+            more = Text(f"… {len(steps) - start - MAX_TREE_STEPS} more steps (Enter)", style="dim")
+            parent.add_leaf(more, data=("more", start + MAX_TREE_STEPS))
         return first
 
     def _show(self, item: object | None) -> None:
@@ -171,7 +178,7 @@ class TraceDetailScreen(Screen[None]):
         """A label changed here: show it, and have the panes underneath re-read their rows on return."""
         from iofold_tui.ui.pane import Pane
 
-        for stack in self.app._screen_stacks.values():  # noqa: SLF001 - every pane of every mode
+        for stack in self.app._screen_stacks.values():  # every pane of every mode
             for screen in stack:
                 if isinstance(screen, Pane):
                     screen.stale = True
@@ -189,7 +196,8 @@ class TraceDetailScreen(Screen[None]):
         except labeling.LabelActionError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.notify(f"{one_line(self.trace_id, 40)}: {rating} in {one_line(eval_set.name, 40)} (u undoes)", timeout=3)
+        self.notify(f"{one_line(self.trace_id, 40)}: {rating} in {one_line(eval_set.name, 40)} (u undoes)",
+                    timeout=3)
 
     def on_label_applied(self, applied: object) -> None:
         """A queued label / undo / redo was written (ui.labeling.LabelQueue)."""

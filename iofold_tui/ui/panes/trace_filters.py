@@ -26,7 +26,9 @@ class TraceFilterScreen(ModalScreen[TraceFilter | None]):
     ]
     DEFAULT_CSS = """
     TraceFilterScreen { align: center middle; }
-    TraceFilterScreen > Vertical { width: 72; height: auto; border: thick $accent; background: $surface; padding: 0 1; }
+    TraceFilterScreen > Vertical {
+        width: 72; height: auto; border: thick $accent; background: $surface; padding: 0 1;
+    }
     TraceFilterScreen Horizontal { height: auto; }
     TraceFilterScreen Horizontal Input { width: 1fr; }
     TraceFilterScreen Label { margin-top: 1; }
@@ -55,7 +57,8 @@ class TraceFilterScreen(ModalScreen[TraceFilter | None]):
 
     def _compose_rating_and_errors(self, flt: TraceFilter) -> ComposeResult:
         yield Label("Rating in the current eval set")
-        yield Select([(r, r) for r in RATING_STATES], value=flt.rating or Select.NULL, id="rating", prompt="any")
+        yield Select([(r, r) for r in RATING_STATES], value=flt.rating or Select.NULL, id="rating",
+                     prompt="any")
         yield Label("Errors")
         yield Select([("with errors", "yes"), ("without errors", "no")],
                      value=Select.NULL if flt.has_errors is None else ("yes" if flt.has_errors else "no"),
@@ -82,13 +85,16 @@ class TraceFilterScreen(ModalScreen[TraceFilter | None]):
         date_to = self.query_one("#date-to", Input).value.strip() or None
         for value in (date_from, date_to):
             if value and not _DATE.match(value):
-                self.query_one("#error", Label).update(Text(f"not a date: {one_line(value, 30)} (use YYYY-MM-DD)"))
+                self.query_one("#error", Label).update(
+                    Text(f"not a date: {one_line(value, 30)} (use YYYY-MM-DD)"))
                 return
         errors = self._value("#errors")
         source = self._value("#source")
-        changes: dict[str, object] = {"sources": (source,) if source else (), "date_from": date_from, "date_to": date_to}
+        changes: dict[str, object] = {"sources": (source,) if source else (), "date_from": date_from,
+                                      "date_to": date_to}
         if self.rating_and_errors:
-            changes |= {"rating": self._value("#rating"), "has_errors": None if errors is None else errors == "yes"}
+            changes |= {"rating": self._value("#rating"),
+                        "has_errors": None if errors is None else errors == "yes"}
         self.dismiss(self.result(replace(self.current, **changes)))  # type: ignore[arg-type]
 
     def result(self, flt: TraceFilter) -> object:
