@@ -21,30 +21,30 @@ from iofold_tui.ui.widgets import Confirm
 COMMAND = "Carry labels from an older copy"
 
 
-def start_stranded_check(app: Any) -> None:  # noqa: ANN401 - the IofoldApp
+def start_stranded_check(app: Any) -> None:  # the IofoldApp
     if app.source.kind != "d1-export":
         return
     app.run_worker(lambda: _check(app), thread=True, group="stranded", exclusive=True, exit_on_error=False)
 
 
-def _check(app: Any) -> None:  # noqa: ANN401
+def _check(app: Any) -> None:
     report = check_opened(app.source)
     notice = report.short_notice(f"ctrl+p → {COMMAND}") if report else None
     if report is not None and notice:
         app.call_from_thread(_show, app, report, notice)
 
 
-def _show(app: Any, report: StrandedReport, notice: str) -> None:  # noqa: ANN401
+def _show(app: Any, report: StrandedReport, notice: str) -> None:
     app.state.stranded_labels = report
     app.notify(notice, title="labels", severity="warning", timeout=12)
 
 
-def stranded(app: Any) -> StrandedReport | None:  # noqa: ANN401
+def stranded(app: Any) -> StrandedReport | None:
     report = app.state.stranded_labels
     return report if report is not None and report.not_in_d1 else None
 
 
-def ask_carry(app: Any) -> None:  # noqa: ANN401
+def ask_carry(app: Any) -> None:
     report = stranded(app)
     if report is None:
         app.notify("no labels from an older copy to carry")
@@ -55,12 +55,13 @@ def ask_carry(app: Any) -> None:  # noqa: ANN401
     question.append("They are written as one step (u undoes it) and go back to D1 with export-labels.")
     if report.conflicts:
         n = len(report.conflicts)
+        stays, it = ("it stays", "it") if n == 1 else ("they stay", "them")
         question.append(f"\n{plural(n, 'label was', 'labels were')} changed in D1 since (as this export "
-                        f"shows): {'it stays' if n == 1 else 'they stay'} as D1 has {'it' if n == 1 else 'them'}.")
+                        f"shows): {stays} as D1 has {it}.")
     app.push_screen(Confirm(question), lambda yes: _carry(app) if yes else None)
 
 
-def _carry(app: Any) -> None:  # noqa: ANN401
+def _carry(app: Any) -> None:
     report = stranded(app)
     if report is None:
         return
@@ -68,15 +69,16 @@ def _carry(app: Any) -> None:  # noqa: ANN401
     def work() -> None:
         try:
             result = carry_labels(label_store(app), report)
-        except Exception as exc:  # noqa: BLE001 - a notification, not a crash
-            app.call_from_thread(app.notify, f"labels not carried: {one_line(str(exc), 200)}", severity="error")
+        except Exception as exc:  # a notification, not a crash
+            app.call_from_thread(app.notify, f"labels not carried: {one_line(str(exc), 200)}",
+                                 severity="error")
             return
         app.call_from_thread(_done, app, result.carried, len(result.conflicts))
 
     app.run_worker(work, thread=True, group="stranded", exclusive=True, exit_on_error=False)
 
 
-def _done(app: Any, carried: int, conflicts: int) -> None:  # noqa: ANN401
+def _done(app: Any, carried: int, conflicts: int) -> None:
     app.state.stranded_labels = None
     left = f"; {plural(conflicts, 'conflict')} left as D1 has {'it' if conflicts == 1 else 'them'}" \
         if conflicts else ""

@@ -26,7 +26,9 @@ class EvalSetForm(ModalScreen[str | None]):
     ]
     DEFAULT_CSS = """
     EvalSetForm { align: center middle; }
-    EvalSetForm > Vertical { width: 72; height: auto; border: thick $accent; background: $surface; padding: 0 1; }
+    EvalSetForm > Vertical {
+        width: 72; height: auto; border: thick $accent; background: $surface; padding: 0 1;
+    }
     EvalSetForm Horizontal { height: auto; margin-top: 1; }
     EvalSetForm #form-error { color: $error; height: auto; }
     """
@@ -38,7 +40,8 @@ class EvalSetForm(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(Text(f"New eval set in {one_line(self.workspace_name or self.workspace_id, 40)}", style="bold"))
+            workspace = one_line(self.workspace_name or self.workspace_id, 40)
+            yield Label(Text(f"New eval set in {workspace}", style="bold"))
             yield Label("Name")
             yield Input(placeholder="e.g. response-quality", id="es-name")
             yield Label("Description (what a positive trace looks like)")

@@ -23,8 +23,8 @@ UNDO_GROUP = Binding.Group("Undo/Redo", compact=True)
 
 def label_bindings(pane: str, *, digits: bool = True, show: bool = True) -> list[Binding]:
     """The a/x/n (and 1/3/2) label keys as bindings with ids ``<pane>.positive`` etc."""
-    return [Binding(f"{key},{digit}" if digits else key, f"label('{rating}')", title, id=f"{pane}.{rating}", show=show,
-                    group=LABEL_GROUP)
+    return [Binding(f"{key},{digit}" if digits else key, f"label('{rating}')", title, id=f"{pane}.{rating}",
+                    show=show, group=LABEL_GROUP)
             for rating, key, digit, title in RATING_KEYS]
 
 

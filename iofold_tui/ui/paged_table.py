@@ -122,7 +122,8 @@ class PagedTable(PageEdges, DataTable[Text | str]):
         if focus_key is not None and focus_key in keys:
             cursor = keys.index(focus_key)
         if self.row_count:
-            index = 0 if cursor == "first" else self.row_count - 1 if cursor == "last" else min(cursor, self.row_count - 1)
+            last = self.row_count - 1
+            index = 0 if cursor == "first" else last if cursor == "last" else min(cursor, last)
             self.move_cursor(row=index, animate=False)
 
     @property
@@ -131,5 +132,5 @@ class PagedTable(PageEdges, DataTable[Text | str]):
             return None
         try:
             return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
-        except Exception:  # noqa: BLE001 - cursor outside the rows during a refresh
+        except Exception:  # cursor outside the rows during a refresh
             return None

@@ -43,7 +43,7 @@ class Pane(Screen[None]):
     _GUARDED = ("reload", "on_screen_resume", "select_item", "run_sql")
     _tickets: dict[str | None, int]
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:  # noqa: ANN401
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for name in cls._GUARDED:
             method = cls.__dict__.get(name)
@@ -74,20 +74,22 @@ class Pane(Screen[None]):
             yield Static(Text.assemble(
                 (f"{self.pane_title}: not available for this database\n\n", "bold yellow"),
                 f"It has no table {names}" if len(self.unavailable) == 1 else f"It has no tables {names}",
-                ", which this pane reads. Every other pane works; the SQL pane shows what the database holds.",
+                ", which this pane reads. Every other pane works; "
+                "the SQL pane shows what the database holds.",
             ), id="pane-unavailable")
         yield from self.compose_body()  # built (handlers find their widgets) but hidden, below
         yield KeyFooter()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # An unavailable pane's own keys have no widgets to act on.
-        return not (self.unavailable and any(getattr(b, "action", "").split("(")[0] == action for b in self.BINDINGS))
+        own_actions = (getattr(b, "action", "").split("(")[0] for b in self.BINDINGS)
+        return not (self.unavailable and action in own_actions)
 
     def compose_body(self) -> ComposeResult:
         yield from ()
 
     @property
-    def iofold(self):  # noqa: ANN201 - the app type is circular to import here
+    def iofold(self):  # the app type is circular to import here
         return self.app
 
     def context_parts(self) -> list[str]:
@@ -148,13 +150,14 @@ class Pane(Screen[None]):
         self.notify(f"{self.pane_title}: nothing to select here", severity="warning")
 
     # -- queries off the UI thread ----------------------------------------------------------------------
-    def run_query(self, fn: Callable[..., Any], *args: Any, on_result: Callable[[Any], object],  # noqa: ANN401
+    def run_query(self, fn: Callable[..., Any], *args: Any, on_result: Callable[[Any], object],
                   group: str | None = "query", what: str = "query",
                   on_error: Callable[[BaseException], object] | None = None) -> int:
         """Run ``fn(*args)`` in a thread worker; ``on_result(value)`` runs on the UI thread unless a newer
         query of the same ``group`` was started meanwhile (its result would be stale: it is dropped).
         ``group=None``: every result is delivered. An exception becomes one sanitised line in the pane
-        (``what`` failed: …) and ``on_error(exc)``, never a traceback. Returns the query's ticket (see ``is_latest``)."""
+        (``what`` failed: …) and ``on_error(exc)``, never a traceback. Returns the query's ticket (see
+        ``is_latest``)."""
         tickets = self.__dict__.setdefault("_tickets", {})
         ticket = tickets.get(group, 0) + 1
         tickets[group] = ticket
@@ -180,7 +183,7 @@ class Pane(Screen[None]):
                       what: str) -> None:
         try:
             done = QueryDone(group, ticket, on_result, on_error, result=fn(*args), what=what)
-        except Exception as exc:  # noqa: BLE001 - a thread's traceback would garble the screen: one line instead
+        except Exception as exc:  # a thread's traceback would garble the screen: one line instead
             done = QueryDone(group, ticket, on_result, on_error, error=exc, what=what)
         self.post_message(done)
 
@@ -218,7 +221,7 @@ class Pane(Screen[None]):
 
 def _unless_unavailable(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
-    def guarded(self: Pane, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+    def guarded(self: Pane, *args: Any, **kwargs: Any) -> Any:
         if self.unavailable:
             return None
         return method(self, *args, **kwargs)

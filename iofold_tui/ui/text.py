@@ -29,11 +29,14 @@ def rating_label(rating: object) -> str:
     """A rating in words: one of the three in capitals, anything else stored there visibly marked."""
     if rating in RATING_STYLE:
         return str(rating).upper()
-    return f"⚠ {'NULL' if rating is None else one_line(repr(rating) if isinstance(rating, str) else rating, 20)} (not a rating)"
+    if rating is None:
+        return "⚠ NULL (not a rating)"
+    return f"⚠ {one_line(repr(rating) if isinstance(rating, str) else rating, 20)} (not a rating)"
 
 
 def rating_text(rating: str | None) -> Text:
-    return Text(RATING_SYMBOL.get(rating, f"? {one_line(rating, 10)}"), style=RATING_STYLE.get(rating or "", "dim"))
+    symbol = RATING_SYMBOL.get(rating, f"? {one_line(rating, 10)}")
+    return Text(symbol, style=RATING_STYLE.get(rating or "", "dim"))
 
 
 def code(source: object, language: str = "python", *, line_numbers: bool = True, start_line: int = 1,

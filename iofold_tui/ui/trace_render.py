@@ -43,14 +43,17 @@ def verdict(result: int | None, error: str | None) -> Text:
     return Text("PASS", style="bold green") if state == "pass" else Text("FAIL", style="bold red")
 
 
-def summary(detail: TraceDetail, *, blind: bool = False, limit: int = SUMMARY_LIMIT, hidden_labels: int = 0) -> Text:
+def summary(detail: TraceDetail, *, blind: bool = False, limit: int = SUMMARY_LIMIT,
+            hidden_labels: int = 0) -> Text:
     """The request, final answer, tools and errors up front; labels and eval verdicts after."""
     parsed = detail.steps
     out = Text()
-    out.append(f"{one_line(detail.timestamp, 30)}  ·  {one_line(detail.source, 30)}  ·  {detail.step_count_text or plural(detail.step_count, 'step')}"
+    steps = detail.step_count_text or plural(detail.step_count, "step")
+    out.append(f"{one_line(detail.timestamp, 30)}  ·  {one_line(detail.source, 30)}  ·  {steps}"
                f"  ·  {one_line(detail.external_id, 60)}\n", style="dim")
     if parsed.error:
-        out.append(f"⚠ {one_line(parsed.error, 200)} — the raw text is shown in the steps view (r)\n", style="bold yellow")
+        out.append(f"⚠ {one_line(parsed.error, 200)} — the raw text is shown in the steps view (r)\n",
+                   style="bold yellow")
     _field(out, "REQUEST", clean(preview_text(parsed.user_request or detail.input_preview), limit) or "—")
     _field(out, "ANSWER", clean(parsed.final_answer or detail.output_preview, limit) or "—")
     tools = parsed.tool_calls
