@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
+from textual.widgets.data_table import ColumnKey
 
 from iofold_tui.data.inspect.integrations import IntegrationInfo, list_integrations
 from iofold_tui.data.inspect.util import literal
@@ -92,7 +93,8 @@ class IntegrationsPane(Pane):
     def on_resize(self) -> None:
         table = self.table
         fixed = sum(w for _, w in FIXED)
-        table.columns["error"].width = max(12, table.size.width - fixed - 2 * len(table.columns) - 2)  # type: ignore[index]
+        gaps = 2 * len(table.columns) + 2
+        table.columns[ColumnKey("error")].width = max(12, table.size.width - fixed - gaps)
         table.refresh(layout=True)
 
     # -- loading ---------------------------------------------------------------------------------------
@@ -167,7 +169,8 @@ class IntegrationsPane(Pane):
         it = self.selected
         if it is None:
             return
-        sql = ("SELECT id, trace_id, source, timestamp, step_count, has_errors, input_preview, output_preview\n"
+        sql = ("SELECT id, trace_id, source, timestamp, step_count, has_errors, input_preview, "
+               "output_preview\n"
                f"FROM traces\nWHERE integration_id = {literal(it.id)}\nORDER BY timestamp DESC")
         self.run_worker(show_sql(self.app, sql), group="integrations-jump", exclusive=True)
 

@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Static
+from textual.widgets.data_table import ColumnKey
 
 from iofold_tui.data.inspect.job_payloads import JobPayload
 from iofold_tui.data.inspect.jobs import (
@@ -51,7 +52,8 @@ class JobsLoaded:
     focus_id: str | None
     cursor: Literal["first", "last"]
     stale: int  # jobs "running" for more than STALE_JOB_HOURS
-    starts: list[JobCursor | None] | None = None  # the keyset starts of pages 0..page_no (a search walked them)
+    # The keyset starts of pages 0..page_no (a search walked them).
+    starts: list[JobCursor | None] | None = None
 
 
 class DetailReady(Message):
@@ -64,7 +66,8 @@ def progress_text(job: JobRow, width: int = 10) -> Text:
     pct = job.progress_pct
     filled = round(pct * width / 100)
     style = STATUS_STYLE.get(job.status or "", "")
-    return Text("█" * filled, style=style) + Text("░" * (width - filled), style="dim") + Text(f"{pct:>4}%")
+    bar = Text("█" * filled, style=style) + Text("░" * (width - filled), style="dim")
+    return bar + Text(f"{pct:>4}%")
 
 
 def clock(value: str | None, created: str | None) -> Text:
@@ -92,7 +95,9 @@ def duration_text(job: JobRow) -> Text:
         return Text("negative", style="red", justify="right")  # completed before it started: bad data
     if running and job.stale:  # "running" for days: its worker most likely died
         return Text("⚠ " + human_seconds(seconds), style="bold red", justify="right")
-    return Text(("⟳ " if running else "") + human_seconds(seconds), style="yellow" if running else "", justify="right")
+    if running:
+        return Text("⟳ " + human_seconds(seconds), style="yellow", justify="right")
+    return Text(human_seconds(seconds), justify="right")
 
 
 def detail_text(job: JobRow, parts: dict[str, JobPayload]) -> Text:
@@ -103,7 +108,8 @@ def detail_text(job: JobRow, parts: dict[str, JobPayload]) -> Text:
     out.append("  ")
     out.append_text(cell(job.status, 12, style=STATUS_STYLE.get(job.status or "", "")))
     if job.stale and job.elapsed_s is not None:
-        out.append(f"  ⚠ stale: \"running\" for {human_seconds(job.elapsed_s)} since it started", style="bold red")
+        out.append(f"  ⚠ stale: \"running\" for {human_seconds(job.elapsed_s)} since it started",
+                   style="bold red")
     out.append(f"  {job.progress_pct}%")
     if job.workspace_id:
         out.append("  workspace ")
@@ -179,7 +185,8 @@ class JobsPane(Pane):
     def on_resize(self) -> None:
         table = self.table
         fixed = sum(w for _, w in FIXED)
-        table.columns["error"].width = max(12, table.size.width - fixed - 2 * len(table.columns) - 2)  # type: ignore[index]
+        gaps = 2 * len(table.columns) + 2
+        table.columns[ColumnKey("error")].width = max(12, table.size.width - fixed - gaps)
         table.refresh(layout=True)
         table._require_update_dimensions = True
 
@@ -198,11 +205,12 @@ class JobsPane(Pane):
 
     def _fetch(self, page_no: int, start: JobCursor | None, focus_id: str | None,
                cursor: Literal["first", "last"]) -> None:
-        self.run_query(self._load, workspace_scope(self.app), self.status, self.type, page_no, start, focus_id,
-                       cursor, on_result=self.on_jobs_loaded, group="page", what="reading jobs")
+        self.run_query(self._load, workspace_scope(self.app), self.status, self.type, page_no, start,
+                       focus_id, cursor, on_result=self.on_jobs_loaded, group="page", what="reading jobs")
 
-    def _load(self, ws: str | None, status: str | None, job_type: str | None, page_no: int, start: JobCursor | None,
-              focus_id: str | None, cursor: Literal["first", "last"], find: bool = False) -> JobsLoaded | None:
+    def _load(self, ws: str | None, status: str | None, job_type: str | None, page_no: int,
+              start: JobCursor | None, focus_id: str | None, cursor: Literal["first", "last"],
+              find: bool = False) -> JobsLoaded | None:
         """One page (in a worker). ``find``: walk the pages from ``start`` until one holds ``focus_id``."""
         starts: list[JobCursor | None] | None = [start] if find else None
         with self.iofold.db.fresh() as conn:
@@ -223,7 +231,8 @@ class JobsPane(Pane):
         if message is None:
             self.notify("no such job with these filters", severity="warning")
             return
-        self.page, self.page_no, self.matching, self.counts = message.page, message.page_no, message.matching, message.counts
+        self.page, self.page_no = message.page, message.page_no
+        self.matching, self.counts = message.matching, message.counts
         self.stale_count = message.stale
         if message.starts is not None:
             self.starts = message.starts
@@ -272,17 +281,20 @@ class JobsPane(Pane):
         rows = len(self.page.rows) if self.page else 0
         if self.matching is not None:
             first = self.page_no * PAGE_SIZE
-            status.append(f"{first + 1 if rows else 0:,}–{first + rows:,} of {plural(self.matching, 'job')}", style="bold")
+            status.append(f"{first + 1 if rows else 0:,}–{first + rows:,} of {plural(self.matching, 'job')}",
+                          style="bold")
         parts = [f"status={self.status}" if self.status else "", f"type={self.type}" if self.type else ""]
         shown = [p for p in parts if p]
-        status.append("  ·  " + ("filters: " + " · ".join(shown) if shown else "no filters (s status, t type)"),
-                      style="cyan" if shown else "dim")
+        if shown:
+            status.append("  ·  filters: " + " · ".join(shown), style="cyan")
+        else:
+            status.append("  ·  no filters (s status, t type)", style="dim")
         running = sum(n for (_, s), n in self.counts.items() if s == "running")
         if running:
             status.append(f"  ·  {running:,} running", style="yellow")
         if self.stale_count:
-            status.append(f"  ·  ⚠ {plural(self.stale_count, 'job')} \"running\" for more than {STALE_JOB_HOURS} h: "
-                          "stale, the worker probably died", style="bold red")
+            status.append(f"  ·  ⚠ {plural(self.stale_count, 'job')} \"running\" for more than "
+                          f"{STALE_JOB_HOURS} h: stale, the worker probably died", style="bold red")
         self.set_status(status)
 
     # -- detail ----------------------------------------------------------------------------------------
@@ -300,7 +312,8 @@ class JobsPane(Pane):
 
     @work(thread=True, exclusive=True, group="jobs-detail")
     def _describe(self, job: JobRow) -> None:
-        self.post_message(DetailReady(job, job.describe()))  # JSON parsing of large payloads: off the UI thread
+        # JSON parsing of large payloads: off the UI thread
+        self.post_message(DetailReady(job, job.describe()))
 
     def on_detail_ready(self, message: DetailReady) -> None:
         if message.job.id == self.shown_id:
@@ -348,5 +361,5 @@ class JobsPane(Pane):
             self.table.move_cursor(row=index, animate=False)
             self._show_selected()
             return
-        self.run_query(self._load, workspace_scope(self.app), self.status, self.type, 0, None, job_id, "first", True,
-                       on_result=self.on_jobs_loaded, group="page", what="finding the job")
+        self.run_query(self._load, workspace_scope(self.app), self.status, self.type, 0, None, job_id,
+                       "first", True, on_result=self.on_jobs_loaded, group="page", what="finding the job")
