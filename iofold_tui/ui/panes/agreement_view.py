@@ -2,14 +2,15 @@
 
 Annotators: this database, every annotator of its label history (when the history records who labelled),
 and the copies / label files typed into the field (paths separated by spaces; the same as ``iofold-tui
-agreement SOURCE OTHER...``). Figures are computed in a worker (data/labels/agreement.py) and shown as the
-CLI prints them; the disagreements are listed below, Enter opens a trace, r reviews them (the review pane with the trace filter
-set to them, as the matrix's drill-down does).
+agreement SOURCE OTHER...``). Figures are computed in a worker (data/labels/agreement_open.py) and shown as
+the CLI prints them; the disagreements are listed below, Enter opens a trace, r reviews them (the review
+pane with the trace filter set to them, as the matrix's drill-down does).
 """
 
 from __future__ import annotations
 
 import shlex
+from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual import on, work
@@ -26,6 +27,9 @@ from iofold_tui.data.sanitize import one_line
 from iofold_tui.ui.navigation import OpenReviewQueue
 from iofold_tui.ui.text import cell, safe
 from iofold_tui.ui.widgets import PaneHeader
+
+if TYPE_CHECKING:
+    from iofold_tui.ui.app import IofoldApp
 
 PAGE = 200
 REVIEW_MAX = 10_000  # disagreements opened as one review queue
@@ -56,6 +60,11 @@ class AgreementScreen(Screen[None]):
     AgreementScreen #ag-dis { height: 1fr; min-height: 4; }
     """
 
+    @property
+    def iofold(self) -> IofoldApp:
+        """The app with iofold's state and source (``self.app`` is typed as any Textual app)."""
+        return cast("IofoldApp", self.app)
+
     def __init__(self, others: list[str] | None = None) -> None:
         super().__init__()
         self.others = list(others or [])
@@ -70,7 +79,7 @@ class AgreementScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        es = getattr(self.app.state, "eval_set_id", None)
+        es = self.iofold.state.eval_set_id
         self.query_one(PaneHeader).show("Agreement", [f"eval set {one_line(es or 'none', 40)}"])
         self.compute()
 
@@ -87,11 +96,11 @@ class AgreementScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="ag-compute")
     def compute(self) -> None:
-        es = getattr(self.app.state, "eval_set_id", None)
+        es = self.iofold.state.eval_set_id
         try:
             if es is None:
                 raise ValueError("no eval set: pick one with v")
-            with open_agreement(self.app.source, self.others, history_annotators=True) as session:  # type: ignore[attr-defined]
+            with open_agreement(self.iofold.source, self.others, history_annotators=True) as session:
                 names = [a.name for a in session.annotators]
                 report = session.report(es)
                 lines = [f"annotators: {', '.join(one_line(n, 40) for n in names)}"]
@@ -102,7 +111,7 @@ class AgreementScreen(Screen[None]):
                                  "another annotator name (IOFOLD_TUI_ANNOTATOR)")
                 page = session.disagreements(es, limit=PAGE)
                 rows = [(d.trace_id, [d.ratings.get(n) or "-" for n in names]) for d in page]
-        except Exception as exc:  # noqa: BLE001 - one line in the view
+        except Exception as exc:  # one line in the view
             self.post_message(AgreementLoaded(None, [], [], one_line(str(exc), 300)))
             return
         self.post_message(AgreementLoaded(lines, names, rows))
@@ -137,11 +146,13 @@ class AgreementScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="ag-review")
     def _review_ids(self) -> None:
-        es = getattr(self.app.state, "eval_set_id", None)
+        es = self.iofold.state.eval_set_id
         try:
-            with open_agreement(self.app.source, self.others, history_annotators=True) as session:  # type: ignore[attr-defined]
+            if es is None:
+                raise ValueError("no eval set: pick one with v")
+            with open_agreement(self.iofold.source, self.others, history_annotators=True) as session:
                 ids = [d.trace_id for d in session.disagreements(es, limit=REVIEW_MAX)]
-        except Exception as exc:  # noqa: BLE001 - one line
+        except Exception as exc:  # one line
             self.post_message(ReviewIds([], one_line(str(exc), 200)))
             return
         self.post_message(ReviewIds(ids))

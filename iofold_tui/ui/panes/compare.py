@@ -10,9 +10,9 @@ with ``iofold-tui undo-version``), ``x`` swaps the sides.
 
 from __future__ import annotations
 
-import difflib
 import time
 from itertools import islice
+from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual import on, work
@@ -29,10 +29,20 @@ from textual.widgets import Static
 from iofold_tui.data.errors import ReadOnlyError
 from iofold_tui.data.evals.compare import CompareError, Comparison, cached_compare, cached_only, iter_flips
 from iofold_tui.data.evals.drafts import DraftError, promote, workbench_path
-from iofold_tui.data.matrix.stats import METRICS, RATINGS, STATES, MatrixStats
-from iofold_tui.data.sanitize import clean, one_line
+from iofold_tui.data.sanitize import one_line
 from iofold_tui.ui.navigation import OpenReviewQueue
+from iofold_tui.ui.panes.compare_text import (
+    diff_text,
+    grid,
+    matrix_table,
+    metrics_table,
+    side_by_side,
+    version_label,
+)
 from iofold_tui.ui.widgets import Confirm, KeyFooter
+
+if TYPE_CHECKING:
+    from iofold_tui.ui.app import IofoldApp
 
 QUEUE_CAP = 50_000  # trace ids handed to the review queue from one flip list (as the matrix drill-down)
 FLIP_ROWS = (("fixed", "fixed", "contradiction under A → agreement under B"),
@@ -40,9 +50,7 @@ FLIP_ROWS = (("fixed", "fixed", "contradiction under A → agreement under B"),
              ("changed", "changed verdict", "pass / fail / error / invalid differs (any label)"),
              ("only_a", "run by A only", "B has no result for these traces"),
              ("only_b", "run by B only", "A has no result for these traces"))
-METRIC_NAMES = {"accuracy": "accuracy", "precision": "precision", "recall": "recall", "f1": "F1",
-                "specificity": "specificity", "cohens_kappa": "Cohen's κ", "contradiction_rate": "contradiction rate"}
-HIGHER_IS_BETTER = {m: m != "contradiction_rate" for m in METRICS}
+
 
 
 class Compared(Message):
@@ -63,82 +71,9 @@ class Promoted(Message):
         self.text, self.ok = text, ok
 
 
-def _version(s: MatrixStats) -> str:
-    return f"{one_line(s.name, 30)} v{s.version}"
-
-
-def count_text(n: int, compact: bool) -> str:
-    """``12,345``, or ``12.3k`` / ``1.2M`` when two matrices must share a narrow screen."""
-    if not compact or n < 10_000:
-        return f"{n:,}"
-    if n < 1_000_000:
-        return f"{n / 1000:.1f}k" if n < 100_000 else f"{n // 1000}k"
-    return f"{n / 1_000_000:.1f}M"
-
-
-STATE_HEADERS = {"pass": "pass", "fail": "fail", "error": "error", "invalid": "invalid", "not_run": "not run"}
-SHORT_HEADERS = {"pass": "pass", "fail": "fail", "error": "err", "invalid": "inv", "not_run": "n/r"}
-AGREE = (("positive", "pass"), ("negative", "fail"))
-CONTRADICT = (("positive", "fail"), ("negative", "pass"))
-
-
-def _grid(rows: list[list[Text]], right: set[int], gap: int = 1) -> Text:
-    """Rows of cells laid out in columns (plain Text: no table layout engine on the first frame)."""
-    widths = [max(row[i].cell_len for row in rows) for i in range(len(rows[0]))]
-    out = Text(no_wrap=True, overflow="crop")
-    for n, row in enumerate(rows):
-        if n:
-            out.append("\n")
-        for i, (cell_text, width) in enumerate(zip(row, widths, strict=True)):
-            pad = " " * (width - cell_text.cell_len)
-            out.append(" " * gap if i else "")
-            if i in right:
-                out.append(pad)
-            out.append_text(cell_text)
-            if i not in right:
-                out.append(pad)
-    return out
-
-
-def matrix_table(stats: MatrixStats, tag: str, compact: bool = False) -> Text:
-    """The rating × state table of one version; agreements green, contradictions red, errors magenta."""
-    headers = SHORT_HEADERS if compact else STATE_HEADERS
-    rows = [[Text("label", style="bold"), *(Text(headers.get(s, s), style="bold") for s in STATES)]]
-    for rating in RATINGS:
-        cells = [Text(rating[:3] if compact else rating, style="bold")]
-        for state in STATES:
-            n = stats.cells[rating][state]
-            style = ("green" if (rating, state) in AGREE else "bold red" if (rating, state) in CONTRADICT and n
-                     else "magenta" if state in ("error", "invalid") and n else "dim" if not n else "")
-            cells.append(Text(count_text(n, compact), style=style))
-        rows.append(cells)
-    title = Text(f"{tag}: {_version(stats)} ({one_line(stats.status, 10)})\n", style="bold")
-    return title + _grid(rows, set(range(1, len(STATES) + 1)))
-
-
-def metrics_table(cmp: Comparison) -> Text:
-    rows = [[Text(h, style="bold") for h in ("metric", "A", "B", "Δ B−A")]]
-    ma, mb, deltas = cmp.a.metrics(), cmp.b.metrics(), cmp.deltas()
-    for name in METRICS:
-        d = deltas[name]
-        if d is None:
-            delta = Text("n/a", style="dim")
-        else:
-            better = (d > 0) == HIGHER_IS_BETTER[name]
-            delta = Text(f"{d:+.3f}", style="dim" if abs(d) < 5e-4 else "green" if better else "red")
-        rows.append([Text(METRIC_NAMES.get(name, name), style="bold"), Text(one_line(ma[name].text(), 40)),
-                     Text(one_line(mb[name].text(), 40)), delta])
-    a, b = cmp.a, cmp.b
-    for label, va, vb, lower_better in (("n (judged)", a.n, b.n, False),
-                                        ("contradictions", a.contradictions, b.contradictions, True),
-                                        ("errors", a.errors, b.errors, True)):
-        style = "dim" if va == vb or not lower_better else "green" if vb < va else "red"
-        rows.append([Text(label, style="bold"), Text(f"{va:,}"), Text(f"{vb:,}"), Text(f"{vb - va:+,}", style=style)])
-    return _grid(rows, {1, 2, 3}, gap=2)
-
-
 class FlipList(Widget, can_focus=True):
-    """The flip lists with their counts; up/down moves, Enter posts ``Chosen`` (a light widget: one render)."""
+    """The flip lists with their counts; up/down moves, Enter posts ``Chosen`` (a light widget: one
+    render)."""
 
     BINDINGS = [Binding("up,k", "move(-1)", "Up", show=False, id="compare.up"),
                 Binding("down,j", "move(1)", "Down", show=False, id="compare.down"),
@@ -151,8 +86,8 @@ class FlipList(Widget, can_focus=True):
             super().__init__()
             self.kind = kind
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, *, id: str | None = None) -> None:  # ``id`` shadows the builtin: Textual's name
+        super().__init__(id=id)
         self.counts: dict[str, int] = {}
 
     def show(self, counts: dict[str, int]) -> None:
@@ -167,7 +102,7 @@ class FlipList(Widget, can_focus=True):
             mark = " reverse" if i == self.cursor and self.has_focus else ""
             rows.append([Text(label, style=style + mark), Text(f"{n:,}", style=style + mark),
                          Text(what, style="dim" + mark)])
-        return _grid(rows, {1}, gap=2)
+        return grid(rows, {1}, gap=2)
 
     def action_move(self, step: int) -> None:
         self.cursor = (self.cursor + step) % len(FLIP_ROWS)
@@ -180,20 +115,6 @@ class FlipList(Widget, can_focus=True):
 
     def on_blur(self) -> None:
         self.refresh()
-
-
-def diff_text(cmp: Comparison) -> Text:
-    """The unified code diff A → B, each line through the sanitiser."""
-    a, b = cmp.code_a.splitlines(), cmp.code_b.splitlines()
-    out = Text()
-    lines = list(difflib.unified_diff(a, b, f"A {cmp.a.eval_id}", f"B {cmp.b.eval_id}", lineterm="", n=3))
-    if not lines:
-        return Text("the code of the two versions is identical", style="dim")
-    for line in lines:
-        style = ("bold" if line.startswith(("---", "+++")) else "cyan" if line.startswith("@@")
-                 else "green" if line.startswith("+") else "red" if line.startswith("-") else "")
-        out.append(clean(line, 2000) + "\n", style=style)
-    return out
 
 
 class _Footer(KeyFooter):
@@ -211,24 +132,6 @@ class _Footer(KeyFooter):
             self._queued = False
 
 
-def side_by_side(left: Text, right: Text, width: int, gap: int = 4) -> Text:
-    """Two blocks of lines next to each other, or one above the other when they do not fit ``width``."""
-    a, b = left.split("\n"), right.split("\n")
-    wide = max((line.cell_len for line in a), default=0)
-    if wide + gap + max((line.cell_len for line in b), default=0) > width:
-        return left + Text("\n\n") + right
-    out = Text(no_wrap=True, overflow="crop")
-    for i in range(max(len(a), len(b))):
-        if i:
-            out.append("\n")
-        line = a[i] if i < len(a) else Text()
-        out.append_text(line)
-        if i < len(b):
-            out.append(" " * (wide - line.cell_len + gap))
-            out.append_text(b[i])
-    return out
-
-
 class CodeDiffScreen(Screen[None]):
     """The unified diff of the two versions' code (``d`` in the compare view; ``d`` or Esc goes back)."""
 
@@ -244,9 +147,9 @@ class CodeDiffScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         title = Text("Code diff  ", style="bold")
-        title.append(f"A {_version(self.cmp.a)}", style="bold red")
+        title.append(f"A {version_label(self.cmp.a)}", style="bold red")
         title.append("  →  ")
-        title.append(f"B {_version(self.cmp.b)}", style="bold green")
+        title.append(f"B {version_label(self.cmp.b)}", style="bold green")
         yield Static(title, id="cmp-diff-title")
         with VerticalScroll(id="cmp-diff-scroll"):
             yield Static(diff_text(self.cmp), id="cmp-diff")
@@ -271,6 +174,11 @@ class CompareScreen(Screen[None]):
     CompareScreen #cmp-metrics { height: auto; padding: 1 1 0 1; }
     """
 
+    @property
+    def iofold(self) -> IofoldApp:
+        """The app with iofold's state and source (``self.app`` is typed as any Textual app)."""
+        return cast("IofoldApp", self.app)
+
     def __init__(self, eval_a: str, eval_b: str) -> None:
         super().__init__()
         self.eval_a, self.eval_b = eval_a, eval_b
@@ -293,10 +201,10 @@ class CompareScreen(Screen[None]):
     def _reload(self, first: bool = False) -> None:
         if not first:
             self._asked = time.perf_counter()
-        app = self.app
+        app = self.iofold
         try:  # a valid cache is read here, so the numbers are in the first frame (no worker round trip)
-            cmp = cached_only(app.db.conn(), app.db.path, self.eval_a, self.eval_b)  # type: ignore[attr-defined]
-        except Exception:  # noqa: BLE001 - any trouble: the worker computes and reports it
+            cmp = cached_only(app.db.conn(), app.db.path, self.eval_a, self.eval_b)
+        except Exception:  # any trouble: the worker computes and reports it
             cmp = None
         if cmp is not None:
             self.on_compared(Compared(cmp, None, (time.perf_counter() - self._asked) * 1000))
@@ -305,14 +213,14 @@ class CompareScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="compare")
     def _compute(self, eval_a: str, eval_b: str) -> None:
-        app = self.app
+        app = self.iofold
         started = time.perf_counter()
         try:
-            cmp = cached_compare(app.db.conn(), app.db.path, eval_a, eval_b)  # type: ignore[attr-defined]
+            cmp = cached_compare(app.db.conn(), app.db.path, eval_a, eval_b)
         except CompareError as exc:
             self.post_message(Compared(None, str(exc), 0.0))
             return
-        except Exception as exc:  # noqa: BLE001 - shown, never a crash
+        except Exception as exc:  # shown, never a crash
             self.post_message(Compared(None, f"{type(exc).__name__}: {exc}", 0.0))
             return
         self.post_message(Compared(cmp, None, (time.perf_counter() - started) * 1000))
@@ -325,9 +233,9 @@ class CompareScreen(Screen[None]):
         cmp = self.cmp = message.cmp
         head = Text()
         head.append("Compare  ", style="bold")
-        head.append(f"A {_version(cmp.a)} ({one_line(cmp.a.status, 10)})", style="bold red")
+        head.append(f"A {version_label(cmp.a)} ({one_line(cmp.a.status, 10)})", style="bold red")
         head.append("  →  ")
-        head.append(f"B {_version(cmp.b)} ({one_line(cmp.b.status, 10)})", style="bold green")
+        head.append(f"B {version_label(cmp.b)} ({one_line(cmp.b.status, 10)})", style="bold green")
         head.append(f"  ·  {'cached' if cmp.cached else 'computed'} in {message.elapsed_ms:,.0f} ms"
                     "  ·  Enter on a list: review those traces", style="dim")
         title.update(head)
@@ -355,14 +263,14 @@ class CompareScreen(Screen[None]):
         if not cmp.counts.get(kind):
             self.notify(f"no traces {dict((k, t) for k, t, _ in FLIP_ROWS)[kind]}", severity="warning")
             return
-        title = f"{dict((k, t) for k, t, _ in FLIP_ROWS)[kind]} ({_version(cmp.a)} → v{cmp.b.version})"
+        title = f"{dict((k, t) for k, t, _ in FLIP_ROWS)[kind]} ({version_label(cmp.a)} → v{cmp.b.version})"
         self.notify(f"collecting {title}…")
         self._collect(kind, title)
 
     @work(thread=True, exclusive=True, group="compare-queue")
     def _collect(self, kind: str, title: str) -> None:
         assert self.cmp is not None
-        with self.app.db.fresh() as conn:  # type: ignore[attr-defined]
+        with self.iofold.db.fresh() as conn:
             ids = list(islice(iter_flips(conn, self.cmp, kind, page=5_000), QUEUE_CAP + 1))
         self.post_message(QueueReady(ids[:QUEUE_CAP], len(ids) > QUEUE_CAP, title))
 
@@ -370,7 +278,7 @@ class CompareScreen(Screen[None]):
         if not message.ids:
             self.notify(f"no traces in {message.title}", severity="warning")
             return
-        app = self.app
+        app = self.iofold
         self.post_message(OpenReviewQueue(tuple(message.ids)))
         capped = f" (the first {len(message.ids):,} by trace id)" if message.more else ""
         app.notify(f"review queue: {len(message.ids):,} traces, {one_line(message.title, 80)}{capped}. "
@@ -392,22 +300,27 @@ class CompareScreen(Screen[None]):
         cmp = self.cmp
         if cmp is None:
             return
-        if self.app.source.read_only_reason:  # type: ignore[attr-defined]
-            self.notify(f"read-only source: {self.app.source.read_only_reason}", severity="error")  # type: ignore[attr-defined]
+        if self.iofold.source.read_only_reason:
+            reason = self.iofold.source.read_only_reason
+            self.notify(f"read-only source: {reason}", severity="error")
             return
         if cmp.b.status == "active":
-            self.notify(f"{_version(cmp.b)} is already active", severity="warning")
+            self.notify(f"{version_label(cmp.b)} is already active", severity="warning")
             return
-        question = Text(f"Make {_version(cmp.b)} the active version? The active version of "
+        question = Text(f"Make {version_label(cmp.b)} the active version? The active version of "
                         f"{one_line(cmp.b.name, 30)} is archived (undo: iofold-tui undo-version).")
-        self.app.push_screen(Confirm(question), lambda yes: self._promote(cmp.b.eval_id) if yes else None)
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._promote(cmp.b.eval_id)
+
+        self.app.push_screen(Confirm(question), confirmed)
 
     @work(thread=True, exclusive=True, group="compare-promote")
     def _promote(self, eval_id: str) -> None:
-        app = self.app
+        app = self.iofold
         try:
-            with app.db.fresh() as conn:  # type: ignore[attr-defined]
-                promote(conn, workbench_path(app.source.history_path), eval_id)  # type: ignore[attr-defined]
+            with app.db.fresh() as conn:
+                promote(conn, workbench_path(app.source.history_path), eval_id)
         except (DraftError, ReadOnlyError, OSError) as exc:
             self.post_message(Promoted(f"cannot promote: {exc}", False))
             return
@@ -416,5 +329,5 @@ class CompareScreen(Screen[None]):
     def on_promoted(self, message: Promoted) -> None:
         self.notify(one_line(message.text, 200), severity="information" if message.ok else "error")
         if message.ok:
-            self.app.refresh_panes()  # type: ignore[attr-defined]
+            self.iofold.refresh_panes()
             self._reload()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -20,10 +21,15 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
+from iofold_tui.data.db import Database
 from iofold_tui.data.evals.lookup import first_eval_set, newest_version
 from iofold_tui.data.search import facets as F
+from iofold_tui.data.source.opened import OpenedSource
 from iofold_tui.data.traces.query import TraceFilter
 from iofold_tui.ui.text import cell
+
+if TYPE_CHECKING:  # imported where used: the search index is not loaded until a facet is counted
+    from iofold_tui.data.search.index import SearchIndex
 
 TITLES = {"source": "source", "has_errors": "errors", "rating": "rating", "verdict": "verdict",
           "tool": "tool", "error": "error msg", "day": "day"}
@@ -51,17 +57,19 @@ class FacetScreen(ModalScreen[TraceFilter | None]):
     ]
     DEFAULT_CSS = """
     FacetScreen { align: center middle; }
-    FacetScreen > Vertical { width: 90%; height: 90%; border: thick $accent; background: $surface; padding: 0 1; }
+    FacetScreen > Vertical {
+        width: 90%; height: 90%; border: thick $accent; background: $surface; padding: 0 1;
+    }
     FacetScreen #facet-tabs { height: 1; }
     FacetScreen #facet-note { height: auto; color: $text-muted; }
     FacetScreen OptionList { height: 1fr; }
     """
 
-    def __init__(self, db: object, source: object, flt: TraceFilter, facet: str = "source",
+    def __init__(self, db: Database, source: OpenedSource, flt: TraceFilter, facet: str = "source",
                  counted: TraceFilter | None = None) -> None:
         super().__init__()
-        self.db = db  # Database
-        self.opened = source  # OpenedSource
+        self.db = db
+        self.opened = source
         self.flt = flt
         self.counted = counted  # the list's filter with its scope: the traces the counts are over
         self.facet_name = facet
@@ -97,12 +105,12 @@ class FacetScreen(ModalScreen[TraceFilter | None]):
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
 
-    def _index(self):  # noqa: ANN202 - SearchIndex | None
+    def _index(self) -> SearchIndex | None:
         from iofold_tui.data.search.index import IndexUnavailable, SearchIndex, source_key
 
         src = self.opened
         try:
-            index = SearchIndex(source_key(src.kind, src.origin, src.db.path))  # type: ignore[attr-defined]
+            index = SearchIndex(source_key(src.kind, src.origin, src.db.path))
             return index if index.exists() else None
         except IndexUnavailable:
             return None
@@ -117,11 +125,11 @@ class FacetScreen(ModalScreen[TraceFilter | None]):
     def load(self, name: str) -> None:
         index = self._index()
         try:
-            with self.db.fresh() as conn:  # type: ignore[attr-defined]
+            with self.db.fresh() as conn:
                 if index is not None:
                     index.sync(conn)
                 es, ev = self._scope(conn)
-                facet = F.facet(conn, name, db_path=self.db.path, index=index, eval_set_id=es, eval_id=ev,  # type: ignore[attr-defined]
+                facet = F.facet(conn, name, db_path=self.db.path, index=index, eval_set_id=es, eval_id=ev,
                                 flt=self.counted)
             how = "cached" if facet.cached else f"{facet.ms:,.0f} ms"
             scope = f" · eval set {facet.scope['eval_set_id']}" if "eval_set_id" in facet.scope else ""
@@ -166,7 +174,7 @@ class FacetScreen(ModalScreen[TraceFilter | None]):
     def choose(self, facet: F.Facet, value: str) -> None:
         index = self._index()
         try:
-            with self.db.fresh() as conn:  # type: ignore[attr-defined]
+            with self.db.fresh() as conn:
                 flt = F.facet_filter(self.flt, facet, value, conn, index)
             self.post_message(FacetChosen(flt, ""))
         except (ValueError, sqlite3.DatabaseError) as exc:

@@ -8,6 +8,7 @@ the conflict then leaves the queue (data/labels/conflict_queue.py). Reached from
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual import work
@@ -27,6 +28,9 @@ from iofold_tui.data.traces.lookup import previews
 from iofold_tui.ui.labeling import disabled_reason, label_store
 from iofold_tui.ui.text import cell, safe
 from iofold_tui.ui.widgets import PaneHeader
+
+if TYPE_CHECKING:
+    from iofold_tui.ui.app import IofoldApp
 
 
 @dataclass
@@ -101,27 +105,30 @@ class LabelConflictsScreen(Screen[None]):
         self.load()
 
     @property
-    def iofold(self):  # noqa: ANN201 - the app type is circular to import here
-        return self.app
+    def iofold(self) -> IofoldApp:
+        """The app with iofold's state and source (``self.app`` is typed as any Textual app)."""
+        return cast("IofoldApp", self.app)
 
     @work(thread=True, exclusive=True, group="cq-load")
     def load(self) -> None:
         try:
-            conflicts = load_conflicts(self.app.source.db.path)  # type: ignore[attr-defined]
+            db = self.iofold.source.db
+            conflicts = load_conflicts(db.path)
             rows: list[ConflictRow] = []
-            with self.app.source.db.fresh() as conn:  # type: ignore[attr-defined]
+            with db.fresh() as conn:
                 for c in conflicts:
                     t = previews(conn, c.trace_id)
                     rows.append(ConflictRow(c, feedback_row(conn, c.eval_set_id, c.trace_id),
                                             t[0] if t else None, t[1] if t else None))
-        except Exception as exc:  # noqa: BLE001 - shown as one line
+        except Exception as exc:  # shown as one line
             self.post_message(ConflictsLoaded(None, one_line(str(exc), 200)))
             return
         self.post_message(ConflictsLoaded(rows))
 
     def on_conflicts_loaded(self, message: ConflictsLoaded) -> None:
         if message.error is not None:
-            self.query_one("#cq-status", Static).update(Text(f"cannot read the queue: {message.error}", style="red"))
+            failed = Text(f"cannot read the queue: {message.error}", style="red")
+            self.query_one("#cq-status", Static).update(failed)
             return
         self.rows = message.rows or []
         table = self.query_one(DataTable)
@@ -161,7 +168,8 @@ class LabelConflictsScreen(Screen[None]):
         mine.update(head + _label(r.mine.rating if r.mine else None, r.mine.notes if r.mine else None))
         who = c.annotator or one_line(c.origin, 40)
         theirs.update(Text(f"THEIRS ({who})\n", style="bold") + _label(c.theirs_rating, c.theirs_notes))
-        text = Text(f"trace {one_line(c.trace_id, 80)} · eval set {one_line(c.eval_set_id, 60)}\n", style="dim")
+        where = f"trace {one_line(c.trace_id, 80)} · eval set {one_line(c.eval_set_id, 60)}\n"
+        text = Text(where, style="dim")
         text.append("input: ", style="bold")
         text.append_text(safe(r.input_preview, limit=600))
         text.append("\noutput: ", style="bold")
@@ -187,7 +195,7 @@ class LabelConflictsScreen(Screen[None]):
     def _resolve(self, conflict: QueuedConflict, choice: str) -> None:
         try:
             resolve(label_store(self.app), conflict, choice)
-        except Exception as exc:  # noqa: BLE001 - shown as one line, the conflict stays queued
+        except Exception as exc:  # shown as one line, the conflict stays queued
             self.post_message(ConflictResolved(conflict.key, choice, one_line(str(exc), 200)))
             return
         self.post_message(ConflictResolved(conflict.key, choice))
