@@ -662,10 +662,49 @@ def test_copy_only_label_commands_refuse_the_live_database_in_one_line(env: D1Ap
             "IOFOLD_D1_API_BASE": env.api_base}
     (tmp_path / "labels.csv").write_text("eval_set_id,trace_id,action,rating,notes,changed_at,feedback_id\r\n")
     for args in (["export-labels", "d1://iofold"], ["carry-labels", "d1://iofold"],
-                 ["import-labels", "d1://iofold", str(tmp_path / "labels.csv"), "--apply"],
                  ["push", "d1://iofold", "d1://iofold"]):
         r = _cli(args, base, tmp_path)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and "copies of a D1 database" in r.stderr, r.stderr
+
+
+def test_agreement_and_import_labels_work_on_the_live_database_through_a_labels_only_copy(
+        env: D1Api, tmp_path: Path) -> None:
+    """D1 cannot ATTACH: both read a fresh labels-only copy (no trace steps pulled); import writes through
+    the live store's conditional statements."""
+    base = {**os.environ, "CLOUDFLARE_API_TOKEN": TOKEN_RW, "CLOUDFLARE_ACCOUNT_ID": ACCOUNT,
+            "IOFOLD_D1_API_BASE": env.api_base, "IOFOLD_TUI_DATA_DIR": str(tmp_path / "data"),
+            "IOFOLD_TUI_CACHE_DIR": str(tmp_path / "cache")}
+    copy = tmp_path / "colleague.sqlite"
+    assert _cli(["pull", "d1://iofold", str(copy)], base, tmp_path).returncode == 0
+    with contextlib.closing(sqlite3.connect(copy)) as c, c:
+        flipped = [r[0] for r in c.execute("SELECT trace_id FROM feedback WHERE eval_set_id = ? AND rating IN "
+                                           "('positive', 'negative') ORDER BY trace_id LIMIT 2", (ES,))]
+        c.executemany("UPDATE feedback SET rating = CASE rating WHEN 'positive' THEN 'negative' "
+                      "ELSE 'positive' END WHERE eval_set_id = ? AND trace_id = ?", [(ES, t) for t in flipped])
+    r = _cli(["agreement", "d1://iofold", str(copy), "--eval-set", ES, "--json"], base, tmp_path)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)["eval_sets"][0]
+    pair = report["pairs"][0]
+    labelled = env.exec(("SELECT count(*) AS n FROM feedback WHERE eval_set_id = ? "
+                         "AND rating IN ('positive', 'negative', 'neutral')", [ES]))[0]["results"][0]["n"]
+    assert (pair["overlap"], pair["agree"]) == (labelled, labelled - 2)
+    made = list((tmp_path / "cache").rglob("*.labels-copy.sqlite"))
+    assert len(made) == 1
+    with contextlib.closing(sqlite3.connect(made[0])) as c:
+        assert [r[1] for r in c.execute("PRAGMA table_info(traces)")] == ["id", "workspace_id"]
+        assert c.execute("SELECT count(*) FROM feedback WHERE eval_set_id = ?", (ES,)).fetchone()[0] == labelled
+
+    free = [r["id"] for r in env.exec(("SELECT id FROM traces WHERE id LIKE 'bulk_%' AND id NOT IN (SELECT "
+                                       "trace_id FROM feedback WHERE eval_set_id = ?) ORDER BY id LIMIT 2",
+                                       [ES]))[0]["results"]]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("eval_set_id,trace_id,rating,notes\r\n"
+                      f"{ES},{free[0]},neutral,from a file\r\n{ES},{free[1]},positive,\r\n")
+    r = _cli(["import-labels", "d1://iofold", str(labels), "--apply"], base, tmp_path)
+    assert r.returncode == 0, r.stderr
+    row = remote_row(env, free[0])
+    assert row is not None and (row["rating"], row["notes"]) == ("neutral", "from a file")
+    assert remote_row(env, free[1])["rating"] == "positive"
 
 
 def test_hostile_values_come_through_d1_without_breaking_a_pane(env: D1Api) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from iofold_tui.cli.common import fail, guarded, open_any, refuse_live
+from iofold_tui.cli.common import fail, guarded, open_any
 
 MAX_LISTED = 20  # conflicts / problems printed before "... and N more"
 
@@ -112,7 +112,7 @@ def import_labels_cmd(source: str | None, file: str | None, demo: bool, from_cop
     (FILE), or another copy of the database (--from). Shows what is new, the same, or conflicting (same
     trace and eval set, another rating or note); --apply writes the new ones as one undoable step."""
     from iofold_tui.data.labels.importing import apply_import, plan_import
-    from iofold_tui.data.labels.store import LabelStore
+    from iofold_tui.data.labels.remote_store import label_store_for
     from iofold_tui.data.sanitize import json_text, one_line
     from iofold_tui.data.text import plural
 
@@ -126,7 +126,6 @@ def import_labels_cmd(source: str | None, file: str | None, demo: bool, from_cop
     if prefer and not apply:
         fail("--prefer resolves conflicts while applying: add --apply")
     opened = open_any(source, demo=demo, read_only=not apply)
-    refuse_live(opened, "import-labels")
     plan = plan_import(opened, theirs, from_copy=bool(from_copy), eval_set=eval_set)
     if not plan.ok:
         if as_json:
@@ -142,8 +141,7 @@ def import_labels_cmd(source: str | None, file: str | None, demo: bool, from_cop
     if apply:
         if opened.read_only_reason:
             fail(f"{source}: cannot import labels: {opened.read_only_reason}")
-        store = LabelStore(opened.db.path, history_path=opened.history_path,
-                           read_only_reason=opened.read_only_reason)
+        store = label_store_for(opened)  # a live D1: conditional statements, as its label keys
         try:
             result = apply_import(store, plan, prefer)  # type: ignore[arg-type]
         finally:

@@ -32,8 +32,10 @@ def open_agreement(source: Any, others: Sequence[str | Path], *,  # an OpenedSou
     if len(others) > MAX_OTHERS:
         raise ValueError(f"at most {MAX_OTHERS} other annotators at once "
                          "(SQLite attaches at most 10 databases)")
-    db_path = Path(source.db.path)
-    immutable = "&immutable=1" if getattr(source.db, "immutable", False) else ""
+    from iofold_tui.data.source.d1pull import labels_file
+
+    db_path, is_immutable = labels_file(source)  # a live D1: a fresh labels-only copy (it cannot ATTACH)
+    immutable = "&immutable=1" if is_immutable else ""
     uri = f"{db_path.resolve().as_uri()}?mode=ro{immutable}"
     conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     tolerant(conn)

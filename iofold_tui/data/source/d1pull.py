@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from iofold_tui.data import introspect
+from iofold_tui.data import introspect, paths
 from iofold_tui.data.db import quote_ident
 from iofold_tui.data.source.d1client import D1Client
 
@@ -43,7 +43,18 @@ class PullReport:
     bytes: int
 
 
-def pull(client: D1Client, out: Path, *, progress: Callable[[str, int], None] | None = None) -> PullReport:
+# A labels-only copy: what annotator agreement and import-labels read (they ATTACH databases, which a live
+# D1 cannot do). Traces by id only: their steps are most of the database and neither reads them.
+LABEL_TABLES: dict[str, tuple[str, ...] | None] = {
+    "workspaces": None, "eval_sets": None, "feedback": None, "evals": None, "eval_executions": None,
+    "traces": ("id", "workspace_id"),
+}
+
+
+def pull(client: D1Client, out: Path, *, progress: Callable[[str, int], None] | None = None,
+         only: dict[str, tuple[str, ...] | None] | None = None) -> PullReport:
+    """Copy the database to ``out``; with ``only``, just those tables (name -> the columns to copy, None:
+    all of them, with the table's own definition; views and triggers are then left out)."""
     t0 = time.monotonic()
     start_requests = client.stats.requests
     objects = client.raw("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL "
@@ -59,14 +70,24 @@ def pull(client: D1Client, out: Path, *, progress: Callable[[str, int], None] | 
         conn.execute("PRAGMA journal_mode=OFF")
         conn.execute("PRAGMA synchronous=OFF")
         tables = [(name, sql) for kind, name, _, sql in objects if kind == "table"]
-        for _, sql in tables:
-            conn.execute(sql)
+        if only is not None:
+            tables = [(name, sql) for name, sql in tables if name in only]
+        for name, sql in tables:
+            cols = only.get(name) if only is not None else None
+            if cols is None:
+                conn.execute(sql)
+            else:
+                names = ", ".join(quote_ident(c) for c in cols)
+                conn.execute(f"CREATE TABLE {quote_ident(name)} ({names})")
+                conn.execute(f"CREATE INDEX {quote_ident(f'{name}_{cols[0]}_idx')} ON {quote_ident(name)} "
+                             f"({quote_ident(cols[0])})")
         for name, sql in tables:
             n, b = _copy_table(client, conn, name, "WITHOUT ROWID" in str(sql).upper(), progress)
             counts[name] = n
             total_bytes += b
-        for kind, _name, _, sql in objects:
-            if kind in ("index", "view", "trigger"):
+        for kind, _name, table, sql in objects:
+            table_whole = only is None or (table in only and only[table] is None)
+            if (kind == "index" and table_whole) or (kind in ("view", "trigger") and only is None):
                 conn.execute(sql)
         conn.execute("PRAGMA journal_mode=WAL")
     except BaseException:
@@ -77,6 +98,25 @@ def pull(client: D1Client, out: Path, *, progress: Callable[[str, int], None] | 
     conn.close()
     os.replace(partial, out)
     return PullReport(counts, client.stats.requests - start_requests, time.monotonic() - t0, total_bytes)
+
+
+def labels_copy(client: D1Client, placeholder: Path,
+                progress: Callable[[str, int], None] | None = None) -> Path:
+    """A fresh labels-only copy (LABEL_TABLES) of the live database, in the cache dir: what annotator
+    agreement and import-labels read on a live D1. Made anew each time (labels move)."""
+    out = paths.cache_dir() / "d1" / f"{placeholder.stem}.labels-copy.sqlite"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pull(client, out, only=LABEL_TABLES, progress=progress)
+    return out
+
+
+def labels_file(source: Any) -> tuple[Path, bool]:  # an OpenedSource
+    """The SQLite file to read ``source``'s labels from, for readers that open or ATTACH files (agreement,
+    import-labels) and whether it is immutable: the source's own file, or for a live D1 a fresh
+    labels-only copy."""
+    if source.kind == "d1-remote":
+        return labels_copy(source.db.remote.client, Path(source.db.path)), False
+    return Path(source.db.path), bool(getattr(source.db, "immutable", False))
 
 
 def _copy_table(client: D1Client, conn: sqlite3.Connection, table: str, without_rowid: bool,
