@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
 from textual import on, work
@@ -36,6 +36,9 @@ from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.text import cell, safe
 from iofold_tui.ui.widgets import Confirm
 
+if TYPE_CHECKING:
+    from iofold_tui.ui.app import IofoldApp
+
 SHOWN_ROWS = 1000  # changed cells listed in the preview table
 MODE_TEXT = {"write": "run", "dry-run": "dry run", "read-only": "read-only run"}
 STATE_STYLE = {"pass": "green", "fail": "red", "error": "bold magenta", "not_run": "dim"}
@@ -57,8 +60,8 @@ class RunBatchDone(Message):
 
 
 class RunEnded(Message):
-    def __init__(self, summary: RunSummary | None, error: str | None = None, problems: list[str] | None = None,
-                 unconfined: Confinement | None = None) -> None:
+    def __init__(self, summary: RunSummary | None, error: str | None = None,
+                 problems: list[str] | None = None, unconfined: Confinement | None = None) -> None:
         super().__init__()
         self.summary = summary
         self.error = error
@@ -110,7 +113,8 @@ def _change_row(c: CellChange) -> tuple[Text, ...]:
             else "no longer contradicts" if c.old_contradiction and not c.new_contradiction else "")
     return (cell(c.trace_id, 28), cell(c.rating or "unlabelled", 10),
             Text(c.old, style=STATE_STYLE.get(c.old, "")), Text(c.new, style=STATE_STYLE.get(c.new, "")),
-            Text(flag, style="bold red" if flag.startswith("now") else "green"), cell(c.error or c.reason, 60))
+            Text(flag, style="bold red" if flag.startswith("now") else "green"),
+            cell(c.error or c.reason, 60))
 
 
 class RunEvalScreen(ModalScreen[RunSummary | None]):
@@ -145,6 +149,10 @@ class RunEvalScreen(ModalScreen[RunSummary | None]):
         self._run: EvalRun | None = None
         self._below: Pane | None = None  # the pane the modal was opened from (found on the UI thread)
 
+    @property
+    def iofold(self) -> IofoldApp:
+        return cast("IofoldApp", self.app)  # only IofoldApp opens this modal
+
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(id="run-title")
@@ -165,9 +173,9 @@ class RunEvalScreen(ModalScreen[RunSummary | None]):
     # -- running ------------------------------------------------------------------------------------
     def _start(self, dry_run: bool, results: list[ExecResult] | None = None) -> None:
         self.phase = "running"
-        mode = "read-only" if self.app.source.read_only_reason else "dry run" if dry_run else "run"  # type: ignore[attr-defined]
-        self.query_one("#run-title", Static).update(
-            cell(f"Eval {self.eval_id}: {mode} over {'the previewed results' if results else self._what()}", 130))
+        mode = "read-only" if self.iofold.source.read_only_reason else "dry run" if dry_run else "run"
+        over = "the previewed results" if results else self._what()
+        self.query_one("#run-title", Static).update(cell(f"Eval {self.eval_id}: {mode} over {over}", 130))
         self.query_one("#run-notice", Static).update(
             Text(f"Note: {COUNTERS_NOTICE} (u after the run).", style="yellow") if mode == "run" else "")
         self._hint("Esc: cancel (what was already applied is kept)")
@@ -179,8 +187,8 @@ class RunEvalScreen(ModalScreen[RunSummary | None]):
 
     @work(thread=True, exclusive=True, group="run-eval")
     def _execute(self, dry_run: bool, results: list[ExecResult] | None) -> None:
-        app = self.app
-        source = app.source  # type: ignore[attr-defined]
+        app = self.iofold
+        source = app.source
         if results is None:  # eval code will run: say which layers contain it, refuse without them
             try:
                 confinement = check_sandbox()
@@ -192,7 +200,7 @@ class RunEvalScreen(ModalScreen[RunSummary | None]):
                 self.post_message(RunEnded(None, f"refused: {confinement.summary()}", confinement.lines(),
                                            unconfined=confinement))
                 return
-        with app.db.fresh() as conn:  # type: ignore[attr-defined]
+        with app.db.fresh() as conn:
             try:
                 run = EvalRun(conn, self.eval_id, self.selection, runs_file=runs_path(source.history_path),
                               dry_run=dry_run, read_only_reason=source.read_only_reason, options=self.options,
@@ -253,15 +261,16 @@ class RunEvalScreen(ModalScreen[RunSummary | None]):
         summary = self.summary = message.summary
         self.phase = "done"
         self.query_one("#run-title", Static).update(
-            cell(f"{summary.eval_name} v{summary.version} ({summary.eval_id}): {MODE_TEXT[summary.mode]} over "
-                 f"{summary.selection}", 130))
-        self.query_one(ProgressBar).update(total=max(summary.progress.total, 1), progress=summary.progress.done)
+            cell(f"{summary.eval_name} v{summary.version} ({summary.eval_id}): "
+                 f"{MODE_TEXT[summary.mode]} over {summary.selection}", 130))
+        self.query_one(ProgressBar).update(total=max(summary.progress.total, 1),
+                                           progress=summary.progress.done)
         self.query_one("#run-counts", Static).update(_counts(summary.progress))
         self.query_one("#run-notice", Static).update(self._outcome(summary))
         if summary.mode != "write":
             self._show_changes(summary)
         else:
-            self.app.refresh_panes()  # type: ignore[attr-defined]
+            self.iofold.refresh_panes()
         hints = ["Esc: close"]
         if self.check_action("apply", ()):
             hints.append("a: apply these results for real")
@@ -273,7 +282,8 @@ class RunEvalScreen(ModalScreen[RunSummary | None]):
     def _outcome(self, summary: RunSummary) -> Text:
         p = summary.progress
         if summary.mode == "write":
-            line = Text(f"run {summary.run_id} {'cancelled: ' if summary.cancelled else 'applied: '}", style="bold")
+            ended = "cancelled: " if summary.cancelled else "applied: "
+            line = Text(f"run {summary.run_id} {ended}", style="bold")
             line.append(f"{p.done:,} of {p.total:,} traces written"
                         + (" (the rest was not run; what was written is kept)" if summary.cancelled else ""))
             line.append(f"; contradictions {p.contradictions_before:,} → {summary.contradictions:,}")
@@ -293,10 +303,11 @@ class RunEvalScreen(ModalScreen[RunSummary | None]):
         table.set_class(True, "shown")
         more = len(summary.changes) - SHOWN_ROWS
         if more > 0 or summary.truncated:
+            changes = len(summary.changes)
+            plus = "+" if summary.truncated else ""
             self.query_one("#run-notice", Static).update(
-                self._outcome(summary).append(f"  (table: first {min(len(summary.changes), SHOWN_ROWS):,} "
-                                              f"of {len(summary.changes):,}{'+' if summary.truncated else ''} "
-                                              "changed cells)"))
+                self._outcome(summary).append(f"  (table: first {min(changes, SHOWN_ROWS):,} "
+                                              f"of {changes:,}{plus} changed cells)"))
         if summary.changes:
             table.focus()
 
@@ -308,7 +319,7 @@ class RunEvalScreen(ModalScreen[RunSummary | None]):
         summary = self.summary
         if action == "apply":
             return (self.phase == "done" and summary is not None and summary.mode == "dry-run"
-                    and not self.app.source.read_only_reason)  # type: ignore[attr-defined]
+                    and not self.iofold.source.read_only_reason)
         if action == "undo":
             return self.phase == "done" and summary is not None and summary.run_id is not None
         return True
@@ -348,9 +359,9 @@ class RunEvalScreen(ModalScreen[RunSummary | None]):
 
     @work(thread=True, exclusive=True, group="run-eval")
     def _undo(self, run_id: int) -> None:
-        source = self.app.source  # type: ignore[attr-defined]
+        source = self.iofold.source
         try:
-            with self.app.db.fresh() as conn:  # type: ignore[attr-defined]
+            with self.iofold.db.fresh() as conn:
                 report = undo_run(conn, runs_path(source.history_path), run_id,
                                   read_only_reason=source.read_only_reason)
             self.post_message(RunUndone(f"run {run_id} undone: {report.restored:,} executions restored, "
@@ -360,17 +371,18 @@ class RunEvalScreen(ModalScreen[RunSummary | None]):
 
     def on_run_undone(self, message: RunUndone) -> None:
         self.phase = "undone" if message.ok else "done"
-        self.query_one("#run-notice", Static).update(Text(message.text, style="bold" if message.ok else "bold red"))
+        notice = Text(message.text, style="bold" if message.ok else "bold red")
+        self.query_one("#run-notice", Static).update(notice)
         self._hint("Esc: close" + ("" if message.ok else "   u: try the undo again"))
         self.refresh_bindings()
         if message.ok:
-            self.app.refresh_panes()  # type: ignore[attr-defined]
+            self.iofold.refresh_panes()
 
     @on(DataTable.RowSelected, "#run-changes")
     def _open_trace(self, event: DataTable.RowSelected) -> None:
         summary = self.summary
         if summary is not None and event.row_key.value is not None:
-            self.app.open_trace(summary.changes[int(event.row_key.value)].trace_id)  # type: ignore[attr-defined]
+            self.iofold.open_trace(summary.changes[int(event.row_key.value)].trace_id)
 
 
 def start_eval_run(app: App[Any], eval_id: str, dry_run: bool = False, selection: Selection = "labelled",

@@ -12,6 +12,8 @@ a worker here, shows that summary, and refuses to run without them unless the us
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -31,6 +33,9 @@ from iofold_tui.ui import run_eval
 from iofold_tui.ui.run_eval import SandboxChecked, unconfined_question
 from iofold_tui.ui.text import safe
 from iofold_tui.ui.widgets import Confirm
+
+if TYPE_CHECKING:
+    from iofold_tui.ui.app import IofoldApp
 
 
 class TryResult(Message):
@@ -61,6 +66,10 @@ class TryTraceScreen(ModalScreen[None]):
         self.done = False
         self.unconfined = False  # the user said yes to running without the missing OS layers
 
+    @property
+    def iofold(self) -> IofoldApp:
+        return cast("IofoldApp", self.app)  # only IofoldApp opens this modal
+
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(Text(f"running on {one_line(self.trace_id, 60)}…", style="dim"), id="try-out")
@@ -79,18 +88,23 @@ class TryTraceScreen(ModalScreen[None]):
                 self.post_message(TryResult(None, f"refused: {confinement.summary()}", unconfined=confinement,
                                             problems=confinement.lines()))
                 return
-            with self.app.db.fresh() as conn:  # type: ignore[attr-defined]
+            with self.iofold.db.fresh() as conn:
                 target = load_target(conn, self.eval_id)
                 traces = list(iter_selected(conn, target, [self.trace_id]))
             code = target.code if self.code is None else self.code
             name = target.name if self.eval_name is None else self.eval_name
-            title = f"{target.name} v{target.version}" + (" (the editor's code)" if self.code is not None else "")
+            title = f"{target.name} v{target.version}"
+            if self.code is not None:
+                title += " (the editor's code)"
             if not traces:
                 self.post_message(TryResult(None, f"no trace {self.trace_id!r} in this database", title))
                 return
             with EvalRunner(code, name or None, jobs=1, unconfined=unconfined) as runner:
                 results = list(runner.run(traces))
-            self.post_message(TryResult(results[0] if results else None, None if results else "no result", title))
+            if results:
+                self.post_message(TryResult(results[0], None, title))
+            else:
+                self.post_message(TryResult(None, "no result", title))
         except EvalCodeError as exc:
             self.post_message(TryResult(None, "the code cannot run: " + "; ".join(exc.problems), title))
         except SandboxUnavailable as exc:
@@ -137,6 +151,6 @@ class TryTraceScreen(ModalScreen[None]):
     def _unconfined_answer(self, yes: bool | None) -> None:
         if yes:
             self.unconfined, self.done = True, False
-            self.query_one("#try-out", Static).update(Text(f"running on {one_line(self.trace_id, 60)} unconfined…",
-                                                           style="dim"))
+            running = Text(f"running on {one_line(self.trace_id, 60)} unconfined…", style="dim")
+            self.query_one("#try-out", Static).update(running)
             self._run(True)
