@@ -17,10 +17,34 @@ of reach: data/db.py imports this module).
 
 from __future__ import annotations
 
+import importlib.util
 import sqlite3
+import sys
 
-import sqlite_utils
-from sqlite_utils.db import Table, quote_identifier
+
+def _load_on_first_use(name: str) -> None:
+    """Register module ``name`` so that importing it is free and its code runs on first attribute access
+    (``importlib.util.LazyLoader``); a module already imported is left as it is."""
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        return
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    parent, _, child = name.rpartition(".")
+    setattr(sys.modules[parent], child, module)  # what `from dateutil import parser` reads
+
+
+# sqlite-utils imports dateutil.parser (with dateutil.tz, zoneinfo and ctypes) for its `convert` recipes,
+# which iofold-tui never calls: ~8 ms of every launch before the first frame (data/db.py imports this
+# module on the way to schema detection). Deferred, it loads only if something uses it.
+_load_on_first_use("dateutil.parser")
+
+import sqlite_utils  # noqa: E402 - after the deferral above
+from sqlite_utils.db import Table, quote_identifier  # noqa: E402
 
 
 def _utils(conn: sqlite3.Connection) -> sqlite_utils.Database:
