@@ -71,13 +71,11 @@ def overview_cmd(
 ) -> None:
     """Row counts, label progress, accuracy buckets, integrations, jobs and data warnings."""
     from iofold_tui.data.inspect.overview import overview
+    from iofold_tui.data.source.catalog import workspace_exists
 
     opened = open_any(source, demo=demo, read_only=True)
     conn = opened.db.conn()
-    if (
-        workspace is not None
-        and conn.execute("SELECT 1 FROM workspaces WHERE id = ?", (workspace,)).fetchone() is None
-    ):
+    if workspace is not None and not workspace_exists(conn, workspace):
         fail(f"--workspace {workspace!r}: no such workspace")
     figures = overview(conn, workspace, warnings=not no_warnings)
     if as_json:

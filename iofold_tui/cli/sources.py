@@ -138,6 +138,7 @@ def screenshot(
     output: Path,
 ) -> None:
     """Render a pane headlessly to an SVG (Textual's own screenshot)."""
+    from iofold_tui.data.traces.lookup import trace_or_eval_exists
     from iofold_tui.ui.screenshot import take_screenshot
 
     try:
@@ -147,9 +148,7 @@ def screenshot(
     if not (MIN_SIZE[0] <= cols <= MAX_SIZE[0] and MIN_SIZE[1] <= rows <= MAX_SIZE[1]):
         fail(f"--size {size}: from {MIN_SIZE[0]}x{MIN_SIZE[1]} to {MAX_SIZE[0]}x{MAX_SIZE[1]}")
     opened = open_any(source, demo=demo)
-    if select is not None and opened.db.query_one(
-            "SELECT 1 FROM traces WHERE id = ? UNION ALL SELECT 1 FROM evals WHERE id = ? LIMIT 1",
-            (select, select)) is None:
+    if select is not None and not trace_or_eval_exists(opened.db.conn(), select):
         from iofold_tui.data.sanitize import one_line
 
         fail(f"--select {one_line(select, 80)}: no trace or eval with this id in {user_name(opened)}")

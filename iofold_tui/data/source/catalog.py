@@ -79,3 +79,7 @@ def sources(conn: sqlite3.Connection, workspace_id: str | None = None) -> list[s
         last = str(row[0])
         out.append(last)
     return out
+
+
+def workspace_exists(conn: sqlite3.Connection, workspace_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM workspaces WHERE id = ?", (workspace_id,)).fetchone() is not None

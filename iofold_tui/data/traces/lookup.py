@@ -24,3 +24,10 @@ def previews(conn: sqlite3.Connection, trace_id: str) -> tuple[Any, Any] | None:
         "SELECT input_preview, output_preview FROM traces WHERE id = ?", (trace_id,)
     ).fetchone()
     return None if row is None else (row[0], row[1])
+
+
+def trace_or_eval_exists(conn: sqlite3.Connection, item_id: str) -> bool:
+    """A trace or an eval has this id (what ``--select`` can point at)."""
+    row = conn.execute("SELECT 1 FROM traces WHERE id = ? UNION ALL SELECT 1 FROM evals WHERE id = ? LIMIT 1",
+                       (item_id, item_id)).fetchone()
+    return row is not None
