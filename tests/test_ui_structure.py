@@ -64,6 +64,14 @@ def test_no_sql_runs_in_ui() -> None:
     assert offenders == {}, "SQL in ui/ (move it into a function in data/): " + repr(offenders)
 
 
+def test_no_sql_runs_in_the_cli() -> None:
+    """The CLI's commands sit on data/ too (a check of an id, a workspace: a data/ function)."""
+    cli = UI.parent / "cli"
+    offenders = {p.name: lines for p in sorted(cli.glob("*.py"))
+                 if (lines := sql_calls(ast.parse(p.read_text(), str(p))))}
+    assert offenders == {}, "SQL in cli/ (move it into a function in data/): " + repr(offenders)
+
+
 def test_every_binding_has_an_id() -> None:
     missing = []
     for path in modules():
