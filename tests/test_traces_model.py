@@ -116,6 +116,19 @@ def test_first_show_reads_the_first_page_here_then_pages_keep_their_place(model:
     assert not model.reload(ALL, None, None, None).first_now
 
 
+def test_a_page_asked_for_at_an_edge_no_longer_shown_is_not_loaded(model: TraceListModel) -> None:
+    model.reload(ALL, None, None, None)
+    assert model.at_edge("after", None)  # nothing shown yet: any request loads
+    show(model, model.first_page_now(ALL))
+    show(model, model.page_request("after", ALL))
+    first, last = ids(model.page)[0], ids(model.page)[-1]
+    assert model.at_edge("before", first) and model.at_edge("after", last)
+    # k held at the top of page 2: the first request shows page 1, the ones typed meanwhile are stale
+    show(model, model.page_request("before", ALL))
+    assert not model.at_edge("before", first) and model.first_index == 0
+    assert model.at_edge("first", first) and model.at_edge("last", None)  # Home / End: always
+
+
 def test_the_last_page_before_the_count_is_placed_when_the_count_arrives(model: TraceListModel) -> None:
     model.reload(ALL, None, None, None)
     assert model.rows_shown(0, 20) is None  # counting

@@ -25,7 +25,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from iofold_tui.ui.paged_table import PageBoundary, PageEdges
+from iofold_tui.ui.paged_table import Direction, PageBoundary, PageEdges
 
 PADDING = 1  # cells each side of a column, as DataTable's default
 
@@ -109,7 +109,12 @@ class RowTable(PageEdges, ScrollView, can_focus=True):
     """
 
     class Boundary(PageBoundary):
-        pass
+        """``edge``: the row the cursor was on when the neighbouring page was asked for. Keys typed ahead
+        of a page swap ask again at the same edge; once the new page is shown those requests are stale."""
+
+        def __init__(self, table: RowTable, direction: Direction) -> None:
+            super().__init__(table, direction)
+            self.edge = table.cursor_key
 
     class Viewport(Message):
         """The rows on screen changed (scrolled, new page): e.g. "rows 24–46 of 5,000" in a header."""

@@ -222,6 +222,15 @@ class TraceListModel:
 
         return job
 
+    def at_edge(self, direction: PageDirection, row_id: str | None) -> bool:
+        """A request for the page ``direction`` of the one shown, made with the cursor on ``row_id``, still
+        concerns the page shown (keys typed while a page was swapped in ask again at the old page's edge:
+        from the new page they would skip one)."""
+        rows = self.page.rows if self.page else []
+        if direction not in ("after", "before") or not rows:
+            return True
+        return (rows[-1] if direction == "after" else rows[0]).id == row_id
+
     def page_loaded(self, result: PageLoaded) -> list[tuple[str, Key]]:
         """A page arrived: where it sits among the matches; returns the neighbours to read ahead."""
         page, previous, direction = result.page, self.page, result.direction

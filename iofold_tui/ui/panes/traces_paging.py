@@ -82,7 +82,8 @@ class TracePaging(Pane):
 
     @on(RowTable.Boundary)
     def _boundary(self, event: RowTable.Boundary) -> None:
-        self.load_page(event.direction)
+        if self.model.at_edge(event.direction, event.edge):  # else asked of a page no longer shown
+            self.load_page(event.direction)
 
     def load_page(self, direction: PageDirection, focus_id: str | None = None,
                   candidates: tuple[str, ...] = ()) -> None:
