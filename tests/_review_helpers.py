@@ -20,22 +20,24 @@ def add_unlabelled(db: Path, n: int) -> list[str]:
     with conn:
         conn.executemany(
             "INSERT INTO traces (id, workspace_id, integration_id, trace_id, source, timestamp, steps, "
-            "input_preview, output_preview, step_count) VALUES (?, 'ws_demo', 'int_langfuse_demo', ?, 'langfuse', ?, "
-            "?, ?, ?, 1)",
+            "input_preview, output_preview, step_count) "
+            "VALUES (?, 'ws_demo', 'int_langfuse_demo', ?, 'langfuse', ?, ?, ?, ?, 1)",
             ((tid, f"ext-{tid}", f"2025-12-{28 - i:02d}T00:00:00Z",
-              '[{"step_id": "s1", "messages_added": [{"role": "user", "content": "question ' + tid + '"}], '
-              '"tool_calls": [], "input": null, "output": {"response": "answer ' + tid + '"}, "metadata": {}}]',
+              '[{"step_id": "s1", "messages_added": [{"role": "user", "content": "question ' + tid
+              + '"}], "tool_calls": [], "input": null, "output": {"response": "answer ' + tid
+              + '"}, "metadata": {}}]',
               f"question {tid}", f"answer {tid}") for i, tid in enumerate(ids)))
     conn.close()
     return ids
 
 
-def add_execution(db: Path, trace_id: str, result: int, error: str | None = None, eval_id: str = EVAL) -> None:
+def add_execution(db: Path, trace_id: str, result: int, error: str | None = None,
+                  eval_id: str = EVAL) -> None:
     conn = sqlite3.connect(db)
     with conn:
-        conn.execute("INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms, error) "
-                     "VALUES (?, ?, ?, ?, 'test verdict', 3, ?)", (f"x_{trace_id}_{eval_id}", eval_id, trace_id,
-                                                                   result, error))
+        conn.execute("INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms, "
+                     "error) VALUES (?, ?, ?, ?, 'test verdict', 3, ?)",
+                     (f"x_{trace_id}_{eval_id}", eval_id, trace_id, result, error))
     conn.close()
 
 
@@ -68,7 +70,8 @@ def finish(app: IofoldApp, *, drain: float = 10.0) -> None:
 
     queue = labeling.open_label_queue(app)
     deadline = time.monotonic() + drain
-    while queue is not None and queue.writer is not None and queue.store.queued() and time.monotonic() < deadline:
+    while (queue is not None and queue.writer is not None and queue.store.queued()
+           and time.monotonic() < deadline):
         time.sleep(0.02)
     labeling.close_label_store(app)
 

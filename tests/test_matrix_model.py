@@ -63,7 +63,8 @@ def shown(m: MatrixModel) -> dict[str, dict[str, object]]:
 
 def relabel_in_db(db: Path, trace: str, rating: str) -> str | None:
     conn = sqlite3.connect(db)
-    row = conn.execute("SELECT rating FROM feedback WHERE eval_set_id = 'S' AND trace_id = ?", (trace,)).fetchone()
+    row = conn.execute("SELECT rating FROM feedback WHERE eval_set_id = 'S' AND trace_id = ?",
+                       (trace,)).fetchone()
     conn.execute("INSERT INTO feedback (id, eval_set_id, trace_id, rating) VALUES (?, 'S', ?, ?) "
                  "ON CONFLICT (eval_set_id, trace_id) DO UPDATE SET rating = excluded.rating",
                  (f"fb_new_{trace}", trace, rating))

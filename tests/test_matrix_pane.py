@@ -76,7 +76,8 @@ def notes(app: IofoldApp) -> str:
 def rating(db: Path, trace: str) -> str | None:
     conn = sqlite3.connect(db)
     try:
-        row = conn.execute("SELECT rating FROM feedback WHERE eval_set_id = 'S' AND trace_id = ?", (trace,)).fetchone()
+        row = conn.execute("SELECT rating FROM feedback WHERE eval_set_id = 'S' AND trace_id = ?",
+                           (trace,)).fetchone()
         return row[0] if row else None
     finally:
         conn.close()
@@ -121,7 +122,8 @@ async def test_grid_stats_and_honest_notes(db: Path) -> None:
         assert [stat(app, "v1", c) for c in ("n", "TP", "FN", "FP", "TN")] == ["7", "2", "1", "2", "2"]
         assert stat(app, "v1", "accuracy") == "0.571≠"  # stored 0.9 differs
         assert stat(app, "v1", "cohens_kappa") == "0.160"
-        assert [stat(app, "v1", c) for c in ("error", "neutral", "unlabelled", "not_run")] == ["1", "1", "2", "1"]
+        counts = [stat(app, "v1", c) for c in ("error", "neutral", "unlabelled", "not_run")]
+        assert counts == ["1", "1", "2", "1"]
         assert stat(app, "v2", "recall") == "1.000" and stat(app, "v2", "contradictions") == "2"
         text = notes(app)
         assert "source: eval_comparison view" in text
@@ -236,7 +238,8 @@ async def test_most_contradicted_sort(db: Path) -> None:
 
 async def test_enter_on_a_cell_shows_verdict_reason_code_and_note(db: Path) -> None:
     conn = sqlite3.connect(db)
-    conn.execute("UPDATE eval_executions SET stdout = 'printed line', stderr = 'warned' WHERE id = 'ex_v1_t03'")
+    conn.execute("UPDATE eval_executions SET stdout = 'printed line', stderr = 'warned' "
+                 "WHERE id = 'ex_v1_t03'")
     conn.commit()
     conn.close()
     app = make_app(db)
@@ -248,8 +251,8 @@ async def test_enter_on_a_cell_shows_verdict_reason_code_and_note(db: Path) -> N
         screen = app.screen
         assert isinstance(screen, CellDetailScreen)
         verdict = str(screen.query_one("#cell-verdict", Static).content)
-        for part in ("PASS", "contradicts the human label", "neg", "note S t03", "reason v1 t03", "printed line",
-                     "warned"):
+        for part in ("PASS", "contradicts the human label", "neg", "note S t03", "reason v1 t03",
+                     "printed line", "warned"):
             assert part in verdict, part
         assert "def quality" in screen.query_one("#cell-code", Static).content.code  # type: ignore[union-attr]
         await pilot.press("escape")
@@ -421,9 +424,10 @@ async def test_hostile_text_is_shown_inert(tmp_path: Path) -> None:
     path, ids = make_hostile_db(tmp_path / "hostile.sqlite")
     conn = sqlite3.connect(path)
     for i, trace in enumerate(ids[:len(HOSTILE_STRINGS)]):
-        conn.execute("INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms, error, "
-                     "stdout) VALUES (?, 'eval_response_quality_v1', ?, 1, ?, 1, ?, ?)",
-                     (f"hx{i}", trace, HOSTILE_STRINGS[i], HOSTILE_STRINGS[i] if i % 2 else None, HOSTILE_STRINGS[i]))
+        hostile = HOSTILE_STRINGS[i]
+        conn.execute("INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms, "
+                     "error, stdout) VALUES (?, 'eval_response_quality_v1', ?, 1, ?, 1, ?, ?)",
+                     (f"hx{i}", trace, hostile, hostile if i % 2 else None, hostile))
     conn.commit()
     conn.close()
     app = IofoldApp(open_source(path), pane="matrix", eval_set="response-quality", watch_interval=0)

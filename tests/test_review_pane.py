@@ -187,7 +187,9 @@ async def test_start_in_review_with_eval_set_by_name_or_id(db: Path) -> None:
         assert feedback(db, "ux_000", "set_other")[1] == "positive"
         await labels_written(app, pilot)
         assert feedback(db, "ux_000") is None  # the other eval set is untouched
-        sqlite3.connect(db).execute("DELETE FROM feedback WHERE eval_set_id = 'set_other'").connection.commit()
+        other = sqlite3.connect(db)
+        other.execute("DELETE FROM feedback WHERE eval_set_id = 'set_other'")
+        other.commit()
 
 
 async def test_contradicted_first_and_blind_mode(db: Path) -> None:
@@ -195,7 +197,8 @@ async def test_contradicted_first_and_blind_mode(db: Path) -> None:
     conn = sqlite3.connect(db)
     with conn:  # trace_003 is labelled negative: a passing verdict contradicts it, an errored one never does
         conn.execute("UPDATE eval_executions SET result = 1 WHERE trace_id = 'trace_003'")
-        conn.execute("UPDATE eval_executions SET result = 0, error = 'TimeoutError' WHERE trace_id = 'trace_001'")
+        conn.execute("UPDATE eval_executions SET result = 0, error = 'TimeoutError' "
+                     "WHERE trace_id = 'trace_001'")
     conn.close()
     app = make_app(db)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -214,7 +217,8 @@ async def test_contradicted_first_and_blind_mode(db: Path) -> None:
         assert "contradicted by an eval" in text_of(app, "#review-bar")
         await pilot.press("j")
         await settle(app, pilot)
-        assert pane(app).current.trace_id == "ux_000"  # then the unlabelled tier (trace_001 errored: not contradicted)
+        # then the unlabelled tier (trace_001 errored: not contradicted)
+        assert pane(app).current.trace_id == "ux_000"
     finish(app)
 
 
@@ -227,8 +231,8 @@ async def test_create_eval_set_from_review(db: Path) -> None:
         await pilot.press(*"tone", "tab", *"polite answers", "tab", "backspace", *"3", "ctrl+s")
         await settle(app, pilot)
         conn = sqlite3.connect(db)
-        row = conn.execute("SELECT id, workspace_id, description, minimum_examples, created_at FROM eval_sets "
-                           "WHERE name = 'tone'").fetchone()
+        row = conn.execute("SELECT id, workspace_id, description, minimum_examples, created_at "
+                           "FROM eval_sets WHERE name = 'tone'").fetchone()
         conn.close()
         assert row is not None and row[0].startswith("set_") and row[1:4] == ("ws_demo", "polite answers", 3)
         assert row[4].endswith("Z") and "T" in row[4]
@@ -246,8 +250,8 @@ async def test_refresh_when_the_database_changes_underneath(db: Path) -> None:
         await settle(app, pilot)
         conn = sqlite3.connect(db)
         with conn:
-            conn.execute("INSERT INTO feedback (id, eval_set_id, trace_id, rating) VALUES ('fb_ext', ?, 'ux_000', "
-                         "'negative')", (ES,))
+            conn.execute("INSERT INTO feedback (id, eval_set_id, trace_id, rating) "
+                         "VALUES ('fb_ext', ?, 'ux_000', 'negative')", (ES,))
         conn.close()
         app.post_message(DatabaseChanged())
         await settle(app, pilot)
@@ -289,7 +293,8 @@ def test_queue_pages_across_tiers(db: Path) -> None:
     assert [i.trace_id for i in rest][:2] == ["ux_003", "trace_005"]  # then the labelled tier
     assert len(first) + len(rest) == 9 and rest[-1].tier == 1
     assert next_unlabelled(conn, spec, (first[-1].timestamp, first[-1].rowid)).trace_id == "ux_003"
-    assert next_unlabelled(conn, spec, (rest[0].timestamp, rest[0].rowid), exclude="ux_003").trace_id == "ux_000"
+    after = (rest[0].timestamp, rest[0].rowid)
+    assert next_unlabelled(conn, spec, after, exclude="ux_003").trace_id == "ux_000"
     conn.close()
 
 
