@@ -40,7 +40,9 @@ class TraceLabels(TracePaging):
         """The row's label; a label still queued (another process holds the lock) shows as ⧗ pending (the
         header says why)."""
         eval_set = self.iofold.state.eval_set
-        queue = _labeling().open_label_queue(self.app) if eval_set is not None else None
+        # The app's state holds the queue (ui/labeling.py opens it): read there, the label store's modules
+        # are not loaded for the first page's cells before the first frame.
+        queue = self.iofold.state.label_queue if eval_set is not None else None
         intent = None if queue is None or eval_set is None else queue.pending_for(eval_set.id, trace_id)
         mark = pending_mark(intent)
         return rating_text(stored) if mark is None else Text(mark, style="bold yellow reverse")
