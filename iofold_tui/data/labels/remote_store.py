@@ -288,10 +288,10 @@ class RemoteLabelStore(LabelStore):
             wanted = (intent.rating or "clear") if intent.kind == "label" else "note"
             target = (intent.rating, intent.note if intent.note_set else old.notes)
             if intent.kind == "note" or target != (old.rating, old.notes):
-                raise LabelConflictError(
-                    f"conflict on trace {one_line(tid, 40)}: a colleague labelled it {old.rating} at "
-                    f"{_stamp19(old.updated_at)}, after your {wanted} ({_stamp19(intent.created_at)}); "
-                    "theirs is kept, yours not written", old)
+                # Short enough that the notification (which names the trace) shows it whole at 80 columns.
+                theirs = f"{one_line(str(old.rating), 20)} ({_stamp19(old.updated_at)[:16]})"
+                raise LabelConflictError(f"a colleague's {theirs} is newer than your {wanted}: theirs kept",
+                                         old)
         if intent.kind == "note" and old is None:
             raise NoLabelError("note not saved: the trace has no label in this eval set")
         change = LabelChange(es, tid, old, new, intent.seconds_spent)
@@ -317,7 +317,7 @@ class RemoteLabelStore(LabelStore):
         except LabelConflictError as exc:
             self._queue_conflict(intent, exc.current)
             self.history.consume(intent.id)
-            return Applied("failed", intent, error=f"{exc} — in the conflict queue (overview: C)")
+            return Applied("failed", intent, error=f"{exc}; yours is in the conflict queue (Overview: C)")
         except LockedError as exc:
             return Applied("busy", intent, error=str(exc))
         except Exception as exc:
