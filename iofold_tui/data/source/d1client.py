@@ -140,7 +140,7 @@ class Result:
 
 
 class D1Client:
-    """One D1 database over HTTP. Thread-safe: one ``http.client`` connection per thread."""
+    """One D1 database over HTTP. Thread-safe: a small pool of kept-alive ``http.client`` connections."""
 
     def __init__(self, account_id: str, database: str, token: str, *, api_base: str | None = None,
                  timeout_s: float = TIMEOUT_S, sleep: Callable[[float], None] = time.sleep) -> None:

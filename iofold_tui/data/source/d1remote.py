@@ -13,7 +13,8 @@ What the remote cannot run is handled here:
   - connection PRAGMAs (busy_timeout, query_only, foreign_keys, cache_size…) and BEGIN/COMMIT/ROLLBACK/
     SAVEPOINT: no-ops (D1 runs each request as its own transaction);
   - ``CREATE TEMP …`` / ``ATTACH`` / ``DETACH``: refused with sqlite3.OperationalError — every caller already
-    has a path for "TEMP unavailable" (a read-only or immutable file refuses them too);
+    has a path for "TEMP unavailable" (a read-only or immutable file refuses them too); readers that ATTACH
+    (annotator agreement, import-labels) read a labels-only copy instead (d1pull.labels_file);
   - more than 100 bound parameters (D1's limit; ``IN (?,…)`` id lists): the values are inlined as literals.
 Reads are cached (an LRU of (sql, params) -> rows, invalidated by the probe and own writes, expired after
 CACHE_TTL_S), so scrolling back, re-rendering the overview or the matrix costs no request, and when the
