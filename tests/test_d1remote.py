@@ -707,6 +707,19 @@ def test_agreement_and_import_labels_work_on_the_live_database_through_a_labels_
     assert remote_row(env, free[1])["rating"] == "positive"
 
 
+def test_opening_the_tui_on_a_bad_d1_target_is_one_line_and_exit_2(env: D1Api, tmp_path: Path) -> None:
+    """The TUI's open overlaps the network with importing the UI (a thread): its errors still come out as
+    one line and exit code 2, before any screen is drawn."""
+    base = {**os.environ, "CLOUDFLARE_API_TOKEN": TOKEN_RW, "CLOUDFLARE_ACCOUNT_ID": ACCOUNT,
+            "IOFOLD_D1_API_BASE": env.api_base, "IOFOLD_TUI_DATA_DIR": str(tmp_path / "data")}
+    for args, expected in ((["d1://no-such-db"], "no D1 database named"),
+                           (["open", "d1://iofold"], "401")):
+        env_vars = base if expected != "401" else {**base, "CLOUDFLARE_API_TOKEN": "wrong-token-x"}
+        r = _cli(args, env_vars, tmp_path)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and expected in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and "\x1b[" not in r.stdout
+
+
 def test_hostile_values_come_through_d1_without_breaking_a_pane(env: D1Api) -> None:
     from iofold_tui.data.traces.detail import load_trace
     from iofold_tui.data.traces.query import TraceFilter, TraceQuery

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -34,7 +36,7 @@ MIN_SIZE, MAX_SIZE = (40, 12), (1000, 500)  # screenshot --size: below 40x12 no 
 def open_cmd(source: str | None, demo: bool, read_only: bool, pane: str, review: bool, eval_set: str | None,
              select: str | None, carry: bool) -> None:
     """Open SOURCE in the terminal UI (the default command)."""
-    opened = open_any(source, demo=demo, read_only=read_only)
+    opened = _open_while_importing_the_ui(source, demo=demo, read_only=read_only)
     if carry:
         if opened.kind != "d1-export":
             fail(f"{source}: --carry-labels carries labels between copies of `wrangler d1 export` .sql files")
@@ -43,6 +45,33 @@ def open_cmd(source: str | None, demo: bool, read_only: bool, pane: str, review:
 
     app = IofoldApp(opened, pane="review" if review else pane, eval_set=eval_set, select=select)
     app.run()
+
+
+def _open_while_importing_the_ui(source: str | None, *, demo: bool,
+                                 read_only: bool) -> Any:  # an OpenedSource
+    """``open_any``; for a live D1 database on a thread while this one imports the UI: opening it is mostly
+    waiting on the network (the name lookup, the launch batch), importing Textual is CPU, so they overlap
+    instead of adding up. Errors come out here as they would have (one line, exit 2)."""
+    from iofold_tui.data.source.d1open import is_d1_target
+
+    if not is_d1_target(source):
+        return open_any(source, demo=demo, read_only=read_only)
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["opened"] = open_any(source, demo=demo, read_only=read_only)
+        except BaseException as exc:  # re-raised on the main thread below
+            outcome["error"] = exc
+
+    opening = threading.Thread(target=run, name="open-d1", daemon=True)
+    opening.start()
+    import iofold_tui.ui.app  # noqa: F401 - the import this overlaps
+
+    opening.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["opened"]
 
 
 @click.command()
