@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlite3
 
 from iofold_tui.data.labels.history import FeedbackRow
-from iofold_tui.data.labels.store import _read_rows
+from iofold_tui.data.labels.store_base import read_rows
 
 
 def feedback_row(conn: sqlite3.Connection, eval_set_id: str, trace_id: str) -> FeedbackRow | None:
     """The ``feedback`` row of (eval set, trace), None when unlabelled."""
-    return _read_rows(conn, eval_set_id, [trace_id]).get(trace_id)
+    return read_rows(conn, eval_set_id, [trace_id]).get(trace_id)
