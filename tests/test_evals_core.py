@@ -10,14 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from iofold_tui.data.evals import code_text, eval_parsing
 from iofold_tui.data.evals import versions as core
-from iofold_tui.data.evals.versions import (
-    EvalSummary,
-    build_chains,
-    diff_lines,
-    parse_test_results,
-    parse_trace_ids,
-)
+from iofold_tui.data.evals.code_text import diff_lines
+from iofold_tui.data.evals.eval_parsing import parse_test_results, parse_trace_ids
+from iofold_tui.data.evals.versions import EvalSummary, build_chains
 
 
 def _s(eval_id: str, version: int, parent: str | None = None, name: str = "q") -> EvalSummary:
@@ -170,7 +167,7 @@ def test_test_results_summary_disagreeing_with_rows_is_said() -> None:
 
 
 def test_test_results_rows_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(core, "MAX_TEST_ROWS", 10)
+    monkeypatch.setattr(eval_parsing, "MAX_TEST_ROWS", 10)
     out = parse_test_results(
         json.dumps({"details": [{"trace_id": str(i), "match": True} for i in range(25)]})
     )
@@ -190,23 +187,23 @@ def test_training_trace_ids() -> None:
 # ---------------------------------------------------------------- code checks
 
 def test_check_code() -> None:
-    ok = core.check_code("def q(trace):\n    return True, 'ok'\n", "q")
+    ok = eval_parsing.check_code("def q(trace):\n    return True, 'ok'\n", "q")
     assert ok.ok and ok.entry == "q" and ok.note is None
-    other = core.check_code("def helper(t):\n    return True, ''\n", "q")
+    other = eval_parsing.check_code("def helper(t):\n    return True, ''\n", "q")
     assert other.entry == "helper" and "no top-level def q()" in (other.note or "")
-    bad = core.check_code("def q(trace)\n    return", "q")
+    bad = eval_parsing.check_code("def q(trace)\n    return", "q")
     assert not bad.ok and (bad.note or "").startswith("not valid Python: line 1")
-    assert core.check_code("   \n", "q").note == "code is empty"
-    nul = core.check_code("x = 1\x00", "q")
+    assert eval_parsing.check_code("   \n", "q").note == "code is empty"
+    nul = eval_parsing.check_code("x = 1\x00", "q")
     assert not nul.ok and "not valid Python" in (nul.note or "")
-    assert core.check_code("x = 1\n", "q").note == "no top-level function to call"
+    assert eval_parsing.check_code("x = 1\n", "q").note == "no top-level function to call"
 
 
 def test_huge_code_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     big = "def q(trace):\n" + "    x = 1\n" * 10_000 + "    return True, ''\n"
-    assert core.check_code(big, "q").entry == "q"
-    monkeypatch.setattr(core, "AST_LIMIT", 1000)
-    assert "not syntax-checked" in (core.check_code(big, "q").note or "")
+    assert eval_parsing.check_code(big, "q").entry == "q"
+    monkeypatch.setattr(eval_parsing, "AST_LIMIT", 1000)
+    assert "not syntax-checked" in (eval_parsing.check_code(big, "q").note or "")
 
 
 # ---------------------------------------------------------------- diffs
@@ -253,10 +250,10 @@ def test_eval_diff_covers_prompt_and_instructions(seed_conn: sqlite3.Connection)
     assert old is not None
     new = core.EvalDetail(**{**old.__dict__, "generation_prompt": old.generation_prompt + "\nBe strict.",
                              "custom_instructions": ""})
-    fields = core.eval_diff(old, new)
+    fields = code_text.eval_diff(old, new)
     assert [f.field for f in fields] == ["code", "generation_prompt", "custom_instructions"]
     assert fields[0].identical and fields[1].added == 1 and fields[2].removed == 1
-    text = core.unified_text(old, new)
+    text = code_text.unified_text(old, new)
     assert "+Be strict." in text and ".custom_instructions" in text
 
 
@@ -333,26 +330,27 @@ def test_recomputed_counts_are_scoped_to_the_eval_set(seed_conn: sqlite3.Connect
 
 def test_export_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    name = core.default_export_name("../../etc/pass wd", 3)
+    name = code_text.default_export_name("../../etc/pass wd", 3)
     assert name == "etc_pass_wd_v3.py"
     code = "x = '\\n'\r\ny = 2\n"
-    path = core.export_code(code, Path(name))
+    path = code_text.export_code(code, Path(name))
     assert path == tmp_path / name and path.read_bytes() == code.encode()
     with pytest.raises(FileExistsError):
-        core.export_code("other", Path(name))
-    core.export_code("other", Path(name), overwrite=True)
+        code_text.export_code("other", Path(name))
+    code_text.export_code("other", Path(name), overwrite=True)
     assert path.read_text() == "other"
 
 
 def test_viewer_command(tmp_path: Path) -> None:
-    assert core.viewer_command({"PAGER": f"{sys.executable} -u", "EDITOR": "vi"}) == [sys.executable, "-u"]
-    assert core.viewer_command({"PAGER": "no-such-pager-xyz", "EDITOR": sys.executable}) == [sys.executable]
-    assert core.viewer_command({"PAGER": "'unbalanced", "EDITOR": ""}) in (["less"], ["more"], None)
+    viewer = code_text.viewer_command
+    assert viewer({"PAGER": f"{sys.executable} -u", "EDITOR": "vi"}) == [sys.executable, "-u"]
+    assert viewer({"PAGER": "no-such-pager-xyz", "EDITOR": sys.executable}) == [sys.executable]
+    assert code_text.viewer_command({"PAGER": "'unbalanced", "EDITOR": ""}) in (["less"], ["more"], None)
 
 
 def test_terminal_safe_and_bands() -> None:
-    assert core.terminal_safe("a\tb\n") == ("a\tb\n", False)
-    text, changed = core.terminal_safe("x = '\x1b[2J'\n")
+    assert code_text.terminal_safe("a\tb\n") == ("a\tb\n", False)
+    text, changed = code_text.terminal_safe("x = '\x1b[2J'\n")
     assert changed and "\x1b" not in text and "␛" in text
     assert [core.accuracy_band(v) for v in (None, 0.59, 0.6, 0.79, 0.8, 1.0)] == [
         "none",

@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from iofold_tui.data.evals.code_text import FieldDiff
 from iofold_tui.data.evals.versions import (
     ChainLink,
     EvalDetail,
     EvalList,
     EvalSummary,
-    FieldDiff,
     TrainingTrace,
 )
 from iofold_tui.data.matrix.stats import EvalCounts

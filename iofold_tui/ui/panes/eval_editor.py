@@ -32,6 +32,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Static, TextArea
 
 from iofold_tui.data.errors import ReadOnlyError
+from iofold_tui.data.evals.code_text import terminal_safe
 from iofold_tui.data.evals.drafts import (
     DraftError,
     NewVersion,
@@ -40,7 +41,7 @@ from iofold_tui.data.evals.drafts import (
     create_version,
     workbench_path,
 )
-from iofold_tui.data.evals.versions import EvalDetail, load_eval, terminal_safe
+from iofold_tui.data.evals.versions import EvalDetail, load_eval
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.ui.try_trace import TryTraceScreen
 from iofold_tui.ui.widgets import Confirm, PickOne, Prompt

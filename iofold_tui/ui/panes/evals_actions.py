@@ -9,7 +9,7 @@ from dataclasses import replace
 from rich.text import Text
 from textual.app import SuspendNotSupported
 
-from iofold_tui.data.evals import versions as core
+from iofold_tui.data.evals import code_text as core
 from iofold_tui.data.paths import cache_dir
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.text import plural

@@ -14,7 +14,8 @@ from textual.widgets import Static, TabbedContent
 from textual.worker import get_current_worker
 
 from iofold_tui.data.evals import versions as core
-from iofold_tui.data.evals.versions import EvalDetail, FieldDiff
+from iofold_tui.data.evals.code_text import FieldDiff, eval_diff
+from iofold_tui.data.evals.versions import EvalDetail
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.ui.models.evals import DiffKey
 from iofold_tui.ui.panes.evals_base import EvalsPaneBase
@@ -35,7 +36,7 @@ def diff_job(app: Any, key: DiffKey, new: EvalDetail,
     """(in a worker) The base version (unless loaded already) and the diff's sections."""
     if base is None:
         base = core.load_eval(app.db.conn(), key[0])
-    return key, base, [] if base is None else core.eval_diff(base, new, None if key[2] else 3)
+    return key, base, [] if base is None else eval_diff(base, new, None if key[2] else 3)
 
 
 class EvalsDiff(EvalsPaneBase):

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from iofold_tui.data.evals.code_text import split_lines
+from iofold_tui.data.evals.eval_parsing import TestRow
 from iofold_tui.data.evals.versions import (
     ChainLink,
     EvalDetail,
     EvalSummary,
-    TestRow,
     TrainingTrace,
     accuracy_band,
-    split_lines,
 )
 from iofold_tui.data.matrix.stats import EvalCounts
 from iofold_tui.data.sanitize import one_line

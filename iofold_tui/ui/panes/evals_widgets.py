@@ -20,10 +20,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from iofold_tui.data.evals.versions import (
-    FieldDiff,
-    split_lines,
-)
+from iofold_tui.data.evals.code_text import FieldDiff, split_lines
 from iofold_tui.data.sanitize import clean
 from iofold_tui.ui.text import code
 
