@@ -266,6 +266,48 @@ def test_offline_labels_stay_queued_and_land_when_the_network_returns(env: D1Api
         store.close()
 
 
+def test_with_the_network_down_a_launch_opens_on_what_the_last_one_saw_and_labels_queue(
+        env: D1Api, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    import stat
+
+    import iofold_tui.data.source.d1remote as mod
+    from iofold_tui.data.source import catalog
+    from iofold_tui.data.source.d1offline import offline_path
+    from iofold_tui.data.traces.query import TraceFilter, TraceQuery
+
+    monkeypatch.setattr(mod, "WARM_S", 0.3)
+    first = open_remote()
+    conn = first.db.conn()
+    catalog.eval_sets(conn, None)
+    shown = [r.id for r in TraceQuery(conn, TraceFilter(eval_set_id=ES)).first_page(100).rows]
+    saved = offline_path(first.db.path)
+    wait_for(lambda: saved.exists() and "traces" in saved.read_text(), what="the launch saved for offline use")
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600  # trace text: this user's only
+    assert TOKEN_RW not in saved.read_text()
+    proxy.set_down(True)
+    try:
+        second = open_remote()  # no network: opens on what the first launch saw
+        assert second.db.remote.offline and "D1 offline" in second.db.status()
+        conn = second.db.conn()
+        assert [e.id for e in catalog.eval_sets(conn, None)] and ES in [e.id for e in catalog.eval_sets(conn, None)]
+        assert [r.id for r in TraceQuery(conn, TraceFilter(eval_set_id=ES)).first_page(100).rows] == shown
+        with pytest.raises(sqlite3.OperationalError, match="network|connect"):
+            conn.execute("SELECT id FROM traces WHERE id = 'never-read'").fetchall()
+        store, writer, events = _store_and_writer(second)
+        try:
+            store.queue_label(ES, shown[0], "neutral")
+            writer.wake()
+            wait_for(lambda: [e for e in events if e.kind == "busy"], what="pending while offline")
+            proxy.set_down(False)
+            wait_for(lambda: not store.queued(), what="the label written when the network returned")
+            assert remote_row(env, shown[0])["rating"] == "neutral"
+        finally:
+            writer.stop()
+            store.close()
+    finally:
+        proxy.set_down(False)
+
+
 def test_read_only_token_makes_the_source_read_only(env: D1Api, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN_RO)
     opened = open_remote()

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from iofold_tui.data import paths
 from iofold_tui.data.source.d1client import D1Client, D1Error, Result
+from iofold_tui.data.source.d1offline import load_offline, offline_path
 from iofold_tui.data.source.d1params import is_read
 from iofold_tui.data.source.d1remote import WARM_MAX, Remote, RemoteDatabase
 
@@ -109,9 +110,13 @@ def warm_up(remote: Remote, warm_path: Path) -> None:
     if not client.database_id:
         client.database_id = (str(saved.get("database_id") or "")
                               or client.resolve_database(client.database_name))
+    # With what the last launch saw kept for offline use, one retry: opening on it beats waiting out backoff.
+    has_offline = offline_path(placeholder_path(client)).exists()
     try:
-        results = client.raw_batch(statements)
+        results = client.raw_batch(statements, retries=1 if has_offline else 3)
     except D1Error as exc:
+        if exc.retryable and open_offline(remote, str(exc)):
+            return
         if exc.retryable or exc.kind in ("auth", "forbidden"):
             raise
         if saved.get("database_id"):  # the database was replaced, or a recorded read no longer runs
@@ -130,6 +135,18 @@ def warm_up(remote: Remote, warm_path: Path) -> None:
         remote.cache.put((sql, tuple(params)), res)
 
 
+def open_offline(remote: Remote, why: str) -> bool:
+    """D1 is unreachable: open on what the previous launch saw (d1offline.py), if it saved anything."""
+    placeholder = placeholder_path(remote.client)
+    entries = load_offline(offline_path(placeholder), remote.client.database_id)
+    if not entries:
+        return False
+    for sql, params, res in entries:
+        remote.cache.put((sql, tuple(params)), res)
+    remote.offline = why
+    return True
+
+
 def open_remote(target: str, *, read_only: bool = False, api_base: str | None = None) -> Any:
     """Open ``d1://DATABASE`` as an ``OpenedSource`` (raises SourceError with one line)."""
     from iofold_tui.data.errors import SourceError
@@ -143,7 +160,7 @@ def open_remote(target: str, *, read_only: bool = False, api_base: str | None = 
         path = placeholder_path(client)
         warm = path.with_name(path.name + ".warm.json")
         warm_up(remote, warm)
-        remote.start_recording(warm, client.database_id)
+        remote.start_recording(warm, client.database_id, offline_path(path))
         db = RemoteDatabase(remote, path)
         info = detect(cast(sqlite3.Connection, db.conn()), origin)
     except D1Error as exc:

@@ -38,6 +38,7 @@ from typing import Any
 
 from iofold_tui.data.db import REMOTE_OPENERS, Database
 from iofold_tui.data.source.d1client import D1Client, D1Error, Result
+from iofold_tui.data.source.d1offline import save_offline
 from iofold_tui.data.source.d1params import bind, is_read, strip_comments
 
 PROBE_S = 5.0
@@ -198,9 +199,10 @@ class Remote:
         self._recording: list[tuple[str, list[Any]]] | None = None
         self._record_until = 0.0
 
-    def start_recording(self, path: Path, database_id: str) -> None:
+    def start_recording(self, path: Path, database_id: str, offline: Path | None = None) -> None:
         """Note the reads of the first WARM_S seconds (what a launch asks); saved to ``path`` so the next
-        launch sends them all in one batch (``warm_up``)."""
+        launch sends them all in one batch (``warm_up``), and with their results to ``offline`` so the next
+        launch can open without the network (d1offline.py)."""
         self._recording = []
         self._record_until = time.monotonic() + WARM_S
 
@@ -210,6 +212,10 @@ class Remote:
                 tmp = path.with_name(path.name + ".tmp")
                 tmp.write_text(json.dumps({"database_id": database_id, "statements": items[:WARM_MAX]}))
                 os.replace(tmp, path)
+            if offline is not None:
+                seen = [(sql, params, res) for sql, params in items[:WARM_MAX]
+                        if (res := self.cache.get((sql, tuple(params)), stale_ok=True)) is not None]
+                save_offline(offline, database_id, seen)
 
         timer = threading.Timer(WARM_S, save)
         timer.daemon = True
