@@ -157,3 +157,22 @@ def test_the_token_is_scrubbed_from_messages() -> None:
     D1Client("a", "db", "tok-super-secret-42")
     assert scrub("bearer tok-super-secret-42 refused") == "bearer *** refused"
     assert "tok-super" not in repr(D1Client("a", "db", "tok-super-secret-42"))
+
+
+def test_a_read_that_scanned_many_rows_is_kept_longer_and_still_dropped_on_a_change() -> None:
+    """D1 bills rows read (its ``meta.rows_read``): a count over a large table must not be rescanned every
+    cache period; the change probe / our writes still drop it (``clear``)."""
+    import iofold_tui.data.source.d1remote as mod
+
+    cache = PageCache(ttl_s=0.2)
+    scanned = Result(["count(*)"], [(1_000_000,)], {"rows_read": mod.EXPENSIVE_ROWS_READ})
+    page = Result(["id"], [("t1",)], {"rows_read": 1})
+    cache.put(("SELECT count(*) FROM traces WHERE x", ()), scanned)
+    cache.put(("SELECT id FROM traces LIMIT 1", ()), page)
+    time.sleep(0.3)
+    assert cache.get(("SELECT count(*) FROM traces WHERE x", ())) is scanned
+    assert cache.get(("SELECT id FROM traces LIMIT 1", ())) is None
+    assert cache.get(("SELECT id FROM traces LIMIT 1", ()), stale_ok=True) is page
+    cache.clear()
+    assert cache.get(("SELECT count(*) FROM traces WHERE x", ())) is None
+

@@ -45,6 +45,8 @@ PROBE_S = 5.0
 WARM_S = 4.0  # a launch's reads, replayed as one batch by the next launch
 WARM_MAX = 60
 CACHE_TTL_S = 60.0
+EXPENSIVE_ROWS_READ = 100_000  # a read that scanned this many rows is kept EXPENSIVE_TTL_FACTOR times longer
+EXPENSIVE_TTL_FACTOR = 10
 CACHE_ENTRIES = 512
 CACHE_ROWS = 200_000
 _PROBE_SQL = ("SELECT (SELECT max(rowid) FROM feedback), (SELECT max(rowid) FROM eval_executions), "
@@ -75,12 +77,20 @@ class PageCache:
     def get(self, key: tuple[Any, ...], *, stale_ok: bool = False) -> Result | None:
         with self._lock:
             item = self._items.get(key)
-            if item is None or (not stale_ok and time.monotonic() - item[0] > self.ttl_s):
+            if item is None or (not stale_ok and time.monotonic() - item[0] > self._ttl(item[1])):
                 self.misses += 1
                 return None
             self._items.move_to_end(key)
             self.hits += 1
             return item[1]
+
+    def _ttl(self, result: Result) -> float:
+        """Reads that scanned many rows (the trace list's count(*), unfiltered aggregates) live longer: D1
+        bills every row read, the probe and our own writes still drop them on a change, and the TTL only
+        bounds how long a colleague's edit in place can go unseen."""
+        rows_read = result.meta.get("rows_read") if isinstance(result.meta, dict) else None
+        expensive = isinstance(rows_read, int) and rows_read >= EXPENSIVE_ROWS_READ
+        return self.ttl_s * (EXPENSIVE_TTL_FACTOR if expensive else 1)
 
     def put(self, key: tuple[Any, ...], result: Result) -> None:
         with self._lock:
