@@ -9,29 +9,32 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from test_matrix import NEWEST_FIRST, _build
+from _matrix_helpers import (
+    build_template,
+    cursor,
+    goto_row,
+    grid_cell,
+    make_app,
+    notes,
+    pane,
+    row_ids,
+    stat,
+)
+from test_matrix import NEWEST_FIRST
 from textual.widgets import Input, Static
 
-from iofold_tui.data.matrix.stats import compute_stats
-from iofold_tui.data.paths import schema_dir
 from iofold_tui.data.source.loader import open_source
 from iofold_tui.ui import labeling
 from iofold_tui.ui.app import IofoldApp
 from iofold_tui.ui.models import matrix as matrix_mod  # the matrix pane's model: page size, statistics
-from iofold_tui.ui.panes.matrix import MatrixPane
-from iofold_tui.ui.panes.matrix_dialogs import CellDetailScreen, SourceDateScreen, VersionPicker
+from iofold_tui.ui.panes.matrix_dialogs import CellDetailScreen, SourceDateScreen
 from iofold_tui.ui.panes.trace_detail import TraceDetailScreen
 from iofold_tui.ui.screenshot import settle
 
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("matrix-pane") / "template.sqlite"
-    conn = sqlite3.connect(path)
-    conn.executescript((schema_dir() / "schema.sql").read_text())
-    conn.close()
-    _build(path)
-    return path
+    return build_template(tmp_path_factory.mktemp("matrix-pane") / "template.sqlite")
 
 
 @pytest.fixture
@@ -39,71 +42,6 @@ def db(template: Path, tmp_path: Path) -> Path:
     path = tmp_path / "matrix.sqlite"
     shutil.copyfile(template, path)
     return path
-
-
-def make_app(db: Path, pane: str = "matrix") -> IofoldApp:
-    return IofoldApp(open_source(db), pane=pane, eval_set="quality", watch_interval=0)
-
-
-def pane(app: IofoldApp) -> MatrixPane:
-    screen = app.screen
-    assert isinstance(screen, MatrixPane), type(screen)
-    return screen
-
-
-def row_ids(app: IofoldApp) -> list[str]:
-    return [str(k.value) for k in pane(app).grid.rows]
-
-
-def cursor(app: IofoldApp) -> tuple[str | None, str]:
-    grid = pane(app).grid
-    key = grid.coordinate_to_cell_key(grid.cursor_coordinate)
-    return str(key.row_key.value), str(key.column_key.value)
-
-
-def grid_cell(app: IofoldApp, trace: str, column: str) -> str:
-    return str(pane(app).grid.get_cell(trace, column))
-
-
-def stat(app: IofoldApp, eval_id: str, column: str) -> str:
-    return str(pane(app).stats_table.get_cell(eval_id, column)).strip()
-
-
-def notes(app: IofoldApp) -> str:
-    return str(app.screen.query_one("#mx-notes", Static).content)
-
-
-def rating(db: Path, trace: str) -> str | None:
-    conn = sqlite3.connect(db)
-    try:
-        row = conn.execute("SELECT rating FROM feedback WHERE eval_set_id = 'S' AND trace_id = ?",
-                           (trace,)).fetchone()
-        return row[0] if row else None
-    finally:
-        conn.close()
-
-
-def fresh_stats(db: Path) -> dict[str, dict[str, object]]:
-    conn = sqlite3.connect(db)
-    try:
-        return {s.eval_id: s.to_dict() for s in compute_stats(conn, "S")}
-    finally:
-        conn.close()
-
-
-def assert_stats_match_db(app: IofoldApp, db: Path) -> None:
-    """The incrementally updated statistics equal a full recompute, cell for cell."""
-    shown = {s.eval_id: s.to_dict() for s in pane(app).stats or []}
-    expected = fresh_stats(db)
-    assert shown.keys() == expected.keys()
-    for eval_id, data in expected.items():
-        assert shown[eval_id]["cells"] == data["cells"], eval_id
-
-
-async def goto_row(app: IofoldApp, pilot: object, trace: str) -> None:
-    grid = pane(app).grid
-    grid.move_cursor(row=row_ids(app).index(trace))
-    await pilot.pause()  # type: ignore[attr-defined]
 
 
 async def test_grid_stats_and_honest_notes(db: Path) -> None:
@@ -289,94 +227,6 @@ async def test_enter_on_a_confusion_cell_lists_exactly_those_traces(db: Path) ->
     labeling.close_label_store(app)
 
 
-async def test_relabel_updates_row_and_stats_incrementally_and_undo(db: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    app = make_app(db)
-    async with app.run_test(size=(140, 44)) as pilot:
-        await settle(app, pilot)
-        calls: list[str] = []
-        monkeypatch.setattr(matrix_mod, "cached_stats", lambda *a, **k: calls.append("full") or None)
-        await pilot.press("a")  # t13: negative -> positive; both versions pass it
-        await settle(app, pilot)
-        assert rating(db, "t13") == "positive"
-        assert grid_cell(app, "t13", "v:v1") == "✓ pass" and grid_cell(app, "t13", "n") == ""
-        assert [stat(app, "v1", c) for c in ("TP", "FP")] == ["3", "1"]
-        assert [stat(app, "v2", c) for c in ("TP", "FP")] == ["4", "1"]
-        assert_stats_match_db(app, db)
-        assert pane(app).relabelled and calls == []  # no recompute
-        await goto_row(app, pilot, "t08")  # unlabelled, v2 errored
-        await pilot.press("n")
-        await settle(app, pilot)
-        assert rating(db, "t08") == "neutral" and stat(app, "v1", "neutral") == "2"
-        assert_stats_match_db(app, db)
-        await pilot.press("u")
-        await settle(app, pilot)
-        assert rating(db, "t08") is None and stat(app, "v1", "unlabelled") == "2"
-        await pilot.press("u")
-        await settle(app, pilot)
-        assert rating(db, "t13") == "negative" and grid_cell(app, "t13", "v:v1") == "✓ pass ≠"
-        assert [stat(app, "v1", c) for c in ("TP", "FP")] == ["2", "2"]
-        assert_stats_match_db(app, db)
-        await pilot.press("U")
-        await settle(app, pilot)
-        assert rating(db, "t13") == "positive" and stat(app, "v2", "FP") == "1"
-        assert_stats_match_db(app, db)
-        pane(app).reload()  # what the app does when the file changed underneath
-        await settle(app, pilot)
-        assert calls == [] and stat(app, "v2", "FP") == "1"
-    labeling.close_label_store(app)
-
-
-async def test_stats_table_on_screen_follows_a_relabel_and_its_undo(db: Path) -> None:
-    """The numbers painted, not only the table's data: a relabel and its undo patch the same rows twice
-    between two table rebuilds (a cache of the row's renderables once kept the first patch on screen)."""
-    app = make_app(db)
-    async with app.run_test(size=(140, 44)) as pilot:
-        await settle(app, pilot)
-        table = pane(app).stats_table
-
-        def painted(eval_id: str) -> str:
-            return table.render_line(table.get_row_index(eval_id) + table.header_height).text
-
-        def data(eval_id: str) -> str:
-            return "".join(str(c) for c in table.get_row(eval_id))
-
-        for key in ("a", "u", "a", "u"):  # t13: negative -> positive, back, and again
-            await pilot.press(key)
-            await settle(app, pilot)
-            for eval_id in ("v1", "v2"):
-                assert painted(eval_id).rstrip() == data(eval_id).rstrip(), key
-        assert stat(app, "v1", "FP") == "2"
-        assert_stats_match_db(app, db)
-    labeling.close_label_store(app)
-
-
-async def test_version_choice_and_relabel_of_a_hidden_version(db: Path) -> None:
-    app = make_app(db)
-    async with app.run_test(size=(140, 44)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("e")
-        await settle(app, pilot)
-        assert isinstance(app.screen, VersionPicker)
-        await pilot.press("space", "enter")  # untick v1 (the highlighted first option), apply
-        await settle(app, pilot)
-        keys = [str(k.value) for k in pane(app).grid.columns]
-        assert "v:v2" in keys and "v:v1" not in keys
-        assert [str(k.value) for k in pane(app).stats_table.rows] == ["v2"]
-        await pilot.press("1")  # contradictions of v2 only
-        await settle(app, pilot)
-        assert row_ids(app) == ["t13", "t12"]
-        await pilot.press("0")
-        await settle(app, pilot)
-        await goto_row(app, pilot, "t10")  # positive; v1 pass (hidden column), v2 not run
-        await pilot.press("x")
-        await settle(app, pilot)
-        assert rating(db, "t10") == "negative"
-        assert_stats_match_db(app, db)  # v1's hidden statistics moved too (TP -> FP)
-        assert [s.fp for s in pane(app).stats or [] if s.eval_id == "v1"] == [3]
-    labeling.close_label_store(app)
-
-
 async def test_pending_matrix_eval_and_select_item(db: Path) -> None:
     app = make_app(db, pane="traces")
     async with app.run_test(size=(140, 44)) as pilot:
@@ -405,17 +255,6 @@ async def test_statistics_cache_on_reopen(db: Path) -> None:
             assert pane(app).stats_cached is expected
             assert stat(app, "v1", "TP") == "2"
         labeling.close_label_store(app)
-
-
-async def test_read_only_source_refuses_labels(db: Path) -> None:
-    app = IofoldApp(open_source(db, read_only=True), pane="matrix", eval_set="quality", watch_interval=0)
-    async with app.run_test(size=(140, 44)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("a")  # the key stays live: it says why it does nothing
-        await settle(app, pilot)
-        assert rating(db, "t13") == "negative" and stat(app, "v1", "FP") == "2"
-        assert any("labelling disabled" in str(n.message) for n in app._notifications)
-    labeling.close_label_store(app)
 
 
 async def test_hostile_text_is_shown_inert(tmp_path: Path) -> None:
