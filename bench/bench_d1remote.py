@@ -35,21 +35,24 @@ sys.path.insert(0, str(ROOT / "tests"))
 READ_S = 1.5
 
 
-def _seed(api: Any, traces: int) -> None:  # noqa: ANN401
+def _seed(api: Any, traces: int) -> None:
     api.exec(
         f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {traces}) "
         "INSERT INTO traces (id, workspace_id, integration_id, trace_id, source, timestamp, metadata, steps, "
         "input_preview, output_preview, step_count, has_errors) SELECT printf('bulk_%07d', i), 'ws_demo', "
         "'int_langfuse_demo', printf('ext-%07d', i), 'langfuse', "
         "printf('2025-%02d-%02d %02d:%02d:%02d', 1 + i % 9, 1 + i % 28, i % 24, i % 60, i % 59), '{}', "
-        "'[{\"role\": \"user\", \"content\": \"question ' || i || '\"}]', 'question ' || i || ' about the order', "
+        "'[{\"role\": \"user\", \"content\": \"question ' || i || '\"}]', "
+        "'question ' || i || ' about the order', "
         "'answer ' || i || ' with some detail', 3, i % 11 = 0 FROM n",
         "INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes, created_at, updated_at) "
-        "SELECT 'fb_' || id, 'set_response_quality', id, CASE WHEN rowid % 2 = 0 THEN 'positive' ELSE 'negative' END, "
-        "NULL, '2025-10-30 00:00:00', '2025-10-30 00:00:00' FROM traces WHERE id LIKE 'bulk_%' AND rowid % 3 = 0")
+        "SELECT 'fb_' || id, 'set_response_quality', id, "
+        "CASE WHEN rowid % 2 = 0 THEN 'positive' ELSE 'negative' END, "
+        "NULL, '2025-10-30 00:00:00', '2025-10-30 00:00:00' "
+        "FROM traces WHERE id LIKE 'bulk_%' AND rowid % 3 = 0")
 
 
-async def _until(pilot: Any, cond: Any, timeout: float = 60.0) -> None:  # noqa: ANN401
+async def _until(pilot: Any, cond: Any, timeout: float = 60.0) -> None:
     deadline = time.perf_counter() + timeout
     while not cond():
         if time.perf_counter() > deadline:
@@ -65,7 +68,7 @@ def _record_frames() -> None:
 
     original = IofoldApp._display
 
-    def display(self: Any, screen: Any, renderable: Any) -> None:  # noqa: ANN401
+    def display(self: Any, screen: Any, renderable: Any) -> None:
         original(self, screen, renderable)
         if renderable is not None:
             FRAMES.append(time.perf_counter())
@@ -89,7 +92,7 @@ async def launch_only(target: str) -> float:
     applied: list[float] = []
     original = TracesPane.on_page_loaded
 
-    def on_page_loaded(self: Any, message: Any) -> None:  # noqa: ANN401
+    def on_page_loaded(self: Any, message: Any) -> None:
         original(self, message)
         applied.append(time.perf_counter())
 
@@ -114,7 +117,7 @@ async def measure(target: str, pages: int, label: bool) -> dict[str, Any]:
     applied: list[float] = []
     original = TracesPane.on_page_loaded
 
-    def on_page_loaded(self: Any, message: Any) -> None:  # noqa: ANN401
+    def on_page_loaded(self: Any, message: Any) -> None:
         original(self, message)
         applied.append(time.perf_counter())
 
@@ -152,11 +155,11 @@ async def measure(target: str, pages: int, label: bool) -> dict[str, Any]:
                 acked: list[float] = []
                 orig_add, orig_event = LabelQueue._add, LabelQueue._on_event
 
-                def _add(self: Any, intent: Any) -> Any:  # noqa: ANN401
+                def _add(self: Any, intent: Any) -> Any:
                     added.append(time.perf_counter())
                     return orig_add(self, intent)
 
-                def _on_event(self: Any, event: Any) -> None:  # noqa: ANN401
+                def _on_event(self: Any, event: Any) -> None:
                     orig_event(self, event)
                     if event.kind == "applied":
                         acked.append(time.perf_counter())
@@ -171,7 +174,8 @@ async def measure(target: str, pages: int, label: bool) -> dict[str, Any]:
                         await pilot.press("a" if i % 2 == 0 else "x")
                         await _until(pilot, lambda n=n_add: len(added) > n and _frame_after(added[-1]))
                         pend.append((next(f for f in FRAMES if f > added[-1]) - t1) * 1000)
-                        await _until(pilot, lambda n=n_ack: len(acked) > n and _frame_after(acked[-1]), timeout=30)
+                        await _until(pilot, lambda n=n_ack: len(acked) > n and _frame_after(acked[-1]),
+                                     timeout=30)
                         ack.append((next(f for f in FRAMES if f > acked[-1]) - t1) * 1000)
                         await pilot.press("down")
                 finally:
@@ -185,7 +189,8 @@ async def measure(target: str, pages: int, label: bool) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--traces", type=int, default=20_000)
     parser.add_argument("--delays", default="0,50,200")
     parser.add_argument("--pages", type=int, default=8)
@@ -202,8 +207,8 @@ def main() -> None:
     try:
         _seed(api, args.traces)
         os.environ["IOFOLD_D1_API_BASE"] = api.api_base
-        from iofold_tui.data.source.d1pull import pull
         from iofold_tui.data.source.d1open import connect_client
+        from iofold_tui.data.source.d1pull import pull
 
         copy = work / "copy.sqlite"
         report = pull(connect_client("d1://iofold"), copy)
@@ -236,8 +241,8 @@ def main() -> None:
         print(json.dumps(results, indent=2))
         return
     print(f"pull: {results['pull']}")
-    keys = ["round_trip_ms", "launch_first_ever_ms", "launch_ms", "pagedown_p50_ms", "pagedown_max_ms", "label_pending_p50_ms",
-            "label_acked_p50_ms", "label_acked_max_ms", "requests_per_min_browsing"]
+    keys = ["round_trip_ms", "launch_first_ever_ms", "launch_ms", "pagedown_p50_ms", "pagedown_max_ms",
+            "label_pending_p50_ms", "label_acked_p50_ms", "label_acked_max_ms", "requests_per_min_browsing"]
     print(f"{'':<28}" + "".join(f"{k:>14}" for k in results if k != "pull"))
     for key in keys:
         cells = []

@@ -78,9 +78,10 @@ class D1Api:
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [str(self.binary), "dev", "--local", "--ip", "127.0.0.1", "--port", str(self.port),
-                 "--inspector-port", str(free_port()), "--show-interactive-dev-session=false", "--log-level", "warn"],
-                cwd=self.project, env=self.env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)
+                 "--inspector-port", str(free_port()), "--show-interactive-dev-session=false",
+                 "--log-level", "warn"],
+                cwd=self.project, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -89,7 +90,8 @@ class D1Api:
                 self.stats()
                 return self
             time.sleep(0.2)
-        raise RuntimeError(f"wrangler dev did not start in {START_TIMEOUT_S} s: {self.log.read_text()[-2000:]}")
+        log_tail = self.log.read_text()[-2000:]
+        raise RuntimeError(f"wrangler dev did not start in {START_TIMEOUT_S} s: {log_tail}")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -102,7 +104,7 @@ class D1Api:
                 self.proc.wait(5)
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def _post(self, path: str, body: object) -> Any:  # noqa: ANN401
+    def _post(self, path: str, body: object) -> Any:
         req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST",
                                      headers={"content-type": "application/json"})
         try:
@@ -116,7 +118,9 @@ class D1Api:
             return data.decode()
 
     def faults(self, **faults: object) -> None:
-        """Replace the injected faults (``delay_ms``, ``fail=[{status, retry_after, times}]``); none: clear."""
+        """Replace the injected faults (``delay_ms``, ``fail=[{status, retry_after, times}]``).
+
+        No faults given: clear them."""
         self._post("/__admin/faults", faults)
 
     def stats(self) -> dict[str, Any]:
@@ -125,7 +129,8 @@ class D1Api:
 
     def exec(self, *statements: tuple[str, list[Any]] | str) -> list[dict[str, Any]]:
         """Run statements on the D1 binding directly (a colleague, or test setup)."""
-        batch = [{"sql": s, "params": []} if isinstance(s, str) else {"sql": s[0], "params": s[1]} for s in statements]
+        batch = [{"sql": s, "params": []} if isinstance(s, str) else {"sql": s[0], "params": s[1]}
+                 for s in statements]
         return self._post("/__admin/exec", {"batch": batch})  # type: ignore[no-any-return]
 
 

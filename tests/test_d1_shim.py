@@ -14,21 +14,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iofold_tui.data.source.d1client import D1Client, D1Error, Result, scrub
-from iofold_tui.data.source.d1remote import PageCache, Remote, RemoteConnection, RemoteDatabase
 from iofold_tui.data.source.d1params import bind, is_read
+from iofold_tui.data.source.d1remote import PageCache, Remote, RemoteConnection, RemoteDatabase
 
 values = st.one_of(
     st.none(), st.integers(min_value=-(2**63), max_value=2**63 - 1),
     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=30), st.binary(max_size=10))
 
 
-def run(sql: str, params: Any) -> list[tuple[Any, ...]]:  # noqa: ANN401
+def run(sql: str, params: Any) -> list[tuple[Any, ...]]:
     conn = sqlite3.connect(":memory:")
     return conn.execute(sql, params).fetchall()
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(values, max_size=140).filter(lambda v: sum(isinstance(x, float) for x in v) <= 100), st.sampled_from(["plain", "numbered", "quoted"]))
+@given(st.lists(values, max_size=140).filter(lambda v: sum(isinstance(x, float) for x in v) <= 100),
+       st.sampled_from(["plain", "numbered", "quoted"]))
 def test_bind_means_what_sqlite_would_have_run(params: list[Any], style: str) -> None:
     n = len(params)
     if style == "plain":
@@ -45,7 +46,8 @@ def test_bind_means_what_sqlite_would_have_run(params: list[Any], style: str) ->
     assert run(text, bound) == run(sql, args)
 
 
-@given(st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True), values, min_size=1, max_size=8))
+@given(st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True), values,
+                       min_size=1, max_size=8))
 def test_named_parameters_become_positional(params: dict[str, Any]) -> None:
     names = list(params)
     sql = "SELECT " + ", ".join(f":{k}" for k in names) + ", " + ", ".join(f"@{k}" for k in reversed(names))
@@ -78,7 +80,7 @@ class FakeClient(D1Client):
         self.sent: list[str] = []
         self.down = False
 
-    def raw(self, sql: str, params: Any = (), *, retries: int = 3) -> Result:  # noqa: ANN401
+    def raw(self, sql: str, params: Any = (), *, retries: int = 3) -> Result:
         self.sent.append(sql)
         if self.down:
             raise D1Error("network", "cannot connect to fake.invalid (network down?)")
@@ -86,7 +88,7 @@ class FakeClient(D1Client):
         rows = cur.fetchall()
         return Result([d[0] for d in cur.description or ()], rows, {"changes": self.db.total_changes})
 
-    def batch(self, statements: Any, *, retries: int = 3) -> list[Result]:  # noqa: ANN401
+    def batch(self, statements: Any, *, retries: int = 3) -> list[Result]:
         out = []
         for sql, params in statements:
             before = self.db.total_changes
@@ -106,13 +108,15 @@ def test_the_shim_behaves_like_a_sqlite3_connection(remote: Remote, tmp_path: Pa
     conn = db.conn()
     row = conn.execute("SELECT id, step_count FROM traces ORDER BY rowid LIMIT 1").fetchone()
     assert row["id"] == row[0] == "trace_001" and tuple(row.keys()) == ("id", "step_count")
-    for sql in ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK", "PRAGMA busy_timeout = 5", "SAVEPOINT a", "RELEASE a"):
+    for sql in ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK", "PRAGMA busy_timeout = 5",
+                "SAVEPOINT a", "RELEASE a"):
         conn.execute(sql)  # no-ops: D1 runs each request as its own transaction
     for sql in ("CREATE TEMP TABLE t (a)", "ATTACH 'x' AS y", "VACUUM"):
         with pytest.raises(sqlite3.OperationalError, match="live D1"):
             conn.execute(sql)
     assert conn.execute("PRAGMA database_list").fetchall()[0][1] == "main"
-    cur = conn.executemany("UPDATE traces SET step_count = ? WHERE id = ?", [(9, "trace_001"), (9, "trace_002")])
+    cur = conn.executemany("UPDATE traces SET step_count = ? WHERE id = ?",
+                           [(9, "trace_001"), (9, "trace_002")])
     assert cur.rowcount == 2
     # the write dropped the cached pages: the new value is read
     assert conn.execute("SELECT step_count FROM traces ORDER BY rowid LIMIT 1").fetchone()[0] == 9
@@ -128,17 +132,20 @@ def test_the_shim_behaves_like_a_sqlite3_connection(remote: Remote, tmp_path: Pa
     db.close()
 
 
-def test_data_version_moves_with_others_writes_not_only_own(remote: Remote, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_data_version_moves_with_others_writes_not_only_own(
+        remote: Remote, monkeypatch: pytest.MonkeyPatch) -> None:
     import iofold_tui.data.source.d1remote as mod
 
     monkeypatch.setattr(mod, "PROBE_S", 0.0)
     v0, o0 = remote.data_version(), remote.others_version()
     client: FakeClient = remote.client  # type: ignore[assignment]
-    client.db.execute("INSERT INTO eval_sets (id, workspace_id, name) SELECT 'es_new', id, 'new' FROM workspaces")
+    client.db.execute("INSERT INTO eval_sets (id, workspace_id, name) "
+                      "SELECT 'es_new', id, 'new' FROM workspaces")
     assert remote.data_version() > v0 and remote.others_version() > o0
     conn = RemoteConnection(remote)
     o1 = remote.others_version()
-    conn.execute("INSERT INTO eval_sets (id, workspace_id, name) SELECT 'es_new2', id, 'new2' FROM workspaces")
+    conn.execute("INSERT INTO eval_sets (id, workspace_id, name) "
+                 "SELECT 'es_new2', id, 'new2' FROM workspaces")
     assert remote.others_version() == o1  # our own write: the panes need no reload for it
 
 

@@ -54,7 +54,8 @@ def test_trigger_body_semicolons_and_case_end() -> None:
 
 
 def test_multiline_strings_crlf_blank_lines_and_line_numbers() -> None:
-    text = "\r\n\r\n-- header\r\nINSERT INTO t VALUES('a\r\nb;\r\n''c');\r\n\r\nINSERT INTO t VALUES(2);INSERT INTO t VALUES(3);"
+    text = ("\r\n\r\n-- header\r\nINSERT INTO t VALUES('a\r\nb;\r\n''c');\r\n\r\n"
+            "INSERT INTO t VALUES(2);INSERT INTO t VALUES(3);")
     out = split(text)
     assert [s.line for s in out] == [4, 8, 8]
     assert out[0].sql == "INSERT INTO t VALUES('a\r\nb;\r\n''c');"  # CRLF inside the literal untouched
@@ -82,9 +83,11 @@ def test_input_ending_inside_a_string_names_the_line(text: str, line: int, const
 
 def test_huge_line_and_kinds() -> None:
     big = "x;'" * 4_000_000  # 12 MB of quotes and semicolons inside one literal
-    text = f"PRAGMA defer_foreign_keys=TRUE;\nINSERT INTO \"big\" VALUES('{big.replace(chr(39), chr(39) * 2)}');\nDROP TABLE t;"
+    quoted = big.replace(chr(39), chr(39) * 2)
+    text = f"PRAGMA defer_foreign_keys=TRUE;\nINSERT INTO \"big\" VALUES('{quoted}');\nDROP TABLE t;"
     out = split(text)
-    assert [(s.kind, s.name) for s in out] == [("pragma", "defer_foreign_keys"), ("insert", "big"), ("drop", None)]
+    assert [(s.kind, s.name) for s in out] == [("pragma", "defer_foreign_keys"), ("insert", "big"),
+                                               ("drop", None)]
     assert len(out[1].sql) == len(big) + 4_000_000 + len("INSERT INTO \"big\" VALUES('');")
 
 
@@ -102,7 +105,8 @@ _token = st.one_of(
     st.text(_chars, max_size=12).map(lambda s: "'" + s.replace("'", "''") + "'"),
     st.text(_chars, max_size=8).map(lambda s: '"' + s.replace('"', '""') + '"'),
     st.text(_line_chars, max_size=8).map(lambda s: "--" + s + "\n"),
-    st.text(_chars, max_size=8).filter(lambda s: "*/" not in s and not s.endswith("*")).map(lambda s: "/*" + s + "*/"),
+    st.text(_chars, max_size=8).filter(lambda s: "*/" not in s and not s.endswith("*"))
+    .map(lambda s: "/*" + s + "*/"),
 )
 _stmt = st.lists(_token, max_size=8).map(lambda toks: "SELECT " + " ".join(toks) + ";")
 
@@ -164,13 +168,15 @@ def test_data_only_export_stops_early_and_leaves_nothing_behind(tmp_path: Path) 
     rows = "".join(f"INSERT INTO \"traces\" VALUES('t{i}','[]');\n" for i in range(5000))
     threads = threading.active_count()
     with pytest.raises(SourceError, match=r'data-only export: no CREATE TABLE for "traces"'):
-        load_export(write(tmp_path / "e.sql", "PRAGMA defer_foreign_keys=TRUE;\n" + rows), tmp_path / "w.sqlite")
+        load_export(write(tmp_path / "e.sql", "PRAGMA defer_foreign_keys=TRUE;\n" + rows),
+                    tmp_path / "w.sqlite")
     assert threading.active_count() == threads  # the splitting thread was stopped
     assert list(tmp_path.iterdir()) == [tmp_path / "e.sql"]
 
 
 def test_bom_sqlite_sequence_and_comment_only_files(tmp_path: Path) -> None:
-    text = "\ufeffPRAGMA defer_foreign_keys=TRUE;\nCREATE TABLE t (a);\nDELETE FROM sqlite_sequence;\nINSERT INTO t VALUES(1);"
+    text = ("\ufeffPRAGMA defer_foreign_keys=TRUE;\nCREATE TABLE t (a);\nDELETE FROM sqlite_sequence;\n"
+            "INSERT INTO t VALUES(1);")
     report = load_export(write(tmp_path / "e.sql", text), tmp_path / "w.sqlite")
     assert report.error_count == 0 and report.rows == {"t": 1}
     with pytest.raises(SourceError, match="empty export"):
@@ -197,7 +203,8 @@ def test_refused_and_ignored_statements(tmp_path: Path) -> None:
 
 def test_invalid_utf8_rejects_only_its_row(tmp_path: Path) -> None:
     src = tmp_path / "e.sql"
-    src.write_bytes(b"CREATE TABLE t (a);\nINSERT INTO \"t\" VALUES('ok');\nINSERT INTO \"t\" VALUES('bad \xff\xfe');\n"
+    src.write_bytes(b"CREATE TABLE t (a);\nINSERT INTO \"t\" VALUES('ok');\n"
+                    b"INSERT INTO \"t\" VALUES('bad \xff\xfe');\n"
                     b"INSERT INTO \"t\" VALUES('caf\xc3\xa9');")
     report = load_export(src, tmp_path / "w.sqlite")
     assert [(e.line, e.message) for e in report.errors] == [(3, "invalid UTF-8 in statement")]
@@ -235,22 +242,30 @@ ROWS = """
 INSERT INTO workspaces (id, name) VALUES ('ws_1', 'Main ''workspace''');
 INSERT INTO integrations (id, workspace_id, platform, name, api_key_encrypted, config)
   VALUES ('int_1', 'ws_1', 'langfuse', 'Langfuse', 'enc:abc', '{"region": "eu"}');
-INSERT INTO traces (id, workspace_id, integration_id, trace_id, source, timestamp, steps, input_preview, step_count) VALUES
+INSERT INTO traces
+  (id, workspace_id, integration_id, trace_id, source, timestamp, steps, input_preview, step_count) VALUES
  ('tr_nl', 'ws_1', 'int_1', 'ext-1', 'langfuse', '2025-01-01 10:00:00',
-  '[{"step_id": "s1",' || char(10) || ' "output": {"response": "line1\\nline2"}}]', 'multi' || char(10) || 'line; ''q''', 1),
+  '[{"step_id": "s1",' || char(10) || ' "output": {"response": "line1\\nline2"}}]',
+  'multi' || char(10) || 'line; ''q''', 1),
  ('tr_ctl', 'ws_1', 'int_1', 'ext-2', 'langfuse', '2025-01-01 11:00:00', '[]',
-  'cr' || char(13) || 'lf' || char(13) || char(10) || 'esc' || char(27) || '[31mred tab' || char(9) || 'x 😀 数据', 0),
+  'cr' || char(13) || 'lf' || char(13) || char(10) || 'esc' || char(27) || '[31mred tab' || char(9)
+  || 'x 😀 数据', 0),
  ('tr_big', 'ws_1', 'int_1', 'ext-3', 'langfuse', '2025-01-02 09:30:00',
-  '[{"output": "' || replace(replace(hex(zeroblob(700000)), '0', 'x'), 'xxxxxxxxxx', 'it''s;' || char(10) || 'ok') || '"}]',
+  '[{"output": "'
+  || replace(replace(hex(zeroblob(700000)), '0', 'x'), 'xxxxxxxxxx', 'it''s;' || char(10) || 'ok')
+  || '"}]',
   'big', 1);
 INSERT INTO eval_sets (id, workspace_id, name) VALUES ('es_1', 'ws_1', 'response-quality');
 INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes) VALUES
- ('fb_1', 'es_1', 'tr_nl', 'positive', NULL), ('fb_2', 'es_1', 'tr_ctl', 'negative', 'bad; very' || char(10) || 'bad');
+ ('fb_1', 'es_1', 'tr_nl', 'positive', NULL),
+ ('fb_2', 'es_1', 'tr_ctl', 'negative', 'bad; very' || char(10) || 'bad');
 INSERT INTO evals (id, eval_set_id, name, version, code, model_used, accuracy) VALUES
  ('ev_hazard', 'es_1', 'check', 1, 'HAZARD', 'model', 0.875),
- ('ev_plain', 'es_1', 'check2', 2, 'def check2(trace):' || char(10) || '    return False, ''no''', 'model', 1.0);
+ ('ev_plain', 'es_1', 'check2', 2, 'def check2(trace):' || char(10) || '    return False, ''no''',
+  'model', 1.0);
 INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms) VALUES
- ('ex_1', 'ev_hazard', 'tr_nl', 1, 'ok', 12), ('ex_2', 'ev_hazard', 'tr_ctl', 0, 'tab' || char(9) || 'reason', 7);
+ ('ex_1', 'ev_hazard', 'tr_nl', 1, 'ok', 12),
+ ('ex_2', 'ev_hazard', 'tr_ctl', 0, 'tab' || char(9) || 'reason', 7);
 CREATE TABLE blobs (id TEXT PRIMARY KEY, data BLOB, score REAL);
 INSERT INTO blobs VALUES ('b1', X'00FF10E29C93', 0.1), ('b2', NULL, -2.5e-7), ('b3', X'', 123456.789);
 CREATE TABLE d1_migrations (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE,
@@ -307,9 +322,9 @@ def _rows(db: Path, table: str) -> list[tuple[object, ...]]:
 def _objects(db: Path, kind: str) -> set[str]:
     conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
     try:
-        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = ? AND sql IS NOT NULL "
-                                           "AND substr(name, 1, 4) != '_cf_' AND substr(name, 1, 7) != 'sqlite_'",
-                                           (kind,))}
+        sql = ("SELECT name FROM sqlite_master WHERE type = ? AND sql IS NOT NULL "
+               "AND substr(name, 1, 4) != '_cf_' AND substr(name, 1, 7) != 'sqlite_'")
+        return {r[0] for r in conn.execute(sql, (kind,))}
     finally:
         conn.close()
 
@@ -331,7 +346,8 @@ def test_full_export_round_trips_every_value(exports: Exports) -> None:
     assert report.triggers == 1 and set(report.internal_tables) >= {"d1_migrations", "sqlite_sequence"}
     conn = sqlite3.connect(db)
     # JavaScript numbers: 1.0 is written as `1`, the REAL column makes it a float again.
-    assert conn.execute("SELECT typeof(accuracy), accuracy FROM evals WHERE id = 'ev_plain'").fetchone() == ("real", 1.0)
+    sql = "SELECT typeof(accuracy), accuracy FROM evals WHERE id = 'ev_plain'"
+    assert conn.execute(sql).fetchone() == ("real", 1.0)
     conn.close()
 
 
@@ -387,5 +403,6 @@ def test_truncated_wrangler_export_names_the_line(exports: Exports, tmp_path: Pa
     src = tmp_path / "cut.sql"
     src.write_bytes(data[:cut])
     line = data[:cut].count(b"\n") + 1
-    with pytest.raises(SourceError, match=rf"truncated export: file ends inside a string literal opened at line {line}"):
+    with pytest.raises(SourceError,
+                       match=rf"truncated export: file ends inside a string literal opened at line {line}"):
         open_export(src)

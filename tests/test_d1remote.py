@@ -26,7 +26,7 @@ EVAL = "eval_response_quality_v1"
 BULK = 1200
 
 
-def wait_for(cond: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> Any:  # noqa: ANN401
+def wait_for(cond: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = cond()
@@ -42,18 +42,22 @@ def api() -> Iterator[D1Api]:
     try:
         server.exec(
             f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {BULK}) "
-            "INSERT INTO traces (id, workspace_id, integration_id, trace_id, source, timestamp, metadata, steps, "
-            "input_preview, output_preview, step_count, has_errors) SELECT printf('bulk_%05d', i), 'ws_demo', "
-            "'int_langfuse_demo', printf('ext-%05d', i), CASE WHEN i % 3 = 0 THEN 'langsmith' ELSE 'langfuse' END, "
+            "INSERT INTO traces (id, workspace_id, integration_id, trace_id, source, timestamp, metadata, "
+            "steps, input_preview, output_preview, step_count, has_errors) "
+            "SELECT printf('bulk_%05d', i), 'ws_demo', 'int_langfuse_demo', printf('ext-%05d', i), "
+            "CASE WHEN i % 3 = 0 THEN 'langsmith' ELSE 'langfuse' END, "
             "printf('2025-10-%02d %02d:%02d:00', 1 + i % 28, i % 24, i % 60), '{}', "
-            "'[{\"role\": \"user\", \"content\": \"q' || i || '\"}]', 'question ' || i, 'answer ' || i, 1, "
-            "i % 7 = 0 FROM n",
+            "'[{\"role\": \"user\", \"content\": \"q' || i || '\"}]', "
+            "'question ' || i, 'answer ' || i, 1, i % 7 = 0 FROM n",
             "INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes, created_at, updated_at) "
-            "SELECT 'fb_' || id, 'set_response_quality', id, CASE WHEN rowid % 2 = 0 THEN 'positive' ELSE 'negative' END, "
-            "NULL, '2025-10-30 00:00:00', '2025-10-30 00:00:00' FROM traces WHERE id LIKE 'bulk_%' AND rowid % 3 = 0",
-            "INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms, executed_at) "
-            "SELECT 'ex_' || id, 'eval_response_quality_v1', id, rowid % 4 <> 0, 'r', 3, '2025-10-31 00:00:00' "
-            "FROM traces WHERE id LIKE 'bulk_%' AND rowid % 2 = 0")
+            "SELECT 'fb_' || id, 'set_response_quality', id, "
+            "CASE WHEN rowid % 2 = 0 THEN 'positive' ELSE 'negative' END, "
+            "NULL, '2025-10-30 00:00:00', '2025-10-30 00:00:00' "
+            "FROM traces WHERE id LIKE 'bulk_%' AND rowid % 3 = 0",
+            "INSERT INTO eval_executions "
+            "(id, eval_id, trace_id, result, reason, execution_time_ms, executed_at) "
+            "SELECT 'ex_' || id, 'eval_response_quality_v1', id, rowid % 4 <> 0, 'r', 3, "
+            "'2025-10-31 00:00:00' FROM traces WHERE id LIKE 'bulk_%' AND rowid % 2 = 0")
         yield server
     finally:
         server.stop()
@@ -76,7 +80,7 @@ def proxy(api: D1Api, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
     p.close()
 
 
-def open_remote(read_only: bool = False) -> Any:  # noqa: ANN401
+def open_remote(read_only: bool = False) -> Any:
     from iofold_tui.data.source.loader import open_source
 
     return open_source("d1://iofold", read_only=read_only)
@@ -87,15 +91,16 @@ def client(api_base: str, token: str = TOKEN_RW, **kw: Any) -> D1Client:
 
 
 def remote_row(api: D1Api, trace_id: str) -> dict[str, Any] | None:
-    rows = api.exec(("SELECT id, rating, notes, updated_at FROM feedback WHERE eval_set_id = ? AND trace_id = ?",
-                     [ES, trace_id]))[0]["results"]
+    sql = "SELECT id, rating, notes, updated_at FROM feedback WHERE eval_set_id = ? AND trace_id = ?"
+    rows = api.exec((sql, [ES, trace_id]))[0]["results"]
     return rows[0] if rows else None
 
 
 def colleague_labels(api: D1Api, trace_id: str, rating: str, at: str) -> None:
     api.exec(("INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes, created_at, updated_at) "
               "VALUES ('fb_colleague_' || ?2, ?1, ?2, ?3, NULL, ?4, ?4) ON CONFLICT (eval_set_id, trace_id) "
-              "DO UPDATE SET rating = excluded.rating, updated_at = excluded.updated_at", [ES, trace_id, rating, at]))
+              "DO UPDATE SET rating = excluded.rating, updated_at = excluded.updated_at",
+              [ES, trace_id, rating, at]))
 
 
 # -- the contract and the shim -----------------------------------------------------------------------
@@ -115,7 +120,8 @@ def test_opens_by_name_and_reads_like_sqlite(env: D1Api, tmp_path: Path) -> None
     with pytest.raises(sqlite3.OperationalError):
         conn.execute("CREATE TEMP TABLE t AS SELECT 1")
     cur = conn.execute("SELECT id FROM traces ORDER BY rowid LIMIT 5")
-    assert [d[0] for d in cur.description] == ["id"] and len(cur.fetchmany(2)) == 2 and len(cur.fetchall()) == 3
+    assert [d[0] for d in cur.description] == ["id"]
+    assert len(cur.fetchmany(2)) == 2 and len(cur.fetchall()) == 3
 
 
 def test_keyset_paging_matches_a_pulled_copy_and_never_uses_offset(env: D1Api, tmp_path: Path) -> None:
@@ -131,7 +137,8 @@ def test_keyset_paging_matches_a_pulled_copy_and_never_uses_offset(env: D1Api, t
     assert report.tables["traces"] == BULK + 5
     local = sqlite3.connect(copy)
     local.row_factory = sqlite3.Row
-    for flt in (TraceFilter(eval_set_id=ES), TraceFilter(eval_set_id=ES, rating="positive", newest_first=False),
+    for flt in (TraceFilter(eval_set_id=ES),
+                TraceFilter(eval_set_id=ES, rating="positive", newest_first=False),
                 TraceFilter(eval_set_id=ES, sources=("langsmith",), has_errors=True)):
         pages = []
         for conn in (opened.db.conn(), local):
@@ -172,7 +179,7 @@ def test_matrix_statistics_on_d1_equal_the_local_copy(env: D1Api, tmp_path: Path
 
 # -- labels --------------------------------------------------------------------------------------------
 
-def _store_and_writer(opened: Any) -> tuple[Any, LabelWriter, list[WriterEvent]]:  # noqa: ANN401
+def _store_and_writer(opened: Any) -> tuple[Any, LabelWriter, list[WriterEvent]]:
     from iofold_tui.data.labels.remote_store import RemoteLabelStore
 
     store = RemoteLabelStore(opened.db.remote, opened.db.path, history_path=opened.history_path)
@@ -195,11 +202,13 @@ def test_label_is_pending_then_acknowledged_then_undone(env: D1Api) -> None:
         row = remote_row(env, "bulk_00010")
         assert row is not None and (row["rating"], row["notes"]) == ("positive", "looks right")
         # the shim's cached pages were dropped: the panes read the new label
-        got = opened.db.conn().execute("SELECT rating FROM feedback WHERE trace_id = ?", ("bulk_00010",)).fetchone()
+        sql = "SELECT rating FROM feedback WHERE trace_id = ?"
+        got = opened.db.conn().execute(sql, ("bulk_00010",)).fetchone()
         assert got[0] == "positive"
         store.queue_travel(undo=True)
         writer.wake()
-        wait_for(lambda: remote_row(env, "bulk_00010") == before, what="undo on D1 (the row exactly as before)")
+        wait_for(lambda: remote_row(env, "bulk_00010") == before,
+                 what="undo on D1 (the row exactly as before)")
     finally:
         writer.stop()
         store.close()
@@ -251,7 +260,8 @@ def test_offline_labels_stay_queued_and_land_when_the_network_returns(env: D1Api
         store, writer, events = _store_and_writer(open_remote())
         writer.wake()
         wait_for(lambda: not store.queued(), what="queued labels written")
-        assert all(remote_row(env, t)["rating"] == "neutral" for t in ("bulk_00020", "bulk_00022", "bulk_00024"))
+        relabelled = ("bulk_00020", "bulk_00022", "bulk_00024")
+        assert all(remote_row(env, t)["rating"] == "neutral" for t in relabelled)
         # cached pages keep working while the network is down
         conn = opened.db.conn()
         first = conn.execute("SELECT id FROM traces ORDER BY rowid LIMIT 3").fetchall()
@@ -281,7 +291,8 @@ def test_with_the_network_down_a_launch_opens_on_what_the_last_one_saw_and_label
     catalog.eval_sets(conn, None)
     shown = [r.id for r in TraceQuery(conn, TraceFilter(eval_set_id=ES)).first_page(100).rows]
     saved = offline_path(first.db.path)
-    wait_for(lambda: saved.exists() and "traces" in saved.read_text(), what="the launch saved for offline use")
+    wait_for(lambda: saved.exists() and "traces" in saved.read_text(),
+             what="the launch saved for offline use")
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600  # trace text: this user's only
     assert TOKEN_RW not in saved.read_text()
     proxy.set_down(True)
@@ -289,9 +300,10 @@ def test_with_the_network_down_a_launch_opens_on_what_the_last_one_saw_and_label
         second = open_remote()  # no network: opens on what the first launch saw
         assert second.db.remote.offline and "D1 offline" in second.db.status()
         conn = second.db.conn()
-        assert [e.id for e in catalog.eval_sets(conn, None)] and ES in [e.id for e in catalog.eval_sets(conn, None)]
+        eval_set_ids = [e.id for e in catalog.eval_sets(conn, None)]
+        assert eval_set_ids and ES in eval_set_ids
         assert [r.id for r in TraceQuery(conn, TraceFilter(eval_set_id=ES)).first_page(100).rows] == shown
-        with pytest.raises(sqlite3.OperationalError, match="network|connect"):
+        with pytest.raises(sqlite3.OperationalError, match=r"network|connect"):
             conn.execute("SELECT id FROM traces WHERE id = 'never-read'").fetchall()
         store, writer, events = _store_and_writer(second)
         try:
@@ -359,7 +371,8 @@ def test_each_failure_kind_has_one_line(env: D1Api, proxy: FaultProxy) -> None:
         (client(env.api_base, token=TOKEN_RO), "forbidden", "DELETE FROM jobs WHERE 0"),
         (D1Client(ACCOUNT, DB_ID, TOKEN_RW, api_base="http://127.0.0.1:9/client/v4", sleep=lambda s: None),
          "network", "SELECT 1"),
-        (D1Client(ACCOUNT, DB_ID, TOKEN_RW, api_base="http://no-such-host.invalid/client/v4", sleep=lambda s: None),
+        (D1Client(ACCOUNT, DB_ID, TOKEN_RW, api_base="http://no-such-host.invalid/client/v4",
+                  sleep=lambda s: None),
          "network", "SELECT 1"),
     ]
     for c, kind, sql in cases:
@@ -450,7 +463,7 @@ def test_the_tui_shows_rows_the_round_trip_and_a_pending_label(env: D1Api) -> No
             await pilot.press("x")
             await wait_async(pilot, lambda: remote_row(env, "trace_005")["rating"] == "negative")
 
-    async def wait_async(pilot: Any, cond: Callable[[], bool], timeout: float = 15) -> None:  # noqa: ANN401
+    async def wait_async(pilot: Any, cond: Callable[[], bool], timeout: float = 15) -> None:
         deadline = time.monotonic() + timeout
         while not cond():
             assert time.monotonic() < deadline, "timed out"
@@ -463,8 +476,8 @@ def test_status_and_json_shapes(env: D1Api) -> None:
     c = client(env.api_base)
     res = c.batch([("SELECT 1 AS a", []), ("UPDATE jobs SET progress = progress WHERE 0", [])])
     assert res[0].columns == ["a"] and res[0].rows == [(1,)]
-    assert set(res[1].meta) >= {"changed_db", "changes", "duration", "last_row_id", "rows_read", "rows_written",
-                                "size_after"}
+    assert set(res[1].meta) >= {"changed_db", "changes", "duration", "last_row_id", "rows_read",
+                                "rows_written", "size_after"}
     assert c.resolve_database("iofold") == DB_ID
     with pytest.raises(D1Error, match="no D1 database named"):
         c.resolve_database("nope")
@@ -477,7 +490,8 @@ def test_run_eval_reads_and_writes_in_batches_and_undoes(env: D1Api, tmp_path: P
             "IOFOLD_TUI_CACHE_DIR": str(tmp_path / "cache")}
 
     def executions() -> int:
-        return env.exec(("SELECT count(*) AS n FROM eval_executions WHERE eval_id = ?", [EVAL]))[0]["results"][0]["n"]
+        sql = "SELECT count(*) AS n FROM eval_executions WHERE eval_id = ?"
+        return env.exec((sql, [EVAL]))[0]["results"][0]["n"]
 
     before = executions()
     env.faults()  # resets the request count
@@ -511,15 +525,15 @@ def test_quick_relabels_are_not_conflicts_and_older_labels_are_replaced(env: D1A
         store.close()
 
 
-def test_a_later_launch_replays_the_first_launchs_reads_in_one_request(env: D1Api,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_later_launch_replays_the_first_launchs_reads_in_one_request(
+        env: D1Api, monkeypatch: pytest.MonkeyPatch) -> None:
     import iofold_tui.data.source.d1remote as mod
     from iofold_tui.data.source import catalog
     from iofold_tui.data.traces.query import TraceFilter, TraceQuery
 
     monkeypatch.setattr(mod, "WARM_S", 0.3)
 
-    def launch_reads(opened: Any) -> None:  # noqa: ANN401 - what the app reads before rows are on screen
+    def launch_reads(opened: Any) -> None:  # what the app reads before rows are on screen
         conn = opened.db.conn()
         catalog.workspaces(conn)
         catalog.eval_sets(conn, None)
@@ -550,7 +564,7 @@ def test_a_first_launch_ever_is_the_name_lookup_one_batch_and_the_first_page(
     asked: list[tuple[str, tuple[Any, ...]]] = []
     original = mod.Remote._record
 
-    def record(self: Any, text: str, values: list[Any]) -> None:  # noqa: ANN401
+    def record(self: Any, text: str, values: list[Any]) -> None:
         asked.append((text, tuple(values)))
         original(self, text, values)
 
@@ -636,8 +650,8 @@ def test_step_search_scans_on_d1_and_no_index_is_built_for_it(env: D1Api, tmp_pa
     opened = open_remote()
     for query in ("question 83", "answer", "SMTP", "\"order #48213\""):
         with opened.db.fresh() as conn:
-            remote = run_search(conn, source_key(opened.kind, opened.origin, opened.db.path), query, limit=None,
-                                want_all=True)
+            key = source_key(opened.kind, opened.origin, opened.db.path)
+            remote = run_search(conn, key, query, limit=None, want_all=True)
         assert not remote.used_index
         assert remote.all_rowids == run_search(local, None, query, limit=None, want_all=True).all_rowids
         assert query != "answer" or len(remote.all_rowids or []) >= BULK
@@ -673,8 +687,8 @@ def test_a_bulk_step_is_one_transaction_and_undoes_exactly(env: D1Api) -> None:
         store.close()
 
 
-def test_a_row_that_moves_while_a_step_is_sent_rolls_the_whole_step_back(env: D1Api,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_row_that_moves_while_a_step_is_sent_rolls_the_whole_step_back(
+        env: D1Api, monkeypatch: pytest.MonkeyPatch) -> None:
     import iofold_tui.data.labels.remote_store as rs
     from iofold_tui.data.labels.store import LockedError
 
@@ -684,7 +698,7 @@ def test_a_row_that_moves_while_a_step_is_sent_rolls_the_whole_step_back(env: D1
     before = {t: remote_row(env, t) for t in ids}
     original = rs.plan_statements
 
-    def racing(writes: Any) -> Any:  # noqa: ANN401 - a colleague relabels one of the rows in between
+    def racing(writes: Any) -> Any:  # a colleague relabels one of the rows in between
         colleague_labels(env, ids[30], "positive", "2099-01-04 00:00:00")
         return original(writes)
 
@@ -693,7 +707,8 @@ def test_a_row_that_moves_while_a_step_is_sent_rolls_the_whole_step_back(env: D1
         with pytest.raises(LockedError, match="changed on D1"):
             store.set_labels(ES, ids, "neutral")
         after = {t: remote_row(env, t) for t in ids}
-        assert {t: r for t, r in after.items() if t != ids[30]} == {t: r for t, r in before.items() if t != ids[30]}
+        untouched = [t for t in ids if t != ids[30]]
+        assert {t: after[t] for t in untouched} == {t: before[t] for t in untouched}
         assert not store.can_undo() or store.peek_undo().changes[0].trace_id not in ids
     finally:
         store.close()
@@ -702,11 +717,13 @@ def test_a_row_that_moves_while_a_step_is_sent_rolls_the_whole_step_back(env: D1
 def test_copy_only_label_commands_refuse_the_live_database_in_one_line(env: D1Api, tmp_path: Path) -> None:
     base = {**os.environ, "CLOUDFLARE_API_TOKEN": TOKEN_RW, "CLOUDFLARE_ACCOUNT_ID": ACCOUNT,
             "IOFOLD_D1_API_BASE": env.api_base}
-    (tmp_path / "labels.csv").write_text("eval_set_id,trace_id,action,rating,notes,changed_at,feedback_id\r\n")
+    header = "eval_set_id,trace_id,action,rating,notes,changed_at,feedback_id\r\n"
+    (tmp_path / "labels.csv").write_text(header)
     for args in (["export-labels", "d1://iofold"], ["carry-labels", "d1://iofold"],
                  ["push", "d1://iofold", "d1://iofold"]):
         r = _cli(args, base, tmp_path)
-        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "copies of a D1 database" in r.stderr, r.stderr
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.count("\n") == 1 and "copies of a D1 database" in r.stderr, r.stderr
 
 
 def test_agreement_and_import_labels_work_on_the_live_database_through_a_labels_only_copy(
@@ -719,10 +736,11 @@ def test_agreement_and_import_labels_work_on_the_live_database_through_a_labels_
     copy = tmp_path / "colleague.sqlite"
     assert _cli(["pull", "d1://iofold", str(copy)], base, tmp_path).returncode == 0
     with contextlib.closing(sqlite3.connect(copy)) as c, c:
-        flipped = [r[0] for r in c.execute("SELECT trace_id FROM feedback WHERE eval_set_id = ? AND rating IN "
-                                           "('positive', 'negative') ORDER BY trace_id LIMIT 2", (ES,))]
+        flipped = [r[0] for r in c.execute("SELECT trace_id FROM feedback WHERE eval_set_id = ? AND rating "
+                                           "IN ('positive', 'negative') ORDER BY trace_id LIMIT 2", (ES,))]
         c.executemany("UPDATE feedback SET rating = CASE rating WHEN 'positive' THEN 'negative' "
-                      "ELSE 'positive' END WHERE eval_set_id = ? AND trace_id = ?", [(ES, t) for t in flipped])
+                      "ELSE 'positive' END WHERE eval_set_id = ? AND trace_id = ?",
+                      [(ES, t) for t in flipped])
     r = _cli(["agreement", "d1://iofold", str(copy), "--eval-set", ES, "--json"], base, tmp_path)
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)["eval_sets"][0]
@@ -734,7 +752,8 @@ def test_agreement_and_import_labels_work_on_the_live_database_through_a_labels_
     assert len(made) == 1
     with contextlib.closing(sqlite3.connect(made[0])) as c:
         assert [r[1] for r in c.execute("PRAGMA table_info(traces)")] == ["id", "workspace_id"]
-        assert c.execute("SELECT count(*) FROM feedback WHERE eval_set_id = ?", (ES,)).fetchone()[0] == labelled
+        copied = c.execute("SELECT count(*) FROM feedback WHERE eval_set_id = ?", (ES,)).fetchone()[0]
+        assert copied == labelled
 
     free = [r["id"] for r in env.exec(("SELECT id FROM traces WHERE id LIKE 'bulk_%' AND id NOT IN (SELECT "
                                        "trace_id FROM feedback WHERE eval_set_id = ?) ORDER BY id LIMIT 2",
@@ -766,8 +785,8 @@ def test_hostile_values_come_through_d1_without_breaking_a_pane(env: D1Api) -> N
     from iofold_tui.data.traces.detail import load_trace
     from iofold_tui.data.traces.query import TraceFilter, TraceQuery
 
-    env.exec("INSERT INTO traces (id, workspace_id, integration_id, trace_id, source, timestamp, metadata, steps, "
-             "input_preview, output_preview, step_count, has_errors) VALUES ('zz_hostile', 'ws_demo', "
+    env.exec("INSERT INTO traces (id, workspace_id, integration_id, trace_id, source, timestamp, metadata, "
+             "steps, input_preview, output_preview, step_count, has_errors) VALUES ('zz_hostile', 'ws_demo', "
              "'int_langfuse_demo', 'ext-hostile', X'00ff', '2099-12-31 23:59:59', CAST(X'ff7b' AS TEXT), "
              "'[{\"role\": \"user\", \"content\": \"[bold red]x[/] \\u001b[31m\\u0000\"}]', "
              "'a' || char(0) || 'b' || char(10) || '[link=x]', 9.5, 9223372036854775807, 'many')")
