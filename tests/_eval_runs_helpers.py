@@ -59,15 +59,19 @@ def add_other_set(db: Path) -> None:
     flip = {"positive": "negative", "negative": "positive"}
     conn = sqlite3.connect(db)
     with conn:
-        conn.execute("INSERT INTO eval_sets (id, workspace_id, name) VALUES (?, 'ws_demo', 'other')", (OTHER_ES,))
-        for tid, rating in conn.execute("SELECT trace_id, rating FROM feedback WHERE eval_set_id = ?", (ES,)).fetchall():
+        conn.execute(
+            "INSERT INTO eval_sets (id, workspace_id, name) VALUES (?, 'ws_demo', 'other')", (OTHER_ES,)
+        )
+        labels = conn.execute("SELECT trace_id, rating FROM feedback WHERE eval_set_id = ?", (ES,)).fetchall()
+        for tid, rating in labels:
             conn.execute("INSERT INTO feedback (id, eval_set_id, trace_id, rating) VALUES (?, ?, ?, ?)",
                          (f"fb_o_{tid}", OTHER_ES, tid, flip[rating]))
     conn.close()
 
 
 def add_traces(db: Path, n: int, labelled_every: int = 0) -> list[str]:
-    """``n`` small traces ``tx_00000``...; every ``labelled_every``-th gets a positive label in the seed's set."""
+    """``n`` small traces ``tx_00000``...; every ``labelled_every``-th gets a positive label in the seed's
+    set."""
     ids = [f"tx_{i:05d}" for i in range(n)]
     conn = sqlite3.connect(db)
     with conn:
@@ -76,8 +80,9 @@ def add_traces(db: Path, n: int, labelled_every: int = 0) -> list[str]:
             "VALUES (?, 'ws_demo', 'int_langfuse_demo', ?, 'langfuse', '2025-11-10T00:00:00Z', '[]')",
             ((i, f"ext-{i}") for i in ids))
         if labelled_every:
-            conn.executemany("INSERT INTO feedback (id, eval_set_id, trace_id, rating) VALUES (?, ?, ?, 'positive')",
-                             ((f"fb_{i}", ES, i) for i in ids[::labelled_every]))
+            conn.executemany(
+                "INSERT INTO feedback (id, eval_set_id, trace_id, rating) VALUES (?, ?, ?, 'positive')",
+                ((f"fb_{i}", ES, i) for i in ids[::labelled_every]))
     conn.close()
     return ids
 
@@ -91,7 +96,9 @@ def dump(db: Path) -> dict[str, list[tuple[Any, ...]]]:
         ecols = [r[1] for r in conn.execute("PRAGMA table_info(evals)")]
         etyped = ", ".join(f"{c}, typeof({c})" for c in ecols)
         return {
-            "executions": conn.execute(f"SELECT rowid, {typed} FROM eval_executions ORDER BY rowid").fetchall(),
+            "executions": conn.execute(
+                f"SELECT rowid, {typed} FROM eval_executions ORDER BY rowid"
+            ).fetchall(),
             "evals": conn.execute(f"SELECT rowid, {etyped} FROM evals ORDER BY rowid").fetchall(),
             "feedback": conn.execute("SELECT * FROM feedback ORDER BY rowid").fetchall(),
         }
@@ -102,8 +109,9 @@ def dump(db: Path) -> dict[str, list[tuple[Any, ...]]]:
 def executions(db: Path, eval_id: str = EVAL) -> dict[str, tuple[Any, ...]]:
     conn = sqlite3.connect(db)
     try:
-        rows = conn.execute("SELECT trace_id, id, result, reason, error, stdout, executed_at FROM eval_executions "
-                            "WHERE eval_id = ?", (eval_id,)).fetchall()
+        rows = conn.execute(
+            "SELECT trace_id, id, result, reason, error, stdout, executed_at FROM eval_executions "
+            "WHERE eval_id = ?", (eval_id,)).fetchall()
         return {r[0]: r[1:] for r in rows}
     finally:
         conn.close()
@@ -112,8 +120,9 @@ def executions(db: Path, eval_id: str = EVAL) -> dict[str, tuple[Any, ...]]:
 def counters(db: Path, eval_id: str = EVAL) -> tuple[Any, ...]:
     conn = sqlite3.connect(db)
     try:
-        return tuple(conn.execute("SELECT execution_count, contradiction_count, accuracy FROM evals WHERE id = ?",
-                                  (eval_id,)).fetchone())
+        return tuple(conn.execute(
+            "SELECT execution_count, contradiction_count, accuracy FROM evals WHERE id = ?", (eval_id,)
+        ).fetchone())
     finally:
         conn.close()
 
@@ -122,9 +131,13 @@ def oddify(db: Path) -> None:
     """Give the stored rows values whose exact restoration is easy to get wrong (types, NULLs, escapes)."""
     conn = sqlite3.connect(db)
     with conn:
-        conn.execute("UPDATE eval_executions SET execution_time_ms = 11.5, stdout = 'x\x1b[2Jy', executed_at = NULL "
-                     "WHERE trace_id = 'trace_001'")
-        conn.execute("UPDATE eval_executions SET error = 'old error', stderr = '' WHERE trace_id = 'trace_002'")
+        conn.execute(
+            "UPDATE eval_executions SET execution_time_ms = 11.5, stdout = 'x\x1b[2Jy', executed_at = NULL "
+            "WHERE trace_id = 'trace_001'")
+        conn.execute(
+            "UPDATE eval_executions SET error = 'old error', stderr = '' WHERE trace_id = 'trace_002'"
+        )
         conn.execute("UPDATE evals SET accuracy = 1, contradiction_count = 7 WHERE id = ?", (EVAL,))
-        conn.execute("DELETE FROM eval_executions WHERE trace_id = 'trace_004'")  # never run: the run inserts it
+        # Never run: the run inserts it.
+        conn.execute("DELETE FROM eval_executions WHERE trace_id = 'trace_004'")
     conn.close()

@@ -84,7 +84,8 @@ def test_apply_writes_results_and_undo_restores_every_row_exactly(db: Path) -> N
     rows = executions(db)
     assert rows["trace_001"][1:4] == (0, "flipped trace_001", None)
     assert rows["trace_003"][1:3] == (1, "flipped trace_003")
-    assert rows["trace_005"][1] == 0 and "ValueError: boom on trace_005" in rows["trace_005"][3]  # error row: result 0
+    # An error row: result 0.
+    assert rows["trace_005"][1] == 0 and "ValueError: boom on trace_005" in rows["trace_005"][3]
     assert rows["trace_001"][0] == "exec_001"  # an upsert keeps the row's id
     assert re.fullmatch(r"exec_[0-9a-f]{32}", rows["trace_004"][0])  # it had no row: inserted
     assert rows[extra[0]][4] == "\x1b[31mred\x1b[0m tx_00000\n"  # stdout stored as is
@@ -95,7 +96,8 @@ def test_apply_writes_results_and_undo_restores_every_row_exactly(db: Path) -> N
     assert counters(db) == (fresh.execution_count, fresh.contradictions, fresh.accuracy) == (12, 3, 0.25)
 
     report = undo_run(connect(db), sidecar(db))
-    assert (report.run_id, report.restored, report.deleted) == (1, 4, 8)  # 4 stored rows back, 1 + 7 inserted gone
+    # 4 stored rows back, 1 + 7 inserted gone.
+    assert (report.run_id, report.restored, report.deleted) == (1, 4, 8)
     assert dump(db) == before
 
 
@@ -138,7 +140,9 @@ def test_cancel_keeps_what_was_applied_and_is_undoable(db: Path) -> None:
                       options=RunOptions(jobs=1, timeout_s=1.0, write_batch=5, flush_s=60, batch_size=5))
     summary = the_run.execute(on_batch=lambda batch: the_run.cancel())
     assert summary.cancelled and 0 < summary.progress.done < 205
-    changed = sum(1 for t, r in executions(db).items() if r[3] is not None or "flipped" in r[2] or "extra" in r[2])
+    changed = sum(
+        1 for t, r in executions(db).items() if r[3] is not None or "flipped" in r[2] or "extra" in r[2]
+    )
     assert changed == summary.progress.done
     with RunHistory(sidecar(db)) as history:
         assert history.get(1).status == CANCELLED
@@ -161,7 +165,10 @@ def test_dry_run_lists_changed_cells_writes_nothing_and_applies_the_preview(db: 
     before = dump(db)
     summary = run(db, "labelled", dry_run=True)
     assert dump(db) == before and not sidecar(db).exists()
-    cells = {c.trace_id: (c.rating, c.old, c.new, c.old_contradiction, c.new_contradiction) for c in summary.changes}
+    cells = {
+        c.trace_id: (c.rating, c.old, c.new, c.old_contradiction, c.new_contradiction)
+        for c in summary.changes
+    }
     assert cells == {
         "trace_001": ("positive", "pass", "fail", False, True),
         "trace_002": ("positive", "pass", "fail", False, True),
@@ -294,7 +301,8 @@ def test_cli_run_eval_summary_json_dry_run_and_undo(db: Path) -> None:
     before = dump(db)
     dry = cli("run-eval", str(db), EVAL, "--dry-run", "--jobs", "1", "--timeout", "1")
     assert dry.exit_code == 0, dry.output
-    assert "dry run: nothing is written" in dry.output and "trace_001: pass -> fail  [positive] now a contradiction" in dry.output
+    assert "dry run: nothing is written" in dry.output
+    assert "trace_001: pass -> fail  [positive] now a contradiction" in dry.output
     assert dump(db) == before
     dry_json = json.loads(cli("run-eval", str(db), EVAL, "--dry-run", "--jobs", "1", "--json").stdout)
     assert dry_json["mode"] == "dry-run" and dry_json["run_id"] is None and len(dry_json["changes"]) == 4

@@ -36,7 +36,7 @@ async def test_said_before_the_run_starts(db: Path, monkeypatch: pytest.MonkeyPa
         if dry_run:
             assert "replaces" not in text
         else:
-            assert "replaces" in text and "accuracy" in text and "contradiction_count" in text and "restores" in text
+            assert all(word in text for word in ("replaces", "accuracy", "contradiction_count", "restores"))
 
 
 async def test_said_in_the_outcome(db: Path) -> None:

@@ -83,7 +83,9 @@ async def test_dry_run_previews_cells_then_applies_for_real(db: Path) -> None:
         await settle(app, pilot)
         table = screen.query_one(DataTable)
         assert table.display and table.row_count == 4  # 001, 002, 003 and 005 change; 004 stays a fail
-        rows = {str(table.get_row_at(i)[0]): [str(c) for c in table.get_row_at(i)] for i in range(table.row_count)}
+        rows = {
+            str(table.get_row_at(i)[0]): [str(c) for c in table.get_row_at(i)] for i in range(table.row_count)
+        }
         assert rows["trace_001"][1:5] == ["positive", "pass", "fail", "now contradicts"]
         assert rows["trace_005"][3] == "error" and "ValueError: boom" in rows["trace_005"][5]
         assert dump(db) == before and "dry run" in text_of(screen, "#run-notice")
@@ -137,7 +139,9 @@ async def test_code_that_cannot_run_is_explained(db: Path) -> None:
         assert dump(db) == before
 
 
-async def test_without_os_layers_the_dialog_asks_before_running(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_without_os_layers_the_dialog_asks_before_running(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Missing layers: nothing runs until the user confirms, and n leaves the database untouched."""
     from iofold_tui.data.evalrun.confinement import Confinement, Layer
     from iofold_tui.data.evalrun.worker.confine import LAYERS

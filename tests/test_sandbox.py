@@ -258,7 +258,10 @@ ESCAPES = {
     "os.system": ("builtins", "import os\nos.system('touch {tmp}/pwned')", "os.system is blocked"),
     "new import": ("builtins", "import sqlite3", "PermissionError: import is blocked"),
     "subprocess": ("builtins", "import subprocess", "import is blocked"),
-    "ctypes": ("builtins", "import ctypes\nctypes.CDLL(None).system(b'touch {tmp}/pwned')", "ctypes.dlopen is blocked"),
+    "ctypes": (
+        "builtins", "import ctypes\nctypes.CDLL(None).system(b'touch {tmp}/pwned')",
+        "ctypes.dlopen is blocked",
+    ),
     "exec": ("builtins", "exec('x = 1')", "compile is blocked"),
     "fork": ("builtins", "import os\nos.fork()", "os.fork is blocked"),
     "database": ("builtins", "import os\nos.remove('{db}')", "os.remove is blocked"),
@@ -374,7 +377,8 @@ LOOP_THEN_OK = "def check(trace):\n    if trace['trace_id'] == 'slow':\n{loop}\n
     "loop",
     [
         "        while True: pass",  # the worker's own CPU timer
-        "        while True:\n            try:\n                while True: pass\n            except BaseException: pass",
+        "        while True:\n            try:\n                while True: pass\n"
+        "            except BaseException: pass",
         "        import re\n        re.match(r'(a+)+$', 'a' * 40 + 'b')",  # stuck in C: only a kill stops it
     ],
     ids=["plain", "swallows-timeout", "in-c-code"],

@@ -137,7 +137,8 @@ def check(trace: dict) -> tuple[bool, str]:
     child = Child("c")
     template = string.Template("$n words").substitute(n=stats.words)
     row: Row = {"role": "user", "content": "x"}
-    v = Verdict(level is Level.HIGH, f"{kind} {template} {child.extra} {row['role']} {dataclasses.asdict(stats)['words']}")
+    counted = dataclasses.asdict(stats)["words"]
+    v = Verdict(level is Level.HIGH, f"{kind} {template} {child.extra} {row['role']} {counted}")
     return (v.ok, v.why)
 '''
 
@@ -164,7 +165,8 @@ def test_class_patterns_that_read_hidden_attributes_are_refused(snippet: str) ->
 
 
 def test_harmless_class_patterns_pass() -> None:
-    code = ("def check(trace):\n    match trace:\n        case {'steps': list(s)}:\n            return (True, str(len(s)))\n"
+    code = ("def check(trace):\n    match trace:\n        case {'steps': list(s)}:\n"
+            "            return (True, str(len(s)))\n"
             "        case str(x) | int(x):\n            return (False, 'scalar')\n    return (False, '')\n")
     assert check_code(code, "check") == []
 
@@ -172,7 +174,8 @@ def test_harmless_class_patterns_pass() -> None:
 @pytest.mark.skipif(not CONFINED, reason="the OS does not confine the sandbox here")
 def test_a_worker_message_reaches_the_terminal_only_sanitised(seed_db: tuple[Path, str]) -> None:
     db, eval_id = seed_db
-    hostile = "raise ValueError('\\x1b]0;pwned\\x07\\x1b[2J\\x1b[31mred\\u202e')\ndef check(trace):\n    return (True, '')\n"
+    hostile = ("raise ValueError('\\x1b]0;pwned\\x07\\x1b[2J\\x1b[31mred\\u202e')\n"
+               "def check(trace):\n    return (True, '')\n")
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE evals SET code = ? WHERE id = ?", (hostile, eval_id))
     conn.close()

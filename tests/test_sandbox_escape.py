@@ -89,7 +89,9 @@ OS_ATTACKS = {
     "write to $HOME": "open('{home}/pwned-home', 'w').write('x')",
     "read the database": "return (True, open('{db}', 'rb').read().decode('latin-1'))",
     "read the SSH key": "return (True, open('{home}/.ssh/id_rsa').read())",
-    "read the app's environment": "return (True, open(f'/proc/{{os.getppid()}}/environ', 'rb').read().decode('latin-1'))",
+    "read the app's environment": (
+        "return (True, open(f'/proc/{{os.getppid()}}/environ', 'rb').read().decode('latin-1'))"
+    ),
     "read the app's memory": (
         "fh = open(f'/proc/{{os.getppid()}}/mem', 'rb')\nreturn (True, fh.read(1 << 20).decode('latin-1'))"
     ),
@@ -100,7 +102,8 @@ OS_ATTACKS = {
     ),
     "own environment": "return (True, repr(dict(os.environ)) + repr(os.getenv('IOFOLD_SECRET')))",
     "ptrace the app": (
-        "rc = libc.ptrace(16, os.getppid(), 0, 0)\nif rc != 0:\n    raise OSError(ctypes.get_errno(), 'ptrace')\n"
+        "rc = libc.ptrace(16, os.getppid(), 0, 0)\n"
+        "if rc != 0:\n    raise OSError(ctypes.get_errno(), 'ptrace')\n"
         "return (True, 'attached')"
     ),
     "TCP connect": (
@@ -114,7 +117,8 @@ OS_ATTACKS = {
     ),
     "unix socket by path": (
         "s = libc.socket(1, 1, 0)\nif s < 0:\n    raise OSError(ctypes.get_errno(), 'socket')\n"
-        "if libc.connect(s, unix('{unix_path}'), 110) != 0:\n    raise OSError(ctypes.get_errno(), 'connect')\n"
+        "if libc.connect(s, unix('{unix_path}'), 110) != 0:\n"
+        "    raise OSError(ctypes.get_errno(), 'connect')\n"
         "libc.send(s, b'pwned', 5, 0)"
     ),
     "abstract unix socket": (
@@ -122,8 +126,12 @@ OS_ATTACKS = {
         "if libc.connect(s, unix(b'\\0{abstract}'), 3 + len('{abstract}')) != 0:\n"
         "    raise OSError(ctypes.get_errno(), 'connect')\nlibc.send(s, b'pwned', 5, 0)"
     ),
-    "fork and write": "pid = os.fork()\nif pid == 0:\n    open('{scratch}/pwned-fork', 'w').write('x')\n    os._exit(0)",
-    "leave a daemon behind": "pid = os.fork()\nif pid == 0:\n    os.setsid()\n    time.sleep(60)\n    os._exit(0)",
+    "fork and write": (
+        "pid = os.fork()\nif pid == 0:\n    open('{scratch}/pwned-fork', 'w').write('x')\n    os._exit(0)"
+    ),
+    "leave a daemon behind": (
+        "pid = os.fork()\nif pid == 0:\n    os.setsid()\n    time.sleep(60)\n    os._exit(0)"
+    ),
     "execv a shell": "os.execv('/bin/sh', ['sh', '-c', 'touch {scratch}/pwned-exec'])",
     "os.system": "os.system('touch {scratch}/pwned-system')",
     "posix_spawn": "os.posix_spawn('/usr/bin/touch', ['touch', '{scratch}/pwned-spawn'], {{}})",
@@ -140,21 +148,25 @@ OS_ATTACKS = {
     "kill the app's process group": "os.killpg(os.getpgid(os.getppid()), 9)",
     "kill another process": "os.kill({sleeper}, 9)",
     "spin with the CPU timer off": (
-        "signal.signal(signal.SIGPROF, signal.SIG_IGN)\nsignal.setitimer(signal.ITIMER_PROF, 0)\nwhile True:\n    pass"
+        "signal.signal(signal.SIGPROF, signal.SIG_IGN)\nsignal.setitimer(signal.ITIMER_PROF, 0)\n"
+        "while True:\n    pass"
     ),
     "memory bomb": "x = [bytearray(1 << 20) for _ in range(10_000)]",
     "forge a too-deep message": "forge(frame(b'[' * 200_000 + b']' * 200_000))\ntime.sleep(30)",
     "forge an out-of-range time": (
-        "forge(b''.join(frame(json.dumps([i, True, 'x', 10 ** 30, None, '', '']).encode()) for i in range(4)))\n"
+        "forge(b''.join(frame(json.dumps([i, True, 'x', 10 ** 30, None, '', '']).encode())"
+        " for i in range(4)))\n"
         "time.sleep(30)"
     ),
     "forge results then stop reading": (
-        "forge(b''.join(frame(json.dumps([i, True, 'forged', 1, None, '', '']).encode()) for i in range(4)))\n"
+        "forge(b''.join(frame(json.dumps([i, True, 'forged', 1, None, '', '']).encode())"
+        " for i in range(4)))\n"
         "time.sleep(30)"
     ),
     "flood the channel": "forge(b'\\xff' * (8 << 20))\ntime.sleep(30)",
     "lone surrogates in the protocol": (
-        "forge(b''.join(frame(b'[' + str(i).encode() + b', true, \"\\\\ud800\", 1, null, \"\\\\udfff\", \"\"]') "
+        "forge(b''.join(frame(b'[' + str(i).encode()"
+        " + b', true, \"\\\\ud800\", 1, null, \"\\\\udfff\", \"\"]') "
         "for i in range(4)))\ntime.sleep(30)"
     ),
     "memfd exec": (
@@ -165,50 +177,71 @@ OS_ATTACKS = {
 
 # Attempts through the Python layers (every layer on): each gets its own runner, since a static refusal
 # stops the whole eval. Each tries to reach a real module and then write a file and read the SSH key.
-GOAL = "    open('{scratch}/pwned-{n}', 'w').write('x')\n    return (True, open('{home}/.ssh/id_rsa').read())\n"
+GOAL = (
+    "    open('{scratch}/pwned-{n}', 'w').write('x')\n"
+    "    return (True, open('{home}/.ssh/id_rsa').read())\n"
+)
 PY_ATTACKS = {
-    "json.decoder submodule": "from json import decoder\ndef check(trace):\n    open = decoder.re.enum.sys.modules['builtins'].open\n",
+    "json.decoder submodule": (
+        "from json import decoder\ndef check(trace):\n"
+        "    open = decoder.re.enum.sys.modules['builtins'].open\n"
+    ),
     "class pattern keyword": (
-        "def check(trace):\n    match check:\n        case object(__globals__=g):\n            open = g['__builtins__']['open']\n"
+        "def check(trace):\n    match check:\n        case object(__globals__=g):\n"
+        "            open = g['__builtins__']['open']\n"
     ),
     "class pattern positional": (
         "import collections.abc\ndef check(trace):\n"
-        "    D = type('D', (collections.abc.Callable,), {{'__match_args__': ('__glo' + 'bals__',), '__call__': len}})\n"
-        "    D.register(type(check))\n    match check:\n        case D(g):\n            open = g['__builtins__']['open']\n"
+        "    D = type('D', (collections.abc.Callable,),"
+        " {{'__match_args__': ('__glo' + 'bals__',), '__call__': len}})\n"
+        "    D.register(type(check))\n    match check:\n        case D(g):\n"
+        "            open = g['__builtins__']['open']\n"
     ),
-    "frame by getattr": "def check(trace):\n    g = (i for i in [1])\n    f = getattr(g, 'gi_' + 'frame')\n    open = f.f_globals['__builtins__']['open']\n",
+    "frame by getattr": (
+        "def check(trace):\n    g = (i for i in [1])\n    f = getattr(g, 'gi_' + 'frame')\n"
+        "    open = f.f_globals['__builtins__']['open']\n"
+    ),
     "update_wrapper copies globals": (
-        "import functools\nclass Box:\n    def __setattr__(self, name, value):\n        self.__dict__[name] = value\n"
-        "def check(trace):\n    box = functools.update_wrapper(Box(), check, assigned=('__glo' + 'bals__',))\n"
+        "import functools\nclass Box:\n    def __setattr__(self, name, value):\n"
+        "        self.__dict__[name] = value\n"
+        "def check(trace):\n"
+        "    box = functools.update_wrapper(Box(), check, assigned=('__glo' + 'bals__',))\n"
         "    open = vars(box)['__globals__']['__builtins__']['open']\n"
     ),
     "string.Formatter get_field": (
-        "import string\ndef check(trace):\n    g = string.Formatter().get_field('0.__globals__', (check,), {{}})[0]\n"
+        "import string\ndef check(trace):\n"
+        "    g = string.Formatter().get_field('0.__globals__', (check,), {{}})[0]\n"
         "    open = g['__builtins__']['open']\n"
     ),
     "dataclass field injection": (
         "import dataclasses\ndef check(trace):\n"
-        "    X = type('X', (), {{'__annot' + 'ations__': {{\"a=__import__('os').system('touch {scratch}/pwned-dc')\": int}}}})\n"
+        "    X = type('X', (), {{'__annot' + 'ations__':"
+        " {{\"a=__import__('os').system('touch {scratch}/pwned-dc')\": int}}}})\n"
         "    dataclasses.dataclass(X)\n    open = None\n"
     ),
     "make_dataclass dunder field": (
-        "import dataclasses\ndef check(trace):\n    X = dataclasses.make_dataclass('X', ['__glo' + 'bals__'])\n    open = None\n"
+        "import dataclasses\ndef check(trace):\n"
+        "    X = dataclasses.make_dataclass('X', ['__glo' + 'bals__'])\n    open = None\n"
     ),
     "typing.get_type_hints evaluates": (
         "import typing\ndef f(x: \"__import__('os').system('touch {scratch}/pwned-hints')\"): pass\n"
         "def check(trace):\n    typing.get_type_hints(f)\n    open = None\n"
     ),
     "namedtuple field injection": (
-        "import collections\ndef check(trace):\n    collections.namedtuple('X', [\"a=__import__('os')\"])\n    open = None\n"
+        "import collections\ndef check(trace):\n"
+        "    collections.namedtuple('X', [\"a=__import__('os')\"])\n    open = None\n"
     ),
     "traceback frame by getattr": (
         "def check(trace):\n    try:\n        1 / 0\n    except Exception as e:\n"
-        "        tb = getattr(e, '__trace' + 'back__')\n    open = tb.tb_frame.f_globals['__builtins__']['open']\n"
+        "        tb = getattr(e, '__trace' + 'back__')\n"
+        "    open = tb.tb_frame.f_globals['__builtins__']['open']\n"
     ),
     "format walks to builtins": (
         "def check(trace):\n    text = ('{{0.__glo' + 'bals__}}').format(check)\n    open = None\n"
     ),
-    "module-level escape": "import json\nopen = json.decoder.re.enum.sys.modules['builtins'].open\ndef check(trace):\n",
+    "module-level escape": (
+        "import json\nopen = json.decoder.re.enum.sys.modules['builtins'].open\ndef check(trace):\n"
+    ),
 }
 
 
@@ -375,7 +408,9 @@ def _system_python_as_nobody(tmp: Path) -> Python | None:
     if probe.returncode != 0:
         return None
     lib = tmp / "pylib"
-    shutil.copytree(REPO / "iofold_tui", lib / "iofold_tui", ignore=shutil.ignore_patterns("ui", "__pycache__"))
+    shutil.copytree(
+        REPO / "iofold_tui", lib / "iofold_tui", ignore=shutil.ignore_patterns("ui", "__pycache__")
+    )
     import pyseccomp
 
     shutil.copy(pyseccomp.__file__, lib / "pyseccomp.py")
@@ -414,7 +449,8 @@ def test_os_layers_alone_contain_every_attack(stage: Stage, base: Path) -> None:
         assert out["layers"]["seccomp"] and out["layers"]["landlock"] and out["layers"]["rlimits"], who
         _assert_goals_held(stage, out, len(traces))
         by_id = {row[0]: row for row in out["results"]}
-        assert by_id["benign"][1] is False and by_id["benign"][2] == "no attack", by_id["benign"]  # the eval ran
+        # The eval ran.
+        assert by_id["benign"][1] is False and by_id["benign"][2] == "no attack", by_id["benign"]
         assert by_id["kill the app"][4]  # the attempt failed (the app is evidently alive: it answered)
         # Bounded: each trace at most the wall-clock kill; with 2 workers about half of that in total.
         assert out["elapsed_s"] < len(traces) * (TIMEOUT_S + 1.0) / 2 + 10, (who, out["elapsed_s"])
@@ -445,8 +481,8 @@ def test_python_layer_escapes_as_nobody(stage: Stage, base: Path) -> None:
         pytest.skip("needs root, setpriv and /usr/bin/python3")
     _, nobody = pythons[1]
     for name in sorted(PY_ATTACKS):
-        spec = {"code": _py_code(name, stage), "name": "check", "traces": [["t1", "[]"]], "timeout_s": TIMEOUT_S,
-                "jobs": 1}
+        spec = {"code": _py_code(name, stage), "name": "check", "traces": [["t1", "[]"]],
+                "timeout_s": TIMEOUT_S, "jobs": 1}
         out = _run_app(nobody, stage, spec, tmp_path)
         _assert_goals_held(stage, out, None if out["error"] else 1)
 
@@ -460,7 +496,8 @@ def test_a_worker_is_confined_before_any_eval_code_runs(tmp_path: Path) -> None:
         pid = runner._workers[0].proc.pid
         status = Path(f"/proc/{pid}/status").read_text()
         assert "NoNewPrivs:\t1" in status and "Seccomp:\t2" in status
-        assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net") or not runner.confinement.layers[1].active
+        own_net = os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        assert own_net or not runner.confinement.layers[1].active
     # Killed as a group when the runner closes.
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
@@ -473,7 +510,8 @@ def test_worker_dies_with_the_app(tmp_path: Path) -> None:
         import sys
         sys.path.insert(0, {str(REPO)!r})
         from iofold_tui.data.evalrun.sandbox import EvalRunner
-        runner = EvalRunner("def check(trace):\\n    while True:\\n        pass\\n", "check", jobs=2, timeout_s=60)
+        code = "def check(trace):\\n    while True:\\n        pass\\n"
+        runner = EvalRunner(code, "check", jobs=2, timeout_s=60)
         print(" ".join(str(w.proc.pid) for w in runner._workers), flush=True)
         list(runner.run([("a", "[]"), ("b", "[]")]))
     """))
@@ -483,7 +521,11 @@ def test_worker_dies_with_the_app(tmp_path: Path) -> None:
     app.wait()
     deadline = time.monotonic() + 5
     alive = pids
+    def running(pid: int) -> bool:  # a zombie ("Z" state) is dead
+        proc = Path(f"/proc/{pid}")
+        return proc.exists() and "Z" not in (proc / "stat").read_text().split(")")[1][:3]
+
     while alive and time.monotonic() < deadline:
-        alive = [p for p in pids if Path(f"/proc/{p}").exists() and "Z" not in Path(f"/proc/{p}/stat").read_text().split(")")[1][:3]]
+        alive = [p for p in pids if running(p)]
         time.sleep(0.05)
     assert alive == []

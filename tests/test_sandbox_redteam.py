@@ -161,7 +161,8 @@ def _run(code: str, disable: frozenset[str], traces: int = 1, timeout_s: float =
 @pytest.mark.skipif(not LINUX, reason="mkfifo/pidfd goals are Linux")
 @pytest.mark.parametrize("escape", ["dataclass base field", "dataclass str subclass"])
 def test_dataclass_base_field_injection_reaches_nothing(escape: str, target: Target) -> None:
-    code = ESCAPES[escape] + GOALS.format(fifo=str(target.scratch / "pwned-dataclass"), victim=target.victim.pid)
+    goals = GOALS.format(fifo=str(target.scratch / "pwned-dataclass"), victim=target.victim.pid)
+    code = ESCAPES[escape] + goals
     results, _ = _run(code, PY_ONLY)
     target.untouched()
     assert all(r.error for r in results)
@@ -169,7 +170,8 @@ def test_dataclass_base_field_injection_reaches_nothing(escape: str, target: Tar
 
 @pytest.mark.skipif(not LINUX, reason="mkfifo/pidfd goals are Linux")
 def test_forward_ref_cannot_spend_namedtuples_exec(target: Target) -> None:
-    code = FORWARD_REF_ESCAPE + GOALS.format(fifo=str(target.scratch / "pwned-forwardref"), victim=target.victim.pid)
+    goals = GOALS.format(fifo=str(target.scratch / "pwned-forwardref"), victim=target.victim.pid)
+    code = FORWARD_REF_ESCAPE + goals
     assert check_code(code) == []  # nothing for the static check to see
     try:
         results, _ = _run(code, PY_ONLY)
@@ -237,7 +239,8 @@ def real_import(name):
     return func(*args)(name)
 """
 
-ESCAPES = {"dataclass base field": DATACLASS_ESCAPE, "dataclass str subclass": DATACLASS_FORMAT_ESCAPE, "typing.ForwardRef": FORWARD_REF_ESCAPE,
+ESCAPES = {"dataclass base field": DATACLASS_ESCAPE, "dataclass str subclass": DATACLASS_FORMAT_ESCAPE,
+           "typing.ForwardRef": FORWARD_REF_ESCAPE,
            "functools.wraps().func": WRAPS_ESCAPE, "Enum._convert_": ENUM_CONVERT_ESCAPE,
            "typing alias __reduce__": ALIAS_REDUCE_ESCAPE,
            "dunder field name (asdict)": FIELD_NAME_ESCAPE.replace("{how}", "asdict"),
@@ -263,7 +266,8 @@ def test_every_escape_is_contained_by_the_os_layers(escape: str, target: Target)
                                     "dunder field name (asdict)", "dunder field name (astuple)",
                                     "dunder field name (replace)"])
 def test_library_objects_hand_out_no_real_builtins(escape: str, target: Target) -> None:
-    code = ESCAPES[escape] + GOALS.format(fifo=str(target.scratch / "pwned-library"), victim=target.victim.pid)
+    goals = GOALS.format(fifo=str(target.scratch / "pwned-library"), victim=target.victim.pid)
+    code = ESCAPES[escape] + goals
     results, _ = _run(code, PY_ONLY)
     target.untouched()
     assert results and all(r.error for r in results), results
@@ -378,7 +382,7 @@ def test_replacement_workers_cannot_stretch_a_run() -> None:
     traces, timeout_s = 3, 0.2
     kill_after = timeout_s + 0.5
     try:
-        results, elapsed = _run(code, OS_ONLY, traces=traces, timeout_s=timeout_s)
+        _, elapsed = _run(code, OS_ONLY, traces=traces, timeout_s=timeout_s)
     except SandboxError:  # replacements that cannot start in time may end the run: that is bounded too
         elapsed = 0.0
     assert elapsed < traces * kill_after + 1.0, elapsed
@@ -418,7 +422,9 @@ ORDINARY = {
         class F:
             name: str = field(default_factory=str)
             value: str = "v"
-        M = dataclasses.make_dataclass("M", [("b", int, 0), ("c", int, field(default=1))], bases=(F,), frozen=True)
+        M = dataclasses.make_dataclass(
+            "M", [("b", int, 0), ("c", int, field(default=1))], bases=(F,), frozen=True
+        )
         @dataclass(order=True)
         class G:
             é: int = 1
@@ -430,8 +436,9 @@ ORDINARY = {
                 frozen = "not frozen"
             except dataclasses.FrozenInstanceError:
                 frozen = "frozen"
-            out = [repr(A(1)), repr(b), str(b < B(2)), frozen, str(hash(C(a=1))), str(C(a=1).a), repr(D()), str(D().q),
-                   repr(E(1, w=2)), repr(F()), repr(M(b=2)), str(G() <= G(2)), str(dataclasses.asdict(E(1))),
+            out = [repr(A(1)), repr(b), str(b < B(2)), frozen, str(hash(C(a=1))), str(C(a=1).a), repr(D()),
+                   str(D().q), repr(E(1, w=2)), repr(F()), repr(M(b=2)), str(G() <= G(2)),
+                   str(dataclasses.asdict(E(1))),
                    repr(dataclasses.replace(b, other=9)), str(A(1) == A(1)), str(dataclasses.astuple(M()))]
             return (all(out), " | ".join(out))
     """,
@@ -561,4 +568,6 @@ def test_relaxations_hand_out_nothing() -> None:
     assert check_code("def check(trace):\n    x = (lambda: 0).__globals__\n    return (True, '')\n")
     assert check_code("def check(trace):\n    return (hasattr(check, 'gi_frame'), '')\n")
     assert check_code("__builtins__ = {}\ndef check(trace):\n    return (True, '')\n")  # module level
-    assert check_code("class A:\n    def f(self):\n        __class__ = 1\ndef check(trace):\n    return (True, '')\n")
+    assert check_code(
+        "class A:\n    def f(self):\n        __class__ = 1\ndef check(trace):\n    return (True, '')\n"
+    )
