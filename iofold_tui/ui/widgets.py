@@ -71,8 +71,10 @@ class KeyFooter(Footer):
         if self.is_attached and screen is self.screen and not self._queued:
             self._queued = True  # many signals in one burst: one check after the refresh
             if self._shown is None:
-                # Styling ~20 keys costs ~50 ms: built just after the pane's first frame, not before it.
-                self.set_timer(FIRST_BUILD_DELAY_S, self._rebuild)
+                # Styling ~20 keys costs ~50 ms: built just after the pane's first frame, not before it. The
+                # delay counts from a refresh (the first signals come while the pane still mounts; counted
+                # from them, a loaded machine built the keys before the first rows were on screen).
+                self.call_after_refresh(self.set_timer, FIRST_BUILD_DELAY_S, self._rebuild)
             else:
                 self.call_after_refresh(self._rebuild)
 
