@@ -142,7 +142,8 @@ class TraceListModel:
         return make
 
     def new_list(self) -> None:
-        """Another list (filter, order) or a jump: the count and the pages read ahead no longer apply."""
+        """Another list (the filter or the order changed): the count and the pages read ahead no longer
+        apply."""
         self.matching = None
         self.prefetched = {}
 
