@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from iofold_tui.data.source.d1client import D1Client, D1Error, Result, scrub
+from iofold_tui.data.source.d1api import D1Error, Result, scrub
+from iofold_tui.data.source.d1client import D1Client
 from iofold_tui.data.source.d1params import bind, is_read
 from iofold_tui.data.source.d1remote import PageCache, Remote, RemoteConnection, RemoteDatabase
 

@@ -18,7 +18,8 @@ import pytest
 from d1_api_tools import ACCOUNT, DB_ID, TOKEN_RO, TOKEN_RW, D1Api, FaultProxy
 
 from iofold_tui.data.labels.writer import LabelWriter, WriterEvent, WriterTiming
-from iofold_tui.data.source.d1client import D1Client, D1Error
+from iofold_tui.data.source.d1api import D1Error
+from iofold_tui.data.source.d1client import D1Client
 
 pytestmark = pytest.mark.wrangler
 ES = "set_response_quality"

@@ -16,7 +16,7 @@ from iofold_tui.cli.common import api_base_option, fail, guarded, open_any, refu
 
 def _client(target: str) -> Any:
     from iofold_tui.data.errors import SourceError
-    from iofold_tui.data.source.d1client import D1Error
+    from iofold_tui.data.source.d1api import D1Error
     from iofold_tui.data.source.d1open import connect_client, is_d1_target
 
     if not is_d1_target(target):
@@ -37,7 +37,7 @@ def pull_cmd(target: str, out: Path, force: bool) -> None:
     """Copy the live D1 database TARGET (d1://NAME) to the local SQLite file OUT, to work offline.
     Labels made on OUT go back with `iofold-tui push OUT d1://NAME` (or `export-labels`)."""
     from iofold_tui.data.errors import SourceError
-    from iofold_tui.data.source.d1client import D1Error
+    from iofold_tui.data.source.d1api import D1Error
     from iofold_tui.data.source.d1pull import pull
 
     if out.exists() and not force:
@@ -74,7 +74,7 @@ def push_cmd(copy: str, target: str, dry_run: bool) -> None:
     from iofold_tui.data.labels.history import LabelHistory
     from iofold_tui.data.labels.patch import describe_conflict, load_net_changes, state_json
     from iofold_tui.data.labels.store import LabelStore
-    from iofold_tui.data.source.d1client import D1Error
+    from iofold_tui.data.source.d1api import D1Error
     from iofold_tui.data.source.d1pull import push
     from iofold_tui.data.text import plural
 

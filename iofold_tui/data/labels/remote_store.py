@@ -44,7 +44,7 @@ from iofold_tui.data.labels.store import (
     new_feedback_id,
 )
 from iofold_tui.data.sanitize import one_line
-from iofold_tui.data.source.d1client import D1Error
+from iofold_tui.data.source.d1api import D1Error
 from iofold_tui.data.source.d1remote import Remote, RemoteConnection
 
 _ROW = "SELECT id, rating, notes, created_at, updated_at FROM feedback WHERE eval_set_id = ? AND trace_id = ?"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from iofold_tui.data import paths
-from iofold_tui.data.source.d1client import Result
+from iofold_tui.data.source.d1api import Result
 
 Entry = tuple[str, list[Any], Result]
 

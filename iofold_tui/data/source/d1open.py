@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from iofold_tui.data import paths
-from iofold_tui.data.source.d1client import D1Client, D1Error, Result
+from iofold_tui.data.source.d1api import D1Error, Result
+from iofold_tui.data.source.d1client import D1Client
 from iofold_tui.data.source.d1offline import load_offline, offline_path
 from iofold_tui.data.source.d1params import is_read
 from iofold_tui.data.source.d1remote import WARM_MAX, Remote, RemoteDatabase
@@ -44,7 +45,7 @@ def is_d1_target(target: object) -> bool:
 def connect_client(target: str, *, api_base: str | None = None, timeout_s: float | None = None,
                    resolve: bool = True) -> D1Client:
     """A client for ``d1://NAME-or-UUID`` (token and account from the environment / wrangler config)."""
-    from iofold_tui.data.source.d1client import TIMEOUT_S, account_from_env_or_wrangler, token_from_env
+    from iofold_tui.data.source.d1api import TIMEOUT_S, account_from_env_or_wrangler, token_from_env
 
     name = target[len(D1_SCHEME):].strip().strip("/")
     if not name:

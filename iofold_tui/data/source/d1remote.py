@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from iofold_tui.data.db import REMOTE_OPENERS, Database
-from iofold_tui.data.source.d1client import D1Client, D1Error, Result
+from iofold_tui.data.source.d1api import D1Error, Result
+from iofold_tui.data.source.d1client import D1Client
 from iofold_tui.data.source.d1offline import save_offline
 from iofold_tui.data.source.d1params import bind, is_read, strip_comments
 
