@@ -9,7 +9,7 @@ paging, filters, detail, evals, matrix and overview run unchanged — their SQL 
 What the remote cannot run is handled here:
   - ``PRAGMA data_version`` -> a cheap change probe (``max(rowid)`` of the tables labels and runs touch,
     1 row read each, at most every PROBE_S) plus this process's own writes; a colleague's relabel in place
-    shows up when the page cache expires (CACHE_TTL_S, the seed README's advice for matrix statistics);
+    shows up when the page cache expires (d1cache.py; the seed README advises 60 s for matrix statistics);
   - connection PRAGMAs (busy_timeout, query_only, foreign_keys, cache_size…) and BEGIN/COMMIT/ROLLBACK/
     SAVEPOINT: no-ops (D1 runs each request as its own transaction);
   - ``CREATE TEMP …`` / ``ATTACH`` / ``DETACH``: refused with sqlite3.OperationalError — every caller already
@@ -17,7 +17,7 @@ What the remote cannot run is handled here:
     (annotator agreement, import-labels) read a labels-only copy instead (d1pull.labels_file);
   - more than 100 bound parameters (D1's limit; ``IN (?,…)`` id lists): the values are inlined as literals.
 Reads are cached (an LRU of (sql, params) -> rows, invalidated by the probe and own writes, expired after
-CACHE_TTL_S), so scrolling back, re-rendering the overview or the matrix costs no request, and when the
+d1cache.py), so scrolling back, re-rendering the overview or the matrix costs no request, and when the
 network is down what was seen stays usable; an uncached read fails with the client's one-line message.
 """
 
@@ -30,7 +30,6 @@ import re
 import sqlite3
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Any
 
 from iofold_tui.data.db import REMOTE_OPENERS, Database
 from iofold_tui.data.source.d1api import D1Error, Result
+from iofold_tui.data.source.d1cache import PageCache
 from iofold_tui.data.source.d1client import D1Client
 from iofold_tui.data.source.d1offline import save_offline
 from iofold_tui.data.source.d1params import bind, is_read, strip_comments
@@ -45,11 +45,6 @@ from iofold_tui.data.source.d1params import bind, is_read, strip_comments
 PROBE_S = 5.0
 WARM_S = 4.0  # a launch's reads, replayed as one batch by the next launch
 WARM_MAX = 60
-CACHE_TTL_S = 60.0
-EXPENSIVE_ROWS_READ = 100_000  # a read that scanned this many rows is kept EXPENSIVE_TTL_FACTOR times longer
-EXPENSIVE_TTL_FACTOR = 10
-CACHE_ENTRIES = 512
-CACHE_ROWS = 200_000
 _PROBE_SQL = ("SELECT (SELECT max(rowid) FROM feedback), (SELECT max(rowid) FROM eval_executions), "
               "(SELECT max(rowid) FROM evals), (SELECT max(rowid) FROM traces), "
               "(SELECT max(rowid) FROM eval_sets)")
@@ -64,52 +59,6 @@ _DATA_VERSION = re.compile(r"^\s*PRAGMA\s+(?:main\.)?data_version\s*;?\s*$", re.
 # D1's own tables (_cf_…): PRAGMAs on them are not authorized
 _CF_PRAGMA = re.compile(r"^\s*PRAGMA\s+(?:main\.)?\w+\s*\(\s*[\"'`\[]?_cf_", re.IGNORECASE)
 _REFUSED = re.compile(r"^\s*(CREATE\s+(TEMP|TEMPORARY)\b|ATTACH\b|DETACH\b|VACUUM\b)|\btemp\.", re.IGNORECASE)
-class PageCache:
-    """LRU of read results, bounded by entries and rows, dropped on a change (``clear``) or after the TTL."""
-
-    def __init__(self, ttl_s: float = CACHE_TTL_S) -> None:
-        self.ttl_s = ttl_s
-        self._items: OrderedDict[tuple[Any, ...], tuple[float, Result]] = OrderedDict()
-        self._rows = 0
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key: tuple[Any, ...], *, stale_ok: bool = False) -> Result | None:
-        with self._lock:
-            item = self._items.get(key)
-            if item is None or (not stale_ok and time.monotonic() - item[0] > self._ttl(item[1])):
-                self.misses += 1
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
-            return item[1]
-
-    def _ttl(self, result: Result) -> float:
-        """Reads that scanned many rows (the trace list's count(*), unfiltered aggregates) live longer: D1
-        bills every row read, the probe and our own writes still drop them on a change, and the TTL only
-        bounds how long a colleague's edit in place can go unseen."""
-        rows_read = result.meta.get("rows_read") if isinstance(result.meta, dict) else None
-        expensive = isinstance(rows_read, int) and rows_read >= EXPENSIVE_ROWS_READ
-        return self.ttl_s * (EXPENSIVE_TTL_FACTOR if expensive else 1)
-
-    def put(self, key: tuple[Any, ...], result: Result) -> None:
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._rows -= len(old[1].rows)
-            self._items[key] = (time.monotonic(), result)
-            self._rows += len(result.rows)
-            while self._items and (len(self._items) > CACHE_ENTRIES or self._rows > CACHE_ROWS):
-                _, (_, dropped) = self._items.popitem(last=False)
-                self._rows -= len(dropped.rows)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._rows = 0
-
-
 class RemoteCursor:
     """The answer of one statement, as much of ``sqlite3.Cursor`` as the app uses."""
 
