@@ -26,10 +26,13 @@ V1 = "eval_response_quality_v1"
 HUGE_LINES = 10_000
 
 
-def _add(conn: sqlite3.Connection, eval_id: str, version: int, name: str, code: str, **values: object) -> None:
-    row = {"id": eval_id, "eval_set_id": "set_response_quality", "name": name, "version": version, "code": code,
-           "model_used": "gpt-4o", **values}
-    conn.execute(f"INSERT INTO evals ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+def _add(
+    conn: sqlite3.Connection, eval_id: str, version: int, name: str, code: str, **values: object
+) -> None:
+    row = {"id": eval_id, "eval_set_id": "set_response_quality", "name": name, "version": version,
+           "code": code, "model_used": "gpt-4o", **values}
+    placeholders = ", ".join("?" * len(row))
+    conn.execute(f"INSERT INTO evals ({', '.join(row)}) VALUES ({placeholders})", list(row.values()))
 
 
 @pytest.fixture
@@ -37,10 +40,15 @@ def evals_db(tmp_path: Path) -> Path:
     path = build_db(tmp_path / "evals.sqlite")
     with sqlite3.connect(path) as conn:
         v1 = conn.execute("SELECT code FROM evals WHERE id = ?", (V1,)).fetchone()[0]
-        v2 = v1.replace("< 40", "< 60").replace("    if not tools_used:", "    if len(tools_used) > 3:\n"
-                                                   "        return False, \"Too many tools\"\n    if not tools_used:")
-        details = [{"traceId": "trace_003", "expected": False, "predicted": True, "match": False, "reason": "missed hedge",
-                    "executionTimeMs": 4}, {"traceId": "trace_001", "expected": True, "predicted": True, "match": True}]
+        v2 = v1.replace("< 40", "< 60").replace(
+            "    if not tools_used:",
+            "    if len(tools_used) > 3:\n        return False, \"Too many tools\"\n    if not tools_used:",
+        )
+        details = [
+            {"traceId": "trace_003", "expected": False, "predicted": True, "match": False,
+             "reason": "missed hedge", "executionTimeMs": 4},
+            {"traceId": "trace_001", "expected": True, "predicted": True, "match": True},
+        ]
         _add(conn, "ev_v2", 2, "response_quality", v2, parent_eval_id=V1, execution_count=99,
              generation_prompt="Write a stricter eval.", test_results=json.dumps({"details": details}),
              training_trace_ids=json.dumps(["trace_001", "ghost_trace"]))
@@ -48,12 +56,14 @@ def evals_db(tmp_path: Path) -> Path:
              training_trace_ids="trace_001,trace_002")
         _add(conn, "ev_loop_a", 4, "loop", "def loop(t):\n    return True, 'a'\n", parent_eval_id="ev_loop_b")
         _add(conn, "ev_loop_b", 5, "loop", "def loop(t):\n    return True, 'b'\n", parent_eval_id="ev_loop_a")
-        huge = "def huge(trace):\n" + "".join(f"    x{i} = {i}  # line\n" for i in range(HUGE_LINES)) + "    return True, ''\n"
+        huge_body = "".join(f"    x{i} = {i}  # line\n" for i in range(HUGE_LINES))
+        huge = "def huge(trace):\n" + huge_body + "    return True, ''\n"
         _add(conn, "ev_huge", 6, "zz_huge", huge, parent_eval_id="deleted_parent")
         _add(conn, "ev_empty", 7, "empty", "")
         conn.execute("INSERT INTO eval_sets (id, workspace_id, name) VALUES ('set_b', 'ws_demo', 'zz-other')")
         conn.execute("INSERT INTO evals (id, eval_set_id, name, version, code, model_used) "
-                     "VALUES ('ev_other', 'set_b', 'other', 1, 'def other(t):\n    return False, \"\"\n', 'm')")
+                     "VALUES ('ev_other', 'set_b', 'other', 1, "
+                     "'def other(t):\n    return False, \"\"\n', 'm')")
     return path
 
 

@@ -23,7 +23,8 @@ from iofold_tui.ui.panes.sql import SqlPane
 from iofold_tui.ui.screenshot import settle
 from iofold_tui.ui.widgets import Confirm, PickOne
 
-BIG_CTE = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 100000) SELECT x, 'row ' || x FROM c"
+BIG_CTE = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 100000) "
+           "SELECT x, 'row ' || x FROM c")
 ENDLESS_CTE = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
 
 
@@ -64,7 +65,8 @@ async def test_overview_figures_scoped_to_the_workspace(db: Path) -> None:
         pane = app.screen
         assert isinstance(pane, OverviewPane)
         counts = dict(zip(_column(pane.table("tables"), 0), _column(pane.table("tables"), 1), strict=True))
-        assert counts["traces"] == "6" and counts["jobs"] == "7"  # ws_a (Alpha) only: ws_b has 2 traces, 1 job
+        # ws_a (Alpha) only: ws_b has 2 traces, 1 job
+        assert counts["traces"] == "6" and counts["jobs"] == "7"
         assert _column(pane.table("sets"), 0) == ["quality", "safety"]
         assert _column(pane.table("sets"), 4) == ["5/5", "3/4"]
         assert _column(pane.table("accuracy"), 1) == ["1", "1", "1", "1"]
@@ -97,7 +99,8 @@ async def test_overview_figure_jumps_to_its_rows(db: Path) -> None:
         assert isinstance(overview, OverviewPane)
         jobs = overview.table("jobs")
         jobs.focus()
-        jobs.move_cursor(row=_column(jobs, 0).index("import"), column=5)  # type, total, queued, running, completed, failed
+        # columns: type, total, queued, running, completed, failed
+        jobs.move_cursor(row=_column(jobs, 0).index("import"), column=5)
         await pilot.press("enter")
         await settle(app, pilot)
         assert [r[0] for r in (await _sql(app)).current_rows()] == ["j2"]
@@ -276,7 +279,8 @@ async def test_console_errors_cells_history_and_presets(db: Path) -> None:
         await pilot.press("f5")
         await settle(app, pilot)
         assert "syntax error" in str(pane.message)
-        pane.editor.text = "SELECT x'00ff' AS b, printf('%.*c', 10000000, 'x') AS huge, char(27) || '[31mred' AS esc, NULL AS n"
+        pane.editor.text = ("SELECT x'00ff' AS b, printf('%.*c', 10000000, 'x') AS huge, "
+                            "char(27) || '[31mred' AS esc, NULL AS n")
         await pilot.press("f5")
         await settle(app, pilot)
         cells = [str(c) for c in pane.table.get_row_at(0)]
@@ -318,7 +322,8 @@ def test_cli_overview_json_and_workspace(db: Path) -> None:
 
 
 def test_cli_sql_reads_limits_and_refuses_writes(db: Path) -> None:
-    out = CliRunner().invoke(main, ["sql", str(db), "SELECT id FROM jobs ORDER BY id", "--limit", "3", "--json"])
+    args = ["sql", str(db), "SELECT id FROM jobs ORDER BY id", "--limit", "3", "--json"]
+    out = CliRunner().invoke(main, args)
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["rows"] == [["j1"], ["j2"], ["j3"]] and data["truncated"] is True

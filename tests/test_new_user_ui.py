@@ -50,8 +50,9 @@ def many_db(tmp_path: Path) -> Path:
     with sqlite3.connect(path) as conn:
         conn.execute(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250) "
-            "INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps, input_preview, "
-            "output_preview) SELECT printf('bulk_%03d', i), workspace_id, id, 'ext_' || i, 'langsmith', "
+            "INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps, "
+            "input_preview, output_preview) "
+            "SELECT printf('bulk_%03d', i), workspace_id, id, 'ext_' || i, 'langsmith', "
             "printf('2024-01-01T00:%02d:%02dZ', i / 60, i % 60), '[]', 'bulk question ' || i, 'bulk answer' "
             "FROM n, integrations")
     return path
@@ -75,7 +76,8 @@ async def test_trace_list_shows_ids_and_lays_out_for_80_and_200_columns(many_db:
         cols = _columns(app)
         assert {"time", "id", "source", "input", "output", "steps", "err", "rating", "ext"} <= set(cols)
         assert sum(w + 2 for w in cols.values()) <= 200 and cols["time"] == 19
-        assert str(app.screen.query_one(RowTable).get_cell("trace_005", "ext")).startswith("lf-")  # external id
+        external_id = app.screen.query_one(RowTable).get_cell("trace_005", "ext")
+        assert str(external_id).startswith("lf-")
         await pilot.resize_terminal(140, 40)  # the external trace_id only while the previews keep their room
         await settle(app, pilot)
         assert "ext" not in _columns(app) and _columns(app)["input"] >= 30
@@ -161,7 +163,7 @@ async def test_step_search_list_matches_its_header_and_escape_before_a_match(
 
     from iofold_tui.data.search import index as search_index
 
-    def slow_scan(conn, key, needle, *, progress=None, cancelled=lambda: False, **_):  # noqa: ANN001, ANN202, ANN003
+    def slow_scan(conn, key, needle, *, progress=None, cancelled=lambda: False, **_):
         while not release.wait(0.01):  # a scan of a big file: runs until Esc
             if cancelled():
                 return search_index.SearchResult([], 0, False, "newest", complete=False, all_rowids=[])
@@ -188,10 +190,12 @@ async def test_step_search_list_matches_its_header_and_escape_before_a_match(
 
 def test_message_list_preview_reads_as_the_last_user_message() -> None:
     messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "first"},
-                {"role": "assistant", "content": "ok"}, {"role": "user", "content": [{"type": "text", "text": "second"}]}]
+                {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": [{"type": "text", "text": "second"}]}]
     text = json.dumps(messages)
     assert preview_text(text) == "second"
-    assert preview_text(text[:text.index("second") + 3]) == "sec…"  # cut inside the message: as far as it goes
+    # cut inside the message: as far as it goes
+    assert preview_text(text[:text.index("second") + 3]) == "sec…"
     assert preview_text("plain [text]") == "plain [text]" and preview_text(None) == ""
 
 
@@ -241,7 +245,8 @@ async def test_blind_mode_hides_other_sets_labels(seed_db: Path) -> None:
         assert "TONE-NOTE" in doc.summary.plain
         await pilot.press("b")
         await settle(app, pilot)
-        assert "TONE-NOTE" not in doc.summary.plain and "LABELS   1 label of other eval sets hidden" in doc.summary.plain
+        assert "TONE-NOTE" not in doc.summary.plain
+        assert "LABELS   1 label of other eval sets hidden" in doc.summary.plain
         await pilot.press("t", "a")  # auto-advance off: label, then the trace shows everything
         await settle(app, pilot)
         assert "TONE-NOTE" in doc.summary.plain
@@ -305,7 +310,8 @@ async def test_question_mark_lists_binding_ids_and_current_keys(
         assert isinstance(app.screen, KeyHelp)
         rows = {binding_id: keys for keys, binding_id, _ in app.screen.rows}
         assert rows["traces.copy_id"] == "Y" and rows["traces.goto"] == ":" and rows["app.help"] == "?"
-        assert list(rows).index("traces.search") < list(rows).index("table.down") < list(rows).index("app.quit")
+        order = list(rows)
+        assert order.index("traces.search") < order.index("table.down") < order.index("app.quit")
         await pilot.press("Y")  # the remapped key works (after closing the help)
         await pilot.press("escape")
         await settle(app, pilot)
@@ -395,9 +401,10 @@ async def test_raw_json_wraps(seed_db: Path) -> None:
 
 async def test_overview_warnings_wrap_and_stale_jobs_are_flagged(seed_db: Path) -> None:
     with sqlite3.connect(seed_db) as conn:
-        conn.execute("INSERT INTO jobs (id, workspace_id, type, status, progress, created_at, started_at) VALUES "
-                     "('job_old', 'ws_demo', 'import', 'running', 10, datetime('now', '-376 days'), "
-                     "datetime('now', '-375 days')), ('job_new', 'ws_demo', 'import', 'running', 10, "
+        conn.execute("INSERT INTO jobs (id, workspace_id, type, status, progress, created_at, started_at) "
+                     "VALUES ('job_old', 'ws_demo', 'import', 'running', 10, "
+                     "datetime('now', '-376 days'), datetime('now', '-375 days')), "
+                     "('job_new', 'ws_demo', 'import', 'running', 10, "
                      "datetime('now', '-1 hours'), datetime('now', '-1 hours'))")
     app = _app(seed_db, pane="overview")
     async with app.run_test(size=(80, 40)) as pilot:

@@ -15,7 +15,9 @@ from pathlib import Path
 import iofold_tui.ui
 
 UI = Path(iofold_tui.ui.__file__).parent
-SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|REPLACE|WITH|PRAGMA|CREATE|DROP|ALTER|ATTACH|BEGIN)\b", re.I)
+SQL = re.compile(
+    r"^\s*(SELECT|INSERT|UPDATE|DELETE|REPLACE|WITH|PRAGMA|CREATE|DROP|ALTER|ATTACH|BEGIN)\b", re.I
+)
 RUNS_SQL = {"execute", "executemany", "executescript", "query", "query_one", "query_all"}
 
 
@@ -76,7 +78,8 @@ def test_every_binding_has_an_id() -> None:
     missing = []
     for path in modules():
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "Binding"
+            if (isinstance(node, ast.Call)
+                    and getattr(node.func, "id", getattr(node.func, "attr", None)) == "Binding"
                     and not any(k.arg in ("id", None) for k in node.keywords)
                     and node.args):  # Binding(*b) rebuilds an existing binding (key_help)
                 if isinstance(node.args[0], ast.Starred):

@@ -36,6 +36,11 @@ async def _until(pilot: object, app: IofoldApp, condition: object, rounds: int =
     raise AssertionError("condition not reached")
 
 
+def _editor_loaded(app: IofoldApp) -> bool:
+    """The eval editor is on screen and has loaded the eval it edits."""
+    return isinstance(app.screen, EvalEditorScreen) and app.screen.detail is not None
+
+
 async def test_new_version_run_compare_open_flipped_trace(tmp_path: Path) -> None:
     db = build_db(tmp_path / "ui.sqlite")
     app = _app(db)
@@ -43,7 +48,7 @@ async def test_new_version_run_compare_open_flipped_trace(tmp_path: Path) -> Non
         await settle(app, pilot)
         assert app.screen.selected_id == SRC
         await pilot.press("n")
-        await _until(pilot, app, lambda: isinstance(app.screen, EvalEditorScreen) and app.screen.detail is not None)
+        await _until(pilot, app, lambda: _editor_loaded(app))
         editor_screen = app.screen
         editor = editor_screen.query_one(CodeEditor)
         assert "def response_quality" in editor.text and editor.has_focus
@@ -62,14 +67,17 @@ async def test_new_version_run_compare_open_flipped_trace(tmp_path: Path) -> Non
         await _until(pilot, app, lambda: editor_screen.saved is not None)
         new_id = editor_screen.saved.id
         conn = sqlite3.connect(db)
-        row = conn.execute("SELECT version, parent_eval_id, status, code FROM evals WHERE id = ?", (new_id,)).fetchone()
+        row = conn.execute(
+            "SELECT version, parent_eval_id, status, code FROM evals WHERE id = ?", (new_id,)
+        ).fetchone()
         assert row == (2, SRC, "draft", PASS_ALL)
         # try it on the labelled traces
         await pilot.press("ctrl+r")
         await settle(app, pilot)
         await pilot.press("enter")  # "the labelled traces" is preselected
         await _until(pilot, app, lambda: isinstance(app.screen, RunEvalScreen) and app.screen.phase == "done")
-        assert conn.execute("SELECT count(*) FROM eval_executions WHERE eval_id = ?", (new_id,)).fetchone()[0] == 5
+        executions = conn.execute("SELECT count(*) FROM eval_executions WHERE eval_id = ?", (new_id,))
+        assert executions.fetchone()[0] == 5
         await pilot.press("escape")
         await settle(app, pilot)
         # compare with the parent
@@ -82,7 +90,9 @@ async def test_new_version_run_compare_open_flipped_trace(tmp_path: Path) -> Non
         assert flips.has_focus
         await pilot.press("down")  # broken
         await pilot.press("enter")
-        await _until(pilot, app, lambda: app.current_mode == "review" and getattr(app.screen, "current", None))
+        await _until(
+            pilot, app, lambda: app.current_mode == "review" and getattr(app.screen, "current", None)
+        )
         broken = flip_page(conn, expected, "broken")
         assert app.state.trace_filter.trace_ids == tuple(broken)
         shown = app.screen.current
@@ -148,13 +158,16 @@ async def test_try_the_editors_code_on_one_trace_stores_nothing(tmp_path: Path) 
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(app, pilot)
         await pilot.press("n")
-        await _until(pilot, app, lambda: isinstance(app.screen, EvalEditorScreen) and app.screen.detail is not None)
+        await _until(pilot, app, lambda: _editor_loaded(app))
         await _until(pilot, app, lambda: not app.screen.checking)
         await pilot.press("ctrl+r")  # nothing saved yet: the editor's own code on one trace
         await settle(app, pilot)
         await pilot.press(*"trace_001", "enter")
-        await _until(pilot, app, lambda: isinstance(app.screen, TryTraceScreen) and app.screen.result is not None)
+        await _until(
+            pilot, app, lambda: isinstance(app.screen, TryTraceScreen) and app.screen.result is not None
+        )
         result = app.screen.result
-        assert result.result is True and "get_order_status" in result.reason  # the seed's own execution says so
+        # the seed's own execution says so
+        assert result.result is True and "get_order_status" in result.reason
         assert "PASS" in str(app.screen.query_one("#try-out").render())
     assert sqlite3.connect(db).execute("SELECT count(*) FROM eval_executions").fetchone()[0] == before
