@@ -52,9 +52,9 @@ def _open_while_importing_the_ui(source: str | None, *, demo: bool,
     """``open_any``; for a live D1 database on a thread while this one imports the UI: opening it is mostly
     waiting on the network (the name lookup, the launch batch), importing Textual is CPU, so they overlap
     instead of adding up. Errors come out here as they would have (one line, exit 2)."""
-    from iofold_tui.data.source.d1open import is_d1_target
-
-    if not is_d1_target(source):
+    # The scheme test inline, as data/source/loader.py does: importing d1open (is_d1_target) would load
+    # http.client and email (~8 ms) before every launch's first frame, for files too.
+    if not (isinstance(source, str) and source.startswith("d1://")):
         return open_any(source, demo=demo, read_only=read_only)
     outcome: dict[str, Any] = {}
 
