@@ -677,7 +677,7 @@ def test_a_bulk_step_is_one_transaction_and_undoes_exactly(env: D1Api) -> None:
         assert all(remote_row(env, t)["rating"] == "neutral" for t in ids[::37])
         # a colleague changes one row: the undo of the step is refused as a whole, nothing half-done
         colleague_labels(env, ids[7], "positive", "2099-01-03 00:00:00")
-        from iofold_tui.data.labels.store import UndoConflictError
+        from iofold_tui.data.labels.store_types import UndoConflictError
 
         with pytest.raises(UndoConflictError):
             store.undo()
@@ -691,7 +691,7 @@ def test_a_bulk_step_is_one_transaction_and_undoes_exactly(env: D1Api) -> None:
 def test_a_row_that_moves_while_a_step_is_sent_rolls_the_whole_step_back(
         env: D1Api, monkeypatch: pytest.MonkeyPatch) -> None:
     import iofold_tui.data.labels.remote_store as rs
-    from iofold_tui.data.labels.store import LockedError
+    from iofold_tui.data.labels.store_types import LockedError
 
     opened = open_remote()
     store = rs.RemoteLabelStore(opened.db.remote, opened.db.path, history_path=opened.history_path)

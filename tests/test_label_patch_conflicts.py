@@ -89,7 +89,7 @@ edit_st = st.one_of(
 
 
 def run_ops(store, ops, push=lambda: None) -> None:
-    from iofold_tui.data.labels.store import NoLabelError
+    from iofold_tui.data.labels.store_types import NoLabelError
 
     for op in ops:
         if op[0] == "label":

@@ -14,7 +14,7 @@ from _labels_helpers import ES, ES2, Clock, add_traces, feedback_rows, open_stor
 
 from iofold_tui.data.errors import ReadOnlyError
 from iofold_tui.data.labels.history import APPLIED, DISCARDED, UNDONE, FeedbackRow
-from iofold_tui.data.labels.store import LabelWriteError, NoLabelError, UndoConflictError
+from iofold_tui.data.labels.store_types import LabelWriteError, NoLabelError, UndoConflictError
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 

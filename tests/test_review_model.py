@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import SimpleNamespace
 
+from iofold_tui.data.labels.history import FeedbackRow
 from iofold_tui.data.labels.review_queue import ORDERS, QueueItem, QueueSpec
-from iofold_tui.data.labels.store import FeedbackRow
 from iofold_tui.data.traces.detail import FeedbackEntry
 from iofold_tui.ui.models.review import CACHE, REFILL_AT, ReviewModel, ReviewQueue
 

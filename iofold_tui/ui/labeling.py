@@ -16,16 +16,9 @@ from typing import Any
 from rich.text import Text
 
 from iofold_tui.data.errors import ReadOnlyError, SourceError
-from iofold_tui.data.labels.history import Intent
-from iofold_tui.data.labels.store import (
-    UNCHANGED,
-    LabelChange,
-    LabelStore,
-    LabelWriteError,
-    NoLabelError,
-    Step,
-    UndoConflictError,
-)
+from iofold_tui.data.labels.history import Intent, LabelChange, Step
+from iofold_tui.data.labels.store import LabelStore
+from iofold_tui.data.labels.store_types import UNCHANGED, LabelWriteError, NoLabelError, UndoConflictError
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.text import plural
 from iofold_tui.ui.label_keys import RATING_KEYS, label_bindings, undo_bindings  # noqa: F401 - re-exported

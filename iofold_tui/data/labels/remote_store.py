@@ -33,15 +33,17 @@ from typing import Any
 from iofold_tui.data.errors import ReadOnlyError
 from iofold_tui.data.labels.annotator import annotator_name
 from iofold_tui.data.labels.history import APPLIED, FeedbackRow, Intent, LabelChange, LabelHistory
-from iofold_tui.data.labels.store import (
-    LabelStore,
+from iofold_tui.data.labels.store import LabelStore
+from iofold_tui.data.labels.store_types import (
+    Applied,
     LabelWriteError,
     LockedError,
     NoLabelError,
-    _check_rating,
-    _Plan,
-    _utc_now,
+    UndoConflictError,
+    WritePlan,
+    check_rating,
     new_feedback_id,
+    utc_now,
 )
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.source.d1api import D1Error
@@ -191,7 +193,7 @@ class RemoteLabelStore(LabelStore):
 
     def __init__(self, remote: Remote, placeholder: Path, *, history_path: Path,
                  read_only_reason: str | None = None, max_wait_s: float = 30.0,
-                 clock: Callable[[], datetime] = _utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now) -> None:
         self.remote = remote
         self.db_path = Path(placeholder)
         self.max_wait_s = max_wait_s
@@ -224,7 +226,8 @@ class RemoteLabelStore(LabelStore):
     def read_only(self) -> bool:
         return self.read_only_reason is not None
 
-    def _write(self, prepare: Callable[[Any], _Plan | None], wait_s: float | None = None) -> _Plan | None:
+    def _write(self, prepare: Callable[[Any], WritePlan | None],
+               wait_s: float | None = None) -> WritePlan | None:
         if self.read_only_reason or self.remote.read_only_reason:
             raise ReadOnlyError(self.read_only_reason or self.remote.read_only_reason or "read-only")
         with self._lock:
@@ -275,7 +278,7 @@ class RemoteLabelStore(LabelStore):
             raise ReadOnlyError(self.read_only_reason or self.remote.read_only_reason or "read-only")
         es, tid = intent.eval_set_id, intent.trace_id
         if intent.kind == "label":
-            _check_rating(intent.rating)
+            check_rating(intent.rating)
         try:
             if self._reconcile_due:
                 self._reconcile(wait_s=wait_s)
@@ -302,8 +305,6 @@ class RemoteLabelStore(LabelStore):
         return LabelChange(es, tid, old, new, intent.seconds_spent, step_id)
 
     def apply_next(self, wait_s: float = 0.25) -> Any:
-        from iofold_tui.data.labels.store import Applied
-
         intent = self.history.next_queued()
         if intent is None:
             return Applied("empty")
@@ -321,8 +322,6 @@ class RemoteLabelStore(LabelStore):
         except LockedError as exc:
             return Applied("busy", intent, error=str(exc))
         except Exception as exc:
-            from iofold_tui.data.labels.store import UndoConflictError
-
             self.history.consume(intent.id)
             return Applied("failed", intent, error=str(exc),
                            conflict=exc if isinstance(exc, UndoConflictError) else None)
@@ -345,7 +344,7 @@ class RemoteLabelStore(LabelStore):
         with contextlib.suppress(OSError):
             add_conflicts(self.db_path, [wanted],
                           f"your key at {_stamp19(intent.created_at)} (a colleague's label was newer)",
-                          _stamp19(_utc_now().isoformat(sep=" ")))
+                          _stamp19(utc_now().isoformat(sep=" ")))
 
     def close(self) -> None:
         with self._lock:

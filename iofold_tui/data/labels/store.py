@@ -16,6 +16,9 @@ Label keys do not wait for the lock (``queue_label`` & co.): they record an inte
 ``queued`` table (committed before anything else) and ``apply_next`` — run by ``LabelWriter``'s thread —
 applies the oldest intent with a short lock wait, through the protocol above, so a neighbour holding the
 write lock for minutes delays labels (shown as pending) but never loses or reorders one.
+
+What the store reads and opens with is ``store_base``'s; its errors, ratings and plan types are
+``store_types``'s.
 """
 
 from __future__ import annotations
@@ -26,10 +29,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
-from typing import Literal
 
 from iofold_tui.data.db import begin_immediate, is_readonly, write_txn
 from iofold_tui.data.errors import ReadOnlyError, SourceError
@@ -55,89 +57,21 @@ from iofold_tui.data.labels.store_base import (
     settle_in_flight,
     travel_writes,
 )
+from iofold_tui.data.labels.store_types import (
+    UNCHANGED,
+    Applied,
+    LabelWriteError,
+    LockedError,
+    NoLabelError,
+    Rating,
+    Unchanged,
+    UndoConflictError,
+    WritePlan,
+    check_rating,
+    new_feedback_id,
+    utc_now,
+)
 from iofold_tui.data.sanitize import one_line
-
-# FeedbackRow, LabelChange and Step are the history's; named here too because every caller of the store
-# handles them.
-__all__ = [
-    "RATINGS",
-    "UNCHANGED",
-    "FeedbackRow",
-    "LabelChange",
-    "LabelStore",
-    "LabelWriteError",
-    "NoLabelError",
-    "Rating",
-    "Step",
-    "UndoConflictError",
-]
-
-Rating = Literal["positive", "negative", "neutral"]
-RATINGS: frozenset[str] = frozenset({"positive", "negative", "neutral"})
-
-
-class _Unchanged:
-    def __repr__(self) -> str:
-        return "UNCHANGED"
-
-
-UNCHANGED = _Unchanged()
-
-
-class LabelWriteError(Exception):
-    """A label could not be written (database locked too long, or a row it needs does not exist)."""
-
-
-class LockedError(LabelWriteError):
-    """Another process held the database's lock for longer than this write was allowed to wait."""
-
-
-class NoLabelError(ValueError):
-    """A note was set on a trace that has no label in this eval set (feedback.rating is NOT NULL)."""
-
-
-class UndoConflictError(Exception):
-    """The rows a step would restore were changed by someone else since; ``force=True`` overwrites."""
-
-    def __init__(self, message: str, step: Step, conflicts: list[tuple[str, str]]) -> None:
-        super().__init__(message)
-        self.step = step
-        self.conflicts = conflicts
-
-
-@dataclass(frozen=True)
-class Applied:
-    """What ``apply_next`` did with the oldest queued intent.
-
-    outcome: ``empty`` (nothing queued), ``applied`` (written; ``result`` is the LabelChange or Step, None
-    when it changed nothing), ``busy`` (the lock was held: still queued), ``failed`` (can never be written:
-    dropped from the queue, ``error`` says why; ``conflict`` for an undo/redo that would overwrite others).
-    """
-
-    outcome: str
-    intent: Intent | None = None
-    result: object = None
-    error: str | None = None
-    conflict: UndoConflictError | None = None
-
-
-@dataclass
-class _Plan:
-    """What one write transaction does: the rows to write, and how to settle the history afterwards."""
-
-    writes: list[tuple[str, str, FeedbackRow | None, FeedbackRow | None]]  # es, trace, current, target
-    on_commit: Callable[[], None]
-    on_abort: Callable[[], None]
-    result: object = field(default=None)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_feedback_id() -> str:
-    """iofold's own style: the web app creates ``fb_${crypto.randomUUID()}``."""
-    return f"fb_{uuid.uuid4()}"
 
 
 class LabelStore(LabelStoreBase):
@@ -145,7 +79,7 @@ class LabelStore(LabelStoreBase):
 
     def __init__(self, db_path: Path, *, history_path: Path, read_only_reason: str | None = None,
                  busy_timeout_s: float = 5.0, max_wait_s: float = 30.0,
-                 clock: Callable[[], datetime] = _utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now) -> None:
         self.db_path = Path(db_path)
         if not self.db_path.is_file():
             raise SourceError(self.db_path, "no such database file")
@@ -174,7 +108,7 @@ class LabelStore(LabelStoreBase):
         eval_set_id: str,
         trace_id: str,
         rating: Rating | None,
-        note: str | _Unchanged | None = UNCHANGED,
+        note: str | Unchanged | None = UNCHANGED,
         seconds_spent: float | None = None,
     ) -> LabelChange:
         """Label (or relabel, or clear with ``rating=None``) one trace; committed when this returns.
@@ -182,7 +116,7 @@ class LabelStore(LabelStoreBase):
         ``note``: UNCHANGED keeps the stored note, a string replaces it, None/"" clears it.
         A call that changes nothing writes nothing and returns a change with ``step_id=None``.
         """
-        _check_rating(rating)
+        check_rating(rating)
 
         def build(conn: sqlite3.Connection) -> list[LabelChange]:
             current = read_rows(conn, eval_set_id, [trace_id]).get(trace_id)
@@ -206,7 +140,7 @@ class LabelStore(LabelStoreBase):
 
     def set_labels(self, eval_set_id: str, trace_ids: Iterable[str], rating: Rating | None) -> Step | None:
         """Label (or clear) many traces as ONE transaction and ONE undo step; None when nothing changed."""
-        _check_rating(rating)
+        check_rating(rating)
         ids = list(dict.fromkeys(trace_ids))
 
         def build(conn: sqlite3.Connection) -> list[LabelChange]:
@@ -237,7 +171,7 @@ class LabelStore(LabelStoreBase):
             by_set: dict[str, list[tuple[str, tuple[object, ...] | None, FeedbackRow | None]]] = {}
             for es, tid, expected, new in items:
                 if new is not None:
-                    _check_rating(new.rating)
+                    check_rating(new.rating)
                 by_set.setdefault(es, []).append((tid, expected, new))
             for es, wanted in by_set.items():
                 current = read_rows(conn, es, [tid for tid, _, _ in wanted])
@@ -252,10 +186,10 @@ class LabelStore(LabelStoreBase):
         return None if plan is None else plan.result  # type: ignore[return-value]
 
     def _target(self, current: FeedbackRow | None, rating: str | None,
-                note: str | _Unchanged | None, now: str | None = None) -> FeedbackRow | None:
+                note: str | Unchanged | None, now: str | None = None) -> FeedbackRow | None:
         if rating is None:
             return None
-        notes = (current.notes if current else None) if isinstance(note, _Unchanged) else (note or None)
+        notes = (current.notes if current else None) if isinstance(note, Unchanged) else (note or None)
         if current is not None and (current.rating, current.notes) == (rating, notes):
             return current
         now = now or self._stamp()
@@ -273,7 +207,7 @@ class LabelStore(LabelStoreBase):
     ) -> LabelChange:
         seen: list[LabelChange] = []
 
-        def prepare(conn: sqlite3.Connection) -> _Plan | None:
+        def prepare(conn: sqlite3.Connection) -> WritePlan | None:
             changes = build(conn)
             seen.extend(changes)
             return self._plan_new_step(kind, [c for c in changes if c.changed])
@@ -285,7 +219,7 @@ class LabelStore(LabelStoreBase):
         return step.changes[0]
 
     def _plan_new_step(self, kind: str, changes: list[LabelChange],
-                       annotator: str | None = None) -> _Plan | None:
+                       annotator: str | None = None) -> WritePlan | None:
         if not changes:
             return None
         intent = None if self._applying is None else self._applying.id
@@ -293,7 +227,7 @@ class LabelStore(LabelStoreBase):
         # Direct construction: dataclasses.replace costs seconds on a 100k-trace bulk step.
         step = Step(step_id, at, kind, APPLIED, tuple(
             LabelChange(c.eval_set_id, c.trace_id, c.old, c.new, c.seconds_spent, step_id) for c in changes))
-        return _Plan(writes=[(c.eval_set_id, c.trace_id, c.old, c.new) for c in changes],
+        return WritePlan(writes=[(c.eval_set_id, c.trace_id, c.old, c.new) for c in changes],
                      on_commit=lambda: self.history.set_status(step_id, APPLIED, consume=intent),
                      on_abort=lambda: self.history.drop(step_id), result=step)
 
@@ -308,7 +242,7 @@ class LabelStore(LabelStoreBase):
         return self._travel(undo=False, force=force)
 
     def _travel(self, *, undo: bool, force: bool, wait_s: float | None = None) -> Step | None:
-        def prepare(conn: sqlite3.Connection) -> _Plan | None:
+        def prepare(conn: sqlite3.Connection) -> WritePlan | None:
             step_id = self.history.top_applied() if undo else self.history.next_redo()
             step = None if step_id is None else self.history.load(step_id)
             if step is None:
@@ -332,7 +266,7 @@ class LabelStore(LabelStoreBase):
                 if intent is not None:
                     self.history.unbind(intent)
 
-            return _Plan(
+            return WritePlan(
                 writes=writes,
                 on_commit=lambda: self.history.set_status(step.id, after, consume=intent),
                 on_abort=abort,
@@ -344,14 +278,14 @@ class LabelStore(LabelStoreBase):
 
     # -- the one write path --------------------------------------------------------------------------
 
-    def _write(self, prepare: Callable[[sqlite3.Connection], _Plan | None],
-               wait_s: float | None = None) -> _Plan | None:
+    def _write(self, prepare: Callable[[sqlite3.Connection], WritePlan | None],
+               wait_s: float | None = None) -> WritePlan | None:
         if self.read_only_reason:
             raise ReadOnlyError(self.read_only_reason)
         with self._lock:
             if self._reconcile_due:
                 self._reconcile(wait_s=self.max_wait_s if wait_s is None else wait_s)
-            plan: _Plan | None = None
+            plan: WritePlan | None = None
             committed = False
             try:
                 with write_txn(self._conn, max_wait_s=self.max_wait_s if wait_s is None else wait_s,
@@ -402,10 +336,10 @@ class LabelStore(LabelStoreBase):
     # -- the queue: label keys never wait for the lock (recording the others: LabelStoreBase) ---------
 
     def queue_label(self, eval_set_id: str, trace_id: str, rating: Rating | None,
-                    note: str | _Unchanged | None = UNCHANGED, seconds_spent: float | None = None) -> Intent:
+                    note: str | Unchanged | None = UNCHANGED, seconds_spent: float | None = None) -> Intent:
         """Record a label key (committed to the sidecar, milliseconds); ``apply_next`` writes it."""
-        _check_rating(rating)
-        keep = isinstance(note, _Unchanged)
+        check_rating(rating)
+        keep = isinstance(note, Unchanged)
         return self._enqueue(
             "label",
             eval_set_id=eval_set_id,
@@ -447,7 +381,7 @@ class LabelStore(LabelStoreBase):
         if intent.kind in ("undo", "redo"):
             return self._travel(undo=intent.kind == "undo", force=intent.force, wait_s=wait_s)
         es, tid = intent.eval_set_id or "", intent.trace_id or ""
-        note: str | _Unchanged | None = intent.note if intent.note_set else UNCHANGED
+        note: str | Unchanged | None = intent.note if intent.note_set else UNCHANGED
         if intent.kind == "note":
             def build(conn: sqlite3.Connection) -> list[LabelChange]:
                 current = read_rows(conn, es, [tid]).get(tid)
@@ -461,7 +395,3 @@ class LabelStore(LabelStoreBase):
                                     intent.seconds_spent)]
         return self._single(intent.kind, es, tid, build, wait_s)
 
-
-def _check_rating(rating: str | None) -> None:
-    if rating is not None and rating not in RATINGS:
-        raise ValueError(f"rating must be one of positive/negative/neutral or None, not {rating!r}")

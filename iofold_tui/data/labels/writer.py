@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from iofold_tui.data.labels.store import Applied, LabelStore
+from iofold_tui.data.labels.store import LabelStore
+from iofold_tui.data.labels.store_types import Applied
 
 
 @dataclass(frozen=True)

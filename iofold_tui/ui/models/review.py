@@ -11,8 +11,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
+from iofold_tui.data.labels.history import FeedbackRow
 from iofold_tui.data.labels.review_queue import ORDERS, Order, QueueItem, QueueKey, QueueSpec
-from iofold_tui.data.labels.store import FeedbackRow
 from iofold_tui.data.traces.detail import TraceDetail
 
 REFILL_AT = 8  # fetch the next page when fewer items than this are buffered

@@ -8,8 +8,9 @@ import time
 
 from textual.widgets import TextArea
 
+from iofold_tui.data.labels.history import Step
 from iofold_tui.data.labels.review_queue import QueueItem
-from iofold_tui.data.labels.store import UNCHANGED, Applied, Step
+from iofold_tui.data.labels.store_types import UNCHANGED, Applied
 from iofold_tui.ui import labeling
 from iofold_tui.ui.panes.review_show import ReviewShow
 

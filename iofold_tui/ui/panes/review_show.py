@@ -17,6 +17,7 @@ from rich.segment import Segment
 from rich.text import Text
 
 from iofold_tui.data.errors import SourceError
+from iofold_tui.data.labels.history import FeedbackRow
 from iofold_tui.data.labels.review_queue import (
     ORDER_TITLES,
     QueueItem,
@@ -27,7 +28,7 @@ from iofold_tui.data.labels.review_queue import (
     page_after,
     unlabelled_count,
 )
-from iofold_tui.data.labels.store import FeedbackRow, LabelStore
+from iofold_tui.data.labels.store import LabelStore
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.source.catalog import EvalSet
 from iofold_tui.data.traces.detail import TraceDetail, load_trace

@@ -19,8 +19,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static
 
+from iofold_tui.data.labels.history import FeedbackRow
 from iofold_tui.data.labels.review_queue import balance_warning
-from iofold_tui.data.labels.store import FeedbackRow
 from iofold_tui.data.labels.store_base import SessionStats
 from iofold_tui.data.sanitize import clean, one_line
 from iofold_tui.data.text import plural

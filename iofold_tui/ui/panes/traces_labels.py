@@ -17,7 +17,7 @@ from iofold_tui.ui.text import cell, rating_text
 from iofold_tui.ui.widgets import Confirm
 
 if TYPE_CHECKING:
-    from iofold_tui.data.labels.store import Step
+    from iofold_tui.data.labels.history import Step
 
 
 def _labeling() -> ModuleType:
