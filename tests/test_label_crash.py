@@ -35,17 +35,17 @@ if mode.startswith("die_"):
     point, action = mode[4:].rsplit("_", 1)
     if point == "after_commit":  # the feedback COMMIT succeeded; the history never hears of it
         real = LabelHistory.set_status
-        def set_status(self, step_id, status):
+        def set_status(self, step_id, status, **kwargs):
             if status in ("applied", "undone"):
                 os._exit(9)
-            real(self, step_id, status)
+            real(self, step_id, status, **kwargs)
         LabelHistory.set_status = set_status
     else:  # history written (pending/undoing), feedback transaction never commits
-        real_apply = labels._apply_writes
+        real_apply = labels.apply_writes
         def apply_then_die(conn, writes):
             real_apply(conn, writes)
             os._exit(9)  # the rows are written in the open transaction; COMMIT never runs
-        labels._apply_writes = apply_then_die
+        labels.apply_writes = apply_then_die
     if action == "label":
         store.set_label("set_extra", f"tx_{start + 1:05d}", "negative")
     else:
@@ -85,6 +85,8 @@ def run(db: Path, mode: str, start: int, count: int = 1000, kill_after: int | No
     printed.extend(rest.split())  # lines already in the pipe were reported, so they count too
     if kill_after is not None:
         assert proc.returncode == -signal.SIGKILL, err
+    elif mode.startswith("die_"):  # died at its point, not of an error (a patched name gone, a new argument)
+        assert proc.returncode == 9, err
     return printed
 
 
