@@ -220,6 +220,8 @@ class LabelQueue:
 
     # -- the writer's events, on the UI thread
     def _from_thread(self, event: Any) -> None:
+        if not self.app.is_running:  # the app is going away: the intents are safe in the sidecar
+            return
         self.app.call_from_thread(self._on_event, event)
 
     def _on_event(self, event: Any) -> None:
