@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from iofold_tui.data.paths import schema_dir  # noqa: E402
-from iofold_tui.data.source.d1sql import iter_statements  # noqa: E402
+from iofold_tui.data.source.export.statements import iter_statements  # noqa: E402
 
 WORDS = ("the agent called search_docs; result: 3 hits", "revenue = q1 + q2", "it's done", "SMTP timeout",
          "café ☕ 数据", "SELECT * FROM t;", "tool_call(\"weather\", {\"city\": \"Paris\"})", "ok 👍")
@@ -202,7 +202,7 @@ _CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[3])
-from iofold_tui.data.source.d1export_load import load_export
+from iofold_tui.data.source.export.load import load_export
 t = time.perf_counter()
 r = load_export(Path(sys.argv[1]), Path(sys.argv[2]))
 wall = time.perf_counter() - t

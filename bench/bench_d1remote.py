@@ -207,8 +207,8 @@ def main() -> None:
     try:
         _seed(api, args.traces)
         os.environ["IOFOLD_D1_API_BASE"] = api.api_base
-        from iofold_tui.data.source.d1open import connect_client
-        from iofold_tui.data.source.d1pull import pull
+        from iofold_tui.data.source.d1.opening import connect_client
+        from iofold_tui.data.source.d1.pull import pull
 
         copy = work / "copy.sqlite"
         report = pull(connect_client("d1://iofold"), copy)
@@ -221,7 +221,7 @@ def main() -> None:
             api.faults(delay_ms=delay)
             from d1_api_tools import DB_ID
 
-            from iofold_tui.data.source.d1client import D1Client
+            from iofold_tui.data.source.d1.client import D1Client
 
             probe = D1Client(ACCOUNT, DB_ID, TOKEN_RW, api_base=api.api_base)
             rtts = []

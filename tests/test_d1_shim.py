@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from iofold_tui.data.source.d1api import D1Error, Result, scrub
-from iofold_tui.data.source.d1cache import PageCache
-from iofold_tui.data.source.d1client import D1Client
-from iofold_tui.data.source.d1params import bind, is_read
-from iofold_tui.data.source.d1remote import Remote, RemoteConnection, RemoteDatabase
+from iofold_tui.data.source.d1.api import D1Error, Result, scrub
+from iofold_tui.data.source.d1.cache import PageCache
+from iofold_tui.data.source.d1.client import D1Client
+from iofold_tui.data.source.d1.params import bind, is_read
+from iofold_tui.data.source.d1.remote import Remote, RemoteConnection, RemoteDatabase
 
 values = st.one_of(
     st.none(), st.integers(min_value=-(2**63), max_value=2**63 - 1),
@@ -136,7 +136,7 @@ def test_the_shim_behaves_like_a_sqlite3_connection(remote: Remote, tmp_path: Pa
 
 def test_data_version_moves_with_others_writes_not_only_own(
         remote: Remote, monkeypatch: pytest.MonkeyPatch) -> None:
-    import iofold_tui.data.source.d1remote as mod
+    import iofold_tui.data.source.d1.remote as mod
 
     monkeypatch.setattr(mod, "PROBE_S", 0.0)
     v0, o0 = remote.data_version(), remote.others_version()
@@ -171,7 +171,7 @@ def test_the_token_is_scrubbed_from_messages() -> None:
 def test_a_read_that_scanned_many_rows_is_kept_longer_and_still_dropped_on_a_change() -> None:
     """D1 bills rows read (its ``meta.rows_read``): a count over a large table must not be rescanned every
     cache period; the change probe / our writes still drop it (``clear``)."""
-    import iofold_tui.data.source.d1cache as mod
+    import iofold_tui.data.source.d1.cache as mod
 
     cache = PageCache(ttl_s=0.2)
     scanned = Result(["count(*)"], [(1_000_000,)], {"rows_read": mod.EXPENSIVE_ROWS_READ})

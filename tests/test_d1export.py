@@ -16,9 +16,9 @@ from wrangler_tools import WranglerProject, cleanup, temp_project
 
 from iofold_tui.data.errors import SourceError
 from iofold_tui.data.paths import schema_dir
-from iofold_tui.data.source.d1export import open_export
-from iofold_tui.data.source.d1export_load import load_export
-from iofold_tui.data.source.d1sql import IncompleteInput, Statement, iter_statements
+from iofold_tui.data.source.export.cache import open_export
+from iofold_tui.data.source.export.load import load_export
+from iofold_tui.data.source.export.statements import IncompleteInput, Statement, iter_statements
 
 
 def split(text: str) -> list[Statement]:

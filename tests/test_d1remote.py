@@ -18,8 +18,8 @@ import pytest
 from d1_api_tools import ACCOUNT, DB_ID, TOKEN_RO, TOKEN_RW, D1Api, FaultProxy
 
 from iofold_tui.data.labels.writer import LabelWriter, WriterEvent, WriterTiming
-from iofold_tui.data.source.d1api import D1Error
-from iofold_tui.data.source.d1client import D1Client
+from iofold_tui.data.source.d1.api import D1Error
+from iofold_tui.data.source.d1.client import D1Client
 
 pytestmark = pytest.mark.wrangler
 ES = "set_response_quality"
@@ -126,7 +126,7 @@ def test_opens_by_name_and_reads_like_sqlite(env: D1Api, tmp_path: Path) -> None
 
 
 def test_keyset_paging_matches_a_pulled_copy_and_never_uses_offset(env: D1Api, tmp_path: Path) -> None:
-    from iofold_tui.data.source.d1pull import pull
+    from iofold_tui.data.source.d1.pull import pull
     from iofold_tui.data.traces.query import TraceFilter, TraceQuery
 
     opened = open_remote()
@@ -161,7 +161,7 @@ def test_keyset_paging_matches_a_pulled_copy_and_never_uses_offset(env: D1Api, t
 
 def test_matrix_statistics_on_d1_equal_the_local_copy(env: D1Api, tmp_path: Path) -> None:
     from iofold_tui.data.matrix.report import stats_report
-    from iofold_tui.data.source.d1pull import pull
+    from iofold_tui.data.source.d1.pull import pull
 
     copy = tmp_path / "copy.sqlite"
     pull(client(env.api_base), copy)
@@ -281,9 +281,9 @@ def test_with_the_network_down_a_launch_opens_on_what_the_last_one_saw_and_label
         env: D1Api, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch) -> None:
     import stat
 
-    import iofold_tui.data.source.d1remote as mod
+    import iofold_tui.data.source.d1.remote as mod
     from iofold_tui.data.source import catalog
-    from iofold_tui.data.source.d1offline import offline_path
+    from iofold_tui.data.source.d1.offline import offline_path
     from iofold_tui.data.traces.query import TraceFilter, TraceQuery
 
     monkeypatch.setattr(mod, "WARM_S", 0.3)
@@ -528,7 +528,7 @@ def test_quick_relabels_are_not_conflicts_and_older_labels_are_replaced(env: D1A
 
 def test_a_later_launch_replays_the_first_launchs_reads_in_one_request(
         env: D1Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    import iofold_tui.data.source.d1remote as mod
+    import iofold_tui.data.source.d1.remote as mod
     from iofold_tui.data.source import catalog
     from iofold_tui.data.traces.query import TraceFilter, TraceQuery
 
@@ -555,9 +555,9 @@ def test_a_first_launch_ever_is_the_name_lookup_one_batch_and_the_first_page(
     launch still asks exactly those texts (else FIRST_LAUNCH_READS is stale and first launches slow down)."""
     import asyncio
 
-    import iofold_tui.data.source.d1remote as mod
+    import iofold_tui.data.source.d1.remote as mod
     from iofold_tui.data import paths
-    from iofold_tui.data.source.d1open import FIRST_LAUNCH_READS
+    from iofold_tui.data.source.d1.opening import FIRST_LAUNCH_READS
     from iofold_tui.ui.app import IofoldApp
 
     for f in (paths.data_dir() / "d1").glob("*.warm.json"):
@@ -643,7 +643,7 @@ def test_interrupt_cuts_a_slow_read_at_once_and_the_connection_stays_usable(env:
 
 def test_step_search_scans_on_d1_and_no_index_is_built_for_it(env: D1Api, tmp_path: Path) -> None:
     from iofold_tui.data.search.index import run_search, source_key
-    from iofold_tui.data.source.d1pull import pull
+    from iofold_tui.data.source.d1.pull import pull
 
     copy = tmp_path / "copy.sqlite"
     pull(client(env.api_base), copy)

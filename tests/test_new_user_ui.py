@@ -363,7 +363,7 @@ async def test_sql_pane_focuses_its_editor_on_arrival(seed_db: Path) -> None:
 
 @pytest.fixture
 def versions_db(tmp_path: Path) -> Path:
-    from iofold_tui.data.source.synth import generate
+    from iofold_tui.data.source.demo.build import generate
 
     path = tmp_path / "versions.sqlite"
     generate(path, traces=300, eval_sets=1, versions=3, seed=7)

@@ -22,7 +22,7 @@ from iofold_tui.data.search.extract import extract
 from iofold_tui.data.search.index import IndexUnavailable, SearchIndex, run_search
 from iofold_tui.data.search.query import SearchSyntaxError, compile_query, parse, tokens
 from iofold_tui.data.search.scan import regex_scan, scan
-from iofold_tui.data.source.synth import generate
+from iofold_tui.data.source.demo.build import generate
 from iofold_tui.data.traces.query import TraceFilter, TraceQuery
 
 QUERIES = [

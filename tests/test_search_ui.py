@@ -20,8 +20,8 @@ from iofold_tui.data.search.order import OrderedQuery, ordered_rowids
 from iofold_tui.data.search.query import parse
 from iofold_tui.data.search.scan import scan
 from iofold_tui.data.search.sort_orders import CONTRADICTED_SQL
+from iofold_tui.data.source.demo.build import generate
 from iofold_tui.data.source.loader import open_source
-from iofold_tui.data.source.synth import generate
 from iofold_tui.data.traces.query import TraceFilter, TraceQuery
 from iofold_tui.ui import highlight as H
 from iofold_tui.ui.app import IofoldApp

@@ -1,4 +1,4 @@
-"""schema/seed.sql and the synthetic database generator (iofold_tui.data.source.synth)."""
+"""schema/seed.sql and the synthetic database generator (iofold_tui.data.source.demo.build)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 
 from iofold_tui.data.errors import SourceError
 from iofold_tui.data.paths import schema_dir
-from iofold_tui.data.source import synth
+from iofold_tui.data.source.demo import build
 
 TABLES = (
     "users",
@@ -142,7 +142,7 @@ def test_seed_steps_use_all_three_producer_shapes(seed_conn: sqlite3.Connection)
 def test_build_demo_db_replaces_previous_file(tmp_path: Path) -> None:
     out = tmp_path / "demo.sqlite"
     out.write_text("not a database")
-    assert synth.build_demo_db(out) == out
+    assert build.build_demo_db(out) == out
     conn = sqlite3.connect(out)
     assert conn.execute("SELECT count(*) FROM traces").fetchone()[0] == 5
     conn.close()
@@ -154,9 +154,9 @@ def test_build_demo_db_replaces_previous_file(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def synth_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("synth") / "synth.sqlite"
+    path = tmp_path_factory.mktemp("synth") / "build.sqlite"
     calls: list[tuple[int, int]] = []
-    report = synth.generate(
+    report = build.generate(
         path, traces=2000, seed=7, hostile=True, progress=lambda d, t: calls.append((d, t))
     )
     assert report.traces == 2000 + report.hostile_traces and calls[-1] == (report.traces, report.traces)
@@ -172,9 +172,9 @@ def conn(synth_db: Path) -> Iterator[sqlite3.Connection]:
 
 
 def test_generate_is_deterministic(tmp_path: Path, synth_db: Path) -> None:
-    again = synth.generate(tmp_path / "again.sqlite", traces=2000, seed=7, hostile=True).path
+    again = build.generate(tmp_path / "again.sqlite", traces=2000, seed=7, hostile=True).path
     assert table_digest(again) == table_digest(synth_db)
-    other = synth.generate(tmp_path / "other.sqlite", traces=2000, seed=8).path
+    other = build.generate(tmp_path / "other.sqlite", traces=2000, seed=8).path
     first = "SELECT steps, timestamp FROM traces ORDER BY id LIMIT 1"
     assert (
         sqlite3.connect(other).execute(first).fetchone()
@@ -186,14 +186,14 @@ def test_worker_pool_gives_the_same_chunks() -> None:
     """In a fresh interpreter: the pool forks only while no other thread runs, and a test process may
     still have one from an earlier test (the pool then falls back to inline: nothing to compare)."""
     code = textwrap.dedent("""
-        from iofold_tui.data.source import synth_chunks
-        from iofold_tui.data.source.synth_plan import CHUNK, make_plan
+        from iofold_tui.data.source.demo import chunks
+        from iofold_tui.data.source.demo.plan import CHUNK, make_plan
         plan = make_plan(CHUNK + 20, 2, 1, 3, 1, 200, False)
-        inline = [synth_chunks.make_chunk(plan, k) for k in range(plan.chunks)]
-        synth_chunks.POOL_MIN_TRACES = 0
-        with synth_chunks.worker_pool(plan) as pool:
+        inline = [chunks.make_chunk(plan, k) for k in range(plan.chunks)]
+        chunks.POOL_MIN_TRACES = 0
+        with chunks.worker_pool(plan) as pool:
             assert pool is not None, "no pool"
-            pooled = list(synth_chunks.all_chunks(plan, pool))
+            pooled = list(chunks.all_chunks(plan, pool))
         assert len(pooled) == len(inline) == 2
         for a, b in zip(pooled, inline, strict=True):
             assert (a.traces, a.feedback, a.executions) == (b.traces, b.feedback, b.executions)
@@ -326,7 +326,7 @@ def _is_json(text: str) -> bool:
 
 
 def test_options_and_bad_arguments(tmp_path: Path) -> None:
-    report = synth.generate(tmp_path / "ws.sqlite", traces=300, eval_sets=2, versions=3, workspaces=2,
+    report = build.generate(tmp_path / "ws.sqlite", traces=300, eval_sets=2, versions=3, workspaces=2,
                             step_bytes=400)
     c = sqlite3.connect(report.path)
     assert c.execute("SELECT count(DISTINCT workspace_id) FROM traces").fetchone()[0] == 2
@@ -338,8 +338,8 @@ def test_options_and_bad_arguments(tmp_path: Path) -> None:
     c.close()
     assert (report.traces, report.evals, report.workspaces) == (300, 12, 2)
     with pytest.raises(SourceError, match="already exists"):
-        synth.generate(report.path, traces=10)
+        build.generate(report.path, traces=10)
     for bad in ({"traces": 0}, {"traces": 5, "versions": 0}, {"traces": 5, "eval_sets": -1}):
         with pytest.raises(SourceError):
-            synth.generate(tmp_path / "bad.sqlite", **bad)
+            build.generate(tmp_path / "bad.sqlite", **bad)
     assert not (tmp_path / "bad.sqlite").exists()

@@ -14,7 +14,7 @@ from wrangler_tools import WranglerProject, require_wrangler
 from iofold_tui.cli import main
 from iofold_tui.data.evals.patch import CONFLICT_MARK
 from iofold_tui.data.paths import schema_dir
-from iofold_tui.data.source.d1export import open_export
+from iofold_tui.data.source.export.cache import open_export
 
 pytestmark = pytest.mark.wrangler
 SRC = "eval_response_quality_v1"

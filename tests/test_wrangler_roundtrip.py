@@ -18,7 +18,7 @@ from _labels_helpers import ES
 from iofold_tui.data.labels.patch import write_changes
 from iofold_tui.data.labels.store import LabelStore
 from iofold_tui.data.paths import schema_dir
-from iofold_tui.data.source.d1export import open_export
+from iofold_tui.data.source.export.cache import open_export
 
 pytestmark = pytest.mark.wrangler
 REPO = Path(__file__).resolve().parent.parent

@@ -125,7 +125,7 @@ def source_argument(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _set_api_base(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     if value:
-        os.environ["IOFOLD_D1_API_BASE"] = value  # read by data/source/d1client.py
+        os.environ["IOFOLD_D1_API_BASE"] = value  # read by data/source/d1/client.py
     return value
 
 

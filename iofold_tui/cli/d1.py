@@ -16,8 +16,8 @@ from iofold_tui.cli.common import api_base_option, fail, guarded, open_any, refu
 
 def _client(target: str) -> Any:
     from iofold_tui.data.errors import SourceError
-    from iofold_tui.data.source.d1api import D1Error
-    from iofold_tui.data.source.d1open import connect_client, is_d1_target
+    from iofold_tui.data.source.d1.api import D1Error
+    from iofold_tui.data.source.d1.opening import connect_client, is_d1_target
 
     if not is_d1_target(target):
         fail(f"{target}: expected d1://DATABASE (a D1 database name or id)")
@@ -37,8 +37,8 @@ def pull_cmd(target: str, out: Path, force: bool) -> None:
     """Copy the live D1 database TARGET (d1://NAME) to the local SQLite file OUT, to work offline.
     Labels made on OUT go back with `iofold-tui push OUT d1://NAME` (or `export-labels`)."""
     from iofold_tui.data.errors import SourceError
-    from iofold_tui.data.source.d1api import D1Error
-    from iofold_tui.data.source.d1pull import pull
+    from iofold_tui.data.source.d1.api import D1Error
+    from iofold_tui.data.source.d1.pull import pull
 
     if out.exists() and not force:
         fail(f"{out}: exists (use --force to overwrite)")
@@ -74,8 +74,8 @@ def push_cmd(copy: str, target: str, dry_run: bool) -> None:
     from iofold_tui.data.labels.history import LabelHistory
     from iofold_tui.data.labels.patch import describe_conflict, load_net_changes, state_json
     from iofold_tui.data.labels.store import LabelStore
-    from iofold_tui.data.source.d1api import D1Error
-    from iofold_tui.data.source.d1pull import push
+    from iofold_tui.data.source.d1.api import D1Error
+    from iofold_tui.data.source.d1.pull import push
     from iofold_tui.data.text import plural
 
     opened = open_any(copy, read_only=True)

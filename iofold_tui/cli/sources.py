@@ -52,7 +52,7 @@ def _open_while_importing_the_ui(source: str | None, *, demo: bool,
     """``open_any``; for a live D1 database on a thread while this one imports the UI: opening it is mostly
     waiting on the network (the name lookup, the launch batch), importing Textual is CPU, so they overlap
     instead of adding up. Errors come out here as they would have (one line, exit 2)."""
-    # The scheme test inline, as data/source/loader.py does: importing d1open (is_d1_target) would load
+    # The scheme test inline, as data/source/loader.py does: importing d1.opening (is_d1_target) would load
     # http.client and email (~8 ms) before every launch's first frame, for files too.
     if not (isinstance(source, str) and source.startswith("d1://")):
         return open_any(source, demo=demo, read_only=read_only)
@@ -128,7 +128,7 @@ def demo_db(
     force: bool,
 ) -> None:
     """Write a deterministic synthetic iofold database of any size."""
-    from iofold_tui.data.source.synth import generate
+    from iofold_tui.data.source.demo.build import generate
 
     if out.exists():
         if not force:

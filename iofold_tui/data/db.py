@@ -90,7 +90,7 @@ def with_rowid(conn: sqlite3.Connection, table: str) -> sqlite3.Connection:
     return conn if column == "rowid" else RowidAs(conn, column)  # type: ignore[return-value]
 
 
-# A source that is not a file (a live D1 database: source/d1remote.py) registers an opener for its local
+# A source that is not a file (a live D1 database: source/d1/remote.py) registers an opener for its local
 # placeholder path; ``connect`` on that path returns the opener's connection (same execute/cursor interface),
 # so code that opens ``db.path`` itself (SQL console, matrix grid) works on it unchanged.
 REMOTE_OPENERS: dict[str, Callable[..., Any]] = {}

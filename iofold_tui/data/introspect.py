@@ -2,7 +2,7 @@
 ``sqlite_master`` and ``PRAGMA table_info`` / ``index_list``.
 
 Read-only by construction: the sqlite-utils ``Database`` wraps the caller's connection without setting
-a PRAGMA or running plugins, so read-only, immutable and D1 (data/source/d1remote.py) connections work
+a PRAGMA or running plugins, so read-only, immutable and D1 (data/source/d1/remote.py) connections work
 unchanged; names are quoted by sqlite-utils' ``quote_identifier`` (the same rule as ``db.quote_ident``),
 so any table name (quotes, spaces, non-ASCII) is read as it is. Names starting with ``sqlite_`` are
 SQLite's own and left out.

@@ -21,7 +21,6 @@ from iofold_tui.data.labels.store import LabelStore
 from iofold_tui.data.labels.store_types import UNCHANGED, LabelWriteError, NoLabelError, UndoConflictError
 from iofold_tui.data.sanitize import one_line
 from iofold_tui.data.text import plural
-from iofold_tui.ui.label_keys import RATING_KEYS, label_bindings, undo_bindings  # noqa: F401 - re-exported
 from iofold_tui.ui.widgets import Confirm
 
 _create_lock = threading.Lock()

@@ -30,7 +30,9 @@ from iofold_tui.data.evalrun.history import COUNTERS_NOTICE, RunError, runs_path
 from iofold_tui.data.evalrun.results import EvalCodeError, ExecResult, SandboxError, SandboxUnavailable
 from iofold_tui.data.evalrun.run_results import CellChange, RunBatch, RunOptions, RunProgress, RunSummary
 from iofold_tui.data.evalrun.runs import EvalRun
-from iofold_tui.data.evalrun.sandbox import check_sandbox
+
+# Named here (explicitly re-exported) so tests and try_trace.py share one patch point for the probe.
+from iofold_tui.data.evalrun.sandbox import check_sandbox as check_sandbox
 from iofold_tui.data.evalrun.selection import Selection, describe_selection
 from iofold_tui.ui.pane import Pane
 from iofold_tui.ui.text import cell, safe

@@ -32,7 +32,7 @@ def open_agreement(source: Any, others: Sequence[str | Path], *,  # an OpenedSou
     if len(others) > MAX_OTHERS:
         raise ValueError(f"at most {MAX_OTHERS} other annotators at once "
                          "(SQLite attaches at most 10 databases)")
-    from iofold_tui.data.source.d1pull import labels_file
+    from iofold_tui.data.source.d1.pull import labels_file
 
     db_path, is_immutable = labels_file(source)  # a live D1: a fresh labels-only copy (it cannot ATTACH)
     immutable = "&immutable=1" if is_immutable else ""

@@ -1,6 +1,6 @@
 """Labels made on an older export of the same D1 database: find them, count them, carry them over.
 
-Each ``wrangler d1 export`` file gets its own working copy and label history (data/source/d1export.py
+Each ``wrangler d1 export`` file gets its own working copy and label history (data/source/export/cache.py
 keys the copy by the file's content). Opening next day's export ``b.sql`` would start a fresh history,
 and the labels made on ``a.sql`` that never went back to D1 would be stranded. So every export copy's
 history records which D1 database it is a copy of (``register_copy``: its workspace and eval-set ids,

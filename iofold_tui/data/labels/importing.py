@@ -156,7 +156,7 @@ def plan_import(source: Any, theirs: str | Path, *, from_copy: bool = False,  # 
     path = Path(theirs).expanduser()
     if not path.exists():
         raise SourceError(path, "no such file or directory")
-    from iofold_tui.data.source.d1pull import labels_file
+    from iofold_tui.data.source.d1.pull import labels_file
 
     mine, _ = labels_file(source)  # a live D1: a fresh labels-only copy (it cannot ATTACH)
     conn = sqlite3.connect(f"{mine.resolve().as_uri()}?mode=ro", uri=True,

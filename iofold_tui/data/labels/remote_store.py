@@ -46,8 +46,8 @@ from iofold_tui.data.labels.store_types import (
     utc_now,
 )
 from iofold_tui.data.sanitize import one_line
-from iofold_tui.data.source.d1api import D1Error
-from iofold_tui.data.source.d1remote import Remote, RemoteConnection
+from iofold_tui.data.source.d1.api import D1Error
+from iofold_tui.data.source.d1.remote import Remote, RemoteConnection
 
 _ROW = "SELECT id, rating, notes, created_at, updated_at FROM feedback WHERE eval_set_id = ? AND trace_id = ?"
 # The row may be replaced when it was last written no later than the key press (text 'YYYY-MM-DD HH:MM:SS',

@@ -100,8 +100,8 @@ def open_source(
     """Open a source for browsing and labelling. Raises SourceError with a one-line message."""
     if demo:
         return _open_demo()
-    if isinstance(target, str) and target.startswith("d1://"):  # a live D1 database (source/d1open.py)
-        from iofold_tui.data.source.d1open import open_remote
+    if isinstance(target, str) and target.startswith("d1://"):  # a live D1 database (source/d1/opening.py)
+        from iofold_tui.data.source.d1.opening import open_remote
 
         remote: OpenedSource = open_remote(target, read_only=read_only)
         return remote
@@ -121,7 +121,7 @@ def open_source(
     elif _is_sqlite(origin):
         db_path, kind = origin, "sqlite"
     else:  # anything else must be a D1 export; the loader names what is wrong with it when it is not
-        from iofold_tui.data.source.d1export import open_export
+        from iofold_tui.data.source.export.cache import open_export
 
         db_path, report = open_export(origin, progress=progress)
         kind = "d1-export"
@@ -171,7 +171,7 @@ def _is_sqlite(path: Path) -> bool:
 
 def _open_demo() -> OpenedSource:
     """A fresh copy of the demo (schema/ + seed) every launch, with a fresh label history."""
-    from iofold_tui.data.source.synth import build_demo_db
+    from iofold_tui.data.source.demo.build import build_demo_db
 
     folder = paths.cache_dir() / "demo"
     if folder.exists():

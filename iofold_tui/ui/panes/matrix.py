@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.widgets import Input, Static
 
 from iofold_tui.data.matrix.grid_query import FILTERS
-from iofold_tui.ui import labeling
+from iofold_tui.ui.label_keys import label_bindings
 from iofold_tui.ui.panes.matrix_dialogs import CellDetailScreen
 from iofold_tui.ui.panes.matrix_filters import MatrixFilters
 from iofold_tui.ui.panes.matrix_labels import MatrixRelabel
@@ -52,7 +52,7 @@ class MatrixPane(MatrixFilters, MatrixRelabel):
         Binding("t", "open_trace", "Trace", id="matrix.trace", show=False),
         Binding("escape", "close_search", "Close search", id="matrix.close_search", show=False,
                 priority=True),
-        *labeling.label_bindings("matrix", digits=False),
+        *label_bindings("matrix", digits=False),
         Binding("r", "run_eval", "Run eval", id="matrix.run_eval"),
         Binding("N", "new_version", "New version", id="matrix.new_version"),  # n labels neutral here
         Binding("u", "undo", "Undo", id="matrix.undo"),

@@ -28,7 +28,7 @@ from textual.widgets import TextArea
 from iofold_tui.data.evals.versions import EvalSummary
 from iofold_tui.data.labels.review_queue import ORDER_TITLES, QueueItem, QueueSpec
 from iofold_tui.data.sanitize import one_line
-from iofold_tui.ui import labeling
+from iofold_tui.ui.label_keys import label_bindings, undo_bindings
 from iofold_tui.ui.panes.review_labels import ReviewLabels
 from iofold_tui.ui.panes.review_widgets import ReviewDocument, progress_text
 from iofold_tui.ui.widgets import SteadyStatic
@@ -42,13 +42,13 @@ class ReviewPane(ReviewLabels):
     selects_on_start = True  # applied once the queue's first trace is in
     AUTO_FOCUS = ""  # nothing focused: the pane's keys work at once (None would mean the app default)
     BINDINGS = [
-        *labeling.label_bindings("review"),
+        *label_bindings("review"),
         Binding("s", "skip", "Skip", id="review.skip"),
         Binding("j,down", "next", "Next", id="review.next", group=_MOVE_GROUP),
         Binding("k,up", "previous", "Prev", id="review.previous", group=_MOVE_GROUP),
         Binding("right_square_bracket", "next_unlabelled", "Unlabelled", id="review.next_unlabelled"),
         Binding("e", "edit_note", "Note", id="review.note"),
-        *labeling.undo_bindings("review"),
+        *undo_bindings("review"),
         Binding("b", "toggle_blind", "Blind", id="review.blind"),
         Binding("t", "toggle_auto", "Auto", id="review.auto_advance", show=False),  # the bar shows its state
         Binding("o", "cycle_order", "Order", id="review.order"),

@@ -24,7 +24,7 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from iofold_tui.data.source.d1api import (
+from iofold_tui.data.source.d1.api import (
     _UUID,
     API_BASE_ENV,
     DEFAULT_API_BASE,

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
 from typing import Any
 
-from iofold_tui.data.source.synth_evals import EXEC_ERRORS, VERDICT_REASONS
-from iofold_tui.data.source.synth_plan import (
+from iofold_tui.data.source.demo.evals import EXEC_ERRORS, VERDICT_REASONS
+from iofold_tui.data.source.demo.plan import (
     CHUNK,
     HOSTILE_TEXT,
     INTEGRATIONS,
@@ -25,8 +25,8 @@ from iofold_tui.data.source.synth_plan import (
     set_id,
     ws_id,
 )
-from iofold_tui.data.source.synth_steps import PAD, SHAPES, Call
-from iofold_tui.data.source.synth_text import (
+from iofold_tui.data.source.demo.steps import PAD, SHAPES, Call
+from iofold_tui.data.source.demo.text import (
     HEDGES,
     MODELS,
     NEG,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from iofold_tui.data.source.synth_evals import EVAL_SETS
-from iofold_tui.data.source.synth_text import SPAN, START, policy_corpus
+from iofold_tui.data.source.demo.evals import EVAL_SETS
+from iofold_tui.data.source.demo.text import SPAN, START, policy_corpus
 
 CHUNK = 5_000  # traces per chunk; fixed, because the chunk number seeds its RNG
 

@@ -9,7 +9,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from iofold_tui.data.source.d1api import Result
+from iofold_tui.data.source.d1.api import Result
 
 CACHE_TTL_S = 60.0
 EXPENSIVE_ROWS_READ = 100_000  # a read that scanned this many rows is kept EXPENSIVE_TTL_FACTOR times longer

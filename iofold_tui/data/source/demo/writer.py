@@ -8,9 +8,9 @@ import sqlite3
 from collections import Counter
 from typing import Any
 
-from iofold_tui.data.source.synth_chunks import Chunk, EvalStats
-from iofold_tui.data.source.synth_evals import EVAL_SETS, eval_code
-from iofold_tui.data.source.synth_plan import (
+from iofold_tui.data.source.demo.chunks import Chunk, EvalStats
+from iofold_tui.data.source.demo.evals import EVAL_SETS, eval_code
+from iofold_tui.data.source.demo.plan import (
     INTEGRATIONS,
     STAGING_ERROR,
     STAGING_FAILED_AT,
@@ -19,7 +19,7 @@ from iofold_tui.data.source.synth_plan import (
     set_info,
     ws_id,
 )
-from iofold_tui.data.source.synth_text import NAMES, SPAN, START, dumps, iso_ms, sql_ts
+from iofold_tui.data.source.demo.text import NAMES, SPAN, START, dumps, iso_ms, sql_ts
 
 
 class Writer:

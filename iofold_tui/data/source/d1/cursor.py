@@ -8,10 +8,10 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from iofold_tui.data.source.d1api import Result
+from iofold_tui.data.source.d1.api import Result
 
 if TYPE_CHECKING:
-    from iofold_tui.data.source.d1remote import RemoteConnection
+    from iofold_tui.data.source.d1.remote import RemoteConnection
 
 
 class RemoteCursor:

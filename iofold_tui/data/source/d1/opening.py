@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any, cast
 
 from iofold_tui.data import paths
-from iofold_tui.data.source.d1api import D1Error, Result
-from iofold_tui.data.source.d1client import D1Client
-from iofold_tui.data.source.d1offline import load_offline, offline_path
-from iofold_tui.data.source.d1params import is_read
-from iofold_tui.data.source.d1remote import WARM_MAX, Remote, RemoteDatabase
+from iofold_tui.data.source.d1.api import D1Error, Result
+from iofold_tui.data.source.d1.client import D1Client
+from iofold_tui.data.source.d1.offline import load_offline, offline_path
+from iofold_tui.data.source.d1.params import is_read
+from iofold_tui.data.source.d1.remote import WARM_MAX, Remote, RemoteDatabase
 
 
 def placeholder_path(client: D1Client) -> Path:
@@ -45,7 +45,7 @@ def is_d1_target(target: object) -> bool:
 def connect_client(target: str, *, api_base: str | None = None, timeout_s: float | None = None,
                    resolve: bool = True) -> D1Client:
     """A client for ``d1://NAME-or-UUID`` (token and account from the environment / wrangler config)."""
-    from iofold_tui.data.source.d1api import TIMEOUT_S, account_from_env_or_wrangler, token_from_env
+    from iofold_tui.data.source.d1.api import TIMEOUT_S, account_from_env_or_wrangler, token_from_env
 
     name = target[len(D1_SCHEME):].strip().strip("/")
     if not name:
@@ -137,7 +137,7 @@ def warm_up(remote: Remote, warm_path: Path) -> None:
 
 
 def open_offline(remote: Remote, why: str) -> bool:
-    """D1 is unreachable: open on what the previous launch saw (d1offline.py), if it saved anything."""
+    """D1 is unreachable: open on what the previous launch saw (d1/offline.py), if it saved anything."""
     placeholder = placeholder_path(remote.client)
     entries = load_offline(offline_path(placeholder), remote.client.database_id)
     if not entries:

@@ -9,15 +9,15 @@ paging, filters, detail, evals, matrix and overview run unchanged — their SQL 
 What the remote cannot run is handled here:
   - ``PRAGMA data_version`` -> a cheap change probe (``max(rowid)`` of the tables labels and runs touch,
     1 row read each, at most every PROBE_S) plus this process's own writes; a colleague's relabel in place
-    shows up when the page cache expires (d1cache.py; the seed README advises 60 s for matrix statistics);
+    shows up when the page cache expires (d1/cache.py; the seed README advises 60 s for matrix statistics);
   - connection PRAGMAs (busy_timeout, query_only, foreign_keys, cache_size…) and BEGIN/COMMIT/ROLLBACK/
     SAVEPOINT: no-ops (D1 runs each request as its own transaction);
   - ``CREATE TEMP …`` / ``ATTACH`` / ``DETACH``: refused with sqlite3.OperationalError — every caller already
     has a path for "TEMP unavailable" (a read-only or immutable file refuses them too); readers that ATTACH
-    (annotator agreement, import-labels) read a labels-only copy instead (d1pull.labels_file);
+    (annotator agreement, import-labels) read a labels-only copy instead (pull.labels_file);
   - more than 100 bound parameters (D1's limit; ``IN (?,…)`` id lists): the values are inlined as literals.
 Reads are cached (an LRU of (sql, params) -> rows, invalidated by the probe and own writes, expired after
-d1cache.py), so scrolling back, re-rendering the overview or the matrix costs no request, and when the
+d1/cache.py), so scrolling back, re-rendering the overview or the matrix costs no request, and when the
 network is down what was seen stays usable; an uncached read fails with the client's one-line message.
 """
 
@@ -36,12 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from iofold_tui.data.db import REMOTE_OPENERS, Database
-from iofold_tui.data.source.d1api import D1Error, Result
-from iofold_tui.data.source.d1cache import PageCache
-from iofold_tui.data.source.d1client import D1Client
-from iofold_tui.data.source.d1cursor import RemoteCursor
-from iofold_tui.data.source.d1offline import save_offline
-from iofold_tui.data.source.d1params import bind, is_read, strip_comments
+from iofold_tui.data.source.d1.api import D1Error, Result
+from iofold_tui.data.source.d1.cache import PageCache
+from iofold_tui.data.source.d1.client import D1Client
+from iofold_tui.data.source.d1.cursor import RemoteCursor
+from iofold_tui.data.source.d1.offline import save_offline
+from iofold_tui.data.source.d1.params import bind, is_read, strip_comments
 
 PROBE_S = 5.0
 WARM_S = 4.0  # a launch's reads, replayed as one batch by the next launch
@@ -81,7 +81,7 @@ class Remote:
     def start_recording(self, path: Path, database_id: str, offline: Path | None = None) -> None:
         """Note the reads of the first WARM_S seconds (what a launch asks); saved to ``path`` so the next
         launch sends them all in one batch (``warm_up``), and with their results to ``offline`` so the next
-        launch can open without the network (d1offline.py)."""
+        launch can open without the network (d1/offline.py)."""
         self._recording = []
         self._record_until = time.monotonic() + WARM_S
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from iofold_tui.data.source.synth_text import dumps, iso_ms
+from iofold_tui.data.source.demo.text import dumps, iso_ms
 
 PAD = "@@PAD@@"  # placeholder for the system prompt text that brings steps up to their target size
 

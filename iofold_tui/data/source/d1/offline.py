@@ -2,7 +2,7 @@
 
 The launch recording (``Remote.start_recording``: the reads of a launch's first seconds) is saved with its
 results to the user's cache dir (mode 0600: trace text and label notes are the user's data). When the next
-launch cannot reach D1 (network down, timeout, 429, 5xx), ``d1open.warm_up`` fills the page cache from it
+launch cannot reach D1 (network down, timeout, 429, 5xx), ``opening.warm_up`` fills the page cache from it
 instead of failing: the catalog, the schema and the first page are on screen, the header says "D1 offline",
 labels queue in the sidecar and land when the network returns; a read beyond what was saved fails with
 its one-line message and the pane keeps what it shows. BLOBs are kept as ``{"$blob": hex}``.
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from iofold_tui.data import paths
-from iofold_tui.data.source.d1api import Result
+from iofold_tui.data.source.d1.api import Result
 
 Entry = tuple[str, list[Any], Result]
 

@@ -1,13 +1,13 @@
 """The demo database and a deterministic synthetic iofold v1.0 database of any size.
 
-``generate()`` builds rows chunk by chunk (``synth_chunks``); every chunk is a pure function of
+``generate()`` builds rows chunk by chunk (``demo/chunks``); every chunk is a pure function of
 (arguments, chunk number) with its own seeded RNG, so the same arguments always give the same rows,
 whether chunks are made inline or by worker processes (big databases). Per-trace facts live for one
 chunk only, so memory does not grow with the number of traces. Indexes and the view are created after
 the bulk insert (far faster than maintaining 26 indexes row by row); the finished file holds exactly
-schema.sql's objects. The content comes from ``synth_text`` (scenarios), ``synth_steps`` (the producer
-shapes of steps) and ``synth_evals`` (eval code); ``synth_plan`` fixes what depends on the arguments and
-``synth_writer`` inserts the rows.
+schema.sql's objects. The content comes from ``demo/text`` (scenarios), ``demo/steps`` (the producer
+shapes of steps) and ``demo/evals`` (eval code); ``demo/plan`` fixes what depends on the arguments and
+``demo/writer`` inserts the rows.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from pathlib import Path
 
 from iofold_tui.data.errors import SourceError
 from iofold_tui.data.paths import schema_dir
-from iofold_tui.data.source.synth_chunks import all_chunks, worker_pool
-from iofold_tui.data.source.synth_plan import Plan, make_plan
-from iofold_tui.data.source.synth_writer import Writer
+from iofold_tui.data.source.demo.chunks import all_chunks, worker_pool
+from iofold_tui.data.source.demo.plan import Plan, make_plan
+from iofold_tui.data.source.demo.writer import Writer
 
 
 def build_demo_db(path: Path) -> Path:

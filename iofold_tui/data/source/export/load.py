@@ -14,9 +14,9 @@ from pathlib import Path
 from iofold_tui.data import introspect
 from iofold_tui.data.errors import SourceError
 from iofold_tui.data.sanitize import one_line
-from iofold_tui.data.source.d1export_pipeline import Progress, RowBatch, SplitPipeline
-from iofold_tui.data.source.d1export_report import MAX_ERRORS_KEPT, LoadError, LoadReport, is_internal
-from iofold_tui.data.source.d1sql import IncompleteInput, Statement, leading_end
+from iofold_tui.data.source.export.pipeline import Progress, RowBatch, SplitPipeline
+from iofold_tui.data.source.export.report import MAX_ERRORS_KEPT, LoadError, LoadReport, is_internal
+from iofold_tui.data.source.export.statements import IncompleteInput, Statement, leading_end
 
 _HEAD_BYTES = 65536
 _FIRST_STATEMENT = re.compile(

@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from iofold_tui.data.source.d1api import MAX_PARAMS
+from iofold_tui.data.source.d1.api import MAX_PARAMS
 
 _COMMENTS = re.compile(r"^(\s|--[^\n]*(\n|$)|/\*.*?\*/)+", re.DOTALL)
 _READ = re.compile(r"^\s*(SELECT|WITH|VALUES|PRAGMA|EXPLAIN)\b", re.IGNORECASE)

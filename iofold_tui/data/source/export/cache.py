@@ -1,7 +1,7 @@
 """Open ``wrangler d1 export`` files (spec §6) as a SQLite working copy, through a cache.
 
-Three layers: ``d1sql.iter_statements`` (a streaming splitter whose memory is bounded by the largest
-statement), ``d1export_load.load_export`` (statement by statement into a temp file, renamed when done;
+Three layers: ``statements.iter_statements`` (a streaming splitter whose memory is bounded by the largest
+statement), ``load.load_export`` (statement by statement into a temp file, renamed when done;
 statements SQLite rejects are reported, the rest still loads) and ``open_export`` here (a cache keyed by
 the export's size, mtime and sampled content, so re-opening an unchanged export is instant). The ``.sql``
 is only ever opened for reading.
@@ -18,9 +18,9 @@ from pathlib import Path
 
 from iofold_tui.data import paths
 from iofold_tui.data.errors import SourceError
-from iofold_tui.data.source.d1export_load import load_export
-from iofold_tui.data.source.d1export_pipeline import Progress
-from iofold_tui.data.source.d1export_report import CACHE_FORMAT, LoadReport
+from iofold_tui.data.source.export.load import load_export
+from iofold_tui.data.source.export.pipeline import Progress
+from iofold_tui.data.source.export.report import CACHE_FORMAT, LoadReport
 
 _SAMPLE_BLOCK = 16384
 _SAMPLES = 32

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, NamedTuple, cast
 
 from iofold_tui.data.db import quote_ident
-from iofold_tui.data.source.d1sql import Statement, iter_statements
+from iofold_tui.data.source.export.statements import Statement, iter_statements
 
 Progress = Callable[[int, int], None]
 BATCH_ROWS = 50  # rows per combined INSERT (more is slower: SQLite's program for it grows)

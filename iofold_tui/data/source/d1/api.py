@@ -2,7 +2,7 @@
 with one-line messages per failure kind, a statement's ``Result``, request ``Stats``, and the credentials —
 the token from ``CLOUDFLARE_API_TOKEN`` only (known to :func:`scrub`, which removes it from any text that
 leaves the client) and the account from ``CLOUDFLARE_ACCOUNT_ID`` or the project's wrangler config. The
-client itself is d1client.py."""
+client itself is d1/client.py."""
 
 from __future__ import annotations
 

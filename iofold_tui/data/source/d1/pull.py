@@ -28,7 +28,7 @@ from typing import Any
 
 from iofold_tui.data import introspect, paths
 from iofold_tui.data.db import quote_ident
-from iofold_tui.data.source.d1client import D1Client
+from iofold_tui.data.source.d1.client import D1Client
 
 PAGE_BYTES = 2_000_000
 FIRST_PAGE_ROWS = 500

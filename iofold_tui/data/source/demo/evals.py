@@ -3,7 +3,7 @@ executions give."""
 
 from __future__ import annotations
 
-from iofold_tui.data.source.synth_text import SCENARIOS
+from iofold_tui.data.source.demo.text import SCENARIOS
 
 _STEPS_PRELUDE = '''    steps = trace.get("steps") or []
     if isinstance(steps, str):

@@ -1,0 +1,1 @@
+"""The demo / synthetic database generator (``iofold-tui --demo``, ``demo-db``): deterministic for a seed."""
