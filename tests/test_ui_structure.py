@@ -3,6 +3,8 @@
 * no SQL runs in ui/: queries live in data/ (the SQL console runs the user's own text through
   data/sqlconsole; preset queries and jump targets handed to it are user-visible text, not executed here);
 * every ``Binding`` has an ``id`` (so a user keymap can remap it);
+* every ``Message`` subclass is a ``@dataclass`` (its fields are its signature: no hand-written
+  ``__init__`` to keep in step with the attributes);
 * the pane models under ui/models import no textual or rich.
 """
 
@@ -94,3 +96,34 @@ def test_models_import_no_widgets() -> None:
         names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
         names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
         assert not [n for n in names if n.split(".")[0] in ("textual", "rich")], path
+
+
+def undecorated_messages(tree: ast.AST) -> list[str]:
+    """Classes deriving directly from ``Message`` without ``@dataclass`` (``dataclasses.dataclass`` and
+    ``dataclass(...)`` count)."""
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        if not any(getattr(b, "id", getattr(b, "attr", None)) == "Message" for b in node.bases):
+            continue
+        decorators = [d.func if isinstance(d, ast.Call) else d for d in node.decorator_list]
+        if not any(getattr(d, "id", getattr(d, "attr", None)) == "dataclass" for d in decorators):
+            found.append(f"{node.name}:{node.lineno}")
+    return found
+
+
+def test_the_message_rule_finds_a_hand_written_message() -> None:
+    tree = ast.parse("@dataclass\nclass A(Message):\n    x: int\n"
+                     "@dataclasses.dataclass(eq=False)\nclass B(message.Message):\n    pass\n"
+                     "class C(Message):\n    def __init__(self, x): super().__init__(); self.x = x\n"
+                     "class W(Widget):\n    @cache\n    class D(textual.message.Message):\n        pass\n"
+                     "class E(Widget):\n    pass\n")
+    assert undecorated_messages(tree) == ["C:7", "D:11"]
+
+
+def test_every_message_is_a_dataclass() -> None:
+    offenders = {rel: found for path in modules()
+                 if (found := undecorated_messages(ast.parse(path.read_text(), str(path))))
+                 and (rel := path.relative_to(UI).as_posix())}
+    assert offenders == {}, "Message subclasses without @dataclass: " + repr(offenders)

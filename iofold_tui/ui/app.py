@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from textual import work
@@ -28,13 +28,13 @@ from iofold_tui.ui.state import AppState
 from iofold_tui.ui.widgets import PickOne
 
 
+@dataclass
 class CatalogLoaded(Message):
-    def __init__(self, workspaces: list[Workspace], eval_sets: list[EvalSet]) -> None:
-        super().__init__()
-        self.workspaces = workspaces
-        self.eval_sets = eval_sets
+    workspaces: list[Workspace]
+    eval_sets: list[EvalSet]
 
 
+@dataclass
 class DatabaseChanged(Message):
     """Another connection or process changed the database (``PRAGMA data_version`` moved)."""
 

@@ -7,6 +7,7 @@ calling ``show_page``. Memory stays bounded by the page size whatever the table'
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from rich.text import Text
@@ -18,13 +19,12 @@ from textual.widgets import DataTable
 Direction = Literal["first", "last", "after", "before"]
 
 
+@dataclass
 class PageBoundary(Message):
     """The cursor went past the first or last row of the page (or Home/End): load that page."""
 
-    def __init__(self, table: Widget, direction: Direction) -> None:
-        super().__init__()
-        self.table = table
-        self.direction = direction
+    table: Widget
+    direction: Direction
 
     @property
     def control(self) -> Widget:

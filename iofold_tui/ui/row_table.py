@@ -116,26 +116,25 @@ class RowTable(PageEdges, ScrollView, can_focus=True):
             super().__init__(table, direction)
             self.edge = table.cursor_key
 
+    @dataclass
     class Viewport(Message):
         """The rows on screen changed (scrolled, new page): e.g. "rows 24–46 of 5,000" in a header."""
 
+    @dataclass
     class RowSelected(Message):
-        def __init__(self, table: RowTable, row_key: RowKey) -> None:
-            super().__init__()
-            self.table = table
-            self.row_key = row_key
+        table: RowTable
+        row_key: RowKey
 
         @property
         def control(self) -> RowTable:
             return self.table
 
+    @dataclass
     class CellSelected(Message):
         """Enter on a cell (``cursor_type="cell"``)."""
 
-        def __init__(self, table: RowTable, cell_key: CellKey) -> None:
-            super().__init__()
-            self.table = table
-            self.cell_key = cell_key
+        table: RowTable
+        cell_key: CellKey
 
         @property
         def control(self) -> RowTable:

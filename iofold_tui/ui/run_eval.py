@@ -46,29 +46,25 @@ MODE_TEXT = {"write": "run", "dry-run": "dry run", "read-only": "read-only run"}
 STATE_STYLE = {"pass": "green", "fail": "red", "error": "bold magenta", "not_run": "dim"}
 
 
+@dataclasses.dataclass
 class EvalResultsApplied(Message):
     """Results of ``eval_id`` for ``trace_ids`` were just written to ``eval_executions`` (one batch)."""
 
-    def __init__(self, eval_id: str, trace_ids: tuple[str, ...]) -> None:
-        super().__init__()
-        self.eval_id = eval_id
-        self.trace_ids = trace_ids
+    eval_id: str
+    trace_ids: tuple[str, ...]
 
 
+@dataclasses.dataclass
 class RunBatchDone(Message):
-    def __init__(self, batch: RunBatch) -> None:
-        super().__init__()
-        self.batch = batch
+    batch: RunBatch
 
 
+@dataclasses.dataclass
 class RunEnded(Message):
-    def __init__(self, summary: RunSummary | None, error: str | None = None,
-                 problems: list[str] | None = None, unconfined: Confinement | None = None) -> None:
-        super().__init__()
-        self.summary = summary
-        self.error = error
-        self.problems = problems or []
-        self.unconfined = unconfined  # the OS layers this machine lacks: ask before running without them
+    summary: RunSummary | None
+    error: str | None = None
+    problems: list[str] = dataclasses.field(default_factory=list)
+    unconfined: Confinement | None = None  # the OS layers this machine lacks: ask before running without them
 
 
 def unconfined_question(confinement: Confinement) -> Text:
@@ -82,17 +78,15 @@ def unconfined_question(confinement: Confinement) -> Text:
     return text
 
 
+@dataclasses.dataclass
 class SandboxChecked(Message):
-    def __init__(self, confinement: Confinement) -> None:
-        super().__init__()
-        self.confinement = confinement
+    confinement: Confinement
 
 
+@dataclasses.dataclass
 class RunUndone(Message):
-    def __init__(self, text: str, ok: bool) -> None:
-        super().__init__()
-        self.text = text
-        self.ok = ok
+    text: str
+    ok: bool
 
 
 def _counts(p: RunProgress) -> Text:

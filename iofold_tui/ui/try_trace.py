@@ -12,6 +12,7 @@ a worker here, shows that summary, and refuses to run without them unless the us
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
@@ -38,13 +39,14 @@ if TYPE_CHECKING:
     from iofold_tui.ui.app import IofoldApp
 
 
+@dataclass
 class TryResult(Message):
-    def __init__(self, result: ExecResult | None, error: str | None, title: str = "",
-                 unconfined: Confinement | None = None, problems: list[str] | None = None) -> None:
-        super().__init__()
-        self.result, self.error, self.title = result, error, title
-        self.unconfined = unconfined  # refused for the missing OS layers: ask before running without them
-        self.problems = problems or []
+    result: ExecResult | None
+    error: str | None
+    title: str = ""
+    # Refused for the missing OS layers: ask before running without them.
+    unconfined: Confinement | None = None
+    problems: list[str] = field(default_factory=list)
 
 
 class TryTraceScreen(ModalScreen[None]):

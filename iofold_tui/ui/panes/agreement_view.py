@@ -10,6 +10,7 @@ pane with the trace filter set to them, as the matrix's drill-down does).
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
@@ -35,17 +36,18 @@ PAGE = 200
 REVIEW_MAX = 10_000  # disagreements opened as one review queue
 
 
+@dataclass
 class ReviewIds(Message):
-    def __init__(self, ids: list[str], error: str | None = None) -> None:
-        super().__init__()
-        self.ids, self.error = ids, error
+    ids: list[str]
+    error: str | None = None
 
 
+@dataclass
 class AgreementLoaded(Message):
-    def __init__(self, lines: list[str] | None, names: list[str], disagreements: list[tuple[str, list[str]]],
-                 error: str | None = None) -> None:
-        super().__init__()
-        self.lines, self.names, self.disagreements, self.error = lines, names, disagreements, error
+    lines: list[str] | None
+    names: list[str]
+    disagreements: list[tuple[str, list[str]]]
+    error: str | None = None
 
 
 class AgreementScreen(Screen[None]):

@@ -11,6 +11,7 @@ with ``iofold-tui undo-version``), ``x`` swaps the sides.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, cast
 
@@ -53,22 +54,24 @@ FLIP_ROWS = (("fixed", "fixed", "contradiction under A → agreement under B"),
 
 
 
+@dataclass
 class Compared(Message):
-    def __init__(self, cmp: Comparison | None, error: str | None, elapsed_ms: float) -> None:
-        super().__init__()
-        self.cmp, self.error, self.elapsed_ms = cmp, error, elapsed_ms
+    cmp: Comparison | None
+    error: str | None
+    elapsed_ms: float
 
 
+@dataclass
 class QueueReady(Message):
-    def __init__(self, ids: list[str], more: bool, title: str) -> None:
-        super().__init__()
-        self.ids, self.more, self.title = ids, more, title
+    ids: list[str]
+    more: bool
+    title: str
 
 
+@dataclass
 class Promoted(Message):
-    def __init__(self, text: str, ok: bool) -> None:
-        super().__init__()
-        self.text, self.ok = text, ok
+    text: str
+    ok: bool
 
 
 class FlipList(Widget, can_focus=True):
@@ -81,10 +84,9 @@ class FlipList(Widget, can_focus=True):
     DEFAULT_CSS = "FlipList { height: auto; margin: 1 0 0 0; padding: 0 1; }"
     cursor: reactive[int] = reactive(0)
 
+    @dataclass
     class Chosen(Message):
-        def __init__(self, kind: str) -> None:
-            super().__init__()
-            self.kind = kind
+        kind: str
 
     def __init__(self, *, id: str | None = None) -> None:  # ``id`` shadows the builtin: Textual's name
         super().__init__(id=id)

@@ -56,10 +56,10 @@ class JobsLoaded:
     starts: list[JobCursor | None] | None = None
 
 
+@dataclass
 class DetailReady(Message):
-    def __init__(self, job: JobRow, parts: dict[str, JobPayload]) -> None:
-        super().__init__()
-        self.job, self.parts = job, parts
+    job: JobRow
+    parts: dict[str, JobPayload]
 
 
 def progress_text(job: JobRow, width: int = 10) -> Text:

@@ -41,16 +41,17 @@ class ConflictRow:
     output_preview: object
 
 
+@dataclass
 class ConflictsLoaded(Message):
-    def __init__(self, rows: list[ConflictRow] | None, error: str | None = None) -> None:
-        super().__init__()
-        self.rows, self.error = rows, error
+    rows: list[ConflictRow] | None
+    error: str | None = None
 
 
+@dataclass
 class ConflictResolved(Message):
-    def __init__(self, key: tuple[str, str], choice: str, error: str | None = None) -> None:
-        super().__init__()
-        self.key, self.choice, self.error = key, choice, error
+    key: tuple[str, str]
+    choice: str
+    error: str | None = None
 
 
 def _label(rating: object, notes: object) -> Text:
