@@ -185,3 +185,18 @@ def test_a_read_that_scanned_many_rows_is_kept_longer_and_still_dropped_on_a_cha
     cache.clear()
     assert cache.get(("SELECT count(*) FROM traces WHERE x", ())) is None
 
+
+
+def test_a_launch_that_read_less_does_not_replace_a_fuller_launch_recording(tmp_path: Path) -> None:
+    """A launch quit before its rows (or opened offline) records only the schema reads: replaying that
+    next time would cost the first page a round trip again."""
+    import json
+
+    from iofold_tui.data.source.d1.remote import _fewer_than_saved
+
+    saved = tmp_path / "x.warm.json"
+    saved.write_text(json.dumps({"database_id": "d", "statements": [["SELECT 1", []], ["SELECT ?", [2]]]}))
+    assert _fewer_than_saved(saved, [("SELECT 1", [])])
+    assert not _fewer_than_saved(saved, [("SELECT 1", []), ("SELECT ?", [2])])  # the same: rewritten
+    assert not _fewer_than_saved(saved, [("SELECT 1", []), ("SELECT 3", [])])  # a different launch
+    assert not _fewer_than_saved(tmp_path / "none.json", [("SELECT 1", [])])

@@ -60,6 +60,17 @@ _DATA_VERSION = re.compile(r"^\s*PRAGMA\s+(?:main\.)?data_version\s*;?\s*$", re.
 # D1's own tables (_cf_…): PRAGMAs on them are not authorized
 _CF_PRAGMA = re.compile(r"^\s*PRAGMA\s+(?:main\.)?\w+\s*\(\s*[\"'`\[]?_cf_", re.IGNORECASE)
 _REFUSED = re.compile(r"^\s*(CREATE\s+(TEMP|TEMPORARY)\b|ATTACH\b|DETACH\b|VACUUM\b)|\btemp\.", re.IGNORECASE)
+def _fewer_than_saved(path: Path, items: list[tuple[str, list[Any]]]) -> bool:
+    """``items`` is a strict subset of the recording saved at ``path``."""
+    try:
+        saved = json.loads(path.read_text())["statements"]
+        old = {(str(sql), json.dumps(params)) for sql, params in saved}
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    new = {(sql, json.dumps(params)) for sql, params in items}
+    return new < old
+
+
 class Remote:
     """What every connection of one remote source shares: the client, the page cache, the change probe."""
 
@@ -87,6 +98,8 @@ class Remote:
 
         def save() -> None:
             items, self._recording = self._recording or [], None
+            if _fewer_than_saved(path, items):
+                return  # a launch quit early (or offline) must not replace a fuller recording
             with contextlib.suppress(OSError, TypeError, ValueError):
                 tmp = path.with_name(path.name + ".tmp")
                 tmp.write_text(json.dumps({"database_id": database_id, "statements": items[:WARM_MAX]}))
