@@ -325,7 +325,8 @@ class LabelQueue:
         n = len(self.pending)
         text = f"⧗ {n:,} label{'s' if n != 1 else ''} pending"
         if self.waiting_s >= 1:
-            text += f" (db locked {self.waiting_s:.0f} s)"
+            what = "D1 unreachable" if getattr(self.store, "remote", None) is not None else "db locked"
+            text += f" ({what} {self.waiting_s:.0f} s)"
         return text
 
 

@@ -94,17 +94,29 @@ class PaneHeader(SteadyStatic):
     """
 
     def show(self, title: str, context: Sequence[str], status: Text | str = "", pane_keys: str = "") -> None:
+        width = self.size.width or (self.app.size.width if self.is_attached else 0)
+        parts = [one_line(part, 60) for part in context if part]
+        short = f"   {pane_keys} ?" if pane_keys else ""
+        if width:  # one line, never two: the first context parts give way (down to 12 cells each), so the
+            # last ones — the source's state, labels pending — stay whole
+            room = width - 2 - (len(title) + 2) - len(short) - 2 * len(parts)
+            for i, part in enumerate(parts):
+                excess = sum(len(p) for p in parts) - room
+                if excess <= 0:
+                    break
+                if len(part) > 12:
+                    parts[i] = part[:max(11, len(part) - excess - 1)] + "…"
         line = Text()
         line.append(f" {title} ", style="bold reverse")
-        for part in context:
-            if part:
-                line.append("  ")
-                line.append(one_line(part, 60), style="bold")
-        if pane_keys:  # on a narrow terminal the short form, so the first line does not wrap
+        for part in parts:
+            line.append("  ")
+            line.append(part, style="bold")
+        if pane_keys:  # on a narrow terminal the short form
             wide = f"   panes: {pane_keys} · ? keys"
-            width = self.size.width or (self.app.size.width if self.is_attached else 0)
             fits = not width or line.cell_len + len(wide) <= width - 2
-            line.append(wide if fits else f"   {pane_keys} ?", style="dim")
+            line.append(wide if fits else short, style="dim")
+        if width and line.cell_len > width - 2:
+            line.truncate(width - 2, overflow="ellipsis")
         if status:
             line.append("\n")
             line.append(status if isinstance(status, Text) else Text(status))
