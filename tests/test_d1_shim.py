@@ -200,3 +200,29 @@ def test_a_launch_that_read_less_does_not_replace_a_fuller_launch_recording(tmp_
     assert not _fewer_than_saved(saved, [("SELECT 1", []), ("SELECT ?", [2])])  # the same: rewritten
     assert not _fewer_than_saved(saved, [("SELECT 1", []), ("SELECT 3", [])])  # a different launch
     assert not _fewer_than_saved(tmp_path / "none.json", [("SELECT 1", [])])
+
+
+@pytest.mark.parametrize("workspaces", [1, 2])
+def test_the_first_launch_guess_reads_the_page_the_list_asks_for(seed_db: Path, workspaces: int) -> None:
+    """first_launch.py: the statement sent (eval set chosen in SQL) returns the rows of the list's own
+    statement for the eval set the app picks from the catalog rows (the same rule, in Python)."""
+    from iofold_tui.data.source.d1 import first_launch as fl
+
+    conn = sqlite3.connect(seed_db)
+    if workspaces == 2:  # a workspace sorting first, with an eval set of its own
+        conn.execute("INSERT INTO workspaces (id, name, created_at) "
+                     "VALUES ('ws_a', '0 first by name', '2025-01-01')")
+        conn.execute("INSERT INTO eval_sets (id, workspace_id, name, created_at, updated_at) "
+                     "VALUES ('set_zz', 'ws_a', 'zz last by name', '2025-01-01', '2025-01-01')")
+    guess = fl.first_page_guess()
+    assert guess is not None
+    text, _values, sent, sent_values = guess
+    results = [Result([], [], {})]  # the schema statement in front of FIRST_LAUNCH_READS
+    for sql, params in fl.FIRST_LAUNCH_READS:
+        cur = conn.execute(sql, params)
+        results.append(Result([d[0] for d in cur.description or ()], [tuple(r) for r in cur.fetchall()], {}))
+    chosen = fl.app_eval_set(results)
+    assert chosen == ("set_zz" if workspaces == 2 else "set_response_quality")
+    key = fl.page_key(guess, chosen)
+    assert key[0] == text and chosen in key[1]
+    assert conn.execute(sent, sent_values).fetchall() == conn.execute(key[0], key[1]).fetchall()

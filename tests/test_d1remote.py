@@ -549,15 +549,16 @@ def test_a_later_launch_replays_the_first_launchs_reads_in_one_request(
     assert second.db.remote.client.stats.requests == 1
 
 
-def test_a_first_launch_ever_is_the_name_lookup_one_batch_and_the_first_page(
+def test_a_first_launch_ever_is_the_name_lookup_and_one_batch_with_the_first_page(
         env: D1Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With nothing recorded yet, the reads every launch makes go with the schema in one batch; and the app's
-    launch still asks exactly those texts (else FIRST_LAUNCH_READS is stale and first launches slow down)."""
+    """With nothing recorded yet, the reads every launch makes and a guess at the first page go with the
+    schema in one batch; the app's launch still asks exactly those texts (else FIRST_LAUNCH_READS or the
+    guess is stale and first launches slow down)."""
     import asyncio
 
     import iofold_tui.data.source.d1.remote as mod
     from iofold_tui.data import paths
-    from iofold_tui.data.source.d1.opening import FIRST_LAUNCH_READS
+    from iofold_tui.data.source.d1.first_launch import FIRST_LAUNCH_READS
     from iofold_tui.ui.app import IofoldApp
 
     for f in (paths.data_dir() / "d1").glob("*.warm.json"):
@@ -584,9 +585,16 @@ def test_a_first_launch_ever_is_the_name_lookup_one_batch_and_the_first_page(
             return int(stats.requests)
 
     on_screen = asyncio.run(run())
-    assert on_screen <= 4, on_screen  # + the first page (its parameters come from the catalog) + the probe
+    # the first page was guessed in the batch (first_launch.py): at most the change probe came after it
+    assert on_screen <= 3, on_screen
     missing = [q for q in FIRST_LAUNCH_READS if q not in asked]
     assert not missing, f"the app no longer reads these at launch: {missing}"
+    # ...and the guessed page is exactly what the list's own statement reads
+    page = next((sql, params) for sql, params in asked if "LEFT JOIN feedback" in sql)
+    remote = opened.db.remote
+    cached = remote.cache.get(page, stale_ok=True)
+    assert cached is not None and cached.rows
+    assert remote.run(page[0], list(page[1]), cached=False).rows == cached.rows
 
 
 def test_connections_are_reused_across_threads_and_a_closed_idle_one_is_replaced_silently(

@@ -182,6 +182,9 @@ def trace_exists(conn: sqlite3.Connection, trace_id: str) -> bool:
     return row is not None
 
 
+PAGE_ROWS = 100  # the trace list's page (a live D1's first launch guesses its first page with it)
+
+
 class TraceQuery:
     """Pages of traces matching one filter. Each method is one indexed range query."""
 

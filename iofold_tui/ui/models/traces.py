@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
 from iofold_tui.data.db import Database
-from iofold_tui.data.traces.query import TraceFilter, TracePage, TraceQuery, total_traces
+from iofold_tui.data.traces.query import PAGE_ROWS, TraceFilter, TracePage, TraceQuery, total_traces
 from iofold_tui.ui.models.traces_search import REGEX_PREFIX, ScanState
 
 if TYPE_CHECKING:
     from iofold_tui.data.search.order import Ordered, OrderedQuery
 
-PAGE_SIZE = 100
+PAGE_SIZE = PAGE_ROWS
 # A jump lands in a part of the file nothing has read yet: a page there costs a few random reads per row
 # (previews sit after the large steps column), so it reads one screenful; the pages on either side come
 # from the read-ahead as usual.

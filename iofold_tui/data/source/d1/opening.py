@@ -15,6 +15,12 @@ from typing import Any, cast
 from iofold_tui.data import paths
 from iofold_tui.data.source.d1.api import D1Error, Result
 from iofold_tui.data.source.d1.client import D1Client
+from iofold_tui.data.source.d1.first_launch import (
+    FIRST_LAUNCH_READS,
+    app_eval_set,
+    first_page_guess,
+    page_key,
+)
 from iofold_tui.data.source.d1.offline import load_offline, offline_path
 from iofold_tui.data.source.d1.params import is_read
 from iofold_tui.data.source.d1.remote import WARM_MAX, Remote, RemoteDatabase
@@ -78,21 +84,6 @@ def _fill_schema(remote: Remote, res: Result) -> None:
             remote.cache.put((form, ()), Result(cols, rows, {}))
 
 
-# What every launch on an iofold schema reads before its first page (beside each table's columns, which come
-# from _SCHEMA_SQL): with no recording yet, these go in the launch's one batch, so a first launch ever costs
-# the name lookup, that batch and the first page (whose parameters come from the catalog read here).
-# tests/test_d1remote.py checks that a launch of the app still sends exactly these texts.
-FIRST_LAUNCH_READS: tuple[tuple[str, tuple[Any, ...]], ...] = (
-    ("select name from sqlite_master where type = 'table'", ()),
-    ("select name from sqlite_master where type = 'view'", ()),
-    ("select sql from sqlite_master where name = ?", ("eval_comparison",)),
-    ("SELECT id, name FROM workspaces ORDER BY name, id", ()),
-    ("SELECT id, workspace_id, name, description, minimum_examples FROM eval_sets ORDER BY name, id", ()),
-    ('SELECT rowid FROM "traces" LIMIT 0', ()),
-    ("SELECT count(*) FROM traces", ()),
-)
-
-
 def warm_up(remote: Remote, warm_path: Path) -> None:
     """The launch in (usually) ONE round trip: the schema and the reads the previous launch made (recorded in
     ``warm_path``) go as one ``/raw`` batch and land in the page cache; the panes then find them there.
@@ -103,11 +94,15 @@ def warm_up(remote: Remote, warm_path: Path) -> None:
         loaded = json.loads(warm_path.read_text())
         saved = loaded if isinstance(loaded, dict) else {}
     statements: list[tuple[str, list[Any]]] = [(_SCHEMA_SQL, [])]
+    guess = None
     if isinstance(saved.get("statements"), list):
         statements += [(str(sql), list(params)) for sql, params in saved["statements"][:WARM_MAX]
                        if isinstance(params, list) and is_read(str(sql))]
-    else:
+    else:  # a first launch ever: what every launch reads, and a guess at the first page (first_launch.py)
         statements += [(sql, list(params)) for sql, params in FIRST_LAUNCH_READS]
+        guess = first_page_guess()
+        if guess is not None:
+            statements.append((guess[2], guess[3]))
     if not client.database_id:
         client.database_id = (str(saved.get("database_id") or "")
                               or client.resolve_database(client.database_name))
@@ -130,8 +125,14 @@ def warm_up(remote: Remote, warm_path: Path) -> None:
             if again.kind not in ("sql", "limit"):
                 raise
             return  # pragma_table_info not allowed there: each PRAGMA goes on its own
-        statements = statements[:1]
+        statements, guess = statements[:1], None
     _fill_schema(remote, results[0])
+    if guess is not None and len(results) == len(statements):
+        statements.pop()
+        page = results.pop()
+        chosen = app_eval_set(results)
+        if chosen is not None:
+            remote.cache.put(page_key(guess, chosen), page)
     for (sql, params), res in zip(statements[1:], results[1:], strict=False):
         remote.cache.put((sql, tuple(params)), res)
 
