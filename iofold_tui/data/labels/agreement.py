@@ -32,8 +32,8 @@ from typing import Any
 
 from iofold_tui.data import introspect
 from iofold_tui.data.labels.kappa import cohen, fleiss, undefined
-from iofold_tui.data.labels.label_file import RATINGS
 from iofold_tui.data.matrix.stats import MatrixStats
+from iofold_tui.data.ratings import RATINGS
 
 _VALID = "rating IN ('positive', 'negative', 'neutral')"
 
@@ -217,7 +217,7 @@ class AgreementSession:
         return any(sorted(cols) == ["eval_set_id", "trace_id"] for cols in keys)
 
     def _pair(self, dist: list[tuple[int, int]], i: int, j: int) -> dict[str, Any]:
-        table = {r: {c: 0 for c in RATINGS} for r in RATINGS}
+        table: dict[str, dict[str, int]] = {r: {c: 0 for c in RATINGS} for r in RATINGS}
         for v, n in dist:
             a, b = (v >> 2 * i) & 3, (v >> 2 * j) & 3
             if a and b:

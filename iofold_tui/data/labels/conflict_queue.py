@@ -20,9 +20,9 @@ from typing import Any
 
 from iofold_tui.data import paths
 from iofold_tui.data.labels.history import FeedbackRow, LabelChange
-from iofold_tui.data.labels.label_file import RATINGS
 from iofold_tui.data.labels.store import LabelStore
 from iofold_tui.data.labels.store_types import new_feedback_id
+from iofold_tui.data.ratings import RATINGS
 
 CHOICES = ("mine", "theirs", *RATINGS)
 

@@ -30,8 +30,9 @@ from typing import Any, Literal
 from iofold_tui.data.db import tolerant
 from iofold_tui.data.errors import SourceError
 from iofold_tui.data.labels.history import FeedbackRow, Step
-from iofold_tui.data.labels.label_file import RATINGS, LabelRow, LineError, read_label_file, sniff_format
+from iofold_tui.data.labels.label_file import LabelRow, LineError, read_label_file, sniff_format
 from iofold_tui.data.labels.store import LabelStore
+from iofold_tui.data.ratings import RATINGS
 from iofold_tui.data.sanitize import one_line
 
 Prefer = Literal["mine", "theirs"]

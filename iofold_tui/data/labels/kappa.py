@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
 
-from iofold_tui.data.labels.label_file import RATINGS
 from iofold_tui.data.matrix.stats import Metric
+from iofold_tui.data.ratings import RATINGS
 
 
 def na(reason: str) -> Metric:

@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from iofold_tui.data.ratings import RATINGS
 from iofold_tui.data.sanitize import one_line
 
-RATINGS = ("positive", "negative", "neutral")
 REQUIRED = ("eval_set_id", "trace_id", "rating")
 KNOWN = frozenset({*REQUIRED, "action", "notes", "changed_at", "feedback_id", "annotator"})
 PATCH_MARK = "-- iofold-tui label patch"

@@ -63,7 +63,6 @@ from iofold_tui.data.labels.store_types import (
     LabelWriteError,
     LockedError,
     NoLabelError,
-    Rating,
     Unchanged,
     UndoConflictError,
     WritePlan,
@@ -71,6 +70,7 @@ from iofold_tui.data.labels.store_types import (
     new_feedback_id,
     utc_now,
 )
+from iofold_tui.data.ratings import Rating
 from iofold_tui.data.sanitize import one_line
 
 

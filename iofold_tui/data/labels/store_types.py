@@ -9,12 +9,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
 
 from iofold_tui.data.labels.history import FeedbackRow, Intent, Step
-
-Rating = Literal["positive", "negative", "neutral"]
-RATINGS: frozenset[str] = frozenset({"positive", "negative", "neutral"})
+from iofold_tui.data.ratings import RATINGS
 
 
 class Unchanged:

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from iofold_tui.data.db import rowid_column, with_rowid
+from iofold_tui.data.ratings import RATINGS
 from iofold_tui.data.traces import keyset
 from iofold_tui.data.values import show_number, to_bool, to_count
 
-RATINGS = ("positive", "negative", "neutral")
 RATING_STATES = ("unlabelled", *RATINGS)
 
 
