@@ -3,6 +3,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,3 +49,41 @@ def seed_conn(seed_db: Path) -> Iterator[sqlite3.Connection]:
     conn.row_factory = sqlite3.Row
     yield conn
     conn.close()
+
+
+# -- the live-D1 stand-in (tests/fixtures/d1_api_worker under ``wrangler dev --local``) ----------------
+@pytest.fixture(scope="module")
+def api() -> Iterator[Any]:
+    """One seeded server per test module that asks for it (~10 s to start)."""
+    from _d1_helpers import seed
+    from d1_api_tools import D1Api
+
+    server = D1Api().start()
+    try:
+        seed(server)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def env(api: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The app pointed at ``api`` with a read-write token; no faults injected."""
+    from d1_api_tools import ACCOUNT, TOKEN_RW
+
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN_RW)
+    monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", ACCOUNT)
+    monkeypatch.setenv("IOFOLD_D1_API_BASE", api.api_base)
+    api.faults()
+    return api
+
+
+@pytest.fixture
+def proxy(api: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A TCP proxy in front of ``api`` that can drop connections and take the network down."""
+    from d1_api_tools import FaultProxy
+
+    p = FaultProxy(api.port)
+    monkeypatch.setenv("IOFOLD_D1_API_BASE", p.api_base)
+    yield p
+    p.close()
