@@ -123,6 +123,17 @@ def source_argument(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.argument("source", required=False)(fn)
 
 
+# ``-o/--output`` of the commands that write a D1 patch (export-labels, export-evals): a file or stdout.
+patch_output_option = click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default="-",
+    show_default=True,
+    help="Where to write the patch ('-' for stdout).",
+)
+
+
 def _set_api_base(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     if value:
         os.environ["IOFOLD_D1_API_BASE"] = value  # read by data/source/d1/client.py

@@ -73,16 +73,14 @@ def push_cmd(copy: str, target: str, dry_run: bool) -> None:
     from iofold_tui.data.errors import SourceError
     from iofold_tui.data.labels.history import LabelHistory
     from iofold_tui.data.labels.patch import describe_conflict, load_net_changes, state_json
-    from iofold_tui.data.labels.store import LabelStore
+    from iofold_tui.data.labels.remote_store import label_store_for
     from iofold_tui.data.source.d1.api import D1Error
     from iofold_tui.data.source.d1.pull import push
     from iofold_tui.data.text import plural
 
     opened = open_any(copy, read_only=True)
     refuse_live(opened, "push COPY")
-    store = LabelStore(
-        opened.db.path, history_path=opened.history_path, read_only_reason=opened.read_only_reason
-    )
+    store = label_store_for(opened)
     try:
         net = load_net_changes(store)
     finally:

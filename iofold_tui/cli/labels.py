@@ -9,19 +9,20 @@ from typing import Any, cast
 
 import click
 
-from iofold_tui.cli.common import fail, guard_database, guarded, open_any, refuse_live, source_argument
+from iofold_tui.cli.common import (
+    fail,
+    guard_database,
+    guarded,
+    open_any,
+    patch_output_option,
+    refuse_live,
+    source_argument,
+)
 
 
 @click.command("export-labels")
 @source_argument
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, allow_dash=True),
-    default="-",
-    show_default=True,
-    help="Where to write the patch ('-' for stdout).",
-)
+@patch_output_option
 @click.option("--since", help="Only changes after this time (ISO-8601, e.g. 2025-11-01 or 2025-11-01T12:00).")
 @click.option("--format", "fmt", type=click.Choice(["sql", "csv", "jsonl"]), default="sql", show_default=True)
 @click.option(
@@ -40,7 +41,7 @@ def export_labels(source: str | None, demo: bool, output: str, since: str | None
     from datetime import datetime
 
     from iofold_tui.data.labels.patch import Format, write_changes
-    from iofold_tui.data.labels.store import LabelStore
+    from iofold_tui.data.labels.remote_store import label_store_for
     from iofold_tui.data.text import plural
 
     since_dt = None
@@ -54,9 +55,7 @@ def export_labels(source: str | None, demo: bool, output: str, since: str | None
     if check is not None:
         _check_labels(opened, check, since_dt)
         return
-    store = LabelStore(
-        opened.db.path, history_path=opened.history_path, read_only_reason=opened.read_only_reason
-    )
+    store = label_store_for(opened)
     try:
         if output == "-":
             summary = write_changes(store, sys.stdout, since=since_dt, fmt=cast(Format, fmt))
@@ -85,12 +84,10 @@ def stranded_notice(opened: Any, source: str | None) -> None:
 def _check_labels(opened: Any, remote_source: str, since: Any) -> None:
     """``export-labels --check``: what the patch would do to a newer copy of the D1 database."""
     from iofold_tui.data.labels.patch import check_against, describe_conflict, load_net_changes
-    from iofold_tui.data.labels.store import LabelStore
+    from iofold_tui.data.labels.remote_store import label_store_for
     from iofold_tui.data.text import plural
 
-    store = LabelStore(
-        opened.db.path, history_path=opened.history_path, read_only_reason=opened.read_only_reason
-    )
+    store = label_store_for(opened)
     try:
         net = load_net_changes(store, since)
     finally:
@@ -131,7 +128,7 @@ def carry_labels_cmd(source: str, from_file: str | None, dry_run: bool) -> None:
 def carry_into(opened: Any, source: str, from_file: Path | None, *, dry_run: bool) -> None:
     from iofold_tui.data.labels.carry import carry_labels, check_opened
     from iofold_tui.data.labels.patch import describe_conflict
-    from iofold_tui.data.labels.store import LabelStore
+    from iofold_tui.data.labels.remote_store import label_store_for
     from iofold_tui.data.text import plural
 
     report = check_opened(opened, export_file=from_file)
@@ -151,9 +148,7 @@ def carry_into(opened: Any, source: str, from_file: Path | None, *, dry_run: boo
         return
     if opened.read_only_reason:
         fail(f"{source}: cannot carry labels: {opened.read_only_reason}")
-    store = LabelStore(
-        opened.db.path, history_path=opened.history_path, read_only_reason=opened.read_only_reason
-    )
+    store = label_store_for(opened)
     try:
         result = carry_labels(store, report)
     finally:

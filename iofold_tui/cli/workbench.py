@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from iofold_tui.cli.common import fail, guarded, open_any, source_argument
+from iofold_tui.cli.common import fail, guarded, open_any, patch_output_option, source_argument
 
 SHOWN_FLIPS = 20
 
@@ -156,14 +156,7 @@ def compare_cmd(source: str | None, demo: bool, eval_a: str | None, eval_b: str 
 
 @click.command("export-evals")
 @click.argument("source")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, allow_dash=True),
-    default="-",
-    show_default=True,
-    help="Where to write the patch ('-' for stdout).",
-)
+@patch_output_option
 @click.option(
     "--since", help="Only versions made after this time (ISO-8601, e.g. 2025-11-01T12:00; naive = UTC)."
 )

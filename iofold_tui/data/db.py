@@ -280,3 +280,24 @@ class Database:
             self._all.clear()
             self._watch = None
         self._local = threading.local()  # the other threads' references go with it
+
+
+def file_fingerprint(db_path: Path | None) -> list[int | str]:
+    """Size, mtime and header of a database file and its -wal: any commit moves one of them. Caches of
+    figures computed from the file key on it. mtime alone can miss a write in the same clock tick, so the
+    headers are read too: the database's file change counter moves on every rollback-mode commit, the
+    -wal header's salts and checkpoint sequence whenever the WAL restarts (appends change its size).
+    No file (None): a value equal to no other, so nothing is reused."""
+    if db_path is None:
+        return [time.time_ns()]
+    out: list[int | str] = []
+    for path, (offset, size) in ((Path(db_path), (24, 4)), (Path(f"{db_path}-wal"), (0, 32))):
+        try:
+            st = path.stat()
+            with path.open("rb") as fh:
+                fh.seek(offset)
+                head = fh.read(size).hex()
+            out += [st.st_size, st.st_mtime_ns, head]
+        except OSError:
+            out += [-1, -1, ""]
+    return out

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from iofold_tui.data.db import file_fingerprint
 from iofold_tui.data.matrix.comparison_view import comparison_source
-from iofold_tui.data.matrix.report import _fingerprint
 from iofold_tui.data.matrix.stats import METRICS, RATINGS, STATES, MatrixStats
 from iofold_tui.data.paths import cache_dir, path_key
 
@@ -292,7 +292,7 @@ def cached_only(
     if db_path is None:
         return None
     path = Path(db_path).resolve()
-    return _from_cache(conn, path, _fingerprint(path), eval_a, eval_b)
+    return _from_cache(conn, path, file_fingerprint(path), eval_a, eval_b)
 
 
 def cached_compare(
@@ -303,13 +303,13 @@ def cached_compare(
     if db_path is None:
         return compare(conn, eval_a, eval_b)
     path = Path(db_path).resolve()
-    fingerprint = _fingerprint(path)
+    fingerprint = file_fingerprint(path)
     cmp = _from_cache(conn, path, fingerprint, eval_a, eval_b)
     if cmp is not None:
         return cmp
     cmp = compare(conn, eval_a, eval_b)
     file = _cache_file(path, eval_a, eval_b)
-    if _fingerprint(path) == fingerprint:
+    if file_fingerprint(path) == fingerprint:
         file.parent.mkdir(parents=True, exist_ok=True)
         tmp = file.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"format": CACHE_FORMAT, "fingerprint": fingerprint,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from iofold_tui.data.db import file_fingerprint
 from iofold_tui.data.labels.counts import RATED, label_counts
 from iofold_tui.data.matrix.comparison_view import comparison_source
 from iofold_tui.data.matrix.stats import (
@@ -141,26 +142,6 @@ class CachedStats:
     hit: bool
 
 
-def _fingerprint(db_path: Path) -> list[int | str]:
-    """Size, mtime and header of the database and its -wal.
-
-    mtime alone can miss a write in the same clock tick, so the headers are read too: the database's
-    file change counter moves on every rollback-mode commit, and the -wal header's salts and
-    checkpoint sequence move whenever the WAL restarts (appends change its size).
-    """
-    out: list[int | str] = []
-    for path, header in ((db_path, (24, 4)), (Path(f"{db_path}-wal"), (0, 32))):
-        try:
-            st = path.stat()
-            with path.open("rb") as fh:
-                fh.seek(header[0])
-                head = fh.read(header[1]).hex()
-            out += [st.st_size, st.st_mtime_ns, head]
-        except FileNotFoundError:
-            out += [-1, -1, ""]
-    return out
-
-
 def _cache_file(db_path: Path, eval_set_id: str, eval_ids: Sequence[str] | None) -> Path:
     scope = json.dumps([eval_set_id, sorted(eval_ids) if eval_ids is not None else None])
     digest = hashlib.sha256(scope.encode()).hexdigest()[:16]
@@ -178,7 +159,7 @@ def cached_stats(conn: sqlite3.Connection, db_path: Path | str | None, eval_set_
         return CachedStats(compute_stats(conn, eval_set_id, eval_ids), False)
     path = Path(db_path).resolve()
     file = _cache_file(path, eval_set_id, eval_ids)
-    fingerprint = _fingerprint(path)
+    fingerprint = file_fingerprint(path)
     try:
         data = json.loads(file.read_text())
         if data.get("format") == CACHE_FORMAT and data.get("fingerprint") == fingerprint:
@@ -186,7 +167,7 @@ def cached_stats(conn: sqlite3.Connection, db_path: Path | str | None, eval_set_
     except (OSError, ValueError, KeyError, TypeError):
         pass  # missing or unreadable cache: recompute
     stats = compute_stats(conn, eval_set_id, eval_ids)
-    if _fingerprint(path) == fingerprint:  # don't cache numbers computed while the file changed
+    if file_fingerprint(path) == fingerprint:  # don't cache numbers computed while the file changed
         file.parent.mkdir(parents=True, exist_ok=True)
         tmp = file.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"format": CACHE_FORMAT, "db": str(path), "fingerprint": fingerprint,

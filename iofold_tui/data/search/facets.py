@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from iofold_tui.data.db import file_fingerprint
 from iofold_tui.data.labels.counts import rating_rows
 from iofold_tui.data.search.index import SearchIndex
 from iofold_tui.data.traces.query import TraceFilter, _where
@@ -44,20 +45,6 @@ class Facet:
     cached: bool = False
     note: str | None = None
     scope: dict[str, str] = field(default_factory=dict)  # eval_set_id / eval_id the facet is about
-
-
-def db_fingerprint(db_path: Path | None) -> list[Any]:
-    """Size and mtime of the database and its -wal: any commit moves one of them."""
-    if db_path is None:
-        return [time.time_ns()]  # no file: never reuse
-    out: list[Any] = []
-    for p in (Path(db_path), Path(f"{db_path}-wal")):
-        try:
-            st = p.stat()
-            out += [st.st_size, st.st_mtime_ns]
-        except OSError:
-            out += [-1, -1]
-    return out
 
 
 def trace_count(db: sqlite3.Connection) -> int:
@@ -140,7 +127,7 @@ def facet(db: sqlite3.Connection, name: str, *, db_path: Path | None = None, ind
         scope.pop("eval_id", None)
     if name in ("verdict",):
         scope.pop("eval_set_id", None)
-    stamp = json.dumps([db_fingerprint(db_path), index.stamp() if index is not None else ""])
+    stamp = json.dumps([file_fingerprint(db_path), index.stamp() if index is not None else ""])
     key = hashlib.sha256(json.dumps([name, scope, limit, str(db_path)]).encode()).hexdigest()[:24]
     memo = _MEMO.get(key)
     if memo is not None and memo[0] == stamp:
@@ -176,7 +163,7 @@ def _filtered_facet(db: sqlite3.Connection, name: str, flt: TraceFilter, index: 
     scope = {k: v for k, v in (("eval_set_id", eval_set_id), ("eval_id", eval_id)) if v}
     if name in ("rating", "verdict"):
         scope.pop("eval_id" if name == "rating" else "eval_set_id", None)
-    stamp = json.dumps([db_fingerprint(db_path), index.stamp() if index is not None else ""])
+    stamp = json.dumps([file_fingerprint(db_path), index.stamp() if index is not None else ""])
     key = "flt:" + hashlib.sha256(repr((name, scope, limit, str(db_path), flt)).encode()).hexdigest()[:24]
     memo = _MEMO.get(key)
     if memo is not None and memo[0] == stamp:

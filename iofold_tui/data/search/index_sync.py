@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from iofold_tui.data import introspect
-from iofold_tui.data.db import quote_ident, write_txn
+from iofold_tui.data.db import file_fingerprint, quote_ident, write_txn
 from iofold_tui.data.search.extract import COLUMNS, extract_all
 from iofold_tui.data.search.scan import SELECT_RAW
 
@@ -387,16 +387,7 @@ def _file_stamp(db: sqlite3.Connection) -> list[Any]:
         row = next((r for r in db.execute("PRAGMA database_list") if r[1] == "main"), None)
     except sqlite3.DatabaseError:
         return [time.time_ns()]
-    if row is None or not row[2]:
-        return [time.time_ns()]  # never equal: always check
-    out: list[Any] = []
-    for p in (Path(row[2]), Path(f"{row[2]}-wal")):
-        try:
-            st = p.stat()
-            out += [st.st_size, st.st_mtime_ns]
-        except OSError:
-            out += [-1, -1]
-    return out
+    return file_fingerprint(Path(row[2]) if row is not None and row[2] else None)
 
 
 def _ranges(rowids: list[int]) -> list[tuple[int, int]]:

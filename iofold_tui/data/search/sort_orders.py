@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from iofold_tui.data.db import write_txn
-from iofold_tui.data.search.facets import db_fingerprint, trace_count
+from iofold_tui.data.db import file_fingerprint, write_txn
+from iofold_tui.data.search.facets import trace_count
 from iofold_tui.data.search.index import SearchIndex
 
 
@@ -78,7 +78,7 @@ def prepare_contradicted(db: sqlite3.Connection, index: SearchIndex, eval_set_id
     conn.execute("CREATE TABLE IF NOT EXISTS contra(eval_set TEXT NOT NULL, rid INTEGER NOT NULL, ts, "
                  "n INTEGER NOT NULL, PRIMARY KEY(eval_set, rid)) WITHOUT ROWID")
     conn.execute("CREATE INDEX IF NOT EXISTS contra_order ON contra(eval_set, n DESC, ts DESC, rid)")
-    stamp = json.dumps(db_fingerprint(db_path))
+    stamp = json.dumps(file_fingerprint(db_path))
     key = f"contra:{eval_set_id}"
     row = conn.execute("SELECT stamp, value FROM cache WHERE key = ?", (key,)).fetchone()
     if row is not None and row[0] == stamp:

@@ -25,6 +25,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
+from iofold_tui.data.db import file_fingerprint
 from iofold_tui.data.inspect.checks import KINDS as WARNING_KINDS
 from iofold_tui.data.inspect.checks import DataWarning, detect_warnings
 from iofold_tui.data.inspect.overview import Overview, overview
@@ -44,7 +45,7 @@ from iofold_tui.ui.panes.sql import show_sql, workspace_scope
 from iofold_tui.ui.text import cell
 
 WARNINGS_TTL_S = 60.0
-Fingerprint = tuple[int, int, int, int]
+Fingerprint = list[int | str]
 CachedWarnings = tuple[float, Fingerprint, list[DataWarning], list[str]]  # when, fingerprint, found, notes
 
 
@@ -60,14 +61,7 @@ class WarningCache:
 
     @staticmethod
     def fingerprint(path: Path) -> Fingerprint:
-        parts: list[int] = []
-        for p in (path, path.with_name(path.name + "-wal")):
-            try:
-                st = p.stat()
-                parts += [st.st_size, st.st_mtime_ns]
-            except OSError:
-                parts += [-1, -1]
-        return parts[0], parts[1], parts[2], parts[3]
+        return file_fingerprint(path)
 
     def get(self, path: Path, ws: str | None) -> tuple[list[DataWarning], list[str]] | None:
         item = self._items.get((str(path), ws))

@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from iofold_tui.data.source.d1.api import (
@@ -271,18 +271,12 @@ class D1Client:
     def raw_batch(self, statements: Sequence[tuple[str, Sequence[Any]]], *, retries: int = 3) -> list[Result]:
         """Read statements through ``/raw`` as batches (``{"batch": [...]}``): one round trip per chunk."""
         out: list[Result] = []
-        for i in range(0, len(statements), MAX_STATEMENTS):
-            chunk = statements[i:i + MAX_STATEMENTS]
-            for sql, params in chunk:
-                _check_statement(sql, params)
-            body = {"batch": [{"sql": s, "params": [_param(p) for p in ps]} for s, ps in chunk]}
-            doc = self.request("POST", self._db_path("raw"), body, retries=retries)
-            for res in _results(doc, len(chunk)):
-                rb = res.get("results") or {}
-                meta = res.get("meta") or {}
-                self._count(meta)
-                out.append(Result([str(c) for c in rb.get("columns") or []],
-                                  [tuple(_value(v) for v in r) for r in rb.get("rows") or []], meta))
+        for res in self._batches("raw", statements, MAX_STATEMENTS, retries):
+            rb = res.get("results") or {}
+            meta = res.get("meta") or {}
+            self._count(meta)
+            out.append(Result([str(c) for c in rb.get("columns") or []],
+                              [tuple(_value(v) for v in r) for r in rb.get("rows") or []], meta))
         return out
 
     def batch(self, statements: Sequence[tuple[str, Sequence[Any]]], *, retries: int = 3,
@@ -291,20 +285,26 @@ class D1Client:
         (each chunk atomic on its own); ``atomic``: all in ONE request, never split."""
         out: list[Result] = []
         step = max(len(statements), 1) if atomic else MAX_STATEMENTS
+        for res in self._batches("query", statements, step, retries):
+            objs = res.get("results") or []
+            cols = list(objs[0].keys()) if objs and isinstance(objs[0], dict) else []
+            rows = [tuple(_value(o.get(c)) for c in cols) for o in objs if isinstance(o, dict)]
+            meta = res.get("meta") or {}
+            self._count(meta)
+            out.append(Result(cols, rows, meta))
+        return out
+
+    def _batches(self, endpoint: str, statements: Sequence[tuple[str, Sequence[Any]]], step: int,
+                 retries: int) -> Iterator[dict[str, Any]]:
+        """Each statement's result object, sent ``step`` statements per ``{"batch": [...]}`` request to
+        ``endpoint`` (raw | query); every statement is checked against D1's limits before its request."""
         for i in range(0, len(statements), step):
             chunk = statements[i:i + step]
             for sql, params in chunk:
                 _check_statement(sql, params)
             body = {"batch": [{"sql": s, "params": [_param(p) for p in ps]} for s, ps in chunk]}
-            doc = self.request("POST", self._db_path("query"), body, retries=retries)
-            for res in _results(doc, len(chunk)):
-                objs = res.get("results") or []
-                cols = list(objs[0].keys()) if objs and isinstance(objs[0], dict) else []
-                rows = [tuple(_value(o.get(c)) for c in cols) for o in objs if isinstance(o, dict)]
-                meta = res.get("meta") or {}
-                self._count(meta)
-                out.append(Result(cols, rows, meta))
-        return out
+            doc = self.request("POST", self._db_path(endpoint), body, retries=retries)
+            yield from _results(doc, len(chunk))
 
     def _count(self, meta: dict[str, Any]) -> None:
         with self._lock:
