@@ -7,23 +7,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from test_matrix import _build
+from _matrix_db import fresh_stats
 from textual.widgets import Static
 
-from iofold_tui.data.matrix.stats import compute_stats
-from iofold_tui.data.paths import schema_dir
 from iofold_tui.data.source.loader import open_source
 from iofold_tui.ui.app import IofoldApp
 from iofold_tui.ui.panes.matrix import MatrixPane
-
-
-def build_template(path: Path) -> Path:
-    """The hand-computed database of test_matrix.py at ``path``."""
-    conn = sqlite3.connect(path)
-    conn.executescript((schema_dir() / "schema.sql").read_text())
-    conn.close()
-    _build(path)
-    return path
 
 
 def make_app(db: Path, pane: str = "matrix") -> IofoldApp:
@@ -64,14 +53,6 @@ def rating(db: Path, trace: str) -> str | None:
         row = conn.execute("SELECT rating FROM feedback WHERE eval_set_id = 'S' AND trace_id = ?",
                            (trace,)).fetchone()
         return row[0] if row else None
-    finally:
-        conn.close()
-
-
-def fresh_stats(db: Path) -> dict[str, dict[str, object]]:
-    conn = sqlite3.connect(db)
-    try:
-        return {s.eval_id: s.to_dict() for s in compute_stats(conn, "S")}
     finally:
         conn.close()
 

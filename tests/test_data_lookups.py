@@ -8,23 +8,17 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from test_matrix import _build
+from _matrix_db import build_matrix_db
 
 from iofold_tui.data.evals import lookup as evals
 from iofold_tui.data.labels.lookup import feedback_row
-from iofold_tui.data.paths import schema_dir
 from iofold_tui.data.source.eval_sets import EvalSetError, insert_eval_set
 from iofold_tui.data.traces import lookup as traces
 
 
 @pytest.fixture
 def conn(tmp_path: Path) -> sqlite3.Connection:
-    path = tmp_path / "lookups.sqlite"
-    c = sqlite3.connect(path)
-    c.executescript((schema_dir() / "schema.sql").read_text())
-    c.close()
-    _build(path)
-    return sqlite3.connect(path)
+    return sqlite3.connect(build_matrix_db(tmp_path / "lookups.sqlite"))
 
 
 def test_eval_lookups(conn: sqlite3.Connection) -> None:

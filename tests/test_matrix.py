@@ -1,4 +1,4 @@
-"""The contradiction matrix core against numbers computed by hand.
+"""The contradiction matrix core against numbers computed by hand (the database: tests/_matrix_db.py).
 
 The database (built from schema/schema.sql): eval set S ("quality") with versions v1/v2, eval sets O
 and P that label some of the same traces (conflicting), an eval in O. Per trace of S:
@@ -38,6 +38,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from _matrix_db import LABELS, NEWEST_FIRST, build_matrix_db
 
 from iofold_tui.data.matrix import grid
 from iofold_tui.data.matrix import report as mx
@@ -51,97 +52,12 @@ from iofold_tui.data.matrix.comparison_view import (
 from iofold_tui.data.matrix.confusion import cells_for_confusion
 from iofold_tui.data.matrix.grid_query import MatrixQuery
 from iofold_tui.data.matrix.stats import MatrixStats
-from iofold_tui.data.paths import schema_dir
-
-LABELS = {  # trace -> {set: rating}
-    "t01": {"S": "positive", "O": "negative"},
-    "t02": {"S": "positive"},
-    "t03": {"S": "negative", "O": "positive"},
-    "t04": {"S": "negative"},
-    "t05": {"S": "neutral", "O": "positive"},
-    "t06": {"S": "positive"},
-    "t07": {"O": "positive", "P": "negative"},
-    "t08": {},
-    "t09": {"S": "negative", "O": "negative"},
-    "t10": {"S": "positive"},
-    "t11": {"O": "negative"},
-    "t12": {"S": "negative", "O": "neutral"},
-    "t13": {"S": "negative"},
-}
-RUNS = {  # eval -> {trace: "pass" | "fail" | "error"}
-    "v1": {"t01": "pass", "t02": "fail", "t03": "pass", "t04": "fail", "t05": "pass", "t06": "error",
-           "t07": "fail", "t08": "pass", "t10": "pass", "t12": "fail", "t13": "pass"},
-    "v2": {"t01": "pass", "t02": "pass", "t03": "fail", "t04": "fail", "t05": "fail", "t06": "pass",
-           "t07": "pass", "t08": "error", "t09": "fail", "t12": "pass", "t13": "pass"},
-    "o1": {"t01": "pass", "t03": "fail", "t11": "error", "t02": "pass"},
-}
-STORED = {"v1": (0.9, 6, 11), "v2": (0.75, 2, 12), "o1": (None, 0, 0)}  # accuracy, contradictions, executions
-SET_OF = {"v1": "S", "v2": "S", "o1": "O"}
-NEWEST_FIRST = ["t13", "t12", "t10", "t09", "t08", "t07", "t05", "t06", "t04", "t03", "t02", "t01"]
-
-
-def _ts(trace: str) -> str:
-    day = 5 if trace == "t06" else int(trace[1:])  # t05 and t06 share a timestamp: rowid breaks the tie
-    return f"2025-01-{day:02d}T00:00:00Z"
-
-
-def _build(path: Path) -> None:
-    conn = sqlite3.connect(path)
-    conn.executescript("""
-        INSERT INTO workspaces (id, name) VALUES ('ws', 'W');
-        INSERT INTO integrations (id, workspace_id, platform, name, api_key_encrypted)
-            VALUES ('int', 'ws', 'langfuse', 'lf', 'k');
-        INSERT INTO eval_sets (id, workspace_id, name)
-            VALUES ('S', 'ws', 'quality'), ('O', 'ws', 'other'), ('P', 'ws', 'third');
-    """)
-    for trace in sorted(LABELS):
-        source = "openai" if trace in ("t02", "t12") else "langfuse"
-        preview = "needle in here" if trace in ("t03", "t08") else f"input {trace}"
-        conn.execute(
-            "INSERT INTO traces (id, workspace_id, integration_id, trace_id, source, timestamp, steps, "
-            "input_preview, output_preview) VALUES (?, 'ws', 'int', ?, ?, ?, '[]', ?, ?)",
-            (trace, f"ext-{trace}", source, _ts(trace), preview, f"output {trace}"),
-        )
-        for eval_set, rating in LABELS[trace].items():
-            conn.execute(
-                "INSERT INTO feedback (id, eval_set_id, trace_id, rating, notes) VALUES (?, ?, ?, ?, ?)",
-                (f"fb_{eval_set}_{trace}", eval_set, trace, rating, f"note {eval_set} {trace}"),
-            )
-    for version, eval_id in enumerate(("v1", "v2", "o1"), start=1):
-        accuracy, contradictions, executions = STORED[eval_id]
-        conn.execute(
-            "INSERT INTO evals (id, eval_set_id, name, version, code, model_used, accuracy, "
-            "contradiction_count, execution_count) VALUES (?, ?, 'quality', ?, 'def quality(t): ...', 'm', "
-            "?, ?, ?)",
-            (eval_id, SET_OF[eval_id], version, accuracy, contradictions, executions),
-        )
-        for trace, outcome in RUNS[eval_id].items():
-            conn.execute(
-                "INSERT INTO eval_executions (id, eval_id, trace_id, result, reason, execution_time_ms, "
-                "error) "
-                "VALUES (?, ?, ?, ?, ?, 5, ?)",
-                (
-                    f"ex_{eval_id}_{trace}",
-                    eval_id,
-                    trace,
-                    1 if outcome == "pass" else 0,
-                    f"reason {eval_id} {trace}",
-                    "Timeout after 5s" if outcome == "error" else None,
-                ),
-            )
-    conn.commit()
-    conn.close()
 
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Built once per module (fsyncs are slow), copied for every test."""
-    path = tmp_path_factory.mktemp("matrix") / "template.sqlite"
-    conn = sqlite3.connect(path)
-    conn.executescript((schema_dir() / "schema.sql").read_text())
-    conn.close()
-    _build(path)
-    return path
+    return build_matrix_db(tmp_path_factory.mktemp("matrix") / "template.sqlite")
 
 
 @pytest.fixture

@@ -9,13 +9,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from test_matrix import NEWEST_FIRST, _build
+from _matrix_db import NEWEST_FIRST, build_matrix_db, fresh_stats
 
 from iofold_tui.data.db import Database
 from iofold_tui.data.evals import lookup
 from iofold_tui.data.matrix import freshness
-from iofold_tui.data.matrix.stats import compute_stats
-from iofold_tui.data.paths import schema_dir
 from iofold_tui.ui.models import matrix as model_mod
 from iofold_tui.ui.models.matrix import MatrixModel
 from iofold_tui.ui.models.matrix_layout import grid_layout
@@ -24,12 +22,7 @@ from iofold_tui.ui.models.matrix_results import EvalLocated, GridNote, MoveTo, P
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("matrix-model") / "template.sqlite"
-    conn = sqlite3.connect(path)
-    conn.executescript((schema_dir() / "schema.sql").read_text())
-    conn.close()
-    _build(path)
-    return path
+    return build_matrix_db(tmp_path_factory.mktemp("matrix-model") / "template.sqlite")
 
 
 @pytest.fixture
@@ -47,14 +40,6 @@ def opened(db: Path) -> MatrixModel:
     loaded = m.stats_job()()  # type: ignore[misc]
     assert isinstance(loaded, StatsLoaded) and m.stats_loaded(loaded) is False
     return m
-
-
-def fresh(db: Path) -> dict[str, dict[str, object]]:
-    conn = sqlite3.connect(db)
-    try:
-        return {s.eval_id: s.to_dict() for s in compute_stats(conn, "S")}
-    finally:
-        conn.close()
 
 
 def shown(m: MatrixModel) -> dict[str, dict[str, object]]:
@@ -78,7 +63,7 @@ def test_open_set_pages_and_versions(db: Path) -> None:
     assert [v.id for v in m.versions] == ["v1", "v2"] and m.page is not None
     assert [r.trace_id for r in m.page.rows] == NEWEST_FIRST
     assert m.titles() == {"v1": "v1", "v2": "v2"} and m.stats is not None
-    assert shown(m) == fresh(db)
+    assert shown(m) == fresh_stats(db)
     m.close()
 
 
@@ -89,13 +74,13 @@ def test_relabel_delta_equals_a_recompute_and_a_stale_delta_is_not_applied(db: P
     assert job is not None and m.relabels_in_flight == 1
     result = job()
     assert m.relabel_done(result) == "applied" and m.relabels_in_flight == 0 and m.relabelled
-    assert shown(m) == fresh(db)
+    assert shown(m) == fresh_stats(db)
     # a delta computed against statistics that were replaced meanwhile is dropped, not applied twice
     old = relabel_in_db(db, "t13", "positive")
     stale = m.relabel_job([("t13", old, "positive")])()  # type: ignore[misc]
     reloaded = m.stats_job()()  # type: ignore[misc]
     assert reloaded is not None and m.stats_loaded(reloaded) is False
-    assert m.relabel_done(stale) == "stale" and shown(m) == fresh(db)
+    assert m.relabel_done(stale) == "stale" and shown(m) == fresh_stats(db)
     m.close()
 
 

@@ -9,8 +9,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from _matrix_db import NEWEST_FIRST, build_matrix_db
 from _matrix_helpers import (
-    build_template,
     cursor,
     goto_row,
     grid_cell,
@@ -20,7 +20,6 @@ from _matrix_helpers import (
     row_ids,
     stat,
 )
-from test_matrix import NEWEST_FIRST
 from textual.widgets import Input, Static
 
 from iofold_tui.data.source.loader import open_source
@@ -34,7 +33,7 @@ from iofold_tui.ui.screenshot import settle
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_template(tmp_path_factory.mktemp("matrix-pane") / "template.sqlite")
+    return build_matrix_db(tmp_path_factory.mktemp("matrix-pane") / "template.sqlite")
 
 
 @pytest.fixture

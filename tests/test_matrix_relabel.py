@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _matrix_db import build_matrix_db
 from _matrix_helpers import (
     assert_stats_match_db,
-    build_template,
     goto_row,
     grid_cell,
     make_app,
@@ -30,7 +30,7 @@ from iofold_tui.ui.screenshot import settle
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_template(tmp_path_factory.mktemp("matrix-relabel") / "template.sqlite")
+    return build_matrix_db(tmp_path_factory.mktemp("matrix-relabel") / "template.sqlite")
 
 
 @pytest.fixture
