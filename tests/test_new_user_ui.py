@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from _review_helpers import add_unlabelled, feedback, finish, make_app
-from conftest import build_db
 from textual.widgets import DataTable, Static, TextArea
 
 from iofold_tui.data.source.loader import open_source
@@ -41,21 +40,6 @@ def _notes(app: IofoldApp) -> str:
 def _columns(app: IofoldApp) -> dict[str, int]:
     table = app.screen.query_one(RowTable)
     return {str(k): c.width for k, c in table.columns.items()}
-
-
-@pytest.fixture
-def many_db(tmp_path: Path) -> Path:
-    """The seed plus 250 traces (bulk_001 oldest … bulk_250 newest, all older than the seed's five)."""
-    path = build_db(tmp_path / "many.sqlite")
-    with sqlite3.connect(path) as conn:
-        conn.execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250) "
-            "INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps, "
-            "input_preview, output_preview) "
-            "SELECT printf('bulk_%03d', i), workspace_id, id, 'ext_' || i, 'langsmith', "
-            "printf('2024-01-01T00:%02d:%02dZ', i / 60, i % 60), '[]', 'bulk question ' || i, 'bulk answer' "
-            "FROM n, integrations")
-    return path
 
 
 # -- trace list ---------------------------------------------------------------------------------------

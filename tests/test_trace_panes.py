@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
-import pytest
 from _hostile import make_hostile_db
-from conftest import build_db
 from rich.text import Text
 from textual.widgets import Input, Static, Tree
 
@@ -30,21 +27,6 @@ def _ids(app: IofoldApp) -> list[str]:
 
 def _status(app: IofoldApp) -> str:
     return str(app.screen.query_one("#pane-header", Static).render())
-
-
-@pytest.fixture
-def many_db(tmp_path: Path) -> Path:
-    path = build_db(tmp_path / "many.sqlite")
-    with sqlite3.connect(path) as conn:
-        conn.execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250) "
-            "INSERT INTO traces(id, workspace_id, integration_id, trace_id, source, timestamp, steps, "
-            "input_preview, output_preview) "
-            "SELECT printf('bulk_%03d', i), workspace_id, id, 'x' || i, 'langsmith', "
-            "printf('2024-01-01T00:%02d:%02dZ', i / 60, i % 60), "
-            "'[]', 'bulk question ' || i, 'bulk answer' FROM n, integrations"
-        )
-    return path
 
 
 async def test_list_shows_rows_and_honest_counts(seed_db: Path) -> None:
