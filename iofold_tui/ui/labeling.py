@@ -325,8 +325,7 @@ class LabelQueue:
         n = len(self.pending)
         text = f"⧗ {n:,} label{'s' if n != 1 else ''} pending"
         if self.waiting_s >= 1:
-            what = "D1 unreachable" if getattr(self.store, "remote", None) is not None else "db locked"
-            text += f" ({what} {self.waiting_s:.0f} s)"
+            text += f" ({self.store.WAITING_ON} {self.waiting_s:.0f} s)"
         return text
 
 

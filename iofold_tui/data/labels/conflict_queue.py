@@ -78,9 +78,14 @@ def _save(db_path: Path, items: list[QueuedConflict]) -> None:
 def add_conflicts(db_path: Path, items: list[Any], origin: str, at: str) -> int:
     """Queue ``items`` (ImportItem conflicts); a key already queued is replaced by the newer one. Returns
     the queue's length."""
+    return queue_conflicts(db_path, [QueuedConflict(i.eval_set_id, i.trace_id, origin, i.rating, i.notes,
+                                                    i.annotator, at) for i in items])
+
+
+def queue_conflicts(db_path: Path, conflicts: list[QueuedConflict]) -> int:
+    """Queue ``conflicts``; a key already queued is replaced by the newer one. Returns the queue's length."""
     queue = {c.key: c for c in load_conflicts(db_path)}
-    for i in items:
-        c = QueuedConflict(i.eval_set_id, i.trace_id, origin, i.rating, i.notes, i.annotator, at)
+    for c in conflicts:
         queue.pop(c.key, None)
         queue[c.key] = c
     _save(db_path, list(queue.values()))

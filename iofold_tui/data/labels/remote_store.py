@@ -25,7 +25,6 @@ import json
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -90,18 +89,6 @@ def _row_of(result: Any) -> FeedbackRow | None:
         return None
     r = result.rows[0]
     return FeedbackRow(r[0], r[1], r[2], r[3], r[4])
-
-
-@dataclass(frozen=True)
-class _Alternative:
-    """A label that lost to a colleague's newer one, in the shape ``add_conflicts`` reads (an import's
-    item)."""
-
-    eval_set_id: str
-    trace_id: str
-    rating: str | None
-    notes: str | None
-    annotator: str
 
 
 class LabelConflictError(LabelWriteError):
@@ -190,6 +177,8 @@ def plan_statements(writes: list[tuple[str, str, FeedbackRow | None, FeedbackRow
 
 class RemoteLabelStore(LabelStore):
     """``LabelStore`` for ``d1://`` sources (see the module docstring). Same methods, same sidecar."""
+
+    WAITING_ON = "D1 unreachable"  # busy here means the network, 429 or 5xx, never a lock
 
     def __init__(self, remote: Remote, placeholder: Path, *, history_path: Path,
                  read_only_reason: str | None = None, max_wait_s: float = 30.0,
@@ -333,18 +322,17 @@ class RemoteLabelStore(LabelStore):
         """The key that lost to a colleague's newer label goes to the conflict queue as the alternative
         ("theirs" there: what this key wanted; "mine": the row as D1 has it), so it can still be taken in
         one key later, not only read once in a notification."""
-        from iofold_tui.data.labels.conflict_queue import add_conflicts
+        from iofold_tui.data.labels.conflict_queue import QueuedConflict, queue_conflicts
 
         assert intent.eval_set_id is not None and intent.trace_id is not None
         rating = intent.rating if intent.kind == "label" else (current.rating if current else None)
         keep_notes = intent.kind == "label" and not intent.note_set
         notes = (current.notes if current else None) if keep_notes else intent.note
-        me = annotator_name(self.db_path)
-        wanted = _Alternative(intent.eval_set_id, intent.trace_id, rating, notes, me)
+        origin = f"your key at {_stamp19(intent.created_at)} (a colleague's label was newer)"
+        wanted = QueuedConflict(intent.eval_set_id, intent.trace_id, origin, rating, notes,
+                                annotator_name(self.db_path), _stamp19(utc_now().isoformat(sep=" ")))
         with contextlib.suppress(OSError):
-            add_conflicts(self.db_path, [wanted],
-                          f"your key at {_stamp19(intent.created_at)} (a colleague's label was newer)",
-                          _stamp19(utc_now().isoformat(sep=" ")))
+            queue_conflicts(self.db_path, [wanted])
 
     def close(self) -> None:
         with self._lock:

@@ -77,6 +77,8 @@ from iofold_tui.data.sanitize import one_line
 class LabelStore(LabelStoreBase):
     """Labels of one database. Thread-safe (one lock); each write is committed before it returns."""
 
+    WAITING_ON = "db locked"  # what a queued label waits for (the header's "pending (db locked 12 s)")
+
     def __init__(self, db_path: Path, *, history_path: Path, read_only_reason: str | None = None,
                  busy_timeout_s: float = 5.0, max_wait_s: float = 30.0,
                  clock: Callable[[], datetime] = utc_now) -> None:
