@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from iofold_tui.data.source.d1.api import D1Error, Result, scrub
@@ -226,3 +226,27 @@ def test_the_first_launch_guess_reads_the_page_the_list_asks_for(seed_db: Path, 
     key = fl.page_key(guess, chosen)
     assert key[0] == text and chosen in key[1]
     assert conn.execute(sent, sent_values).fetchall() == conn.execute(key[0], key[1]).fetchall()
+
+
+# lone surrogates too (a D1 JSON answer can carry them)
+SURROGATES = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, exclude_categories=())
+ANY_TEXT = st.text(st.one_of(st.characters(), SURROGATES))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.integers(min_value=-(2**63), max_value=2**63 - 1),
+                          st.floats(allow_nan=False), ANY_TEXT, st.binary()), max_size=6))
+@example(["a\ud800", b"\x00\xff", None, 2**63 - 1, -0.0])
+def test_what_an_offline_launch_saved_comes_back_value_for_value(values: list[Any]) -> None:
+    """Every SQLite value a launch read (NULL, 64-bit ints, floats, any text — lone surrogates too —,
+    BLOBs) is kept exactly, for that database only."""
+    import tempfile
+
+    from iofold_tui.data.source.d1.offline import load_offline, save_offline
+
+    path = Path(tempfile.mkdtemp()) / "x.offline.json"
+    save_offline(path, "db", [("SELECT ?", values, Result(["a"], [tuple(values)], {}))])
+    [(sql, params, res)] = load_offline(path, "db")
+    assert (sql, params, res.rows) == ("SELECT ?", values, [tuple(values)])
+    assert load_offline(path, "another db") == []
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left

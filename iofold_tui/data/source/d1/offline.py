@@ -41,13 +41,17 @@ def save_offline(path: Path, database_id: str, entries: list[Entry]) -> None:
     doc = {"database_id": database_id, "entries": [
         {"sql": sql, "params": [_value(p) for p in params], "columns": list(res.columns),
          "rows": [[_value(v) for v in row] for row in res.rows]} for sql, params, res in entries]}
-    with contextlib.suppress(OSError, TypeError, ValueError):
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        text = json.dumps(doc).encode("ascii")  # \u escapes: lone surrogates in a TEXT value come back too
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, ensure_ascii=False)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text)
         os.replace(tmp, path)
+    except (OSError, TypeError, ValueError):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def load_offline(path: Path, database_id: str) -> list[Entry]:
